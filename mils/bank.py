@@ -1,0 +1,169 @@
+"""Initial caption banks: load, build, generate, and embed once per (scorer, bank).
+
+A bank is a deduplicated tuple of texts plus its provenance (where it came from, which model,
+prompt and seed wrote it). Its text embeddings are the one expensive step of MILS that does not
+depend on the sample, so they are computed once and cached on disk under a key made of the
+scorer's fingerprint and the bank's content hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from mils.parsing import normalise, parse_candidates
+from mils.protocols import Generator, Scorer
+from mils.seeding import derive_seed
+
+log = logging.getLogger(__name__)
+
+BANK_PROMPT = """Write {per_class} different short image descriptions of photos that show a {class_name}.
+Vary the scene, the viewpoint, the other objects and the setting, as real photo captions do.
+Put each description in a different line, with a counter at the beginning (e.g. "1. ..."), and keep them very short (up to 10 words).
+"""
+"""Bank-generation prompt (the paper's recipe: an LLM writes N captions per ImageNet class)."""
+
+
+@dataclass(frozen=True)
+class Bank:
+    texts: tuple[str, ...]
+    provenance: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.texts:
+            raise ValueError(f"a caption bank needs at least one text (provenance: {self.provenance})")
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def content_hash(self) -> str:
+        return hashlib.sha256("\n".join(self.texts).encode()).hexdigest()[:16]
+
+    def subsample(self, size: int, seed: int) -> "Bank":
+        """A fixed random subset (bank-size ablations); order follows the original bank."""
+        if size >= len(self):
+            return self
+        keep = np.sort(np.random.default_rng(seed).choice(len(self), size, replace=False))
+        return Bank(
+            tuple(self.texts[i] for i in keep),
+            {**self.provenance, "subsample": size, "subsample_seed": seed},
+        )
+
+
+def dedup(texts: Sequence[str]) -> tuple[str, ...]:
+    """Drop blanks and duplicates (by :func:`normalise`), keeping the first spelling."""
+    seen: set[str] = set()
+    out = []
+    for text in texts:
+        text = text.strip()
+        key = normalise(text)
+        if key and key not in seen:
+            seen.add(key)
+            out.append(text)
+    return tuple(out)
+
+
+def _provenance_path(path: Path) -> Path:
+    return path.with_name(path.name + ".provenance.json")
+
+
+def load_bank(path: str | Path) -> Bank:
+    """A bank from a text file, one caption per line (the MILS release format)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"caption bank not found: {path}")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise ValueError(f"caption bank {path} is not UTF-8 text: {err}") from err
+    texts = dedup(lines)
+    if not texts:
+        raise ValueError(f"caption bank {path} has no non-empty lines")
+    provenance = {"source": str(path), "lines": len(lines)}
+    sidecar = _provenance_path(path)
+    if sidecar.is_file():
+        provenance = {**json.loads(sidecar.read_text()), **provenance}
+    return Bank(texts, provenance)
+
+
+def save_bank(bank: Bank, path: str | Path) -> Path:
+    """Write the texts and a ``.provenance.json`` sidecar next to them."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(bank.texts) + "\n", encoding="utf-8")
+    _provenance_path(path).write_text(json.dumps(bank.provenance, indent=2) + "\n")
+    return path
+
+
+def template_bank(class_names: Sequence[str], templates: Sequence[str]) -> Bank:
+    """CLIP-style bank: every template (with a ``{}`` slot) filled with every class name."""
+    texts = dedup([t.format(c) for c in class_names for t in templates])
+    return Bank(texts, {"source": "templates", "templates": list(templates), "classes": len(class_names)})
+
+
+def generate_bank(
+    generator: Generator,
+    class_names: Sequence[str],
+    per_class: int,
+    seed: int,
+    batch_size: int = 8,
+    generator_name: str = "",
+    prompt: str = BANK_PROMPT,
+) -> Bank:
+    """The paper's recipe: ask the LLM for ``per_class`` captions per class, dedup, keep provenance."""
+    texts: list[str] = []
+    empty: list[str] = []
+    for start in tqdm(range(0, len(class_names), batch_size), desc="bank", unit="batch"):
+        names = class_names[start : start + batch_size]
+        prompts = [prompt.format(per_class=per_class, class_name=n) for n in names]
+        replies = generator.generate(prompts, [derive_seed(seed, "bank", n) for n in names])
+        for name, reply in zip(names, replies):
+            found = parse_candidates(reply)[:per_class]
+            texts.extend(found)
+            if not found:
+                empty.append(name)
+    if empty:
+        log.warning("bank generation: no usable caption for %d classes: %s", len(empty), empty[:10])
+    provenance = {
+        "source": "generated",
+        "generator": generator_name,
+        "prompt": prompt,
+        "seed": seed,
+        "per_class": per_class,
+        "classes": len(class_names),
+        "classes_without_captions": empty,
+    }
+    return Bank(dedup(texts), provenance)
+
+
+def bank_embeddings(
+    scorer: Scorer, bank: Bank, cache_dir: str | Path | None, chunk: int = 256
+) -> np.ndarray:
+    """Text embeddings of the whole bank, from the disk cache when present."""
+    cache_file = None
+    if cache_dir is not None:
+        key = hashlib.sha256(f"{scorer.fingerprint()}|{bank.content_hash()}".encode()).hexdigest()[:24]
+        cache_file = Path(cache_dir) / f"bank-{key}.npy"
+        if cache_file.is_file():
+            emb = np.load(cache_file)
+            if emb.shape[0] == len(bank):
+                return emb
+            log.warning("ignoring stale bank cache %s (%d rows, bank has %d)", cache_file, emb.shape[0], len(bank))
+    parts = []
+    for start in tqdm(range(0, len(bank), chunk), desc="encode bank", unit="chunk", leave=False):
+        parts.append(np.asarray(scorer.embed_texts(bank.texts[start : start + chunk]), np.float32))
+    emb = np.concatenate(parts)
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, emb)
+        os.replace(tmp, cache_file)  # atomic: a killed run never leaves a half-written cache
+    return emb

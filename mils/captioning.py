@@ -1,0 +1,114 @@
+"""Build the components a config names and caption a list of samples with them.
+
+This is the entry point that the CLI, the demo and (later) the Prefect tasks wrap.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from mils import registry
+from mils.bank import Bank, bank_embeddings, load_bank, template_bank
+from mils.config import BankConfig, GeneratorConfig, RunConfig, ScorerConfig
+from mils.loop import LoopOptions, Optimiser, PhaseTimer, SampleResult
+from mils.media import MediaError, load_image
+from mils.profiles import IMAGENET_TEMPLATES
+from mils.prompts import get_template
+from mils.protocols import Generator, Sample, Scorer
+
+log = logging.getLogger(__name__)
+
+
+def build_generator(cfg: GeneratorConfig, cache_dir: Path) -> Generator:
+    import mils.generators  # noqa: F401  (registers the built-in generators)
+
+    return registry.create("generator", cfg.backend, cache_dir=cache_dir, **cfg.model_dump(exclude={"backend"}))
+
+
+def build_scorer(cfg: ScorerConfig) -> Scorer:
+    import mils.scorers  # noqa: F401  (registers the built-in scorers)
+
+    return registry.create("scorer", cfg.name, **cfg.options)
+
+
+def build_bank(cfg: BankConfig) -> Bank:
+    if cfg.path is not None:
+        bank = load_bank(Path(cfg.path).expanduser())
+    else:
+        from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
+        bank = template_bank(IMAGENET_CLASSNAMES, IMAGENET_TEMPLATES)
+    return bank.subsample(cfg.subsample, cfg.subsample_seed) if cfg.subsample else bank
+
+
+def check_media(samples: Sequence[Sample]) -> tuple[list[Sample], dict[str, str]]:
+    """Split samples into readable ones and {sample id: error} for the rest (checked up front,
+    so one bad file never costs the batch it would have run in)."""
+    good, bad = [], {}
+    for sample in samples:
+        try:
+            load_image(sample.media)
+        except MediaError as err:
+            bad[sample.id] = str(err)
+        else:
+            good.append(sample)
+    return good, bad
+
+
+@dataclass
+class CaptionRun:
+    results: list[SampleResult]
+    failed: dict[str, str]
+    timings: dict[str, float]
+    bank: Bank
+    config: RunConfig
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Captioner:
+    """Loads the models once; caption as many sample lists as you like with them."""
+
+    def __init__(self, config: RunConfig, generator: Generator | None = None, scorer: Scorer | None = None):
+        self.config = config
+        self.timer = PhaseTimer()
+        cache = config.cache_path()
+        with self.timer("model_loading"):
+            self.scorer = scorer or build_scorer(config.scorer)
+            self.generator = generator or build_generator(config.generator, cache)
+        self.bank = build_bank(config.bank)
+        with self.timer("bank_encoding"):
+            bank_emb = bank_embeddings(self.scorer, self.bank, cache / "banks")
+        self.optimiser = Optimiser(
+            self.generator, self.scorer, get_template(config.task), self.bank.texts, bank_emb,
+            config.loop.options(), self.timer,
+        )
+
+    def caption(self, samples: Sequence[Sample], progress: bool = True) -> CaptionRun:
+        good, failed = check_media(samples)
+        for sample_id, error in failed.items():
+            log.error("skipping %s: %s", sample_id, error)
+        steps = self.config.loop.steps
+        with tqdm(total=len(good) * max(steps, 1), desc="MILS", unit="sample-step", disable=not progress) as bar:
+            start = time.perf_counter()
+            results = self.optimiser.run_batched(good, self.config.batch_size, bar if steps else None)
+            self.timer.seconds["loop_total"] += time.perf_counter() - start
+            if not steps:
+                bar.update(len(good))
+        return CaptionRun(results, failed, dict(self.timer.seconds), self.bank, self.config)
+
+
+def loop_overhead(timings: dict[str, float]) -> float:
+    """Share of the loop's wall time not spent in the models (the 'everything else')."""
+    model_time = sum(timings.get(k, 0.0) for k in ("sample_embedding", "bank_scoring", "generation", "candidate_scoring"))
+    total = timings.get("loop_total", 0.0)
+    return float(np.clip((total - model_time) / total, 0, 1)) if total else float("nan")
+
+
+__all__ = ["CaptionRun", "Captioner", "LoopOptions", "build_bank", "build_generator", "build_scorer", "check_media"]

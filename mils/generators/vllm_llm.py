@@ -1,0 +1,36 @@
+"""Optional vLLM generator for GPU users (``pip install vllm``); same contract as transformers.
+
+vLLM takes a seed per request, so replies are batch-independent without extra work.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from mils.generators.transformers_llm import SamplingOptions
+
+
+class VLLMGenerator:
+    def __init__(self, model: str, sampling: SamplingOptions = SamplingOptions(), **engine_args) -> None:
+        try:
+            from vllm import LLM
+        except ImportError as err:
+            raise ImportError(
+                "the 'vllm' generator needs the vllm package (GPU only): pip install vllm"
+            ) from err
+        self.llm = LLM(model=model, **engine_args)
+        self.sampling = sampling
+
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]:
+        from vllm import SamplingParams
+
+        params = [
+            SamplingParams(
+                temperature=self.sampling.temperature, top_p=self.sampling.top_p,
+                max_tokens=self.sampling.max_new_tokens, seed=int(seed) % (2**31),
+            )
+            for seed in seeds
+        ]
+        messages = [[{"role": "user", "content": p}] for p in prompts]
+        outputs = self.llm.chat(messages, params, use_tqdm=False)
+        return [o.outputs[0].text for o in outputs]

@@ -1,0 +1,228 @@
+"""The MILS optimisation loop, run in lockstep over a batch of samples.
+
+Step 0 scores the initial bank (a matrix product against cached bank embeddings) and keeps the
+top-K per sample. Every later step sends ONE batched generator call for all active samples,
+parses the replies, scores only the new candidates, and keeps the top-K of old + new.
+Randomness comes from seeds derived from (run seed, sample id, step), so a sample's result does
+not depend on the batch it ran in.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from mils.parsing import normalise, parse_candidates
+from mils.prompts import PromptTemplate
+from mils.protocols import Generator, Sample, Scorer
+from mils.seeding import derive_seed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    """Everything that shapes the optimisation (paper defaults for image captioning)."""
+
+    steps: int = 10
+    keep: int = 50
+    requested: int = 50
+    exploration: float = 0.0
+    patience: int | None = None
+    seed: int = 0
+    max_words: int = 77
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise ValueError(f"steps must be >= 0, got {self.steps}")
+        if self.keep < 1 or self.requested < 1:
+            raise ValueError(f"keep and requested must be >= 1, got keep={self.keep}, requested={self.requested}")
+        if not 0.0 <= self.exploration < 1.0:
+            raise ValueError(f"exploration is a fraction of the kept slots in [0, 1), got {self.exploration}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience (early stop) must be >= 1 or None, got {self.patience}")
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    step: int
+    best: str
+    best_score: float
+    mean_topk: float
+    new_unique: int
+    empty_reply: bool = False
+
+
+@dataclass
+class SampleResult:
+    sample_id: str
+    history: list[StepRecord]
+    kept: list[tuple[str, float]]
+    stopped_early_at: int | None = None
+    raw_replies: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def caption(self) -> str:
+        return self.history[-1].best
+
+    @property
+    def score(self) -> float:
+        return self.history[-1].best_score
+
+
+@dataclass
+class _State:
+    sample: Sample
+    kept: list[tuple[str, float]]
+    seen: set[str]
+    embedding: np.ndarray
+    history: list[StepRecord] = field(default_factory=list)
+    unchanged: int = 0
+    stopped_early_at: int | None = None
+    raw_replies: list[str] = field(default_factory=list)
+
+
+class PhaseTimer:
+    """Wall-clock seconds per named phase (for the benchmark's breakdown)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] += time.perf_counter() - start
+
+
+class Optimiser:
+    """Runs MILS for batches of samples with one generator, one scorer and one bank."""
+
+    def __init__(
+        self,
+        generator: Generator,
+        scorer: Scorer,
+        template: PromptTemplate,
+        bank_texts: Sequence[str],
+        bank_emb: np.ndarray,
+        options: LoopOptions,
+        timer: PhaseTimer | None = None,
+    ) -> None:
+        if len(bank_texts) != len(bank_emb):
+            raise ValueError(f"bank has {len(bank_texts)} texts but {len(bank_emb)} embeddings")
+        self.generator, self.scorer, self.template = generator, scorer, template
+        self.bank_texts, self.bank_emb = list(bank_texts), bank_emb
+        self.options = options
+        self.timer = timer or PhaseTimer()
+        self._sign = 1.0 if scorer.higher_is_better else -1.0
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _select(self, scores: np.ndarray, sample_id: str, step: int) -> list[int]:
+        """Indices of the kept set, best-first: the top (K - m) plus m explored from below them.
+
+        m = int(K * exploration). The top slot is never explored, so the best survives.
+        Ties break by position (bank order, then kept-before-new), never by chance.
+        """
+        k = min(self.options.keep, len(scores))
+        n_explore = int(self.options.keep * self.options.exploration)
+        order = np.argsort(-self._sign * scores, kind="stable")
+        if n_explore == 0 or len(scores) <= k:
+            return order[:k].tolist()
+        top, rest = order[: k - n_explore], order[k - n_explore :]
+        rng = np.random.default_rng(derive_seed(self.options.seed, sample_id, step, "explore"))
+        picked = np.sort(rng.choice(len(rest), size=n_explore, replace=False))
+        return top.tolist() + rest[picked].tolist()
+
+    def _record(self, state: _State, step: int, new_unique: int, empty: bool) -> None:
+        # kept[0] is the best ever seen: the top slot is never given to exploration
+        best, best_score = state.kept[0]
+        scores = [s for _, s in state.kept]
+        state.history.append(StepRecord(step, best, float(best_score), float(np.mean(scores)), new_unique, empty))
+
+    # -- the loop ------------------------------------------------------------------------------
+    def initial(self, samples: Sequence[Sample]) -> list[_State]:
+        """Step 0: embed each sample once and keep the bank's top-K."""
+        with self.timer("sample_embedding"):
+            sample_emb = np.asarray(self.scorer.embed_samples(samples), np.float32)
+        with self.timer("bank_scoring"):
+            sims = np.asarray(self.scorer.similarity(sample_emb, self.bank_emb))
+        states = []
+        for sample, row, emb in zip(samples, sims, sample_emb):
+            kept = [(self.bank_texts[i], float(row[i])) for i in self._select(row, sample.id, 0)]
+            state = _State(sample, kept, {normalise(t) for t, _ in kept}, emb)
+            self._record(state, 0, new_unique=len(kept), empty=False)
+            states.append(state)
+        return states
+
+    def step(self, states: list[_State], step: int) -> None:
+        """One lockstep step over the still-active states."""
+        active = [s for s in states if s.stopped_early_at is None]
+        if not active:
+            return
+        opts = self.options
+        with self.timer("other"):
+            prompts = [self.template.render(s.kept, opts.requested) for s in active]
+            seeds = [derive_seed(opts.seed, s.sample.id, step, "generate") for s in active]
+        with self.timer("generation"):
+            replies = self.generator.generate(prompts, seeds)
+        if len(replies) != len(active):
+            raise RuntimeError(f"generator returned {len(replies)} replies for {len(active)} prompts")
+        with self.timer("other"):
+            new_per_state = []
+            for state, reply in zip(active, replies):
+                state.raw_replies.append(reply)
+                found = parse_candidates(reply, max_words=opts.max_words)
+                fresh = [t for t in found if normalise(t) not in state.seen]
+                state.seen.update(normalise(t) for t in fresh)
+                new_per_state.append((fresh, not found))
+            all_new = [t for fresh, _ in new_per_state for t in fresh]
+        with self.timer("candidate_scoring"):
+            if all_new:
+                text_emb = np.asarray(self.scorer.embed_texts(all_new), np.float32)
+                sample_emb = np.stack([s.embedding for s in active])
+                sims = np.asarray(self.scorer.similarity(sample_emb, text_emb))
+        with self.timer("other"):
+            offset = 0
+            for row, (state, (fresh, empty)) in enumerate(zip(active, new_per_state)):
+                if empty:
+                    log.warning("sample %s step %d: LLM reply had no usable line; keeping the previous top-K",
+                                state.sample.id, step)
+                scored = [(t, float(sims[row, offset + j])) for j, t in enumerate(fresh)]
+                offset += len(fresh)
+                before = {t for t, _ in state.kept}
+                pool = state.kept + scored
+                chosen = self._select(np.array([sc for _, sc in pool]), state.sample.id, step)
+                state.kept = [pool[i] for i in chosen]
+                self._record(state, step, len(fresh), empty)
+                state.unchanged = state.unchanged + 1 if {t for t, _ in state.kept} == before else 0
+                if opts.patience is not None and state.unchanged >= opts.patience:
+                    state.stopped_early_at = step
+
+    def run_batched(self, samples: Sequence[Sample], batch_size: int, progress=None) -> list[SampleResult]:
+        """Optimise ``samples`` in consecutive batches of ``batch_size`` (input order kept)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        results: list[SampleResult] = []
+        for start in range(0, len(samples), batch_size):
+            results.extend(self.run(samples[start : start + batch_size], progress))
+        return results
+
+    def run(self, samples: Sequence[Sample], progress=None) -> list[SampleResult]:
+        """Optimise one batch of samples in lockstep; ``progress`` is an optional tqdm bar."""
+        states = self.initial(samples)
+        for step in range(1, self.options.steps + 1):
+            self.step(states, step)
+            if progress is not None:
+                progress.update(len(samples))
+                progress.set_postfix(step=step, best=f"{np.mean([s.kept[0][1] for s in states]):.3f}")
+        return [
+            SampleResult(s.sample.id, s.history, s.kept, s.stopped_early_at, s.raw_replies) for s in states
+        ]

