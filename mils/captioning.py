@@ -53,6 +53,9 @@ def check_media(samples: Sequence[Sample]) -> tuple[list[Sample], dict[str, str]
     so one bad file never costs the batch it would have run in)."""
     good, bad = [], {}
     for sample in samples:
+        if not isinstance(sample.media, Path):  # in-memory media: nothing to read
+            good.append(sample)
+            continue
         try:
             load_image(sample.media)
         except MediaError as err:

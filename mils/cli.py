@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -79,8 +80,10 @@ def cmd_caption(args: argparse.Namespace, inputs: Sequence[str] | None = None) -
 
     config = _config(args)
     paths = list(inputs if inputs is not None else args.paths)
-    captioner = Captioner(config)
-    run = captioner.caption([Sample.from_path(p) for p in paths], progress=not args.json)
+    # third-party loaders print to stdout; keep stdout for our results (JSON lines stay parseable)
+    with contextlib.redirect_stdout(sys.stderr):
+        captioner = Captioner(config)
+        run = captioner.caption([Sample.from_path(p) for p in paths], progress=not args.json)
     by_id = {r.sample_id: r for r in run.results}
     if args.json:
         for path in paths:

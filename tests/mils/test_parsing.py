@@ -1,0 +1,67 @@
+import pytest
+
+from mils.parsing import normalise, parse_candidates
+
+# Replies in the shapes SmolLM2 and Llama actually produce for the MILS prompt.
+MESSY = """Here are 8 new short image descriptions:
+
+1. A tabby cat sleeping on a sofa.
+2) "A ginger cat on a windowsill" - this adds a setting
+**3.** A cat with green eyes (close-up)
+4. 0.167: A kitten playing with yarn
+- A: A cat under a blanket
+* Description 6: A black cat in the snow
+7. a tabby cat sleeping on a sofa
+8. A cat on a sofa
+<|eot_id|>
+I hope these descriptions help!"""
+
+
+def test_messy_reply_yields_clean_candidates():
+    assert parse_candidates(MESSY) == [
+        "A tabby cat sleeping on a sofa",
+        "A ginger cat on a windowsill",
+        "A cat with green eyes",
+        "A kitten playing with yarn",
+        "A cat under a blanket",
+        "A black cat in the snow",
+        "A cat on a sofa",
+    ]
+
+
+def test_candidates_already_in_the_prompt_are_dropped():
+    found = parse_candidates(MESSY, exclude=["a cat on a sofa.", "A KITTEN playing with yarn"])
+    assert "A cat on a sofa" not in found and "A kitten playing with yarn" not in found
+    assert "A black cat in the snow" in found
+
+
+def test_reply_with_no_usable_line_gives_nothing():
+    assert parse_candidates("Sure! Here are some descriptions:\n\n") == []
+    assert parse_candidates("") == []
+    assert parse_candidates("1. ...\n2. 0.5\n3. !!") == []
+
+
+def test_plain_lines_are_used_when_no_line_has_a_counter():
+    assert parse_candidates("Sure, here you go:\nA dog on a beach\nA dog in the sea") == [
+        "A dog on a beach",
+        "A dog in the sea",
+    ]
+
+
+def test_list_lines_win_over_prose_lines():
+    reply = "The image shows a cat.\n1. A cat on a mat\n2. A cat in a box"
+    assert parse_candidates(reply) == ["A cat on a mat", "A cat in a box"]
+
+
+def test_run_on_lines_over_the_word_limit_are_dropped():
+    long = "1. " + " ".join(["word"] * 30)
+    assert parse_candidates(long + "\n2. a short one", max_words=20) == ["a short one"]
+
+
+def test_inner_periods_survive():
+    assert parse_candidates("1. Mr. Smith's dog, i.e. a pug.") == ["Mr. Smith's dog, i.e. a pug"]
+
+
+@pytest.mark.parametrize("a, b", [("A dog.", "a dog"), ('"A  dog!"', "a dog"), ("A DOG ", "a dog")])
+def test_normalise_ignores_case_spacing_and_edge_punctuation(a, b):
+    assert normalise(a) == normalise(b)

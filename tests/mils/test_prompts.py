@@ -1,0 +1,37 @@
+import pytest
+
+from mils.prompts import COMBINE_PROMPT, TEMPLATES, format_score, get_template
+from mils.registry import UnknownComponentError
+
+
+def test_scores_are_written_best_first_with_three_decimals():
+    text = get_template("image_captioning").render([("a cat", 0.31234), ("a dog", 0.2)], requested=50)
+    assert "0.312: a cat\n0.200: a dog" in text
+    assert "Generate additional 50 short image descriptions" in text
+    assert "up to 10 words" in text
+
+
+def test_every_template_renders_without_leftover_slots():
+    for name, template in TEMPLATES.items():
+        extra = {"init_description": "a red bus"} if name == "text_to_image" else {}
+        score = (0.1, 0.2) if name == "style_transfer" else 0.5
+        text = template.render([("x y", score)], requested=7, **extra)
+        assert "{" not in text and "}" not in text, name
+        assert "7" in text and "x y" in text
+
+
+def test_style_transfer_shows_both_scores_and_minimises():
+    template = get_template("style_transfer")
+    assert not template.higher_is_better
+    assert "0.100, 0.200: paint it" in template.render([("paint it", (0.1, 0.2))], 3)
+    assert format_score((1, 2.5)) == "1.000, 2.500"
+
+
+def test_combine_prompt_has_both_slots():
+    text = COMBINE_PROMPT.format(image_description="a beach", audio_description="a dog barking")
+    assert "a beach" in text and "a dog barking" in text
+
+
+def test_unknown_template_lists_known_ones():
+    with pytest.raises(UnknownComponentError, match="image_captioning.*Did you mean 'image_captioning'"):
+        get_template("image_captionin")
