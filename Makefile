@@ -15,6 +15,8 @@ export TOKENIZERS_PARALLELISM := false
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
+	# pycocoevalcap's PTB tokenizer and METEOR run Java
+	command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq default-jre-headless)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'

@@ -49,6 +49,7 @@ SAMPLE_IMAGES: dict[str, Callable[[], np.ndarray]] = {
     "china": _sklearn("china.jpg"),  # a Chinese temple among trees
     "flower": _sklearn("flower.jpg"),  # a pink flower
     "grace_hopper": _matplotlib("grace_hopper.jpg"),  # a woman in naval uniform
+    "camera": _skimage("camera"),  # a man with a camera on a tripod (greyscale)
 }
 
 
@@ -67,3 +68,14 @@ def export(directory: str | Path, names: list[str] | None = None) -> list[Path]:
             Image.fromarray(SAMPLE_IMAGES[name]()).convert("RGB").save(path, quality=92)
         paths.append(path)
     return paths
+
+
+REFERENCES = Path(__file__).parent / "data" / "sample_references.json"
+
+
+def sample_benchmark(directory: str | Path):
+    """The sample photos with their hand-written reference captions, as a Dataset."""
+    from evaluation.datasets import media_folder
+
+    export(directory)
+    return media_folder(directory, REFERENCES)

@@ -75,7 +75,7 @@ def _print_table(rows: list[tuple[str, str, float, str, float]]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(cells, widths)))
 
 
-def cmd_caption(args: argparse.Namespace, inputs: Sequence[str] | None = None) -> int:
+def cmd_caption(args: argparse.Namespace, inputs: Sequence[str] | None = None, keep_run: list | None = None) -> int:
     from mils.captioning import Captioner, loop_overhead
 
     config = _config(args)
@@ -84,6 +84,8 @@ def cmd_caption(args: argparse.Namespace, inputs: Sequence[str] | None = None) -
     with contextlib.redirect_stdout(sys.stderr):
         captioner = Captioner(config)
         run = captioner.caption([Sample.from_path(p) for p in paths], progress=not args.json)
+    if keep_run is not None:
+        keep_run.append(run)
     by_id = {r.sample_id: r for r in run.results}
     if args.json:
         for path in paths:
@@ -107,12 +109,62 @@ def cmd_caption(args: argparse.Namespace, inputs: Sequence[str] | None = None) -
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from evaluation.sample_set import export
+    from evaluation.caption_metrics import caption_metrics, format_table
+    from evaluation.sample_set import sample_benchmark
 
     directory = Path(args.out)
-    paths = export(directory)
-    print(f"captioning {len(paths)} sample photos from {directory} with the {args.profile!r} profile")
-    return cmd_caption(args, [str(p) for p in paths])
+    data = sample_benchmark(directory)
+    print(f"captioning {len(data)} sample photos from {directory} with the {args.profile!r} profile")
+    runs: list = []
+    code = cmd_caption(args, [str(s.media) for s in data.samples], keep_run=runs)
+    references = {Path(r.sample_id).name: list(s.references) for r, s in zip(runs[0].results, data.samples)}
+    for label, step in (("initial-bank best (step 0, retrieval baseline)", 0), ("MILS final", -1)):
+        predictions = {Path(r.sample_id).name: r.history[step].best for r in runs[0].results}
+        report = caption_metrics(predictions, references, metrics=["BLEU", "METEOR", "ROUGE_L", "CIDEr", "SPICE"])
+        print(f"\n{label}: {len(predictions)} photos, x100, bootstrap 95% CI")
+        print(format_table(report))
+    return code
+
+
+def _read_json_arg(path: str, what: str):
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"{what} file not found: {file}")
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{what} file {file} is not valid JSON: {err}") from err
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from evaluation.caption_metrics import caption_metrics, format_table
+
+    predictions = _read_json_arg(args.predictions, "predictions")
+    references = _read_json_arg(args.references, "references")
+    if not isinstance(predictions, dict) or not isinstance(references, dict):
+        raise ValueError("predictions must map id -> caption and references id -> [captions] (JSON objects)")
+    references = {k: [v] if isinstance(v, str) else v for k, v in references.items()}
+    report = caption_metrics(predictions, references, metrics=args.metrics, resamples=args.resamples, seed=args.seed)
+    table = report.per_sample
+    if args.bertscore_model:
+        from evaluation.bertscore import bert_scores
+
+        bert_table, bert_corpus = bert_scores(predictions, references, model=args.bertscore_model,
+                                              resamples=args.resamples, seed=args.seed)
+        report.corpus.update(bert_corpus)
+        table = table.join(bert_table)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_parquet(out / "per_sample.parquet")
+        (out / "corpus.json").write_text(json.dumps(report.as_dict(), indent=2))
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(format_table(report))
+        if args.out:
+            print(f"per-sample scores: {Path(args.out) / 'per_sample.parquet'}")
+    return 0
 
 
 def cmd_bank(args: argparse.Namespace) -> int:
@@ -155,11 +207,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_run_options(bank)
     bank.set_defaults(func=cmd_bank)
 
+    evaluate = sub.add_parser("eval", help="captioning metrics with bootstrap CIs for a predictions file")
+    evaluate.add_argument("--predictions", required=True, help="JSON: id -> caption")
+    evaluate.add_argument("--references", required=True, help="JSON: id -> [reference captions]")
+    evaluate.add_argument("--metrics", nargs="+", default=["BLEU", "METEOR", "ROUGE_L", "CIDEr", "SPICE", "SPIDEr"])
+    evaluate.add_argument("--bertscore-model", help="also BERTScore with this model (HF id or local directory)")
+    evaluate.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--out", help="folder for per_sample.parquet and corpus.json")
+    evaluate.add_argument("--json", action="store_true", help="JSON on stdout (pycocoevalcap's native 0-1 scale)")
+    evaluate.set_defaults(func=cmd_eval)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, KeyError, ImportError) as err:
+    except (FileNotFoundError, ValueError, KeyError, ImportError, RuntimeError) as err:
         print(f"mils: error: {err}", file=sys.stderr)
         return 2
 

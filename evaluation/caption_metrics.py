@@ -1,0 +1,225 @@
+"""Captioning metrics through pycocoevalcap, with one PTB tokenisation for every modality.
+
+The official MILS code tokenises COCO with the PTB tokenizer but scores audio and video captions
+on raw strings; here every prediction and reference goes through the same PTB tokenizer, so
+``A dog.`` and ``a dog`` score the same whatever the modality.
+
+Corpus values are pycocoevalcap's own (BLEU from summed n-gram statistics; METEOR from the
+Java scorer's aggregate; ROUGE-L, CIDEr-D and SPICE as means over samples). 95% intervals come
+from a seeded bootstrap over samples: BLEU re-aggregates the resampled n-gram statistics, the
+others resample per-sample scores.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from evaluation.bootstrap import DEFAULT_RESAMPLES, Estimate, bootstrap, bootstrap_mean
+
+log = logging.getLogger(__name__)
+
+ALL_METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr", "SPICE", "SPIDEr")
+"""Metric families; BLEU expands to BLEU-1..4."""
+
+HIGHER_IS_BETTER = True  # every captioning metric here
+
+
+@dataclass
+class MetricReport:
+    """Corpus estimates, a per-sample table, and metrics that could not run (with the reason)."""
+
+    corpus: dict[str, Estimate]
+    per_sample: pd.DataFrame
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "corpus": {k: v.as_dict() for k, v in self.corpus.items()},
+            "unavailable": self.unavailable,
+            "n_samples": int(len(self.per_sample)),
+        }
+
+
+def check_inputs(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]]) -> None:
+    """Fail with the offending ids: every prediction needs references, every reference list a text."""
+    missing = sorted(set(predictions) - set(references))
+    if missing:
+        raise ValueError(f"{len(missing)} predictions have no references, e.g. {missing[:5]}")
+    unpredicted = sorted(set(references) - set(predictions))
+    if unpredicted:
+        raise ValueError(f"{len(unpredicted)} reference ids have no prediction, e.g. {unpredicted[:5]}")
+    empty = sorted(k for k, refs in references.items() if not [r for r in refs if r and r.strip()])
+    if empty:
+        raise ValueError(f"{len(empty)} samples have no non-empty reference, e.g. {empty[:5]}")
+    not_text = sorted(k for k, p in predictions.items() if not isinstance(p, str))
+    if not_text:
+        raise ValueError(f"predictions must be strings; not for ids {not_text[:5]}")
+    if not predictions:
+        raise ValueError("no predictions to evaluate")
+
+
+def ptb_tokenize(texts: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """PTB-tokenise (lower-case, punctuation removed) with pycocoevalcap's Stanford tokenizer."""
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    require_java("the PTB tokenizer")
+    return PTBTokenizer().tokenize({k: [{"caption": t} for t in v] for k, v in texts.items()})
+
+
+def require_java(what: str) -> None:
+    if shutil.which("java") is None:
+        raise RuntimeError(
+            f"{what} needs Java (pycocoevalcap runs Stanford/METEOR jars): apt-get install default-jre-headless"
+        )
+
+
+def spice_missing_reason() -> str | None:
+    """Why SPICE cannot run here, or None when it can."""
+    import pycocoevalcap.spice as spice
+
+    lib = Path(spice.__file__).parent / "lib"
+    jars = [lib / "stanford-corenlp-3.6.0.jar", lib / "stanford-corenlp-3.6.0-models.jar"]
+    absent = [j.name for j in jars if not j.is_file()]
+    if shutil.which("java") is None:
+        return "SPICE needs Java: apt-get install default-jre-headless"
+    if absent:
+        return (
+            f"SPICE needs Stanford CoreNLP 3.6.0 jars, missing from {lib}: {', '.join(absent)}. "
+            "On a machine with internet run: python -c 'from pycocoevalcap.spice.get_stanford_models import "
+            "get_stanford_models; get_stanford_models()', or copy both jars from "
+            "stanford-corenlp-full-2015-12-09.zip into that folder."
+        )
+    return None
+
+
+# -- BLEU ------------------------------------------------------------------------------------------
+
+_SMALL, _TINY = 1e-9, 1e-15  # pycocoevalcap's smoothing constants
+
+
+def _bleu_from_stats(testlen, reflen, guess, correct, n: int = 4) -> np.ndarray:
+    """Corpus BLEU-1..n from summed statistics; any leading batch axes are kept."""
+    precisions = np.log((correct + _TINY) / (guess + _SMALL))  # [..., n]
+    bleus = np.exp(np.cumsum(precisions, axis=-1) / np.arange(1, n + 1))
+    ratio = (testlen + _TINY) / (reflen + _SMALL)
+    brevity = np.where(ratio < 1, np.exp(1 - 1 / np.minimum(ratio, 1)), 1.0)
+    return bleus * brevity[..., None]
+
+
+def _bleu(gts, res, ids, resamples, seed):
+    from pycocoevalcap.bleu.bleu_scorer import BleuScorer
+
+    scorer = BleuScorer(n=4)
+    for i in ids:
+        scorer += (res[i][0], gts[i])
+    corpus, per_sample = scorer.compute_score(option="closest", verbose=0)
+    testlen = np.array([c["testlen"] for c in scorer.ctest], float)
+    reflen = np.array([min((abs(l - c["testlen"]), l) for l in c["reflen"])[1] for c in scorer.ctest], float)
+    guess = np.array([c["guess"] for c in scorer.ctest], float)
+    correct = np.array([c["correct"] for c in scorer.ctest], float)
+
+    def stat(idx):  # idx [R, N] -> [R, 4]
+        return _bleu_from_stats(testlen[idx].sum(1), reflen[idx].sum(1), guess[idx].sum(1), correct[idx].sum(1))
+
+    boot = stat(np.random.default_rng(seed).integers(0, len(ids), size=(resamples, len(ids))))
+    estimates = {}
+    for k in range(4):
+        low, high = np.percentile(boot[:, k], [2.5, 97.5])
+        estimates[f"BLEU-{k + 1}"] = Estimate(float(corpus[k]), float(low), float(high))
+    columns = {f"BLEU-{k + 1}": np.array(per_sample[k]) for k in range(4)}
+    return estimates, columns
+
+
+def _scored(metric, gts, res, ids):
+    corpus, per_sample = metric.compute_score({i: gts[i] for i in ids}, {i: res[i] for i in ids})
+    return float(corpus), np.asarray(per_sample, float)
+
+
+def caption_metrics(
+    predictions: Mapping[str, str],
+    references: Mapping[str, Sequence[str]],
+    metrics: Sequence[str] = ALL_METRICS,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> MetricReport:
+    """Score ``predictions`` (id -> caption) against ``references`` (id -> captions)."""
+    unknown = sorted(set(metrics) - set(ALL_METRICS))
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; known: {', '.join(ALL_METRICS)}")
+    check_inputs(predictions, references)
+    ids = sorted(predictions)
+    gts = ptb_tokenize({i: [r for r in references[i] if r.strip()] for i in ids})
+    res = ptb_tokenize({i: [predictions[i]] for i in ids})
+    corpus: dict[str, Estimate] = {}
+    columns: dict[str, np.ndarray] = {}
+    unavailable: dict[str, str] = {}
+
+    def mean_metric(name, corpus_value, values):
+        est = bootstrap_mean(values, resamples, seed)
+        corpus[name] = Estimate(corpus_value, est.low, est.high)
+        columns[name] = values
+
+    if "BLEU" in metrics:
+        estimates, cols = _bleu(gts, res, ids, resamples, seed)
+        corpus.update(estimates)
+        columns.update(cols)
+    if "METEOR" in metrics:
+        from pycocoevalcap.meteor.meteor import Meteor
+
+        mean_metric("METEOR", *_scored(Meteor(), gts, res, ids))
+    if "ROUGE_L" in metrics:
+        from pycocoevalcap.rouge.rouge import Rouge
+
+        mean_metric("ROUGE_L", *_scored(Rouge(), gts, res, ids))
+    if "CIDEr" in metrics or "SPIDEr" in metrics:
+        from pycocoevalcap.cider.cider import Cider
+
+        mean_metric("CIDEr", *_scored(Cider(), gts, res, ids))
+    if "SPICE" in metrics or "SPIDEr" in metrics:
+        reason = spice_missing_reason()
+        if reason:
+            unavailable["SPICE"] = reason
+            log.warning("%s", reason)
+        else:
+            from pycocoevalcap.spice.spice import Spice
+
+            corpus_value, values = _spice(Spice(), gts, res, ids)
+            mean_metric("SPICE", corpus_value, values)
+    if "SPIDEr" in metrics:
+        if "SPICE" in columns:
+            values = (columns["CIDEr"] + columns["SPICE"]) / 2
+            mean_metric("SPIDEr", float(values.mean()), values)
+        else:
+            unavailable["SPIDEr"] = "SPIDEr = (CIDEr + SPICE) / 2 needs SPICE: " + unavailable.get("SPICE", "not run")
+    if "CIDEr" not in metrics:
+        corpus.pop("CIDEr", None)
+        columns.pop("CIDEr", None)
+    table = pd.DataFrame(columns, index=pd.Index(ids, name="id"))
+    table.insert(0, "prediction", [predictions[i] for i in ids])
+    return MetricReport(corpus, table, unavailable)
+
+
+def _spice(metric, gts, res, ids):
+    corpus, per_sample = metric.compute_score({i: gts[i] for i in ids}, {i: res[i] for i in ids})
+    values = np.array([s["All"]["f"] for s in per_sample], float)
+    return float(corpus), values
+
+
+def format_table(report: MetricReport, scale: float = 100.0) -> str:
+    """Human-readable: metric, value and 95% CI, x100 as papers print them."""
+    lines = [f"{'metric':<8} {'value':>7}   95% CI"]
+    for name, est in report.corpus.items():
+        lines.append(f"{name:<8} {est.value * scale:7.1f}   [{est.low * scale:.1f}, {est.high * scale:.1f}]")
+    for name, reason in report.unavailable.items():
+        lines.append(f"{name:<8} {'n/a':>7}   {reason}")
+    return "\n".join(lines)
+
+
+__all__ = ["ALL_METRICS", "MetricReport", "caption_metrics", "format_table", "ptb_tokenize", "spice_missing_reason"]

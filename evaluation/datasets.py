@@ -1,0 +1,246 @@
+"""Benchmark loaders: read the standard files from user-given paths, yield samples.
+
+Every loader returns a :class:`Dataset`: the readable samples plus the ones that were skipped,
+each with its reason, so nothing disappears silently. Missing annotation files raise an error
+naming the path; a missing or unreadable media file skips that sample (reported).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+from PIL import Image
+
+from mils.protocols import Sample
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
+AUDIO_EXTS = {".wav", ".flac", ".mp3", ".ogg", ".m4a"}
+
+
+@dataclass(frozen=True)
+class EvalSample:
+    id: str
+    media: Path | None
+    references: tuple[str, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def as_sample(self) -> Sample:
+        return Sample(self.id, self.media)
+
+
+@dataclass
+class Dataset:
+    name: str
+    samples: list[EvalSample]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def references(self) -> dict[str, list[str]]:
+        return {s.id: list(s.references) for s in self.samples}
+
+    def subsample(self, limit: int | None, seed: int = 0) -> "Dataset":
+        """A fixed random subset of ``limit`` samples (the paper's ablations use 1,000 COCO images)."""
+        if limit is None or limit >= len(self.samples):
+            return self
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        keep = np.sort(np.random.default_rng(seed).choice(len(self.samples), limit, replace=False))
+        return Dataset(self.name, [self.samples[i] for i in keep], self.skipped)
+
+
+def _require_file(path: str | Path, what: str) -> Path:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    return path
+
+
+def _require_dir(path: str | Path, what: str) -> Path:
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    return path
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+
+
+def image_problem(path: Path) -> str | None:
+    """Why an image file cannot be used, or None (header check: cheap, no full decode)."""
+    if not path.is_file():
+        return f"missing file {path}"
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Exception as err:  # PIL raises many types for corrupt files
+        return f"unreadable image {path}: {err}"
+    return None
+
+
+def file_problem(path: Path) -> str | None:
+    if not path.is_file():
+        return f"missing file {path}"
+    if path.stat().st_size == 0:
+        return f"empty file {path}"
+    return None
+
+
+def _collect(
+    name: str,
+    rows: Iterable[tuple[str, Path | None, list[str], dict]],
+    check: Callable[[Path], str | None] | None,
+    need_references: bool = True,
+) -> Dataset:
+    samples, skipped = [], []
+    for sample_id, media, refs, meta in rows:
+        refs = [r.strip() for r in refs if r and r.strip()]
+        if need_references and not refs:
+            skipped.append((sample_id, "no non-empty reference"))
+            continue
+        problem = check(media) if (check and media is not None) else None
+        if problem:
+            skipped.append((sample_id, problem))
+            continue
+        samples.append(EvalSample(sample_id, media, tuple(refs), meta))
+    for sample_id, reason in skipped[:10]:
+        log.warning("%s: skipping %s: %s", name, sample_id, reason)
+    if len(skipped) > 10:
+        log.warning("%s: ... %d samples skipped in all", name, len(skipped))
+    return Dataset(name, samples, skipped)
+
+
+def coco_karpathy(json_path: str | Path, images_root: str | Path, split: str = "test") -> Dataset:
+    """COCO Karpathy split (``dataset_coco.json``); ``images_root`` holds ``val2014/`` etc."""
+    path = _require_file(json_path, "Karpathy split file (dataset_coco.json)")
+    root = _require_dir(images_root, "COCO image folder")
+    data = _read_json(path)
+    if not isinstance(data, dict) or "images" not in data:
+        raise ValueError(f"{path} has no 'images' list (expected the Karpathy dataset_coco.json)")
+    splits = {split, "restval"} if split == "train+restval" else {split}
+    rows = []
+    for image in data["images"]:
+        if image.get("split") not in splits:
+            continue
+        sample_id = str(image.get("cocoid", image.get("imgid")))
+        media = root / image.get("filepath", "") / image["filename"]
+        refs = [s.get("raw", " ".join(s.get("tokens", []))) for s in image.get("sentences", [])]
+        rows.append((sample_id, media, refs, {"filename": image["filename"]}))
+    if not rows:
+        raise ValueError(f"{path} has no images in split {split!r}")
+    return _collect(f"coco-karpathy-{split}", rows, image_problem)
+
+
+def coco_captions(
+    annotations_json: str | Path, images_dir: str | Path, split_ids: str | Path | Iterable[int] | None = None
+) -> Dataset:
+    """COCO ``captions_val2014.json`` (+ an optional list of image ids, one per line or JSON list)."""
+    path = _require_file(annotations_json, "COCO captions file")
+    images_dir = _require_dir(images_dir, "COCO image folder")
+    data = _read_json(path)
+    if not isinstance(data, dict) or "annotations" not in data or "images" not in data:
+        raise ValueError(f"{path} needs 'images' and 'annotations' (a COCO captions file)")
+    refs: dict[int, list[str]] = {}
+    for ann in data["annotations"]:
+        refs.setdefault(int(ann["image_id"]), []).append(ann["caption"])
+    files = {int(img["id"]): img["file_name"] for img in data["images"]}
+    wanted = sorted(files)
+    if split_ids is not None:
+        if isinstance(split_ids, (str, Path)):
+            id_path = _require_file(split_ids, "split id list")
+            text = id_path.read_text().strip()
+            wanted = [int(x) for x in (json.loads(text) if text.startswith("[") else text.split())]
+        else:
+            wanted = [int(x) for x in split_ids]
+        unknown = [i for i in wanted if i not in files]
+        if unknown:
+            raise ValueError(f"{len(unknown)} split ids are not in {path}, e.g. {unknown[:5]}")
+    rows = [(str(i), images_dir / files[i], refs.get(i, []), {}) for i in wanted]
+    return _collect("coco-captions", rows, image_problem)
+
+
+def msrvtt(test_videodatainfo_json: str | Path, video_dir: str | Path) -> Dataset:
+    """MSR-VTT test split: ``test_videodatainfo.json`` + a folder of ``videoNNNN.mp4``."""
+    path = _require_file(test_videodatainfo_json, "MSR-VTT annotation file")
+    video_dir = _require_dir(video_dir, "MSR-VTT video folder")
+    data = _read_json(path)
+    if not isinstance(data, dict) or "sentences" not in data or "videos" not in data:
+        raise ValueError(f"{path} needs 'videos' and 'sentences' (test_videodatainfo.json)")
+    refs: dict[str, list[str]] = {}
+    for sentence in data["sentences"]:
+        refs.setdefault(sentence["video_id"], []).append(sentence["caption"])
+    rows = []
+    for video in data["videos"]:
+        if video.get("split", "test") != "test":
+            continue
+        vid = video["video_id"]
+        rows.append((vid, video_dir / f"{vid}.mp4", refs.get(vid, []), {"category": video.get("category")}))
+    return _collect("msrvtt-test", rows, file_problem)
+
+
+def clotho(captions_csv: str | Path, audio_dir: str | Path) -> Dataset:
+    """Clotho evaluation CSV (``file_name, caption_1..caption_5``) + its audio folder."""
+    path = _require_file(captions_csv, "Clotho captions CSV")
+    audio_dir = _require_dir(audio_dir, "Clotho audio folder")
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        fields = reader.fieldnames or []
+        caption_cols = [c for c in fields if c.startswith("caption")]
+        if "file_name" not in fields or not caption_cols:
+            raise ValueError(f"{path} needs columns file_name and caption_1..caption_5, has {fields}")
+        rows = [(r["file_name"], audio_dir / r["file_name"], [r[c] or "" for c in caption_cols], {}) for r in reader]
+    return _collect("clotho-eval", rows, file_problem)
+
+
+def drawbench(csv_path: str | Path) -> Dataset:
+    """DrawBench prompts (``Prompts,Category``): text-to-image samples with no media."""
+    path = _require_file(csv_path, "DrawBench CSV")
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if not {"Prompts", "Category"} <= set(reader.fieldnames or []):
+            raise ValueError(f"{path} needs columns Prompts,Category, has {reader.fieldnames}")
+        rows = [(f"drawbench-{n:03d}", None, [], {"prompt": r["Prompts"], "category": r["Category"]})
+                for n, r in enumerate(reader) if (r["Prompts"] or "").strip()]
+    return _collect("drawbench", rows, None, need_references=False)
+
+
+def media_folder(directory: str | Path, references: str | Path | None = None) -> Dataset:
+    """Any folder of images, videos or audio; references from JSON (name -> [captions]) or CSV
+    (``file_name`` + ``caption*`` columns). Sample ids are file names."""
+    directory = _require_dir(directory, "media folder")
+    files = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS | AUDIO_EXTS)
+    refs: dict[str, list[str]] = {}
+    if references is not None:
+        ref_path = _require_file(references, "references file")
+        if ref_path.suffix.lower() == ".json":
+            raw = _read_json(ref_path)
+            if not isinstance(raw, dict):
+                raise ValueError(f"{ref_path} must map file name -> list of captions")
+            refs = {k: [v] if isinstance(v, str) else list(v) for k, v in raw.items()}
+        else:
+            with ref_path.open(newline="", encoding="utf-8") as f:
+                for row in csv.DictReader(f):
+                    refs[row["file_name"]] = [v for k, v in row.items() if k.startswith("caption") and v]
+        unknown = sorted(set(refs) - {p.name for p in files})
+        if unknown:
+            log.warning("references for files not in %s: %s", directory, unknown[:5])
+    rows = [(p.name, p, refs.get(p.name, []), {}) for p in files]
+
+    def check(path: Path) -> str | None:
+        return image_problem(path) if path.suffix.lower() in IMAGE_EXTS else file_problem(path)
+
+    return _collect(directory.name, rows, check, need_references=references is not None)

@@ -1,0 +1,122 @@
+import json
+
+import pytest
+from PIL import Image
+
+from evaluation import datasets
+
+
+def _image(path, color=(200, 10, 10)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), color).save(path)
+    return path
+
+
+def test_coco_karpathy_split_with_a_broken_and_a_missing_image(tmp_path, caplog):
+    root = tmp_path / "coco"
+    _image(root / "val2014" / "a.jpg")
+    (root / "val2014" / "broken.jpg").write_bytes(b"not an image")
+    split = {"images": [
+        {"split": "test", "cocoid": 1, "filepath": "val2014", "filename": "a.jpg",
+         "sentences": [{"raw": "A red square."}, {"raw": "red"}]},
+        {"split": "test", "cocoid": 2, "filepath": "val2014", "filename": "broken.jpg", "sentences": [{"raw": "x"}]},
+        {"split": "test", "cocoid": 3, "filepath": "val2014", "filename": "gone.jpg", "sentences": [{"raw": "y"}]},
+        {"split": "train", "cocoid": 4, "filepath": "val2014", "filename": "a.jpg", "sentences": [{"raw": "z"}]},
+    ]}
+    (tmp_path / "dataset_coco.json").write_text(json.dumps(split))
+    data = datasets.coco_karpathy(tmp_path / "dataset_coco.json", root)
+    assert [s.id for s in data.samples] == ["1"]
+    assert data.samples[0].references == ("A red square.", "red")
+    skipped = dict(data.skipped)
+    assert "unreadable image" in skipped["2"] and "broken.jpg" in skipped["2"]
+    assert "missing file" in skipped["3"]
+    assert "skipping 2" in caplog.text
+
+
+def test_coco_captions_with_split_ids(tmp_path):
+    for i in (1, 2, 3):
+        _image(tmp_path / "img" / f"{i}.jpg")
+    ann = {"images": [{"id": i, "file_name": f"{i}.jpg"} for i in (1, 2, 3)],
+           "annotations": [{"image_id": 1, "caption": "one"}, {"image_id": 2, "caption": "two"},
+                           {"image_id": 2, "caption": "deux"}]}
+    (tmp_path / "captions.json").write_text(json.dumps(ann))
+    (tmp_path / "ids.txt").write_text("2\n3\n")
+    data = datasets.coco_captions(tmp_path / "captions.json", tmp_path / "img", tmp_path / "ids.txt")
+    assert [s.id for s in data.samples] == ["2"] and data.samples[0].references == ("two", "deux")
+    assert data.skipped == [("3", "no non-empty reference")]
+    with pytest.raises(ValueError, match="not in"):
+        datasets.coco_captions(tmp_path / "captions.json", tmp_path / "img", [9])
+
+
+def test_msrvtt(tmp_path):
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "video7010.mp4").write_bytes(b"\x00" * 10)
+    (tmp_path / "videos" / "video7011.mp4").write_bytes(b"")
+    info = {"videos": [{"video_id": "video7010", "split": "test", "category": 3},
+                       {"video_id": "video7011", "split": "test"}],
+            "sentences": [{"video_id": "video7010", "caption": "a man sings"},
+                          {"video_id": "video7011", "caption": "a car"}]}
+    (tmp_path / "test.json").write_text(json.dumps(info))
+    data = datasets.msrvtt(tmp_path / "test.json", tmp_path / "videos")
+    assert [s.id for s in data.samples] == ["video7010"] and data.samples[0].meta["category"] == 3
+    assert "empty file" in dict(data.skipped)["video7011"]
+
+
+def test_clotho_csv(tmp_path):
+    (tmp_path / "audio").mkdir()
+    (tmp_path / "audio" / "rain.wav").write_bytes(b"RIFF....")
+    (tmp_path / "eval.csv").write_text("file_name,caption_1,caption_2\nrain.wav,Rain falls.,Water drips.\n"
+                                       "missing.wav,A bird,A song\n")
+    data = datasets.clotho(tmp_path / "eval.csv", tmp_path / "audio")
+    assert data.references() == {"rain.wav": ["Rain falls.", "Water drips."]}
+    assert "missing.wav" in dict(data.skipped)
+    (tmp_path / "bad.csv").write_text("name,text\na,b\n")
+    with pytest.raises(ValueError, match="file_name"):
+        datasets.clotho(tmp_path / "bad.csv", tmp_path / "audio")
+
+
+def test_drawbench(tmp_path):
+    (tmp_path / "db.csv").write_text('Prompts,Category\n"A red cube, on a blue sphere",Colors\n,Empty\nA cat,Animals\n')
+    data = datasets.drawbench(tmp_path / "db.csv")
+    assert [s.meta["prompt"] for s in data.samples] == ["A red cube, on a blue sphere", "A cat"]
+    assert data.samples[0].media is None and data.samples[0].meta["category"] == "Colors"
+
+
+def test_media_folder_with_json_references_and_subsample(tmp_path):
+    for name in ("a.jpg", "b.png", "c.jpg"):
+        _image(tmp_path / "m" / name)
+    (tmp_path / "m" / "notes.txt").write_text("ignored")
+    (tmp_path / "refs.json").write_text(json.dumps({"a.jpg": ["an a"], "b.png": "a b", "c.jpg": []}))
+    data = datasets.media_folder(tmp_path / "m", tmp_path / "refs.json")
+    assert [s.id for s in data.samples] == ["a.jpg", "b.png"]
+    assert data.skipped == [("c.jpg", "no non-empty reference")]
+    sub = data.subsample(1, seed=0)
+    assert len(sub) == 1 and sub.samples == data.subsample(1, seed=0).samples
+    assert data.subsample(None) is data
+
+
+@pytest.mark.parametrize("loader, args, message", [
+    (datasets.coco_karpathy, ("nope.json", "."), "Karpathy split file"),
+    (datasets.msrvtt, ("nope.json", "."), "MSR-VTT annotation file"),
+    (datasets.clotho, ("nope.csv", "."), "Clotho captions CSV"),
+    (datasets.drawbench, ("nope.csv",), "DrawBench CSV"),
+    (datasets.media_folder, ("no_such_dir",), "media folder"),
+])
+def test_missing_files_are_named(loader, args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=message):
+        loader(*args)
+
+
+def test_corrupt_json_is_named(tmp_path):
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json is not valid JSON"):
+        datasets.coco_karpathy(tmp_path / "bad.json", tmp_path)
+
+
+def test_sample_benchmark_has_references_for_every_photo(tmp_path):
+    from evaluation.sample_set import SAMPLE_IMAGES, sample_benchmark
+
+    data = sample_benchmark(tmp_path)
+    assert len(data) == len(SAMPLE_IMAGES) and not data.skipped
+    assert all(len(s.references) >= 3 for s in data.samples)
