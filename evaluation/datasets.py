@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from mils.protocols import Sample
+from mils.registry import create, register
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ def _collect(
     return Dataset(name, samples, skipped)
 
 
+@register("dataset", "coco_karpathy")
 def coco_karpathy(json_path: str | Path, images_root: str | Path, split: str = "test") -> Dataset:
     """COCO Karpathy split (``dataset_coco.json``); ``images_root`` holds ``val2014/`` etc."""
     path = _require_file(json_path, "Karpathy split file (dataset_coco.json)")
@@ -145,6 +147,7 @@ def coco_karpathy(json_path: str | Path, images_root: str | Path, split: str = "
     return _collect(f"coco-karpathy-{split}", rows, image_problem)
 
 
+@register("dataset", "coco_captions")
 def coco_captions(
     annotations_json: str | Path, images_dir: str | Path, split_ids: str | Path | Iterable[int] | None = None
 ) -> Dataset:
@@ -173,6 +176,7 @@ def coco_captions(
     return _collect("coco-captions", rows, image_problem)
 
 
+@register("dataset", "msrvtt")
 def msrvtt(test_videodatainfo_json: str | Path, video_dir: str | Path) -> Dataset:
     """MSR-VTT test split: ``test_videodatainfo.json`` + a folder of ``videoNNNN.mp4``."""
     path = _require_file(test_videodatainfo_json, "MSR-VTT annotation file")
@@ -192,6 +196,7 @@ def msrvtt(test_videodatainfo_json: str | Path, video_dir: str | Path) -> Datase
     return _collect("msrvtt-test", rows, file_problem)
 
 
+@register("dataset", "clotho")
 def clotho(captions_csv: str | Path, audio_dir: str | Path) -> Dataset:
     """Clotho evaluation CSV (``file_name, caption_1..caption_5``) + its audio folder."""
     path = _require_file(captions_csv, "Clotho captions CSV")
@@ -206,6 +211,7 @@ def clotho(captions_csv: str | Path, audio_dir: str | Path) -> Dataset:
     return _collect("clotho-eval", rows, file_problem)
 
 
+@register("dataset", "drawbench")
 def drawbench(csv_path: str | Path) -> Dataset:
     """DrawBench prompts (``Prompts,Category``): text-to-image samples with no media."""
     path = _require_file(csv_path, "DrawBench CSV")
@@ -218,6 +224,7 @@ def drawbench(csv_path: str | Path) -> Dataset:
     return _collect("drawbench", rows, None, need_references=False)
 
 
+@register("dataset", "folder")
 def media_folder(directory: str | Path, references: str | Path | None = None) -> Dataset:
     """Any folder of images, videos or audio; references from JSON (name -> [captions]) or CSV
     (``file_name`` + ``caption*`` columns). Sample ids are file names."""
@@ -244,3 +251,11 @@ def media_folder(directory: str | Path, references: str | Path | None = None) ->
         return image_problem(path) if path.suffix.lower() in IMAGE_EXTS else file_problem(path)
 
     return _collect(directory.name, rows, check, need_references=references is not None)
+
+
+def load_dataset(kind: str, args: dict[str, Any], limit: int | None = None, seed: int = 0) -> Dataset:
+    """Build the registered dataset ``kind`` (coco_karpathy, coco_captions, msrvtt, clotho,
+    drawbench, folder, sample, or a plugin's) from its arguments, then subsample."""
+    import evaluation.sample_set  # noqa: F401  (registers "sample")
+
+    return create("dataset", kind, **args).subsample(limit, seed)

@@ -12,6 +12,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from mils.registry import register
+
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
@@ -73,7 +75,8 @@ def export(directory: str | Path, names: list[str] | None = None) -> list[Path]:
 REFERENCES = Path(__file__).parent / "data" / "sample_references.json"
 
 
-def sample_benchmark(directory: str | Path):
+@register("dataset", "sample")
+def sample_benchmark(directory: str | Path = "outputs/sample_set"):
     """The sample photos with their hand-written reference captions, as a Dataset."""
     from evaluation.datasets import media_folder
 

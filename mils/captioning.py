@@ -5,6 +5,7 @@ This is the entry point that the CLI, the demo and (later) the Prefect tasks wra
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -26,10 +27,20 @@ from mils.protocols import Generator, Sample, Scorer
 log = logging.getLogger(__name__)
 
 
+def import_plugins(modules: Sequence[str]) -> None:
+    """Import the modules a config names, so their components are registered."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ImportError(f"cannot import plugin module {module!r} named in the config: {err}") from err
+
+
 def build_generator(cfg: GeneratorConfig, cache_dir: Path) -> Generator:
     import mils.generators  # noqa: F401  (registers the built-in generators)
 
-    return registry.create("generator", cfg.backend, cache_dir=cache_dir, **cfg.model_dump(exclude={"backend"}))
+    options = cfg.model_dump(exclude={"backend", "options"})
+    return registry.create("generator", cfg.backend, cache_dir=cache_dir, **options, **cfg.options)
 
 
 def build_scorer(cfg: ScorerConfig) -> Scorer:
@@ -81,15 +92,21 @@ class Captioner:
     def __init__(self, config: RunConfig, generator: Generator | None = None, scorer: Scorer | None = None):
         self.config = config
         self.timer = PhaseTimer()
+        import_plugins(config.plugins)
         cache = config.cache_path()
         with self.timer("model_loading"):
             self.scorer = scorer or build_scorer(config.scorer)
             self.generator = generator or build_generator(config.generator, cache)
         self.bank = build_bank(config.bank)
         with self.timer("bank_encoding"):
-            bank_emb = bank_embeddings(self.scorer, self.bank, cache / "banks")
+            self.bank_emb = bank_embeddings(self.scorer, self.bank, cache / "banks")
+        self.set_loop(config)
+
+    def set_loop(self, config: RunConfig) -> None:
+        """Use ``config``'s loop options (steps, top-K, ...) with the already loaded models."""
+        self.config = config
         self.optimiser = Optimiser(
-            self.generator, self.scorer, get_template(config.task), self.bank.texts, bank_emb,
+            self.generator, self.scorer, get_template(config.task), self.bank.texts, self.bank_emb,
             config.loop.options(), self.timer,
         )
 

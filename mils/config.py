@@ -6,6 +6,8 @@ settings a run used, which is what gets logged.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -21,13 +23,14 @@ class _Frozen(BaseModel):
 
 
 class GeneratorConfig(_Frozen):
-    backend: Literal["transformers", "vllm"] = "transformers"
+    backend: str = "transformers"  # a registered generator: transformers, vllm, or a plugin's
     model: str
     temperature: float = Field(0.5, gt=0)
     top_p: float = Field(0.9, gt=0, le=1)
     max_new_tokens: int = Field(1024, ge=1)
     device: str | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    options: dict[str, Any] = Field(default_factory=dict)  # backend extras (e.g. vLLM engine args)
 
 
 class ScorerConfig(_Frozen):
@@ -66,18 +69,72 @@ class LoopConfig(_Frozen):
         return LoopOptions(**self.model_dump())
 
 
+class DatasetConfig(_Frozen):
+    """A registered dataset loader and its arguments (paths), plus a fixed-seed subsample."""
+
+    kind: str = "sample"
+    args: dict[str, Any] = Field(default_factory=dict)
+    limit: int | None = Field(None, ge=1)
+    seed: int = 0
+
+
+class TrackingConfig(_Frozen):
+    uri: str = "sqlite:///mlruns.db"
+    experiment: str = "mils"
+
+
+class RunnerConfig(_Frozen):
+    """Where shards run. Never changes results: a sample's result depends only on its own seeds."""
+
+    kind: Literal["threads", "dask"] = "threads"
+    workers: int = Field(1, ge=1)  # threads, or local Dask worker processes (one per GPU)
+    address: str | None = None  # an existing Dask scheduler, e.g. tcp://10.0.0.5:8786
+    shard_size: int = Field(8, ge=1)
+
+
 class RunConfig(_Frozen):
     profile: str
+    name: str = "benchmark"
     task: str = "image_captioning"
+    plugins: tuple[str, ...] = ()  # modules imported first: they register custom components
     generator: GeneratorConfig
     scorer: ScorerConfig
     bank: BankConfig
     loop: LoopConfig = LoopConfig()
+    dataset: DatasetConfig = DatasetConfig()
+    metrics: tuple[str, ...] = ("BLEU", "METEOR", "ROUGE_L", "CIDEr", "SPICE")
     batch_size: int = Field(8, ge=1)
     cache_dir: str = Field(default_factory=lambda: os.environ.get("MILS_CACHE_DIR", "~/.cache/mils"))
+    output_dir: str = "outputs/runs"
+    tracking: TrackingConfig = TrackingConfig()
+    runner: RunnerConfig = RunnerConfig()
 
     def cache_path(self) -> Path:
         return Path(self.cache_dir).expanduser()
+
+    def result_key(self) -> str:
+        """Hash of everything that can change a sample's result (not batch size, runner, tracking,
+        metrics or paths): two configs with the same key produce the same per-sample results."""
+        fields = {"task", "plugins", "generator", "scorer", "bank", "loop", "dataset"}
+        payload = json.dumps(self.model_dump(include=fields), sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+    def results_dir(self) -> Path:
+        return Path(self.output_dir) / f"{self.name}-{self.result_key()}"
+
+    def flat(self) -> dict[str, str]:
+        """Dotted key -> value, for MLflow params."""
+        out: dict[str, str] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict) and value:
+                for k, v in value.items():
+                    walk(f"{prefix}.{k}" if prefix else k, v)
+            else:
+                out[prefix] = str(value)
+
+        walk("", self.model_dump())
+        return out
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -99,13 +156,32 @@ def build_config(profile: str, overrides: dict[str, Any] | None = None) -> RunCo
         raise ValueError(f"invalid run configuration (profile {profile!r}):\n{err}") from err
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """A YAML file with ``profile:`` and any overrides of it."""
+def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"config {path} is not valid YAML: {err}") from err
     if not isinstance(raw, dict) or "profile" not in raw:
         raise ValueError(f"config {path} must be a mapping with a 'profile' key (offline or paper)")
+    return raw
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """A YAML file with ``profile:`` and any overrides of it (a ``sweep:`` section is not allowed)."""
+    raw = read_yaml(path)
+    if "sweep" in raw:
+        raise ValueError(f"config {path} has a 'sweep' section: run it with `mils sweep`")
     profile = raw.pop("profile")
     return build_config(profile, _merge(raw, overrides or {}))
+
+
+def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    """``set_dotted({}, "loop.steps", 3) == {"loop": {"steps": 3}}`` (a copy; nested dicts merged)."""
+    keys = dotted.split(".")
+    override: dict[str, Any] = {keys[-1]: value}
+    for key in reversed(keys[:-1]):
+        override = {key: override}
+    return _merge(raw, override)

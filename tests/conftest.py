@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import re
-import zlib
 from pathlib import Path
-from typing import Sequence
 
-import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -19,70 +14,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from mils.protocols import Sample  # noqa: E402
-
-WORDS = "cat dog red blue ball grass sofa tree car sky river boat bird house man woman child hat".split()
-
-
-def _bag(text: str, dim: int = 64) -> np.ndarray:
-    vec = np.zeros(dim, np.float32)
-    for word in re.findall(r"[a-z]+", text.lower()):
-        vec[zlib.crc32(word.encode()) % dim] += 1.0
-    return vec
-
-
-class FakeScorer:
-    """Bag-of-words cosine between a caption and the sample's target text (``sample.media``)."""
-
-    higher_is_better = True
-
-    def __init__(self) -> None:
-        self.texts_embedded: list[str] = []
-        self.samples_embedded: list[str] = []
-
-    def fingerprint(self) -> str:
-        return "fake-bow-64"
-
-    def embed_samples(self, samples: Sequence[Sample]) -> np.ndarray:
-        self.samples_embedded += [s.id for s in samples]
-        return np.stack([self._unit(_bag(s.media)) for s in samples])
-
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        self.texts_embedded += list(texts)
-        return np.stack([self._unit(_bag(t)) for t in texts])
-
-    @staticmethod
-    def _unit(v: np.ndarray) -> np.ndarray:
-        return v / max(float(np.linalg.norm(v)), 1e-9)
-
-    def similarity(self, sample_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
-        return sample_emb @ text_emb.T
-
-
-class FakeGenerator:
-    """Seeded word-shuffling 'LLM': recombines words from the prompt and a vocabulary.
-
-    Each reply depends only on its own prompt and seed; it records every batch it was given.
-    """
-
-    def __init__(self, per_reply: int = 5) -> None:
-        self.per_reply = per_reply
-        self.batches: list[int] = []
-
-    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]:
-        self.batches.append(len(prompts))
-        replies = []
-        for prompt, seed in zip(prompts, seeds):
-            rng = random.Random(seed)
-            shown = re.findall(r"^\d\.\d{3}: (.*)$", prompt, flags=re.M)
-            lines = ["Here are some new descriptions:"]
-            for i in range(self.per_reply):
-                base = rng.choice(shown).split() if shown else []
-                words = base + rng.sample(WORDS, 2)
-                rng.shuffle(words)
-                lines.append(f"{i + 1}. {' '.join(words[:5])}")
-            replies.append("\n".join(lines))
-        return replies
-
+from tests.fakes import WORDS, FakeGenerator, FakeScorer  # noqa: E402,F401
 
 @pytest.fixture
 def fake_scorer() -> FakeScorer:

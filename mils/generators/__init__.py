@@ -20,11 +20,11 @@ def transformers_generator(
 @register("generator", "vllm")
 def vllm_generator(
     model: str, cache_dir: str | Path, temperature: float = 0.5, top_p: float = 0.9,
-    max_new_tokens: int = 1024, device: str | None = None, dtype: str = "auto",
+    max_new_tokens: int = 1024, device: str | None = None, dtype: str = "auto", **engine_args,
 ):
     from mils.generators.vllm_llm import VLLMGenerator
 
-    return VLLMGenerator(model, SamplingOptions(temperature, top_p, max_new_tokens), dtype=dtype)
+    return VLLMGenerator(model, SamplingOptions(temperature, top_p, max_new_tokens), dtype=dtype, **engine_args)
 
 
 __all__ = ["SamplingOptions", "TransformersGenerator", "transformers_generator", "vllm_generator"]

@@ -165,4 +165,7 @@ class TransformersGenerator:
                 input_ids=tokens[:, None], attention_mask=mask, position_ids=positions,
                 past_key_values=out.past_key_values, use_cache=True,
             )
-        return [self.tokenizer.decode(p, skip_special_tokens=True) for p in produced]
+        replies = [self.tokenizer.decode(p, skip_special_tokens=True) for p in produced]
+        # a row cut off by max_new_tokens ends in a half-written line: drop that line
+        return [r if finished else r.rsplit("\n", 1)[0] if "\n" in r else ""
+                for r, finished in zip(replies, done.tolist())]

@@ -106,7 +106,7 @@ def test_exploration_keeps_some_lower_ranked_candidates(fake_generator, fake_sco
 
 
 def test_result_does_not_depend_on_batch_size_or_batch_mates(fake_scorer, fake_bank, text_samples):
-    from tests.conftest import FakeGenerator
+    from tests.fakes import FakeGenerator
 
     def run(samples, batch_size):
         opt = make_optimiser(FakeGenerator(), fake_scorer, fake_bank, steps=4, keep=5, requested=5, seed=7)
@@ -122,7 +122,7 @@ def test_result_does_not_depend_on_batch_size_or_batch_mates(fake_scorer, fake_b
 
 
 def test_lower_is_better_scorers_are_minimised(fake_generator, fake_bank, text_samples):
-    from tests.conftest import FakeScorer
+    from tests.fakes import FakeScorer
 
     class Distance(FakeScorer):
         higher_is_better = False
@@ -171,7 +171,7 @@ def test_bank_and_embeddings_must_match(fake_generator, fake_scorer, fake_bank):
 def test_sample_ids_drive_seeds_not_positions(fake_scorer, fake_bank):
     a = [Sample("x", "red cat"), Sample("y", "blue boat")]
     b = [Sample("x", "red cat"), Sample("z", "blue boat")]
-    from tests.conftest import FakeGenerator
+    from tests.fakes import FakeGenerator
 
     ra = make_optimiser(FakeGenerator(), fake_scorer, fake_bank, steps=3, keep=4, requested=5).run(a)
     rb = make_optimiser(FakeGenerator(), fake_scorer, fake_bank, steps=3, keep=4, requested=5).run(b)

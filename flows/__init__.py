@@ -1,0 +1,1 @@
+"""Prefect flows: wiring (what runs after what, on which task runner) and MLflow logging."""

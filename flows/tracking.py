@@ -1,0 +1,137 @@
+"""MLflow logging for benchmark and sweep runs (SQLite by default)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from evaluation.caption_metrics import MetricReport
+from mils.config import RunConfig
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+PACKAGES = ("torch", "transformers", "open_clip_torch", "prefect", "mlflow", "pycocoevalcap", "mils-suite")
+
+
+def git_revision() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, timeout=5,
+                               cwd=Path(__file__).resolve().parent).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[f"version.{name}"] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[f"version.{name}"] = "not installed"
+    return versions
+
+
+def step_curves(results: Sequence[dict[str, Any]], steps: int) -> pd.DataFrame:
+    """Mean over samples of best score and top-K mean per step (early-stopped samples carry
+    their last values forward)."""
+    rows = []
+    for step in range(steps + 1):
+        best, mean_topk = [], []
+        for r in results:
+            h = r["history"][min(step, len(r["history"]) - 1)]
+            best.append(h["best_score"])
+            mean_topk.append(h["mean_topk"])
+        rows.append({"step": step, "score/best": float(np.mean(best)), "score/mean_topk": float(np.mean(mean_topk))})
+    return pd.DataFrame(rows)
+
+
+def plot_curves(curves: pd.DataFrame, path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(curves["step"], curves["score/best"], marker="o", label="best")
+    ax.plot(curves["step"], curves["score/mean_topk"], marker="s", label="mean of top-K")
+    ax.set_xlabel("optimisation step (0 = initial bank)")
+    ax.set_ylabel("scorer score (mean over samples)")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def results_table(results: Sequence[dict[str, Any]], final: MetricReport | None) -> pd.DataFrame:
+    table = pd.DataFrame({
+        "sample_id": [r["sample_id"] for r in results],
+        "initial_caption": [r["history"][0]["best"] for r in results],
+        "initial_score": [r["history"][0]["best_score"] for r in results],
+        "caption": [r["caption"] for r in results],
+        "score": [r["score"] for r in results],
+        "steps_run": [len(r["history"]) - 1 for r in results],
+        "history": [json.dumps(r["history"]) for r in results],
+    }).set_index("sample_id")
+    if final is not None:
+        metric_cols = final.per_sample.drop(columns=["prediction"])
+        table = table.join(metric_cols.add_prefix("final/"))
+    return table
+
+
+def metric_values(stage: str, report: MetricReport) -> dict[str, float]:
+    out = {}
+    for name, est in report.corpus.items():
+        out[f"{stage}/{name}"] = est.value
+        out[f"{stage}/{name}_ci_low"] = est.low
+        out[f"{stage}/{name}_ci_high"] = est.high
+    return out
+
+
+def log_config_run(
+    config: RunConfig,
+    results: Sequence[dict[str, Any]],
+    failures: dict[str, str],
+    reports: dict[str, MetricReport],
+    tags: dict[str, str],
+    extra_metrics: dict[str, float] | None = None,
+) -> None:
+    """Log one configuration into the active MLflow run: params, tags, per-step curves,
+    downstream metrics for step 0 and the final step, and artifacts."""
+    import mlflow
+
+    mlflow.log_params(config.flat())
+    mlflow.set_tags({**tags, "result_key": config.result_key(), "git_revision": git_revision(), **package_versions()})
+    curves = step_curves(results, config.loop.steps) if results else pd.DataFrame()
+    for row in curves.itertuples(index=False):
+        mlflow.log_metrics({"score/best": row[1], "score/mean_topk": row[2]}, step=int(row[0]))
+    metrics = {"samples/done": float(len(results)), "samples/failed": float(len(failures)), **(extra_metrics or {})}
+    for stage, report in reports.items():
+        metrics.update(metric_values(stage, report))
+    mlflow.log_metrics(metrics)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        table = results_table(results, reports.get("final"))
+        table.to_parquet(folder / "results.parquet")
+        table[["initial_caption", "caption", "score"]].to_csv(folder / "captions.csv")
+        if failures:
+            pd.Series(failures, name="error").rename_axis("sample_id").to_csv(folder / "failed.csv")
+        if len(curves):
+            plot_curves(curves, folder / "score_vs_step.png", f"{config.name} ({config.result_key()})")
+        (folder / "config.json").write_text(config.model_dump_json(indent=2))
+        for stage, report in reports.items():
+            (folder / f"metrics_{stage}.json").write_text(json.dumps(report.as_dict(), indent=2))
+        mlflow.log_artifacts(str(folder))

@@ -1,0 +1,77 @@
+"""Tasks of a benchmark run: dataset, models + bank, optimisation shards, metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+from prefect import get_run_logger, task
+
+from evaluation.caption_metrics import MetricReport, caption_metrics
+from evaluation.datasets import Dataset, load_dataset
+from mils.bank import Bank, generate_bank
+from mils.captioning import build_generator, import_plugins
+from mils.config import RunConfig
+from mils.protocols import Sample
+from mils.results import ResultStore
+from tasks.models import captioner_for, model_lock
+
+
+@task(name="load-dataset")
+def load_dataset_task(config: RunConfig) -> Dataset:
+    import_plugins(config.plugins)
+    data = load_dataset(config.dataset.kind, config.dataset.args, config.dataset.limit, config.dataset.seed)
+    logger = get_run_logger()
+    logger.info("dataset %s: %d samples, %d skipped", data.name, len(data), len(data.skipped))
+    for sample_id, reason in data.skipped[:20]:
+        logger.warning("skipped %s: %s", sample_id, reason)
+    return data
+
+
+# Loading from a hub can fail transiently (network, rate limits): retry. Nothing else retries,
+# because a deterministic failure would only fail again.
+@task(name="load-models-and-encode-bank", retries=2, retry_delay_seconds=30)
+def prepare_models_task(config: RunConfig) -> dict[str, Any]:
+    """Load the models in this process and make sure the bank embeddings are cached on disk."""
+    captioner = captioner_for(config)
+    return {"bank_size": len(captioner.bank), "bank_hash": captioner.bank.content_hash(),
+            "bank_provenance": captioner.bank.provenance}
+
+
+@task(name="optimise-shard")
+def optimise_shard_task(config: RunConfig, samples: Sequence[Sample], results_dir: str) -> dict[str, Any]:
+    """Optimise the shard's unfinished samples; each result is on disk as soon as its batch ends."""
+    store = ResultStore(results_dir)
+    todo = [s for s in samples if not store.has(s.id)]
+    done_before = len(samples) - len(todo)
+    start = time.perf_counter()
+    failed: dict[str, str] = {}
+    with model_lock():
+        captioner = captioner_for(config)
+        captioner.timer.seconds.clear()
+        for i in range(0, len(todo), config.batch_size):
+            run = captioner.caption(todo[i : i + config.batch_size], progress=False)
+            for result in run.results:
+                store.write(result)
+            for sample_id, error in run.failed.items():
+                store.write_failure(sample_id, error)
+            failed.update(run.failed)
+        timings = dict(captioner.timer.seconds)
+    if failed:
+        get_run_logger().warning("shard: %d samples failed: %s", len(failed), list(failed.items())[:3])
+    return {"computed": len(todo) - len(failed), "resumed": done_before, "failed": len(failed),
+            "seconds": time.perf_counter() - start, "timings": timings}
+
+
+@task(name="caption-metrics")
+def metrics_task(predictions: dict[str, str], references: dict[str, list[str]], metrics: Sequence[str],
+                 seed: int = 0) -> MetricReport:
+    return caption_metrics(predictions, references, metrics=list(metrics), seed=seed)
+
+
+@task(name="generate-bank", retries=2, retry_delay_seconds=30)
+def generate_bank_task(config: RunConfig, class_names: Sequence[str], per_class: int) -> Bank:
+    import_plugins(config.plugins)
+    generator = build_generator(config.generator, config.cache_path())
+    return generate_bank(generator, list(class_names), per_class, seed=config.loop.seed,
+                         batch_size=config.batch_size, generator_name=config.generator.model)

@@ -1,0 +1,112 @@
+"""Fake components for loop and orchestration tests, registered so configs can name them.
+
+Subprocess tests load this module through a config's ``plugins: [tests.fakes]``.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+import zlib
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from evaluation.datasets import Dataset, EvalSample
+from mils.protocols import Sample
+from mils.registry import register
+
+WORDS = "cat dog red blue ball grass sofa tree car sky river boat bird house man woman child hat".split()
+
+
+def _bag(text: str, dim: int = 64) -> np.ndarray:
+    vec = np.zeros(dim, np.float32)
+    for word in re.findall(r"[a-z]+", text.lower()):
+        vec[zlib.crc32(word.encode()) % dim] += 1.0
+    return vec
+
+
+class FakeScorer:
+    """Bag-of-words cosine between a caption and the sample's target text (``sample.media``)."""
+
+    higher_is_better = True
+
+    def __init__(self) -> None:
+        self.texts_embedded: list[str] = []
+        self.samples_embedded: list[str] = []
+
+    def fingerprint(self) -> str:
+        return "fake-bow-64"
+
+    def embed_samples(self, samples: Sequence[Sample]) -> np.ndarray:
+        self.samples_embedded += [s.id for s in samples]
+        return np.stack([self._unit(_bag(s.media)) for s in samples])
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        self.texts_embedded += list(texts)
+        return np.stack([self._unit(_bag(t)) for t in texts])
+
+    @staticmethod
+    def _unit(v: np.ndarray) -> np.ndarray:
+        return v / max(float(np.linalg.norm(v)), 1e-9)
+
+    def similarity(self, sample_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
+        return sample_emb @ text_emb.T
+
+
+class FakeGenerator:
+    """Seeded word-shuffling 'LLM': recombines words from the prompt and a vocabulary.
+
+    Each reply depends only on its own prompt and seed; it records every batch it was given.
+    """
+
+    def __init__(self, per_reply: int = 5) -> None:
+        self.per_reply = per_reply
+        self.batches: list[int] = []
+
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]:
+        self.batches.append(len(prompts))
+        replies = []
+        for prompt, seed in zip(prompts, seeds):
+            rng = random.Random(seed)
+            shown = re.findall(r"^\d\.\d{3}: (.*)$", prompt, flags=re.M)
+            lines = ["Here are some new descriptions:"]
+            for i in range(self.per_reply):
+                base = rng.choice(shown).split() if shown else []
+                words = base + rng.sample(WORDS, 2)
+                rng.shuffle(words)
+                lines.append(f"{i + 1}. {' '.join(words[:5])}")
+            replies.append("\n".join(lines))
+        return replies
+
+
+
+
+@register("generator", "fake")
+def fake_generator_factory(per_reply: int = 5, delay: float = 0.0, **_ignored) -> "FakeGenerator":
+    generator = FakeGenerator(per_reply)
+    if delay:
+        original = generator.generate
+
+        def slow(prompts, seeds):
+            time.sleep(delay)
+            return original(prompts, seeds)
+
+        generator.generate = slow  # type: ignore[method-assign]
+    return generator
+
+
+@register("scorer", "fake_bow")
+def fake_scorer_factory() -> "FakeScorer":
+    return FakeScorer()
+
+
+@register("dataset", "fake_text")
+def fake_text_dataset(targets: Sequence[str], broken: Sequence[str] = ()) -> Dataset:
+    """Samples whose media is their target text (reference = target); ``broken`` are file paths
+    that cannot be read as images."""
+    samples = [EvalSample(f"t{i:03d}", t, (t,)) for i, t in enumerate(targets)]
+    samples += [EvalSample(str(p), Path(p), ("broken",)) for p in broken]
+    return Dataset("fake_text", samples)
