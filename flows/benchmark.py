@@ -99,10 +99,10 @@ def benchmark_flow(config: RunConfig) -> dict[str, Any]:
                            {"time/flow_seconds": outcome.seconds})
     (outcome.results_dir / "mlflow.json").write_text(json.dumps({"parent": parent.info.run_id}))
     return {"parent_run_id": parent.info.run_id, "child_run_id": child.info.run_id,
-            "results_dir": str(outcome.results_dir), "done": len(outcome.results), "failed": len(outcome.failures),
-            "final": {k: v.value for k, v in outcome.reports.get("final", MetricReport({}, None)).corpus.items()},
-            "step0": {k: v.value for k, v in outcome.reports.get("step0", MetricReport({}, None)).corpus.items()},
-            "seconds": outcome.seconds}
+            "results_dir": str(outcome.results_dir), "done": len(outcome.results), "failed": outcome.failures,
+            "reports": outcome.reports, "seconds": outcome.seconds,
+            "shards": {"computed": sum(s["computed"] for s in outcome.shard_stats),
+                       "resumed": sum(s["resumed"] for s in outcome.shard_stats)}}
 
 
 def run_benchmark(config: RunConfig) -> dict[str, Any]:

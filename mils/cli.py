@@ -33,6 +33,8 @@ def _config(args: argparse.Namespace):
     from mils.config import build_config, load_config
 
     overrides = _loop_overrides(args)
+    if getattr(args, "tracking_uri", None):
+        overrides["tracking"] = {"uri": args.tracking_uri}
     return load_config(args.config, overrides) if args.config else build_config(args.profile, overrides)
 
 
@@ -75,17 +77,15 @@ def _print_table(rows: list[tuple[str, str, float, str, float]]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(cells, widths)))
 
 
-def cmd_caption(args: argparse.Namespace, inputs: Sequence[str] | None = None, keep_run: list | None = None) -> int:
+def cmd_caption(args: argparse.Namespace) -> int:
     from mils.captioning import Captioner, loop_overhead
 
     config = _config(args)
-    paths = list(inputs if inputs is not None else args.paths)
+    paths = list(args.paths)
     # third-party loaders print to stdout; keep stdout for our results (JSON lines stay parseable)
     with contextlib.redirect_stdout(sys.stderr):
         captioner = Captioner(config)
         run = captioner.caption([Sample.from_path(p) for p in paths], progress=not args.json)
-    if keep_run is not None:
-        keep_run.append(run)
     by_id = {r.sample_id: r for r in run.results}
     if args.json:
         for path in paths:
@@ -108,22 +108,81 @@ def cmd_caption(args: argparse.Namespace, inputs: Sequence[str] | None = None, k
     return 1 if run.failed else 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from evaluation.caption_metrics import caption_metrics, format_table
-    from evaluation.sample_set import sample_benchmark
+def _print_benchmark(outcome: dict) -> None:
+    from evaluation.caption_metrics import format_table
+    from mils.results import ResultStore
 
-    directory = Path(args.out)
-    data = sample_benchmark(directory)
-    print(f"captioning {len(data)} sample photos from {directory} with the {args.profile!r} profile")
-    runs: list = []
-    code = cmd_caption(args, [str(s.media) for s in data.samples], keep_run=runs)
-    references = {Path(r.sample_id).name: list(s.references) for r, s in zip(runs[0].results, data.samples)}
-    for label, step in (("initial-bank best (step 0, retrieval baseline)", 0), ("MILS final", -1)):
-        predictions = {Path(r.sample_id).name: r.history[step].best for r in runs[0].results}
-        report = caption_metrics(predictions, references, metrics=["BLEU", "METEOR", "ROUGE_L", "CIDEr", "SPICE"])
-        print(f"\n{label}: {len(predictions)} photos, x100, bootstrap 95% CI")
+    results = ResultStore(outcome["results_dir"]).results()
+    rows = [(Path(r["sample_id"]).name, r["history"][0]["best"], r["history"][0]["best_score"], r["caption"], r["score"])
+            for r in results]
+    print()
+    _print_table(rows)
+    for sample_id, error in outcome["failed"].items():
+        print(f"FAILED {sample_id}: {error}")
+    labels = {"step0": "initial-bank best (step 0, retrieval baseline)", "final": "MILS final"}
+    for stage, report in outcome["reports"].items():
+        print(f"\n{labels.get(stage, stage)}: {len(results)} samples, x100, bootstrap 95% CI")
         print(format_table(report))
-    return code
+    print(f"\nresults: {outcome['results_dir']}  ({outcome['shards']['computed']} computed, "
+          f"{outcome['shards']['resumed']} resumed, {outcome['seconds']:.0f}s)")
+
+
+def _print_mlflow_hint(config) -> None:
+    print(f"MLflow run {config.tracking.experiment!r} logged to {config.tracking.uri}; to browse it:\n"
+          f"  {Path(sys.executable).parent / 'mlflow'} ui --backend-store-uri {config.tracking.uri} "
+          f"--host 127.0.0.1 --port 5000")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from flows.benchmark import run_benchmark
+
+    config = _config(args)
+    outcome = run_benchmark(config)
+    _print_benchmark(outcome)
+    _print_mlflow_hint(config)
+    return 1 if outcome["failed"] else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from flows.benchmark import run_benchmark
+
+    config = _config(args).model_copy(update={"name": "demo"})
+    config = config.model_copy(update={"dataset": config.dataset.model_copy(update={"kind": "sample",
+                                                                                    "args": {"directory": args.out}})})
+    print(f"MILS demo: the {config.profile!r} profile on the bundled sample photos ({args.out}) "
+          f"through the Prefect benchmark flow, tracked in MLflow")
+    outcome = run_benchmark(config)
+    _print_benchmark(outcome)
+    _print_mlflow_hint(config)
+    return 1 if outcome["failed"] else 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from flows.ablation import run_sweep
+    from flows.report import sweep_report
+
+    outcome = run_sweep(args.config)
+    print(f"\n{outcome['variants']} variants from {outcome['optimisation_runs']} optimisation runs")
+    print(sweep_report(outcome["parent_run_id"], outcome["tracking_uri"]))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from flows.report import sweep_report
+
+    print(sweep_report(args.run_id, args.tracking_uri))
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from flows.benchmark import scheduled_benchmark_flow
+    from mils.config import load_config
+
+    path = str(Path(args.config).resolve())
+    load_config(path)  # validate now, not at 3 a.m.
+    print(f"serving deployment {args.name!r} (cron {args.cron!r}) for {path}; Ctrl-C stops it")
+    scheduled_benchmark_flow.serve(name=args.name, cron=args.cron, parameters={"config_path": path, "fresh": True})
+    return 0
 
 
 def _read_json_arg(path: str, what: str):
@@ -194,11 +253,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_run_options(caption)
     caption.set_defaults(func=cmd_caption)
 
-    demo = sub.add_parser("demo", help="caption the bundled sample photos and print a table")
-    demo.add_argument("--out", default="outputs/demo/images", help="where the sample photos are written")
-    demo.add_argument("--json", action="store_true")
+    demo = sub.add_parser("demo", help="benchmark flow on the bundled sample photos (offline), tracked in MLflow")
+    demo.add_argument("--out", default="outputs/sample_set", help="where the sample photos are written")
+    demo.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlruns.db)")
     _add_run_options(demo)
     demo.set_defaults(func=cmd_demo)
+
+    run = sub.add_parser("run", help="run (or resume) a benchmark config through Prefect, log to MLflow")
+    run.add_argument("config", help="YAML run config")
+    run.add_argument("--tracking-uri", help="MLflow tracking URI (overrides the config)")
+    run.set_defaults(func=cmd_run, profile="offline")
+    for name in ("steps", "keep", "requested", "exploration", "seed", "bank", "bank_size", "batch_size", "cache_dir"):
+        run.set_defaults(**{name: None})
+
+    sweep = sub.add_parser("sweep", help="ablation sweep: a base config with a 'sweep:' grid")
+    sweep.add_argument("config")
+    sweep.set_defaults(func=cmd_sweep)
+
+    report = sub.add_parser("report", help="comparison table of a sweep's child runs")
+    report.add_argument("run_id", help="the sweep's parent MLflow run id")
+    report.add_argument("--tracking-uri", default="sqlite:///mlruns.db")
+    report.set_defaults(func=cmd_report)
+
+    schedule = sub.add_parser("schedule", help="serve a cron-scheduled benchmark deployment (needs a Prefect server)")
+    schedule.add_argument("config")
+    schedule.add_argument("--cron", required=True, help='e.g. "0 3 * * 1" (Mondays 03:00)')
+    schedule.add_argument("--name", default="mils-benchmark-rerun")
+    schedule.set_defaults(func=cmd_schedule)
 
     bank = sub.add_parser("bank", help="generate an initial caption bank with the LLM (paper recipe)")
     bank.add_argument("--out", required=True, help="output text file")

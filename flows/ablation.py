@@ -1,0 +1,110 @@
+"""Ablation sweeps: a base config plus a grid of overrides, one MLflow child run per variant.
+
+Work that an override does not touch is not redone: bank embeddings are cached per
+(scorer, bank), models are loaded once per process, and variants that differ only in
+``loop.steps`` are read off ONE run with the largest step count. That is exact: step k of a
+long run does the same work with the same seeds as the last step of a k-step run.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from evaluation.caption_metrics import MetricReport
+from flows.benchmark import BenchmarkOutcome, dataset_hash, optimise_config
+from flows.runners import make_task_runner
+from flows.tracking import log_config_run
+from mils.config import RunConfig, build_config, read_yaml, set_dotted
+from tasks.captioning import load_dataset_task, metrics_task
+
+STEPS_KEY = "loop.steps"
+
+
+def expand_sweep(path: str | Path) -> tuple[dict[str, list[Any]], list[tuple[dict[str, Any], RunConfig]]]:
+    """The sweep grid of a YAML file and one validated config per grid point."""
+    raw = read_yaml(path)
+    grid = raw.pop("sweep", None)
+    if not isinstance(grid, dict) or not grid or not all(isinstance(v, list) and v for v in grid.values()):
+        raise ValueError(f"{path} needs a 'sweep' mapping of dotted keys to non-empty lists, "
+                         "e.g. sweep: {{loop.steps: [1, 5, 10]}}")
+    profile = raw.pop("profile")
+    variants = []
+    for values in itertools.product(*grid.values()):
+        point = dict(zip(grid, values))
+        override = raw
+        for key, value in point.items():
+            override = set_dotted(override, key, value)
+        name = "-".join(f"{k.split('.')[-1]}={v}" for k, v in point.items())
+        override = set_dotted(override, "name", f"{raw.get('name', 'sweep')}-{name}")
+        variants.append((point, build_config(profile, override)))
+    return grid, variants
+
+
+def truncate(outcome: BenchmarkOutcome, steps: int) -> list[dict[str, Any]]:
+    """Per-sample results as a ``steps``-step run would have produced them."""
+    out = []
+    for r in outcome.results:
+        history = r["history"][: steps + 1]
+        out.append({**r, "history": history, "caption": history[-1]["best"], "score": history[-1]["best_score"]})
+    return out
+
+
+def _group_key(config: RunConfig) -> str:
+    return config.model_copy(update={"loop": config.loop.model_copy(update={"steps": 0}), "name": ""}).result_key()
+
+
+def _score(results: list[dict[str, Any]], references: dict[str, list[str]], config: RunConfig,
+           step: int) -> MetricReport:
+    predictions = {r["sample_id"]: r["history"][step]["best"] for r in results}
+    return metrics_task(predictions, {k: references[k] for k in predictions}, config.metrics, seed=config.loop.seed)
+
+
+@flow(name="mils-sweep")
+def sweep_flow(config_path: str) -> dict[str, Any]:
+    import mlflow
+
+    from flows.plots import plot_sweep
+
+    logger = get_run_logger()
+    grid, variants = expand_sweep(config_path)
+    base = variants[0][1]
+    groups: dict[str, list[tuple[dict[str, Any], RunConfig]]] = {}
+    for point, config in variants:
+        groups.setdefault(_group_key(config), []).append((point, config))
+    logger.info("%d variants in %d optimisation runs (step-count variants share one run)", len(variants), len(groups))
+    data = load_dataset_task(base)
+    references = data.references()
+    mlflow.set_tracking_uri(base.tracking.uri)
+    mlflow.set_experiment(base.tracking.experiment)
+    rows = []
+    with mlflow.start_run(run_name=f"sweep {Path(config_path).stem}") as parent:
+        mlflow.set_tags({"mils.kind": "sweep", "sweep.keys": ",".join(grid)})
+        mlflow.log_dict({"grid": grid}, "sweep.json")
+        for members in groups.values():
+            longest = max(members, key=lambda m: m[1].loop.steps)[1]
+            outcome = optimise_config(longest.model_copy(update={"name": "sweep"}))
+            for point, config in members:
+                results = truncate(outcome, config.loop.steps)
+                reports = {"step0": _score(results, references, config, 0),
+                           "final": _score(results, references, config, -1)} if results and config.metrics else {}
+                with mlflow.start_run(run_name=config.name, nested=True) as child:
+                    mlflow.log_params({f"sweep.{k}": str(v) for k, v in point.items()})
+                    log_config_run(config, results, outcome.failures, reports,
+                                   {"mils.kind": "config", "dataset_hash": dataset_hash(outcome),
+                                    "derived_from_steps": str(outcome.config.loop.steps)})
+                rows.append({"point": point, "run_id": child.info.run_id,
+                             "final": reports.get("final"), "step0": reports.get("step0")})
+        figure = plot_sweep(grid, rows, Path(config_path).stem)
+        if figure is not None:
+            mlflow.log_figure(figure, "sweep_comparison.png")
+    return {"parent_run_id": parent.info.run_id, "variants": len(variants), "optimisation_runs": len(groups),
+            "tracking_uri": base.tracking.uri}
+
+
+def run_sweep(config_path: str) -> dict[str, Any]:
+    _, variants = expand_sweep(config_path)
+    return sweep_flow.with_options(task_runner=make_task_runner(variants[0][1].runner))(config_path)

@@ -1,0 +1,44 @@
+"""`mils report RUN_ID`: a comparison table of a sweep's child runs, read back from MLflow."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def sweep_children(run_id: str, tracking_uri: str) -> pd.DataFrame:
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    try:
+        parent = client.get_run(run_id)
+    except Exception as err:  # MLflow raises its own exception types for unknown ids
+        raise ValueError(f"no MLflow run {run_id!r} in {tracking_uri}: {err}") from err
+    runs = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'",
+                              order_by=["attributes.start_time ASC"])
+    rows = []
+    for run in runs:
+        row = {"run": run.info.run_name, "run_id": run.info.run_id}
+        row.update({k: v for k, v in run.data.params.items() if k.startswith("sweep.")})
+        row.update(run.data.metrics)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def sweep_report(run_id: str, tracking_uri: str) -> str:
+    table = sweep_children(run_id, tracking_uri)
+    if table.empty:
+        return f"run {run_id} has no child runs"
+    swept = [c for c in table.columns if c.startswith("sweep.")]
+    finals = sorted(c for c in table.columns if c.startswith("final/") and not c.endswith(("_ci_low", "_ci_high")))
+    lines = []
+    header = [*swept, "score/best", *[f.removeprefix("final/") + " [95% CI]" for f in finals]]
+    for _, row in table.iterrows():
+        cells = [str(row[c]) for c in swept] + [f"{row.get('score/best', float('nan')):.3f}"]
+        for f in finals:
+            cells.append(f"{100 * row[f]:.1f} [{100 * row[f + '_ci_low']:.1f}, {100 * row[f + '_ci_high']:.1f}]"
+                         if f + "_ci_low" in row else f"{100 * row[f]:.1f}")
+        lines.append(cells)
+    widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(header)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)), "-" * (sum(widths) + 2 * len(widths))]
+    out += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)) for cells in lines]
+    return "\n".join(out) + "\n(metrics x100; score/best is the scorer's final best score, mean over samples)"

@@ -1,0 +1,99 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from flows.benchmark import run_benchmark, scheduled_benchmark_flow
+from mils.config import load_config
+from mils.results import ResultStore
+from tests.flows.conftest import ROOT, TARGETS
+
+
+def _results(results_dir) -> dict:
+    return {r["sample_id"]: (r["history"], r["kept"]) for r in ResultStore(results_dir).results()}
+
+
+def test_benchmark_logs_per_step_metrics_and_records_bad_samples(flow_config):
+    path, raw = flow_config()
+    config = load_config(path)
+    outcome = run_benchmark(config)
+    assert outcome["done"] == len(TARGETS)
+    assert list(outcome["failed"]) == [raw["dataset"]["args"]["broken"][0]]  # recorded, run finished
+
+    client = mlflow.tracking.MlflowClient(config.tracking.uri)
+    child = client.get_run(outcome["child_run_id"])
+    assert child.data.tags["mlflow.parentRunId"] == outcome["parent_run_id"]
+    history = client.get_metric_history(child.info.run_id, "score/best")
+    assert sorted(m.step for m in history) == [0, 1, 2, 3]
+    values = [m.value for m in sorted(history, key=lambda m: m.step)]
+    assert values == sorted(values)  # mean best score never decreases
+    metrics = child.data.metrics
+    assert {"step0/CIDEr", "final/CIDEr", "final/CIDEr_ci_low", "final/CIDEr_ci_high"} <= set(metrics)
+    assert metrics["samples/failed"] == 1 and metrics["samples/done"] == len(TARGETS)
+    assert child.data.params["loop.steps"] == "3" and child.data.tags["result_key"] == config.result_key()
+    assert "git_revision" in child.data.tags and "version.prefect" in child.data.tags
+    artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+    assert {"results.parquet", "captions.csv", "score_vs_step.png", "failed.csv", "config.json"} <= artifacts
+
+
+def test_killed_run_resumes_to_the_same_results_without_duplicates(flow_config, repo_on_pythonpath, tmp_path):
+    # the slow fake LLM (0.4 s a call) and one sample per batch give time to kill mid-run
+    slow = {"backend": "fake", "model": "fake", "options": {"delay": 0.4}}
+    path, _ = flow_config("killed.yaml", generator=slow, batch_size=1, runner__shard_size=1)
+    config = load_config(path)
+    samples_dir = config.results_dir() / "samples"
+    cmd = [sys.executable, "-m", "mils.cli", "run", str(path)]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(samples_dir.glob("*.json"))) < 2:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)  # really kill it (and any children), mid-run
+    proc.wait()
+    survivors = {p.name: p.stat().st_mtime_ns for p in samples_dir.glob("*.json")}
+    assert 2 <= len(survivors) < len(TARGETS), "the kill should land mid-run"
+
+    outcome = run_benchmark(config)  # same config: resume
+    assert outcome["shards"]["resumed"] == len(survivors)
+    assert outcome["shards"]["computed"] == len(TARGETS) - len(survivors)
+    after = {p.name: p.stat().st_mtime_ns for p in samples_dir.glob("*.json")}
+    assert len(after) == len(TARGETS)  # nothing lost, nothing duplicated
+    assert all(after[name] == mtime for name, mtime in survivors.items())  # finished ones not recomputed
+
+    fresh = run_benchmark(config.model_copy(update={"output_dir": str(tmp_path / "uninterrupted")}))
+    assert _results(fresh["results_dir"]) == _results(config.results_dir())
+
+
+def test_dask_run_equals_thread_run(flow_config, repo_on_pythonpath, tmp_path):
+    path, _ = flow_config("dask.yaml", runner={"kind": "dask", "workers": 2, "shard_size": 2})
+    dask_config = load_config(path)
+    threads = run_benchmark(dask_config.model_copy(update={
+        "runner": dask_config.runner.model_copy(update={"kind": "threads"}), "output_dir": str(tmp_path / "threads")}))
+    dask = run_benchmark(dask_config)
+    assert Path(dask["results_dir"]) != Path(threads["results_dir"])
+    assert _results(dask["results_dir"]) == _results(threads["results_dir"])
+    assert len(_results(dask["results_dir"])) == len(TARGETS)
+
+
+def test_scheduled_flow_reruns_fresh(flow_config):
+    path, _ = flow_config("scheduled.yaml")
+    first = scheduled_benchmark_flow(str(path), fresh=True)
+    time.sleep(1.1)
+    second = scheduled_benchmark_flow(str(path), fresh=True)
+    assert first["results_dir"] != second["results_dir"]
+    assert second["shards"]["computed"] == len(TARGETS) and second["shards"]["resumed"] == 0
+    assert _results(first["results_dir"]) == _results(second["results_dir"])
+
+
+def test_schedule_deployment_carries_the_cron(flow_config):
+    path, _ = flow_config()
+    deployment = scheduled_benchmark_flow.to_deployment(name="nightly", cron="0 3 * * *",
+                                                        parameters={"config_path": str(path)})
+    assert deployment.schedules[0].schedule.cron == "0 3 * * *"
+    assert deployment.parameters == {"config_path": str(path)}

@@ -1,0 +1,46 @@
+import mlflow
+import yaml
+
+from flows.ablation import expand_sweep, run_sweep
+from flows.report import sweep_report
+
+
+def test_sweep_creates_one_child_per_config_and_shares_step_runs(flow_config, tmp_path):
+    path, raw = flow_config("sweep.yaml")
+    raw["sweep"] = {"loop.steps": [1, 3], "loop.keep": [2, 4]}
+    path.write_text(yaml.safe_dump(raw))
+    grid, variants = expand_sweep(path)
+    assert len(variants) == 4 and variants[0][1].loop.steps == 1 and variants[0][1].loop.keep == 2
+
+    outcome = run_sweep(str(path))
+    assert outcome["variants"] == 4
+    assert outcome["optimisation_runs"] == 2  # steps variants are read off one 3-step run per keep
+
+    client = mlflow.tracking.MlflowClient(raw["tracking"]["uri"])
+    parent = client.get_run(outcome["parent_run_id"])
+    children = client.search_runs([parent.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{outcome['parent_run_id']}'")
+    assert len(children) == 4
+    points = sorted((c.data.params["sweep.loop.steps"], c.data.params["sweep.loop.keep"]) for c in children)
+    assert points == [("1", "2"), ("1", "4"), ("3", "2"), ("3", "4")]
+    for child in children:
+        steps = int(child.data.params["loop.steps"])
+        history = client.get_metric_history(child.info.run_id, "score/best")
+        assert sorted(m.step for m in history) == list(range(steps + 1))
+    assert "sweep_comparison.png" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+
+    report = sweep_report(outcome["parent_run_id"], raw["tracking"]["uri"])
+    assert "sweep.loop.steps" in report and "CIDEr [95% CI]" in report and len(report.splitlines()) == 2 + 4 + 1
+
+
+def test_truncated_history_equals_a_real_shorter_run(flow_config):
+    """Reading a 1-step variant off a 3-step run is exact."""
+    from flows.benchmark import run_benchmark
+    from mils.config import load_config
+    from mils.results import ResultStore
+
+    long_path, _ = flow_config("long.yaml")
+    short_path, _ = flow_config("short.yaml", loop={"steps": 1, "keep": 4, "requested": 5, "seed": 5})
+    long_run = ResultStore(run_benchmark(load_config(long_path))["results_dir"]).results()
+    short_run = ResultStore(run_benchmark(load_config(short_path))["results_dir"]).results()
+    assert [r["history"] for r in short_run] == [r["history"][:2] for r in long_run]
