@@ -1,3 +1,5 @@
+import math
+
 import pytest
 
 from mils.config import build_config, load_config
@@ -45,3 +47,19 @@ def test_yaml_config(tmp_path):
     (tmp_path / "bad.yaml").write_text("loop: {}\n")
     with pytest.raises(ValueError, match="profile"):
         load_config(tmp_path / "bad.yaml")
+
+
+def test_shipped_configs_are_valid():
+    from pathlib import Path
+
+    from flows.ablation import expand_sweep
+
+    folder = Path(__file__).resolve().parents[2] / "configs"
+    files = sorted(folder.glob("*.yaml"))
+    assert files
+    for path in files:
+        if "sweep:" in path.read_text():
+            grid, variants = expand_sweep(path)
+            assert len(variants) == math.prod(len(v) for v in grid.values())
+        else:
+            load_config(path)
