@@ -17,6 +17,8 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	# pycocoevalcap's PTB tokenizer and METEOR run Java
 	command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq default-jre-headless)
+	# the judging-page browser test drives Debian's Chromium through Playwright (never `playwright install`)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'

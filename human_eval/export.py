@@ -1,0 +1,231 @@
+"""Export pairwise judging batches (AMT batch CSV + crowd-html form + unblinding key).
+
+What annotators see (``amt_input.csv``, ``question.html``, ``pairs.json``, ``upload/``) never says
+which side is which system; the key that does is ``key.json``, kept out of ``upload/`` and never
+served by the local judging page.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+import json
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from human_eval.protocol import CAPTION_AXES, IMAGE_AXES, Axis
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One system's output for one sample: a caption (``text``) or a generated ``image``."""
+
+    id: str
+    text: str | None = None
+    image: str | None = None
+    context_image: str | None = None  # the image a caption describes
+    prompt: str | None = None  # the text an image was generated from
+    category: str | None = None
+
+
+def _entry(sample_id: str, value: Any, source: Path) -> Entry:
+    if isinstance(value, str):
+        return Entry(sample_id, text=value)
+    if isinstance(value, dict) and ("text" in value or "image" in value):
+        known = {"text", "image", "context_image", "prompt", "category"}
+        return Entry(sample_id, **{k: value[k] for k in known if value.get(k) is not None})
+    raise ValueError(f"{source}: entry {sample_id!r} must be a caption string or an object with 'text' or 'image'")
+
+
+def load_side(path: str | Path, stage: str = "final") -> dict[str, Entry]:
+    """One side of the comparison: a benchmark results folder (captions of ``stage``: final or
+    step0; the sample's image shown as context) or a JSON file id -> caption | {text|image, ...}."""
+    path = Path(path)
+    if (path / "samples").is_dir():
+        from mils.results import ResultStore
+
+        entries = {}
+        for r in ResultStore(path).results():
+            step = 0 if stage == "step0" else -1
+            media = r["sample_id"] if Path(r["sample_id"]).is_file() else None
+            entries[r["sample_id"]] = Entry(r["sample_id"], text=r["history"][step]["best"], context_image=media)
+        if not entries:
+            raise ValueError(f"results folder {path} has no finished samples")
+        return entries
+    if not path.is_file():
+        raise FileNotFoundError(f"results not found: {path} (a benchmark results folder or a JSON file)")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(raw, dict) or not raw:
+        raise ValueError(f"{path} must be a non-empty JSON object: id -> caption or entry")
+    return {k: _entry(k, v, path) for k, v in raw.items()}
+
+
+def escape_cell(value: Any) -> str:
+    """Neutralise spreadsheet formula injection: a cell starting with = + - @ gets a leading '."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(columns))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: escape_cell(row.get(c)) for c in columns})
+
+
+def _broken_text(text: str) -> str:
+    words = text.split() or ["nothing"]
+    return " ".join(reversed(words + words[:2])).lower()
+
+
+def _broken_image(folder: Path) -> Path:
+    from PIL import Image
+
+    path = folder / "broken.png"
+    if not path.is_file():
+        Image.new("RGB", (256, 256), (128, 128, 128)).save(path)
+    return path
+
+
+class _Media:
+    """Copies media into ``upload/`` under content-hash names (or maps them to URLs)."""
+
+    def __init__(self, batch_dir: Path, base_url: str | None) -> None:
+        self.upload = batch_dir / "upload"
+        self.upload.mkdir(parents=True, exist_ok=True)
+        self.base_url = base_url.rstrip("/") + "/" if base_url else None
+
+    def __call__(self, path: str | Path | None) -> str:
+        if not path:
+            return ""
+        source = Path(path)
+        if not source.is_file():
+            raise FileNotFoundError(f"media file not found: {source}")
+        name = hashlib.sha256(source.read_bytes()).hexdigest()[:16] + source.suffix.lower()
+        target = self.upload / name
+        if not target.is_file():
+            shutil.copyfile(source, target)
+        return (self.base_url or "upload/") + name
+
+
+COLUMNS = ("pair_id", "axis", "question", "prompt", "context_url", "left_text", "left_url", "right_text",
+           "right_url", "reasons")
+
+
+def export_batch(
+    a: dict[str, Entry],
+    b: dict[str, Entry],
+    out_dir: str | Path,
+    axes: Sequence[str] = ("faithfulness", "quality"),
+    names: tuple[str, str] = ("baseline", "mils"),
+    seed: int = 0,
+    assignments: int = 3,
+    catch_fraction: float = 0.1,
+    base_url: str | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Build one row per (sample, axis) with left/right randomised, plus catch trials."""
+    common = sorted(set(a) & set(b))
+    if not common:
+        raise ValueError(f"the two result sets share no sample id ({len(a)} and {len(b)} ids)")
+    kind = "image" if a[common[0]].image else "caption"
+    axis_table = IMAGE_AXES if kind == "image" else CAPTION_AXES
+    unknown = sorted(set(axes) - set(axis_table))
+    if unknown:
+        raise ValueError(f"unknown axes {unknown}; {kind} batches know {sorted(axis_table)}")
+    if not 0 <= catch_fraction < 1:
+        raise ValueError(f"catch_fraction must be in [0, 1), got {catch_fraction}")
+    if assignments < 1:
+        raise ValueError(f"assignments must be >= 1, got {assignments}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    media = _Media(out, base_url)
+    rng = random.Random(seed)
+    rows, key = [], {}
+
+    def pair_id(*parts: str) -> str:
+        return "p" + hashlib.sha256("|".join([str(seed), *parts]).encode()).hexdigest()[:12]
+
+    def side(entry: Entry) -> tuple[str, str]:
+        return (entry.text or "", media(entry.image))
+
+    for sample_id in common:
+        ea, eb = a[sample_id], b[sample_id]
+        for axis_name in axes:
+            axis: Axis = axis_table[axis_name]
+            left_is_a = rng.random() < 0.5
+            left, right = (ea, eb) if left_is_a else (eb, ea)
+            pid = pair_id(sample_id, axis_name)
+            rows.append(_row(pid, axis, ea, side(left), side(right), media))
+            key[pid] = {"sample_id": sample_id, "axis": axis_name, "left": "A" if left_is_a else "B",
+                        "catch": False, "category": ea.category or eb.category}
+    n_catch = round(len(rows) * catch_fraction)
+    for n, sample_id in enumerate(rng.sample(common * (n_catch // len(common) + 1), n_catch) if n_catch else []):
+        axis_name = axes[n % len(axes)]
+        good = b[sample_id]
+        broken = Entry(sample_id, text=_broken_text(good.text) if good.text else None,
+                       image=str(_broken_image(out)) if good.image else None)
+        good_left = rng.random() < 0.5
+        left, right = (good, broken) if good_left else (broken, good)
+        pid = pair_id("catch", str(n), sample_id, axis_name)
+        rows.append(_row(pid, axis_table[axis_name], good, side(left), side(right), media))
+        key[pid] = {"sample_id": sample_id, "axis": axis_name, "catch": True, "good": "left" if good_left else "right"}
+    rng.shuffle(rows)
+    write_csv(out / "amt_input.csv", rows, COLUMNS)
+    (out / "pairs.json").write_text(json.dumps(rows, indent=1))
+    (out / "question.html").write_text(question_template(kind))
+    manifest = {"names": {"A": names[0], "B": names[1]}, "kind": kind, "axes": list(axes), "seed": seed,
+                "assignments": assignments, "pairs": key, "mlflow_run_id": run_id, "base_url": base_url}
+    (out / "key.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def _row(pid: str, axis: Axis, context: Entry, left: tuple[str, str], right: tuple[str, str], media) -> dict:
+    show = axis.show_prompt
+    return {
+        "pair_id": pid, "axis": axis.name, "question": axis.question,
+        "prompt": (context.prompt or "") if show else "",
+        "context_url": media(context.context_image) if show and context.context_image else "",
+        "left_text": left[0], "left_url": left[1], "right_text": right[0], "right_url": right[1],
+        "reasons": "|".join(axis.reasons),
+    }
+
+
+def question_template(kind: str) -> str:
+    """The AMT HIT layout (crowd-html-elements): the pair, the preference, then the reasons."""
+    reasons = "".join(
+        f'<label><input type="checkbox" name="reason_{i}"> <span class="r{i}"></span></label><br>'
+        for i in range(5)
+    )
+    shown = ('<img src="${left_url}" style="max-width:45%"> <img src="${right_url}" style="max-width:45%">'
+             if kind == "image" else
+             '<p><b>Left:</b> ${left_text}</p><p><b>Right:</b> ${right_text}</p>')
+    return f"""<script src="https://assets.crowd.aws/crowd-html-elements.js"></script>
+<crowd-form answer-format="flatten-objects">
+  <input type="hidden" name="pair_id" value="${{pair_id}}">
+  <p>${{prompt}}</p>
+  <img src="${{context_url}}" style="max-height:300px" onerror="this.style.display='none'">
+  {shown}
+  <h3>1. ${{question}}</h3>
+  <label><input type="radio" name="choice" value="left" required> Left</label>
+  <label><input type="radio" name="choice" value="right"> Right</label>
+  <h3>2. Why? Tick every reason that applies.</h3>
+  {reasons}
+  <script>
+    "${{reasons}}".split("|").forEach(function (r, i) {{
+      var s = document.querySelector(".r" + i); if (s) s.textContent = r; }});
+  </script>
+</crowd-form>
+<!-- generated by mils human-eval export; {html.escape(kind)} batch -->
+"""
+
+
+__all__ = ["Entry", "escape_cell", "export_batch", "load_side", "question_template", "write_csv"]

@@ -1,0 +1,49 @@
+"""What annotators are asked: the two axes of the paper's AMT studies, JUICE-style.
+
+Each question is forced choice (left or right), followed by ticking the reasons for the pick.
+The prompt (or the image being captioned) is shown on the faithfulness axis only for
+text-to-image; a caption's image is always shown, since faithfulness is judged against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str
+    question: str
+    reasons: tuple[str, ...]
+    show_prompt: bool
+
+
+IMAGE_AXES = {
+    "quality": Axis(
+        "quality", "Which image has the better visual quality?",
+        ("more detailed", "more realistic", "better composition", "fewer artefacts", "more aesthetic colours"),
+        show_prompt=False,
+    ),
+    "faithfulness": Axis(
+        "faithfulness", "Which image matches the text better?",
+        ("shows the objects in the text", "correct counts", "correct colours or attributes",
+         "correct spatial relations", "matches the style asked for"),
+        show_prompt=True,
+    ),
+}
+
+CAPTION_AXES = {
+    "faithfulness": Axis(
+        "faithfulness", "Which description matches the picture better?",
+        ("names the right objects", "fewer invented details", "right colours or attributes", "right actions",
+         "right setting"),
+        show_prompt=True,
+    ),
+    "quality": Axis(
+        "quality", "Which description is better written?",
+        ("more fluent", "more specific", "more concise", "no repetition", "more natural"),
+        show_prompt=True,
+    ),
+}
+
+CHOICES = ("left", "right")

@@ -1,0 +1,193 @@
+"""`mils judge serve BATCH_DIR`: the same batch as the AMT form, for in-house raters.
+
+Every answer is written to SQLite (``BATCH_DIR/judgements.sqlite``) the moment it is given, so a
+reload or a server restart loses nothing and a rater resumes where they stopped; answers are
+keyed by (rater, pair), so two raters never clash. Media are served from ``BATCH_DIR/upload``
+only. ``GET /api/export`` returns a CSV that ``mils human-eval ingest`` reads like an AMT file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import sqlite3
+import time
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
+from pydantic import BaseModel, Field
+
+RATER = re.compile(r"^[\w .@-]{1,64}$")
+MAX_REASONS = 5
+
+
+class Answer(BaseModel):
+    rater: str = Field(min_length=1, max_length=64)
+    pair_id: str
+    choice: str
+    reasons: list[int] = Field(default_factory=list)
+
+
+def _connect(db: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(db, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS answers (rater TEXT NOT NULL, pair_id TEXT NOT NULL, choice TEXT NOT NULL, "
+        "reasons TEXT NOT NULL, answered_at REAL NOT NULL, PRIMARY KEY (rater, pair_id))"
+    )
+    return conn
+
+
+def create_app(batch_dir: str | Path) -> FastAPI:
+    batch = Path(batch_dir).resolve()
+    pairs_file = batch / "pairs.json"
+    if not pairs_file.is_file():
+        raise FileNotFoundError(f"{pairs_file} not found: is {batch} a folder written by `mils human-eval export`?")
+    pairs = json.loads(pairs_file.read_text())
+    order = [p["pair_id"] for p in pairs]
+    by_id = {p["pair_id"]: p for p in pairs}
+    upload = (batch / "upload").resolve()
+    db = batch / "judgements.sqlite"
+    app = FastAPI(title="MILS pairwise judging")
+
+    def rater_name(name: str) -> str:
+        if not RATER.match(name or ""):
+            raise HTTPException(400, "rater name: 1-64 letters, digits, spaces, . @ - _")
+        return name
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return PAGE
+
+    @app.get("/api/next")
+    def next_pair(rater: str) -> dict:
+        rater = rater_name(rater)
+        with _connect(db) as conn:
+            done = {r[0] for r in conn.execute("SELECT pair_id FROM answers WHERE rater = ?", (rater,))}
+        remaining = [pid for pid in order if pid not in done]
+        pair = by_id[remaining[0]] if remaining else None
+        if pair is not None:
+            pair = {**pair, **{k: _media_url(pair[k]) for k in ("left_url", "right_url", "context_url")},
+                    "reasons": pair["reasons"].split("|") if pair["reasons"] else []}
+        return {"done": len(order) - len(remaining), "total": len(order), "pair": pair}
+
+    @app.post("/api/answer")
+    def answer(body: Answer) -> dict:
+        rater = rater_name(body.rater)
+        if body.pair_id not in by_id:
+            raise HTTPException(404, f"unknown pair {body.pair_id!r}")
+        if body.choice not in ("left", "right"):
+            raise HTTPException(400, "choice must be 'left' or 'right'")
+        reasons = sorted({r for r in body.reasons if 0 <= r < MAX_REASONS})
+        with _connect(db) as conn:
+            cur = conn.execute("INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?, ?)",
+                               (rater, body.pair_id, body.choice, json.dumps(reasons), time.time()))
+        return {"stored": cur.rowcount == 1}
+
+    @app.get("/media/{name}")
+    def media(name: str) -> FileResponse:
+        path = (upload / name).resolve()
+        if path.parent != upload or not path.is_file():
+            raise HTTPException(404, "no such media file in this batch")
+        return FileResponse(path)
+
+    @app.get("/api/export", response_class=PlainTextResponse)
+    def export() -> str:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["Input.pair_id", "Answer.choice", "WorkerId", "AssignmentId",
+                         *[f"Answer.reason_{i}" for i in range(MAX_REASONS)], "SubmitTime"])
+        with _connect(db) as conn:
+            rows = conn.execute("SELECT rater, pair_id, choice, reasons, answered_at FROM answers "
+                                "ORDER BY answered_at").fetchall()
+        for rater, pid, choice, reasons, at in rows:
+            ticked = set(json.loads(reasons))
+            writer.writerow([pid, choice, rater, f"{rater}:{pid}",
+                             *["on" if i in ticked else "" for i in range(MAX_REASONS)], f"{at:.3f}"])
+        return out.getvalue()
+
+    return app
+
+
+def _media_url(value: str) -> str:
+    return "/media/" + value.removeprefix("upload/") if value.startswith("upload/") else value
+
+
+def serve(batch_dir: str | Path, host: str = "127.0.0.1", port: int = 8765) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(batch_dir), host=host, port=port, log_level="warning")
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>MILS pairwise judging</title>
+<style>
+ body { font-family: system-ui, sans-serif; max-width: 980px; margin: 1.5em auto; padding: 0 1em; }
+ .sides { display: flex; gap: 1em; } .side { flex: 1; border: 2px solid #ccc; border-radius: 8px; padding: 1em; }
+ .side.picked { border-color: #1a7f37; background: #effaf1; } .side img { max-width: 100%; }
+ #context img { max-height: 320px; } .muted { color: #666; } kbd { border: 1px solid #aaa; border-radius: 3px; padding: 0 4px; }
+ button { font-size: 1em; padding: .4em 1.2em; }
+</style></head><body>
+<h2>Which is better?</h2>
+<div id="login"><label>Your name: <input id="name" autocomplete="username"></label> <button id="start">Start</button></div>
+<div id="task" hidden>
+  <p class="muted">Rater <b id="who"></b> &middot; <span id="progress"></span> &middot;
+     keys: <kbd>1</kbd>/<kbd>&larr;</kbd> left, <kbd>2</kbd>/<kbd>&rarr;</kbd> right, <kbd>a</kbd>-<kbd>e</kbd> reasons, <kbd>Enter</kbd> submit</p>
+  <div id="context"></div>
+  <h3 id="question"></h3>
+  <div class="sides"><div class="side" id="left"></div><div class="side" id="right"></div></div>
+  <h3>Why? Tick every reason that applies.</h3><div id="reasons"></div>
+  <p><button id="submit" disabled>Submit</button></p>
+</div>
+<div id="finished" hidden><h3>All pairs done. Thank you!</h3></div>
+<script>
+let rater = localStorage.getItem("mils-rater") || "", pair = null, choice = null;
+const $ = (id) => document.getElementById(id);
+function side(el, text, url) {
+  el.innerHTML = ""; if (url) { const img = document.createElement("img"); img.src = url; el.appendChild(img); }
+  if (text) { const p = document.createElement("p"); p.textContent = text; el.appendChild(p); }
+}
+function pick(which) { choice = which; $("left").classList.toggle("picked", which === "left");
+  $("right").classList.toggle("picked", which === "right"); $("submit").disabled = false; }
+async function load() {
+  const r = await fetch("/api/next?rater=" + encodeURIComponent(rater)); const data = await r.json();
+  if (!r.ok) { alert(data.detail); return; }
+  $("login").hidden = true; $("who").textContent = rater;
+  $("progress").textContent = data.done + " / " + data.total + " done";
+  pair = data.pair; choice = null; $("submit").disabled = true;
+  if (!pair) { $("task").hidden = true; $("finished").hidden = false; return; }
+  $("task").hidden = false;
+  $("question").textContent = pair.question;
+  const ctx = $("context"); ctx.innerHTML = "";
+  if (pair.context_url) { const img = document.createElement("img"); img.src = pair.context_url; ctx.appendChild(img); }
+  if (pair.prompt) { const p = document.createElement("p"); p.textContent = pair.prompt; ctx.appendChild(p); }
+  side($("left"), pair.left_text, pair.left_url); side($("right"), pair.right_text, pair.right_url);
+  $("left").className = "side"; $("right").className = "side";
+  $("reasons").innerHTML = pair.reasons.map((r, i) =>
+    `<label><input type="checkbox" data-reason="${i}"> <kbd>${"abcde"[i]}</kbd> ${r.replace(/</g, "&lt;")}</label><br>`).join("");
+}
+async function submit() {
+  if (!pair || !choice) return;
+  const reasons = [...document.querySelectorAll("[data-reason]")].filter(c => c.checked).map(c => +c.dataset.reason);
+  const r = await fetch("/api/answer", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ rater, pair_id: pair.pair_id, choice, reasons }) });
+  if (!r.ok) { alert((await r.json()).detail); return; }
+  await load();
+}
+$("left").onclick = () => pick("left"); $("right").onclick = () => pick("right");
+$("submit").onclick = submit;
+$("start").onclick = () => { rater = $("name").value.trim(); localStorage.setItem("mils-rater", rater); load(); };
+document.addEventListener("keydown", (e) => {
+  if (e.target.id === "name") { if (e.key === "Enter") $("start").click(); return; }
+  if (!pair) return;
+  if (e.key === "1" || e.key === "ArrowLeft") pick("left");
+  else if (e.key === "2" || e.key === "ArrowRight") pick("right");
+  else if (e.key === "Enter") submit();
+  else { const i = "abcde".indexOf(e.key); const box = document.querySelector(`[data-reason="${i}"]`); if (i >= 0 && box) box.checked = !box.checked; }
+});
+if (rater) load();
+</script></body></html>
+"""

@@ -1,0 +1,78 @@
+"""Headless Chromium drives the local judging page: answer three pairs, reload, export, ingest."""
+
+import os
+import shutil
+import socket
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from human_eval.ingest import ingest
+from human_eval.server import create_app
+
+pytestmark = pytest.mark.slow
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parents[2] / "outputs" / "screenshots"
+
+
+@pytest.fixture
+def server(caption_batch):
+    import uvicorn
+
+    out, manifest = caption_batch
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(create_app(out), host="127.0.0.1", port=port, log_level="warning")
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not instance.started and time.time() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", out, manifest
+    instance.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_rater_answers_three_pairs_reloads_and_the_export_ingests(server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    assert os.path.exists(CHROMIUM), "Debian's chromium is needed: apt-get install chromium (make setup does)"
+    url, batch, manifest = server
+    total = len(manifest["pairs"])
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(url)
+        page.fill("#name", "carol")
+        page.keyboard.press("Enter")
+        expect(page.locator("#progress")).to_have_text(f"0 / {total} done")
+        for n, key in enumerate(["1", "ArrowRight", "2"], start=1):
+            page.keyboard.press(key)
+            page.keyboard.press("a")  # tick the first reason
+            expect(page.locator("#submit")).to_be_enabled()
+            if n == 3:
+                SHOTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(SHOTS / "judge_page.png"), full_page=True)
+            page.keyboard.press("Enter")
+            expect(page.locator("#progress")).to_have_text(f"{n} / {total} done")
+        page.reload()  # the rater is remembered and resumes after the answered pairs
+        expect(page.locator("#progress")).to_have_text(f"3 / {total} done")
+        expect(page.locator("#who")).to_have_text("carol")
+        browser.close()
+
+    export = urllib.request.urlopen(f"{url}/api/export").read().decode()
+    (tmp_path / "export.csv").write_text(export)
+    rows = export.strip().splitlines()[1:]
+    assert len(rows) == 3 and all(",carol," in r for r in rows)
+    assert all(r.split(",")[4] == "on" for r in rows)  # reason 0 ticked by the 'a' key
+    result = ingest(tmp_path / "export.csv", batch / "key.json")
+    assert result.problems == []
+    regular_answered = sum(1 for r in rows if not manifest["pairs"][r.split(",")[0]]["catch"])
+    assert result.votes == (regular_answered if not result.dropped_workers else 0)
