@@ -14,13 +14,13 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from mils.parsing import normalise, parse_candidates
 from mils.prompts import PromptTemplate
-from mils.protocols import Generator, Sample, Scorer
+from mils.protocols import CandidateScorer, Generator, Sample, Scorer
 from mils.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -59,11 +59,18 @@ class StepRecord:
     empty_reply: bool = False
 
 
+Value = float | tuple[float, ...]  # one score, or one per objective (ranked by their sum)
+
+
+def aggregate(value: Value) -> float:
+    return float(sum(value)) if isinstance(value, tuple) else float(value)
+
+
 @dataclass
 class SampleResult:
     sample_id: str
     history: list[StepRecord]
-    kept: list[tuple[str, float]]
+    kept: list[tuple[str, Value]]
     stopped_early_at: int | None = None
     raw_replies: list[str] = field(default_factory=list, repr=False)
 
@@ -79,9 +86,9 @@ class SampleResult:
 @dataclass
 class _State:
     sample: Sample
-    kept: list[tuple[str, float]]
+    kept: list[tuple[str, Value]]
     seen: set[str]
-    embedding: np.ndarray
+    embedding: np.ndarray | None
     history: list[StepRecord] = field(default_factory=list)
     unchanged: int = 0
     stopped_early_at: int | None = None
@@ -109,19 +116,27 @@ class Optimiser:
     def __init__(
         self,
         generator: Generator,
-        scorer: Scorer,
+        scorer: Scorer | CandidateScorer,
         template: PromptTemplate,
         bank_texts: Sequence[str],
-        bank_emb: np.ndarray,
+        bank_emb: np.ndarray | None,
         options: LoopOptions,
         timer: PhaseTimer | None = None,
+        initial_texts: Callable[[Sample], Sequence[str]] | None = None,
+        prompt_extra: Callable[[Sample], dict[str, str]] | None = None,
     ) -> None:
-        if len(bank_texts) != len(bank_emb):
+        """``bank_emb`` (two-tower scorers): the bank's cached text embeddings; without it the
+        initial candidates (``initial_texts(sample)``, else the bank) are scored like new ones."""
+        if bank_emb is not None and len(bank_texts) != len(bank_emb):
             raise ValueError(f"bank has {len(bank_texts)} texts but {len(bank_emb)} embeddings")
+        if not isinstance(scorer, (Scorer, CandidateScorer)):
+            raise TypeError(f"{type(scorer).__name__} is neither a two-tower Scorer nor a CandidateScorer")
         self.generator, self.scorer, self.template = generator, scorer, template
         self.bank_texts, self.bank_emb = list(bank_texts), bank_emb
         self.options = options
         self.timer = timer or PhaseTimer()
+        self.initial_texts, self.prompt_extra = initial_texts, prompt_extra
+        self._two_tower = isinstance(scorer, Scorer)
         self._sign = 1.0 if scorer.higher_is_better else -1.0
 
     # -- helpers -------------------------------------------------------------------------------
@@ -143,24 +158,54 @@ class Optimiser:
 
     def _record(self, state: _State, step: int, new_unique: int, empty: bool) -> None:
         # kept[0] is the best ever seen: the top slot is never given to exploration
-        best, best_score = state.kept[0]
-        scores = [s for _, s in state.kept]
-        state.history.append(StepRecord(step, best, float(best_score), float(np.mean(scores)), new_unique, empty))
+        best, best_value = state.kept[0]
+        scores = [aggregate(v) for _, v in state.kept]
+        state.history.append(StepRecord(step, best, aggregate(best_value), float(np.mean(scores)), new_unique, empty))
 
     # -- the loop ------------------------------------------------------------------------------
     def initial(self, samples: Sequence[Sample]) -> list[_State]:
-        """Step 0: embed each sample once and keep the bank's top-K."""
-        with self.timer("sample_embedding"):
-            sample_emb = np.asarray(self.scorer.embed_samples(samples), np.float32)
-        with self.timer("bank_scoring"):
-            sims = np.asarray(self.scorer.similarity(sample_emb, self.bank_emb))
+        """Step 0: embed each sample once and keep the top-K of its initial candidates."""
         states = []
-        for sample, row, emb in zip(samples, sims, sample_emb):
-            kept = [(self.bank_texts[i], float(row[i])) for i in self._select(row, sample.id, 0)]
+        if self._two_tower:
+            with self.timer("sample_embedding"):
+                sample_emb = np.asarray(self.scorer.embed_samples(samples), np.float32)
+        else:
+            sample_emb = [None] * len(samples)
+        if self._two_tower and self.bank_emb is not None and self.initial_texts is None:
+            with self.timer("bank_scoring"):
+                sims = np.asarray(self.scorer.similarity(sample_emb, self.bank_emb))
+            kept_lists = [[(self.bank_texts[i], float(row[i])) for i in self._select(row, s.id, 0)]
+                          for s, row in zip(samples, sims)]
+        else:
+            texts = [list(dict.fromkeys(self.initial_texts(s) if self.initial_texts else self.bank_texts))
+                     for s in samples]
+            with self.timer("bank_scoring"):
+                values = self._score(samples, sample_emb, texts)
+            kept_lists = []
+            for sample, ts, vs in zip(samples, texts, values):
+                chosen = self._select(np.array([aggregate(v) for v in vs]), sample.id, 0)
+                kept_lists.append([(ts[i], vs[i]) for i in chosen])
+        for sample, kept, emb in zip(samples, kept_lists, sample_emb):
             state = _State(sample, kept, {normalise(t) for t, _ in kept}, emb)
             self._record(state, 0, new_unique=len(kept), empty=False)
             states.append(state)
         return states
+
+    def _score(self, samples: Sequence[Sample], sample_emb, texts: list[list[str]]) -> list[list[Value]]:
+        """Scores of each sample's own candidate list."""
+        if not any(texts):
+            return [[] for _ in texts]
+        if not self._two_tower:
+            arrays = self.scorer.score(samples, texts)
+            return [[tuple(map(float, r)) if np.ndim(r) else float(r) for r in np.asarray(a)] for a in arrays]
+        flat = [t for ts in texts for t in ts]
+        text_emb = np.asarray(self.scorer.embed_texts(flat), np.float32)
+        sims = np.asarray(self.scorer.similarity(np.stack(sample_emb), text_emb))
+        out, offset = [], 0
+        for row, ts in enumerate(texts):
+            out.append([float(v) for v in sims[row, offset : offset + len(ts)]])
+            offset += len(ts)
+        return out
 
     def step(self, states: list[_State], step: int) -> None:
         """One lockstep step over the still-active states."""
@@ -169,7 +214,9 @@ class Optimiser:
             return
         opts = self.options
         with self.timer("other"):
-            prompts = [self.template.render(s.kept, opts.requested) for s in active]
+            prompts = [self.template.render(s.kept, opts.requested,
+                                            **(self.prompt_extra(s.sample) if self.prompt_extra else {}))
+                       for s in active]
             seeds = [derive_seed(opts.seed, s.sample.id, step, "generate") for s in active]
         with self.timer("generation"):
             replies = self.generator.generate(prompts, seeds)
@@ -183,23 +230,18 @@ class Optimiser:
                 fresh = [t for t in found if normalise(t) not in state.seen]
                 state.seen.update(normalise(t) for t in fresh)
                 new_per_state.append((fresh, not found))
-            all_new = [t for fresh, _ in new_per_state for t in fresh]
         with self.timer("candidate_scoring"):
-            if all_new:
-                text_emb = np.asarray(self.scorer.embed_texts(all_new), np.float32)
-                sample_emb = np.stack([s.embedding for s in active])
-                sims = np.asarray(self.scorer.similarity(sample_emb, text_emb))
+            values = self._score([s.sample for s in active], [s.embedding for s in active],
+                                 [fresh for fresh, _ in new_per_state])
         with self.timer("other"):
-            offset = 0
-            for row, (state, (fresh, empty)) in enumerate(zip(active, new_per_state)):
+            for state, (fresh, empty), new_values in zip(active, new_per_state, values):
                 if empty:
                     log.warning("sample %s step %d: LLM reply had no usable line; keeping the previous top-K",
                                 state.sample.id, step)
-                scored = [(t, float(sims[row, offset + j])) for j, t in enumerate(fresh)]
-                offset += len(fresh)
+                scored = list(zip(fresh, new_values))
                 before = {t for t, _ in state.kept}
                 pool = state.kept + scored
-                chosen = self._select(np.array([sc for _, sc in pool]), state.sample.id, step)
+                chosen = self._select(np.array([aggregate(v) for _, v in pool]), state.sample.id, step)
                 state.kept = [pool[i] for i in chosen]
                 self._record(state, step, len(fresh), empty)
                 state.unchanged = state.unchanged + 1 if {t for t, _ in state.kept} == before else 0
@@ -222,7 +264,7 @@ class Optimiser:
             self.step(states, step)
             if progress is not None:
                 progress.update(len(samples))
-                progress.set_postfix(step=step, best=f"{np.mean([s.kept[0][1] for s in states]):.3f}")
+                progress.set_postfix(step=step, best=f"{np.mean([aggregate(s.kept[0][1]) for s in states]):.3f}")
         return [
             SampleResult(s.sample.id, s.history, s.kept, s.stopped_early_at, s.raw_replies) for s in states
         ]

@@ -57,3 +57,15 @@ class Scorer(Protocol):
     def similarity(self, sample_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
         """[n_samples, n_texts] scores."""
         ...
+
+
+@runtime_checkable
+class CandidateScorer(Protocol):
+    """A scorer whose text side depends on the sample (an edit applied to the sample's image, a
+    prompt rendered and judged against the sample's prompt). Returns one array per sample:
+    shape [n] or [n, k] for k objectives, which are ranked by their sum and all shown in the prompt.
+    """
+
+    higher_is_better: bool
+
+    def score(self, samples: Sequence[Sample], candidates: Sequence[Sequence[str]]) -> list[np.ndarray]: ...

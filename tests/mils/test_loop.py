@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -5,6 +7,7 @@ from mils.loop import LoopOptions, Optimiser
 from mils.parsing import normalise
 from mils.prompts import get_template
 from mils.protocols import Sample
+from tests.fakes import FakeGenerator
 
 
 def make_optimiser(generator, scorer, bank, **options):
@@ -106,8 +109,6 @@ def test_exploration_keeps_some_lower_ranked_candidates(fake_generator, fake_sco
 
 
 def test_result_does_not_depend_on_batch_size_or_batch_mates(fake_scorer, fake_bank, text_samples):
-    from tests.fakes import FakeGenerator
-
     def run(samples, batch_size):
         opt = make_optimiser(FakeGenerator(), fake_scorer, fake_bank, steps=4, keep=5, requested=5, seed=7)
         return {r.sample_id: (r.history, r.kept) for r in opt.run_batched(samples, batch_size)}
@@ -171,9 +172,56 @@ def test_bank_and_embeddings_must_match(fake_generator, fake_scorer, fake_bank):
 def test_sample_ids_drive_seeds_not_positions(fake_scorer, fake_bank):
     a = [Sample("x", "red cat"), Sample("y", "blue boat")]
     b = [Sample("x", "red cat"), Sample("z", "blue boat")]
-    from tests.fakes import FakeGenerator
-
     ra = make_optimiser(FakeGenerator(), fake_scorer, fake_bank, steps=3, keep=4, requested=5).run(a)
     rb = make_optimiser(FakeGenerator(), fake_scorer, fake_bank, steps=3, keep=4, requested=5).run(b)
     assert ra[0].kept == rb[0].kept
     assert ra[1].kept != rb[1].kept
+
+
+class TwoObjectiveScorer:
+    """A CandidateScorer: (word mismatch, length gap) to the sample's target, both minimised."""
+
+    higher_is_better = False
+
+    def __init__(self):
+        self.calls = []
+
+    def score(self, samples, candidates):
+        self.calls.append([len(c) for c in candidates])
+        out = []
+        for sample, texts in zip(samples, candidates):
+            target = set(sample.media.split())
+            out.append(np.array([[len(set(t.split()) ^ target), abs(len(t) - len(sample.media)) / 10]
+                                 for t in texts]).reshape(-1, 2))
+        return out
+
+
+class RecordingGenerator:
+    def __init__(self):
+        self.inner, self.prompts = FakeGenerator(), []
+
+    def generate(self, prompts, seeds):
+        self.prompts += prompts
+        return self.inner.generate(prompts, seeds)
+
+
+def test_candidate_scorer_with_two_objectives_per_sample_start_and_prompt_extras(text_samples):
+    scorer, generator = TwoObjectiveScorer(), RecordingGenerator()
+    opt = Optimiser(generator, scorer, get_template("text_to_image"), [], None,
+                    LoopOptions(steps=3, keep=3, requested=4, seed=2),
+                    initial_texts=lambda s: [s.media.split()[0], "something else"],
+                    prompt_extra=lambda s: {"init_description": s.media})
+    results = opt.run(text_samples[:2])
+    assert scorer.calls[0] == [2, 2]  # step 0 scored each sample's own initial candidates
+    for result in results:
+        best = [h.best_score for h in result.history]
+        assert all(b2 <= b1 for b1, b2 in zip(best, best[1:]))  # the sum of both objectives is minimised
+        assert all(isinstance(v, tuple) and len(v) == 2 for _, v in result.kept)
+        assert result.score == pytest.approx(sum(result.kept[0][1]))
+    assert "The description is: red cat on sofa" in generator.prompts[0]
+    assert re.search(r"^\d+\.\d{3}, \d+\.\d{3}: ", generator.prompts[0], flags=re.M)
+
+
+def test_scorer_must_follow_a_protocol(fake_generator):
+    with pytest.raises(TypeError, match="neither"):
+        Optimiser(fake_generator, object(), get_template("image_captioning"), [], None, LoopOptions())
