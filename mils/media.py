@@ -24,3 +24,82 @@ def load_image(media: Any) -> Image.Image:
             return image.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise MediaError(f"cannot read image {path}: {err}") from err
+
+
+VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+AUDIO_EXTS = {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aiff"}
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def modality_of(path: str | Path) -> str:
+    """image, video or audio, by file extension."""
+    suffix = Path(path).suffix.lower()
+    for name, exts in (("image", IMAGE_EXTS), ("video", VIDEO_EXTS), ("audio", AUDIO_EXTS)):
+        if suffix in exts:
+            return name
+    raise MediaError(f"cannot tell the modality of {path} from its extension; pass --modality image|video|audio")
+
+
+def sample_frames(path: str | Path, n: int = 8) -> list[Image.Image]:
+    """``n`` frames at the centres of ``n`` equal segments, found by seeking: only the frames from
+    the nearest keyframe to each target are decoded, one at a time, so memory does not grow with
+    the video's length."""
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"video not found: {path}")
+    if n < 1:
+        raise ValueError(f"frames must be >= 1, got {n}")
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            base = stream.time_base
+            if stream.duration:
+                duration = float(stream.duration * base)
+            elif container.duration:
+                duration = container.duration / 1_000_000
+            else:
+                raise MediaError(f"video {path} has no duration in its header")
+            start = float(stream.start_time * base) if stream.start_time else 0.0
+            frames = []
+            for i in range(n):
+                target = start + (i + 0.5) / n * duration
+                container.seek(int(target / base), stream=stream, backward=True, any_frame=False)
+                chosen = None
+                for frame in container.decode(stream):
+                    chosen = frame
+                    if frame.time is not None and frame.time + 1e-6 >= target:
+                        break
+                if chosen is None:
+                    raise MediaError(f"video {path}: no frame could be decoded near {target:.2f}s")
+                frames.append(chosen.to_image().convert("RGB"))
+            return frames
+    except (av.error.FFmpegError, IndexError) as err:
+        raise MediaError(f"cannot read video {path}: {err}") from err
+
+
+def load_audio(path: str | Path, sample_rate: int, max_seconds: float | None = None) -> "np.ndarray":
+    """Mono float32 waveform resampled to ``sample_rate`` (polyphase filter)."""
+    import numpy as np
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"audio not found: {path}")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError) as err:
+        raise MediaError(f"cannot read audio {path}: {err}") from err
+    if data.size == 0:
+        raise MediaError(f"audio {path} is empty")
+    wave = data.mean(axis=1)
+    if rate != sample_rate:
+        from math import gcd
+
+        g = gcd(int(rate), int(sample_rate))
+        wave = resample_poly(wave, sample_rate // g, int(rate) // g).astype(np.float32)
+    if max_seconds is not None:
+        wave = wave[: int(max_seconds * sample_rate)]
+    return wave

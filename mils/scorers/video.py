@@ -1,0 +1,108 @@
+"""Video-text scorers.
+
+- ``video_frames``: any registered two-tower IMAGE scorer (open_clip, concept, ...) applied to
+  uniformly sampled frames; the frame embeddings are averaged (then re-normalised).
+- ``xclip``: X-CLIP through transformers (``XCLIPModel``), e.g. ``microsoft/xclip-base-patch32``.
+
+The paper used ViCLIP-L/14, which no library packages; register your own scorer for it (see the
+README's "Extending" section) and name it in the config.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from mils import registry
+from mils.media import sample_frames
+from mils.protocols import Sample
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.clip(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12, None)
+
+
+class FrameAveragingScorer:
+    """Wraps an image scorer: a video's embedding is the mean of its frames' embeddings."""
+
+    def __init__(self, image_scorer, frames: int = 8) -> None:
+        self.image_scorer = image_scorer
+        self.frames = frames
+        self.higher_is_better = image_scorer.higher_is_better
+
+    def fingerprint(self) -> str:  # text embeddings are the image scorer's own
+        return self.image_scorer.fingerprint()
+
+    def embed_samples(self, samples: Sequence[Sample]) -> np.ndarray:
+        out = []
+        for sample in samples:
+            frames = [Sample(f"{sample.id}#{i}", f) for i, f in enumerate(sample_frames(sample.media, self.frames))]
+            out.append(_unit(np.asarray(self.image_scorer.embed_samples(frames), np.float32).mean(axis=0)))
+        return np.stack(out).astype(np.float32)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return self.image_scorer.embed_texts(texts)
+
+    def similarity(self, sample_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
+        return self.image_scorer.similarity(sample_emb, text_emb)
+
+
+@registry.register("scorer", "video_frames")
+def video_frames_scorer(image_scorer: dict[str, Any] | None = None, frames: int = 8) -> FrameAveragingScorer:
+    """``image_scorer``: ``{"name": ..., "options": {...}}`` of a registered image scorer (default concept)."""
+    spec = image_scorer or {"name": "concept"}
+    return FrameAveragingScorer(registry.create("scorer", spec["name"], **spec.get("options", {})), frames)
+
+
+class XClipScorer:
+    higher_is_better = True
+
+    def __init__(self, model, processor, identity: str, frames: int = 8, batch_size: int = 32) -> None:
+        self.model, self.processor = model.eval(), processor
+        self.identity, self.frames, self.batch_size = identity, frames, batch_size
+        self.device = next(model.parameters()).device
+
+    def fingerprint(self) -> str:
+        return self.identity
+
+    @torch.inference_mode()
+    def embed_samples(self, samples: Sequence[Sample]) -> np.ndarray:
+        out = []
+        for sample in samples:
+            frames = sample_frames(sample.media, self.frames)
+            pixels = self.processor(videos=[frames], return_tensors="pt")["pixel_values"].to(self.device)
+            out.append(torch.nn.functional.normalize(projected(self.model.get_video_features(pixel_values=pixels)), dim=-1))
+        return torch.cat(out).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            enc = self.processor(text=list(texts[start : start + self.batch_size]), return_tensors="pt",
+                                 padding=True, truncation=True).to(self.device)
+            features = self.model.get_text_features(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+            out.append(torch.nn.functional.normalize(projected(features), dim=-1))
+        return torch.cat(out).float().cpu().numpy()
+
+    def similarity(self, sample_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
+        return sample_emb @ text_emb.T
+
+
+@registry.register("scorer", "xclip")
+def xclip_scorer(model: str = "microsoft/xclip-base-patch32", frames: int = 8, device: str | None = None,
+                 batch_size: int = 32) -> XClipScorer:
+    """An HF id or a local directory holding an XCLIPModel and its XCLIPProcessor."""
+    from transformers import XCLIPModel, XCLIPProcessor
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    clip = XCLIPModel.from_pretrained(model).to(device)
+    frames = clip.config.vision_config.num_frames if hasattr(clip.config.vision_config, "num_frames") else frames
+    return XClipScorer(clip, XCLIPProcessor.from_pretrained(model), f"xclip:{model}", frames, batch_size)
+
+
+def projected(output) -> torch.Tensor:
+    """transformers 5 returns model outputs from get_*_features (projection in pooler_output);
+    older versions return the tensor itself."""
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
