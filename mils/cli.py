@@ -29,13 +29,30 @@ def _loop_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def _config(args: argparse.Namespace):
+_SCORER_FLAGS = {  # CLI flag -> scorer option, per task
+    "audio_captioning": {"scorer_model": "model"},
+    "text_to_image": {"pipeline": "pipeline", "reward": "reward", "reward_processor": "reward_processor"},
+    "style_transfer": {"editor": "editor"},
+}
+
+
+def _config(args: argparse.Namespace, task: str | None = None):
     from mils.config import build_config, load_config
+    from mils.profiles import offline_gap
 
     overrides = _loop_overrides(args)
     if getattr(args, "tracking_uri", None):
         overrides["tracking"] = {"uri": args.tracking_uri}
-    return load_config(args.config, overrides) if args.config else build_config(args.profile, overrides)
+    options = {opt: getattr(args, flag) for flag, opt in _SCORER_FLAGS.get(task, {}).items()
+               if getattr(args, flag, None)}
+    if options:
+        overrides["scorer"] = {"options": options}
+    if args.config:
+        return load_config(args.config, overrides)
+    gap = offline_gap(task) if args.profile == "offline" and task else None
+    if gap and not options:
+        raise ValueError(f"the offline profile has no weights for {task}: it needs {gap}, or use --profile paper")
+    return build_config(args.profile, overrides, task=task)
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -79,9 +96,13 @@ def _print_table(rows: list[tuple[str, str, float, str, float]]) -> None:
 
 def cmd_caption(args: argparse.Namespace) -> int:
     from mils.captioning import Captioner, loop_overhead
+    from mils.media import modality_of
 
-    config = _config(args)
     paths = list(args.paths)
+    modalities = {args.modality} if args.modality else {modality_of(p) for p in paths}
+    if len(modalities) > 1:
+        raise ValueError(f"inputs mix modalities {sorted(modalities)}; caption one modality per call")
+    config = _config(args, task=f"{modalities.pop()}_captioning")
     # third-party loaders print to stdout; keep stdout for our results (JSON lines stay parseable)
     with contextlib.redirect_stdout(sys.stderr):
         captioner = Captioner(config)
@@ -182,6 +203,40 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     load_config(path)  # validate now, not at 3 a.m.
     print(f"serving deployment {args.name!r} (cron {args.cron!r}) for {path}; Ctrl-C stops it")
     scheduled_benchmark_flow.serve(name=args.name, cron=args.cron, parameters={"config_path": path, "fresh": True})
+    return 0
+
+
+def cmd_t2i(args: argparse.Namespace) -> int:
+    from mils.image_tasks import run_text_to_image
+
+    config = _config(args, task="text_to_image")
+    with contextlib.redirect_stdout(sys.stderr):
+        results = run_text_to_image(config, args.prompts, args.out)
+    for r in results:
+        print(f"{r['prompt']!r}\n  -> {r['best_prompt']!r} (PickScore {r['score']:.3f}, step 0: "
+              f"{r['history'][0]['best_score']:.3f})\n  images per step: {Path(r['images'][0]).parent}")
+    return 0
+
+
+def cmd_style(args: argparse.Namespace) -> int:
+    from mils.image_tasks import run_style_transfer
+
+    config = _config(args, task="style_transfer")
+    with contextlib.redirect_stdout(sys.stderr):
+        result = run_style_transfer(config, args.content, args.style, args.out)
+    print(f"best instruction: {result['best_instruction']!r} (style + content distance {result['score']:.3f})")
+    print(f"images per step and result.json: {args.out}")
+    return 0
+
+
+def cmd_arithmetic(args: argparse.Namespace) -> int:
+    from mils.arithmetic import run_arithmetic
+
+    configs = [_config(args, task=t) for t in ("image_captioning", "audio_captioning", "text_to_image")]
+    with contextlib.redirect_stdout(sys.stderr):
+        summary = run_arithmetic(*configs, args.image, args.audio, args.out)
+    for key in ("image_caption", "audio_caption", "combined_prompt", "final_prompt", "final_image"):
+        print(f"{key:>16}: {summary[key]}")
     return 0
 
 
@@ -288,8 +343,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    caption = sub.add_parser("caption", help="caption images")
-    caption.add_argument("paths", nargs="+", help="image files")
+    caption = sub.add_parser("caption", help="caption images, videos or audio files")
+    caption.add_argument("paths", nargs="+", help="media files (modality from the extension)")
+    caption.add_argument("--modality", choices=["image", "video", "audio"], help="override the extension")
+    caption.add_argument("--scorer-model", help="audio: a ClapModel id or local directory")
     caption.add_argument("--json", action="store_true", help="one JSON object per input on stdout")
     _add_run_options(caption)
     caption.set_defaults(func=cmd_caption)
@@ -328,6 +385,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     bank.add_argument("--classes", type=int, help="only the first N classes (quick runs)")
     _add_run_options(bank)
     bank.set_defaults(func=cmd_bank)
+
+    t2i = sub.add_parser("t2i", help="text-to-image prompt rewriting (LLM + diffusion + PickScore)")
+    t2i.add_argument("prompts", nargs="+")
+    t2i.add_argument("--pipeline", help="diffusers pipeline id or local directory (paper: FLUX.1-schnell)")
+    t2i.add_argument("--reward", help="PickScore model id or local directory")
+    t2i.add_argument("--reward-processor", help="its processor (PickScore uses laion/CLIP-ViT-H-14-laion2B-s32B-b79K)")
+    t2i.add_argument("--out", default="outputs/t2i")
+    _add_run_options(t2i)
+    t2i.set_defaults(func=cmd_t2i)
+
+    style = sub.add_parser("style", help="style transfer: find the edit instruction (InstructPix2Pix + VGG)")
+    style.add_argument("content")
+    style.add_argument("style")
+    style.add_argument("--editor", help="InstructPix2Pix pipeline id or local directory")
+    style.add_argument("--out", default="outputs/style")
+    _add_run_options(style)
+    style.set_defaults(func=cmd_style)
+
+    arithmetic = sub.add_parser("arithmetic", help="image + audio -> text -> combined prompt -> image")
+    arithmetic.add_argument("image")
+    arithmetic.add_argument("audio")
+    arithmetic.add_argument("--scorer-model", help="audio scorer (ClapModel id or directory)")
+    arithmetic.add_argument("--pipeline")
+    arithmetic.add_argument("--reward")
+    arithmetic.add_argument("--reward-processor")
+    arithmetic.add_argument("--out", default="outputs/arithmetic")
+    _add_run_options(arithmetic)
+    arithmetic.set_defaults(func=cmd_arithmetic)
 
     evaluate = sub.add_parser("eval", help="captioning metrics with bootstrap CIs for a predictions file")
     evaluate.add_argument("--predictions", required=True, help="JSON: id -> caption")

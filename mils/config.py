@@ -42,7 +42,7 @@ class BankConfig(_Frozen):
     """Exactly one of ``path`` (a text file, one caption per line) or ``builtin``."""
 
     path: str | None = None
-    builtin: Literal["imagenet-templates"] | None = None
+    builtin: Literal["imagenet-templates", "none"] | None = None  # none: each sample starts from itself
     subsample: int | None = Field(None, ge=1)
     subsample_seed: int = 0
 
@@ -51,7 +51,8 @@ class BankConfig(_Frozen):
         if (self.path is None) == (self.builtin is None):
             raise ValueError(
                 "bank needs exactly one of 'path' (a caption file, e.g. the MILS release's "
-                "image_descriptions_per_class.txt) or 'builtin' ('imagenet-templates')"
+                "image_descriptions_per_class.txt) or 'builtin' ('imagenet-templates', or 'none' for "
+                "text-to-image, where each prompt starts from itself)"
             )
         return self
 
@@ -144,11 +145,14 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_config(profile: str, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """The named profile with ``overrides`` (nested dicts) applied, validated."""
-    from mils.profiles import get_profile
+def build_config(profile: str, overrides: dict[str, Any] | None = None, task: str | None = None) -> RunConfig:
+    """The named profile (for ``task``, default image captioning) with ``overrides`` applied."""
+    from mils.profiles import get_profile, task_defaults
 
-    raw = _merge(get_profile(profile), overrides or {})
+    base = get_profile(profile)
+    if task and task != "image_captioning":
+        base = _merge(base, {**task_defaults(profile, task), "task": task})
+    raw = _merge(base, overrides or {})
     raw["profile"] = profile
     try:
         return RunConfig.model_validate(raw)

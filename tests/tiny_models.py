@@ -85,3 +85,63 @@ def tiny_clap(folder: Path) -> Path:
                                      hop_length=320, truncation="rand_trunc")
     ClapProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(folder)
     return folder
+
+
+def _tiny_unet(in_channels: int = 4):
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(block_out_channels=(8, 16), layers_per_block=1, sample_size=8,
+                                in_channels=in_channels, out_channels=4, cross_attention_dim=16, norm_num_groups=4,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=4)
+
+
+def _tiny_sd_parts(folder: Path, in_channels: int = 4) -> dict:
+    from diffusers import AutoencoderKL, DDIMScheduler
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(0)
+    tokenizer = clip_tokenizer(folder / "tok", max_length=16)
+    vae = AutoencoderKL(block_out_channels=(8, 16), in_channels=3, out_channels=3, latent_channels=4,
+                        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                        norm_num_groups=4, sample_size=16)
+    text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32,
+                                                num_hidden_layers=1, num_attention_heads=2,
+                                                max_position_embeddings=16, bos_token_id=0, eos_token_id=1,
+                                                pad_token_id=1))
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False)
+    return {"unet": _tiny_unet(in_channels), "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer,
+            "scheduler": scheduler, "safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+
+
+def tiny_stable_diffusion(folder: Path) -> Path:
+    from diffusers import StableDiffusionPipeline
+
+    StableDiffusionPipeline(**_tiny_sd_parts(folder)).save_pretrained(folder)
+    return folder
+
+
+def tiny_instruct_pix2pix(folder: Path) -> Path:
+    from diffusers import StableDiffusionInstructPix2PixPipeline
+
+    StableDiffusionInstructPix2PixPipeline(**_tiny_sd_parts(folder, in_channels=8)).save_pretrained(folder)
+    return folder
+
+
+def tiny_pickscore(folder: Path) -> Path:
+    """A CLIPModel + CLIPProcessor standing in for PickScore (same classes, random weights)."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    torch.manual_seed(0)
+    tokenizer = clip_tokenizer(folder / "tok")
+    config = CLIPConfig(
+        text_config={"vocab_size": len(tokenizer), "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "max_position_embeddings": 32},
+        vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 32, "patch_size": 8},
+        projection_dim=16,
+    )
+    CLIPModel(config).save_pretrained(folder)
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    return folder

@@ -4,9 +4,12 @@ pickscore_t2i, style_transfer."""
 from mils.scorers.audio import ClapScorer, clap_scorer
 from mils.scorers.concept import ConceptScorer, concept_scorer
 from mils.scorers.open_clip_scorer import OpenClipScorer, open_clip_scorer
+from mils.scorers.style import StyleTransferScorer, style_transfer_scorer
+from mils.scorers.text_to_image import TextToImageScorer, pickscore_t2i_scorer
 from mils.scorers.video import FrameAveragingScorer, XClipScorer, video_frames_scorer, xclip_scorer
 
 __all__ = [
     "ClapScorer", "ConceptScorer", "FrameAveragingScorer", "OpenClipScorer", "XClipScorer", "clap_scorer",
-    "concept_scorer", "open_clip_scorer", "video_frames_scorer", "xclip_scorer",
+    "StyleTransferScorer", "TextToImageScorer", "concept_scorer", "open_clip_scorer", "pickscore_t2i_scorer",
+    "style_transfer_scorer", "video_frames_scorer", "xclip_scorer",
 ]

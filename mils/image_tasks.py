@@ -1,0 +1,74 @@
+"""Tasks whose candidates become images: text-to-image prompt rewriting and style transfer.
+
+Both use the same loop as captioning with a CandidateScorer that renders (or edits) each
+candidate; rendered images are cached by text, so after the run the best image of every step
+is written out without rendering anything again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Sequence
+
+from PIL import Image
+
+from mils.captioning import build_bank, build_generator, build_scorer, import_plugins
+from mils.config import RunConfig
+from mils.loop import Optimiser, SampleResult
+from mils.prompts import get_template
+from mils.protocols import Generator, Sample
+from mils.results import result_to_dict
+
+
+def _save_steps(result: SampleResult, image_of: Callable[[str], Image.Image], folder: Path) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for record in result.history:
+        path = folder / f"step{record.step:02d}.png"
+        image_of(record.best).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def _write(folder: Path, payload: dict) -> None:
+    (folder / "result.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False))
+
+
+def run_text_to_image(config: RunConfig, prompts: Sequence[str], out_dir: str | Path,
+                      generator: Generator | None = None, scorer=None, progress: bool = True) -> list[dict]:
+    """Rewrite each prompt with MILS; ``out_dir/<n>/`` gets the best image of every step."""
+    import_plugins(config.plugins)
+    scorer = scorer or build_scorer(config.scorer)
+    generator = generator or build_generator(config.generator, config.cache_path())
+    samples = [Sample(f"prompt{n:03d}", p) for n, p in enumerate(prompts)]
+    optimiser = Optimiser(generator, scorer, get_template("text_to_image"), [], None, config.loop.options(),
+                          initial_texts=lambda s: [s.media], prompt_extra=lambda s: {"init_description": s.media})
+    out = Path(out_dir)
+    payloads = []
+    for result, sample in zip(optimiser.run_batched(samples, config.batch_size), samples):
+        folder = out / sample.id
+        images = _save_steps(result, lambda text: scorer.renderer.render([text])[0], folder)
+        payload = {"prompt": sample.media, "best_prompt": result.caption, "images": images,
+                   **result_to_dict(result)}
+        _write(folder, payload)
+        payloads.append(payload)
+    return payloads
+
+
+def run_style_transfer(config: RunConfig, content: str | Path, style: str | Path, out_dir: str | Path,
+                       generator: Generator | None = None, scorer=None) -> dict:
+    """Find the edit instruction that moves ``content`` towards ``style``'s look."""
+    import_plugins(config.plugins)
+    scorer = scorer or build_scorer(config.scorer)
+    generator = generator or build_generator(config.generator, config.cache_path())
+    bank = build_bank(config.bank)
+    sample = Sample(f"{Path(content).stem}+{Path(style).stem}", {"content": str(content), "style": str(style)})
+    optimiser = Optimiser(generator, scorer, get_template("style_transfer"), bank.texts, None, config.loop.options())
+    result = optimiser.run([sample])[0]
+    folder = Path(out_dir)
+    images = _save_steps(result, lambda text: scorer.edit(sample, [text])[0], folder)
+    payload = {"content": str(content), "style": str(style), "best_instruction": result.caption,
+               "images": images, "edits_rendered": scorer.edits, **result_to_dict(result)}
+    _write(folder, payload)
+    return payload
