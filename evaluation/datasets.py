@@ -15,16 +15,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
-from PIL import Image
-
+from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, media_problem
 from mils.protocols import Sample
 from mils.registry import create, register
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
-AUDIO_EXTS = {".wav", ".flac", ".mp3", ".ogg", ".m4a"}
 
 
 @dataclass(frozen=True)
@@ -81,26 +77,6 @@ def _read_json(path: Path) -> Any:
         raise ValueError(f"{path} is not valid JSON: {err}") from err
 
 
-def image_problem(path: Path) -> str | None:
-    """Why an image file cannot be used, or None (header check: cheap, no full decode)."""
-    if not path.is_file():
-        return f"missing file {path}"
-    try:
-        with Image.open(path) as image:
-            image.verify()
-    except Exception as err:  # PIL raises many types for corrupt files
-        return f"unreadable image {path}: {err}"
-    return None
-
-
-def file_problem(path: Path) -> str | None:
-    if not path.is_file():
-        return f"missing file {path}"
-    if path.stat().st_size == 0:
-        return f"empty file {path}"
-    return None
-
-
 def _collect(
     name: str,
     rows: Iterable[tuple[str, Path | None, list[str], dict]],
@@ -144,7 +120,7 @@ def coco_karpathy(json_path: str | Path, images_root: str | Path, split: str = "
         rows.append((sample_id, media, refs, {"filename": image["filename"]}))
     if not rows:
         raise ValueError(f"{path} has no images in split {split!r}")
-    return _collect(f"coco-karpathy-{split}", rows, image_problem)
+    return _collect(f"coco-karpathy-{split}", rows, media_problem)
 
 
 @register("dataset", "coco_captions")
@@ -173,7 +149,7 @@ def coco_captions(
         if unknown:
             raise ValueError(f"{len(unknown)} split ids are not in {path}, e.g. {unknown[:5]}")
     rows = [(str(i), images_dir / files[i], refs.get(i, []), {}) for i in wanted]
-    return _collect("coco-captions", rows, image_problem)
+    return _collect("coco-captions", rows, media_problem)
 
 
 @register("dataset", "msrvtt")
@@ -193,7 +169,7 @@ def msrvtt(test_videodatainfo_json: str | Path, video_dir: str | Path) -> Datase
             continue
         vid = video["video_id"]
         rows.append((vid, video_dir / f"{vid}.mp4", refs.get(vid, []), {"category": video.get("category")}))
-    return _collect("msrvtt-test", rows, file_problem)
+    return _collect("msrvtt-test", rows, media_problem)
 
 
 @register("dataset", "clotho")
@@ -208,7 +184,7 @@ def clotho(captions_csv: str | Path, audio_dir: str | Path) -> Dataset:
         if "file_name" not in fields or not caption_cols:
             raise ValueError(f"{path} needs columns file_name and caption_1..caption_5, has {fields}")
         rows = [(r["file_name"], audio_dir / r["file_name"], [r[c] or "" for c in caption_cols], {}) for r in reader]
-    return _collect("clotho-eval", rows, file_problem)
+    return _collect("clotho-eval", rows, media_problem)
 
 
 @register("dataset", "drawbench")
@@ -247,10 +223,7 @@ def media_folder(directory: str | Path, references: str | Path | None = None) ->
             log.warning("references for files not in %s: %s", directory, unknown[:5])
     rows = [(p.name, p, refs.get(p.name, []), {}) for p in files]
 
-    def check(path: Path) -> str | None:
-        return image_problem(path) if path.suffix.lower() in IMAGE_EXTS else file_problem(path)
-
-    return _collect(directory.name, rows, check, need_references=references is not None)
+    return _collect(directory.name, rows, media_problem, need_references=references is not None)
 
 
 def load_dataset(kind: str, args: dict[str, Any], limit: int | None = None, seed: int = 0) -> Dataset:

@@ -19,7 +19,7 @@ from mils import registry
 from mils.bank import Bank, bank_embeddings, load_bank, template_bank
 from mils.config import BankConfig, GeneratorConfig, RunConfig, ScorerConfig
 from mils.loop import LoopOptions, Optimiser, PhaseTimer, SampleResult
-from mils.media import MediaError, load_image
+from mils.media import media_problem
 from mils.profiles import IMAGENET_TEMPLATES
 from mils.prompts import get_template
 from mils.protocols import Generator, Sample, Scorer
@@ -64,13 +64,9 @@ def check_media(samples: Sequence[Sample]) -> tuple[list[Sample], dict[str, str]
     so one bad file never costs the batch it would have run in)."""
     good, bad = [], {}
     for sample in samples:
-        if not isinstance(sample.media, Path):  # in-memory media: nothing to read
-            good.append(sample)
-            continue
-        try:
-            load_image(sample.media)
-        except MediaError as err:
-            bad[sample.id] = str(err)
+        problem = media_problem(sample.media) if isinstance(sample.media, Path) else None
+        if problem:  # in-memory media (not a Path) has nothing to read
+            bad[sample.id] = problem
         else:
             good.append(sample)
     return good, bad

@@ -103,3 +103,33 @@ def load_audio(path: str | Path, sample_rate: int, max_seconds: float | None = N
     if max_seconds is not None:
         wave = wave[: int(max_seconds * sample_rate)]
     return wave
+
+
+def media_problem(path: str | Path) -> str | None:
+    """Why a media file cannot be used, or None. Cheap checks (headers, not full decodes)."""
+    path = Path(path)
+    if not path.is_file():
+        return f"missing file {path}"
+    if path.stat().st_size == 0:
+        return f"empty file {path}"
+    try:
+        kind = modality_of(path)
+    except MediaError:
+        kind = "image"
+    try:
+        if kind == "image":
+            with Image.open(path) as image:
+                image.verify()
+        elif kind == "video":
+            import av
+
+            with av.open(str(path)) as container:
+                if not container.streams.video:
+                    return f"no video stream in {path}"
+        else:
+            import soundfile as sf
+
+            sf.info(str(path))
+    except Exception as err:  # each decoder raises its own types for corrupt files
+        return f"unreadable {kind} {path}: {err}"
+    return None

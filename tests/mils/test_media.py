@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+
+from mils.media import MediaError, load_audio, modality_of, sample_frames
+from tests.conftest import write_audio, write_video
+
+
+def _frame_index(image, step=6):
+    return int(round(np.asarray(image).mean() / step))
+
+
+def test_frames_are_sampled_at_segment_centres_by_seeking(tmp_path):
+    video = write_video(tmp_path / "v.mp4", n_frames=40)
+    frames = sample_frames(video, n=8)
+    assert len(frames) == 8 and frames[0].size == (64, 48)
+    indices = [_frame_index(f) for f in frames]
+    expected = [int((i + 0.5) / 8 * 40) for i in range(8)]
+    assert all(abs(a - b) <= 1 for a, b in zip(indices, expected)), (indices, expected)
+    assert indices == sorted(indices)
+
+
+def test_bad_videos_are_named(tmp_path):
+    with pytest.raises(MediaError, match="video not found"):
+        sample_frames(tmp_path / "none.mp4")
+    (tmp_path / "junk.mp4").write_bytes(b"\x00\x01 not a video")
+    with pytest.raises(MediaError, match="junk.mp4"):
+        sample_frames(tmp_path / "junk.mp4")
+
+
+def test_audio_is_mixed_to_mono_and_resampled(tmp_path):
+    path = write_audio(tmp_path / "a.wav", seconds=1.0, rate=22050, channels=2)
+    wave = load_audio(path, 16000)
+    assert wave.ndim == 1 and wave.dtype == np.float32 and abs(len(wave) - 16000) <= 1
+    assert len(load_audio(path, 16000, max_seconds=0.5)) == 8000
+    (tmp_path / "bad.wav").write_bytes(b"RIFFjunk")
+    with pytest.raises(MediaError, match="bad.wav"):
+        load_audio(tmp_path / "bad.wav", 16000)
+
+
+def test_modality_from_extension():
+    assert [modality_of(p) for p in ("a.JPG", "b.mp4", "c.flac")] == ["image", "video", "audio"]
+    with pytest.raises(MediaError, match="--modality"):
+        modality_of("notes.txt")

@@ -1,0 +1,131 @@
+"""Every MILS task end to end on tiny real-class models (fake LLM unless the test is about the LLM)."""
+
+import json
+
+import pytest
+import torch
+
+from mils.captioning import Captioner
+from mils.config import build_config
+from mils.protocols import Sample
+from tests.conftest import write_audio, write_video
+
+
+@pytest.fixture
+def bank_file(tmp_path, fake_bank):
+    path = tmp_path / "bank.txt"
+    path.write_text("\n".join(fake_bank))
+    return path
+
+
+def _config(task, scorer, tmp_path, bank=None, **loop):
+    overrides = {"scorer": scorer, "loop": {"steps": 2, "keep": 3, "requested": 4, **loop},
+                 "cache_dir": str(tmp_path / "cache")}
+    if bank:
+        overrides["bank"] = {"path": str(bank), "builtin": None}
+    return build_config("offline", overrides, task=task)
+
+
+def test_video_captioning(tmp_path, bank_file, tiny_clip_name, fake_generator):
+    torch.manual_seed(0)
+    scorer = {"name": "video_frames", "options": {"frames": 4, "image_scorer": {
+        "name": "open_clip", "options": {"model": tiny_clip_name, "pretrained": None, "device": "cpu"}}}}
+    config = _config("video_captioning", scorer, tmp_path, bank_file)
+    videos = [write_video(tmp_path / f"v{i}.mp4", n_frames=20 + 10 * i) for i in range(2)]
+    run = Captioner(config, generator=fake_generator).caption([Sample.from_path(v) for v in videos], progress=False)
+    assert len(run.results) == 2 and not run.failed
+    assert all([h.step for h in r.history] == [0, 1, 2] for r in run.results)
+    assert "short video descriptions" in Captioner(config, generator=fake_generator).optimiser.template.text
+
+
+def test_audio_captioning(tmp_path, bank_file, tiny_clap_dir, fake_generator):
+    config = _config("audio_captioning", {"name": "clap", "options": {"model": str(tiny_clap_dir), "device": "cpu"}},
+                     tmp_path, bank_file)
+    clips = [write_audio(tmp_path / "a.wav", 1.0, 44100), write_audio(tmp_path / "b.flac", 0.7, 16000, 1)]
+    (tmp_path / "bad.wav").write_bytes(b"junk")
+    samples = [Sample.from_path(c) for c in clips] + [Sample("bad", tmp_path / "bad.wav")]
+    run = Captioner(config, generator=fake_generator).caption(samples, progress=False)
+    assert len(run.results) == 2 and list(run.failed) == ["bad"] and "bad.wav" in run.failed["bad"]
+    assert config.loop.keep == 3 and "short audio descriptions" in get_template_text("audio_captioning")
+
+
+def get_template_text(name):
+    from mils.prompts import get_template
+
+    return get_template(name).text
+
+
+def test_text_to_image(tmp_path, tiny_sd_dir, tiny_pickscore_dir, fake_generator):
+    from mils.image_tasks import run_text_to_image
+
+    scorer = {"name": "pickscore_t2i", "options": {"pipeline": str(tiny_sd_dir), "reward": str(tiny_pickscore_dir),
+                                                   "steps": 2, "guidance": None, "size": 32, "device": "cpu"}}
+    config = _config("text_to_image", scorer, tmp_path)
+    assert config.bank.builtin == "none"
+    results = run_text_to_image(config, ["a red cat on a sofa", "two boats on a river"], tmp_path / "out",
+                                generator=fake_generator)
+    for n, result in enumerate(results):
+        folder = tmp_path / "out" / f"prompt{n:03d}"
+        assert result["history"][0]["best"] == result["prompt"]  # step 0: the original prompt
+        assert [p.split("/")[-1] for p in result["images"]] == ["step00.png", "step01.png", "step02.png"]
+        assert all((folder / f"step0{i}.png").is_file() for i in range(3))
+        assert json.loads((folder / "result.json").read_text())["best_prompt"] == result["best_prompt"]
+        scores = [h["best_score"] for h in result["history"]]
+        assert scores == sorted(scores)
+
+
+def test_style_transfer(tmp_path, tiny_pix2pix_dir, photo_dir, fake_generator):
+    from mils.image_tasks import run_style_transfer
+
+    bank = tmp_path / "pix2pix.txt"
+    bank.write_text("make it a watercolour painting\nturn it into a mosaic\nadd snow\nmake it look like a sketch\n")
+    scorer = {"name": "style_transfer", "options": {"editor": str(tiny_pix2pix_dir), "steps": 2, "vgg_size": 64,
+                                                    "size": 64, "device": "cpu"}}
+    config = _config("style_transfer", scorer, tmp_path, bank, keep=2)
+    result = run_style_transfer(config, photo_dir / "chelsea.jpg", photo_dir / "coffee.jpg", tmp_path / "style",
+                                generator=fake_generator)
+    assert result["history"][0]["best"] in bank.read_text().splitlines()
+    totals = [h["best_score"] for h in result["history"]]
+    assert totals == sorted(totals, reverse=True)  # both distances are minimised
+    assert all(len(value) == 2 for _, value in result["kept"])  # (style, content) pairs
+    assert (tmp_path / "style" / "step02.png").is_file() and (tmp_path / "style" / "result.json").is_file()
+    unique = 4 + sum(h["new_unique"] for h in result["history"][1:])
+    assert result["edits_rendered"] == unique  # kept instructions were never edited again
+
+
+def test_cross_modal_arithmetic(tmp_path, bank_file, tiny_clip_name, tiny_clap_dir, tiny_sd_dir, tiny_pickscore_dir,
+                                fake_generator, photo_dir):
+    from mils.arithmetic import run_arithmetic
+
+    torch.manual_seed(0)
+    image_cfg = _config("image_captioning", {"name": "open_clip", "options": {
+        "model": tiny_clip_name, "pretrained": None, "device": "cpu"}}, tmp_path, bank_file)
+    audio_cfg = _config("audio_captioning", {"name": "clap", "options": {"model": str(tiny_clap_dir),
+                                                                         "device": "cpu"}}, tmp_path, bank_file)
+    t2i_cfg = _config("text_to_image", {"name": "pickscore_t2i", "options": {
+        "pipeline": str(tiny_sd_dir), "reward": str(tiny_pickscore_dir), "steps": 2, "guidance": None, "size": 32,
+        "device": "cpu"}}, tmp_path, steps=1)
+    audio = write_audio(tmp_path / "bark.wav", 1.0, 16000)
+    summary = run_arithmetic(image_cfg, audio_cfg, t2i_cfg, photo_dir / "chelsea.jpg", audio, tmp_path / "arith",
+                             generator=fake_generator)
+    out = tmp_path / "arith"
+    for name in ("image_caption.txt", "audio_caption.txt", "combined_prompt.txt", "arithmetic.json"):
+        assert (out / name).is_file(), name
+    assert summary["combined_prompt"] == (out / "combined_prompt.txt").read_text().strip()
+    assert (out / "text_to_image" / "prompt000" / "step01.png").is_file()
+    assert json.loads((out / "arithmetic.json").read_text())["final_image"].endswith("step01.png")
+
+
+def test_combine_retries_and_then_names_the_reply():
+    from mils.arithmetic import combine
+
+    class Muted:
+        calls = 0
+
+        def generate(self, prompts, seeds):
+            Muted.calls += 1
+            return ["Sure, here it is:"]
+
+    with pytest.raises(ValueError, match="no usable combined prompt in 3 tries"):
+        combine(Muted(), "a cat", "a dog barking", seed=0)
+    assert Muted.calls == 3
