@@ -1,6 +1,6 @@
 # make demo   set up .venv (if needed) and caption the sample photos with the offline profile
 # make test   set up .venv (if needed) and run the test suite
-# make bench  per-sample loop timings at paper-like settings (offline models)
+# make bench  per-sample loop timings at paper-like settings (offline models); video sampling memory
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -34,6 +34,7 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/loop_bench.py
+	$(PY) benchmarks/video_memory.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
