@@ -152,6 +152,9 @@ def build_config(profile: str, overrides: dict[str, Any] | None = None, task: st
     base = get_profile(profile)
     if task and task != "image_captioning":
         base = _merge(base, {**task_defaults(profile, task), "task": task})
+    new_scorer = (overrides or {}).get("scorer", {}).get("name")
+    if new_scorer and new_scorer != base.get("scorer", {}).get("name"):
+        base = {**base, "scorer": {}}  # another scorer: the profile's scorer options do not apply
     raw = _merge(base, overrides or {})
     raw["profile"] = profile
     try:

@@ -110,3 +110,30 @@ def fake_text_dataset(targets: Sequence[str], broken: Sequence[str] = ()) -> Dat
     samples = [EvalSample(f"t{i:03d}", t, (t,)) for i, t in enumerate(targets)]
     samples += [EvalSample(str(p), Path(p), ("broken",)) for p in broken]
     return Dataset("fake_text", samples)
+
+
+class BrightnessVideoScorer:
+    """A test-only stand-in for a custom video model (e.g. ViCLIP), plugged in by name: a video is
+    'bright' or 'dark' by its mean frame level; texts by the words bright/dark."""
+
+    higher_is_better = True
+
+    def fingerprint(self) -> str:
+        return "test-brightness-v1"
+
+    def embed_samples(self, samples):
+        from mils.media import sample_frames
+
+        levels = [np.mean([np.asarray(f).mean() for f in sample_frames(s.media, 4)]) / 255 for s in samples]
+        return np.array([[lv, 1 - lv] for lv in levels], np.float32)
+
+    def embed_texts(self, texts):
+        return np.array([[("bright" in t) * 1.0, ("dark" in t) * 1.0] for t in texts], np.float32)
+
+    def similarity(self, sample_emb, text_emb):
+        return sample_emb @ text_emb.T
+
+
+@register("scorer", "test_video_brightness")
+def brightness_video_scorer() -> BrightnessVideoScorer:
+    return BrightnessVideoScorer()

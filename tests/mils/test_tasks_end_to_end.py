@@ -129,3 +129,16 @@ def test_combine_retries_and_then_names_the_reply():
     with pytest.raises(ValueError, match="no usable combined prompt in 3 tries"):
         combine(Muted(), "a cat", "a dog barking", seed=0)
     assert Muted.calls == 3
+
+
+def test_a_custom_video_scorer_plugs_in_by_name(tmp_path, fake_generator):
+    """How a user adds e.g. ViCLIP: register a scorer in their module, name it and the module."""
+    bank = tmp_path / "bank.txt"
+    bank.write_text("a bright scene\na dark scene\na cat\n")
+    config = build_config("offline", {"plugins": ["tests.fakes"], "scorer": {"name": "test_video_brightness"},
+                                      "bank": {"path": str(bank), "builtin": None},
+                                      "loop": {"steps": 1, "keep": 1, "requested": 3},
+                                      "cache_dir": str(tmp_path / "cache")}, task="video_captioning")
+    videos = [write_video(tmp_path / "dark.mp4", 12, step=1), write_video(tmp_path / "bright.mp4", 12, step=20)]
+    run = Captioner(config, generator=fake_generator).caption([Sample.from_path(v) for v in videos], progress=False)
+    assert [r.history[0].best for r in run.results] == ["a dark scene", "a bright scene"]
