@@ -49,7 +49,7 @@ def test_unreadable_images_are_reported_and_the_rest_still_run(tmp_path, bank_fi
         samples, progress=False)
     assert [r.sample_id for r in run.results] == ["ok"]
     assert set(run.failed) == {str(broken), str(tmp_path / "gone.png")}
-    assert "broken.jpg" in run.failed[str(broken)] and "not found" in run.failed[str(tmp_path / "gone.png")]
+    assert "broken.jpg" in run.failed[str(broken)] and "missing file" in run.failed[str(tmp_path / "gone.png")]
 
 
 @pytest.mark.slow
