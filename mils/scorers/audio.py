@@ -14,20 +14,14 @@ import torch
 from mils.media import load_audio
 from mils.protocols import Sample
 from mils.registry import register
-from mils.scorers.video import projected
+from mils.scorers.hf import TransformersTwoTower, projected
 
 
-class ClapScorer:
-    higher_is_better = True
-
+class ClapScorer(TransformersTwoTower):
     def __init__(self, model, processor, identity: str, max_seconds: float = 10.0, batch_size: int = 32) -> None:
-        self.model, self.processor = model.eval(), processor
-        self.identity, self.max_seconds, self.batch_size = identity, max_seconds, batch_size
+        super().__init__(model, processor, identity, batch_size)
+        self.max_seconds = max_seconds
         self.rate = processor.feature_extractor.sampling_rate
-        self.device = next(model.parameters()).device
-
-    def fingerprint(self) -> str:
-        return self.identity
 
     @torch.inference_mode()
     def embed_samples(self, samples: Sequence[Sample]) -> np.ndarray:
@@ -38,19 +32,6 @@ class ClapScorer:
             features = self.model.get_audio_features(**{k: v for k, v in inputs.items() if k != "input_ids"})
             out.append(torch.nn.functional.normalize(projected(features), dim=-1))
         return torch.cat(out).float().cpu().numpy()
-
-    @torch.inference_mode()
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        out = []
-        for start in range(0, len(texts), self.batch_size):
-            enc = self.processor(text=list(texts[start : start + self.batch_size]), return_tensors="pt",
-                                 padding=True, truncation=True).to(self.device)
-            features = self.model.get_text_features(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-            out.append(torch.nn.functional.normalize(projected(features), dim=-1))
-        return torch.cat(out).float().cpu().numpy()
-
-    def similarity(self, sample_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
-        return sample_emb @ text_emb.T
 
 
 @register("scorer", "clap")

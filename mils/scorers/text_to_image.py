@@ -14,7 +14,7 @@ from PIL import Image
 
 from mils.protocols import Sample
 from mils.registry import register
-from mils.scorers.video import projected
+from mils.scorers.hf import projected
 
 
 def load_pipeline(model: str, device: str | None = None, dtype: str = "auto", pipeline_class: str | None = None):

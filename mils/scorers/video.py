@@ -18,6 +18,7 @@ import torch
 from mils import registry
 from mils.media import sample_frames
 from mils.protocols import Sample
+from mils.scorers.hf import TransformersTwoTower, projected
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -56,16 +57,10 @@ def video_frames_scorer(image_scorer: dict[str, Any] | None = None, frames: int 
     return FrameAveragingScorer(registry.create("scorer", spec["name"], **spec.get("options", {})), frames)
 
 
-class XClipScorer:
-    higher_is_better = True
-
+class XClipScorer(TransformersTwoTower):
     def __init__(self, model, processor, identity: str, frames: int = 8, batch_size: int = 32) -> None:
-        self.model, self.processor = model.eval(), processor
-        self.identity, self.frames, self.batch_size = identity, frames, batch_size
-        self.device = next(model.parameters()).device
-
-    def fingerprint(self) -> str:
-        return self.identity
+        super().__init__(model, processor, identity, batch_size)
+        self.frames = frames
 
     @torch.inference_mode()
     def embed_samples(self, samples: Sequence[Sample]) -> np.ndarray:
@@ -73,21 +68,9 @@ class XClipScorer:
         for sample in samples:
             frames = sample_frames(sample.media, self.frames)
             pixels = self.processor(videos=[frames], return_tensors="pt")["pixel_values"].to(self.device)
-            out.append(torch.nn.functional.normalize(projected(self.model.get_video_features(pixel_values=pixels)), dim=-1))
+            out.append(torch.nn.functional.normalize(projected(self.model.get_video_features(pixel_values=pixels)),
+                                                     dim=-1))
         return torch.cat(out).float().cpu().numpy()
-
-    @torch.inference_mode()
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        out = []
-        for start in range(0, len(texts), self.batch_size):
-            enc = self.processor(text=list(texts[start : start + self.batch_size]), return_tensors="pt",
-                                 padding=True, truncation=True).to(self.device)
-            features = self.model.get_text_features(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-            out.append(torch.nn.functional.normalize(projected(features), dim=-1))
-        return torch.cat(out).float().cpu().numpy()
-
-    def similarity(self, sample_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
-        return sample_emb @ text_emb.T
 
 
 @registry.register("scorer", "xclip")
@@ -101,8 +84,3 @@ def xclip_scorer(model: str = "microsoft/xclip-base-patch32", frames: int = 8, d
     frames = clip.config.vision_config.num_frames if hasattr(clip.config.vision_config, "num_frames") else frames
     return XClipScorer(clip, XCLIPProcessor.from_pretrained(model), f"xclip:{model}", frames, batch_size)
 
-
-def projected(output) -> torch.Tensor:
-    """transformers 5 returns model outputs from get_*_features (projection in pooler_output);
-    older versions return the tensor itself."""
-    return output if isinstance(output, torch.Tensor) else output.pooler_output
