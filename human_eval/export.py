@@ -51,7 +51,7 @@ def load_side(path: str | Path, stage: str = "final") -> dict[str, Entry]:
         entries = {}
         for r in ResultStore(path).results():
             step = 0 if stage == "step0" else -1
-            media = r["sample_id"] if Path(r["sample_id"]).is_file() else None
+            media = r.get("media") if r.get("media") and Path(r["media"]).is_file() else None
             entries[r["sample_id"]] = Entry(r["sample_id"], text=r["history"][step]["best"], context_image=media)
         if not entries:
             raise ValueError(f"results folder {path} has no finished samples")
@@ -150,6 +150,12 @@ def export_batch(
     media = _Media(out, base_url)
     rng = random.Random(seed)
     rows, key = [], {}
+    # identical outputs need no judge: they are ties, recorded in the key and counted at ingest
+    identical = [i for i in common if (a[i].text, a[i].image) == (b[i].text, b[i].image)]
+    judged = [i for i in common if i not in set(identical)]
+    if not judged:
+        raise ValueError(f"all {len(common)} shared samples have identical outputs in both result sets: "
+                         "nothing to judge")
 
     def pair_id(*parts: str) -> str:
         return "p" + hashlib.sha256("|".join([str(seed), *parts]).encode()).hexdigest()[:12]
@@ -157,7 +163,7 @@ def export_batch(
     def side(entry: Entry) -> tuple[str, str]:
         return (entry.text or "", media(entry.image))
 
-    for sample_id in common:
+    for sample_id in judged:
         ea, eb = a[sample_id], b[sample_id]
         for axis_name in axes:
             axis: Axis = axis_table[axis_name]
@@ -168,7 +174,7 @@ def export_batch(
             key[pid] = {"sample_id": sample_id, "axis": axis_name, "left": "A" if left_is_a else "B",
                         "catch": False, "category": ea.category or eb.category}
     n_catch = round(len(rows) * catch_fraction)
-    for n, sample_id in enumerate(rng.sample(common * (n_catch // len(common) + 1), n_catch) if n_catch else []):
+    for n, sample_id in enumerate(rng.sample(judged * (n_catch // len(judged) + 1), n_catch) if n_catch else []):
         axis_name = axes[n % len(axes)]
         good = b[sample_id]
         broken = Entry(sample_id, text=_broken_text(good.text) if good.text else None,
@@ -183,6 +189,7 @@ def export_batch(
     (out / "pairs.json").write_text(json.dumps(rows, indent=1))
     (out / "question.html").write_text(question_template(kind))
     manifest = {"names": {"A": names[0], "B": names[1]}, "kind": kind, "axes": list(axes), "seed": seed,
+                "identical": {i: a[i].category or b[i].category for i in identical},
                 "assignments": assignments, "pairs": key, "mlflow_run_id": run_id, "base_url": base_url}
     (out / "key.json").write_text(json.dumps(manifest, indent=1))
     return manifest

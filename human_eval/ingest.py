@@ -31,9 +31,11 @@ class Ingested:
     dropped_workers: dict[str, str] = field(default_factory=dict)
     votes: int = 0
     names: dict[str, str] = field(default_factory=dict)
+    identical: int = 0  # pairs with the same output on both sides, counted as ties unjudged
 
     def as_dict(self) -> dict[str, Any]:
         return {"names": self.names, "rates": self.rates, "by_category": self.by_category, "votes": self.votes,
+                "identical_pairs_counted_as_ties": self.identical,
                 "dropped_workers": self.dropped_workers, "problems": self.problems}
 
 
@@ -113,18 +115,22 @@ def ingest(results_csv: str | Path, key_path: str | Path, resamples: int = 1000,
     for pid, tally in tallies.items():
         outcome = "win" if tally["B"] > tally["A"] else "lose" if tally["A"] > tally["B"] else "tie"
         outcomes[pairs[pid]["axis"]].append((outcome, pairs[pid].get("category")))
+    identical = manifest.get("identical", {})
+    for axis in manifest.get("axes", []):  # identical outputs were not shown: they are ties
+        outcomes[axis].extend(("tie", category) for category in identical.values())
     rates = {axis: _rates([o for o, _ in items], resamples, seed) for axis, items in outcomes.items()}
     by_category: dict[str, dict[str, dict[str, Any]]] = {}
     for axis, items in outcomes.items():
         categories = sorted({c for _, c in items if c})
         if categories:
             by_category[axis] = {c: _rates([o for o, cat in items if cat == c], resamples, seed) for c in categories}
-    return Ingested(rates, by_category, problems, dropped, kept_votes, manifest.get("names", {}))
+    return Ingested(rates, by_category, problems, dropped, kept_votes, manifest.get("names", {}), len(identical))
 
 
 def report_text(result: Ingested) -> str:
     a, b = result.names.get("A", "A"), result.names.get("B", "B")
-    lines = [f"{b} vs {a}: majority vote per pair, bootstrap 95% CI ({result.votes} votes used)"]
+    lines = [f"{b} vs {a}: majority vote per pair, bootstrap 95% CI ({result.votes} votes used; "
+             f"{result.identical} identical pairs counted as ties per axis)"]
     for axis, rates in result.rates.items():
         parts = [f"{label} {100 * rates[label]['value']:.1f}% [{100 * rates[label]['ci_low']:.1f}, "
                  f"{100 * rates[label]['ci_high']:.1f}]" for label in ("win", "tie", "lose")]

@@ -26,9 +26,10 @@ def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def result_to_dict(result: SampleResult) -> dict[str, Any]:
+def result_to_dict(result: SampleResult, media: Any = None) -> dict[str, Any]:
     return {
         "sample_id": result.sample_id,
+        "media": str(media) if isinstance(media, (str, Path)) else None,
         "caption": result.caption,
         "score": result.score,
         "history": [asdict(h) for h in result.history],
@@ -49,8 +50,8 @@ class ResultStore:
     def has(self, sample_id: str) -> bool:
         return (self.directory / "samples" / _file_name(sample_id)).is_file()
 
-    def write(self, result: SampleResult) -> None:
-        _write_atomic(self.directory / "samples" / _file_name(result.sample_id), result_to_dict(result))
+    def write(self, result: SampleResult, media: Any = None) -> None:
+        _write_atomic(self.directory / "samples" / _file_name(result.sample_id), result_to_dict(result, media))
         (self.directory / "failed" / _file_name(result.sample_id)).unlink(missing_ok=True)
 
     def write_failure(self, sample_id: str, error: str) -> None:

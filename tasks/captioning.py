@@ -50,9 +50,11 @@ def optimise_shard_task(config: RunConfig, samples: Sequence[Sample], results_di
         captioner = captioner_for(config)
         captioner.timer.seconds.clear()
         for i in range(0, len(todo), config.batch_size):
-            run = captioner.caption(todo[i : i + config.batch_size], progress=False)
+            batch = todo[i : i + config.batch_size]
+            media = {s.id: s.media for s in batch}
+            run = captioner.caption(batch, progress=False)
             for result in run.results:
-                store.write(result)
+                store.write(result, media[result.sample_id])
             for sample_id, error in run.failed.items():
                 store.write_failure(sample_id, error)
             failed.update(run.failed)

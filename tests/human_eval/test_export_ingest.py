@@ -115,3 +115,16 @@ def test_load_side_from_json_and_results_folder(tmp_path):
     store.write(SampleResult("img1", [StepRecord(0, "first", 0.1, 0.1, 3), StepRecord(1, "second", 0.2, 0.15, 2)], []))
     assert load_side(tmp_path / "run", "step0")["img1"].text == "first"
     assert load_side(tmp_path / "run")["img1"].text == "second"
+
+
+def test_identical_outputs_are_not_shown_and_count_as_ties(tmp_path):
+    a = {str(i): Entry(str(i), text=f"caption {i}") for i in range(4)}
+    b = {**a, "3": Entry("3", text="a better caption")}
+    manifest = export_batch(a, b, tmp_path / "b", axes=["quality"], catch_fraction=0)
+    assert len(manifest["pairs"]) == 1 and set(manifest["identical"]) == {"0", "1", "2"}
+    (pid, info), = manifest["pairs"].items()
+    _write_results(tmp_path / "r.csv", [["h", "w1", "x", pid, "left" if info["left"] == "B" else "right"]])
+    rates = ingest(tmp_path / "r.csv", tmp_path / "b" / "key.json", resamples=50).rates["quality"]
+    assert rates["pairs"] == 4 and rates["win"]["value"] == 0.25 and rates["tie"]["value"] == 0.75
+    with pytest.raises(ValueError, match="identical"):
+        export_batch(a, dict(a), tmp_path / "c", axes=["quality"])
