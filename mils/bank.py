@@ -31,6 +31,34 @@ Put each description in a different line, with a counter at the beginning (e.g. 
 """
 """Bank-generation prompt (the paper's recipe: an LLM writes N captions per ImageNet class)."""
 
+AUDIO_BANK_PROMPT = """Write {per_class} different short descriptions of sound recordings in which you can hear: {class_name}.
+Vary the setting, the other sounds around it and how it changes over time, as real audio captions do.
+Put each description in a different line, with a counter at the beginning (e.g. "1. ..."), and keep them short (under 20 words).
+"""
+"""Audio bank prompt (the paper's recipe: N captions per AudioSet class label)."""
+
+
+def read_labels(path: str | Path) -> list[str]:
+    """Class names from a text file (one per line) or a CSV with a ``display_name`` column
+    (AudioSet's class_labels_indices.csv)."""
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"label file not found: {path}")
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if "display_name" not in (reader.fieldnames or []):
+                raise ValueError(f"{path} needs a display_name column (AudioSet class_labels_indices.csv)")
+            names = [row["display_name"].strip() for row in reader]
+    else:
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    names = [n for n in names if n]
+    if not names:
+        raise ValueError(f"{path} has no class names")
+    return names
+
 
 @dataclass(frozen=True)
 class Bank:

@@ -325,14 +325,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_bank(args: argparse.Namespace) -> int:
     from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
-    from mils.bank import generate_bank, save_bank
+    from mils.bank import AUDIO_BANK_PROMPT, BANK_PROMPT, generate_bank, read_labels, save_bank
     from mils.captioning import build_generator
 
+    if args.modality == "audio" and not args.labels:
+        raise ValueError("an audio bank needs --labels (AudioSet class_labels_indices.csv or one label per line)")
     config = _config(args)
+    names = read_labels(args.labels) if args.labels else list(IMAGENET_CLASSNAMES)
+    classes = names[: args.classes] if args.classes else names
     generator = build_generator(config.generator, config.cache_path())
-    classes = list(IMAGENET_CLASSNAMES)[: args.classes] if args.classes else list(IMAGENET_CLASSNAMES)
-    bank = generate_bank(generator, classes, args.per_class, seed=config.loop.seed,
-                         batch_size=config.batch_size, generator_name=config.generator.model)
+    prompt = AUDIO_BANK_PROMPT if args.modality == "audio" else BANK_PROMPT
+    bank = generate_bank(generator, classes, args.per_class, seed=config.loop.seed, batch_size=config.batch_size,
+                         generator_name=config.generator.model, prompt=prompt)
     path = save_bank(bank, args.out)
     print(f"wrote {len(bank)} captions for {len(classes)} classes to {path} (+ .provenance.json)")
     return 0
@@ -381,8 +385,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     bank = sub.add_parser("bank", help="generate an initial caption bank with the LLM (paper recipe)")
     bank.add_argument("--out", required=True, help="output text file")
-    bank.add_argument("--per-class", type=int, default=10, help="captions requested per ImageNet class")
+    bank.add_argument("--per-class", type=int, default=10, help="captions per class (paper: 50 for audio)")
     bank.add_argument("--classes", type=int, help="only the first N classes (quick runs)")
+    bank.add_argument("--modality", choices=["image", "audio"], default="image",
+                      help="image: ImageNet classes; audio: the labels in --labels")
+    bank.add_argument("--labels", help="class names: a text file, or AudioSet's class_labels_indices.csv")
     _add_run_options(bank)
     bank.set_defaults(func=cmd_bank)
 

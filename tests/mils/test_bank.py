@@ -73,3 +73,17 @@ def test_generate_bank_with_the_paper_recipe(fake_generator):
 def test_mils_release_bank_loads():
     bank = load_bank(SHARED / "image_descriptions_per_class.txt")
     assert 28_000 < len(bank) <= 28_379
+
+
+def test_audio_bank_recipe_from_audioset_labels(tmp_path, fake_generator):
+    from mils.bank import AUDIO_BANK_PROMPT, read_labels
+
+    labels = tmp_path / "class_labels_indices.csv"
+    labels.write_text('index,mid,display_name\n0,/m/09x0r,Speech\n1,/m/05zppz,"Male speech, man speaking"\n')
+    names = read_labels(labels)
+    assert names == ["Speech", "Male speech, man speaking"]
+    bank = generate_bank(fake_generator, names, per_class=2, seed=1, prompt=AUDIO_BANK_PROMPT)
+    assert bank.provenance["prompt"] == AUDIO_BANK_PROMPT and 2 <= len(bank) <= 4
+    (tmp_path / "bad.csv").write_text("index,name\n0,x\n")
+    with pytest.raises(ValueError, match="display_name"):
+        read_labels(tmp_path / "bad.csv")

@@ -49,3 +49,11 @@ def test_sampling_options_are_validated():
         SamplingOptions(temperature=0)
     with pytest.raises(ValueError, match="top_p"):
         SamplingOptions(top_p=0)
+
+
+def test_real_llm_combines_an_image_and_a_sound_description(smollm2):
+    """The cross-modal combine step is about the LLM: run it on the real SmolLM2."""
+    from mils.arithmetic import combine
+
+    combined = combine(smollm2, "a tabby cat sleeping on a sofa", "a dog barking in the distance", seed=3)
+    assert combined.strip() and len(combined.split()) <= 77

@@ -54,5 +54,5 @@ def test_clap_scorer_on_a_tiny_model(tiny_clap_dir, tmp_path):
 def test_imagebind_is_import_guarded():
     from mils.scorers.audio import imagebind_scorer
 
-    with pytest.raises(ImportError, match="imagebind"):
+    with pytest.raises(ImportError, match="imagebind-packaged"):
         imagebind_scorer()
