@@ -21,14 +21,12 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from evaluation.bootstrap import DEFAULT_RESAMPLES, Estimate, bootstrap, bootstrap_mean
+from evaluation.bootstrap import DEFAULT_RESAMPLES, Estimate, bootstrap_mean
 
 log = logging.getLogger(__name__)
 
 ALL_METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr", "SPICE", "SPIDEr")
 """Metric families; BLEU expands to BLEU-1..4."""
-
-HIGHER_IS_BETTER = True  # every captioning metric here
 
 
 @dataclass

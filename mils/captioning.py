@@ -8,9 +8,9 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -79,7 +79,6 @@ class CaptionRun:
     timings: dict[str, float]
     bank: Bank
     config: RunConfig
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Captioner:

@@ -1,4 +1,3 @@
-import json
 import os
 import signal
 import subprocess
@@ -7,12 +6,11 @@ import time
 from pathlib import Path
 
 import mlflow
-import pytest
 
 from flows.benchmark import run_benchmark, scheduled_benchmark_flow
 from mils.config import load_config
 from mils.results import ResultStore
-from tests.flows.conftest import ROOT, TARGETS
+from tests.flows.conftest import TARGETS
 
 
 def _results(results_dir) -> dict:
