@@ -128,3 +128,23 @@ def test_identical_outputs_are_not_shown_and_count_as_ties(tmp_path):
     assert rates["pairs"] == 4 and rates["win"]["value"] == 0.25 and rates["tie"]["value"] == 0.75
     with pytest.raises(ValueError, match="identical"):
         export_batch(a, dict(a), tmp_path / "c", axes=["quality"])
+
+
+def test_rates_are_logged_to_the_mlflow_run_that_made_the_pairs(caption_batch, answer, tmp_path):
+    import mlflow
+
+    from human_eval.ingest import log_to_mlflow
+
+    out, manifest = caption_batch
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run() as run:
+        pass
+    regular = sorted(p for p, info in manifest["pairs"].items() if not info["catch"])
+    _write_results(tmp_path / "r.csv", [["h", "w1", str(n), pid, answer(manifest, pid, "B")]
+                                        for n, pid in enumerate(regular)])
+    result = ingest(tmp_path / "r.csv", out / "key.json", resamples=50)
+    log_to_mlflow(result, run.info.run_id, uri)
+    logged = mlflow.tracking.MlflowClient(uri).get_run(run.info.run_id)
+    assert logged.data.metrics["human/faithfulness/win"] == 1.0
+    assert {"human/faithfulness/win_ci_low", "human/faithfulness/lose"} <= set(logged.data.metrics)
