@@ -155,7 +155,7 @@ function pick(which) { choice = which; $("left").classList.toggle("picked", whic
 async function load() {
   const r = await fetch("/api/next?rater=" + encodeURIComponent(rater)); const data = await r.json();
   if (!r.ok) { alert(data.detail); return; }
-  $("login").hidden = true; $("who").textContent = rater;
+  $("login").hidden = true; $("name").blur(); $("who").textContent = rater;
   $("progress").textContent = data.done + " / " + data.total + " done";
   pair = data.pair; choice = null; $("submit").disabled = true;
   if (!pair) { $("task").hidden = true; $("finished").hidden = false; return; }
@@ -181,7 +181,7 @@ $("left").onclick = () => pick("left"); $("right").onclick = () => pick("right")
 $("submit").onclick = submit;
 $("start").onclick = () => { rater = $("name").value.trim(); localStorage.setItem("mils-rater", rater); load(); };
 document.addEventListener("keydown", (e) => {
-  if (e.target.id === "name") { if (e.key === "Enter") $("start").click(); return; }
+  if (!$("login").hidden) { if (e.target.id === "name" && e.key === "Enter") $("start").click(); return; }
   if (!pair) return;
   if (e.key === "1" || e.key === "ArrowLeft") pick("left");
   else if (e.key === "2" || e.key === "ArrowRight") pick("right");

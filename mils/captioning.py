@@ -105,14 +105,17 @@ class Captioner:
             config.loop.options(), self.timer,
         )
 
-    def caption(self, samples: Sequence[Sample], progress: bool = True) -> CaptionRun:
+    def caption(self, samples: Sequence[Sample], progress: bool = True, reporter=None) -> CaptionRun:
+        """``reporter``: instead of a terminal bar, any object with tqdm's ``update(n)`` and
+        ``set_postfix(step=, best=)`` (the orchestration layer logs steps with it)."""
         good, failed = check_media(samples)
         for sample_id, error in failed.items():
             log.error("skipping %s: %s", sample_id, error)
         steps = self.config.loop.steps
-        with tqdm(total=len(good) * max(steps, 1), desc="MILS", unit="sample-step", disable=not progress) as bar:
+        with tqdm(total=len(good) * max(steps, 1), desc="MILS", unit="sample-step",
+                  disable=not progress or reporter is not None) as bar:
             start = time.perf_counter()
-            results = self.optimiser.run_batched(good, self.config.batch_size, bar if steps else None)
+            results = self.optimiser.run_batched(good, self.config.batch_size, (reporter or bar) if steps else None)
             self.timer.seconds["loop_total"] += time.perf_counter() - start
             if not steps:
                 bar.update(len(good))

@@ -38,6 +38,19 @@ def prepare_models_task(config: RunConfig) -> dict[str, Any]:
             "bank_provenance": captioner.bank.provenance}
 
 
+class StepLog:
+    """tqdm-shaped reporter that writes each finished step of a batch to the Prefect log."""
+
+    def __init__(self, logger, steps: int, first: str) -> None:
+        self.logger, self.steps, self.first = logger, steps, first
+
+    def update(self, n: int) -> None:
+        pass
+
+    def set_postfix(self, step: int, best: str) -> None:
+        self.logger.info("batch from %s: step %d/%d, mean best score %s", self.first, step, self.steps, best)
+
+
 @task(name="optimise-shard")
 def optimise_shard_task(config: RunConfig, samples: Sequence[Sample], results_dir: str) -> dict[str, Any]:
     """Optimise the shard's unfinished samples; each result is on disk as soon as its batch ends."""
@@ -52,7 +65,8 @@ def optimise_shard_task(config: RunConfig, samples: Sequence[Sample], results_di
         for i in range(0, len(todo), config.batch_size):
             batch = todo[i : i + config.batch_size]
             media = {s.id: s.media for s in batch}
-            run = captioner.caption(batch, progress=False)
+            run = captioner.caption(batch, progress=False,
+                                    reporter=StepLog(get_run_logger(), config.loop.steps, batch[0].id))
             for result in run.results:
                 store.write(result, media[result.sample_id])
             for sample_id, error in run.failed.items():

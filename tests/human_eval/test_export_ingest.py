@@ -137,14 +137,13 @@ def test_rates_are_logged_to_the_mlflow_run_that_made_the_pairs(caption_batch, a
 
     out, manifest = caption_batch
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
-    mlflow.set_tracking_uri(uri)
-    with mlflow.start_run() as run:
-        pass
+    client = mlflow.tracking.MlflowClient(uri)
+    run = client.create_run(client.create_experiment("pairs"))
     regular = sorted(p for p, info in manifest["pairs"].items() if not info["catch"])
     _write_results(tmp_path / "r.csv", [["h", "w1", str(n), pid, answer(manifest, pid, "B")]
                                         for n, pid in enumerate(regular)])
     result = ingest(tmp_path / "r.csv", out / "key.json", resamples=50)
     log_to_mlflow(result, run.info.run_id, uri)
-    logged = mlflow.tracking.MlflowClient(uri).get_run(run.info.run_id)
+    logged = client.get_run(run.info.run_id)
     assert logged.data.metrics["human/faithfulness/win"] == 1.0
     assert {"human/faithfulness/win_ci_low", "human/faithfulness/lose"} <= set(logged.data.metrics)

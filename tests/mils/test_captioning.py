@@ -88,3 +88,21 @@ def test_cli_caption_json_offline_profile(tmp_path, photo_dir, capsys):
     assert [h["step"] for h in result["history"]] == [0, 1]
     assert set(result["history"][0]) >= {"step", "best", "best_score", "mean_topk"}
     assert "cat" in result["history"][0]["best"]  # the concept scorer knows ImageNet cats
+
+
+def test_a_reporter_sees_every_step(tmp_path, bank_file, fake_generator, fake_scorer, text_samples):
+    class Reporter:
+        def __init__(self):
+            self.steps, self.updates = [], 0
+
+        def update(self, n):
+            self.updates += n
+
+        def set_postfix(self, step, best):
+            self.steps.append(step)
+
+    reporter = Reporter()
+    config = fake_config(tmp_path, bank_file)
+    Captioner(config, generator=fake_generator, scorer=fake_scorer).caption(text_samples, reporter=reporter)
+    assert reporter.steps == [1, 2, 1, 2, 1, 2]  # 3 batches of 2 x 2 steps
+    assert reporter.updates == len(text_samples) * 2
