@@ -86,7 +86,7 @@ def sweep_flow(config_path: str) -> dict[str, Any]:
         mlflow.log_dict({"grid": grid}, "sweep.json")
         for members in groups.values():
             longest = max(members, key=lambda m: m[1].loop.steps)[1]
-            outcome = optimise_config(longest.model_copy(update={"name": "sweep"}))
+            outcome = optimise_config(longest.model_copy(update={"name": "sweep"}), data=data)
             for point, config in members:
                 results = truncate(outcome, config.loop.steps)
                 reports = {"step0": _score(results, references, config, 0),

@@ -17,6 +17,7 @@ from prefect.futures import as_completed
 from tqdm.auto import tqdm
 
 from evaluation.caption_metrics import MetricReport
+from evaluation.datasets import Dataset
 from flows.runners import make_task_runner
 from flows.tracking import log_config_run
 from mils.config import RunConfig, load_config
@@ -35,14 +36,17 @@ class BenchmarkOutcome:
     shard_stats: list[dict[str, Any]]
 
 
-def optimise_config(config: RunConfig, results_dir: Path | None = None) -> BenchmarkOutcome:
-    """Run (or resume) one configuration inside the current flow; no MLflow here."""
+def optimise_config(
+    config: RunConfig, results_dir: Path | None = None, data: Dataset | None = None
+) -> BenchmarkOutcome:
+    """Run (or resume) one configuration inside the current flow; no MLflow here. ``data``: the
+    dataset when the caller has already loaded it (a sweep loads it once for all variants)."""
     logger = get_run_logger()
     start = time.perf_counter()
     results_dir = results_dir or config.results_dir()
     store = ResultStore(results_dir)
     (results_dir / "config.json").write_text(config.model_dump_json(indent=2))
-    data = load_dataset_task(config)
+    data = data if data is not None else load_dataset_task(config)
     samples = [s.as_sample() for s in data.samples]
     prepare_models_task(config)  # loads models in the flow process; encodes + caches the bank once
     shard_size = config.runner.shard_size
