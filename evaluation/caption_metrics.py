@@ -12,6 +12,7 @@ others resample per-sample scores.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -43,6 +44,20 @@ class MetricReport:
             "unavailable": self.unavailable,
             "n_samples": int(len(self.per_sample)),
         }
+
+    def save(self, stem: Path) -> None:
+        """``stem.json`` (corpus values) + ``stem.parquet`` (per sample); the JSON last, so its
+        presence means both are whole."""
+        self.per_sample.to_parquet(stem.with_suffix(".parquet"))
+        tmp = stem.with_name(stem.name + ".json.tmp")
+        tmp.write_text(json.dumps(self.as_dict(), indent=2))
+        tmp.replace(stem.with_suffix(".json"))
+
+    @classmethod
+    def load(cls, stem: Path) -> "MetricReport":
+        raw = json.loads(stem.with_suffix(".json").read_text())
+        corpus = {k: Estimate(v["value"], v["ci_low"], v["ci_high"]) for k, v in raw["corpus"].items()}
+        return cls(corpus, pd.read_parquet(stem.with_suffix(".parquet")), raw["unavailable"])
 
 
 def check_inputs(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]]) -> None:

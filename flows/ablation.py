@@ -24,14 +24,23 @@ from tasks.captioning import load_dataset_task, metrics_task
 STEPS_KEY = "loop.steps"
 
 
-def expand_sweep(path: str | Path) -> tuple[dict[str, list[Any]], list[tuple[dict[str, Any], RunConfig]]]:
-    """The sweep grid of a YAML file and one validated config per grid point."""
+Variants = list[tuple[dict[str, Any], RunConfig]]
+
+
+def expand_sweep(path: str | Path) -> tuple[dict[str, list[Any]], Variants]:
+    """The sweep grid of a YAML file and one validated config per grid point (a pipeline's
+    ``judging:`` section, if any, is not part of the variants)."""
     raw = read_yaml(path)
     grid = raw.pop("sweep", None)
+    raw.pop("judging", None)
     if not isinstance(grid, dict) or not grid or not all(isinstance(v, list) and v for v in grid.values()):
         raise ValueError(f"{path} needs a 'sweep' mapping of dotted keys to non-empty lists, "
                          "e.g. sweep: {{loop.steps: [1, 5, 10]}}")
-    profile = raw.pop("profile")
+    return grid, sweep_variants(raw.pop("profile"), raw, grid)
+
+
+def sweep_variants(profile: str, raw: dict[str, Any], grid: dict[str, list[Any]]) -> Variants:
+    """One validated config per point of ``grid`` (dotted keys -> values) over the base ``raw``."""
     variants = []
     for values in itertools.product(*grid.values()):
         point = dict(zip(grid, values))
@@ -41,7 +50,7 @@ def expand_sweep(path: str | Path) -> tuple[dict[str, list[Any]], list[tuple[dic
         name = "-".join(f"{k.split('.')[-1]}={v}" for k, v in point.items())
         override = set_dotted(override, "name", f"{raw.get('name', 'sweep')}-{name}")
         variants.append((point, build_config(profile, override)))
-    return grid, variants
+    return variants
 
 
 def truncate(outcome: BenchmarkOutcome, steps: int) -> list[dict[str, Any]]:
@@ -58,30 +67,31 @@ def _group_key(config: RunConfig) -> str:
 
 
 def _score(results: list[dict[str, Any]], references: dict[str, list[str]], config: RunConfig,
-           step: int) -> MetricReport:
+           step: int, cache_dir: Path) -> MetricReport:
     predictions = {r["sample_id"]: r["history"][step]["best"] for r in results}
-    return metrics_task(predictions, {k: references[k] for k in predictions}, config.metrics, seed=config.loop.seed)
+    return metrics_task(predictions, {k: references[k] for k in predictions}, config.metrics, seed=config.loop.seed,
+                        cache_dir=str(cache_dir))
 
 
-@flow(name="mils-sweep")
-def sweep_flow(config_path: str) -> dict[str, Any]:
+def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, data=None) -> dict[str, Any]:
+    """Optimise and score every variant inside the current flow; an MLflow run ``sweep TITLE``
+    (nested under the active run, if any) with one child per variant and the comparison plot."""
     import mlflow
 
     from flows.plots import plot_sweep
+    from flows.tracking import start_tracking
 
     logger = get_run_logger()
-    grid, variants = expand_sweep(config_path)
     base = variants[0][1]
-    groups: dict[str, list[tuple[dict[str, Any], RunConfig]]] = {}
+    groups: dict[str, Variants] = {}
     for point, config in variants:
         groups.setdefault(_group_key(config), []).append((point, config))
     logger.info("%d variants in %d optimisation runs (step-count variants share one run)", len(variants), len(groups))
-    data = load_dataset_task(base)
+    data = data if data is not None else load_dataset_task(base)
     references = data.references()
-    mlflow.set_tracking_uri(base.tracking.uri)
-    mlflow.set_experiment(base.tracking.experiment)
+    start_tracking(base.tracking)
     rows = []
-    with mlflow.start_run(run_name=f"sweep {Path(config_path).stem}") as parent:
+    with mlflow.start_run(run_name=f"sweep {title}", nested=mlflow.active_run() is not None) as parent:
         mlflow.set_tags({"mils.kind": "sweep", "sweep.keys": ",".join(grid)})
         mlflow.log_dict({"grid": grid}, "sweep.json")
         for members in groups.values():
@@ -89,8 +99,9 @@ def sweep_flow(config_path: str) -> dict[str, Any]:
             outcome = optimise_config(longest.model_copy(update={"name": "sweep"}), data=data)
             for point, config in members:
                 results = truncate(outcome, config.loop.steps)
-                reports = {"step0": _score(results, references, config, 0),
-                           "final": _score(results, references, config, -1)} if results and config.metrics else {}
+                cache = outcome.results_dir / "metrics"
+                reports = {"step0": _score(results, references, config, 0, cache),
+                           "final": _score(results, references, config, -1, cache)} if results and config.metrics else {}
                 with mlflow.start_run(run_name=config.name, nested=True) as child:
                     mlflow.log_params({f"sweep.{k}": str(v) for k, v in point.items()})
                     log_config_run(config, results, outcome.failures, reports,
@@ -98,11 +109,17 @@ def sweep_flow(config_path: str) -> dict[str, Any]:
                                     "derived_from_steps": str(outcome.config.loop.steps)})
                 rows.append({"point": point, "run_id": child.info.run_id,
                              "final": reports.get("final"), "step0": reports.get("step0")})
-        figure = plot_sweep(grid, rows, Path(config_path).stem)
+        figure = plot_sweep(grid, rows, title)
         if figure is not None:
             mlflow.log_figure(figure, "sweep_comparison.png")
     return {"parent_run_id": parent.info.run_id, "variants": len(variants), "optimisation_runs": len(groups),
             "tracking_uri": base.tracking.uri}
+
+
+@flow(name="mils-sweep")
+def sweep_flow(config_path: str) -> dict[str, Any]:
+    grid, variants = expand_sweep(config_path)
+    return run_variants(grid, variants, Path(config_path).stem)
 
 
 def run_sweep(config_path: str) -> dict[str, Any]:

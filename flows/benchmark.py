@@ -19,8 +19,9 @@ from tqdm.auto import tqdm
 from evaluation.caption_metrics import MetricReport
 from evaluation.datasets import Dataset
 from flows.runners import make_task_runner
-from flows.tracking import log_config_run
-from mils.config import RunConfig, load_config
+from flows.tracking import log_config_run, start_tracking
+from mils.captioning import check_media
+from mils.config import RunConfig
 from mils.results import ResultStore
 from tasks.captioning import load_dataset_task, metrics_task, optimise_shard_task, prepare_models_task
 
@@ -48,14 +49,18 @@ def optimise_config(
     (results_dir / "config.json").write_text(config.model_dump_json(indent=2))
     data = data if data is not None else load_dataset_task(config)
     samples = [s.as_sample() for s in data.samples]
-    prepare_models_task(config)  # loads models in the flow process; encodes + caches the bank once
     shard_size = config.runner.shard_size
-    shards = [samples[i : i + shard_size] for i in range(0, len(samples), shard_size)]
-    already = sum(store.has(s.id) for s in samples)
-    logger.info("%s: %d samples in %d shards, %d already done (%s)", config.name, len(samples), len(shards),
-                already, results_dir)
+    todo, unreadable = check_media([s for s in samples if not store.has(s.id)])
+    for sample_id, error in unreadable.items():  # recorded without loading any model
+        store.write_failure(sample_id, error)
+    shards = [todo[i : i + shard_size] for i in range(0, len(todo), shard_size)]
+    already = len(samples) - len(todo) - len(unreadable)
+    logger.info("%s: %d samples, %d already done, %d shards to run (%s)", config.name, len(samples), already,
+                len(shards), results_dir)
+    if shards:  # a finished run loads no model
+        prepare_models_task(config)  # loads models in the flow process; encodes + caches the bank once
     futures = [optimise_shard_task.submit(config, shard, str(results_dir)) for shard in shards]
-    stats = []
+    stats = [{"computed": 0, "resumed": already, "failed": len(unreadable), "seconds": 0.0, "timings": {}}]
     with tqdm(total=len(samples), initial=already, desc=f"{config.name} samples", unit="sample") as bar:
         for future in as_completed(futures):
             stat = future.result()
@@ -70,7 +75,8 @@ def optimise_config(
         for stage, step in (("step0", 0), ("final", -1)):
             predictions = {r["sample_id"]: r["history"][step]["best"] for r in results}
             refs = {k: references[k] for k in predictions}
-            reports[stage] = metrics_task(predictions, refs, config.metrics, seed=config.loop.seed)
+            reports[stage] = metrics_task(predictions, refs, config.metrics, seed=config.loop.seed,
+                                          cache_dir=str(results_dir / "metrics"))
     return BenchmarkOutcome(config, results, failures, reports, results_dir, time.perf_counter() - start, stats)
 
 
@@ -87,13 +93,14 @@ def _tracked_run_ids(results_dir: Path) -> dict[str, str]:
 
 
 @flow(name="mils-benchmark")
-def benchmark_flow(config: RunConfig) -> dict[str, Any]:
-    """One configuration: optimise every sample, score step 0 and the final step, log to MLflow."""
+def benchmark_flow(config: dict[str, Any]) -> dict[str, Any]:
+    """One configuration (a RunConfig as JSON: flow parameters must be plain data for deployments):
+    optimise every sample, score step 0 and the final step, log to MLflow."""
     import mlflow
 
+    config = RunConfig.model_validate(config)
     outcome = optimise_config(config)
-    mlflow.set_tracking_uri(config.tracking.uri)
-    mlflow.set_experiment(config.tracking.experiment)
+    start_tracking(config.tracking)
     previous = _tracked_run_ids(outcome.results_dir)
     with mlflow.start_run(run_id=previous.get("parent"), run_name=f"benchmark {config.name}") as parent:
         mlflow.set_tag("mils.kind", "benchmark")
@@ -111,14 +118,4 @@ def benchmark_flow(config: RunConfig) -> dict[str, Any]:
 
 def run_benchmark(config: RunConfig) -> dict[str, Any]:
     """Run the benchmark flow on the task runner the config asks for."""
-    return benchmark_flow.with_options(task_runner=make_task_runner(config.runner))(config)
-
-
-@flow(name="mils-benchmark-scheduled")
-def scheduled_benchmark_flow(config_path: str, fresh: bool = True) -> dict[str, Any]:
-    """For deployments: load the YAML at run time; ``fresh`` writes to a new dated results folder
-    so a scheduled rerun recomputes instead of resuming the last one."""
-    config = load_config(config_path)
-    if fresh:
-        config = config.model_copy(update={"output_dir": str(Path(config.output_dir) / time.strftime("%Y%m%d-%H%M%S"))})
-    return benchmark_flow.with_options(task_runner=make_task_runner(config.runner))(config)
+    return benchmark_flow.with_options(task_runner=make_task_runner(config.runner))(config.model_dump(mode="json"))

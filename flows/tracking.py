@@ -14,11 +14,23 @@ import numpy as np
 import pandas as pd
 
 from evaluation.caption_metrics import MetricReport
-from mils.config import RunConfig
+from mils.config import RunConfig, TrackingConfig
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 PACKAGES = ("torch", "transformers", "open_clip_torch", "prefect", "mlflow", "pycocoevalcap", "mils-suite")
+
+
+def start_tracking(tracking: TrackingConfig) -> None:
+    """Point MLflow at the config's store and experiment. The experiment opens in MLflow 3's
+    classic runs view (its UI reads the ``mlflow.experimentKind`` tag), not the GenAI overview."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking.uri)
+    experiment = mlflow.set_experiment(tracking.experiment)
+    if experiment.tags.get("mlflow.experimentKind") != "custom_model_development":
+        mlflow.MlflowClient(tracking.uri).set_experiment_tag(experiment.experiment_id, "mlflow.experimentKind",
+                                                             "custom_model_development")
 
 
 def git_revision() -> str:

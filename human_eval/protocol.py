@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import BaseModel, ConfigDict, Field
+
 
 @dataclass(frozen=True)
 class Axis:
@@ -47,3 +49,20 @@ CAPTION_AXES = {
 }
 
 CHOICES = ("left", "right")
+
+
+class BatchSettings(BaseModel):
+    """The pipeline's judging stage: which outputs are compared and how the batch is built.
+
+    ``against``: ``step0`` (the initial-bank retrieval baseline of the same run), or a results
+    folder or a JSON file id -> text of another system (its final outputs).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    against: str = "step0"
+    axes: tuple[str, ...] = ("faithfulness", "quality")
+    names: tuple[str, str] = ("baseline", "mils")
+    assignments: int = Field(3, ge=1)
+    catch: float = Field(0.1, ge=0, lt=1)
+    seed: int = 0

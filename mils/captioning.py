@@ -5,7 +5,9 @@ This is the entry point that the CLI, the demo and (later) the Prefect tasks wra
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -16,8 +18,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mils import registry
-from mils.bank import Bank, bank_embeddings, load_bank, template_bank
-from mils.config import BankConfig, GeneratorConfig, RunConfig, ScorerConfig
+from mils.bank import (AUDIO_BANK_PROMPT, BANK_PROMPT, Bank, bank_embeddings, generate_bank, load_bank, read_labels,
+                       save_bank, template_bank)
+from mils.config import GeneratorConfig, RunConfig, ScorerConfig
 from mils.loop import LoopOptions, Optimiser, PhaseTimer, SampleResult
 from mils.media import media_problem
 from mils.profiles import IMAGENET_TEMPLATES
@@ -49,9 +52,49 @@ def build_scorer(cfg: ScorerConfig) -> Scorer:
     return registry.create("scorer", cfg.name, **cfg.options)
 
 
-def build_bank(cfg: BankConfig) -> Bank:
+def generated_bank_path(config: RunConfig) -> Path:
+    """Where the bank that ``config.bank.generate`` describes is cached: a hash of the recipe, the
+    prompt and the generator settings, so the same recipe with the same LLM is generated once."""
+    recipe = config.bank.generate
+    if recipe is None:
+        raise ValueError("the config's bank is not a generated one (bank.generate is not set)")
+    prompt = AUDIO_BANK_PROMPT if recipe.modality == "audio" else BANK_PROMPT
+    payload = json.dumps({"recipe": recipe.model_dump(), "prompt": prompt, "plugins": config.plugins,
+                          "generator": config.generator.model_dump(exclude={"device", "dtype"})}, sort_keys=True)
+    return config.cache_path() / "banks" / f"generated-{hashlib.sha256(payload.encode()).hexdigest()[:16]}.txt"
+
+
+def ensure_generated_bank(config: RunConfig, generator: Generator) -> tuple[Path, bool]:
+    """The generated bank's file (written with its provenance sidecar when missing); True when it
+    was generated now, False when the cached file was reused."""
+    path = generated_bank_path(config)
+    if path.is_file():
+        return path, False
+    recipe = config.bank.generate
+    if recipe.labels:
+        names = read_labels(recipe.labels)
+    elif recipe.modality == "audio":
+        raise ValueError("an audio bank recipe needs bank.generate.labels (e.g. AudioSet's class_labels_indices.csv)")
+    else:
+        from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
+        names = list(IMAGENET_CLASSNAMES)
+    names = names[: recipe.classes] if recipe.classes else names
+    prompt = AUDIO_BANK_PROMPT if recipe.modality == "audio" else BANK_PROMPT
+    bank = generate_bank(generator, names, recipe.per_class, seed=recipe.seed, batch_size=config.batch_size,
+                         generator_name=config.generator.model, prompt=prompt)
+    return save_bank(bank, path), True
+
+
+def build_bank(config: RunConfig, generator: Generator | None = None) -> Bank:
+    """The initial bank ``config.bank`` names (a generated one needs ``generator`` when not cached)."""
+    cfg = config.bank
     if cfg.path is not None:
         bank = load_bank(Path(cfg.path).expanduser())
+    elif cfg.generate is not None:
+        if generator is None and not generated_bank_path(config).is_file():
+            raise ValueError("bank.generate: the bank is not generated yet and no generator was given")
+        bank = load_bank(generated_bank_path(config) if generator is None else ensure_generated_bank(config, generator)[0])
     else:
         from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
@@ -92,7 +135,7 @@ class Captioner:
         with self.timer("model_loading"):
             self.scorer = scorer or build_scorer(config.scorer)
             self.generator = generator or build_generator(config.generator, cache)
-        self.bank = build_bank(config.bank)
+        self.bank = build_bank(config, self.generator)
         with self.timer("bank_encoding"):
             self.bank_emb = bank_embeddings(self.scorer, self.bank, cache / "banks")
         self.set_loop(config)

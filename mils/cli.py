@@ -195,14 +195,49 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from flows.pipeline import pipeline_flow
+
+    summary = pipeline_flow(args.config, fresh=args.fresh)
+    print(f"\npipeline {args.config}: MLflow parent run {summary['parent_run_id']} ({summary['tracking_uri']})")
+    for stage, info in summary["stages"].items():
+        print(f"  {stage:>9}: {json.dumps(info, default=str)[:300]}")
+    print(f"results: {summary['results_dir']}")
+    return 1 if summary["stages"]["optimise"]["failed"] else 0
+
+
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from flows.benchmark import scheduled_benchmark_flow
-    from mils.config import load_config
+    from flows.pipeline import pipeline_flow, read_pipeline
 
     path = str(Path(args.config).resolve())
-    load_config(path)  # validate now, not at 3 a.m.
-    print(f"serving deployment {args.name!r} (cron {args.cron!r}) for {path}; Ctrl-C stops it")
-    scheduled_benchmark_flow.serve(name=args.name, cron=args.cron, parameters={"config_path": path, "fresh": True})
+    read_pipeline(path)  # validate now, not at 3 a.m.
+    print(f"serving deployment 'mils-pipeline/{args.name}' (cron {args.cron!r}) for {path}; each run writes a new "
+          "dated results folder; Ctrl-C stops it")
+    pipeline_flow.serve(name=args.name, cron=args.cron, parameters={"config_path": path, "fresh": True})
+    return 0
+
+
+def cmd_data_get(args: argparse.Namespace) -> int:
+    from evaluation.downloads import config_snippet, get
+
+    source, todo = get(args.name, args.root, mirror=args.mirror)
+    for step in todo:
+        print(f"still to do: {step}")
+    print(f"{source.description}: in {Path(args.root).resolve()}. In a run config:\n")
+    print(config_snippet(source, args.root))
+    for note in source.notes:
+        print(f"# {note}")
+    return 1 if todo else 0
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from evaluation.downloads import SOURCES
+
+    for source in SOURCES.values():
+        print(f"{source.name:>8}: {source.description}")
+        for remote in source.files:
+            checks = ", ".join(c for c, v in (("size", remote.size), ("md5", remote.md5)) if v) or "server length"
+            print(f"{'':>10}{remote.url}  (verified by {checks})")
     return 0
 
 
@@ -377,11 +412,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("--tracking-uri", default="sqlite:///mlruns.db")
     report.set_defaults(func=cmd_report)
 
-    schedule = sub.add_parser("schedule", help="serve a cron-scheduled benchmark deployment (needs a Prefect server)")
+    pipeline = sub.add_parser("pipeline", help="bank -> optimisation -> metrics -> sweep -> judging batch, one MLflow run")
+    pipeline.add_argument("config", help="YAML run config, optionally with 'sweep:' and 'judging:' sections")
+    pipeline.add_argument("--fresh", action="store_true", help="a new dated results folder instead of resuming")
+    pipeline.set_defaults(func=cmd_pipeline)
+
+    schedule = sub.add_parser("schedule", help="serve a cron-scheduled pipeline deployment (needs a Prefect server)")
     schedule.add_argument("config")
     schedule.add_argument("--cron", required=True, help='e.g. "0 3 * * 1" (Mondays 03:00)')
-    schedule.add_argument("--name", default="mils-benchmark-rerun")
+    schedule.add_argument("--name", default="rerun", help="deployment name (shown as mils-pipeline/NAME)")
     schedule.set_defaults(func=cmd_schedule)
+
+    data = sub.add_parser("data", help="download benchmark data").add_subparsers(dest="data_command", required=True)
+    data_get = data.add_parser("get", help="download, verify and unpack what a dataset loader needs (resumable)")
+    data_get.add_argument("name", help="coco, msrvtt or clotho (`mils data list`)")
+    data_get.add_argument("--root", required=True, help="folder to put the files in")
+    data_get.add_argument("--mirror", help="fetch the same file names from this base URL instead")
+    data_get.set_defaults(func=cmd_data_get)
+    data_list = data.add_parser("list", help="the known data sources and their files")
+    data_list.set_defaults(func=cmd_data_list)
 
     bank = sub.add_parser("bank", help="generate an initial caption bank with the LLM (paper recipe)")
     bank.add_argument("--out", required=True, help="output text file")
@@ -468,7 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, KeyError, ImportError, RuntimeError) as err:
+    except (FileNotFoundError, ValueError, KeyError, ImportError, RuntimeError, OSError) as err:
         print(f"mils: error: {err}", file=sys.stderr)
         return 2
 

@@ -38,21 +38,34 @@ class ScorerConfig(_Frozen):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class BankRecipe(_Frozen):
+    """The paper's recipe for an initial bank: the run's LLM writes ``per_class`` captions for each
+    class (ImageNet's 1000, or the names in ``labels``: a text file or AudioSet's CSV)."""
+
+    per_class: int = Field(50, ge=1)
+    classes: int | None = Field(None, ge=1)  # only the first N classes (quick runs)
+    labels: str | None = None
+    modality: Literal["image", "audio"] = "image"
+    seed: int = 0
+
+
 class BankConfig(_Frozen):
-    """Exactly one of ``path`` (a text file, one caption per line) or ``builtin``."""
+    """Exactly one of ``path`` (a text file, one caption per line), ``builtin`` or ``generate``."""
 
     path: str | None = None
     builtin: Literal["imagenet-templates", "none"] | None = None  # none: each sample starts from itself
+    generate: BankRecipe | None = None  # made once with the run's LLM, cached by content hash
     subsample: int | None = Field(None, ge=1)
     subsample_seed: int = 0
 
     @model_validator(mode="after")
     def _one_source(self) -> "BankConfig":
-        if (self.path is None) == (self.builtin is None):
+        if sum(x is not None for x in (self.path, self.builtin, self.generate)) != 1:
             raise ValueError(
                 "bank needs exactly one of 'path' (a caption file, e.g. the MILS release's "
-                "image_descriptions_per_class.txt) or 'builtin' ('imagenet-templates', or 'none' for "
-                "text-to-image, where each prompt starts from itself)"
+                "image_descriptions_per_class.txt), 'builtin' ('imagenet-templates', or 'none' for "
+                "text-to-image, where each prompt starts from itself) or 'generate' (the paper's recipe: "
+                "{per_class: 50, classes: null, labels: null, modality: image})"
             )
         return self
 
@@ -85,12 +98,27 @@ class TrackingConfig(_Frozen):
 
 
 class RunnerConfig(_Frozen):
-    """Where shards run. Never changes results: a sample's result depends only on its own seeds."""
+    """Where shards run. Never changes results: a sample's result depends only on its own seeds.
+
+    ``threads``: in this process, one shard at a time (one copy of the models, one batch on the
+    accelerator at a time). ``dask``: a local cluster of worker processes, one per GPU by default
+    (``workers`` overrides), each pinned to its own device; or an existing cluster (``address``).
+    """
 
     kind: Literal["threads", "dask"] = "threads"
-    workers: int = Field(1, ge=1)  # threads, or local Dask worker processes (one per GPU)
+    workers: int | None = Field(None, ge=1)  # dask: local worker processes (default: one per GPU, 1 without)
     address: str | None = None  # an existing Dask scheduler, e.g. tcp://10.0.0.5:8786
     shard_size: int = Field(8, ge=1)
+
+    @model_validator(mode="after")
+    def _parallelism_is_real(self) -> "RunnerConfig":
+        if self.kind == "threads" and (self.workers or 1) > 1:
+            raise ValueError(
+                f"runner.workers={self.workers} with kind 'threads' would give no parallelism: the threads "
+                "share one copy of the models and take turns on it (measured: 2 threads took as long as 1). "
+                "Raise batch_size to use the accelerator better, or use kind 'dask' for one worker "
+                "process per GPU")
+        return self
 
 
 class RunConfig(_Frozen):
@@ -155,6 +183,9 @@ def build_config(profile: str, overrides: dict[str, Any] | None = None, task: st
     new_scorer = (overrides or {}).get("scorer", {}).get("name")
     if new_scorer and new_scorer != base.get("scorer", {}).get("name"):
         base = {**base, "scorer": {}}  # another scorer: the profile's scorer options do not apply
+    sources = {"path", "builtin", "generate"}
+    if sources & set((overrides or {}).get("bank") or {}):  # the override names the bank: drop the profile's
+        base = {**base, "bank": {k: v for k, v in base.get("bank", {}).items() if k not in sources}}
     raw = _merge(base, overrides or {})
     raw["profile"] = profile
     try:

@@ -62,7 +62,7 @@ def run_style_transfer(config: RunConfig, content: str | Path, style: str | Path
     import_plugins(config.plugins)
     scorer = scorer or build_scorer(config.scorer)
     generator = generator or build_generator(config.generator, config.cache_path())
-    bank = build_bank(config.bank)
+    bank = build_bank(config, generator)
     sample = Sample(f"{Path(content).stem}+{Path(style).stem}", {"content": str(content), "style": str(style)})
     optimiser = Optimiser(generator, scorer, get_template("style_transfer"), bank.texts, None, config.loop.options())
     result = optimiser.run([sample])[0]

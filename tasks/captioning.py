@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from pathlib import Path
 from typing import Any, Sequence
 
 from prefect import get_run_logger, task
 
 from evaluation.caption_metrics import MetricReport, caption_metrics
 from evaluation.datasets import Dataset, load_dataset
-from mils.bank import Bank, generate_bank
-from mils.captioning import build_generator, import_plugins
+from mils.captioning import ensure_generated_bank, generated_bank_path, import_plugins
 from mils.config import RunConfig
 from mils.protocols import Sample
 from mils.results import ResultStore
-from tasks.models import captioner_for, model_lock
+from tasks.models import captioner_for, model_lock, models_for
 
 
 @task(name="load-dataset")
@@ -81,13 +83,30 @@ def optimise_shard_task(config: RunConfig, samples: Sequence[Sample], results_di
 
 @task(name="caption-metrics")
 def metrics_task(predictions: dict[str, str], references: dict[str, list[str]], metrics: Sequence[str],
-                 seed: int = 0) -> MetricReport:
-    return caption_metrics(predictions, references, metrics=list(metrics), seed=seed)
+                 seed: int = 0, cache_dir: str | None = None) -> MetricReport:
+    """Captioning metrics; with ``cache_dir``, kept there under a hash of every input, so the same
+    predictions are never scored twice (METEOR alone starts a JVM)."""
+    stem = None
+    if cache_dir is not None:
+        payload = json.dumps([predictions, references, list(metrics), seed], sort_keys=True)
+        stem = Path(cache_dir) / f"metrics-{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
+        if stem.with_suffix(".json").is_file():
+            return MetricReport.load(stem)
+    report = caption_metrics(predictions, references, metrics=list(metrics), seed=seed)
+    if stem is not None:
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        report.save(stem)
+    return report
 
 
 @task(name="generate-bank", retries=2, retry_delay_seconds=30)
-def generate_bank_task(config: RunConfig, class_names: Sequence[str], per_class: int) -> Bank:
-    import_plugins(config.plugins)
-    generator = build_generator(config.generator, config.cache_path())
-    return generate_bank(generator, list(class_names), per_class, seed=config.loop.seed,
-                         batch_size=config.batch_size, generator_name=config.generator.model)
+def generate_bank_task(config: RunConfig) -> dict[str, Any]:
+    """The bank ``config.bank.generate`` describes: generated with the run's LLM, or reused from the
+    cache when the same recipe was generated before (keyed by recipe, prompt and LLM settings)."""
+    path, generated = generated_bank_path(config), False
+    if not path.is_file():  # only then are the models needed
+        with model_lock():
+            generator, _ = models_for(config)
+            path, generated = ensure_generated_bank(config, generator)
+    get_run_logger().info("bank %s: %s", "generated" if generated else "reused from the cache", path)
+    return {"path": str(path), "generated": generated}

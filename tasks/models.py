@@ -1,8 +1,10 @@
 """Models are loaded once per worker process and reused by every task that runs there.
 
-A worker (a thread-runner process, or one Dask worker process owning one GPU) keeps one
-Captioner per model configuration; tasks only look it up. The lock also serialises model use
-inside a process: one accelerator, one batch at a time.
+A worker (this process with the threads runner, or one Dask worker process owning one GPU)
+keeps one (generator, scorer) pair per model configuration: the generator and scorer settings
+alone, so a sweep over the bank, the loop or the dataset never reloads them. On top of that it
+keeps one Captioner per bank (the bank's embeddings). The lock serialises model use inside a
+process: one accelerator, one batch at a time.
 """
 
 from __future__ import annotations
@@ -11,25 +13,51 @@ import hashlib
 import json
 import threading
 
-from mils.captioning import Captioner
+from mils.captioning import Captioner, build_generator, build_scorer, import_plugins
 from mils.config import RunConfig
+from mils.protocols import Generator, Scorer
 
-_CAPTIONERS: dict[str, Captioner] = {}
+_MODELS: dict[str, Generator | Scorer] = {}
+_CAPTIONERS: dict[tuple[str, str], Captioner] = {}
 _LOCK = threading.RLock()
 
 
-def model_key(config: RunConfig) -> str:
-    """What the loaded models depend on (not steps, top-K or the dataset)."""
-    parts = config.model_dump(include={"plugins", "generator", "scorer", "bank", "task", "cache_dir"})
+def _hash(parts: dict) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _keys(config: RunConfig) -> tuple[str, str]:
+    common = config.model_dump(include={"plugins", "cache_dir"})
+    return (_hash({**common, "generator": config.generator.model_dump()}),
+            _hash({**common, "scorer": config.scorer.model_dump()}))
+
+
+def model_key(config: RunConfig) -> str:
+    """What the loaded models depend on: the generator and the scorer settings (not the bank, the
+    loop, the task or the dataset)."""
+    return _hash(_keys(config))
+
+
+def models_for(config: RunConfig) -> tuple[Generator, Scorer]:
+    """The process's (generator, scorer) for ``config``; each is loaded on first use and shared by
+    every config that names the same one."""
+    generator_key, scorer_key = _keys(config)
+    with _LOCK:
+        import_plugins(config.plugins)
+        if generator_key not in _MODELS:
+            _MODELS[generator_key] = build_generator(config.generator, config.cache_path())
+        if scorer_key not in _MODELS:
+            _MODELS[scorer_key] = build_scorer(config.scorer)
+        return _MODELS[generator_key], _MODELS[scorer_key]
+
+
 def captioner_for(config: RunConfig) -> Captioner:
-    """The process's Captioner for these models, with ``config``'s loop options applied."""
-    key = model_key(config)
+    """The process's Captioner for these models and this bank, with ``config``'s loop options."""
+    key = (model_key(config), _hash(config.model_dump(include={"bank", "task"})))
     with _LOCK:
         if key not in _CAPTIONERS:
-            _CAPTIONERS[key] = Captioner(config)
+            generator, scorer = models_for(config)
+            _CAPTIONERS[key] = Captioner(config, generator=generator, scorer=scorer)
         captioner = _CAPTIONERS[key]
         captioner.set_loop(config)
         return captioner
@@ -37,7 +65,3 @@ def captioner_for(config: RunConfig) -> Captioner:
 
 def model_lock() -> threading.RLock:
     return _LOCK
-
-
-def loaded_count() -> int:
-    return len(_CAPTIONERS)

@@ -140,3 +140,25 @@ def tiny_pix2pix_dir(tiny_dir) -> Path:
     from tests.tiny_models import tiny_instruct_pix2pix
 
     return tiny_instruct_pix2pix(tiny_dir / "pix2pix")
+
+
+@pytest.fixture
+def load_counts(monkeypatch):
+    """Counts constructions of the fake generator and scorer (wrapping their registered factories),
+    with the process's model cache emptied first."""
+    import tests.fakes  # noqa: F401  (registers the fakes)
+    from mils import registry
+    from tasks import models
+
+    counts = {"generator": 0, "scorer": 0}
+    for kind, name in (("generator", "fake"), ("scorer", "fake_bow")):
+        factory = registry.get_factory(kind, name)
+
+        def counting(*args, _factory=factory, _kind=kind, **kwargs):
+            counts[_kind] += 1
+            return _factory(*args, **kwargs)
+
+        monkeypatch.setitem(registry._FACTORIES, (kind, name), counting)
+    monkeypatch.setattr(models, "_MODELS", {})
+    monkeypatch.setattr(models, "_CAPTIONERS", {})
+    return counts

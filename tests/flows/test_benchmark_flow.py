@@ -7,7 +7,7 @@ from pathlib import Path
 
 import mlflow
 
-from flows.benchmark import run_benchmark, scheduled_benchmark_flow
+from flows.benchmark import run_benchmark
 from mils.config import load_config
 from mils.results import ResultStore
 from tests.flows.conftest import TARGETS
@@ -72,26 +72,8 @@ def test_dask_run_equals_thread_run(flow_config, repo_on_pythonpath, tmp_path):
     path, _ = flow_config("dask.yaml", runner={"kind": "dask", "workers": 2, "shard_size": 2})
     dask_config = load_config(path)
     threads = run_benchmark(dask_config.model_copy(update={
-        "runner": dask_config.runner.model_copy(update={"kind": "threads"}), "output_dir": str(tmp_path / "threads")}))
+        "runner": dask_config.runner.model_copy(update={"kind": "threads", "workers": None}), "output_dir": str(tmp_path / "threads")}))
     dask = run_benchmark(dask_config)
     assert Path(dask["results_dir"]) != Path(threads["results_dir"])
     assert _results(dask["results_dir"]) == _results(threads["results_dir"])
     assert len(_results(dask["results_dir"])) == len(TARGETS)
-
-
-def test_scheduled_flow_reruns_fresh(flow_config):
-    path, _ = flow_config("scheduled.yaml")
-    first = scheduled_benchmark_flow(str(path), fresh=True)
-    time.sleep(1.1)
-    second = scheduled_benchmark_flow(str(path), fresh=True)
-    assert first["results_dir"] != second["results_dir"]
-    assert second["shards"]["computed"] == len(TARGETS) and second["shards"]["resumed"] == 0
-    assert _results(first["results_dir"]) == _results(second["results_dir"])
-
-
-def test_schedule_deployment_carries_the_cron(flow_config):
-    path, _ = flow_config()
-    deployment = scheduled_benchmark_flow.to_deployment(name="nightly", cron="0 3 * * *",
-                                                        parameters={"config_path": str(path)})
-    assert deployment.schedules[0].schedule.cron == "0 3 * * *"
-    assert deployment.parameters == {"config_path": str(path)}

@@ -2,18 +2,32 @@ from mils.config import build_config
 from tasks import models
 
 
-def test_models_are_loaded_once_per_process_and_reused_across_loop_settings(tmp_path, fake_bank):
+def _base(tmp_path, fake_bank):
     bank = tmp_path / "bank.txt"
     bank.write_text("\n".join(fake_bank))
-    base = {"plugins": ["tests.fakes"], "generator": {"backend": "fake", "model": "fake"}, "scorer": {"name": "fake_bow"},
-            "bank": {"path": str(bank), "builtin": None}, "cache_dir": str(tmp_path / "cache")}
+    return {"plugins": ["tests.fakes"], "generator": {"backend": "fake", "model": "fake"},
+            "scorer": {"name": "fake_bow"}, "bank": {"path": str(bank), "builtin": None},
+            "cache_dir": str(tmp_path / "cache")}
+
+
+def test_models_are_loaded_once_across_loop_and_bank_variants(tmp_path, fake_bank, load_counts):
+    base = _base(tmp_path, fake_bank)
     a = build_config("offline", {**base, "loop": {"steps": 2}})
     b = build_config("offline", {**base, "loop": {"steps": 5, "keep": 3}})
     first = models.captioner_for(a)
-    count = models.loaded_count()
     second = models.captioner_for(b)
-    assert second is first and models.loaded_count() == count  # no reload for a loop change
+    assert second is first  # a loop change reuses the captioner and its bank embeddings
     assert second.optimiser.options.steps == 5 and second.optimiser.options.keep == 3
-    other_bank = build_config("offline", {**base, "bank": {"path": str(bank), "builtin": None, "subsample": 10}})
-    assert models.captioner_for(other_bank) is not first
-    assert models.model_key(a) == models.model_key(b) != models.model_key(other_bank)
+    sizes = [10, 50, 100]  # a bank-size sweep: other banks, the same models
+    captioners = [models.captioner_for(build_config("offline", {**base, "bank": {**base["bank"], "subsample": n}}))
+                  for n in sizes]
+    assert [len(c.bank) for c in captioners] == sizes
+    assert load_counts == {"generator": 1, "scorer": 1}
+    assert all(c.generator is first.generator and c.scorer is first.scorer for c in captioners)
+
+
+def test_another_generator_setting_loads_new_models(tmp_path, fake_bank, load_counts):
+    base = _base(tmp_path, fake_bank)
+    models.captioner_for(build_config("offline", base))
+    models.captioner_for(build_config("offline", {**base, "generator": {**base["generator"], "temperature": 0.9}}))
+    assert load_counts == {"generator": 2, "scorer": 1}  # the scorer is shared

@@ -1,0 +1,194 @@
+"""The pipeline: initial bank -> optimisation -> metrics -> ablation sweep -> judging batch.
+
+One YAML file describes it: a run config, plus an optional ``sweep:`` grid and ``judging:``
+settings (``judging: false`` turns the batch off). Every stage is keyed by its inputs, so a second
+run of a finished pipeline recomputes nothing: the generated bank is cached by its recipe, samples
+resume from their result files, metrics are cached by their inputs, the sweep is logged once and
+the judging batch folder is named by its inputs. Everything lands under one MLflow parent run.
+
+A scheduled rerun (``fresh``) writes a new dated results folder and tags its MLflow run with the
+previous run of the same config (``mils.follows``), so reruns can be compared over time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from flows.ablation import run_variants, sweep_variants
+from flows.benchmark import BenchmarkOutcome, dataset_hash, optimise_config
+from flows.runners import make_task_runner
+from flows.tracking import log_config_run, start_tracking
+from human_eval.protocol import BatchSettings
+from mils.config import RunConfig, build_config, read_yaml
+from tasks.captioning import generate_bank_task
+from tasks.judging import judging_task
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    config: RunConfig
+    sweep: dict[str, list[Any]] | None
+    judging: BatchSettings | None
+    profile: str
+    raw: dict[str, Any]  # the run config's YAML overrides (the sweep expands over them)
+
+    def key(self) -> str:
+        """Identifies the pipeline across scheduled reruns (not its dated output folder)."""
+        payload = json.dumps([self.config.model_dump(mode="json", exclude={"output_dir"}), self.sweep,
+                              self.judging.model_dump(mode="json") if self.judging else None], sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def read_pipeline(path: str | Path) -> PipelineSpec:
+    raw = read_yaml(path)
+    grid = raw.pop("sweep", None)
+    judging = raw.pop("judging", {})
+    profile = raw.pop("profile")
+    if grid is not None and (not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values())):
+        raise ValueError(f"{path}: 'sweep' must map dotted keys to non-empty lists, e.g. {{loop.keep: [5, 10]}}")
+    if judging not in (None, False) and not isinstance(judging, dict):
+        raise ValueError(f"{path}: 'judging' must be a mapping of batch settings, or false")
+    settings = BatchSettings.model_validate(judging) if isinstance(judging, dict) else None
+    return PipelineSpec(build_config(profile, raw), grid, settings, profile, raw)
+
+
+def _dated(config: RunConfig) -> RunConfig:
+    stamp = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
+    return config.model_copy(update={"output_dir": str(Path(config.output_dir) / stamp)})
+
+
+def previous_run(spec: PipelineSpec, exclude: str) -> str | None:
+    """The latest finished pipeline run of the same config in the experiment (None if none)."""
+    import mlflow
+
+    experiment = mlflow.get_experiment_by_name(spec.config.tracking.experiment)
+    runs = mlflow.MlflowClient().search_runs(
+        [experiment.experiment_id],
+        f"tags.`mils.kind` = 'pipeline' and tags.`mils.pipeline_key` = '{spec.key()}' and status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=5)
+    return next((r.info.run_id for r in runs if r.info.run_id != exclude), None)
+
+
+class _Ledger:
+    """``RESULTS/pipeline.json``: the parent MLflow run and which stage outputs it already holds."""
+
+    def __init__(self, results_dir: Path) -> None:
+        self.path = results_dir / "pipeline.json"
+        self.data = json.loads(self.path.read_text()) if self.path.is_file() else {"logged": {}}
+
+    def logged(self, stage: str, key: str) -> bool:
+        return self.data["logged"].get(stage) == key
+
+    def mark(self, stage: str, key: str) -> None:
+        self.data["logged"][stage] = key
+        self.path.write_text(json.dumps(self.data, indent=2))
+
+
+def _bank_stage(config: RunConfig, ledger: _Ledger) -> tuple[RunConfig, dict[str, Any]]:
+    import mlflow
+
+    if config.bank.generate is None:
+        return config, {"source": config.bank.path or config.bank.builtin}
+    bank = generate_bank_task(config)
+    if not ledger.logged("bank", bank["path"]):
+        mlflow.log_artifact(bank["path"], "bank")
+        mlflow.log_artifact(bank["path"] + ".provenance.json", "bank")
+        ledger.mark("bank", bank["path"])
+    return config, bank
+
+
+def _optimise_stage(config: RunConfig, ledger: _Ledger) -> tuple[BenchmarkOutcome, dict[str, Any]]:
+    import mlflow
+
+    outcome = optimise_config(config)
+    key = hashlib.sha256(json.dumps({s: r.as_dict() for s, r in outcome.reports.items()}, sort_keys=True).encode()
+                         ).hexdigest()[:12] + f"-{len(outcome.results)}"
+    computed = sum(s["computed"] for s in outcome.shard_stats)
+    if not ledger.logged("optimise", key):
+        with mlflow.start_run(run_name=f"{config.name} {config.result_key()}", nested=True):
+            log_config_run(config, outcome.results, outcome.failures, outcome.reports,
+                           {"mils.kind": "config", "dataset_hash": dataset_hash(outcome)},
+                           {"time/flow_seconds": outcome.seconds})
+        ledger.mark("optimise", key)
+    metrics = {stage: {name: est.value for name, est in report.corpus.items()}
+               for stage, report in outcome.reports.items()}
+    return outcome, {"computed": computed, "resumed": sum(s["resumed"] for s in outcome.shard_stats),
+                     "failed": len(outcome.failures), "metrics": metrics}
+
+
+def _sweep_stage(spec: PipelineSpec, config: RunConfig, outcome: BenchmarkOutcome, ledger: _Ledger) -> dict:
+    overrides = {**spec.raw, "output_dir": config.output_dir}
+    if config.bank.generate is not None:
+        overrides["bank"] = config.bank.model_dump(exclude_none=True)
+    variants = sweep_variants(spec.profile, overrides, spec.sweep)
+    key = hashlib.sha256(json.dumps([spec.sweep, [c.result_key() for _, c in variants]]).encode()).hexdigest()[:12]
+    if ledger.logged("sweep", key):
+        return {"cached": True, "variants": len(variants), "parent_run_id": ledger.data.get("sweep_run_id")}
+    summary = run_variants(spec.sweep, variants, config.name)
+    ledger.data["sweep_run_id"] = summary["parent_run_id"]
+    ledger.mark("sweep", key)
+    return {"cached": False, **summary}
+
+
+def _judging_stage(spec: PipelineSpec, outcome: BenchmarkOutcome, parent_run_id: str, ledger: _Ledger) -> dict:
+    import mlflow
+
+    batch = judging_task(str(outcome.results_dir), spec.judging, parent_run_id)
+    if batch.get("path") and not ledger.logged("judging", batch["path"]):
+        mlflow.log_artifacts(batch["path"], "judging")
+        ledger.mark("judging", batch["path"])
+    return batch
+
+
+@flow(name="mils-pipeline-stages")
+def pipeline_stages(config_path: str, fresh: bool = False) -> dict[str, Any]:
+    """The stages, on the task runner the config asks for (see :func:`pipeline_flow`)."""
+    import mlflow
+
+    logger = get_run_logger()
+    spec = read_pipeline(config_path)
+    config = _dated(spec.config) if fresh else spec.config
+    results_dir = config.results_dir()
+    results_dir.mkdir(parents=True, exist_ok=True)
+    ledger = _Ledger(results_dir)
+    start_tracking(config.tracking)
+    stages: dict[str, Any] = {}
+    with mlflow.start_run(run_id=ledger.data.get("parent_run_id"), run_name=f"pipeline {config.name}") as parent:
+        ledger.data["parent_run_id"] = parent.info.run_id
+        follows = ledger.data.get("follows") or previous_run(spec, exclude=parent.info.run_id)
+        ledger.data["follows"] = follows
+        mlflow.set_tags({"mils.kind": "pipeline", "mils.pipeline_key": spec.key(), "mils.config": str(config_path),
+                         "mils.results_dir": str(results_dir), "mils.scheduled": str(fresh).lower(),
+                         **({"mils.follows": follows} if follows else {})})
+        config, stages["bank"] = _bank_stage(config, ledger)
+        outcome, stages["optimise"] = _optimise_stage(config, ledger)
+        if spec.sweep:
+            stages["sweep"] = _sweep_stage(spec, config, outcome, ledger)
+        if spec.judging is not None:
+            stages["judging"] = _judging_stage(spec, outcome, parent.info.run_id, ledger)
+        summary = {"parent_run_id": parent.info.run_id, "results_dir": str(results_dir), "follows": follows,
+                   "tracking_uri": config.tracking.uri, "stages": stages}
+        if not ledger.logged("summary", json.dumps(stages, sort_keys=True, default=str)):
+            mlflow.log_dict(summary, "pipeline.json")
+            ledger.mark("summary", json.dumps(stages, sort_keys=True, default=str))
+    ledger.path.write_text(json.dumps(ledger.data, indent=2))
+    logger.info("pipeline %s done: %s", config.name, json.dumps(stages, default=str)[:500])
+    return summary
+
+
+@flow(name="mils-pipeline")
+def pipeline_flow(config_path: str, fresh: bool = False) -> dict[str, Any]:
+    """What ``mils pipeline`` and a scheduled deployment run. Parameters are plain data (a path and
+    a flag), so a deployment can carry them; the config is read at run time, and the stages run on
+    the task runner it names."""
+    spec = read_pipeline(config_path)  # fail here, with the file's name, before any stage starts
+    runner = make_task_runner(spec.config.runner)
+    return pipeline_stages.with_options(task_runner=runner)(str(Path(config_path).resolve()), fresh)

@@ -1,0 +1,117 @@
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from flows.pipeline import pipeline_flow, read_pipeline
+from tasks import captioning as captioning_tasks
+from tasks import models
+from tests.flows.conftest import TARGETS
+
+
+def _pipeline_yaml(flow_config, name="pipeline.yaml", **extra):
+    path, raw = flow_config(name)
+    raw.update({"bank": {"generate": {"per_class": 3, "classes": 6}},
+                "sweep": {"loop.keep": [2, 4]}, "judging": {"assignments": 2, "catch": 0.0}, **extra})
+    path.write_text(yaml.safe_dump(raw))
+    return path, raw
+
+
+def _artifacts(client, run_id, path=None):
+    return {a.path for a in client.list_artifacts(run_id, path)}
+
+
+def test_pipeline_chains_every_stage_under_one_parent_run(flow_config, load_counts):
+    path, raw = _pipeline_yaml(flow_config)
+    summary = pipeline_flow(str(path))
+    stages = summary["stages"]
+    assert stages["bank"]["generated"] is True
+    assert stages["optimise"]["computed"] == len(TARGETS) and stages["optimise"]["failed"] == 1
+    assert {"step0", "final"} <= set(stages["optimise"]["metrics"])
+    assert stages["sweep"]["variants"] == 2
+    assert stages["judging"]["pairs"] > 0
+    batch = Path(stages["judging"]["path"])
+    assert (batch / "key.json").is_file() and (batch / "amt_input.csv").is_file()
+    key = json.loads((batch / "key.json").read_text())
+    assert key["mlflow_run_id"] == summary["parent_run_id"]  # ingest logs win rates on the pipeline run
+
+    client = mlflow.tracking.MlflowClient(raw["tracking"]["uri"])
+    parent = client.get_run(summary["parent_run_id"])
+    assert parent.data.tags["mils.kind"] == "pipeline"
+    top = _artifacts(client, parent.info.run_id)
+    assert {"bank", "judging", "pipeline.json"} <= top
+    assert any(p.endswith(".provenance.json") for p in _artifacts(client, parent.info.run_id, "bank"))
+    assert "judging/key.json" in _artifacts(client, parent.info.run_id, "judging")
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    kinds = sorted(c.data.tags["mils.kind"] for c in children)
+    assert kinds == ["config", "sweep"]
+    sweep = next(c for c in children if c.data.tags["mils.kind"] == "sweep")
+    variants = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{sweep.info.run_id}'")
+    assert sorted(v.data.params["sweep.loop.keep"] for v in variants) == ["2", "4"]
+    # the generated bank, the base run and both sweep variants share one load of each model
+    assert load_counts == {"generator": 1, "scorer": 1}
+
+
+def test_a_second_run_recomputes_nothing(flow_config, load_counts, monkeypatch):
+    path, raw = _pipeline_yaml(flow_config)
+    first = pipeline_flow(str(path))
+    models._MODELS.clear()
+    models._CAPTIONERS.clear()
+    loads = dict(load_counts)
+
+    def no_metrics(*args, **kwargs):
+        raise AssertionError("metrics were recomputed")
+
+    monkeypatch.setattr(captioning_tasks, "caption_metrics", no_metrics)
+    second = pipeline_flow(str(path))
+    assert load_counts == loads  # no model was loaded again
+    stages = second["stages"]
+    assert stages["bank"]["generated"] is False
+    assert stages["optimise"]["computed"] == 0 and stages["optimise"]["resumed"] == len(TARGETS)
+    assert stages["optimise"]["metrics"] == first["stages"]["optimise"]["metrics"]
+    assert stages["sweep"]["cached"] is True and stages["judging"]["cached"] is True
+    assert second["parent_run_id"] == first["parent_run_id"]
+    client = mlflow.tracking.MlflowClient(raw["tracking"]["uri"])
+    children = client.search_runs([client.get_run(first["parent_run_id"]).info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{first['parent_run_id']}'")
+    assert len(children) == 2  # nothing logged twice
+
+
+def test_fresh_reruns_get_dated_folders_and_follow_the_previous_run(flow_config):
+    path, raw = _pipeline_yaml(flow_config, sweep=None, judging=False)
+    first = pipeline_flow(str(path), fresh=True)
+    second = pipeline_flow(str(path), fresh=True)
+    assert first["results_dir"] != second["results_dir"]
+    assert Path(first["results_dir"]).parent.parent == Path(raw["output_dir"])
+    assert second["stages"]["optimise"]["computed"] == len(TARGETS)  # recomputed, not resumed
+    assert first["follows"] is None and second["follows"] == first["parent_run_id"]
+    client = mlflow.tracking.MlflowClient(raw["tracking"]["uri"])
+    assert client.get_run(second["parent_run_id"]).data.tags["mils.follows"] == first["parent_run_id"]
+    assert "sweep" not in second["stages"] and "judging" not in second["stages"]
+
+
+def test_judging_against_a_named_baseline_and_skipped_when_nothing_differs(flow_config, tmp_path):
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps({f"t{i:03d}": "a photo of something" for i in range(len(TARGETS))}))
+    path, _ = _pipeline_yaml(flow_config, sweep=None, judging={"against": str(baseline), "catch": 0.0})
+    summary = pipeline_flow(str(path))
+    key = json.loads((Path(summary["stages"]["judging"]["path"]) / "key.json").read_text())
+    assert {p["sample_id"] for p in key["pairs"].values()} == {f"t{i:03d}" for i in range(len(TARGETS))}
+
+    steps0, _ = _pipeline_yaml(flow_config, "zero.yaml", sweep=None, loop={"steps": 0, "keep": 4, "requested": 5})
+    skipped = pipeline_flow(str(steps0))["stages"]["judging"]  # 0 steps: final == step 0 everywhere
+    assert skipped["path"] is None and "nothing to judge" in skipped["skipped"]
+
+
+def test_bad_pipeline_sections_name_the_file(flow_config):
+    path, raw = flow_config("bad.yaml")
+    raw["judging"] = ["step0"]
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match="bad.yaml: 'judging'"):
+        read_pipeline(path)
+    raw["judging"] = {"against": "step0", "assigments": 3}
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match="assigments"):
+        read_pipeline(path)
