@@ -73,9 +73,12 @@ def _score(results: list[dict[str, Any]], references: dict[str, list[str]], conf
                         cache_dir=str(cache_dir))
 
 
-def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, data=None) -> dict[str, Any]:
+def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, data=None,
+                 results_name: str = "sweep") -> dict[str, Any]:
     """Optimise and score every variant inside the current flow; an MLflow run ``sweep TITLE``
-    (nested under the active run, if any) with one child per variant and the comparison plot."""
+    (nested under the active run, if any) with one child per variant and the comparison plot.
+    Results go to ``<results_name>-<result key>``: a variant equal to an earlier run of that name
+    (the pipeline's base config) resumes its folder instead of running again."""
     import mlflow
 
     from flows.plots import plot_sweep
@@ -96,7 +99,7 @@ def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, dat
         mlflow.log_dict({"grid": grid}, "sweep.json")
         for members in groups.values():
             longest = max(members, key=lambda m: m[1].loop.steps)[1]
-            outcome = optimise_config(longest.model_copy(update={"name": "sweep"}), data=data)
+            outcome = optimise_config(longest.model_copy(update={"name": results_name}), data=data)
             for point, config in members:
                 results = truncate(outcome, config.loop.steps)
                 cache = outcome.results_dir / "metrics"

@@ -132,7 +132,7 @@ def _sweep_stage(spec: PipelineSpec, config: RunConfig, outcome: BenchmarkOutcom
     key = hashlib.sha256(json.dumps([spec.sweep, [c.result_key() for _, c in variants]]).encode()).hexdigest()[:12]
     if ledger.logged("sweep", key):
         return {"cached": True, "variants": len(variants), "parent_run_id": ledger.data.get("sweep_run_id")}
-    summary = run_variants(spec.sweep, variants, config.name)
+    summary = run_variants(spec.sweep, variants, config.name, results_name=config.name)
     ledger.data["sweep_run_id"] = summary["parent_run_id"]
     ledger.mark("sweep", key)
     return {"cached": False, **summary}

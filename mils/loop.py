@@ -224,9 +224,9 @@ class Optimiser:
             raise RuntimeError(f"generator returned {len(replies)} replies for {len(active)} prompts")
         with self.timer("other"):
             new_per_state = []
-            for state, reply in zip(active, replies):
+            for state, reply, prompt in zip(active, replies, prompts):
                 state.raw_replies.append(reply)
-                found = parse_candidates(reply, max_words=opts.max_words)
+                found = parse_candidates(reply, max_words=opts.max_words, prompt=prompt)
                 fresh = [t for t in found if normalise(t) not in state.seen]
                 state.seen.update(normalise(t) for t in fresh)
                 new_per_state.append((fresh, not found))

@@ -28,12 +28,27 @@ _LABEL = re.compile(
 )
 _QUOTED = re.compile(r"""^["\u201c'](.+?)["\u201d'](?=\s|$|[.,;:!?)\-\u2013])""")
 _TRAILING = re.compile(r"\s+(?:[-\u2013\u2014]\s|\(|\[|//|\bscore\b\s*[:=]).*$", re.I)
+_FRAMING = re.compile(  # "Your image description is a photo of ..." -> "a photo of ..."
+    r"^(?:your|the|this|my|a) (?:new |final |improved )?(?:image |video |audio )?(?:description|caption|image)"
+    r"\s+(?:is|would be|could be)\s*:?\s+(?=\w)", re.I)
 _PREAMBLE = re.compile(
-    r"^(?:here\s+(?:are|is)|sure|certainly|okay|ok\b|i\s|i'm|these|note|below|the following"
+    r"^(?:here\s+(?:are|is)|here's|sure|certainly|okay|ok\b|i\s|i'm|these|note|below|the following"
     r"|additional|new descriptions|based on|to maximize)",
     re.I,
 )
 _SPECIAL_TOKENS = re.compile(r"<\|[^|>]*\|>|</?s>|<pad>")
+# junk that small models write in place of candidates (dropped whole, never cleaned into one)
+_BRACKETED_SCORE = re.compile(r"^\s*[\[(]\s*(?:\d*\.\d+|[01])\s*[:,]")  # [0.286: Photo taken ...]
+_LETTER_LABEL = re.compile(r"^\s*\**[A-H][.)]\s")  # multiple-choice options: "A. Black and white photo"
+_META = re.compile(
+    r"\bscores?\b\s*(?:is|was|of|=|:|\d)|\bwhich means\b|\bhigher score\b|\bthe (?:image |audio |video )?"
+    r"descriptions? (?:is|are|above|below)\b|\bcharacteri[sz]es? the\b|\bmaximi[sz]e (?:the|your|its) scores?\b"
+    r"|\bdescriptions? and (?:their )?scores\b|^(?:you|we|let's|let me|in this)\b|\bthe scores?\b(?! ?board)"
+    r"|\b(?:previous|following|above|given) (?:one|descriptions?|examples?)\b|^your (?:\w+ )?descriptions? (?:should|must)\b",
+    re.I,
+)
+_DANGLING = {"a", "an", "the", "is", "are", "was", "of", "with", "and", "or", "to", "in", "on", "at", "that", "which",
+             "by", "for", "from", "as", "its", "their", "this", "these"}
 _WS = re.compile(r"\s+")
 _EDGE_PUNCT = " \t\"'\u201c\u201d`*_.,;:!?"
 
@@ -58,6 +73,7 @@ def _clean_line(line: str) -> tuple[str, bool]:
         line = _LABEL.sub("", _SCORE_PREFIX.sub("", line))
         if line == before:
             break
+    line = _FRAMING.sub("", line)
     quoted = _QUOTED.match(line)
     if quoted:
         line = quoted.group(1)
@@ -69,26 +85,44 @@ def _clean_line(line: str) -> tuple[str, bool]:
 def _usable(text: str, max_words: int) -> bool:
     if len(text) < 3 or not re.search(r"[A-Za-z]{2}", text):
         return False
-    if text.endswith(":") or _PREAMBLE.match(text):
+    if text.endswith(":") or _PREAMBLE.match(text) or _META.search(text):
+        return False
+    if text.split()[-1].lower() in _DANGLING:  # a fragment: "The image description is"
         return False
     return len(text.split()) <= max_words
 
 
+def _junk(raw: str) -> bool:
+    """Lines that are not candidates even after cleaning: bracketed scored echoes and lettered options."""
+    line = _MARKER.sub("", raw, count=1) if _MARKER.match(raw) and not _LETTER_LABEL.match(raw) else raw
+    return bool(_BRACKETED_SCORE.match(line) or _LETTER_LABEL.match(line))
+
+
+def prompt_lines(prompt: str) -> set[str]:
+    """The prompt's instruction lines, normalised: a reply line equal to one of them is an echo.
+    (Its scored examples are left out: they are the kept candidates, which the loop drops anyway.)"""
+    return {normalise(_clean_line(line)[0]) for line in prompt.splitlines() if not _SCORE_PREFIX.match(line)} - {""}
+
+
 def parse_candidates(
-    reply: str, exclude: Iterable[str] = (), max_words: int = 77
+    reply: str, exclude: Iterable[str] = (), max_words: int = 77, prompt: str | None = None
 ) -> list[str]:
     """Candidates from ``reply``, in order, deduplicated, minus anything in ``exclude``.
 
     List-marked lines are preferred; a reply with no list markers falls back to its plain lines.
-    Lines over ``max_words`` words (run-on prose) are dropped.
+    Lines over ``max_words`` words (run-on prose) are dropped, and so are echoes of the
+    ``prompt``'s lines, bracketed scored lines, lettered options, sentences about the scores or
+    the task, and fragments ending in a function word.
     """
     marked: list[str] = []
     plain: list[str] = []
     for raw in reply.splitlines():
+        if _junk(raw):
+            continue
         text, had_marker = _clean_line(raw)
         if _usable(text, max_words):
             (marked if had_marker else plain).append(text)
-    seen = {normalise(t) for t in exclude}
+    seen = {normalise(t) for t in exclude} | (prompt_lines(prompt) if prompt else set())
     out: list[str] = []
     for text in marked or plain:
         key = normalise(text)

@@ -31,6 +31,8 @@ def test_pipeline_chains_every_stage_under_one_parent_run(flow_config, load_coun
     assert stages["optimise"]["computed"] == len(TARGETS) and stages["optimise"]["failed"] == 1
     assert {"step0", "final"} <= set(stages["optimise"]["metrics"])
     assert stages["sweep"]["variants"] == 2
+    # the keep=4 variant IS the base config: it resumes the base run's folder, only keep=2 is new
+    assert len(list(Path(raw["output_dir"]).glob("fake-*"))) == 2
     assert stages["judging"]["pairs"] > 0
     batch = Path(stages["judging"]["path"])
     assert (batch / "key.json").is_file() and (batch / "amt_input.csv").is_file()

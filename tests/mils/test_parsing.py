@@ -65,3 +65,57 @@ def test_inner_periods_survive():
 @pytest.mark.parametrize("a, b", [("A dog.", "a dog"), ('"A  dog!"', "a dog"), ("A DOG ", "a dog")])
 def test_normalise_ignores_case_spacing_and_edge_punctuation(a, b):
     assert normalise(a) == normalise(b)
+
+
+def _prompt() -> str:
+    from mils.prompts import get_template
+
+    return get_template("image_captioning").render([("a photo of a tiger cat.", 0.553)], 10)
+
+
+@pytest.mark.parametrize("junk", [
+    "Higher score means that the image description characterizes the image better",  # echoed instruction
+    "1. Be concrete and try to find elements that are unique to this image.",         # echoed, with a counter
+    "[0.286: Photo taken in a beach location]",                                        # bracketed scored line
+    "3. [0.41, A dog on the grass]",
+    "A. Black and white photo",                                                        # lettered options
+    "B) A cat on a sofa",
+    "The score is 0.280, which means that the description is accurate.",              # meta sentences
+    "This gives a higher score to the second description",
+    "The image description is",                                                        # dangling fragments
+    "4. A photo of a dog with",
+])
+def test_junk_lines_are_not_candidates(junk):
+    reply = f"{junk}\n2. A red bicycle leaning on a wall"
+    assert parse_candidates(reply, prompt=_prompt()) == ["A red bicycle leaning on a wall"]
+
+
+def test_real_captions_survive_the_junk_filters():
+    reply = ("1. A photo of a tiger cat in its usual surroundings.\n2. A score board at a basketball game\n"
+             "3. A man scores a goal on a sunny pitch")
+    assert parse_candidates(reply, prompt=_prompt()) == [
+        "A photo of a tiger cat in its usual surroundings", "A score board at a basketball game",
+        "A man scores a goal on a sunny pitch"]
+
+
+def test_real_smollm2_replies_leave_no_junk():
+    """Replies of the real SmolLM2-135M to our meta-prompt (from a pipeline run on the sample photos)."""
+    import json
+    from pathlib import Path
+
+    from mils.parsing import prompt_lines
+
+    replies = json.loads((Path(__file__).parent / "data" / "smollm2_replies.json").read_text())
+    prompt = _prompt()
+    echoes = prompt_lines(prompt)
+    found = [c for r in replies for c in parse_candidates(r["reply"], prompt=prompt)]
+    assert found, "the replies hold real captions"
+    for candidate in found:
+        assert normalise(candidate) not in echoes
+        assert "score" not in candidate.lower() and not candidate.startswith("[")
+        assert candidate.split()[-1].lower() not in {"is", "the", "a", "of", "with"}
+
+
+def test_framing_around_a_caption_is_removed():
+    reply = "Your image description is a photo of a military hat\nThe image is a close-up of a mushroom."
+    assert parse_candidates(reply, prompt=_prompt()) == ["a photo of a military hat", "a close-up of a mushroom"]
