@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 from evaluation.bootstrap import Estimate, bootstrap_mean
+from mils.errors import InputError, require
 
 
 def bert_scores(
@@ -24,14 +25,11 @@ def bert_scores(
     seed: int = 0,
 ) -> tuple[pd.DataFrame, dict[str, Estimate]]:
     """Per-sample BERTScore P/R/F1 (best over references) and corpus means with 95% CIs."""
-    try:
-        from bert_score import BERTScorer
-    except ImportError as err:
-        raise ImportError("BERTScore needs the bert-score package: pip install bert-score") from err
+    BERTScorer = require("bert_score", "BERTScore", "pip install bert-score").BERTScorer  # noqa: N806
     ids = sorted(predictions)
     missing = [i for i in ids if not references.get(i)]
     if missing:
-        raise ValueError(f"{len(missing)} predictions have no references, e.g. {missing[:5]}")
+        raise InputError(f"{len(missing)} predictions have no references, e.g. {missing[:5]}")
     scorer = BERTScorer(model_type=model, num_layers=num_layers, batch_size=batch_size, device=device, lang="en")
     precision, recall, f1 = scorer.score([predictions[i] for i in ids], [list(references[i]) for i in ids])
     table = pd.DataFrame(

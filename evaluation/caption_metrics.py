@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.bootstrap import DEFAULT_RESAMPLES, Estimate, bootstrap_mean
+from mils.errors import ComponentError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +65,18 @@ def check_inputs(predictions: Mapping[str, str], references: Mapping[str, Sequen
     """Fail with the offending ids: every prediction needs references, every reference list a text."""
     missing = sorted(set(predictions) - set(references))
     if missing:
-        raise ValueError(f"{len(missing)} predictions have no references, e.g. {missing[:5]}")
+        raise InputError(f"{len(missing)} predictions have no references, e.g. {missing[:5]}")
     unpredicted = sorted(set(references) - set(predictions))
     if unpredicted:
-        raise ValueError(f"{len(unpredicted)} reference ids have no prediction, e.g. {unpredicted[:5]}")
+        raise InputError(f"{len(unpredicted)} reference ids have no prediction, e.g. {unpredicted[:5]}")
     empty = sorted(k for k, refs in references.items() if not [r for r in refs if r and r.strip()])
     if empty:
-        raise ValueError(f"{len(empty)} samples have no non-empty reference, e.g. {empty[:5]}")
+        raise InputError(f"{len(empty)} samples have no non-empty reference, e.g. {empty[:5]}")
     not_text = sorted(k for k, p in predictions.items() if not isinstance(p, str))
     if not_text:
-        raise ValueError(f"predictions must be strings; not for ids {not_text[:5]}")
+        raise InputError(f"predictions must be strings; not for ids {not_text[:5]}")
     if not predictions:
-        raise ValueError("no predictions to evaluate")
+        raise InputError("no predictions to evaluate")
 
 
 def ptb_tokenize(texts: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
@@ -88,7 +89,7 @@ def ptb_tokenize(texts: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
 
 def require_java(what: str) -> None:
     if shutil.which("java") is None:
-        raise RuntimeError(
+        raise ComponentError(
             f"{what} needs Java (pycocoevalcap runs Stanford/METEOR jars): apt-get install default-jre-headless"
         )
 
@@ -165,7 +166,7 @@ def caption_metrics(
     """Score ``predictions`` (id -> caption) against ``references`` (id -> captions)."""
     unknown = sorted(set(metrics) - set(ALL_METRICS))
     if unknown:
-        raise ValueError(f"unknown metrics {unknown}; known: {', '.join(ALL_METRICS)}")
+        raise InputError(f"unknown metrics {unknown}; known: {', '.join(ALL_METRICS)}")
     check_inputs(predictions, references)
     ids = sorted(predictions)
     gts = ptb_tokenize({i: [r for r in references[i] if r.strip()] for i in ids})

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from mils.errors import InputError, MissingInputError
+
 # COCO category -> extra words that name it (the category name itself always counts).
 SYNONYMS: dict[str, tuple[str, ...]] = {
     "person": ("man", "woman", "boy", "girl", "child", "kid", "people", "person", "guy", "lady", "player",
@@ -101,10 +103,10 @@ def load_coco_objects(instances_json: str | Path) -> dict[str, set[str]]:
     """image id (as str) -> COCO category names present, from ``instances_val2014.json``."""
     path = Path(instances_json)
     if not path.is_file():
-        raise FileNotFoundError(f"COCO instances file not found: {path}")
+        raise MissingInputError(f"COCO instances file not found: {path}")
     data = json.loads(path.read_text())
     if "annotations" not in data or "categories" not in data:
-        raise ValueError(f"{path} needs 'annotations' and 'categories' (a COCO instances file)")
+        raise InputError(f"{path} needs 'annotations' and 'categories' (a COCO instances file)")
     names = {c["id"]: c["name"] for c in data["categories"]}
     objects: dict[str, set[str]] = {str(img["id"]): set() for img in data.get("images", [])}
     for ann in data["annotations"]:
@@ -128,7 +130,7 @@ def chair(
     """CHAIR-i and CHAIR-s of ``captions`` (id -> caption) against ground-truth objects per id."""
     missing = sorted(set(captions) - set(ground_truth))
     if missing:
-        raise ValueError(f"{len(missing)} captions have no ground-truth objects, e.g. {missing[:5]}")
+        raise InputError(f"{len(missing)} captions have no ground-truth objects, e.g. {missing[:5]}")
     mentioned = hallucinated_total = 0
     hallucinated: dict[str, list[str]] = {}
     for sample_id, caption in captions.items():

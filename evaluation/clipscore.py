@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.bootstrap import Estimate, bootstrap_mean
+from mils.errors import InputError
 from mils.protocols import Sample, Scorer
 
 W = 2.5
@@ -38,9 +39,9 @@ def clip_scores(
 ) -> tuple[pd.DataFrame, dict[str, Estimate]]:
     """Per-sample CLIPScore (and RefCLIPScore when references are given) and corpus means with CIs."""
     if len(samples) != len(captions):
-        raise ValueError(f"{len(samples)} samples but {len(captions)} captions")
+        raise InputError(f"{len(samples)} samples but {len(captions)} captions")
     if references is not None and len(references) != len(captions):
-        raise ValueError(f"{len(captions)} captions but {len(references)} reference lists")
+        raise InputError(f"{len(captions)} captions but {len(references)} reference lists")
     sample_emb = _unit(np.asarray(scorer.embed_samples(samples), np.float32))
     cap_emb = _unit(np.asarray(scorer.embed_texts([prefix + c for c in captions]), np.float32))
     clip_s = w * np.clip((sample_emb * cap_emb).sum(-1), 0, None)
@@ -48,7 +49,7 @@ def clip_scores(
     if references is not None:
         flat = [prefix + r for refs in references for r in refs]
         if any(len(refs) == 0 for refs in references):
-            raise ValueError("RefCLIPScore needs at least one reference per sample")
+            raise InputError("RefCLIPScore needs at least one reference per sample")
         ref_emb = _unit(np.asarray(scorer.embed_texts(flat), np.float32))
         ref_sim, start = [], 0
         for i, refs in enumerate(references):

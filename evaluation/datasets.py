@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
+
+from mils.errors import InputError, MissingInputError
 from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, media_problem
 from mils.protocols import Sample
 from mils.registry import create, register
@@ -51,7 +53,7 @@ class Dataset:
         if limit is None or limit >= len(self.samples):
             return self
         if limit < 1:
-            raise ValueError(f"limit must be >= 1, got {limit}")
+            raise InputError(f"limit must be >= 1, got {limit}")
         keep = np.sort(np.random.default_rng(seed).choice(len(self.samples), limit, replace=False))
         return Dataset(self.name, [self.samples[i] for i in keep], self.skipped)
 
@@ -59,14 +61,14 @@ class Dataset:
 def _require_file(path: str | Path, what: str) -> Path:
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
+        raise MissingInputError(f"{what} not found: {path}")
     return path
 
 
 def _require_dir(path: str | Path, what: str) -> Path:
     path = Path(path).expanduser()
     if not path.is_dir():
-        raise FileNotFoundError(f"{what} not found: {path}")
+        raise MissingInputError(f"{what} not found: {path}")
     return path
 
 
@@ -74,7 +76,7 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from err
+        raise InputError(f"{path} is not valid JSON: {err}") from err
 
 
 def _collect(
@@ -108,7 +110,7 @@ def coco_karpathy(json_path: str | Path, images_root: str | Path, split: str = "
     root = _require_dir(images_root, "COCO image folder")
     data = _read_json(path)
     if not isinstance(data, dict) or "images" not in data:
-        raise ValueError(f"{path} has no 'images' list (expected the Karpathy dataset_coco.json)")
+        raise InputError(f"{path} has no 'images' list (expected the Karpathy dataset_coco.json)")
     splits = {split, "restval"} if split == "train+restval" else {split}
     rows = []
     for image in data["images"]:
@@ -119,7 +121,7 @@ def coco_karpathy(json_path: str | Path, images_root: str | Path, split: str = "
         refs = [s.get("raw", " ".join(s.get("tokens", []))) for s in image.get("sentences", [])]
         rows.append((sample_id, media, refs, {"filename": image["filename"]}))
     if not rows:
-        raise ValueError(f"{path} has no images in split {split!r}")
+        raise InputError(f"{path} has no images in split {split!r}")
     return _collect(f"coco-karpathy-{split}", rows, media_problem)
 
 
@@ -132,7 +134,7 @@ def coco_captions(
     images_dir = _require_dir(images_dir, "COCO image folder")
     data = _read_json(path)
     if not isinstance(data, dict) or "annotations" not in data or "images" not in data:
-        raise ValueError(f"{path} needs 'images' and 'annotations' (a COCO captions file)")
+        raise InputError(f"{path} needs 'images' and 'annotations' (a COCO captions file)")
     refs: dict[int, list[str]] = {}
     for ann in data["annotations"]:
         refs.setdefault(int(ann["image_id"]), []).append(ann["caption"])
@@ -147,7 +149,7 @@ def coco_captions(
             wanted = [int(x) for x in split_ids]
         unknown = [i for i in wanted if i not in files]
         if unknown:
-            raise ValueError(f"{len(unknown)} split ids are not in {path}, e.g. {unknown[:5]}")
+            raise InputError(f"{len(unknown)} split ids are not in {path}, e.g. {unknown[:5]}")
     rows = [(str(i), images_dir / files[i], refs.get(i, []), {}) for i in wanted]
     return _collect("coco-captions", rows, media_problem)
 
@@ -159,7 +161,7 @@ def msrvtt(test_videodatainfo_json: str | Path, video_dir: str | Path) -> Datase
     video_dir = _require_dir(video_dir, "MSR-VTT video folder")
     data = _read_json(path)
     if not isinstance(data, dict) or "sentences" not in data or "videos" not in data:
-        raise ValueError(f"{path} needs 'videos' and 'sentences' (test_videodatainfo.json)")
+        raise InputError(f"{path} needs 'videos' and 'sentences' (test_videodatainfo.json)")
     refs: dict[str, list[str]] = {}
     for sentence in data["sentences"]:
         refs.setdefault(sentence["video_id"], []).append(sentence["caption"])
@@ -182,7 +184,7 @@ def clotho(captions_csv: str | Path, audio_dir: str | Path) -> Dataset:
         fields = reader.fieldnames or []
         caption_cols = [c for c in fields if c.startswith("caption")]
         if "file_name" not in fields or not caption_cols:
-            raise ValueError(f"{path} needs columns file_name and caption_1..caption_5, has {fields}")
+            raise InputError(f"{path} needs columns file_name and caption_1..caption_5, has {fields}")
         rows = [(r["file_name"], audio_dir / r["file_name"], [r[c] or "" for c in caption_cols], {}) for r in reader]
     return _collect("clotho-eval", rows, media_problem)
 
@@ -194,7 +196,7 @@ def drawbench(csv_path: str | Path) -> Dataset:
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         if not {"Prompts", "Category"} <= set(reader.fieldnames or []):
-            raise ValueError(f"{path} needs columns Prompts,Category, has {reader.fieldnames}")
+            raise InputError(f"{path} needs columns Prompts,Category, has {reader.fieldnames}")
         rows = [(f"drawbench-{n:03d}", None, [], {"prompt": r["Prompts"], "category": r["Category"]})
                 for n, r in enumerate(reader) if (r["Prompts"] or "").strip()]
     return _collect("drawbench", rows, None, need_references=False)
@@ -212,7 +214,7 @@ def media_folder(directory: str | Path, references: str | Path | None = None) ->
         if ref_path.suffix.lower() == ".json":
             raw = _read_json(ref_path)
             if not isinstance(raw, dict):
-                raise ValueError(f"{ref_path} must map file name -> list of captions")
+                raise InputError(f"{ref_path} must map file name -> list of captions")
             refs = {k: [v] if isinstance(v, str) else list(v) for k, v in raw.items()}
         else:
             with ref_path.open(newline="", encoding="utf-8") as f:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from mils.errors import InputError
+
 
 @dataclass(frozen=True)
 class RemoteFile:
@@ -172,7 +174,7 @@ def get(name: str, root: str | Path, mirror: str | None = None) -> tuple[DataSou
     if name not in SOURCES:
         close = difflib.get_close_matches(name, list(SOURCES), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown data source {name!r}; known: {', '.join(SOURCES)}.{hint}")
+        raise InputError(f"unknown data source {name!r}; known: {', '.join(SOURCES)}.{hint}")
     source = SOURCES[name]
     folder = Path(root).expanduser()
     folder.mkdir(parents=True, exist_ok=True)

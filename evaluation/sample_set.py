@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from mils.errors import InputError
 from mils.registry import register
 
 
@@ -62,7 +63,7 @@ def export(directory: str | Path, names: list[str] | None = None) -> list[Path]:
     names = names or list(SAMPLE_IMAGES)
     unknown = sorted(set(names) - set(SAMPLE_IMAGES))
     if unknown:
-        raise KeyError(f"unknown sample images {unknown}; known: {sorted(SAMPLE_IMAGES)}")
+        raise InputError(f"unknown sample images {unknown}; known: {sorted(SAMPLE_IMAGES)}")
     paths = []
     for name in names:
         path = directory / f"{name}.jpg"

@@ -19,6 +19,8 @@ from flows.benchmark import BenchmarkOutcome, dataset_hash, optimise_config
 from flows.runners import make_task_runner
 from flows.tracking import log_config_run
 from mils.config import RunConfig, build_config, read_yaml, set_dotted
+from mils.errors import InputError
+from mils.loop import SampleResult
 from tasks.captioning import load_dataset_task, metrics_task
 
 STEPS_KEY = "loop.steps"
@@ -34,7 +36,7 @@ def expand_sweep(path: str | Path) -> tuple[dict[str, list[Any]], Variants]:
     grid = raw.pop("sweep", None)
     raw.pop("judging", None)
     if not isinstance(grid, dict) or not grid or not all(isinstance(v, list) and v for v in grid.values()):
-        raise ValueError(f"{path} needs a 'sweep' mapping of dotted keys to non-empty lists, "
+        raise InputError(f"{path} needs a 'sweep' mapping of dotted keys to non-empty lists, "
                          "e.g. sweep: {{loop.steps: [1, 5, 10]}}")
     return grid, sweep_variants(raw.pop("profile"), raw, grid)
 
@@ -53,22 +55,18 @@ def sweep_variants(profile: str, raw: dict[str, Any], grid: dict[str, list[Any]]
     return variants
 
 
-def truncate(outcome: BenchmarkOutcome, steps: int) -> list[dict[str, Any]]:
+def truncate(outcome: BenchmarkOutcome, steps: int) -> list[SampleResult]:
     """Per-sample results as a ``steps``-step run would have produced them."""
-    out = []
-    for r in outcome.results:
-        history = r["history"][: steps + 1]
-        out.append({**r, "history": history, "caption": history[-1]["best"], "score": history[-1]["best_score"]})
-    return out
+    return [r.truncated(steps) for r in outcome.results]
 
 
 def _group_key(config: RunConfig) -> str:
     return config.model_copy(update={"loop": config.loop.model_copy(update={"steps": 0}), "name": ""}).result_key()
 
 
-def _score(results: list[dict[str, Any]], references: dict[str, list[str]], config: RunConfig,
+def _score(results: list[SampleResult], references: dict[str, list[str]], config: RunConfig,
            step: int, cache_dir: Path) -> MetricReport:
-    predictions = {r["sample_id"]: r["history"][step]["best"] for r in results}
+    predictions = {r.sample_id: r.at_step(step).best for r in results}
     return metrics_task(predictions, {k: references[k] for k in predictions}, config.metrics, seed=config.loop.seed,
                         cache_dir=str(cache_dir))
 

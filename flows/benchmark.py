@@ -22,14 +22,20 @@ from flows.runners import make_task_runner
 from flows.tracking import log_config_run, start_tracking
 from mils.captioning import check_media
 from mils.config import RunConfig
+from mils.loop import SampleResult
 from mils.results import ResultStore
-from tasks.captioning import load_dataset_task, metrics_task, optimise_shard_task, prepare_models_task
+from tasks.captioning import (
+    load_dataset_task,
+    metrics_task,
+    optimise_shard_task,
+    prepare_models_task,
+)
 
 
 @dataclass
 class BenchmarkOutcome:
     config: RunConfig
-    results: list[dict[str, Any]]
+    results: list[SampleResult]
     failures: dict[str, str]
     reports: dict[str, MetricReport]
     results_dir: Path
@@ -73,7 +79,7 @@ def optimise_config(
     reports: dict[str, MetricReport] = {}
     if results and config.metrics:
         for stage, step in (("step0", 0), ("final", -1)):
-            predictions = {r["sample_id"]: r["history"][step]["best"] for r in results}
+            predictions = {r.sample_id: r.at_step(step).best for r in results}
             refs = {k: references[k] for k in predictions}
             reports[stage] = metrics_task(predictions, refs, config.metrics, seed=config.loop.seed,
                                           cache_dir=str(results_dir / "metrics"))
@@ -83,7 +89,7 @@ def optimise_config(
 def dataset_hash(outcome: BenchmarkOutcome) -> str:
     import hashlib
 
-    ids = "\n".join(sorted(r["sample_id"] for r in outcome.results) + sorted(outcome.failures))
+    ids = "\n".join(sorted(r.sample_id for r in outcome.results) + sorted(outcome.failures))
     return hashlib.sha256(ids.encode()).hexdigest()[:16]
 
 

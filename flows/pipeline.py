@@ -28,6 +28,7 @@ from flows.runners import make_task_runner
 from flows.tracking import log_config_run, start_tracking
 from human_eval.protocol import BatchSettings
 from mils.config import RunConfig, build_config, read_yaml
+from mils.errors import InputError
 from tasks.captioning import generate_bank_task
 from tasks.judging import judging_task
 
@@ -53,9 +54,9 @@ def read_pipeline(path: str | Path) -> PipelineSpec:
     judging = raw.pop("judging", {})
     profile = raw.pop("profile")
     if grid is not None and (not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values())):
-        raise ValueError(f"{path}: 'sweep' must map dotted keys to non-empty lists, e.g. {{loop.keep: [5, 10]}}")
+        raise InputError(f"{path}: 'sweep' must map dotted keys to non-empty lists, e.g. {{loop.keep: [5, 10]}}")
     if judging not in (None, False) and not isinstance(judging, dict):
-        raise ValueError(f"{path}: 'judging' must be a mapping of batch settings, or false")
+        raise InputError(f"{path}: 'judging' must be a mapping of batch settings, or false")
     settings = BatchSettings.model_validate(judging) if isinstance(judging, dict) else None
     return PipelineSpec(build_config(profile, raw), grid, settings, profile, raw)
 

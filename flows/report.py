@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from mils.errors import InputError
+
 
 def sweep_children(run_id: str, tracking_uri: str) -> pd.DataFrame:
     import mlflow
@@ -12,7 +14,7 @@ def sweep_children(run_id: str, tracking_uri: str) -> pd.DataFrame:
     try:
         parent = client.get_run(run_id)
     except Exception as err:  # MLflow raises its own exception types for unknown ids
-        raise ValueError(f"no MLflow run {run_id!r} in {tracking_uri}: {err}") from err
+        raise InputError(f"no MLflow run {run_id!r} in {tracking_uri}: {err}") from err
     runs = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'",
                               order_by=["attributes.start_time ASC"])
     rows = []

@@ -11,6 +11,7 @@ import importlib.util
 from typing import Any
 
 from mils.config import RunnerConfig
+from mils.errors import require
 
 
 def gpu_count() -> int:
@@ -58,10 +59,7 @@ def make_task_runner(runner: RunnerConfig):
         from prefect.task_runners import ThreadPoolTaskRunner
 
         return ThreadPoolTaskRunner(max_workers=1)
-    try:
-        from prefect_dask import DaskTaskRunner
-    except ImportError as err:
-        raise ImportError("runner.kind=dask needs prefect-dask: pip install prefect-dask") from err
+    DaskTaskRunner = require("prefect_dask", "runner.kind=dask", "pip install prefect-dask").DaskTaskRunner  # noqa: N806
     if runner.address:
         return DaskTaskRunner(address=runner.address)
     cluster_class, kwargs = local_cluster_plan(runner, gpu_count(), importlib.util.find_spec("dask_cuda") is not None)

@@ -7,14 +7,16 @@ import json
 import os
 import subprocess
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from evaluation.caption_metrics import MetricReport
 from mils.config import RunConfig, TrackingConfig
+from mils.loop import SampleResult
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -54,16 +56,16 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def step_curves(results: Sequence[dict[str, Any]], steps: int) -> pd.DataFrame:
+def step_curves(results: Sequence[SampleResult], steps: int) -> pd.DataFrame:
     """Mean over samples of best score and top-K mean per step (early-stopped samples carry
     their last values forward)."""
     rows = []
     for step in range(steps + 1):
         best, mean_topk = [], []
         for r in results:
-            h = r["history"][min(step, len(r["history"]) - 1)]
-            best.append(h["best_score"])
-            mean_topk.append(h["mean_topk"])
+            h = r.at_step(step)
+            best.append(h.best_score)
+            mean_topk.append(h.mean_topk)
         rows.append({"step": step, "score/best": float(np.mean(best)), "score/mean_topk": float(np.mean(mean_topk))})
     return pd.DataFrame(rows)
 
@@ -88,15 +90,15 @@ def plot_curves(curves: pd.DataFrame, path: Path, title: str) -> Path:
     return path
 
 
-def results_table(results: Sequence[dict[str, Any]], final: MetricReport | None) -> pd.DataFrame:
+def results_table(results: Sequence[SampleResult], final: MetricReport | None) -> pd.DataFrame:
     table = pd.DataFrame({
-        "sample_id": [r["sample_id"] for r in results],
-        "initial_caption": [r["history"][0]["best"] for r in results],
-        "initial_score": [r["history"][0]["best_score"] for r in results],
-        "caption": [r["caption"] for r in results],
-        "score": [r["score"] for r in results],
-        "steps_run": [len(r["history"]) - 1 for r in results],
-        "history": [json.dumps(r["history"]) for r in results],
+        "sample_id": [r.sample_id for r in results],
+        "initial_caption": [r.initial.best for r in results],
+        "initial_score": [r.initial.best_score for r in results],
+        "caption": [r.caption for r in results],
+        "score": [r.score for r in results],
+        "steps_run": [len(r.history) - 1 for r in results],
+        "history": [json.dumps([asdict(h) for h in r.history]) for r in results],
     }).set_index("sample_id")
     if final is not None:
         metric_cols = final.per_sample.drop(columns=["prediction"])
@@ -115,7 +117,7 @@ def metric_values(stage: str, report: MetricReport) -> dict[str, float]:
 
 def log_config_run(
     config: RunConfig,
-    results: Sequence[dict[str, Any]],
+    results: Sequence[SampleResult],
     failures: dict[str, str],
     reports: dict[str, MetricReport],
     tags: dict[str, str],

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from human_eval.protocol import CAPTION_AXES, IMAGE_AXES, Axis
+from mils.errors import InputError, MissingInputError
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def _entry(sample_id: str, value: Any, source: Path) -> Entry:
     if isinstance(value, dict) and ("text" in value or "image" in value):
         known = {"text", "image", "context_image", "prompt", "category"}
         return Entry(sample_id, **{k: value[k] for k in known if value.get(k) is not None})
-    raise ValueError(f"{source}: entry {sample_id!r} must be a caption string or an object with 'text' or 'image'")
+    raise InputError(f"{source}: entry {sample_id!r} must be a caption string or an object with 'text' or 'image'")
 
 
 def load_side(path: str | Path, stage: str = "final") -> dict[str, Entry]:
@@ -50,20 +51,20 @@ def load_side(path: str | Path, stage: str = "final") -> dict[str, Entry]:
 
         entries = {}
         for r in ResultStore(path).results():
-            step = 0 if stage == "step0" else -1
-            media = r.get("media") if r.get("media") and Path(r["media"]).is_file() else None
-            entries[r["sample_id"]] = Entry(r["sample_id"], text=r["history"][step]["best"], context_image=media)
+            media = r.media if r.media and Path(r.media).is_file() else None
+            text = r.initial.best if stage == "step0" else r.caption
+            entries[r.sample_id] = Entry(r.sample_id, text=text, context_image=media)
         if not entries:
-            raise ValueError(f"results folder {path} has no finished samples")
+            raise InputError(f"results folder {path} has no finished samples")
         return entries
     if not path.is_file():
-        raise FileNotFoundError(f"results not found: {path} (a benchmark results folder or a JSON file)")
+        raise MissingInputError(f"results not found: {path} (a benchmark results folder or a JSON file)")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from err
+        raise InputError(f"{path} is not valid JSON: {err}") from err
     if not isinstance(raw, dict) or not raw:
-        raise ValueError(f"{path} must be a non-empty JSON object: id -> caption or entry")
+        raise InputError(f"{path} must be a non-empty JSON object: id -> caption or entry")
     return {k: _entry(k, v, path) for k, v in raw.items()}
 
 
@@ -108,7 +109,7 @@ class _Media:
             return ""
         source = Path(path)
         if not source.is_file():
-            raise FileNotFoundError(f"media file not found: {source}")
+            raise MissingInputError(f"media file not found: {source}")
         name = hashlib.sha256(source.read_bytes()).hexdigest()[:16] + source.suffix.lower()
         target = self.upload / name
         if not target.is_file():
@@ -135,16 +136,16 @@ def export_batch(
     """Build one row per (sample, axis) with left/right randomised, plus catch trials."""
     common = sorted(set(a) & set(b))
     if not common:
-        raise ValueError(f"the two result sets share no sample id ({len(a)} and {len(b)} ids)")
+        raise InputError(f"the two result sets share no sample id ({len(a)} and {len(b)} ids)")
     kind = "image" if a[common[0]].image else "caption"
     axis_table = IMAGE_AXES if kind == "image" else CAPTION_AXES
     unknown = sorted(set(axes) - set(axis_table))
     if unknown:
-        raise ValueError(f"unknown axes {unknown}; {kind} batches know {sorted(axis_table)}")
+        raise InputError(f"unknown axes {unknown}; {kind} batches know {sorted(axis_table)}")
     if not 0 <= catch_fraction < 1:
-        raise ValueError(f"catch_fraction must be in [0, 1), got {catch_fraction}")
+        raise InputError(f"catch_fraction must be in [0, 1), got {catch_fraction}")
     if assignments < 1:
-        raise ValueError(f"assignments must be >= 1, got {assignments}")
+        raise InputError(f"assignments must be >= 1, got {assignments}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     media = _Media(out, base_url)
@@ -154,7 +155,7 @@ def export_batch(
     identical = [i for i in common if (a[i].text, a[i].image) == (b[i].text, b[i].image)]
     judged = [i for i in common if i not in set(identical)]
     if not judged:
-        raise ValueError(f"all {len(common)} shared samples have identical outputs in both result sets: "
+        raise InputError(f"all {len(common)} shared samples have identical outputs in both result sets: "
                          "nothing to judge")
 
     def pair_id(*parts: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from evaluation.bootstrap import resample_indices
+from mils.errors import InputError, MissingInputError
 
 PAIR_COLUMNS = ("Input.pair_id", "pair_id")
 CHOICE_COLUMNS = ("Answer.choice", "choice")
@@ -65,9 +66,9 @@ def _rates(outcomes: list[str], resamples: int, seed: int) -> dict[str, Any]:
 def ingest(results_csv: str | Path, key_path: str | Path, resamples: int = 1000, seed: int = 0) -> Ingested:
     results_csv, key_path = Path(results_csv), Path(key_path)
     if not key_path.is_file():
-        raise FileNotFoundError(f"unblinding key not found: {key_path}")
+        raise MissingInputError(f"unblinding key not found: {key_path}")
     if not results_csv.is_file():
-        raise FileNotFoundError(f"results file not found: {results_csv}")
+        raise MissingInputError(f"results file not found: {results_csv}")
     manifest = json.loads(key_path.read_text())
     pairs: dict[str, dict[str, Any]] = manifest["pairs"]
     problems: list[str] = []
@@ -77,7 +78,7 @@ def ingest(results_csv: str | Path, key_path: str | Path, resamples: int = 1000,
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
         if not any(c in header for c in PAIR_COLUMNS) or not any(c in header for c in CHOICE_COLUMNS):
-            raise ValueError(f"{results_csv} has no pair id / choice columns (expected Input.pair_id and "
+            raise InputError(f"{results_csv} has no pair id / choice columns (expected Input.pair_id and "
                              f"Answer.choice, or pair_id and choice); has {header}")
         for number, row in enumerate(reader, start=2):
             if None in row or any(v is None for v in row.values()):

@@ -20,6 +20,8 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
+from mils.errors import MissingInputError
+
 RATER = re.compile(r"^[\w .@-]{1,64}$")
 MAX_REASONS = 5
 
@@ -45,7 +47,7 @@ def create_app(batch_dir: str | Path) -> FastAPI:
     batch = Path(batch_dir).resolve()
     pairs_file = batch / "pairs.json"
     if not pairs_file.is_file():
-        raise FileNotFoundError(f"{pairs_file} not found: is {batch} a folder written by `mils human-eval export`?")
+        raise MissingInputError(f"{pairs_file} not found: is {batch} a folder written by `mils human-eval export`?")
     pairs = json.loads(pairs_file.read_text())
     order = [p["pair_id"] for p in pairs]
     by_id = {p["pair_id"]: p for p in pairs}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mils.captioning import Captioner, build_generator
 from mils.config import RunConfig
+from mils.errors import InputError
 from mils.image_tasks import run_text_to_image
 from mils.parsing import parse_candidates
 from mils.prompts import COMBINE_PROMPT
@@ -29,7 +30,7 @@ def combine(generator: Generator, image_text: str, audio_text: str, seed: int) -
         found = parse_candidates(reply)
         if found:
             return found[0]
-    raise ValueError(f"the LLM gave no usable combined prompt in {TRIES} tries; last reply: {replies[-1][:300]!r}")
+    raise InputError(f"the LLM gave no usable combined prompt in {TRIES} tries; last reply: {replies[-1][:300]!r}")
 
 
 def run_arithmetic(image_config: RunConfig, audio_config: RunConfig, t2i_config: RunConfig,
@@ -45,7 +46,7 @@ def run_arithmetic(image_config: RunConfig, audio_config: RunConfig, t2i_config:
         run = Captioner(config, generator=generator, scorer=scorers.get(name)).caption([Sample.from_path(path)],
                                                                                        progress=False)
         if run.failed:
-            raise ValueError(f"cannot caption the {name} input: {next(iter(run.failed.values()))}")
+            raise InputError(f"cannot caption the {name} input: {next(iter(run.failed.values()))}")
         steps[name] = run.results[0]
         (out / f"{name}_caption.txt").write_text(run.results[0].caption + "\n")
     combined = combine(generator, steps["image"].caption, steps["audio"].caption, t2i_config.loop.seed)

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from mils.errors import InputError, MissingInputError
 from mils.parsing import normalise, parse_candidates
 from mils.protocols import Generator, Scorer
 from mils.seeding import derive_seed
@@ -45,18 +46,18 @@ def read_labels(path: str | Path) -> list[str]:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"label file not found: {path}")
+        raise MissingInputError(f"label file not found: {path}")
     if path.suffix.lower() == ".csv":
         with path.open(newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             if "display_name" not in (reader.fieldnames or []):
-                raise ValueError(f"{path} needs a display_name column (AudioSet class_labels_indices.csv)")
+                raise InputError(f"{path} needs a display_name column (AudioSet class_labels_indices.csv)")
             names = [row["display_name"].strip() for row in reader]
     else:
         names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     names = [n for n in names if n]
     if not names:
-        raise ValueError(f"{path} has no class names")
+        raise InputError(f"{path} has no class names")
     return names
 
 
@@ -67,7 +68,7 @@ class Bank:
 
     def __post_init__(self) -> None:
         if not self.texts:
-            raise ValueError(f"a caption bank needs at least one text (provenance: {self.provenance})")
+            raise InputError(f"a caption bank needs at least one text (provenance: {self.provenance})")
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -107,14 +108,14 @@ def load_bank(path: str | Path) -> Bank:
     """A bank from a text file, one caption per line (the MILS release format)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"caption bank not found: {path}")
+        raise MissingInputError(f"caption bank not found: {path}")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as err:
-        raise ValueError(f"caption bank {path} is not UTF-8 text: {err}") from err
+        raise InputError(f"caption bank {path} is not UTF-8 text: {err}") from err
     texts = dedup(lines)
     if not texts:
-        raise ValueError(f"caption bank {path} has no non-empty lines")
+        raise InputError(f"caption bank {path} has no non-empty lines")
     provenance = {"source": str(path), "lines": len(lines)}
     sidecar = _provenance_path(path)
     if sidecar.is_file():

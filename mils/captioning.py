@@ -18,9 +18,19 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mils import registry
-from mils.bank import (AUDIO_BANK_PROMPT, BANK_PROMPT, Bank, bank_embeddings, generate_bank, load_bank, read_labels,
-                       save_bank, template_bank)
+from mils.bank import (
+    AUDIO_BANK_PROMPT,
+    BANK_PROMPT,
+    Bank,
+    bank_embeddings,
+    generate_bank,
+    load_bank,
+    read_labels,
+    save_bank,
+    template_bank,
+)
 from mils.config import GeneratorConfig, RunConfig, ScorerConfig
+from mils.errors import InputError, MissingDependencyError
 from mils.loop import LoopOptions, Optimiser, PhaseTimer, SampleResult
 from mils.media import media_problem
 from mils.profiles import IMAGENET_TEMPLATES
@@ -36,7 +46,7 @@ def import_plugins(modules: Sequence[str]) -> None:
         try:
             importlib.import_module(module)
         except ImportError as err:
-            raise ImportError(f"cannot import plugin module {module!r} named in the config: {err}") from err
+            raise MissingDependencyError(f"cannot import plugin module {module!r} named in the config: {err}") from err
 
 
 def build_generator(cfg: GeneratorConfig, cache_dir: Path) -> Generator:
@@ -57,7 +67,7 @@ def generated_bank_path(config: RunConfig) -> Path:
     prompt and the generator settings, so the same recipe with the same LLM is generated once."""
     recipe = config.bank.generate
     if recipe is None:
-        raise ValueError("the config's bank is not a generated one (bank.generate is not set)")
+        raise InputError("the config's bank is not a generated one (bank.generate is not set)")
     prompt = AUDIO_BANK_PROMPT if recipe.modality == "audio" else BANK_PROMPT
     payload = json.dumps({"recipe": recipe.model_dump(), "prompt": prompt, "plugins": config.plugins,
                           "generator": config.generator.model_dump(exclude={"device", "dtype"})}, sort_keys=True)
@@ -74,7 +84,7 @@ def ensure_generated_bank(config: RunConfig, generator: Generator) -> tuple[Path
     if recipe.labels:
         names = read_labels(recipe.labels)
     elif recipe.modality == "audio":
-        raise ValueError("an audio bank recipe needs bank.generate.labels (e.g. AudioSet's class_labels_indices.csv)")
+        raise InputError("an audio bank recipe needs bank.generate.labels (e.g. AudioSet's class_labels_indices.csv)")
     else:
         from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
@@ -93,7 +103,7 @@ def build_bank(config: RunConfig, generator: Generator | None = None) -> Bank:
         bank = load_bank(Path(cfg.path).expanduser())
     elif cfg.generate is not None:
         if generator is None and not generated_bank_path(config).is_file():
-            raise ValueError("bank.generate: the bank is not generated yet and no generator was given")
+            raise InputError("bank.generate: the bank is not generated yet and no generator was given")
         bank = load_bank(generated_bank_path(config) if generator is None else ensure_generated_bank(config, generator)[0])
     else:
         from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES

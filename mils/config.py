@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mils.errors import InputError, MissingInputError
 from mils.loop import LoopOptions
 
 
@@ -61,7 +62,7 @@ class BankConfig(_Frozen):
     @model_validator(mode="after")
     def _one_source(self) -> "BankConfig":
         if sum(x is not None for x in (self.path, self.builtin, self.generate)) != 1:
-            raise ValueError(
+            raise InputError(
                 "bank needs exactly one of 'path' (a caption file, e.g. the MILS release's "
                 "image_descriptions_per_class.txt), 'builtin' ('imagenet-templates', or 'none' for "
                 "text-to-image, where each prompt starts from itself) or 'generate' (the paper's recipe: "
@@ -113,7 +114,7 @@ class RunnerConfig(_Frozen):
     @model_validator(mode="after")
     def _parallelism_is_real(self) -> "RunnerConfig":
         if self.kind == "threads" and (self.workers or 1) > 1:
-            raise ValueError(
+            raise InputError(
                 f"runner.workers={self.workers} with kind 'threads' would give no parallelism: the threads "
                 "share one copy of the models and take turns on it (measured: 2 threads took as long as 1). "
                 "Raise batch_size to use the accelerator better, or use kind 'dask' for one worker "
@@ -191,19 +192,19 @@ def build_config(profile: str, overrides: dict[str, Any] | None = None, task: st
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as err:
-        raise ValueError(f"invalid run configuration (profile {profile!r}):\n{err}") from err
+        raise InputError(f"invalid run configuration (profile {profile!r}):\n{err}") from err
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+        raise MissingInputError(f"config file not found: {path}")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise ValueError(f"config {path} is not valid YAML: {err}") from err
+        raise InputError(f"config {path} is not valid YAML: {err}") from err
     if not isinstance(raw, dict) or "profile" not in raw:
-        raise ValueError(f"config {path} must be a mapping with a 'profile' key (offline or paper)")
+        raise InputError(f"config {path} must be a mapping with a 'profile' key (offline or paper)")
     return raw
 
 
@@ -211,7 +212,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
     """A YAML file with ``profile:`` and any overrides of it (a ``sweep:`` section is not allowed)."""
     raw = read_yaml(path)
     if "sweep" in raw:
-        raise ValueError(f"config {path} has a 'sweep' section: run it with `mils sweep`")
+        raise InputError(f"config {path} has a 'sweep' section: run it with `mils sweep`")
     profile = raw.pop("profile")
     return build_config(profile, _merge(raw, overrides or {}))
 

@@ -13,11 +13,13 @@ import logging
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from mils.errors import ComponentError, InputError
 from mils.parsing import normalise, parse_candidates
 from mils.prompts import PromptTemplate
 from mils.protocols import CandidateScorer, Generator, Sample, Scorer
@@ -40,13 +42,13 @@ class LoopOptions:
 
     def __post_init__(self) -> None:
         if self.steps < 0:
-            raise ValueError(f"steps must be >= 0, got {self.steps}")
+            raise InputError(f"steps must be >= 0, got {self.steps}")
         if self.keep < 1 or self.requested < 1:
-            raise ValueError(f"keep and requested must be >= 1, got keep={self.keep}, requested={self.requested}")
+            raise InputError(f"keep and requested must be >= 1, got keep={self.keep}, requested={self.requested}")
         if not 0.0 <= self.exploration < 1.0:
-            raise ValueError(f"exploration is a fraction of the kept slots in [0, 1), got {self.exploration}")
+            raise InputError(f"exploration is a fraction of the kept slots in [0, 1), got {self.exploration}")
         if self.patience is not None and self.patience < 1:
-            raise ValueError(f"patience (early stop) must be >= 1 or None, got {self.patience}")
+            raise InputError(f"patience (early stop) must be >= 1 or None, got {self.patience}")
 
 
 @dataclass(frozen=True)
@@ -68,11 +70,15 @@ def aggregate(value: Value) -> float:
 
 @dataclass
 class SampleResult:
+    """One sample's optimisation: the per-step history, the final kept set and the raw replies.
+    ``media``: the sample's file, when it has one (shown beside the text by the judging tools)."""
+
     sample_id: str
     history: list[StepRecord]
     kept: list[tuple[str, Value]]
     stopped_early_at: int | None = None
     raw_replies: list[str] = field(default_factory=list, repr=False)
+    media: str | None = None
 
     @property
     def caption(self) -> str:
@@ -81,6 +87,19 @@ class SampleResult:
     @property
     def score(self) -> float:
         return self.history[-1].best_score
+
+    @property
+    def initial(self) -> StepRecord:
+        """Step 0: the best of the initial candidates (the retrieval baseline)."""
+        return self.history[0]
+
+    def at_step(self, step: int) -> StepRecord:
+        """The record of ``step`` (an early-stopped sample keeps its last one)."""
+        return self.history[min(step, len(self.history) - 1)]
+
+    def truncated(self, steps: int) -> "SampleResult":
+        """This result as a ``steps``-step run would have produced it (the kept set is the final one)."""
+        return replace(self, history=self.history[: steps + 1])
 
 
 @dataclass
@@ -128,7 +147,7 @@ class Optimiser:
         """``bank_emb`` (two-tower scorers): the bank's cached text embeddings; without it the
         initial candidates (``initial_texts(sample)``, else the bank) are scored like new ones."""
         if bank_emb is not None and len(bank_texts) != len(bank_emb):
-            raise ValueError(f"bank has {len(bank_texts)} texts but {len(bank_emb)} embeddings")
+            raise InputError(f"bank has {len(bank_texts)} texts but {len(bank_emb)} embeddings")
         if not isinstance(scorer, (Scorer, CandidateScorer)):
             raise TypeError(f"{type(scorer).__name__} is neither a two-tower Scorer nor a CandidateScorer")
         self.generator, self.scorer, self.template = generator, scorer, template
@@ -173,7 +192,8 @@ class Optimiser:
             sample_emb = [None] * len(samples)
         if self._two_tower and self.bank_emb is not None and self.initial_texts is None:
             with self.timer("bank_scoring"):
-                sims = np.asarray(self.scorer.similarity(sample_emb, self.bank_emb))
+                # row by row, like candidate scoring: a sample's scores never depend on its batch
+                sims = [np.asarray(self.scorer.similarity(e[None], self.bank_emb))[0] for e in sample_emb]
             kept_lists = [[(self.bank_texts[i], float(row[i])) for i in self._select(row, s.id, 0)]
                           for s, row in zip(samples, sims)]
         else:
@@ -199,11 +219,13 @@ class Optimiser:
             arrays = self.scorer.score(samples, texts)
             return [[tuple(map(float, r)) if np.ndim(r) else float(r) for r in np.asarray(a)] for a in arrays]
         flat = [t for ts in texts for t in ts]
-        text_emb = np.asarray(self.scorer.embed_texts(flat), np.float32)
-        sims = np.asarray(self.scorer.similarity(np.stack(sample_emb), text_emb))
+        text_emb = np.asarray(self.scorer.embed_texts(flat), np.float32)  # one call for the whole batch
         out, offset = [], 0
-        for row, ts in enumerate(texts):
-            out.append([float(v) for v in sims[row, offset : offset + len(ts)]])
+        for emb, ts in zip(sample_emb, texts):
+            # each sample against its own candidates only: no cross-sample products, and a score that
+            # cannot depend on the batch's shape (a batched matrix product can differ in the last bit)
+            sims = np.asarray(self.scorer.similarity(np.asarray(emb)[None], text_emb[offset : offset + len(ts)]))
+            out.append([float(v) for v in sims[0]])
             offset += len(ts)
         return out
 
@@ -221,7 +243,7 @@ class Optimiser:
         with self.timer("generation"):
             replies = self.generator.generate(prompts, seeds)
         if len(replies) != len(active):
-            raise RuntimeError(f"generator returned {len(replies)} replies for {len(active)} prompts")
+            raise ComponentError(f"generator returned {len(replies)} replies for {len(active)} prompts")
         with self.timer("other"):
             new_per_state = []
             for state, reply, prompt in zip(active, replies, prompts):
@@ -251,7 +273,7 @@ class Optimiser:
     def run_batched(self, samples: Sequence[Sample], batch_size: int, progress=None) -> list[SampleResult]:
         """Optimise ``samples`` in consecutive batches of ``batch_size`` (input order kept)."""
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
         results: list[SampleResult] = []
         for start in range(0, len(samples), batch_size):
             results.extend(self.run(samples[start : start + batch_size], progress))
@@ -266,5 +288,7 @@ class Optimiser:
                 progress.update(len(samples))
                 progress.set_postfix(step=step, best=f"{np.mean([aggregate(s.kept[0][1]) for s in states]):.3f}")
         return [
-            SampleResult(s.sample.id, s.history, s.kept, s.stopped_early_at, s.raw_replies) for s in states
+            SampleResult(s.sample.id, s.history, s.kept, s.stopped_early_at, s.raw_replies,
+                         str(s.sample.media) if isinstance(s.sample.media, (str, Path)) else None)
+            for s in states
         ]

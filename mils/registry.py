@@ -9,10 +9,12 @@ from __future__ import annotations
 import difflib
 from typing import Any, Callable
 
+from mils.errors import InputError, MilsError
+
 _FACTORIES: dict[tuple[str, str], Callable[..., Any]] = {}
 
 
-class UnknownComponentError(KeyError):
+class UnknownComponentError(MilsError, KeyError):
     """Raised when a component name is not registered for its kind."""
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
@@ -25,7 +27,7 @@ def register(kind: str, name: str) -> Callable[[Callable[..., Any]], Callable[..
     def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
         key = (kind, name)
         if key in _FACTORIES and _FACTORIES[key] is not factory:
-            raise ValueError(f"{kind} {name!r} is already registered by {_FACTORIES[key]!r}")
+            raise InputError(f"{kind} {name!r} is already registered by {_FACTORIES[key]!r}")
         _FACTORIES[key] = factory
         return factory
 

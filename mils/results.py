@@ -1,7 +1,9 @@
 """Per-sample results on disk: one JSON file per finished sample, written atomically.
 
 A killed run leaves only whole files behind, so re-running the same configuration skips what is
-done and recomputes nothing; the final result set is the same as an uninterrupted run's.
+done and recomputes nothing; the final result set is the same as an uninterrupted run's. Files
+carry a schema version; :func:`result_from_dict` rebuilds the typed :class:`SampleResult` and
+names the file when it is from another version or not a result at all.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable
 
-from mils.loop import SampleResult
+from mils.errors import InputError
+from mils.loop import SampleResult, StepRecord
+
+SCHEMA_VERSION = 1
 
 
 def _file_name(sample_id: str) -> str:
@@ -26,17 +31,37 @@ def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def result_to_dict(result: SampleResult, media: Any = None) -> dict[str, Any]:
+def result_to_dict(result: SampleResult) -> dict[str, Any]:
     return {
+        "schema": SCHEMA_VERSION,
         "sample_id": result.sample_id,
-        "media": str(media) if isinstance(media, (str, Path)) else None,
-        "caption": result.caption,
+        "media": result.media,
+        "caption": result.caption,  # for readers of the raw files; rebuilt from the history
         "score": result.score,
         "history": [asdict(h) for h in result.history],
-        "kept": [[t, s] for t, s in result.kept],
+        "kept": [[t, list(s) if isinstance(s, tuple) else s] for t, s in result.kept],
         "stopped_early_at": result.stopped_early_at,
         "raw_replies": result.raw_replies,
     }
+
+
+def result_from_dict(raw: Any, source: str | Path = "<memory>") -> SampleResult:
+    """The typed result of a result file's content (``source`` names it in errors)."""
+    if not isinstance(raw, dict) or "sample_id" not in raw or "history" not in raw:
+        raise InputError(f"{source} is not a MILS sample result (no sample_id/history)")
+    version = raw.get("schema", 0)
+    if version not in (0, SCHEMA_VERSION):  # 0: files written before the version field, same layout
+        raise InputError(f"{source} has result schema {version}; this version of the suite reads "
+                         f"{SCHEMA_VERSION}: rerun the config, or open it with the suite that wrote it")
+    try:
+        history = [StepRecord(**h) for h in raw["history"]]
+        kept = [(t, tuple(s) if isinstance(s, list) else s) for t, s in raw.get("kept", [])]
+    except TypeError as err:
+        raise InputError(f"{source}: malformed step history: {err}") from err
+    if not history:
+        raise InputError(f"{source}: empty step history")
+    return SampleResult(raw["sample_id"], history, kept, raw.get("stopped_early_at"), raw.get("raw_replies", []),
+                        raw.get("media"))
 
 
 class ResultStore:
@@ -50,27 +75,27 @@ class ResultStore:
     def has(self, sample_id: str) -> bool:
         return (self.directory / "samples" / _file_name(sample_id)).is_file()
 
-    def write(self, result: SampleResult, media: Any = None) -> None:
-        _write_atomic(self.directory / "samples" / _file_name(result.sample_id), result_to_dict(result, media))
+    def write(self, result: SampleResult) -> None:
+        _write_atomic(self.directory / "samples" / _file_name(result.sample_id), result_to_dict(result))
         (self.directory / "failed" / _file_name(result.sample_id)).unlink(missing_ok=True)
 
     def write_failure(self, sample_id: str, error: str) -> None:
         _write_atomic(self.directory / "failed" / _file_name(sample_id), {"sample_id": sample_id, "error": error})
 
-    def _read(self, folder: str) -> list[dict[str, Any]]:
+    def _read(self, folder: str) -> list[tuple[Path, Any]]:
         records = []
         for path in sorted((self.directory / folder).glob("*.json")):
             try:
-                records.append(json.loads(path.read_text()))
+                records.append((path, json.loads(path.read_text())))
             except json.JSONDecodeError as err:  # only possible if someone edited the file by hand
-                raise ValueError(f"corrupt result file {path}: {err}; delete it to recompute that sample") from err
+                raise InputError(f"corrupt result file {path}: {err}; delete it to recompute that sample") from err
         return records
 
-    def results(self, order: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    def results(self, order: Iterable[str] | None = None) -> list[SampleResult]:
         """Finished samples, in ``order`` (sample ids) when given, else by id."""
-        records = {r["sample_id"]: r for r in self._read("samples")}
+        records = {r.sample_id: r for r in (result_from_dict(raw, path) for path, raw in self._read("samples"))}
         ids = [i for i in order if i in records] if order is not None else sorted(records)
         return [records[i] for i in ids]
 
     def failures(self) -> dict[str, str]:
-        return {r["sample_id"]: r["error"] for r in self._read("failed")}
+        return {raw["sample_id"]: raw["error"] for _, raw in self._read("failed")}

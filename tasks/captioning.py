@@ -66,11 +66,10 @@ def optimise_shard_task(config: RunConfig, samples: Sequence[Sample], results_di
         captioner.timer.seconds.clear()
         for i in range(0, len(todo), config.batch_size):
             batch = todo[i : i + config.batch_size]
-            media = {s.id: s.media for s in batch}
             run = captioner.caption(batch, progress=False,
                                     reporter=StepLog(get_run_logger(), config.loop.steps, batch[0].id))
             for result in run.results:
-                store.write(result, media[result.sample_id])
+                store.write(result)
             for sample_id, error in run.failed.items():
                 store.write_failure(sample_id, error)
             failed.update(run.failed)

@@ -16,6 +16,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from mils.protocols import Sample  # noqa: E402
 from tests.fakes import WORDS, FakeGenerator, FakeScorer  # noqa: E402,F401
 
+
 @pytest.fixture
 def fake_scorer() -> FakeScorer:
     return FakeScorer()
@@ -68,8 +69,8 @@ def photo_dir(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def smollm2():
     """The real SmolLM2-135M-Instruct generator (GGUF converted once into the mils cache)."""
-    from mils.config import build_config
     from mils.captioning import build_generator
+    from mils.config import build_config
 
     config = build_config("offline", {"generator": {"max_new_tokens": 96}})
     return build_generator(config.generator, config.cache_path())

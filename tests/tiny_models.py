@@ -45,7 +45,12 @@ def roberta_tokenizer(folder: Path, max_length: int = 32):
 
 def tiny_xclip(folder: Path) -> Path:
     """An XCLIPModel + XCLIPProcessor saved to ``folder`` (loadable by the ``xclip`` scorer)."""
-    from transformers import VideoMAEImageProcessor, XCLIPConfig, XCLIPModel, XCLIPProcessor
+    from transformers import (
+        VideoMAEImageProcessor,
+        XCLIPConfig,
+        XCLIPModel,
+        XCLIPProcessor,
+    )
 
     torch.manual_seed(0)
     tokenizer = clip_tokenizer(folder / "tok")

@@ -17,6 +17,8 @@ from typing import Sequence
 
 import torch
 
+from mils.errors import InputError, MissingInputError
+
 log = logging.getLogger(__name__)
 
 
@@ -28,11 +30,11 @@ class SamplingOptions:
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0 (greedy decoding repeats itself), got {self.temperature}")
+            raise InputError(f"temperature must be > 0 (greedy decoding repeats itself), got {self.temperature}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+            raise InputError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+            raise InputError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
 
 
 def _gguf_cache_dir(gguf_path: Path, cache_dir: Path) -> Path:
@@ -65,7 +67,7 @@ def _package_file(spec: str) -> Path:
     package, _, name = spec.removeprefix("pypi:").partition("/")
     found = importlib.util.find_spec(package)
     if found is None or not found.submodule_search_locations:
-        raise FileNotFoundError(f"model {spec!r} needs the Python package {package!r}; run `make setup`")
+        raise MissingInputError(f"model {spec!r} needs the Python package {package!r}; run `make setup`")
     return Path(found.submodule_search_locations[0]) / name
 
 
@@ -77,14 +79,14 @@ def resolve_model_dir(model: str, cache_dir: str | Path) -> str:
     path = _package_file(model) if model.startswith("pypi:") else Path(model)
     if path.suffix == ".gguf":
         if not path.is_file():
-            raise FileNotFoundError(f"GGUF model file not found: {path}")
+            raise MissingInputError(f"GGUF model file not found: {path}")
         target = _gguf_cache_dir(path, Path(cache_dir))
         if not target.is_dir():
             target.parent.mkdir(parents=True, exist_ok=True)
             _convert_gguf(path, target)
         return str(target)
     if model.startswith((".", "/", "~")) and not path.expanduser().is_dir():
-        raise FileNotFoundError(f"local model directory not found: {path}")
+        raise MissingInputError(f"local model directory not found: {path}")
     return model
 
 
@@ -133,7 +135,7 @@ class TransformersGenerator:
     @torch.inference_mode()
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]:
         if len(prompts) != len(seeds):
-            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+            raise InputError(f"{len(prompts)} prompts but {len(seeds)} seeds")
         if not prompts:
             return []
         device = self.model.device

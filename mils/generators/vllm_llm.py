@@ -7,18 +7,14 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from mils.errors import require
 from mils.generators.transformers_llm import SamplingOptions
 
 
 class VLLMGenerator:
     def __init__(self, model: str, sampling: SamplingOptions = SamplingOptions(), **engine_args) -> None:
-        try:
-            from vllm import LLM
-        except ImportError as err:
-            raise ImportError(
-                "the 'vllm' generator needs the vllm package (GPU only): pip install vllm"
-            ) from err
-        self.llm = LLM(model=model, **engine_args)
+        vllm = require("vllm", "the 'vllm' generator", "pip install vllm (GPU only), or pip install -e '.[vllm]'")
+        self.llm = vllm.LLM(model=model, **engine_args)
         self.sampling = sampling
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]:

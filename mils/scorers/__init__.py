@@ -6,7 +6,12 @@ from mils.scorers.concept import ConceptScorer, concept_scorer
 from mils.scorers.open_clip_scorer import OpenClipScorer, open_clip_scorer
 from mils.scorers.style import StyleTransferScorer, style_transfer_scorer
 from mils.scorers.text_to_image import TextToImageScorer, pickscore_t2i_scorer
-from mils.scorers.video import FrameAveragingScorer, XClipScorer, video_frames_scorer, xclip_scorer
+from mils.scorers.video import (
+    FrameAveragingScorer,
+    XClipScorer,
+    video_frames_scorer,
+    xclip_scorer,
+)
 
 __all__ = [
     "ClapScorer", "ConceptScorer", "FrameAveragingScorer", "OpenClipScorer", "XClipScorer", "clap_scorer",

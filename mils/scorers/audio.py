@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from mils.errors import require
 from mils.media import load_audio
 from mils.protocols import Sample
 from mils.registry import register
@@ -78,15 +79,11 @@ class ImageBindAudioScorer:
 @register("scorer", "imagebind")
 def imagebind_scorer(device: str | None = None) -> ImageBindAudioScorer:
     """ImageBind-huge when the ``imagebind`` package is installed (it downloads its weights)."""
-    try:
-        from imagebind import data
-        from imagebind.models import imagebind_model
-        from imagebind.models.imagebind_model import ModalityType
-    except ImportError as err:
-        raise ImportError(
-            "the 'imagebind' scorer needs the imagebind package (pip install imagebind-packaged, or "
-            "git+https://github.com/facebookresearch/ImageBind); 'clap' works without it"
-        ) from err
+    install = "pip install imagebind-packaged (or git+https://github.com/facebookresearch/ImageBind); 'clap' works without it"
+    require("imagebind", "the 'imagebind' scorer", install)
+    from imagebind import data
+    from imagebind.models import imagebind_model
+    from imagebind.models.imagebind_model import ModalityType
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = imagebind_model.imagebind_huge(pretrained=True).to(device)
     return ImageBindAudioScorer(model, data, ModalityType, device)

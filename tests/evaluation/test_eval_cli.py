@@ -2,7 +2,7 @@ import json
 
 import pandas as pd
 
-from mils.cli import main
+from cli.main import main
 
 
 def test_mils_eval_json_and_table(tmp_path, capsys):

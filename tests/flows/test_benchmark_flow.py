@@ -14,7 +14,7 @@ from tests.flows.conftest import TARGETS
 
 
 def _results(results_dir) -> dict:
-    return {r["sample_id"]: (r["history"], r["kept"]) for r in ResultStore(results_dir).results()}
+    return {r.sample_id: (r.history, r.kept) for r in ResultStore(results_dir).results()}
 
 
 def test_benchmark_logs_per_step_metrics_and_records_bad_samples(flow_config):
@@ -46,7 +46,7 @@ def test_killed_run_resumes_to_the_same_results_without_duplicates(flow_config, 
     path, _ = flow_config("killed.yaml", generator=slow, batch_size=1, runner__shard_size=1)
     config = load_config(path)
     samples_dir = config.results_dir() / "samples"
-    cmd = [sys.executable, "-m", "mils.cli", "run", str(path)]
+    cmd = [sys.executable, "-m", "cli", "run", str(path)]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 120

@@ -43,4 +43,4 @@ def test_truncated_history_equals_a_real_shorter_run(flow_config):
     short_path, _ = flow_config("short.yaml", loop={"steps": 1, "keep": 4, "requested": 5, "seed": 5})
     long_run = ResultStore(run_benchmark(load_config(long_path))["results_dir"]).results()
     short_run = ResultStore(run_benchmark(load_config(short_path))["results_dir"]).results()
-    assert [r["history"] for r in short_run] == [r["history"][:2] for r in long_run]
+    assert [r.history for r in short_run] == [r.history[:2] for r in long_run]

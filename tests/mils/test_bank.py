@@ -4,7 +4,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mils.bank import Bank, bank_embeddings, generate_bank, load_bank, save_bank, template_bank
+from mils.bank import (
+    Bank,
+    bank_embeddings,
+    generate_bank,
+    load_bank,
+    save_bank,
+    template_bank,
+)
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mils_release"
 

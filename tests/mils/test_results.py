@@ -1,29 +1,47 @@
+import json
+
 import pytest
 
 from mils.loop import SampleResult, StepRecord
-from mils.results import ResultStore
+from mils.results import SCHEMA_VERSION, ResultStore, result_from_dict, result_to_dict
 
 
-def _result(sample_id, caption="a cat"):
-    return SampleResult(sample_id, [StepRecord(0, caption, 0.5, 0.4, 3)], [(caption, 0.5)])
+def _result(sample_id, caption="a cat", media=None):
+    history = [StepRecord(0, caption, 0.5, 0.4, 3), StepRecord(1, caption + " on a mat", 0.6, 0.45, 2, False)]
+    return SampleResult(sample_id, history, [(caption + " on a mat", 0.6), (caption, 0.5)], None, ["1. x"], media)
 
 
 def test_store_round_trip_order_media_and_failures(tmp_path):
     store = ResultStore(tmp_path)
     store.write_failure("b", "unreadable image b.jpg")
-    store.write(_result("b"), media=tmp_path / "b.jpg")  # a retry that worked clears the failure
+    store.write(_result("b", media=str(tmp_path / "b.jpg")))  # a retry that worked clears the failure
     store.write(_result("a"))
     assert store.has("a") and store.has("b") and not store.has("c")
-    assert [r["sample_id"] for r in store.results(["b", "a", "c"])] == ["b", "a"]
-    assert store.results(["b"])[0]["media"] == str(tmp_path / "b.jpg") and store.results(["a"])[0]["media"] is None
+    assert [r.sample_id for r in store.results(["b", "a", "c"])] == ["b", "a"]
+    assert store.results(["b"])[0].media == str(tmp_path / "b.jpg") and store.results(["a"])[0].media is None
+    assert store.results(["a"])[0] == _result("a")  # typed, equal field by field
     assert store.failures() == {}
     assert not list(tmp_path.rglob("*.tmp"))  # atomic writes leave no temporaries
 
 
-def test_a_corrupt_result_file_is_named(tmp_path):
+def test_typed_records_round_trip_with_tuple_scores():
+    style = SampleResult("s", [StepRecord(0, "make it blue", 1.5, 1.7, 2)], [("make it blue", (0.7, 0.8))])
+    raw = json.loads(json.dumps(result_to_dict(style)))
+    assert raw["schema"] == SCHEMA_VERSION
+    assert result_from_dict(raw) == style
+    assert result_from_dict(raw).truncated(0).caption == "make it blue"
+
+
+def test_a_corrupt_or_foreign_result_file_is_named(tmp_path):
     store = ResultStore(tmp_path)
     store.write(_result("a"))
     path = next((tmp_path / "samples").glob("*.json"))
     path.write_text("{half")
     with pytest.raises(ValueError, match=path.name):
+        store.results()
+    path.write_text(json.dumps({**result_to_dict(_result("a")), "schema": 99}))
+    with pytest.raises(ValueError, match=f"{path.name} has result schema 99"):
+        store.results()
+    path.write_text(json.dumps({"id": "a", "caption": "a cat"}))
+    with pytest.raises(ValueError, match=f"{path.name} is not a MILS sample result"):
         store.results()

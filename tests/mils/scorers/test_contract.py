@@ -9,8 +9,8 @@ from mils.protocols import Sample, Scorer
 
 @pytest.fixture(params=["open_clip_tiny", pytest.param("concept", marks=pytest.mark.slow)])
 def scorer(request, tiny_clip_name):
-    from mils import registry
     import mils.scorers  # noqa: F401
+    from mils import registry
 
     if request.param == "open_clip_tiny":
         import torch

@@ -1,0 +1,134 @@
+"""`mils caption | t2i | style | arithmetic`: run MILS directly on files (no Prefect, no MLflow)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from cli.common import add_run_options, make_config, print_table
+from mils.errors import InputError
+from mils.protocols import Sample
+
+
+def _result_json(path: str, result) -> dict[str, Any]:
+    return {
+        "input": path,
+        "caption": result.caption,
+        "score": result.score,
+        "history": [
+            {"step": h.step, "best": h.best, "best_score": h.best_score, "mean_topk": h.mean_topk,
+             "new_unique": h.new_unique, "empty_reply": h.empty_reply}
+            for h in result.history
+        ],
+    }
+
+
+def cmd_caption(args: argparse.Namespace) -> int:
+    from mils.captioning import Captioner, loop_overhead
+    from mils.media import modality_of
+
+    paths = list(args.paths)
+    modalities = {args.modality} if args.modality else {modality_of(p) for p in paths}
+    if len(modalities) > 1:
+        raise InputError(f"inputs mix modalities {sorted(modalities)}; caption one modality per call")
+    config = make_config(args, task=f"{modalities.pop()}_captioning")
+    # third-party loaders print to stdout; keep stdout for our results (JSON lines stay parseable)
+    with contextlib.redirect_stdout(sys.stderr):
+        captioner = Captioner(config)
+        run = captioner.caption([Sample.from_path(p) for p in paths], progress=not args.json)
+    by_id = {r.sample_id: r for r in run.results}
+    if args.json:
+        for path in paths:
+            sample_id = str(Path(path))
+            if sample_id in run.failed:
+                print(json.dumps({"input": path, "error": run.failed[sample_id]}))
+            else:
+                print(json.dumps(_result_json(path, by_id[sample_id])))
+    else:
+        rows = [(Path(r.sample_id).name, r.history[0].best, r.history[0].best_score, r.caption, r.score)
+                for r in run.results]
+        print_table(rows)
+        for sample_id, error in run.failed.items():
+            print(f"FAILED {sample_id}: {error}", file=sys.stderr)
+        t = run.timings
+        print(f"\nprofile={config.profile} steps={config.loop.steps} keep={config.loop.keep} "
+              f"requested={config.loop.requested} bank={len(run.bank)} captions; "
+              f"loop {t.get('loop_total', 0):.1f}s (LLM {t.get('generation', 0):.1f}s, "
+              f"non-model share {loop_overhead(t):.1%})")
+    return 1 if run.failed else 0
+
+
+def cmd_t2i(args: argparse.Namespace) -> int:
+    from mils.image_tasks import run_text_to_image
+
+    config = make_config(args, task="text_to_image")
+    with contextlib.redirect_stdout(sys.stderr):
+        results = run_text_to_image(config, args.prompts, args.out)
+    for r in results:
+        print(f"{r['prompt']!r}\n  -> {r['best_prompt']!r} (PickScore {r['score']:.3f}, step 0: "
+              f"{r['history'][0]['best_score']:.3f})\n  images per step: {Path(r['images'][0]).parent}")
+    return 0
+
+
+def cmd_style(args: argparse.Namespace) -> int:
+    from mils.image_tasks import run_style_transfer
+
+    config = make_config(args, task="style_transfer")
+    with contextlib.redirect_stdout(sys.stderr):
+        result = run_style_transfer(config, args.content, args.style, args.out)
+    print(f"best instruction: {result['best_instruction']!r} (style + content distance {result['score']:.3f})")
+    print(f"images per step and result.json: {args.out}")
+    return 0
+
+
+def cmd_arithmetic(args: argparse.Namespace) -> int:
+    from mils.arithmetic import run_arithmetic
+
+    configs = [make_config(args, task=t) for t in ("image_captioning", "audio_captioning", "text_to_image")]
+    with contextlib.redirect_stdout(sys.stderr):
+        summary = run_arithmetic(*configs, args.image, args.audio, args.out)
+    for key in ("image_caption", "audio_caption", "combined_prompt", "final_prompt", "final_image"):
+        print(f"{key:>16}: {summary[key]}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    caption = sub.add_parser("caption", help="caption images, videos or audio files")
+    caption.add_argument("paths", nargs="+", help="media files (modality from the extension)")
+    caption.add_argument("--modality", choices=["image", "video", "audio"], help="override the extension")
+    caption.add_argument("--scorer-model", help="audio: a ClapModel id or local directory")
+    caption.add_argument("--json", action="store_true", help="one JSON object per input on stdout")
+    add_run_options(caption)
+    caption.set_defaults(func=cmd_caption)
+
+    t2i = sub.add_parser("t2i", help="text-to-image prompt rewriting (LLM + diffusion + PickScore)")
+    t2i.add_argument("prompts", nargs="+")
+    t2i.add_argument("--pipeline", help="diffusers pipeline id or local directory (paper: FLUX.1-schnell)")
+    t2i.add_argument("--reward", help="PickScore model id or local directory")
+    t2i.add_argument("--reward-processor", help="its processor (PickScore uses laion/CLIP-ViT-H-14-laion2B-s32B-b79K)")
+    t2i.add_argument("--out", default="outputs/t2i")
+    add_run_options(t2i)
+    t2i.set_defaults(func=cmd_t2i)
+
+    style = sub.add_parser("style", help="style transfer: find the edit instruction (InstructPix2Pix + VGG)")
+    style.add_argument("content")
+    style.add_argument("style")
+    style.add_argument("--editor", help="InstructPix2Pix pipeline id or local directory")
+    style.add_argument("--out", default="outputs/style")
+    add_run_options(style)
+    style.set_defaults(func=cmd_style)
+
+    arithmetic = sub.add_parser("arithmetic", help="image + audio -> text -> combined prompt -> image")
+    arithmetic.add_argument("image")
+    arithmetic.add_argument("audio")
+    arithmetic.add_argument("--scorer-model", help="audio scorer (ClapModel id or directory)")
+    arithmetic.add_argument("--pipeline")
+    arithmetic.add_argument("--reward")
+    arithmetic.add_argument("--reward-processor")
+    arithmetic.add_argument("--out", default="outputs/arithmetic")
+    add_run_options(arithmetic)
+    arithmetic.set_defaults(func=cmd_arithmetic)

@@ -1,0 +1,88 @@
+"""Helpers the command groups share: run options, config building, tables."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from mils.errors import InputError, MissingInputError
+
+
+def loop_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    loop = {k: getattr(args, k) for k in ("steps", "keep", "requested", "exploration", "seed") if getattr(args, k) is not None}
+    if loop:
+        overrides["loop"] = loop
+    if args.bank:
+        overrides["bank"] = {"path": args.bank, "builtin": None}
+    if args.bank_size:
+        overrides.setdefault("bank", {})["subsample"] = args.bank_size
+    if args.batch_size:
+        overrides["batch_size"] = args.batch_size
+    if args.cache_dir:
+        overrides["cache_dir"] = args.cache_dir
+    return overrides
+
+
+SCORER_FLAGS = {  # CLI flag -> scorer option, per task
+    "audio_captioning": {"scorer_model": "model"},
+    "text_to_image": {"pipeline": "pipeline", "reward": "reward", "reward_processor": "reward_processor"},
+    "style_transfer": {"editor": "editor"},
+}
+
+
+def make_config(args: argparse.Namespace, task: str | None = None):
+    from mils.config import build_config, load_config
+    from mils.profiles import offline_gap
+
+    overrides = loop_overrides(args)
+    if getattr(args, "tracking_uri", None):
+        overrides["tracking"] = {"uri": args.tracking_uri}
+    options = {opt: getattr(args, flag) for flag, opt in SCORER_FLAGS.get(task, {}).items()
+               if getattr(args, flag, None)}
+    if options:
+        overrides["scorer"] = {"options": options}
+    if args.config:
+        return load_config(args.config, overrides)
+    gap = offline_gap(task) if args.profile == "offline" and task else None
+    if gap and not options:
+        raise InputError(f"the offline profile has no weights for {task}: it needs {gap}, or use --profile paper")
+    return build_config(args.profile, overrides, task=task)
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="offline", help="model profile: offline (default, no hub needed) or paper")
+    parser.add_argument("--config", help="YAML run config (profile + overrides); flags below override it")
+    parser.add_argument("--steps", type=int, help="optimisation steps")
+    parser.add_argument("--keep", type=int, help="top-K candidates kept per step")
+    parser.add_argument("--requested", type=int, help="new candidates requested per step")
+    parser.add_argument("--exploration", type=float, help="fraction of kept slots sampled from below the top-K")
+    parser.add_argument("--seed", type=int, help="run seed")
+    parser.add_argument("--bank", help="initial caption bank: text file, one caption per line")
+    parser.add_argument("--bank-size", type=int, help="random subset of the bank (ablations)")
+    parser.add_argument("--batch-size", type=int, help="samples optimised together (one LLM call per step)")
+    parser.add_argument("--cache-dir", help="where converted models and bank embeddings are cached")
+
+
+def print_table(rows: list[tuple[str, str, float, str, float]]) -> None:
+    headers = ("input", "initial-bank best", "score", "final caption", "score")
+    widths = [max(len(headers[i]), *(len(f"{r[i]:.3f}" if isinstance(r[i], float) else str(r[i])) for r in rows))
+              for i in range(5)] if rows else [len(h) for h in headers]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    print(line)
+    print("-" * len(line))
+    for row in rows:
+        cells = [f"{c:.3f}" if isinstance(c, float) else str(c) for c in row]
+        print("  ".join(c.ljust(w) for c, w in zip(cells, widths)))
+
+
+def read_json_arg(path: str, what: str):
+    file = Path(path)
+    if not file.is_file():
+        raise MissingInputError(f"{what} file not found: {file}")
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise InputError(f"{what} file {file} is not valid JSON: {err}") from err

@@ -1,0 +1,80 @@
+"""`mils data get | list` (benchmark downloads) and `mils bank` (an initial bank with the LLM)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cli.common import add_run_options, make_config
+from mils.errors import InputError
+
+
+def cmd_data_get(args: argparse.Namespace) -> int:
+    from evaluation.downloads import config_snippet, get
+
+    source, todo = get(args.name, args.root, mirror=args.mirror)
+    for step in todo:
+        print(f"still to do: {step}")
+    print(f"{source.description}: in {Path(args.root).resolve()}. In a run config:\n")
+    print(config_snippet(source, args.root))
+    for note in source.notes:
+        print(f"# {note}")
+    return 1 if todo else 0
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from evaluation.downloads import SOURCES
+
+    for source in SOURCES.values():
+        print(f"{source.name:>8}: {source.description}")
+        for remote in source.files:
+            checks = ", ".join(c for c, v in (("size", remote.size), ("md5", remote.md5)) if v) or "server length"
+            print(f"{'':>10}{remote.url}  (verified by {checks})")
+    return 0
+
+
+def cmd_bank(args: argparse.Namespace) -> int:
+    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
+    from mils.bank import (
+        AUDIO_BANK_PROMPT,
+        BANK_PROMPT,
+        generate_bank,
+        read_labels,
+        save_bank,
+    )
+    from mils.captioning import build_generator
+
+    if args.modality == "audio" and not args.labels:
+        raise InputError("an audio bank needs --labels (AudioSet class_labels_indices.csv or one label per line)")
+    config = make_config(args)
+    names = read_labels(args.labels) if args.labels else list(IMAGENET_CLASSNAMES)
+    classes = names[: args.classes] if args.classes else names
+    generator = build_generator(config.generator, config.cache_path())
+    prompt = AUDIO_BANK_PROMPT if args.modality == "audio" else BANK_PROMPT
+    bank = generate_bank(generator, classes, args.per_class, seed=config.loop.seed, batch_size=config.batch_size,
+                         generator_name=config.generator.model, prompt=prompt)
+    path = save_bank(bank, args.out)
+    print(f"wrote {len(bank)} captions for {len(classes)} classes to {path} (+ .provenance.json)")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="download benchmark data").add_subparsers(dest="data_command", required=True)
+    data_get = data.add_parser("get", help="download, verify and unpack what a dataset loader needs (resumable)")
+    data_get.add_argument("name", help="coco, msrvtt or clotho (`mils data list`)")
+    data_get.add_argument("--root", required=True, help="folder to put the files in")
+    data_get.add_argument("--mirror", help="fetch the same file names from this base URL instead")
+    data_get.set_defaults(func=cmd_data_get)
+    data_list = data.add_parser("list", help="the known data sources and their files")
+    data_list.set_defaults(func=cmd_data_list)
+
+    bank = sub.add_parser("bank", help="generate an initial caption bank with the LLM (paper recipe)")
+    bank.add_argument("--out", required=True, help="output text file")
+    bank.add_argument("--per-class", type=int, default=10, help="captions per class (paper: 50 for audio)")
+    bank.add_argument("--classes", type=int, help="only the first N classes (quick runs)")
+    bank.add_argument("--modality", choices=["image", "audio"], default="image",
+                      help="image: ImageNet classes; audio: the labels in --labels")
+    bank.add_argument("--labels", help="class names: a text file, or AudioSet's class_labels_indices.csv")
+    add_run_options(bank)
+    bank.set_defaults(func=cmd_bank)

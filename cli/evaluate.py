@@ -1,0 +1,54 @@
+"""`mils eval`: captioning metrics with bootstrap CIs for a predictions file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from cli.common import read_json_arg
+from mils.errors import InputError
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from evaluation.caption_metrics import caption_metrics, format_table
+
+    predictions = read_json_arg(args.predictions, "predictions")
+    references = read_json_arg(args.references, "references")
+    if not isinstance(predictions, dict) or not isinstance(references, dict):
+        raise InputError("predictions must map id -> caption and references id -> [captions] (JSON objects)")
+    references = {k: [v] if isinstance(v, str) else v for k, v in references.items()}
+    report = caption_metrics(predictions, references, metrics=args.metrics, resamples=args.resamples, seed=args.seed)
+    table = report.per_sample
+    if args.bertscore_model:
+        from evaluation.bertscore import bert_scores
+
+        bert_table, bert_corpus = bert_scores(predictions, references, model=args.bertscore_model,
+                                              resamples=args.resamples, seed=args.seed)
+        report.corpus.update(bert_corpus)
+        table = table.join(bert_table)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_parquet(out / "per_sample.parquet")
+        (out / "corpus.json").write_text(json.dumps(report.as_dict(), indent=2))
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(format_table(report))
+        if args.out:
+            print(f"per-sample scores: {Path(args.out) / 'per_sample.parquet'}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    evaluate = sub.add_parser("eval", help="captioning metrics with bootstrap CIs for a predictions file")
+    evaluate.add_argument("--predictions", required=True, help="JSON: id -> caption")
+    evaluate.add_argument("--references", required=True, help="JSON: id -> [reference captions]")
+    evaluate.add_argument("--metrics", nargs="+", default=["BLEU", "METEOR", "ROUGE_L", "CIDEr", "SPICE", "SPIDEr"])
+    evaluate.add_argument("--bertscore-model", help="also BERTScore with this model (HF id or local directory)")
+    evaluate.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--out", help="folder for per_sample.parquet and corpus.json")
+    evaluate.add_argument("--json", action="store_true", help="JSON on stdout (pycocoevalcap's native 0-1 scale)")
+    evaluate.set_defaults(func=cmd_eval)

@@ -1,0 +1,132 @@
+"""`mils demo | run | pipeline | sweep | report | schedule`: the Prefect flows, tracked in MLflow."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from cli.common import add_run_options, make_config, print_table
+
+
+def _print_benchmark(outcome: dict) -> None:
+    from evaluation.caption_metrics import format_table
+    from mils.results import ResultStore
+
+    results = ResultStore(outcome["results_dir"]).results()
+    rows = [(Path(r.sample_id).name, r.initial.best, r.initial.best_score, r.caption, r.score) for r in results]
+    print()
+    print_table(rows)
+    for sample_id, error in outcome["failed"].items():
+        print(f"FAILED {sample_id}: {error}")
+    labels = {"step0": "initial-bank best (step 0, retrieval baseline)", "final": "MILS final"}
+    for stage, report in outcome["reports"].items():
+        print(f"\n{labels.get(stage, stage)}: {len(results)} samples, x100, bootstrap 95% CI")
+        print(format_table(report))
+    print(f"\nresults: {outcome['results_dir']}  ({outcome['shards']['computed']} computed, "
+          f"{outcome['shards']['resumed']} resumed, {outcome['seconds']:.0f}s)")
+
+
+def _print_mlflow_hint(config) -> None:
+    print(f"MLflow run {config.tracking.experiment!r} logged to {config.tracking.uri}; to browse it:\n"
+          f"  {Path(sys.executable).parent / 'mlflow'} ui --backend-store-uri {config.tracking.uri} "
+          f"--host 127.0.0.1 --port 5000")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from flows.benchmark import run_benchmark
+
+    config = make_config(args)
+    outcome = run_benchmark(config)
+    _print_benchmark(outcome)
+    _print_mlflow_hint(config)
+    return 1 if outcome["failed"] else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from flows.benchmark import run_benchmark
+
+    config = make_config(args).model_copy(update={"name": "demo"})
+    config = config.model_copy(update={"dataset": config.dataset.model_copy(update={"kind": "sample",
+                                                                                    "args": {"directory": args.out}})})
+    print(f"MILS demo: the {config.profile!r} profile on the bundled sample photos ({args.out}) "
+          f"through the Prefect benchmark flow, tracked in MLflow")
+    outcome = run_benchmark(config)
+    _print_benchmark(outcome)
+    _print_mlflow_hint(config)
+    return 1 if outcome["failed"] else 0
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from flows.pipeline import pipeline_flow
+
+    summary = pipeline_flow(args.config, fresh=args.fresh)
+    print(f"\npipeline {args.config}: MLflow parent run {summary['parent_run_id']} ({summary['tracking_uri']})")
+    for stage, info in summary["stages"].items():
+        print(f"  {stage:>9}: {json.dumps(info, default=str)[:300]}")
+    print(f"results: {summary['results_dir']}")
+    return 1 if summary["stages"]["optimise"]["failed"] else 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from flows.ablation import run_sweep
+    from flows.report import sweep_report
+
+    outcome = run_sweep(args.config)
+    print(f"\n{outcome['variants']} variants from {outcome['optimisation_runs']} optimisation runs")
+    print(sweep_report(outcome["parent_run_id"], outcome["tracking_uri"]))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from flows.report import sweep_report
+
+    print(sweep_report(args.run_id, args.tracking_uri))
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from flows.pipeline import pipeline_flow, read_pipeline
+
+    path = str(Path(args.config).resolve())
+    read_pipeline(path)  # validate now, not at 3 a.m.
+    print(f"serving deployment 'mils-pipeline/{args.name}' (cron {args.cron!r}) for {path}; each run writes a new "
+          "dated results folder; Ctrl-C stops it")
+    pipeline_flow.serve(name=args.name, cron=args.cron, parameters={"config_path": path, "fresh": True})
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    demo = sub.add_parser("demo", help="benchmark flow on the bundled sample photos (offline), tracked in MLflow")
+    demo.add_argument("--out", default="outputs/sample_set", help="where the sample photos are written")
+    demo.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlruns.db)")
+    add_run_options(demo)
+    demo.set_defaults(func=cmd_demo)
+
+    run = sub.add_parser("run", help="run (or resume) a benchmark config through Prefect, log to MLflow")
+    run.add_argument("config", help="YAML run config")
+    run.add_argument("--tracking-uri", help="MLflow tracking URI (overrides the config)")
+    run.set_defaults(func=cmd_run, profile="offline")
+    for name in ("steps", "keep", "requested", "exploration", "seed", "bank", "bank_size", "batch_size", "cache_dir"):
+        run.set_defaults(**{name: None})
+
+    sweep = sub.add_parser("sweep", help="ablation sweep: a base config with a 'sweep:' grid")
+    sweep.add_argument("config")
+    sweep.set_defaults(func=cmd_sweep)
+
+    report = sub.add_parser("report", help="comparison table of a sweep's child runs")
+    report.add_argument("run_id", help="the sweep's parent MLflow run id")
+    report.add_argument("--tracking-uri", default="sqlite:///mlruns.db")
+    report.set_defaults(func=cmd_report)
+
+    pipeline = sub.add_parser("pipeline", help="bank -> optimisation -> metrics -> sweep -> judging batch, one MLflow run")
+    pipeline.add_argument("config", help="YAML run config, optionally with 'sweep:' and 'judging:' sections")
+    pipeline.add_argument("--fresh", action="store_true", help="a new dated results folder instead of resuming")
+    pipeline.set_defaults(func=cmd_pipeline)
+
+    schedule = sub.add_parser("schedule", help="serve a cron-scheduled pipeline deployment (needs a Prefect server)")
+    schedule.add_argument("config")
+    schedule.add_argument("--cron", required=True, help='e.g. "0 3 * * 1" (Mondays 03:00)')
+    schedule.add_argument("--name", default="rerun", help="deployment name (shown as mils-pipeline/NAME)")
+    schedule.set_defaults(func=cmd_schedule)
