@@ -1,5 +1,5 @@
 # make demo   set up .venv (if needed) and caption the sample photos with the offline profile
-# make test   set up .venv (if needed) and run the test suite
+# make test   set up .venv (if needed), lint (ruff) and run the test suite
 # make bench  per-sample loop timings at paper-like settings (offline models); video sampling memory
 PYTHON ?= python3
 VENV := .venv
@@ -30,6 +30,7 @@ demo: setup
 	$(VENV)/bin/mils demo
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 bench: setup

@@ -12,6 +12,7 @@ others resample per-sample scores.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import shutil
@@ -22,7 +23,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from evaluation.bootstrap import DEFAULT_RESAMPLES, Estimate, bootstrap_mean
+from evaluation.bootstrap import DEFAULT_RESAMPLES, Estimate, bootstrap, bootstrap_mean
 from mils.errors import ComponentError, InputError
 
 log = logging.getLogger(__name__)
@@ -135,18 +136,16 @@ def _bleu(gts, res, ids, resamples, seed):
         scorer += (res[i][0], gts[i])
     corpus, per_sample = scorer.compute_score(option="closest", verbose=0)
     testlen = np.array([c["testlen"] for c in scorer.ctest], float)
-    reflen = np.array([min((abs(l - c["testlen"]), l) for l in c["reflen"])[1] for c in scorer.ctest], float)
+    reflen = np.array([min((abs(r - c["testlen"]), r) for r in c["reflen"])[1] for c in scorer.ctest], float)
     guess = np.array([c["guess"] for c in scorer.ctest], float)
     correct = np.array([c["correct"] for c in scorer.ctest], float)
 
     def stat(idx):  # idx [R, N] -> [R, 4]
         return _bleu_from_stats(testlen[idx].sum(1), reflen[idx].sum(1), guess[idx].sum(1), correct[idx].sum(1))
 
-    boot = stat(np.random.default_rng(seed).integers(0, len(ids), size=(resamples, len(ids))))
-    estimates = {}
-    for k in range(4):
-        low, high = np.percentile(boot[:, k], [2.5, 97.5])
-        estimates[f"BLEU-{k + 1}"] = Estimate(float(corpus[k]), float(low), float(high))
+    # one set of resamples for the four orders (the shared seed gives the same indices to each)
+    estimates = {f"BLEU-{k + 1}": bootstrap(lambda idx, k=k: stat(idx)[:, k], len(ids), float(corpus[k]), resamples, seed)
+                 for k in range(4)}
     columns = {f"BLEU-{k + 1}": np.array(per_sample[k]) for k in range(4)}
     return estimates, columns
 
@@ -154,6 +153,13 @@ def _bleu(gts, res, ids, resamples, seed):
 def _scored(metric, gts, res, ids):
     corpus, per_sample = metric.compute_score({i: gts[i] for i in ids}, {i: res[i] for i in ids})
     return float(corpus), np.asarray(per_sample, float)
+
+
+_MEAN_METRICS = {  # name -> pycocoevalcap scorer (module, class); corpus value = mean of per-sample scores
+    "METEOR": ("pycocoevalcap.meteor.meteor", "Meteor"),
+    "ROUGE_L": ("pycocoevalcap.rouge.rouge", "Rouge"),
+    "CIDEr": ("pycocoevalcap.cider.cider", "Cider"),
+}
 
 
 def caption_metrics(
@@ -184,40 +190,33 @@ def caption_metrics(
         estimates, cols = _bleu(gts, res, ids, resamples, seed)
         corpus.update(estimates)
         columns.update(cols)
-    if "METEOR" in metrics:
-        from pycocoevalcap.meteor.meteor import Meteor
-
-        mean_metric("METEOR", *_scored(Meteor(), gts, res, ids))
-    if "ROUGE_L" in metrics:
-        from pycocoevalcap.rouge.rouge import Rouge
-
-        mean_metric("ROUGE_L", *_scored(Rouge(), gts, res, ids))
-    if "CIDEr" in metrics or "SPIDEr" in metrics:
-        from pycocoevalcap.cider.cider import Cider
-
-        mean_metric("CIDEr", *_scored(Cider(), gts, res, ids))
-    if "SPICE" in metrics or "SPIDEr" in metrics:
-        reason = spice_missing_reason()
-        if reason:
-            unavailable["SPICE"] = reason
-            log.warning("%s", reason)
-        else:
-            from pycocoevalcap.spice.spice import Spice
-
-            corpus_value, values = _spice(Spice(), gts, res, ids)
-            mean_metric("SPICE", corpus_value, values)
-    if "SPIDEr" in metrics:
-        if "SPICE" in columns:
-            values = (columns["CIDEr"] + columns["SPICE"]) / 2
-            mean_metric("SPIDEr", float(values.mean()), values)
-        else:
-            unavailable["SPIDEr"] = "SPIDEr = (CIDEr + SPICE) / 2 needs SPICE: " + unavailable.get("SPICE", "not run")
+    wanted = set(metrics) | ({"CIDEr", "SPICE"} if "SPIDEr" in metrics else set())
+    for name, (module, cls) in _MEAN_METRICS.items():
+        if name in wanted:
+            mean_metric(name, *_scored(getattr(importlib.import_module(module), cls)(), gts, res, ids))
+    if "SPICE" in wanted:
+        unavailable.update(_spice_metrics(gts, res, ids, mean_metric, columns, "SPIDEr" in metrics))
     if "CIDEr" not in metrics:
         corpus.pop("CIDEr", None)
         columns.pop("CIDEr", None)
     table = pd.DataFrame(columns, index=pd.Index(ids, name="id"))
     table.insert(0, "prediction", [predictions[i] for i in ids])
     return MetricReport(corpus, table, unavailable)
+
+
+def _spice_metrics(gts, res, ids, mean_metric, columns, spider: bool) -> dict[str, str]:
+    """SPICE (and SPIDEr = (CIDEr + SPICE) / 2) when the CoreNLP jars are there; else the reasons."""
+    reason = spice_missing_reason()
+    if reason:
+        log.warning("%s", reason)
+        return {"SPICE": reason, **({"SPIDEr": "SPIDEr = (CIDEr + SPICE) / 2 needs SPICE: " + reason} if spider else {})}
+    from pycocoevalcap.spice.spice import Spice
+
+    mean_metric("SPICE", *_spice(Spice(), gts, res, ids))
+    if spider:
+        values = (columns["CIDEr"] + columns["SPICE"]) / 2
+        mean_metric("SPIDEr", float(values.mean()), values)
+    return {}
 
 
 def _spice(metric, gts, res, ids):

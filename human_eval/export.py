@@ -121,6 +121,30 @@ COLUMNS = ("pair_id", "axis", "question", "prompt", "context_url", "left_text", 
            "right_url", "reasons")
 
 
+def _broken(good: Entry, folder: Path) -> Entry:
+    """A catch trial's deliberately broken side: scrambled caption or a grey image."""
+    return Entry(good.id, text=_broken_text(good.text) if good.text else None,
+                 image=str(_broken_image(folder)) if good.image else None)
+
+
+def _check_batch(a: dict[str, Entry], b: dict[str, Entry], axes: Sequence[str], catch_fraction: float,
+                 assignments: int) -> tuple[list[str], str, dict[str, Axis]]:
+    """The shared sample ids, the batch kind (caption or image) and its axes, or a clear error."""
+    common = sorted(set(a) & set(b))
+    if not common:
+        raise InputError(f"the two result sets share no sample id ({len(a)} and {len(b)} ids)")
+    kind = "image" if a[common[0]].image else "caption"
+    axis_table = IMAGE_AXES if kind == "image" else CAPTION_AXES
+    unknown = sorted(set(axes) - set(axis_table))
+    if unknown:
+        raise InputError(f"unknown axes {unknown}; {kind} batches know {sorted(axis_table)}")
+    if not 0 <= catch_fraction < 1:
+        raise InputError(f"catch_fraction must be in [0, 1), got {catch_fraction}")
+    if assignments < 1:
+        raise InputError(f"assignments must be >= 1, got {assignments}")
+    return common, kind, axis_table
+
+
 def export_batch(
     a: dict[str, Entry],
     b: dict[str, Entry],
@@ -134,18 +158,7 @@ def export_batch(
     run_id: str | None = None,
 ) -> dict[str, Any]:
     """Build one row per (sample, axis) with left/right randomised, plus catch trials."""
-    common = sorted(set(a) & set(b))
-    if not common:
-        raise InputError(f"the two result sets share no sample id ({len(a)} and {len(b)} ids)")
-    kind = "image" if a[common[0]].image else "caption"
-    axis_table = IMAGE_AXES if kind == "image" else CAPTION_AXES
-    unknown = sorted(set(axes) - set(axis_table))
-    if unknown:
-        raise InputError(f"unknown axes {unknown}; {kind} batches know {sorted(axis_table)}")
-    if not 0 <= catch_fraction < 1:
-        raise InputError(f"catch_fraction must be in [0, 1), got {catch_fraction}")
-    if assignments < 1:
-        raise InputError(f"assignments must be >= 1, got {assignments}")
+    common, kind, axis_table = _check_batch(a, b, axes, catch_fraction, assignments)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     media = _Media(out, base_url)
@@ -167,23 +180,19 @@ def export_batch(
     for sample_id in judged:
         ea, eb = a[sample_id], b[sample_id]
         for axis_name in axes:
-            axis: Axis = axis_table[axis_name]
             left_is_a = rng.random() < 0.5
-            left, right = (ea, eb) if left_is_a else (eb, ea)
             pid = pair_id(sample_id, axis_name)
-            rows.append(_row(pid, axis, ea, side(left), side(right), media))
+            rows.append(_row(pid, axis_table[axis_name], ea, *map(side, (ea, eb) if left_is_a else (eb, ea)), media))
             key[pid] = {"sample_id": sample_id, "axis": axis_name, "left": "A" if left_is_a else "B",
                         "catch": False, "category": ea.category or eb.category}
     n_catch = round(len(rows) * catch_fraction)
     for n, sample_id in enumerate(rng.sample(judged * (n_catch // len(judged) + 1), n_catch) if n_catch else []):
         axis_name = axes[n % len(axes)]
-        good = b[sample_id]
-        broken = Entry(sample_id, text=_broken_text(good.text) if good.text else None,
-                       image=str(_broken_image(out)) if good.image else None)
+        good, broken = b[sample_id], _broken(b[sample_id], out)
         good_left = rng.random() < 0.5
-        left, right = (good, broken) if good_left else (broken, good)
         pid = pair_id("catch", str(n), sample_id, axis_name)
-        rows.append(_row(pid, axis_table[axis_name], good, side(left), side(right), media))
+        rows.append(_row(pid, axis_table[axis_name], good, *map(side, (good, broken) if good_left else (broken, good)),
+                         media))
         key[pid] = {"sample_id": sample_id, "axis": axis_name, "catch": True, "good": "left" if good_left else "right"}
     rng.shuffle(rows)
     write_csv(out / "amt_input.csv", rows, COLUMNS)

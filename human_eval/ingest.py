@@ -63,14 +63,9 @@ def _rates(outcomes: list[str], resamples: int, seed: int) -> dict[str, Any]:
     return out
 
 
-def ingest(results_csv: str | Path, key_path: str | Path, resamples: int = 1000, seed: int = 0) -> Ingested:
-    results_csv, key_path = Path(results_csv), Path(key_path)
-    if not key_path.is_file():
-        raise MissingInputError(f"unblinding key not found: {key_path}")
-    if not results_csv.is_file():
-        raise MissingInputError(f"results file not found: {results_csv}")
-    manifest = json.loads(key_path.read_text())
-    pairs: dict[str, dict[str, Any]] = manifest["pairs"]
+def read_votes(results_csv: Path, pairs: dict[str, dict[str, Any]]) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """(worker, pair id, choice) of every usable row, and a problem line (with its row number) for
+    every other row."""
     problems: list[str] = []
     votes: list[tuple[str, str, str]] = []  # (worker, pair_id, choice)
     seen: set[tuple[str, str]] = set()
@@ -98,6 +93,18 @@ def ingest(results_csv: str | Path, key_path: str | Path, resamples: int = 1000,
             else:
                 seen.add((worker, pid))
                 votes.append((worker, pid, choice))
+    return votes, problems
+
+
+def ingest(results_csv: str | Path, key_path: str | Path, resamples: int = 1000, seed: int = 0) -> Ingested:
+    results_csv, key_path = Path(results_csv), Path(key_path)
+    if not key_path.is_file():
+        raise MissingInputError(f"unblinding key not found: {key_path}")
+    if not results_csv.is_file():
+        raise MissingInputError(f"results file not found: {results_csv}")
+    manifest = json.loads(key_path.read_text())
+    pairs: dict[str, dict[str, Any]] = manifest["pairs"]
+    votes, problems = read_votes(results_csv, pairs)
     dropped = {}
     for worker, pid, choice in votes:
         info = pairs[pid]

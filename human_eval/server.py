@@ -98,20 +98,25 @@ def create_app(batch_dir: str | Path) -> FastAPI:
 
     @app.get("/api/export", response_class=PlainTextResponse)
     def export() -> str:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["Input.pair_id", "Answer.choice", "WorkerId", "AssignmentId",
-                         *[f"Answer.reason_{i}" for i in range(MAX_REASONS)], "SubmitTime"])
-        with _connect(db) as conn:
-            rows = conn.execute("SELECT rater, pair_id, choice, reasons, answered_at FROM answers "
-                                "ORDER BY answered_at").fetchall()
-        for rater, pid, choice, reasons, at in rows:
-            ticked = set(json.loads(reasons))
-            writer.writerow([pid, choice, rater, f"{rater}:{pid}",
-                             *["on" if i in ticked else "" for i in range(MAX_REASONS)], f"{at:.3f}"])
-        return out.getvalue()
+        return export_csv(db)
 
     return app
+
+
+def export_csv(db: Path) -> str:
+    """Every stored answer in AMT's batch-results columns (what `mils human-eval ingest` reads)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["Input.pair_id", "Answer.choice", "WorkerId", "AssignmentId",
+                     *[f"Answer.reason_{i}" for i in range(MAX_REASONS)], "SubmitTime"])
+    with _connect(db) as conn:
+        rows = conn.execute("SELECT rater, pair_id, choice, reasons, answered_at FROM answers "
+                            "ORDER BY answered_at").fetchall()
+    for rater, pid, choice, reasons, at in rows:
+        ticked = set(json.loads(reasons))
+        writer.writerow([pid, choice, rater, f"{rater}:{pid}",
+                         *["on" if i in ticked else "" for i in range(MAX_REASONS)], f"{at:.3f}"])
+    return out.getvalue()
 
 
 def _media_url(value: str) -> str:

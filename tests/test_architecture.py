@@ -39,3 +39,22 @@ def test_the_checker_sees_imports_inside_functions(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from flows.pipeline import x\n    import mlflow.tracking\n")
     assert imported_packages(module) == {"flows", "mlflow"}
+
+
+MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 60
+SOURCES = [p for package in ("mils", "evaluation", "tasks", "flows", "human_eval", "cli")
+           for p in (ROOT / package).rglob("*.py")]
+
+
+def test_no_file_or_function_is_too_long_to_read():
+    too_long = []
+    for path in SOURCES:
+        source = path.read_text()
+        if len(source.splitlines()) > MAX_FILE_LINES:
+            too_long.append(f"{path.relative_to(ROOT)}: {len(source.splitlines())} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {length} lines")
+    assert too_long == []

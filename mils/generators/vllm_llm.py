@@ -12,10 +12,10 @@ from mils.generators.transformers_llm import SamplingOptions
 
 
 class VLLMGenerator:
-    def __init__(self, model: str, sampling: SamplingOptions = SamplingOptions(), **engine_args) -> None:
+    def __init__(self, model: str, sampling: SamplingOptions | None = None, **engine_args) -> None:
         vllm = require("vllm", "the 'vllm' generator", "pip install vllm (GPU only), or pip install -e '.[vllm]'")
         self.llm = vllm.LLM(model=model, **engine_args)
-        self.sampling = sampling
+        self.sampling = sampling or SamplingOptions()
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]:
         from vllm import SamplingParams

@@ -10,7 +10,9 @@ def test_offline_profile_is_complete_and_frozen():
     config = build_config("offline")
     assert config.scorer.name == "concept" and config.bank.builtin == "imagenet-templates"
     assert config.generator.temperature == 0.5 and config.generator.top_p == 0.9
-    with pytest.raises(Exception):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="frozen"):
         config.batch_size = 3
 
 
