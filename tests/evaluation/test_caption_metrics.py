@@ -103,12 +103,8 @@ def test_spice_is_reported_unavailable_with_instructions_when_jars_are_missing()
     ({"1": "x"}, {}, "no references"),
     ({}, {"1": ["x"]}, "no prediction"),
     ({"1": "x"}, {"1": ["", "  "]}, "no non-empty reference"),
-    ({"1": "x"}, {"1": ["x"]}, None),
 ])
 def test_bad_inputs_name_the_ids(preds, refs, message):
-    if message is None:
-        caption_metrics(preds, refs, metrics=["BLEU"], resamples=10)
-        return
     with pytest.raises(ValueError, match=message):
         caption_metrics(preds, refs, metrics=["BLEU"])
 

@@ -6,7 +6,6 @@ import socket
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +14,6 @@ from human_eval.server import create_app
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parents[2] / "outputs" / "screenshots"
 
 
 @pytest.fixture
@@ -58,8 +56,7 @@ def test_rater_answers_three_pairs_reloads_and_the_export_ingests(server, tmp_pa
             page.keyboard.press("a")  # tick the first reason
             expect(page.locator("#submit")).to_be_enabled()
             if n == 3:
-                SHOTS.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(SHOTS / "judge_page.png"), full_page=True)
+                page.screenshot(path=str(tmp_path / "judge_page.png"), full_page=True)
             page.keyboard.press("Enter")
             expect(page.locator("#progress")).to_have_text(f"{n} / {total} done")
         page.reload()  # the rater is remembered and resumes after the answered pairs
@@ -67,6 +64,7 @@ def test_rater_answers_three_pairs_reloads_and_the_export_ingests(server, tmp_pa
         expect(page.locator("#who")).to_have_text("carol")
         browser.close()
 
+    assert (tmp_path / "judge_page.png").stat().st_size > 10_000  # a rendered page, not a blank
     export = urllib.request.urlopen(f"{url}/api/export").read().decode()
     (tmp_path / "export.csv").write_text(export)
     rows = export.strip().splitlines()[1:]
@@ -74,5 +72,8 @@ def test_rater_answers_three_pairs_reloads_and_the_export_ingests(server, tmp_pa
     assert all(r.split(",")[4] == "on" for r in rows)  # reason 0 ticked by the 'a' key
     result = ingest(tmp_path / "export.csv", batch / "key.json")
     assert result.problems == []
-    regular_answered = sum(1 for r in rows if not manifest["pairs"][r.split(",")[0]]["catch"])
-    assert result.votes == (regular_answered if not result.dropped_workers else 0)
+    answered = [(r.split(",")[0], r.split(",")[1]) for r in rows]
+    pairs = manifest["pairs"]
+    failed_catch = any(pairs[pid]["catch"] and choice != pairs[pid]["good"] for pid, choice in answered)
+    assert bool(result.dropped_workers) == failed_catch  # computed from the key, not from the result
+    assert result.votes == (0 if failed_catch else sum(1 for pid, _ in answered if not pairs[pid]["catch"]))

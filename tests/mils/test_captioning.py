@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mils.captioning import Captioner, loop_overhead
@@ -39,6 +40,12 @@ def test_bank_is_encoded_once_across_many_samples_and_runs(tmp_path, bank_file, 
     Captioner(config, generator=fake_generator, scorer=fresh)
     assert fresh.texts_embedded == []
     assert 0.0 <= loop_overhead(run.timings) <= 1.0
+
+
+def test_loop_overhead_is_the_share_of_loop_time_outside_the_models():
+    timings = {"loop_total": 10.0, "generation": 6.0, "sample_embedding": 1.0, "candidate_scoring": 0.5, "other": 2.5}
+    assert loop_overhead(timings) == pytest.approx(0.25)
+    assert np.isnan(loop_overhead({}))
 
 
 def test_unreadable_images_are_reported_and_the_rest_still_run(tmp_path, bank_file, fake_generator, fake_scorer):

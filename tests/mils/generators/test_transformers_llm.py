@@ -25,13 +25,23 @@ def test_reply_stops_at_max_new_tokens(smollm2):
     assert len(smollm2.tokenizer(reply, add_special_tokens=False).input_ids) <= smollm2.sampling.max_new_tokens + 2
 
 
-def test_gguf_is_converted_once_into_the_cache(smollm2, tmp_path):
+def test_gguf_is_converted_once_into_the_cache(tmp_path, monkeypatch):
     from mils.config import build_config
+    from mils.generators import transformers_llm
 
-    config = build_config("offline")
-    first = resolve_model_dir(config.generator.model, config.cache_path())
-    assert resolve_model_dir(config.generator.model, config.cache_path()) == first
-    assert (config.cache_path() / "gguf").is_dir() and first.startswith(str(config.cache_path()))
+    conversions = []
+
+    def fake_convert(gguf, target):  # the real conversion takes ~45 s; the smollm2 fixture runs it
+        conversions.append(gguf)
+        target.mkdir(parents=True)
+
+    monkeypatch.setattr(transformers_llm, "_convert_gguf", fake_convert)
+    model = build_config("offline").generator.model
+    first = resolve_model_dir(model, tmp_path / "cache")
+    assert resolve_model_dir(model, tmp_path / "cache") == first
+    assert len(conversions) == 1 and first.startswith(str(tmp_path / "cache" / "gguf"))
+    resolve_model_dir(model, tmp_path / "other-cache")  # another cache: converted there
+    assert len(conversions) == 2
 
 
 def test_model_sources_are_checked(tmp_path):

@@ -33,7 +33,22 @@ def test_scorer_contract(scorer, photo_dir):
     # embedding in parts equals embedding at once (the bank is encoded in chunks)
     np.testing.assert_allclose(np.concatenate([scorer.embed_texts(texts[:2]), scorer.embed_texts(texts[2:])]),
                                t_emb, atol=1e-5)
-    assert scorer.fingerprint() == scorer.fingerprint() and scorer.fingerprint()
+    assert isinstance(scorer.fingerprint(), str) and scorer.fingerprint()
+
+
+def test_fingerprint_follows_the_weights(tiny_clip_name):
+    """The bank-embedding cache is keyed by the fingerprint: other weights, another key."""
+    import torch
+
+    import mils.scorers  # noqa: F401
+    from mils import registry
+
+    def build(seed):
+        torch.manual_seed(seed)
+        return registry.create("scorer", "open_clip", model=tiny_clip_name, pretrained=None, device="cpu")
+
+    assert build(0).fingerprint() == build(0).fingerprint()
+    assert build(0).fingerprint() != build(1).fingerprint()
 
 
 def test_unreadable_image_is_named(scorer, tmp_path):

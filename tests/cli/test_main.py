@@ -1,0 +1,43 @@
+import pytest
+
+from cli import main as cli_main
+from mils.errors import InputError
+
+
+def _command(error):
+    def run(args):
+        raise error
+    return run
+
+
+@pytest.fixture
+def failing(monkeypatch):
+    """`mils eval` replaced by a command that raises the given error."""
+    def use(error):
+        monkeypatch.setattr("cli.evaluate.cmd_eval", _command(error))
+    return use
+
+
+def test_user_errors_print_one_line(failing, capsys):
+    failing(InputError("refs.json is not valid JSON"))
+    assert cli_main.main(["eval", "--predictions", "p", "--references", "r"]) == 2
+    assert capsys.readouterr().err == "mils: error: refs.json is not valid JSON\n"
+
+
+def test_bugs_show_their_traceback(failing):
+    failing(KeyError("x"))  # a real bug is not dressed up as a user error
+    with pytest.raises(KeyError):
+        cli_main.main(["eval", "--predictions", "p", "--references", "r"])
+
+
+def test_verbose_shows_the_traceback_of_user_errors_too(failing):
+    failing(InputError("bad"))
+    with pytest.raises(InputError):
+        cli_main.main(["-v", "eval", "--predictions", "p", "--references", "r"])
+
+
+def test_unknown_components_are_user_errors(capsys, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("profile: offline\nscorer: {name: open-clip}\ndataset: {kind: sample}\n")
+    assert cli_main.main(["run", str(config)]) == 2
+    assert "Did you mean 'open_clip'" in capsys.readouterr().err
