@@ -18,13 +18,10 @@ import pandas as pd
 from evaluation.bootstrap import Estimate, bootstrap_mean
 from mils.errors import InputError
 from mils.protocols import Sample, Scorer
+from mils.scorers.weights import unit_rows
 
 W = 2.5
 PREFIX = "A photo depicts "
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.clip(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12, None)
 
 
 def clip_scores(
@@ -42,15 +39,15 @@ def clip_scores(
         raise InputError(f"{len(samples)} samples but {len(captions)} captions")
     if references is not None and len(references) != len(captions):
         raise InputError(f"{len(captions)} captions but {len(references)} reference lists")
-    sample_emb = _unit(np.asarray(scorer.embed_samples(samples), np.float32))
-    cap_emb = _unit(np.asarray(scorer.embed_texts([prefix + c for c in captions]), np.float32))
+    sample_emb = unit_rows(np.asarray(scorer.embed_samples(samples), np.float32))
+    cap_emb = unit_rows(np.asarray(scorer.embed_texts([prefix + c for c in captions]), np.float32))
     clip_s = w * np.clip((sample_emb * cap_emb).sum(-1), 0, None)
     table = pd.DataFrame({"CLIPScore": clip_s}, index=pd.Index([s.id for s in samples], name="id"))
     if references is not None:
         flat = [prefix + r for refs in references for r in refs]
         if any(len(refs) == 0 for refs in references):
             raise InputError("RefCLIPScore needs at least one reference per sample")
-        ref_emb = _unit(np.asarray(scorer.embed_texts(flat), np.float32))
+        ref_emb = unit_rows(np.asarray(scorer.embed_texts(flat), np.float32))
         ref_sim, start = [], 0
         for i, refs in enumerate(references):
             ref_sim.append(max(float((ref_emb[start : start + len(refs)] @ cap_emb[i]).max()), 0.0))

@@ -228,9 +228,17 @@ def media_folder(directory: str | Path, references: str | Path | None = None) ->
     return _collect(directory.name, rows, media_problem, need_references=references is not None)
 
 
+@register("dataset", "sample")
+def sample_benchmark(directory: str | Path = "outputs/sample_set") -> Dataset:
+    """The bundled sample photos (written to ``directory`` if missing) with their hand-written
+    reference captions."""
+    from evaluation.sample_set import REFERENCES, export
+
+    export(directory)
+    return media_folder(directory, REFERENCES)
+
+
 def load_dataset(kind: str, args: dict[str, Any], limit: int | None = None, seed: int = 0) -> Dataset:
     """Build the registered dataset ``kind`` (coco_karpathy, coco_captions, msrvtt, clotho,
     drawbench, folder, sample, or a plugin's) from its arguments, then subsample."""
-    import evaluation.sample_set  # noqa: F401  (registers "sample")
-
     return create("dataset", kind, **args).subsample(limit, seed)

@@ -13,7 +13,6 @@ import numpy as np
 from PIL import Image
 
 from mils.errors import InputError
-from mils.registry import register
 
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:
@@ -74,12 +73,4 @@ def export(directory: str | Path, names: list[str] | None = None) -> list[Path]:
 
 
 REFERENCES = Path(__file__).parent / "data" / "sample_references.json"
-
-
-@register("dataset", "sample")
-def sample_benchmark(directory: str | Path = "outputs/sample_set"):
-    """The sample photos with their hand-written reference captions, as a Dataset."""
-    from evaluation.datasets import media_folder
-
-    export(directory)
-    return media_folder(directory, REFERENCES)
+"""Hand-written reference captions of the sample photos (the ``sample`` dataset in datasets.py)."""

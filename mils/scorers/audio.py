@@ -16,6 +16,7 @@ from mils.media import load_audio
 from mils.protocols import Sample
 from mils.registry import register
 from mils.scorers.hf import TransformersTwoTower, projected
+from mils.scorers.weights import weights_digest
 
 
 class ClapScorer(TransformersTwoTower):
@@ -56,7 +57,9 @@ class ImageBindAudioScorer:
         self.model, self.data, self.modality, self.device = model.eval(), data_module, modality, device
 
     def fingerprint(self) -> str:
-        return "imagebind:huge"
+        if not hasattr(self, "_digest"):
+            self._digest = weights_digest(self.model)
+        return f"imagebind:huge:{self._digest}"
 
     @torch.inference_mode()
     def _embed(self, key, inputs) -> np.ndarray:

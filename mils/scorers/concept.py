@@ -22,12 +22,9 @@ from mils.errors import require
 from mils.media import load_image
 from mils.protocols import Sample
 from mils.registry import register
+from mils.scorers.weights import unit_rows, weights_digest
 
 _MEAN, _SCALE, _SIZE = 127.0, 128.0, 224  # TF-style input scaling of EfficientNet-lite
-
-
-def _normalise_rows(x: np.ndarray) -> np.ndarray:
-    return x / np.clip(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12, None)
 
 
 class ConceptScorer:
@@ -37,12 +34,14 @@ class ConceptScorer:
         self.classifier = classifier.eval()
         self.embedder = embedder
         self.batch_size = batch_size
-        names = _normalise_rows(self._embed_raw(class_names))
+        names = unit_rows(self._embed_raw(class_names))
         self.mean = names.mean(axis=0)
         self.class_emb = names
 
     def fingerprint(self) -> str:
-        return "concept:efficientnet-lite0+all-MiniLM-L6-v2:centred-v1"
+        if not hasattr(self, "_digest"):
+            self._digest = weights_digest(self.classifier, self.embedder)
+        return f"concept:efficientnet-lite0+all-MiniLM-L6-v2:centred-v1:{self._digest}"
 
     def _embed_raw(self, texts: Sequence[str]) -> np.ndarray:
         return self.embedder.encode(
@@ -68,10 +67,10 @@ class ConceptScorer:
         return np.concatenate(out)
 
     def embed_samples(self, samples: Sequence[Sample]) -> np.ndarray:
-        return _normalise_rows(self.posteriors(samples) @ self.class_emb - self.mean).astype(np.float32)
+        return unit_rows(self.posteriors(samples) @ self.class_emb - self.mean).astype(np.float32)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        return _normalise_rows(self._embed_raw(texts) - self.mean).astype(np.float32)
+        return unit_rows(self._embed_raw(texts) - self.mean).astype(np.float32)
 
     def similarity(self, sample_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
         return sample_emb @ text_emb.T

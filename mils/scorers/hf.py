@@ -7,6 +7,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from mils.scorers.weights import weights_digest
+
 
 def projected(output) -> torch.Tensor:
     """transformers 5 returns model outputs from get_*_features (projection in pooler_output);
@@ -26,7 +28,9 @@ class TransformersTwoTower:
         self.device = next(model.parameters()).device
 
     def fingerprint(self) -> str:
-        return self.identity
+        if not hasattr(self, "_digest"):
+            self._digest = weights_digest(self.model)
+        return f"{self.identity}:{self._digest}"
 
     @torch.inference_mode()
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:

@@ -6,7 +6,6 @@ L2-normalised embeddings, as in the MILS release.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Sequence
 
@@ -17,14 +16,7 @@ from mils.errors import MissingInputError
 from mils.media import load_image
 from mils.protocols import Sample
 from mils.registry import register
-
-
-def _weights_fingerprint(module: torch.nn.Module) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().float().cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
+from mils.scorers.weights import weights_digest
 
 
 class OpenClipScorer:
@@ -78,11 +70,5 @@ def open_clip_scorer(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     clip, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=pretrained, device=device)
     tokenizer = open_clip.get_tokenizer(model)
-    if pretrained is None:
-        identity = f"open_clip:{model}:random:{_weights_fingerprint(clip)}"
-    elif Path(pretrained).is_file():
-        stat = Path(pretrained).stat()
-        identity = f"open_clip:{model}:{Path(pretrained).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-    else:
-        identity = f"open_clip:{model}:{pretrained}"
+    identity = f"open_clip:{model}:{weights_digest(clip)}"
     return OpenClipScorer(clip, preprocess, tokenizer, identity, batch_size)

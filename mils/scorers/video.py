@@ -19,10 +19,7 @@ from mils import registry
 from mils.media import sample_frames
 from mils.protocols import Sample
 from mils.scorers.hf import TransformersTwoTower, projected
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.clip(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12, None)
+from mils.scorers.weights import unit_rows
 
 
 class FrameAveragingScorer:
@@ -40,7 +37,7 @@ class FrameAveragingScorer:
         out = []
         for sample in samples:
             frames = [Sample(f"{sample.id}#{i}", f) for i, f in enumerate(sample_frames(sample.media, self.frames))]
-            out.append(_unit(np.asarray(self.image_scorer.embed_samples(frames), np.float32).mean(axis=0)))
+            out.append(unit_rows(np.asarray(self.image_scorer.embed_samples(frames), np.float32).mean(axis=0)))
         return np.stack(out).astype(np.float32)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:

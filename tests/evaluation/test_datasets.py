@@ -118,7 +118,8 @@ def test_corrupt_json_is_named(tmp_path):
 
 
 def test_sample_benchmark_has_references_for_every_photo(tmp_path):
-    from evaluation.sample_set import SAMPLE_IMAGES, sample_benchmark
+    from evaluation.datasets import sample_benchmark
+    from evaluation.sample_set import SAMPLE_IMAGES
 
     data = sample_benchmark(tmp_path)
     assert len(data) == len(SAMPLE_IMAGES) and not data.skipped
