@@ -12,6 +12,7 @@ from typing import Any
 from cli.common import add_run_options, make_config, print_table
 from mils.errors import InputError
 from mils.protocols import Sample
+from mils.task_specs import captioning_task
 
 
 def _result_json(path: str, result) -> dict[str, Any]:
@@ -35,7 +36,7 @@ def cmd_caption(args: argparse.Namespace) -> int:
     modalities = {args.modality} if args.modality else {modality_of(p) for p in paths}
     if len(modalities) > 1:
         raise InputError(f"inputs mix modalities {sorted(modalities)}; caption one modality per call")
-    config = make_config(args, task=f"{modalities.pop()}_captioning")
+    config = make_config(args, task=captioning_task(modalities.pop()).name)
     # third-party loaders print to stdout; keep stdout for our results (JSON lines stay parseable)
     with contextlib.redirect_stdout(sys.stderr):
         captioner = Captioner(config)

@@ -26,21 +26,16 @@ def loop_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-SCORER_FLAGS = {  # CLI flag -> scorer option, per task
-    "audio_captioning": {"scorer_model": "model"},
-    "text_to_image": {"pipeline": "pipeline", "reward": "reward", "reward_processor": "reward_processor"},
-    "style_transfer": {"editor": "editor"},
-}
-
-
 def make_config(args: argparse.Namespace, task: str | None = None):
     from mils.config import build_config, load_config
     from mils.profiles import offline_gap
+    from mils.task_specs import get_task
 
     overrides = loop_overrides(args)
     if getattr(args, "tracking_uri", None):
         overrides["tracking"] = {"uri": args.tracking_uri}
-    options = {opt: getattr(args, flag) for flag, opt in SCORER_FLAGS.get(task, {}).items()
+    flags = get_task(task).scorer_flags if task else {}
+    options = {opt: getattr(args, flag) for flag, opt in flags.items()
                if getattr(args, flag, None)}
     if options:
         overrides["scorer"] = {"options": options}

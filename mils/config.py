@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mils.errors import InputError, MissingInputError
 from mils.loop import LoopOptions
@@ -125,7 +125,7 @@ class RunnerConfig(_Frozen):
 class RunConfig(_Frozen):
     profile: str
     name: str = "benchmark"
-    task: str = "image_captioning"
+    task: str = "image_captioning"  # a registered task (mils/task_specs.py)
     plugins: tuple[str, ...] = ()  # modules imported first: they register custom components
     generator: GeneratorConfig
     scorer: ScorerConfig
@@ -138,6 +138,14 @@ class RunConfig(_Frozen):
     output_dir: str = "outputs/runs"
     tracking: TrackingConfig = TrackingConfig()
     runner: RunnerConfig = RunnerConfig()
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, task: str) -> str:
+        from mils.task_specs import get_task
+
+        get_task(task)  # unknown names get the registry's did-you-mean error
+        return task
 
     def cache_path(self) -> Path:
         return Path(self.cache_dir).expanduser()
@@ -179,7 +187,7 @@ def build_config(profile: str, overrides: dict[str, Any] | None = None, task: st
     from mils.profiles import get_profile, task_defaults
 
     base = get_profile(profile)
-    if task and task != "image_captioning":
+    if task:
         base = _merge(base, {**task_defaults(profile, task), "task": task})
     new_scorer = (overrides or {}).get("scorer", {}).get("name")
     if new_scorer and new_scorer != base.get("scorer", {}).get("name"):
