@@ -155,7 +155,7 @@ class Captioner:
         self.config = config
         self.optimiser = Optimiser(
             self.generator, self.scorer, get_template(config.task), self.bank.texts, self.bank_emb,
-            config.loop.options(), self.timer,
+            config.loop, self.timer,
         )
 
     def caption(self, samples: Sequence[Sample], progress: bool = True, reporter=None) -> CaptionRun:

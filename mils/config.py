@@ -17,18 +17,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mils.errors import InputError, MissingInputError
 from mils.loop import LoopOptions
+from mils.sampling import SamplingOptions
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class GeneratorConfig(_Frozen):
+class GeneratorConfig(SamplingOptions):
+    """The LLM and its sampling settings (temperature, top_p, max_new_tokens: SamplingOptions')."""
+
     backend: str = "transformers"  # a registered generator: transformers, vllm, or a plugin's
     model: str
-    temperature: float = Field(0.5, gt=0)
-    top_p: float = Field(0.9, gt=0, le=1)
-    max_new_tokens: int = Field(1024, ge=1)
     device: str | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     options: dict[str, Any] = Field(default_factory=dict)  # backend extras (e.g. vLLM engine args)
@@ -71,17 +71,7 @@ class BankConfig(_Frozen):
         return self
 
 
-class LoopConfig(_Frozen):
-    steps: int = Field(10, ge=0)
-    keep: int = Field(50, ge=1)
-    requested: int = Field(50, ge=1)
-    exploration: float = Field(0.0, ge=0, lt=1)
-    patience: int | None = Field(None, ge=1)
-    seed: int = 0
-    max_words: int = Field(77, ge=1)
-
-    def options(self) -> LoopOptions:
-        return LoopOptions(**self.model_dump())
+LoopConfig = LoopOptions  # the engine's own validated options, used as the config section
 
 
 class DatasetConfig(_Frozen):
@@ -154,7 +144,10 @@ class RunConfig(_Frozen):
         """Hash of everything that can change a sample's result (not batch size, runner, tracking,
         metrics or paths): two configs with the same key produce the same per-sample results."""
         fields = {"task", "plugins", "generator", "scorer", "bank", "loop", "dataset"}
-        payload = json.dumps(self.model_dump(include=fields), sort_keys=True, default=str)
+        dumped = self.model_dump(include=fields)
+        if dumped["bank"]["generate"] is None:  # added later: unset, it keeps older runs' keys (and resume)
+            del dumped["bank"]["generate"]
+        payload = json.dumps(dumped, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
     def results_dir(self) -> Path:

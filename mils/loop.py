@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from mils.errors import ComponentError, InputError
 from mils.parsing import normalise, parse_candidates
@@ -28,27 +29,19 @@ from mils.seeding import derive_seed
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class LoopOptions:
-    """Everything that shapes the optimisation (paper defaults for image captioning)."""
+class LoopOptions(BaseModel):
+    """Everything that shapes the optimisation (paper defaults for image captioning). The one
+    definition and validation of these settings: the run config's ``loop`` section is this model."""
 
-    steps: int = 10
-    keep: int = 50
-    requested: int = 50
-    exploration: float = 0.0
-    patience: int | None = None
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    steps: int = Field(10, ge=0)
+    keep: int = Field(50, ge=1)
+    requested: int = Field(50, ge=1)
+    exploration: float = Field(0.0, ge=0, lt=1)  # a fraction of the kept slots, explored from below the top
+    patience: int | None = Field(None, ge=1)  # early stop after this many steps without a change
     seed: int = 0
-    max_words: int = 77
-
-    def __post_init__(self) -> None:
-        if self.steps < 0:
-            raise InputError(f"steps must be >= 0, got {self.steps}")
-        if self.keep < 1 or self.requested < 1:
-            raise InputError(f"keep and requested must be >= 1, got keep={self.keep}, requested={self.requested}")
-        if not 0.0 <= self.exploration < 1.0:
-            raise InputError(f"exploration is a fraction of the kept slots in [0, 1), got {self.exploration}")
-        if self.patience is not None and self.patience < 1:
-            raise InputError(f"patience (early stop) must be >= 1 or None, got {self.patience}")
+    max_words: int = Field(77, ge=1)
 
 
 @dataclass(frozen=True)

@@ -11,30 +11,15 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from mils.errors import InputError, MissingInputError
+from mils.sampling import SamplingOptions
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SamplingOptions:
-    temperature: float = 0.5
-    top_p: float = 0.9
-    max_new_tokens: int = 1024
-
-    def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise InputError(f"temperature must be > 0 (greedy decoding repeats itself), got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise InputError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.max_new_tokens < 1:
-            raise InputError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
 
 
 def _gguf_cache_dir(gguf_path: Path, cache_dir: Path) -> Path:
@@ -93,13 +78,13 @@ def resolve_model_dir(model: str, cache_dir: str | Path) -> str:
 class TransformersGenerator:
     """A chat LLM loaded with transformers; ``generate`` is one batched call."""
 
-    def __init__(self, model, tokenizer, sampling: SamplingOptions = SamplingOptions()) -> None:
+    def __init__(self, model, tokenizer, sampling: SamplingOptions | None = None) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.sampling = sampling
+        self.sampling = sampling or SamplingOptions()
         eos = model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos]
         self.eos_ids = sorted({int(e) for e in [*eos, tokenizer.eos_token_id] if e is not None})
@@ -109,7 +94,7 @@ class TransformersGenerator:
         cls,
         model: str,
         cache_dir: str | Path,
-        sampling: SamplingOptions = SamplingOptions(),
+        sampling: SamplingOptions | None = None,
         device: str | None = None,
         dtype: str = "auto",
     ) -> "TransformersGenerator":

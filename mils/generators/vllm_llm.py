@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from mils.errors import require
-from mils.generators.transformers_llm import SamplingOptions
+from mils.sampling import SamplingOptions
 
 
 class VLLMGenerator:

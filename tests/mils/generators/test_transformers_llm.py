@@ -2,8 +2,9 @@
 
 import pytest
 
-from mils.generators.transformers_llm import SamplingOptions, resolve_model_dir
+from mils.generators.transformers_llm import resolve_model_dir
 from mils.prompts import get_template
+from mils.sampling import SamplingOptions
 
 pytestmark = pytest.mark.slow
 
