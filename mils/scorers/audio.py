@@ -6,7 +6,8 @@ choice. Audio is read with soundfile, mixed to mono and resampled to the model's
 
 from __future__ import annotations
 
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -17,6 +18,19 @@ from mils.protocols import Sample
 from mils.registry import register
 from mils.scorers.hf import TransformersTwoTower, projected
 from mils.scorers.weights import weights_digest
+from mils.seeding import derive_seed
+
+
+@contextmanager
+def _seeded_numpy(seed: int) -> Iterator[None]:
+    """CLAP's feature extractor crops audio longer than its window at random ("fusion"), from numpy's
+    global generator: seed it per sample, so a clip always gets the same crops, then restore it."""
+    state = np.random.get_state()
+    np.random.seed(seed % 2**32)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 class ClapScorer(TransformersTwoTower):
@@ -30,7 +44,8 @@ class ClapScorer(TransformersTwoTower):
         out = []
         for sample in samples:
             wave = load_audio(sample.media, self.rate, self.max_seconds)
-            inputs = self.processor(audio=[wave], sampling_rate=self.rate, return_tensors="pt").to(self.device)
+            with _seeded_numpy(derive_seed(0, sample.id, 0, "clap-crops")):
+                inputs = self.processor(audio=[wave], sampling_rate=self.rate, return_tensors="pt").to(self.device)
             features = self.model.get_audio_features(**{k: v for k, v in inputs.items() if k != "input_ids"})
             out.append(torch.nn.functional.normalize(projected(features), dim=-1))
         return torch.cat(out).float().cpu().numpy()
