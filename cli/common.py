@@ -62,15 +62,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def print_table(rows: list[tuple[str, str, float, str, float]]) -> None:
-    headers = ("input", "initial-bank best", "score", "final caption", "score")
-    widths = [max(len(headers[i]), *(len(f"{r[i]:.3f}" if isinstance(r[i], float) else str(r[i])) for r in rows))
-              for i in range(5)] if rows else [len(h) for h in headers]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
-    print(line)
-    print("-" * len(line))
-    for row in rows:
-        cells = [f"{c:.3f}" if isinstance(c, float) else str(c) for c in row]
-        print("  ".join(c.ljust(w) for c, w in zip(cells, widths)))
+    from evaluation.tables import text_table
+
+    print(text_table(("input", "initial-bank best", "score", "final caption", "score"), rows))
 
 
 def read_json_arg(path: str, what: str):

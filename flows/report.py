@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from evaluation.tables import text_table
 from mils.errors import InputError
 
 
@@ -40,7 +41,4 @@ def sweep_report(run_id: str, tracking_uri: str) -> str:
             cells.append(f"{100 * row[f]:.1f} [{100 * row[f + '_ci_low']:.1f}, {100 * row[f + '_ci_high']:.1f}]"
                          if f + "_ci_low" in row else f"{100 * row[f]:.1f}")
         lines.append(cells)
-    widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(header)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)), "-" * (sum(widths) + 2 * len(widths))]
-    out += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)) for cells in lines]
-    return "\n".join(out) + "\n(metrics x100; score/best is the scorer's final best score, mean over samples)"
+    return text_table(header, lines) + "\n(metrics x100; score/best is the scorer's final best score, mean over samples)"

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from evaluation.bootstrap import resample_indices
+from human_eval.protocol import CHOICES
 from mils.errors import InputError, MissingInputError
 
 PAIR_COLUMNS = ("Input.pair_id", "pair_id")
@@ -86,7 +87,7 @@ def read_votes(results_csv: Path, pairs: dict[str, dict[str, Any]]) -> tuple[lis
                 problems.append(f"row {number}: unknown pair id {pid!r}")
             elif not worker:
                 problems.append(f"row {number}: no worker id")
-            elif choice not in ("left", "right"):
+            elif choice not in CHOICES:
                 problems.append(f"row {number}: missing or invalid answer {choice!r} for pair {pid}")
             elif (worker, pid) in seen:
                 problems.append(f"row {number}: duplicate assignment of pair {pid} by worker {worker} (first kept)")

@@ -20,6 +20,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
+from human_eval.protocol import CHOICES
 from mils.errors import MissingInputError
 
 RATER = re.compile(r"^[\w .@-]{1,64}$")
@@ -81,7 +82,7 @@ def create_app(batch_dir: str | Path) -> FastAPI:
         rater = rater_name(body.rater)
         if body.pair_id not in by_id:
             raise HTTPException(404, f"unknown pair {body.pair_id!r}")
-        if body.choice not in ("left", "right"):
+        if body.choice not in CHOICES:
             raise HTTPException(400, "choice must be 'left' or 'right'")
         reasons = sorted({r for r in body.reasons if 0 <= r < MAX_REASONS})
         with _connect(db) as conn:
