@@ -41,7 +41,38 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _side(spec: str, tracking_uri: str):
+    from evaluation.compare import side_from_path
+
+    if Path(spec.partition(":")[0]).exists() or spec.endswith(".json"):
+        return side_from_path(spec)
+    from flows.report import side_from_mlflow  # anything else is taken for an MLflow run id
+
+    return side_from_mlflow(spec, tracking_uri)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from evaluation.compare import compare, references_for
+
+    a, b = _side(args.a, args.tracking_uri), _side(args.b, args.tracking_uri)
+    metrics = args.metrics or list((a.config or b.config).metrics if (a.config or b.config) else ["BLEU", "CIDEr"])
+    result = compare(a, b, references_for(a, b, args.references), metrics, seed=args.seed, resamples=args.resamples)
+    print(result.report())
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    compare = sub.add_parser("compare", help="paired comparison of two runs (or a run and another system's JSON)")
+    compare.add_argument("a", help="baseline: results folder (FOLDER:step0 for its step 0), id -> caption JSON, "
+                                   "or an MLflow run id")
+    compare.add_argument("b", help="the system compared with it, same forms")
+    compare.add_argument("--references", help="JSON id -> [captions] (default: the dataset of a MILS side)")
+    compare.add_argument("--metrics", nargs="+", help="default: the MILS side's configured metrics")
+    compare.add_argument("--tracking-uri", default="sqlite:///mlruns.db")
+    compare.add_argument("--resamples", type=int, default=1000)
+    compare.add_argument("--seed", type=int, default=0)
+    compare.set_defaults(func=cmd_compare)
+
     evaluate = sub.add_parser("eval", help="captioning metrics with bootstrap CIs for a predictions file")
     evaluate.add_argument("--predictions", required=True, help="JSON: id -> caption")
     evaluate.add_argument("--references", required=True, help="JSON: id -> [reference captions]")

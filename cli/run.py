@@ -12,6 +12,7 @@ from cli.common import add_run_options, make_config, print_table
 
 def _print_benchmark(outcome: dict) -> None:
     from evaluation.caption_metrics import format_table
+    from evaluation.paired import gain_table, run_gain
     from mils.results import ResultStore
 
     results = ResultStore(outcome["results_dir"]).results()
@@ -20,10 +21,20 @@ def _print_benchmark(outcome: dict) -> None:
     print_table(rows)
     for sample_id, error in outcome["failed"].items():
         print(f"FAILED {sample_id}: {error}")
+    print("\nbest score by step (0 = initial bank):")
+    for r in results:
+        print(f"  {Path(r.sample_id).name:<22} " + " -> ".join(f"{h.best_score:.3f}" for h in r.history))
     labels = {"step0": "initial-bank best (step 0, retrieval baseline)", "final": "MILS final"}
     for stage, report in outcome["reports"].items():
         print(f"\n{labels.get(stage, stage)}: {len(results)} samples, x100, bootstrap 95% CI")
         print(format_table(report))
+    gain, scores = run_gain(results, outcome["reports"], seed=outcome["seed"])
+    if scores is not None:
+        print("\nMILS's gain over its starting point: paired bootstrap (one resample of the samples scores both)")
+        print(gain_table(gain, scores, names=("step 0", "final")))
+        primary = next((m for m in ("CIDEr", "METEOR", "BLEU-4") if m in gain), None)
+        if primary:
+            print(gain[primary].verdict(primary).replace("B ", "MILS final ", 1))
     print(f"\nresults: {outcome['results_dir']}  ({outcome['shards']['computed']} computed, "
           f"{outcome['shards']['resumed']} resumed, {outcome['seconds']:.0f}s)")
 

@@ -12,6 +12,7 @@ others resample per-sample scores.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import logging
@@ -147,7 +148,20 @@ def _bleu(gts, res, ids, resamples, seed):
     estimates = {f"BLEU-{k + 1}": bootstrap(lambda idx, k=k: stat(idx)[:, k], len(ids), float(corpus[k]), resamples, seed)
                  for k in range(4)}
     columns = {f"BLEU-{k + 1}": np.array(per_sample[k]) for k in range(4)}
+    # the n-gram statistics, so a paired comparison can re-aggregate corpus BLEU on resamples
+    columns.update({"bleu_stat/testlen": testlen, "bleu_stat/reflen": reflen})
+    columns.update({f"bleu_stat/guess{k + 1}": guess[:, k] for k in range(4)})
+    columns.update({f"bleu_stat/correct{k + 1}": correct[:, k] for k in range(4)})
     return estimates, columns
+
+
+def bleu_from_table(table: pd.DataFrame) -> np.ndarray | None:
+    """Corpus BLEU-1..4 of the rows of a per-sample table (None if it has no BLEU statistics)."""
+    if "bleu_stat/testlen" not in table:
+        return None
+    guess = table[[f"bleu_stat/guess{k + 1}" for k in range(4)]].to_numpy().sum(0)
+    correct = table[[f"bleu_stat/correct{k + 1}" for k in range(4)]].to_numpy().sum(0)
+    return _bleu_from_stats(table["bleu_stat/testlen"].sum(), table["bleu_stat/reflen"].sum(), guess, correct)
 
 
 def _scored(metric, gts, res, ids):
@@ -202,6 +216,23 @@ def caption_metrics(
     table = pd.DataFrame(columns, index=pd.Index(ids, name="id"))
     table.insert(0, "prediction", [predictions[i] for i in ids])
     return MetricReport(corpus, table, unavailable)
+
+
+def cached_caption_metrics(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]],
+                           metrics: Sequence[str], seed: int = 0, cache_dir: str | Path | None = None) -> MetricReport:
+    """:func:`caption_metrics`, kept in ``cache_dir`` under a hash of every input, so the same
+    predictions are never scored twice (METEOR alone starts a JVM)."""
+    stem = None
+    if cache_dir is not None:
+        payload = json.dumps([predictions, references, list(metrics), seed], sort_keys=True)
+        stem = Path(cache_dir) / f"metrics-{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
+        if stem.with_suffix(".json").is_file():
+            return MetricReport.load(stem)
+    report = caption_metrics(predictions, references, metrics=list(metrics), seed=seed)
+    if stem is not None:
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        report.save(stem)
+    return report
 
 
 def _spice_metrics(gts, res, ids, mean_metric, columns, spider: bool) -> dict[str, str]:

@@ -117,7 +117,7 @@ def benchmark_flow(config: dict[str, Any]) -> dict[str, Any]:
     (outcome.results_dir / "mlflow.json").write_text(json.dumps({"parent": parent.info.run_id}))
     return {"parent_run_id": parent.info.run_id, "child_run_id": child.info.run_id,
             "results_dir": str(outcome.results_dir), "done": len(outcome.results), "failed": outcome.failures,
-            "reports": outcome.reports, "seconds": outcome.seconds,
+            "reports": outcome.reports, "seconds": outcome.seconds, "seed": config.loop.seed,
             "shards": {"computed": sum(s["computed"] for s in outcome.shard_stats),
                        "resumed": sum(s["resumed"] for s in outcome.shard_stats)}}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from evaluation.tables import text_table
@@ -42,3 +44,29 @@ def sweep_report(run_id: str, tracking_uri: str) -> str:
                          if f + "_ci_low" in row else f"{100 * row[f]:.1f}")
         lines.append(cells)
     return text_table(header, lines) + "\n(metrics x100; score/best is the scorer's final best score, mean over samples)"
+
+
+def side_from_mlflow(run_id: str, tracking_uri: str):
+    """A `mils compare` side from an MLflow run of a config (its results.parquet and config.json)."""
+    import tempfile
+
+    import mlflow
+
+    from evaluation.compare import Side
+    from mils.config import RunConfig
+
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    try:
+        client.get_run(run_id)
+    except Exception as err:  # MLflow raises its own exception types for unknown ids
+        raise InputError(f"no MLflow run {run_id!r} in {tracking_uri}: {err}") from err
+    folder = Path(tempfile.mkdtemp(prefix="mils-compare-"))
+    try:
+        table = pd.read_parquet(client.download_artifacts(run_id, "results.parquet", str(folder)))
+        config = RunConfig.model_validate_json(Path(client.download_artifacts(run_id, "config.json", str(folder)))
+                                               .read_text())
+    except Exception as err:
+        raise InputError(f"MLflow run {run_id} has no results.parquet/config.json: is it a config's (child) run? "
+                         f"({err})") from err
+    return Side(f"MLflow run {run_id}", table["caption"].to_dict(), table["score"].astype(float).to_dict(), config,
+                folder / "metrics")

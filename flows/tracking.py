@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.caption_metrics import MetricReport
+from evaluation.paired import gain_metrics, run_gain
 from mils.config import RunConfig, TrackingConfig
 from mils.loop import SampleResult
 
@@ -135,6 +136,8 @@ def log_config_run(
     metrics = {"samples/done": float(len(results)), "samples/failed": float(len(failures)), **(extra_metrics or {})}
     for stage, report in reports.items():
         metrics.update(metric_values(stage, report))
+    gain, scores = run_gain(results, reports, seed=config.loop.seed)
+    metrics.update(gain_metrics(gain, scores))
     mlflow.log_metrics(metrics)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -148,4 +151,7 @@ def log_config_run(
         (folder / "config.json").write_text(config.model_dump_json(indent=2))
         for stage, report in reports.items():
             (folder / f"metrics_{stage}.json").write_text(json.dumps(report.as_dict(), indent=2))
+        if scores is not None:
+            (folder / "gain.json").write_text(json.dumps({"metrics": {k: d.as_dict() for k, d in gain.items()},
+                                                         "scorer": scores.as_dict()}, indent=2))
         mlflow.log_artifacts(str(folder))

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
 from prefect import get_run_logger, task
 
-from evaluation.caption_metrics import MetricReport, caption_metrics
+from evaluation.caption_metrics import MetricReport, cached_caption_metrics
 from evaluation.datasets import Dataset, load_dataset
 from mils.captioning import ensure_generated_bank, generated_bank_path, import_plugins
 from mils.config import RunConfig
@@ -85,17 +82,7 @@ def metrics_task(predictions: dict[str, str], references: dict[str, list[str]], 
                  seed: int = 0, cache_dir: str | None = None) -> MetricReport:
     """Captioning metrics; with ``cache_dir``, kept there under a hash of every input, so the same
     predictions are never scored twice (METEOR alone starts a JVM)."""
-    stem = None
-    if cache_dir is not None:
-        payload = json.dumps([predictions, references, list(metrics), seed], sort_keys=True)
-        stem = Path(cache_dir) / f"metrics-{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
-        if stem.with_suffix(".json").is_file():
-            return MetricReport.load(stem)
-    report = caption_metrics(predictions, references, metrics=list(metrics), seed=seed)
-    if stem is not None:
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        report.save(stem)
-    return report
+    return cached_caption_metrics(predictions, references, list(metrics), seed, cache_dir)
 
 
 @task(name="generate-bank", retries=2, retry_delay_seconds=30)

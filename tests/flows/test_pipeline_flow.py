@@ -6,7 +6,6 @@ import pytest
 import yaml
 
 from flows.pipeline import pipeline_flow, read_pipeline
-from tasks import captioning as captioning_tasks
 from tasks import models
 from tests.flows.conftest import TARGETS
 
@@ -66,7 +65,7 @@ def test_a_second_run_recomputes_nothing(flow_config, load_counts, monkeypatch):
     def no_metrics(*args, **kwargs):
         raise AssertionError("metrics were recomputed")
 
-    monkeypatch.setattr(captioning_tasks, "caption_metrics", no_metrics)
+    monkeypatch.setattr("evaluation.caption_metrics.caption_metrics", no_metrics)
     second = pipeline_flow(str(path))
     assert load_counts == loads  # no model was loaded again
     stages = second["stages"]

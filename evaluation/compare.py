@@ -1,0 +1,101 @@
+"""`mils compare A B`: two systems on the same samples, paired.
+
+A side is a results folder (its final captions, or ``FOLDER:step0`` for the initial-bank
+retrieval baseline), a JSON file id -> caption from any other system, or (through the CLI) an
+MLflow run's results table. References come from a results folder's dataset (or ``--references``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from evaluation.caption_metrics import MetricReport, cached_caption_metrics
+from evaluation.paired import PairedDelta, ScoreComparison, gain_table, paired_metrics, paired_scores
+from mils.config import RunConfig
+from mils.errors import InputError, MissingInputError
+
+
+@dataclass(frozen=True)
+class Side:
+    name: str
+    predictions: dict[str, str]
+    scores: dict[str, float] | None = None  # the scorer's score per sample, when the side is a MILS run
+    config: RunConfig | None = None
+    cache_dir: Path | None = None  # where its metric reports are cached
+
+
+def side_from_path(spec: str) -> Side:
+    """``FOLDER``, ``FOLDER:step0`` (a results folder) or ``FILE.json`` (id -> caption)."""
+    from mils.results import ResultStore
+
+    path, _, stage = spec.partition(":") if not Path(spec).exists() else (spec, "", "")
+    folder = Path(path)
+    if (folder / "samples").is_dir():
+        if stage not in ("", "final", "step0"):
+            raise InputError(f"{spec}: the stage after ':' is final or step0, not {stage!r}")
+        results = ResultStore(folder).results()
+        if not results:
+            raise InputError(f"results folder {folder} has no finished samples")
+        pick = (lambda r: r.initial) if stage == "step0" else (lambda r: r.history[-1])
+        config_file = folder / "config.json"
+        config = RunConfig.model_validate_json(config_file.read_text()) if config_file.is_file() else None
+        return Side(spec, {r.sample_id: pick(r).best for r in results}, {r.sample_id: pick(r).best_score for r in results},
+                    config, folder / "metrics")
+    if not folder.is_file():
+        raise MissingInputError(f"{spec}: not a results folder (no samples/), a JSON file or an MLflow run id")
+    try:
+        raw = json.loads(folder.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{folder} is not valid JSON: {err}") from err
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise InputError(f"{folder} must map sample id -> caption (a JSON object of strings)")
+    return Side(spec, raw)
+
+
+def references_for(a: Side, b: Side, references: str | None = None) -> dict[str, list[str]]:
+    if references:
+        raw = json.loads(Path(references).read_text(encoding="utf-8"))
+        return {k: [v] if isinstance(v, str) else list(v) for k, v in raw.items()}
+    config = a.config or b.config
+    if config is None:
+        raise InputError("neither side is a MILS run with a dataset: give --references refs.json (id -> captions)")
+    from evaluation.datasets import load_dataset
+
+    data = load_dataset(config.dataset.kind, config.dataset.args, config.dataset.limit, config.dataset.seed)
+    return data.references()
+
+
+@dataclass(frozen=True)
+class Comparison:
+    a: Side
+    b: Side
+    n: int
+    metrics: dict[str, PairedDelta]
+    scores: ScoreComparison | None
+
+    def report(self) -> str:
+        lines = [f"A = {self.a.name}\nB = {self.b.name}\n{self.n} shared samples; metrics x100; paired bootstrap",
+                 gain_table(self.metrics, self.scores)]
+        if self.scores is None:
+            lines.append("(scorer scores: only when both sides are MILS runs with the same scorer)")
+        lines.append("\nverdict: " + "; ".join(d.verdict(name) for name, d in self.metrics.items()
+                                               if name in ("CIDEr", "METEOR", "BLEU-4", "ROUGE_L", "SPICE")))
+        return "\n".join(lines)
+
+
+def compare(a: Side, b: Side, references: dict[str, list[str]], metrics, seed: int = 0,
+            resamples: int = 1000) -> Comparison:
+    shared = sorted(set(a.predictions) & set(b.predictions) & set(references))
+    if not shared:
+        raise InputError(f"{a.name} and {b.name} share no sample id that has references")
+
+    def report(side: Side) -> MetricReport:
+        return cached_caption_metrics({i: side.predictions[i] for i in shared}, {i: references[i] for i in shared},
+                                      list(metrics), seed, side.cache_dir)
+
+    same_scorer = a.config and b.config and a.config.scorer == b.config.scorer
+    scores = (paired_scores(a.scores, b.scores, resamples=resamples, seed=seed)
+              if a.scores and b.scores and same_scorer else None)
+    return Comparison(a, b, len(shared), paired_metrics(report(a), report(b), resamples, seed), scores)

@@ -1,0 +1,56 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from evaluation.bootstrap import Estimate
+from evaluation.caption_metrics import MetricReport, caption_metrics
+from evaluation.paired import gain_metrics, gain_table, paired_metrics, paired_scores
+
+REFS = {"1": ["a cat sits on the mat"], "2": ["a dog runs in the park"], "3": ["two boats on a river"],
+        "4": ["a red car in the street"]}
+
+
+def _report(values: dict[str, float]) -> MetricReport:
+    table = pd.DataFrame({"CIDEr": pd.Series(values)}).rename_axis("id")
+    return MetricReport({"CIDEr": Estimate(float(np.mean(list(values.values()))), 0, 0)}, table)
+
+
+def test_paired_delta_by_hand():
+    a = _report({"1": 0.1, "2": 0.2, "3": 0.3})
+    b = _report({"1": 0.3, "2": 0.4, "3": 0.5, "9": 9.0})  # "9" is not shared: ignored
+    d = paired_metrics(a, b, resamples=200)["CIDEr"]
+    assert d.n == 3 and d.a == pytest.approx(0.2) and d.b == pytest.approx(0.4)
+    # every sample gains exactly 0.2: every resample's delta is 0.2, the interval has no width
+    assert d.delta == pytest.approx(0.2) and d.low == pytest.approx(0.2) and d.high == pytest.approx(0.2)
+    assert d.p_not_better == 0.0 and "B better" in d.verdict("CIDEr")
+
+
+def test_no_difference_is_not_called_a_gain():
+    a = _report({"1": 0.1, "2": 0.5, "3": 0.3, "4": 0.4})
+    b = _report({"1": 0.5, "2": 0.1, "3": 0.3, "4": 0.4})  # as many losses as gains
+    d = paired_metrics(a, b, resamples=500)["CIDEr"]
+    assert d.delta == pytest.approx(0.0) and d.low < 0 < d.high and 0.3 < d.p_not_better < 0.9
+    assert "no clear difference" in d.verdict("CIDEr")
+
+
+def test_bleu_is_paired_on_corpus_statistics():
+    a = caption_metrics({"1": "a cat", "2": "a dog", "3": "boats", "4": "a car"}, REFS, metrics=["BLEU", "CIDEr"],
+                        resamples=10)
+    b = caption_metrics({"1": "a cat sits on the mat", "2": "a dog runs in the park", "3": "two boats on a river",
+                         "4": "a red car"}, REFS, metrics=["BLEU", "CIDEr"], resamples=10)
+    deltas = paired_metrics(a, b, resamples=100)
+    for k in range(1, 5):  # the full-data values are the reports' own corpus BLEU
+        assert deltas[f"BLEU-{k}"].a == pytest.approx(a.corpus[f"BLEU-{k}"].value)
+        assert deltas[f"BLEU-{k}"].b == pytest.approx(b.corpus[f"BLEU-{k}"].value)
+    assert deltas["BLEU-1"].delta > 0 and deltas["CIDEr"].delta > 0
+
+
+def test_scores_win_tie_loss_and_flat_metrics():
+    scores = paired_scores({"1": 0.5, "2": 0.5, "3": 0.7}, {"1": 0.6, "2": 0.5, "3": 0.6})
+    assert (scores.wins, scores.ties, scores.losses) == (1, 1, 1)
+    lower = paired_scores({"1": 0.5}, {"1": 0.4}, higher_is_better=False)
+    assert (lower.wins, lower.losses) == (1, 0)  # a distance that went down is a win
+    flat = gain_metrics({"CIDEr": paired_metrics(_report({"1": 0.1}), _report({"1": 0.2}), resamples=10)["CIDEr"]},
+                        scores)
+    assert {"gain/CIDEr", "gain/CIDEr_ci_low", "gain/CIDEr_p_not_better", "gain/score", "gain/wins"} <= set(flat)
+    assert "1 wins, 1 ties, 1 losses" in gain_table({}, scores)

@@ -1,0 +1,61 @@
+import json
+
+import pytest
+
+from cli.main import main
+from flows.benchmark import run_benchmark
+from mils.config import load_config
+from mils.results import ResultStore
+from tests.flows.conftest import TARGETS
+
+
+@pytest.fixture
+def two_runs(flow_config):
+    path, _ = flow_config()
+    config = load_config(path)
+    first = run_benchmark(config)
+    other = config.model_copy(update={"loop": config.loop.model_copy(update={"seed": 6}), "name": "other"})
+    return first, run_benchmark(other)
+
+
+def test_compare_two_runs_and_a_run_with_its_own_step0(two_runs, capsys):
+    first, second = two_runs
+    assert main(["compare", first["results_dir"], second["results_dir"], "--resamples", "200"]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(TARGETS)} shared samples" in out and "CIDEr" in out and "verdict:" in out
+    assert "wins" in out  # both are MILS runs with the same scorer: per-sample win/tie/loss
+
+    assert main(["compare", first["results_dir"] + ":step0", first["results_dir"]]) == 0
+    out = capsys.readouterr().out
+    # the run's final vs its own step 0 is its gain: never worse on the scorer (the best never drops)
+    assert ", 0 losses" in out
+
+
+def test_compare_a_run_with_another_systems_json_and_an_mlflow_run(two_runs, tmp_path, capsys):
+    first, _ = two_runs
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({r.sample_id: "a photo" for r in ResultStore(first["results_dir"]).results()}))
+    assert main(["compare", str(other), first["results_dir"]]) == 0
+    out = capsys.readouterr().out
+    assert "B better" in out or "no clear difference" in out
+    assert "only when both sides are MILS runs" in out  # a JSON side has no scorer scores
+
+    uri = load_config_uri(first)
+    assert main(["compare", first["child_run_id"], first["results_dir"], "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    assert "+0.0 [+0.0, +0.0]" in out  # the MLflow run holds the same results: no difference at all
+
+
+def load_config_uri(outcome):
+    from pathlib import Path
+
+    from mils.config import RunConfig
+
+    return RunConfig.model_validate_json((Path(outcome["results_dir"]) / "config.json").read_text()).tracking.uri
+
+
+def test_compare_names_bad_sides(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    assert main(["compare", str(bad), str(bad), "--references", str(bad)]) == 2
+    assert "must map sample id -> caption" in capsys.readouterr().err
