@@ -139,6 +139,28 @@ def _sweep_stage(spec: PipelineSpec, config: RunConfig, outcome: BenchmarkOutcom
     return {"cached": False, **summary}
 
 
+def _vs_previous_stage(follows: str, outcome: BenchmarkOutcome, ledger: _Ledger) -> dict[str, Any]:
+    """Compare this run with the run it follows (same pipeline, an earlier date): paired deltas on
+    the same samples, logged as ``vs_previous/...``; a significant drop tags ``mils.regression``."""
+    import mlflow
+
+    from evaluation.compare import compare, references_for, side_from_path
+    from evaluation.paired import gain_metrics
+
+    previous_dir = mlflow.MlflowClient().get_run(follows).data.tags.get("mils.results_dir")
+    if not previous_dir or not (Path(previous_dir) / "samples").is_dir() or not outcome.config.metrics:
+        return {"skipped": f"the previous run's results folder is not here ({previous_dir})"}
+    if ledger.logged("vs_previous", follows):
+        return {"cached": True, "previous": follows}
+    before, now = side_from_path(previous_dir), side_from_path(str(outcome.results_dir))
+    result = compare(before, now, references_for(before, now), outcome.config.metrics, seed=outcome.config.loop.seed)
+    drops = [name for name, d in result.metrics.items() if d.high < 0]
+    mlflow.log_metrics(gain_metrics(result.metrics, result.scores, prefix="vs_previous"))
+    mlflow.set_tags({"mils.regression": str(bool(drops)).lower(), "mils.regression_metrics": ",".join(drops)})
+    ledger.mark("vs_previous", follows)
+    return {"previous": follows, "regression": bool(drops), "dropped": drops, "n": result.n}
+
+
 def _judging_stage(spec: PipelineSpec, outcome: BenchmarkOutcome, parent_run_id: str, ledger: _Ledger) -> dict:
     import mlflow
 
@@ -171,6 +193,8 @@ def pipeline_stages(config_path: str, fresh: bool = False) -> dict[str, Any]:
                          **({"mils.follows": follows} if follows else {})})
         config, stages["bank"] = _bank_stage(config, ledger)
         outcome, stages["optimise"] = _optimise_stage(config, ledger)
+        if follows:
+            stages["vs_previous"] = _vs_previous_stage(follows, outcome, ledger)
         if spec.sweep:
             stages["sweep"] = _sweep_stage(spec, config, outcome, ledger)
         if spec.judging is not None:

@@ -91,6 +91,25 @@ def test_fresh_reruns_get_dated_folders_and_follow_the_previous_run(flow_config)
     client = mlflow.tracking.MlflowClient(raw["tracking"]["uri"])
     assert client.get_run(second["parent_run_id"]).data.tags["mils.follows"] == first["parent_run_id"]
     assert "sweep" not in second["stages"] and "judging" not in second["stages"]
+    assert second["stages"]["vs_previous"]["regression"] is False  # the same results: no drop
+    assert client.get_run(second["parent_run_id"]).data.tags["mils.regression"] == "false"
+
+
+def test_a_significant_drop_against_the_previous_run_is_tagged_a_regression(flow_config):
+    from dataclasses import replace
+
+    from mils.results import ResultStore
+
+    path, raw = _pipeline_yaml(flow_config, sweep=None, judging=False)
+    first = pipeline_flow(str(path), fresh=True)
+    store = ResultStore(first["results_dir"])
+    for r in store.results():  # make the earlier run perfect: its final captions become the references
+        target = TARGETS[int(r.sample_id[1:])]
+        store.write(replace(r, history=[*r.history[:-1], replace(r.history[-1], best=target)]))
+    second = pipeline_flow(str(path), fresh=True)
+    assert second["stages"]["vs_previous"]["regression"] is True and "CIDEr" in second["stages"]["vs_previous"]["dropped"]
+    tags = mlflow.tracking.MlflowClient(raw["tracking"]["uri"]).get_run(second["parent_run_id"]).data.tags
+    assert tags["mils.regression"] == "true" and "CIDEr" in tags["mils.regression_metrics"]
 
 
 def test_judging_against_a_named_baseline_and_skipped_when_nothing_differs(flow_config, tmp_path):
