@@ -35,6 +35,9 @@ def _print_benchmark(outcome: dict) -> None:
         primary = next((m for m in ("CIDEr", "METEOR", "BLEU-4") if m in gain), None)
         if primary:
             print(gain[primary].verdict(primary).replace("B ", "MILS final ", 1))
+    from mils.cost import cost_line, run_cost
+
+    print("\n" + cost_line(run_cost(results, outcome["seconds"], outcome.get("dataset_size"))))
     print(f"\nresults: {outcome['results_dir']}  ({outcome['shards']['computed']} computed, "
           f"{outcome['shards']['resumed']} resumed, {outcome['seconds']:.0f}s)")
 

@@ -41,6 +41,7 @@ class Dataset:
     name: str
     samples: list[EvalSample]
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    total: int | None = None  # the size before a subsample (for cost projections)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -55,7 +56,7 @@ class Dataset:
         if limit < 1:
             raise InputError(f"limit must be >= 1, got {limit}")
         keep = np.sort(np.random.default_rng(seed).choice(len(self.samples), limit, replace=False))
-        return Dataset(self.name, [self.samples[i] for i in keep], self.skipped)
+        return Dataset(self.name, [self.samples[i] for i in keep], self.skipped, total=len(self.samples))
 
 
 def _require_file(path: str | Path, what: str) -> Path:

@@ -107,7 +107,8 @@ def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, dat
                     mlflow.log_params({f"sweep.{k}": str(v) for k, v in point.items()})
                     log_config_run(config, results, outcome.failures, reports,
                                    {"mils.kind": "config", "dataset_hash": dataset_hash(outcome),
-                                    "derived_from_steps": str(outcome.config.loop.steps)})
+                                    "derived_from_steps": str(outcome.config.loop.steps)},
+                                   dataset_size=outcome.dataset_size)
                 rows.append({"point": point, "run_id": child.info.run_id,
                              "final": reports.get("final"), "step0": reports.get("step0")})
         figure = plot_sweep(grid, rows, title)

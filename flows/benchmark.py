@@ -41,6 +41,7 @@ class BenchmarkOutcome:
     results_dir: Path
     seconds: float
     shard_stats: list[dict[str, Any]]
+    dataset_size: int | None = None  # before any subsample: for the cost projection
 
 
 def optimise_config(
@@ -83,7 +84,8 @@ def optimise_config(
             refs = {k: references[k] for k in predictions}
             reports[stage] = metrics_task(predictions, refs, config.metrics, seed=config.loop.seed,
                                           cache_dir=str(results_dir / "metrics"))
-    return BenchmarkOutcome(config, results, failures, reports, results_dir, time.perf_counter() - start, stats)
+    return BenchmarkOutcome(config, results, failures, reports, results_dir, time.perf_counter() - start, stats,
+                            data.total or len(data))
 
 
 def dataset_hash(outcome: BenchmarkOutcome) -> str:
@@ -113,11 +115,12 @@ def benchmark_flow(config: dict[str, Any]) -> dict[str, Any]:
         with mlflow.start_run(run_name=f"{config.name} {config.result_key()}", nested=True) as child:
             log_config_run(config, outcome.results, outcome.failures, outcome.reports,
                            {"mils.kind": "config", "dataset_hash": dataset_hash(outcome)},
-                           {"time/flow_seconds": outcome.seconds})
+                           {"time/flow_seconds": outcome.seconds}, dataset_size=outcome.dataset_size)
     (outcome.results_dir / "mlflow.json").write_text(json.dumps({"parent": parent.info.run_id}))
     return {"parent_run_id": parent.info.run_id, "child_run_id": child.info.run_id,
             "results_dir": str(outcome.results_dir), "done": len(outcome.results), "failed": outcome.failures,
             "reports": outcome.reports, "seconds": outcome.seconds, "seed": config.loop.seed,
+            "dataset_size": outcome.dataset_size,
             "shards": {"computed": sum(s["computed"] for s in outcome.shard_stats),
                        "resumed": sum(s["resumed"] for s in outcome.shard_stats)}}
 

@@ -117,7 +117,7 @@ def _optimise_stage(config: RunConfig, ledger: _Ledger) -> tuple[BenchmarkOutcom
         with mlflow.start_run(run_name=f"{config.name} {config.result_key()}", nested=True):
             log_config_run(config, outcome.results, outcome.failures, outcome.reports,
                            {"mils.kind": "config", "dataset_hash": dataset_hash(outcome)},
-                           {"time/flow_seconds": outcome.seconds})
+                           {"time/flow_seconds": outcome.seconds}, dataset_size=outcome.dataset_size)
         ledger.mark("optimise", key)
     metrics = {stage: {name: est.value for name, est in report.corpus.items()}
                for stage, report in outcome.reports.items()}

@@ -17,6 +17,7 @@ import pandas as pd
 from evaluation.caption_metrics import MetricReport
 from evaluation.paired import gain_metrics, run_gain
 from mils.config import RunConfig, TrackingConfig
+from mils.cost import run_cost, step_costs
 from mils.loop import SampleResult
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -116,6 +117,42 @@ def metric_values(stage: str, report: MetricReport) -> dict[str, float]:
     return out
 
 
+def plot_quality_vs_cost(curves: pd.DataFrame, costs: pd.DataFrame, path: Path, title: str) -> Path | None:
+    """Mean best score at each step against the cumulative LLM tokens and seconds spent to reach it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    spent = costs.reindex(curves["step"]).fillna(0).cumsum()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, column, label in ((axes[0], "generated_tokens", "generated tokens (cumulative)"),
+                              (axes[1], "llm_seconds", "LLM seconds (cumulative)")):
+        ax.plot(spent[column].to_numpy(), curves["score/best"].to_numpy(), marker="o")
+        for x, y, step in zip(spent[column], curves["score/best"], curves["step"]):
+            ax.annotate(str(step), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
+        ax.set_xlabel(label)
+        ax.set_ylabel("mean best score")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{title}: quality vs cost (labels: step)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def log_cost(results: Sequence[SampleResult], wall_seconds: float, dataset_size: int | None) -> dict[str, float]:
+    """The cost ledger into the active run: ``cost/<total>`` once and ``cost/step_<x>`` per step."""
+    import mlflow
+
+    costs = step_costs(results)
+    for step, row in costs.iterrows():
+        mlflow.log_metrics({f"cost/step_{k}": float(v) for k, v in row.items() if pd.notna(v)}, step=int(step))
+    totals = run_cost(results, wall_seconds, dataset_size)
+    mlflow.log_metrics({f"cost/{k}": v for k, v in totals.items() if pd.notna(v)})
+    return totals
+
+
 def log_config_run(
     config: RunConfig,
     results: Sequence[SampleResult],
@@ -123,6 +160,7 @@ def log_config_run(
     reports: dict[str, MetricReport],
     tags: dict[str, str],
     extra_metrics: dict[str, float] | None = None,
+    dataset_size: int | None = None,
 ) -> None:
     """Log one configuration into the active MLflow run: params, tags, per-step curves,
     downstream metrics for step 0 and the final step, and artifacts."""
@@ -139,6 +177,7 @@ def log_config_run(
     gain, scores = run_gain(results, reports, seed=config.loop.seed)
     metrics.update(gain_metrics(gain, scores))
     mlflow.log_metrics(metrics)
+    totals = log_cost(results, (extra_metrics or {}).get("time/flow_seconds", float("nan")), dataset_size)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         table = results_table(results, reports.get("final"))
@@ -148,6 +187,9 @@ def log_config_run(
             pd.Series(failures, name="error").rename_axis("sample_id").to_csv(folder / "failed.csv")
         if len(curves):
             plot_curves(curves, folder / "score_vs_step.png", f"{config.name} ({config.result_key()})")
+            if len(step_costs(results)):
+                plot_quality_vs_cost(curves, step_costs(results), folder / "quality_vs_cost.png", config.name)
+        (folder / "cost.json").write_text(json.dumps(totals, indent=2))
         (folder / "config.json").write_text(config.model_dump_json(indent=2))
         for stage, report in reports.items():
             (folder / f"metrics_{stage}.json").write_text(json.dumps(report.as_dict(), indent=2))

@@ -54,6 +54,26 @@ class StepRecord:
     empty_reply: bool = False
 
 
+@dataclass(frozen=True)
+class StepCost:
+    """What one step cost one sample. A batch's LLM time is shared by generated tokens (equally
+    when the generator does not count tokens); scorer time by candidates scored. Token counts are
+    None for generators that report none."""
+
+    step: int
+    prompt_tokens: int | None
+    generated_tokens: int | None
+    llm_seconds: float
+    candidates_scored: int
+    scorer_seconds: float
+
+
+def _shares(total: float, weights: Sequence[float]) -> list[float]:
+    """``total`` split in proportion to ``weights`` (equally when they are all zero)."""
+    weight = float(sum(weights))
+    return [total * w / weight for w in weights] if weight > 0 else [total / max(len(weights), 1)] * len(weights)
+
+
 Value = float | tuple[float, ...]  # one score, or one per objective (ranked by their sum)
 
 
@@ -72,6 +92,7 @@ class SampleResult:
     stopped_early_at: int | None = None
     raw_replies: list[str] = field(default_factory=list, repr=False)
     media: str | None = None
+    cost: list[StepCost] = field(default_factory=list, repr=False)
 
     @property
     def caption(self) -> str:
@@ -92,7 +113,7 @@ class SampleResult:
 
     def truncated(self, steps: int) -> "SampleResult":
         """This result as a ``steps``-step run would have produced it (the kept set is the final one)."""
-        return replace(self, history=self.history[: steps + 1])
+        return replace(self, history=self.history[: steps + 1], cost=[c for c in self.cost if c.step <= steps])
 
 
 @dataclass
@@ -105,6 +126,7 @@ class _State:
     unchanged: int = 0
     stopped_early_at: int | None = None
     raw_replies: list[str] = field(default_factory=list)
+    cost: list[StepCost] = field(default_factory=list)
 
 
 class PhaseTimer:
@@ -178,6 +200,7 @@ class Optimiser:
     def initial(self, samples: Sequence[Sample]) -> list[_State]:
         """Step 0: embed each sample once and keep the top-K of its initial candidates."""
         states = []
+        start = time.perf_counter()
         if self._two_tower:
             with self.timer("sample_embedding"):
                 sample_emb = np.asarray(self.scorer.embed_samples(samples), np.float32)
@@ -198,8 +221,12 @@ class Optimiser:
             for sample, ts, vs in zip(samples, texts, values):
                 chosen = self._select(np.array([aggregate(v) for v in vs]), sample.id, 0)
                 kept_lists.append([(ts[i], vs[i]) for i in chosen])
+        seconds = (time.perf_counter() - start) / max(len(samples), 1)
+        scored = len(self.bank_texts) if self.initial_texts is None else None
         for sample, kept, emb in zip(samples, kept_lists, sample_emb):
             state = _State(sample, kept, {normalise(t) for t, _ in kept}, emb)
+            n = scored if scored is not None else len(set(self.initial_texts(sample)))
+            state.cost.append(StepCost(0, None, None, 0.0, n, seconds))
             self._record(state, 0, new_unique=len(kept), empty=False)
             states.append(state)
         return states
@@ -233,8 +260,12 @@ class Optimiser:
                                             **(self.prompt_extra(s.sample) if self.prompt_extra else {}))
                        for s in active]
             seeds = [derive_seed(opts.seed, s.sample.id, step, "generate") for s in active]
+        start = time.perf_counter()
         with self.timer("generation"):
             replies = self.generator.generate(prompts, seeds)
+        llm_seconds = time.perf_counter() - start
+        usage = getattr(self.generator, "last_usage", None)
+        usage = usage if usage is not None and len(usage) == len(active) else [None] * len(active)
         if len(replies) != len(active):
             raise ComponentError(f"generator returned {len(replies)} replies for {len(active)} prompts")
         with self.timer("other"):
@@ -245,11 +276,17 @@ class Optimiser:
                 fresh = [t for t in found if normalise(t) not in state.seen]
                 state.seen.update(normalise(t) for t in fresh)
                 new_per_state.append((fresh, not found))
+        start = time.perf_counter()
         with self.timer("candidate_scoring"):
             values = self._score([s.sample for s in active], [s.embedding for s in active],
                                  [fresh for fresh, _ in new_per_state])
+        scorer_seconds = _shares(time.perf_counter() - start, [len(fresh) for fresh, _ in new_per_state])
+        llm_shares = _shares(llm_seconds, [u.generated if u else 0 for u in usage])
         with self.timer("other"):
-            for state, (fresh, empty), new_values in zip(active, new_per_state, values):
+            for n, (state, (fresh, empty), new_values) in enumerate(zip(active, new_per_state, values)):
+                u = usage[n]
+                state.cost.append(StepCost(step, u.prompt if u else None, u.generated if u else None,
+                                           llm_shares[n], len(fresh), scorer_seconds[n]))
                 if empty:
                     log.warning("sample %s step %d: LLM reply had no usable line; keeping the previous top-K",
                                 state.sample.id, step)
@@ -282,6 +319,6 @@ class Optimiser:
                 progress.set_postfix(step=step, best=f"{np.mean([aggregate(s.kept[0][1]) for s in states]):.3f}")
         return [
             SampleResult(s.sample.id, s.history, s.kept, s.stopped_early_at, s.raw_replies,
-                         str(s.sample.media) if isinstance(s.sample.media, (str, Path)) else None)
+                         str(s.sample.media) if isinstance(s.sample.media, (str, Path)) else None, s.cost)
             for s in states
         ]

@@ -32,6 +32,15 @@ class Generator(Protocol):
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]: ...
 
 
+@dataclass(frozen=True)
+class TokenUsage:
+    """Tokens of one reply: what the cost ledger counts (a generator sets ``last_usage`` to one
+    per prompt of its last ``generate`` call; generators that cannot count leave it unset)."""
+
+    prompt: int
+    generated: int
+
+
 @runtime_checkable
 class Scorer(Protocol):
     """A two-tower scorer: samples and texts are embedded separately, then compared.

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from mils.errors import InputError
-from mils.loop import SampleResult, StepRecord
+from mils.loop import SampleResult, StepCost, StepRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: per-step cost records (files of version 0 and 1 read with no cost)
 
 
 def _file_name(sample_id: str) -> str:
@@ -42,6 +42,7 @@ def result_to_dict(result: SampleResult) -> dict[str, Any]:
         "kept": [[t, list(s) if isinstance(s, tuple) else s] for t, s in result.kept],
         "stopped_early_at": result.stopped_early_at,
         "raw_replies": result.raw_replies,
+        "cost": [asdict(c) for c in result.cost],
     }
 
 
@@ -50,18 +51,19 @@ def result_from_dict(raw: Any, source: str | Path = "<memory>") -> SampleResult:
     if not isinstance(raw, dict) or "sample_id" not in raw or "history" not in raw:
         raise InputError(f"{source} is not a MILS sample result (no sample_id/history)")
     version = raw.get("schema", 0)
-    if version not in (0, SCHEMA_VERSION):  # 0: files written before the version field, same layout
+    if version not in (0, 1, SCHEMA_VERSION):  # 0: files written before the version field, same layout
         raise InputError(f"{source} has result schema {version}; this version of the suite reads "
                          f"{SCHEMA_VERSION}: rerun the config, or open it with the suite that wrote it")
     try:
         history = [StepRecord(**h) for h in raw["history"]]
         kept = [(t, tuple(s) if isinstance(s, list) else s) for t, s in raw.get("kept", [])]
+        cost = [StepCost(**c) for c in raw.get("cost", [])]
     except TypeError as err:
         raise InputError(f"{source}: malformed step history: {err}") from err
     if not history:
         raise InputError(f"{source}: empty step history")
     return SampleResult(raw["sample_id"], history, kept, raw.get("stopped_early_at"), raw.get("raw_replies", []),
-                        raw.get("media"))
+                        raw.get("media"), cost)
 
 
 class ResultStore:

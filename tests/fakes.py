@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from evaluation.datasets import Dataset, EvalSample
-from mils.protocols import Sample
+from mils.protocols import Sample, TokenUsage
 from mils.registry import register
 
 WORDS = "cat dog red blue ball grass sofa tree car sky river boat bird house man woman child hat".split()
@@ -79,6 +79,7 @@ class FakeGenerator:
                 rng.shuffle(words)
                 lines.append(f"{i + 1}. {' '.join(words[:5])}")
             replies.append("\n".join(lines))
+        self.last_usage = [TokenUsage(len(p.split()), len(r.split())) for p, r in zip(prompts, replies)]  # words
         return replies
 
 

@@ -17,6 +17,7 @@ from typing import Sequence
 import torch
 
 from mils.errors import InputError, MissingInputError
+from mils.protocols import TokenUsage
 from mils.sampling import SamplingOptions
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,8 @@ class TransformersGenerator:
                 input_ids=tokens[:, None], attention_mask=mask, position_ids=positions,
                 past_key_values=out.past_key_values, use_cache=True,
             )
+        prompt_lengths = enc.attention_mask.sum(-1).tolist()
+        self.last_usage = [TokenUsage(int(n), len(p)) for n, p in zip(prompt_lengths, produced)]
         replies = [self.tokenizer.decode(p, skip_special_tokens=True) for p in produced]
         # a row cut off by max_new_tokens ends in a half-written line: drop that line
         return [r if finished else r.rsplit("\n", 1)[0] if "\n" in r else ""

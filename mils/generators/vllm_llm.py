@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from mils.errors import require
+from mils.protocols import TokenUsage
 from mils.sampling import SamplingOptions
 
 
@@ -29,4 +30,6 @@ class VLLMGenerator:
         ]
         messages = [[{"role": "user", "content": p}] for p in prompts]
         outputs = self.llm.chat(messages, params, use_tqdm=False)
+        self.last_usage = [TokenUsage(len(o.prompt_token_ids or []), len(o.outputs[0].token_ids or []))
+                           for o in outputs]
         return [o.outputs[0].text for o in outputs]

@@ -37,7 +37,13 @@ def test_benchmark_logs_per_step_metrics_and_records_bad_samples(flow_config):
     assert child.data.params["loop.steps"] == "3" and child.data.tags["result_key"] == config.result_key()
     assert "git_revision" in child.data.tags and "version.prefect" in child.data.tags
     artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
-    assert {"results.parquet", "captions.csv", "score_vs_step.png", "failed.csv", "config.json"} <= artifacts
+    assert {"results.parquet", "captions.csv", "score_vs_step.png", "failed.csv", "config.json", "cost.json",
+            "gain.json", "quality_vs_cost.png"} <= artifacts
+    # the cost ledger: totals and per step; the paired gain of final over step 0
+    assert metrics["cost/generated_tokens"] > 0 and metrics["cost/samples"] == len(TARGETS)
+    assert sorted(m.step for m in client.get_metric_history(child.info.run_id, "cost/step_generated_tokens")) == [1, 2, 3]
+    assert {"gain/CIDEr", "gain/CIDEr_ci_low", "gain/score", "gain/wins"} <= set(metrics)
+    assert metrics["gain/losses"] == 0  # the best score never drops
 
 
 def test_killed_run_resumes_to_the_same_results_without_duplicates(flow_config, repo_on_pythonpath, tmp_path):
