@@ -36,6 +36,7 @@ test: setup
 bench: setup
 	$(PY) benchmarks/loop_bench.py
 	$(PY) benchmarks/video_memory.py
+	$(PY) benchmarks/generator_bench.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

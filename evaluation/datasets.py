@@ -239,6 +239,15 @@ def sample_benchmark(directory: str | Path = "outputs/sample_set") -> Dataset:
     return media_folder(directory, REFERENCES)
 
 
+@register("dataset", "sample_heldout")
+def sample_heldout(directory: str | Path = "outputs/heldout_set") -> Dataset:
+    """Six more bundled photos that the demo's settings were not chosen on (no references)."""
+    from evaluation.sample_set import export
+
+    export(directory, heldout=True)
+    return media_folder(directory)
+
+
 def load_dataset(kind: str, args: dict[str, Any], limit: int | None = None, seed: int = 0) -> Dataset:
     """Build the registered dataset ``kind`` (coco_karpathy, coco_captions, msrvtt, clotho,
     drawbench, folder, sample, or a plugin's) from its arguments, then subsample."""
