@@ -132,8 +132,11 @@ def _fake_vllm(monkeypatch):
 
         def chat(self, messages, params, use_tqdm=True):
             requests.append((messages, params))
-            reply = lambda m, p: types.SimpleNamespace(text=f"{m[0]['content'][:12]}|seed={p.seed}")  # noqa: E731
-            return [types.SimpleNamespace(outputs=[reply(m, p)]) for m, p in zip(messages, params)]
+            def output(message, param):  # vLLM's RequestOutput: prompt_token_ids, outputs[0].text/token_ids
+                text = f"{message[0]['content'][:12]}|seed={param.seed}"
+                return types.SimpleNamespace(prompt_token_ids=list(range(len(message[0]["content"].split()))),
+                                             outputs=[types.SimpleNamespace(text=text, token_ids=[1] * len(text))])
+            return [output(m, p) for m, p in zip(messages, params)]
 
     module = types.ModuleType("vllm")
     module.LLM, module.SamplingParams = LLM, SamplingParams
@@ -177,6 +180,7 @@ def test_vllm_requests_carry_the_sampling_settings_and_a_seed_per_prompt(monkeyp
     assert messages == [[{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]]
     assert [(p.temperature, p.top_p, p.max_tokens) for p in params] == [(0.7, 0.8, 64)] * 2
     assert [p.seed for p in params] == [5, (2**40 + 7) % 2**31]  # per-request seeds in vLLM's range
+    assert [u.prompt for u in generator.last_usage] == [1, 1]  # token counts from vLLM's outputs
 
 
 def test_every_registered_component_is_under_contract():
