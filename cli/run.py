@@ -58,12 +58,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if outcome["failed"] else 0
 
 
+# The offline demo's loop, chosen by a measured sweep on the 8 bundled photos (keep 3/5/10 x
+# temperature 0.5/0.8; rule fixed in advance: the largest paired gain in the scorer's score) and
+# confirmed on 6 held-out photos; see the README. The offline and paper profiles are unchanged.
+DEMO_SETTINGS = {"loop": {"keep": 5}, "generator": {"temperature": 0.8}}
+
+
+def demo_config(args: argparse.Namespace):
+    """The demo's run config: the offline profile with DEMO_SETTINGS, on the bundled photos."""
+    from mils.config import RunConfig
+
+    config = make_config(args)
+    if args.profile == "offline" and not args.config:  # flags given by the user still win
+        raw = config.model_dump()
+        raw["loop"]["keep"] = args.keep or DEMO_SETTINGS["loop"]["keep"]
+        raw["generator"]["temperature"] = DEMO_SETTINGS["generator"]["temperature"]
+        config = RunConfig.model_validate(raw)
+    config = config.model_copy(update={"name": "demo"})
+    return config.model_copy(update={"dataset": config.dataset.model_copy(update={"kind": "sample",
+                                                                                  "args": {"directory": args.out}})})
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from flows.benchmark import run_benchmark
 
-    config = make_config(args).model_copy(update={"name": "demo"})
-    config = config.model_copy(update={"dataset": config.dataset.model_copy(update={"kind": "sample",
-                                                                                    "args": {"directory": args.out}})})
+    config = demo_config(args)
     print(f"MILS demo: the {config.profile!r} profile on the bundled sample photos ({args.out}) "
           f"through the Prefect benchmark flow, tracked in MLflow")
     outcome = run_benchmark(config)

@@ -41,3 +41,14 @@ def test_unknown_components_are_user_errors(capsys, tmp_path):
     config.write_text("profile: offline\nscorer: {name: open-clip}\ndataset: {kind: sample}\n")
     assert cli_main.main(["run", str(config)]) == 2
     assert "Did you mean 'open_clip'" in capsys.readouterr().err
+
+
+def test_demo_uses_the_tuned_settings_unless_told_otherwise():
+    from cli.run import DEMO_SETTINGS, demo_config
+
+    parser = cli_main.build_parser()
+    config = demo_config(parser.parse_args(["demo"]))
+    assert config.loop.keep == DEMO_SETTINGS["loop"]["keep"] and config.generator.temperature == 0.8
+    assert config.dataset.kind == "sample" and config.name == "demo"
+    assert demo_config(parser.parse_args(["demo", "--keep", "10"])).loop.keep == 10
+    assert demo_config(parser.parse_args(["demo", "--profile", "paper", "--bank", "b.txt"])).loop.keep == 50
