@@ -29,11 +29,13 @@ class PairedDelta:
     p_not_better: float  # share of resamples with delta <= 0
     n: int
 
-    def verdict(self, name: str, higher_is_better: bool = True) -> str:
+    def verdict(self, name: str, higher_is_better: bool = True, scale: float = 100.0) -> str:
+        """In words: B better / worse (the 95% interval excludes 0) or no clear difference."""
         better = self.low > 0 if higher_is_better else self.high < 0
         worse = self.high < 0 if higher_is_better else self.low > 0
         word = "better" if better else "worse" if worse else "no clear difference"
-        return f"{name}: B {word} ({self.delta:+.4g} [{self.low:+.4g}, {self.high:+.4g}], n={self.n})"
+        d, lo, hi = (scale * x for x in (self.delta, self.low, self.high))
+        return f"{name}: B {word} ({d:+.1f} [{lo:+.1f}, {hi:+.1f}], n={self.n})"
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)

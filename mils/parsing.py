@@ -64,6 +64,8 @@ def _clean_line(line: str) -> tuple[str, bool]:
     had_marker = False
     while True:  # markers and labels can be stacked: "1. **A:** 0.15: text"
         before = line
+        if line.startswith("[") and line.endswith("]"):  # "[4. a palace with a bell tower]"
+            line = line[1:-1].strip()
         line = _SCORE_PREFIX.sub("", line)
         match = _MARKER.match(line)
         if match and match.end() < len(line):

@@ -119,3 +119,5 @@ def test_real_smollm2_replies_leave_no_junk():
 def test_framing_around_a_caption_is_removed():
     reply = "Your image description is a photo of a military hat\nThe image is a close-up of a mushroom."
     assert parse_candidates(reply, prompt=_prompt()) == ["a photo of a military hat", "a close-up of a mushroom"]
+    bracketed = "[4. a photo of a palace with a bell tower]\n[5. 0.61: a palace]"  # real SmolLM2 lines
+    assert parse_candidates(bracketed, prompt=_prompt()) == ["a photo of a palace with a bell tower", "a palace"]
