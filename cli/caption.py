@@ -97,6 +97,14 @@ def cmd_arithmetic(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_t2i_flags(parser: argparse.ArgumentParser) -> None:
+    """The text-to-image models (the t2i command and arithmetic's last stage)."""
+    parser.add_argument("--pipeline", help="diffusers pipeline id or local directory (paper: FLUX.1-schnell)")
+    parser.add_argument("--reward", help="PickScore model id or local directory")
+    parser.add_argument("--reward-processor",
+                        help="its processor (PickScore uses laion/CLIP-ViT-H-14-laion2B-s32B-b79K)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     caption = sub.add_parser("caption", help="caption images, videos or audio files")
     caption.add_argument("paths", nargs="+", help="media files (modality from the extension)")
@@ -108,9 +116,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     t2i = sub.add_parser("t2i", help="text-to-image prompt rewriting (LLM + diffusion + PickScore)")
     t2i.add_argument("prompts", nargs="+")
-    t2i.add_argument("--pipeline", help="diffusers pipeline id or local directory (paper: FLUX.1-schnell)")
-    t2i.add_argument("--reward", help="PickScore model id or local directory")
-    t2i.add_argument("--reward-processor", help="its processor (PickScore uses laion/CLIP-ViT-H-14-laion2B-s32B-b79K)")
+    _add_t2i_flags(t2i)
     t2i.add_argument("--out", default="outputs/t2i")
     add_run_options(t2i)
     t2i.set_defaults(func=cmd_t2i)
@@ -127,9 +133,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     arithmetic.add_argument("image")
     arithmetic.add_argument("audio")
     arithmetic.add_argument("--scorer-model", help="audio scorer (ClapModel id or directory)")
-    arithmetic.add_argument("--pipeline")
-    arithmetic.add_argument("--reward")
-    arithmetic.add_argument("--reward-processor")
+    _add_t2i_flags(arithmetic)
     arithmetic.add_argument("--out", default="outputs/arithmetic")
     add_run_options(arithmetic)
     arithmetic.set_defaults(func=cmd_arithmetic)

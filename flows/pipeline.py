@@ -93,17 +93,17 @@ class _Ledger:
         self.path.write_text(json.dumps(self.data, indent=2))
 
 
-def _bank_stage(config: RunConfig, ledger: _Ledger) -> tuple[RunConfig, dict[str, Any]]:
+def _bank_stage(config: RunConfig, ledger: _Ledger) -> dict[str, Any]:
     import mlflow
 
     if config.bank.generate is None:
-        return config, {"source": config.bank.path or config.bank.builtin}
+        return {"source": config.bank.path or config.bank.builtin}
     bank = generate_bank_task(config)
     if not ledger.logged("bank", bank["path"]):
         mlflow.log_artifact(bank["path"], "bank")
         mlflow.log_artifact(bank["path"] + ".provenance.json", "bank")
         ledger.mark("bank", bank["path"])
-    return config, bank
+    return bank
 
 
 def _optimise_stage(config: RunConfig, ledger: _Ledger) -> tuple[BenchmarkOutcome, dict[str, Any]]:
@@ -191,7 +191,7 @@ def pipeline_stages(config_path: str, fresh: bool = False) -> dict[str, Any]:
         mlflow.set_tags({"mils.kind": "pipeline", "mils.pipeline_key": spec.key(), "mils.config": str(config_path),
                          "mils.results_dir": str(results_dir), "mils.scheduled": str(fresh).lower(),
                          **({"mils.follows": follows} if follows else {})})
-        config, stages["bank"] = _bank_stage(config, ledger)
+        stages["bank"] = _bank_stage(config, ledger)
         outcome, stages["optimise"] = _optimise_stage(config, ledger)
         if follows:
             stages["vs_previous"] = _vs_previous_stage(follows, outcome, ledger)

@@ -141,11 +141,11 @@ def plot_quality_vs_cost(curves: pd.DataFrame, costs: pd.DataFrame, path: Path, 
     return path
 
 
-def log_cost(results: Sequence[SampleResult], wall_seconds: float, dataset_size: int | None) -> dict[str, float]:
+def log_cost(results: Sequence[SampleResult], costs: pd.DataFrame, wall_seconds: float,
+             dataset_size: int | None) -> dict[str, float]:
     """The cost ledger into the active run: ``cost/<total>`` once and ``cost/step_<x>`` per step."""
     import mlflow
 
-    costs = step_costs(results)
     for step, row in costs.iterrows():
         mlflow.log_metrics({f"cost/step_{k}": float(v) for k, v in row.items() if pd.notna(v)}, step=int(step))
     totals = run_cost(results, wall_seconds, dataset_size)
@@ -177,7 +177,8 @@ def log_config_run(
     gain, scores = run_gain(results, reports, seed=config.loop.seed)
     metrics.update(gain_metrics(gain, scores))
     mlflow.log_metrics(metrics)
-    totals = log_cost(results, (extra_metrics or {}).get("time/flow_seconds", float("nan")), dataset_size)
+    costs = step_costs(results)
+    totals = log_cost(results, costs, (extra_metrics or {}).get("time/flow_seconds", float("nan")), dataset_size)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         table = results_table(results, reports.get("final"))
@@ -187,8 +188,8 @@ def log_config_run(
             pd.Series(failures, name="error").rename_axis("sample_id").to_csv(folder / "failed.csv")
         if len(curves):
             plot_curves(curves, folder / "score_vs_step.png", f"{config.name} ({config.result_key()})")
-            if len(step_costs(results)):
-                plot_quality_vs_cost(curves, step_costs(results), folder / "quality_vs_cost.png", config.name)
+            if len(costs):
+                plot_quality_vs_cost(curves, costs, folder / "quality_vs_cost.png", config.name)
         (folder / "cost.json").write_text(json.dumps(totals, indent=2))
         (folder / "config.json").write_text(config.model_dump_json(indent=2))
         for stage, report in reports.items():

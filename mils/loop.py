@@ -212,9 +212,11 @@ class Optimiser:
                 sims = [np.asarray(self.scorer.similarity(e[None], self.bank_emb))[0] for e in sample_emb]
             kept_lists = [[(self.bank_texts[i], float(row[i])) for i in self._select(row, s.id, 0)]
                           for s, row in zip(samples, sims)]
+            scored = [len(self.bank_texts)] * len(samples)
         else:
             texts = [list(dict.fromkeys(self.initial_texts(s) if self.initial_texts else self.bank_texts))
                      for s in samples]
+            scored = [len(ts) for ts in texts]
             with self.timer("bank_scoring"):
                 values = self._score(samples, sample_emb, texts)
             kept_lists = []
@@ -222,10 +224,8 @@ class Optimiser:
                 chosen = self._select(np.array([aggregate(v) for v in vs]), sample.id, 0)
                 kept_lists.append([(ts[i], vs[i]) for i in chosen])
         seconds = (time.perf_counter() - start) / max(len(samples), 1)
-        scored = len(self.bank_texts) if self.initial_texts is None else None
-        for sample, kept, emb in zip(samples, kept_lists, sample_emb):
+        for sample, kept, emb, n in zip(samples, kept_lists, sample_emb, scored):
             state = _State(sample, kept, {normalise(t) for t, _ in kept}, emb)
-            n = scored if scored is not None else len(set(self.initial_texts(sample)))
             state.cost.append(StepCost(0, None, None, 0.0, n, seconds))
             self._record(state, 0, new_unique=len(kept), empty=False)
             states.append(state)
