@@ -15,7 +15,7 @@ import pandas as pd
 
 from mils.loop import SampleResult
 
-COLUMNS = ("prompt_tokens", "generated_tokens", "llm_seconds", "candidates_scored", "scorer_seconds")
+COLUMNS = ("prompt_tokens", "generated_tokens", "llm_seconds", "candidates_scored", "scorer_seconds", "renders")
 
 
 def step_costs(results: Sequence[SampleResult]) -> pd.DataFrame:
@@ -62,6 +62,8 @@ def cost_line(cost: dict[str, float]) -> str:
             f"({cost['generated_tokens_per_second']:.1f}/s), {cost['prompt_tokens']:.0f} prompt tokens; scorer "
             f"{cost['scorer_seconds']:.1f}s for {cost['candidates_scored']:.0f} candidates; peak RSS "
             f"{cost['peak_rss_mb']:.0f} MB")
+    if cost.get("renders", 0) > 0:
+        text += f"; {cost['renders']:.0f} images rendered or edited"
     if "projected_dataset_hours" in cost:
         text += f"; whole dataset: {cost['projected_dataset_hours']:.2f} h at this rate"
     return text

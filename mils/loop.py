@@ -57,8 +57,9 @@ class StepRecord:
 @dataclass(frozen=True)
 class StepCost:
     """What one step cost one sample. A batch's LLM time is shared by generated tokens (equally
-    when the generator does not count tokens); scorer time by candidates scored. Token counts are
-    None for generators that report none."""
+    when the generator does not count tokens); scorer time, and the images a rendering scorer
+    made (text-to-image renders, style edits), by candidates scored. Token counts are None for
+    generators that report none."""
 
     step: int
     prompt_tokens: int | None
@@ -66,6 +67,7 @@ class StepCost:
     llm_seconds: float
     candidates_scored: int
     scorer_seconds: float
+    renders: float = 0.0
 
 
 def _shares(total: float, weights: Sequence[float]) -> list[float]:
@@ -200,7 +202,7 @@ class Optimiser:
     def initial(self, samples: Sequence[Sample]) -> list[_State]:
         """Step 0: embed each sample once and keep the top-K of its initial candidates."""
         states = []
-        start = time.perf_counter()
+        start, made = time.perf_counter(), self._images_made()
         if self._two_tower:
             with self.timer("sample_embedding"):
                 sample_emb = np.asarray(self.scorer.embed_samples(samples), np.float32)
@@ -224,12 +226,17 @@ class Optimiser:
                 chosen = self._select(np.array([aggregate(v) for v in vs]), sample.id, 0)
                 kept_lists.append([(ts[i], vs[i]) for i in chosen])
         seconds = (time.perf_counter() - start) / max(len(samples), 1)
-        for sample, kept, emb, n in zip(samples, kept_lists, sample_emb, scored):
+        renders = _shares(self._images_made() - made, scored)
+        for sample, kept, emb, n, r in zip(samples, kept_lists, sample_emb, scored, renders):
             state = _State(sample, kept, {normalise(t) for t, _ in kept}, emb)
-            state.cost.append(StepCost(0, None, None, 0.0, n, seconds))
+            state.cost.append(StepCost(0, None, None, 0.0, n, seconds, r))
             self._record(state, 0, new_unique=len(kept), empty=False)
             states.append(state)
         return states
+
+    def _images_made(self) -> int:
+        """Images the scorer has rendered or edited so far (0 for scorers that make none)."""
+        return int(getattr(self.scorer, "images_made", 0))
 
     def _score(self, samples: Sequence[Sample], sample_emb, texts: list[list[str]]) -> list[list[Value]]:
         """Scores of each sample's own candidate list."""
@@ -276,17 +283,19 @@ class Optimiser:
                 fresh = [t for t in found if normalise(t) not in state.seen]
                 state.seen.update(normalise(t) for t in fresh)
                 new_per_state.append((fresh, not found))
-        start = time.perf_counter()
+        start, made = time.perf_counter(), self._images_made()
         with self.timer("candidate_scoring"):
             values = self._score([s.sample for s in active], [s.embedding for s in active],
                                  [fresh for fresh, _ in new_per_state])
-        scorer_seconds = _shares(time.perf_counter() - start, [len(fresh) for fresh, _ in new_per_state])
+        counts = [len(fresh) for fresh, _ in new_per_state]
+        scorer_seconds = _shares(time.perf_counter() - start, counts)
+        renders = _shares(self._images_made() - made, counts)
         llm_shares = _shares(llm_seconds, [u.generated if u else 0 for u in usage])
         with self.timer("other"):
             for n, (state, (fresh, empty), new_values) in enumerate(zip(active, new_per_state, values)):
                 u = usage[n]
                 state.cost.append(StepCost(step, u.prompt if u else None, u.generated if u else None,
-                                           llm_shares[n], len(fresh), scorer_seconds[n]))
+                                           llm_shares[n], len(fresh), scorer_seconds[n], renders[n]))
                 if empty:
                     log.warning("sample %s step %d: LLM reply had no usable line; keeping the previous top-K",
                                 state.sample.id, step)

@@ -122,6 +122,11 @@ class StyleTransferScorer:
         self._distances: dict[str, StyleDistance] = {}
         self.edits = 0
 
+    @property
+    def images_made(self) -> int:
+        """Edits so far: the cost ledger's ``renders``."""
+        return self.edits
+
     def _distance(self, sample: Sample) -> StyleDistance:
         if sample.id not in self._distances:
             media = _pair(sample)

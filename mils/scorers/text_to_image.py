@@ -88,6 +88,11 @@ class TextToImageScorer:
     def __init__(self, renderer: Renderer, reward: PickScore) -> None:
         self.renderer, self.reward = renderer, reward
 
+    @property
+    def images_made(self) -> int:
+        """Renders so far: the cost ledger's ``renders``."""
+        return self.renderer.renders
+
     def score(self, samples: Sequence[Sample], candidates: Sequence[Sequence[str]]) -> list[np.ndarray]:
         out = []
         for sample, texts in zip(samples, candidates):

@@ -72,6 +72,9 @@ def test_text_to_image(tmp_path, tiny_sd_dir, tiny_pickscore_dir, fake_generator
         assert json.loads((folder / "result.json").read_text())["best_prompt"] == result["best_prompt"]
         scores = [h["best_score"] for h in result["history"]]
         assert scores == sorted(scores)
+        # the ledger counts renders: step 0 renders the prompt, each step its new candidates
+        assert [c["renders"] for c in result["cost"]] == pytest.approx(
+            [1] + [h["new_unique"] for h in result["history"][1:]])
 
 
 def test_style_transfer(tmp_path, tiny_pix2pix_dir, photo_dir, fake_generator):
@@ -91,6 +94,7 @@ def test_style_transfer(tmp_path, tiny_pix2pix_dir, photo_dir, fake_generator):
     assert (tmp_path / "style" / "step02.png").is_file() and (tmp_path / "style" / "result.json").is_file()
     unique = 4 + sum(h["new_unique"] for h in result["history"][1:])
     assert result["edits_rendered"] == unique  # kept instructions were never edited again
+    assert sum(c["renders"] for c in result["cost"]) == pytest.approx(unique)  # the ledger counts each edit
 
 
 def test_cross_modal_arithmetic(tmp_path, bank_file, tiny_clip_name, tiny_clap_dir, tiny_sd_dir, tiny_pickscore_dir,
