@@ -12,6 +12,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from prefect import flow, get_run_logger
 
 from evaluation.caption_metrics import MetricReport
@@ -79,7 +80,6 @@ def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, dat
     (the pipeline's base config) resumes its folder instead of running again."""
     import mlflow
 
-    from flows.plots import plot_sweep
     from flows.tracking import start_tracking
 
     logger = get_run_logger()
@@ -105,17 +105,54 @@ def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, dat
                            "final": _score(results, references, config, -1, cache)} if results and config.metrics else {}
                 with mlflow.start_run(run_name=config.name, nested=True) as child:
                     mlflow.log_params({f"sweep.{k}": str(v) for k, v in point.items()})
-                    log_config_run(config, results, outcome.failures, reports,
-                                   {"mils.kind": "config", "dataset_hash": dataset_hash(outcome),
-                                    "derived_from_steps": str(outcome.config.loop.steps)},
-                                   dataset_size=outcome.dataset_size)
-                rows.append({"point": point, "run_id": child.info.run_id,
+                    logged = log_config_run(config, results, outcome.failures, reports,
+                                            {"mils.kind": "config", "dataset_hash": dataset_hash(outcome),
+                                             "derived_from_steps": str(outcome.config.loop.steps)},
+                                            dataset_size=outcome.dataset_size)
+                rows.append({"point": point, "run_id": child.info.run_id, "name": config.name, **logged,
                              "final": reports.get("final"), "step0": reports.get("step0")})
-        figure = plot_sweep(grid, rows, title)
-        if figure is not None:
-            mlflow.log_figure(figure, "sweep_comparison.png")
+        log_sweep_summary(grid, rows, title)
     return {"parent_run_id": parent.info.run_id, "variants": len(variants), "optimisation_runs": len(groups),
             "tracking_uri": base.tracking.uri}
+
+
+def comparison_table(grid: dict[str, list[Any]], rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per variant: its swept values, final and step-0 scorer score, the paired gain, the
+    final downstream metrics and what it cost."""
+    out = []
+    for r in rows:
+        curves, metrics, cost = r["curves"], r["metrics"], r["cost"]
+        row = {key: r["point"][key] for key in grid}
+        if len(curves):
+            row.update({"score/step0": float(curves["score/best"].iloc[0]),
+                        "score/final": float(curves["score/best"].iloc[-1])})
+        row.update({k: v for k, v in metrics.items() if k.startswith(("final/", "gain/"))
+                    and not k.endswith(("_ci_low", "_ci_high", "_p_not_better"))})
+        row.update({f"cost/{k}": cost[k] for k in ("generated_tokens", "llm_seconds", "seconds_per_sample")})
+        out.append({**row, "run_id": r["run_id"]})
+    return pd.DataFrame(out)
+
+
+def log_sweep_summary(grid: dict[str, list[Any]], rows: list[dict[str, Any]], title: str) -> None:
+    """Into the active (sweep parent) run: the comparison table, the metric-vs-value plot and
+    every variant's quality-vs-cost curve on shared axes."""
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    from flows.plots import plot_quality_vs_cost, plot_sweep
+
+    if not rows:
+        return
+    mlflow.log_table(comparison_table(grid, rows), "sweep_table.json")
+    figure = plot_sweep(grid, rows, title)
+    if figure is not None:
+        mlflow.log_figure(figure, "sweep_comparison.png")
+        plt.close(figure)
+    runs = {r["name"]: (r["curves"], r["costs"]) for r in rows if len(r["curves"]) and len(r["costs"])}
+    if runs:
+        figure = plot_quality_vs_cost(runs, title)
+        mlflow.log_figure(figure, "quality_vs_cost.png")
+        plt.close(figure)
 
 
 @flow(name="mils-sweep")

@@ -9,13 +9,14 @@ import subprocess
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from evaluation.caption_metrics import MetricReport
 from evaluation.paired import gain_metrics, run_gain
+from flows.plots import plot_quality_vs_cost, save_figure
 from mils.config import RunConfig, TrackingConfig
 from mils.cost import run_cost, step_costs
 from mils.loop import SampleResult
@@ -117,30 +118,6 @@ def metric_values(stage: str, report: MetricReport) -> dict[str, float]:
     return out
 
 
-def plot_quality_vs_cost(curves: pd.DataFrame, costs: pd.DataFrame, path: Path, title: str) -> Path | None:
-    """Mean best score at each step against the cumulative LLM tokens and seconds spent to reach it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    spent = costs.reindex(curves["step"]).fillna(0).cumsum()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for ax, column, label in ((axes[0], "generated_tokens", "generated tokens (cumulative)"),
-                              (axes[1], "llm_seconds", "LLM seconds (cumulative)")):
-        ax.plot(spent[column].to_numpy(), curves["score/best"].to_numpy(), marker="o")
-        for x, y, step in zip(spent[column], curves["score/best"], curves["step"]):
-            ax.annotate(str(step), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
-        ax.set_xlabel(label)
-        ax.set_ylabel("mean best score")
-        ax.grid(alpha=0.3)
-    fig.suptitle(f"{title}: quality vs cost (labels: step)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
 def log_cost(results: Sequence[SampleResult], costs: pd.DataFrame, wall_seconds: float,
              dataset_size: int | None) -> dict[str, float]:
     """The cost ledger into the active run: ``cost/<total>`` once and ``cost/step_<x>`` per step."""
@@ -161,9 +138,10 @@ def log_config_run(
     tags: dict[str, str],
     extra_metrics: dict[str, float] | None = None,
     dataset_size: int | None = None,
-) -> None:
+) -> dict[str, Any]:
     """Log one configuration into the active MLflow run: params, tags, per-step curves,
-    downstream metrics for step 0 and the final step, and artifacts."""
+    downstream metrics for step 0 and the final step, and artifacts. Returns what a sweep's
+    comparison needs: the curves, the step costs and the headline metrics."""
     import mlflow
 
     mlflow.log_params(config.flat())
@@ -189,7 +167,8 @@ def log_config_run(
         if len(curves):
             plot_curves(curves, folder / "score_vs_step.png", f"{config.name} ({config.result_key()})")
             if len(costs):
-                plot_quality_vs_cost(curves, costs, folder / "quality_vs_cost.png", config.name)
+                save_figure(plot_quality_vs_cost({config.name: (curves, costs)}, config.name),
+                            folder / "quality_vs_cost.png")
         (folder / "cost.json").write_text(json.dumps(totals, indent=2))
         (folder / "config.json").write_text(config.model_dump_json(indent=2))
         for stage, report in reports.items():
@@ -198,3 +177,4 @@ def log_config_run(
             (folder / "gain.json").write_text(json.dumps({"metrics": {k: d.as_dict() for k, d in gain.items()},
                                                          "scorer": scores.as_dict()}, indent=2))
         mlflow.log_artifacts(str(folder))
+    return {"curves": curves, "costs": costs, "cost": totals, "metrics": metrics}

@@ -1,4 +1,5 @@
 import mlflow
+import pytest
 import yaml
 
 from flows.ablation import expand_sweep, run_sweep
@@ -27,7 +28,17 @@ def test_sweep_creates_one_child_per_config_and_shares_step_runs(flow_config, tm
         steps = int(child.data.params["loop.steps"])
         history = client.get_metric_history(child.info.run_id, "score/best")
         assert sorted(m.step for m in history) == list(range(steps + 1))
-    assert "sweep_comparison.png" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"sweep_comparison.png", "quality_vs_cost.png", "sweep_table.json"} <= artifacts
+    table = mlflow.load_table("sweep_table.json", run_ids=[outcome["parent_run_id"]])
+    by_id = {c.info.run_id: c for c in children}
+    assert sorted(table["run_id"]) == sorted(by_id)
+    for row in table.to_dict("records"):
+        child = by_id[row["run_id"]]
+        assert (str(row["loop.steps"]), str(row["loop.keep"])) == (child.data.params["sweep.loop.steps"],
+                                                        child.data.params["sweep.loop.keep"])
+        assert row["score/final"] == pytest.approx(child.data.metrics["score/best"])  # the last step's best
+        assert row["cost/generated_tokens"] > 0
 
     report = sweep_report(outcome["parent_run_id"], raw["tracking"]["uri"])
     assert "sweep.loop.steps" in report and "CIDEr [95% CI]" in report and len(report.splitlines()) == 2 + 4 + 1
