@@ -54,6 +54,19 @@ class StepRecord:
     empty_reply: bool = False
 
 
+TRACE_KEPT, TRACE_NEW = 20, 100  # per step, what the viewer keeps of the top-K and of the new candidates
+
+
+@dataclass(frozen=True)
+class StepTrace:
+    """What one step did, for the per-sample viewer: the kept top-K after the step (its first
+    ``TRACE_KEPT``) and the new candidates parsed from the reply with their scores (at most
+    ``TRACE_NEW``; none at step 0, whose candidates are the bank)."""
+
+    kept: list[tuple[str, "Value"]]
+    new: list[tuple[str, "Value"]] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class StepCost:
     """What one step cost one sample. A batch's LLM time is shared by generated tokens (equally
@@ -95,6 +108,7 @@ class SampleResult:
     raw_replies: list[str] = field(default_factory=list, repr=False)
     media: str | None = None
     cost: list[StepCost] = field(default_factory=list, repr=False)
+    trace: list[StepTrace] = field(default_factory=list, repr=False)
 
     @property
     def caption(self) -> str:
@@ -115,7 +129,8 @@ class SampleResult:
 
     def truncated(self, steps: int) -> "SampleResult":
         """This result as a ``steps``-step run would have produced it (the kept set is the final one)."""
-        return replace(self, history=self.history[: steps + 1], cost=[c for c in self.cost if c.step <= steps])
+        return replace(self, history=self.history[: steps + 1], cost=[c for c in self.cost if c.step <= steps],
+                       trace=self.trace[: steps + 1])
 
 
 @dataclass
@@ -129,6 +144,7 @@ class _State:
     stopped_early_at: int | None = None
     raw_replies: list[str] = field(default_factory=list)
     cost: list[StepCost] = field(default_factory=list)
+    trace: list[StepTrace] = field(default_factory=list)
 
 
 class PhaseTimer:
@@ -192,7 +208,9 @@ class Optimiser:
         picked = np.sort(rng.choice(len(rest), size=n_explore, replace=False))
         return top.tolist() + rest[picked].tolist()
 
-    def _record(self, state: _State, step: int, new_unique: int, empty: bool) -> None:
+    def _record(self, state: _State, step: int, new_unique: int, empty: bool,
+                new: Sequence[tuple[str, Value]] = ()) -> None:
+        state.trace.append(StepTrace(state.kept[:TRACE_KEPT], list(new[:TRACE_NEW])))
         # kept[0] is the best ever seen: the top slot is never given to exploration
         best, best_value = state.kept[0]
         scores = [aggregate(v) for _, v in state.kept]
@@ -304,7 +322,7 @@ class Optimiser:
                 pool = state.kept + scored
                 chosen = self._select(np.array([aggregate(v) for _, v in pool]), state.sample.id, step)
                 state.kept = [pool[i] for i in chosen]
-                self._record(state, step, len(fresh), empty)
+                self._record(state, step, len(fresh), empty, scored)
                 state.unchanged = state.unchanged + 1 if {t for t, _ in state.kept} == before else 0
                 if opts.patience is not None and state.unchanged >= opts.patience:
                     state.stopped_early_at = step
@@ -328,6 +346,6 @@ class Optimiser:
                 progress.set_postfix(step=step, best=f"{np.mean([aggregate(s.kept[0][1]) for s in states]):.3f}")
         return [
             SampleResult(s.sample.id, s.history, s.kept, s.stopped_early_at, s.raw_replies,
-                         str(s.sample.media) if isinstance(s.sample.media, (str, Path)) else None, s.cost)
+                         str(s.sample.media) if isinstance(s.sample.media, (str, Path)) else None, s.cost, s.trace)
             for s in states
         ]

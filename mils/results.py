@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from mils.errors import InputError
-from mils.loop import SampleResult, StepCost, StepRecord
+from mils.loop import SampleResult, StepCost, StepRecord, StepTrace, Value
 
-SCHEMA_VERSION = 2  # 2: per-step cost records (files of version 0 and 1 read with no cost)
+SCHEMA_VERSION = 3  # 2: per-step cost records; 3: per-step trace (older files read without them)
 
 
 def _file_name(sample_id: str) -> str:
@@ -39,11 +39,38 @@ def result_to_dict(result: SampleResult) -> dict[str, Any]:
         "caption": result.caption,  # for readers of the raw files; rebuilt from the history
         "score": result.score,
         "history": [asdict(h) for h in result.history],
-        "kept": [[t, list(s) if isinstance(s, tuple) else s] for t, s in result.kept],
+        "kept": [[t, _value(v)] for t, v in result.kept],
         "stopped_early_at": result.stopped_early_at,
         "raw_replies": result.raw_replies,
         "cost": [asdict(c) for c in result.cost],
+        "trace": _pack_trace(result.trace),
     }
+
+
+def _value(v: Value) -> float | list[float]:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _pack_trace(trace: list[StepTrace]) -> dict[str, Any]:
+    """Steps repeat most of their kept texts: each text is stored once, steps refer to it by index."""
+    texts: dict[str, int] = {}
+
+    def pack(pairs):
+        return [[texts.setdefault(t, len(texts)), _value(v)] for t, v in pairs]
+
+    steps = [{"kept": pack(s.kept), "new": pack(s.new)} for s in trace]
+    return {"texts": list(texts), "steps": steps}
+
+
+def _unpack_trace(raw: dict[str, Any] | None) -> list[StepTrace]:
+    if not raw:
+        return []
+    texts = raw["texts"]
+
+    def unpack(pairs):
+        return [(texts[i], tuple(v) if isinstance(v, list) else v) for i, v in pairs]
+
+    return [StepTrace(unpack(s["kept"]), unpack(s["new"])) for s in raw["steps"]]
 
 
 def result_from_dict(raw: Any, source: str | Path = "<memory>") -> SampleResult:
@@ -51,19 +78,20 @@ def result_from_dict(raw: Any, source: str | Path = "<memory>") -> SampleResult:
     if not isinstance(raw, dict) or "sample_id" not in raw or "history" not in raw:
         raise InputError(f"{source} is not a MILS sample result (no sample_id/history)")
     version = raw.get("schema", 0)
-    if version not in (0, 1, SCHEMA_VERSION):  # 0: files written before the version field, same layout
+    if version not in (0, 1, 2, SCHEMA_VERSION):  # 0: files written before the version field, same layout
         raise InputError(f"{source} has result schema {version}; this version of the suite reads "
                          f"{SCHEMA_VERSION}: rerun the config, or open it with the suite that wrote it")
     try:
         history = [StepRecord(**h) for h in raw["history"]]
         kept = [(t, tuple(s) if isinstance(s, list) else s) for t, s in raw.get("kept", [])]
         cost = [StepCost(**c) for c in raw.get("cost", [])]
-    except TypeError as err:
+        trace = _unpack_trace(raw.get("trace"))
+    except (TypeError, KeyError, IndexError) as err:
         raise InputError(f"{source}: malformed step history: {err}") from err
     if not history:
         raise InputError(f"{source}: empty step history")
     return SampleResult(raw["sample_id"], history, kept, raw.get("stopped_early_at"), raw.get("raw_replies", []),
-                        raw.get("media"), cost)
+                        raw.get("media"), cost, trace)
 
 
 class ResultStore:

@@ -45,3 +45,26 @@ def test_a_corrupt_or_foreign_result_file_is_named(tmp_path):
     path.write_text(json.dumps({"id": "a", "caption": "a cat"}))
     with pytest.raises(ValueError, match=f"{path.name} is not a MILS sample result"):
         store.results()
+
+
+def test_trace_is_stored_with_each_text_once_and_old_files_open_without_it(fake_generator, fake_scorer, fake_bank,
+                                                                          text_samples):
+    from tests.mils.test_loop import make_optimiser
+
+    results = make_optimiser(fake_generator, fake_scorer, fake_bank, steps=3, keep=4, requested=5).run(text_samples)
+    for r in results:
+        assert len(r.trace) == 4 and r.trace[0].new == []
+        for record, trace in zip(r.history, r.trace):
+            assert trace.kept[0] == (record.best, record.best_score)  # the step's best heads its kept set
+            assert len(trace.kept) == 4
+        assert [len(t.new) for t in r.trace[1:]] == [h.new_unique for h in r.history[1:]]
+        raw = json.loads(json.dumps(result_to_dict(r)))
+        texts = raw["trace"]["texts"]
+        assert len(texts) == len(set(texts)) < sum(len(s["kept"]) + len(s["new"]) for s in raw["trace"]["steps"])
+        assert result_from_dict(raw) == r
+        assert result_from_dict(raw).truncated(1).trace == r.trace[:2]
+        old = {k: v for k, v in raw.items() if k != "trace"} | {"schema": 2}
+        assert result_from_dict(old).trace == [] and result_from_dict(old).history == r.history
+    broken = {**raw, "trace": {"texts": [], "steps": [{"kept": [[3, 0.5]], "new": []}]}}
+    with pytest.raises(ValueError, match="malformed"):
+        result_from_dict(broken, "x.json")
