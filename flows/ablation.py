@@ -107,6 +107,7 @@ def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, dat
                     mlflow.log_params({f"sweep.{k}": str(v) for k, v in point.items()})
                     logged = log_config_run(config, results, outcome.failures, reports,
                                             {"mils.kind": "config", "dataset_hash": dataset_hash(outcome),
+                                             "mils.results_dir": str(outcome.results_dir),
                                              "derived_from_steps": str(outcome.config.loop.steps)},
                                             dataset_size=outcome.dataset_size)
                 rows.append({"point": point, "run_id": child.info.run_id, "name": config.name, **logged,

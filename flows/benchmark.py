@@ -114,7 +114,8 @@ def benchmark_flow(config: dict[str, Any]) -> dict[str, Any]:
         mlflow.set_tag("mils.kind", "benchmark")
         with mlflow.start_run(run_name=f"{config.name} {config.result_key()}", nested=True) as child:
             log_config_run(config, outcome.results, outcome.failures, outcome.reports,
-                           {"mils.kind": "config", "dataset_hash": dataset_hash(outcome)},
+                           {"mils.kind": "config", "dataset_hash": dataset_hash(outcome),
+                            "mils.results_dir": str(outcome.results_dir)},
                            {"time/flow_seconds": outcome.seconds}, dataset_size=outcome.dataset_size)
     (outcome.results_dir / "mlflow.json").write_text(json.dumps({"parent": parent.info.run_id}))
     return {"parent_run_id": parent.info.run_id, "child_run_id": child.info.run_id,

@@ -116,7 +116,8 @@ def _optimise_stage(config: RunConfig, ledger: _Ledger) -> tuple[BenchmarkOutcom
     if not ledger.logged("optimise", key):
         with mlflow.start_run(run_name=f"{config.name} {config.result_key()}", nested=True):
             log_config_run(config, outcome.results, outcome.failures, outcome.reports,
-                           {"mils.kind": "config", "dataset_hash": dataset_hash(outcome)},
+                           {"mils.kind": "config", "dataset_hash": dataset_hash(outcome),
+                            "mils.results_dir": str(outcome.results_dir)},
                            {"time/flow_seconds": outcome.seconds}, dataset_size=outcome.dataset_size)
         ledger.mark("optimise", key)
     metrics = {stage: {name: est.value for name, est in report.corpus.items()}

@@ -40,6 +40,7 @@ _SPECIAL_TOKENS = re.compile(r"<\|[^|>]*\|>|</?s>|<pad>")
 # junk that small models write in place of candidates (dropped whole, never cleaned into one)
 _BRACKETED_SCORE = re.compile(r"^\s*[\[(]\s*(?:\d*\.\d+|[01])\s*[:,]")  # [0.286: Photo taken ...]
 _LETTER_LABEL = re.compile(r"^\s*\**[A-H][.)]\s")  # multiple-choice options: "A. Black and white photo"
+_SCORE_LINE = re.compile(r"^\s*\**score\**\s*[:=]", re.I)  # "- Score: 0.5 because ...": about a score
 _META = re.compile(
     r"\bscores?\b\s*(?:is|was|of|=|:|\d)|\bwhich means\b|^high(?:er)? scores?\b|\bhigher scores?\b|\bthe (?:image |audio |video )?"
     r"descriptions? (?:is|are|above|below)\b|\bcharacteri[sz]es? the\b|\bmaximi[sz]e (?:the|your|its) scores?\b"
@@ -95,9 +96,10 @@ def _usable(text: str, max_words: int) -> bool:
 
 
 def _junk(raw: str) -> bool:
-    """Lines that are not candidates even after cleaning: bracketed scored echoes and lettered options."""
+    """Lines that are not candidates even after cleaning: bracketed scored echoes, lettered options
+    and lines labelled as a score."""
     line = _MARKER.sub("", raw, count=1) if _MARKER.match(raw) and not _LETTER_LABEL.match(raw) else raw
-    return bool(_BRACKETED_SCORE.match(line) or _LETTER_LABEL.match(line))
+    return bool(_BRACKETED_SCORE.match(line) or _LETTER_LABEL.match(line) or _SCORE_LINE.match(line))
 
 
 def prompt_lines(prompt: str) -> set[str]:
@@ -131,4 +133,19 @@ def parse_candidates(
         if key and key not in seen:
             seen.add(key)
             out.append(text)
+    return out
+
+
+def annotate_reply(reply: str, new: Iterable[str]) -> list[tuple[str, bool]]:
+    """Each non-blank line of a raw reply and whether it became one of ``new`` (the step's new
+    candidates, as the loop parsed them); every other line was dropped: not a candidate, an echo,
+    or a repeat of one already seen. For the viewer, which shows the reply as the LLM wrote it."""
+    fresh = {normalise(t) for t in new}
+    out = []
+    for raw in reply.splitlines():
+        if not raw.strip():
+            continue
+        key = "" if _junk(raw) else normalise(_clean_line(raw)[0])
+        out.append((raw, key in fresh))
+        fresh.discard(key)  # a candidate written twice was parsed once
     return out

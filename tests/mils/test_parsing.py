@@ -1,6 +1,6 @@
 import pytest
 
-from mils.parsing import normalise, parse_candidates
+from mils.parsing import annotate_reply, normalise, parse_candidates
 
 # Replies in the shapes SmolLM2 and Llama actually produce for the MILS prompt.
 MESSY = """Here are 8 new short image descriptions:
@@ -121,3 +121,14 @@ def test_framing_around_a_caption_is_removed():
     assert parse_candidates(reply, prompt=_prompt()) == ["a photo of a military hat", "a close-up of a mushroom"]
     bracketed = "[4. a photo of a palace with a bell tower]\n[5. 0.61: a palace]"  # real SmolLM2 lines
     assert parse_candidates(bracketed, prompt=_prompt()) == ["a photo of a palace with a bell tower", "a palace"]
+
+
+def test_annotated_reply_marks_exactly_the_parsed_lines():
+    reply = ("Here are new descriptions:\n\n1. **A cat on a sofa.**\n2. a dog in a park\n"
+             "3. A cat on a sofa\n- Score: 0.5 explains why\n4. a dog in a park")
+    parsed = parse_candidates(reply)
+    lines = annotate_reply(reply, parsed)
+    assert [line for line, _ in lines] == [line for line in reply.splitlines() if line.strip()]
+    assert [kept for _, kept in lines] == [False, True, True, False, False, False]
+    assert sum(kept for _, kept in lines) == len(parsed)
+    assert annotate_reply(reply, []) == [(line, False) for line, _ in lines]  # nothing new: all dropped
