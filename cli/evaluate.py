@@ -1,4 +1,5 @@
-"""`mils eval`: captioning metrics with bootstrap CIs for a predictions file."""
+"""`mils eval` (metrics with bootstrap CIs for a predictions file), `mils compare` (two runs,
+paired) and `mils view` (one run, sample by sample, in the browser)."""
 
 from __future__ import annotations
 
@@ -61,7 +62,31 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_view(args: argparse.Namespace) -> int:
+    from evaluation.viewer import RunIndex, create_app
+
+    folder = Path(args.run)
+    if not folder.exists():
+        from flows.report import results_dir_from_mlflow  # anything else is taken for an MLflow run id
+
+        folder = results_dir_from_mlflow(args.run, args.tracking_uri)
+    index = RunIndex(folder)
+    import uvicorn
+
+    print(f"{len(index.rows)} samples of {index.folder}: http://{args.host}:{args.port}/  (Ctrl-C stops)")
+    uvicorn.run(create_app(index), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    view = sub.add_parser("view", help="browse one run sample by sample: scores by step, kept sets, raw replies")
+    view.add_argument("run", help="a results folder (a benchmark's or a pipeline's), a `mils t2i`/`mils style` "
+                                  "output folder, or an MLflow run id")
+    view.add_argument("--host", default="127.0.0.1")
+    view.add_argument("--port", type=int, default=8766)
+    view.add_argument("--tracking-uri", default="sqlite:///mlruns.db")
+    view.set_defaults(func=cmd_view)
+
     compare = sub.add_parser("compare", help="paired comparison of two runs (or a run and another system's JSON)")
     compare.add_argument("a", help="baseline: results folder (FOLDER:step0 for its step 0), id -> caption JSON, "
                                    "or an MLflow run id")

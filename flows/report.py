@@ -70,3 +70,24 @@ def side_from_mlflow(run_id: str, tracking_uri: str):
                          f"({err})") from err
     return Side(f"MLflow run {run_id}", table["caption"].to_dict(), table["score"].astype(float).to_dict(), config,
                 folder / "metrics")
+
+
+def results_dir_from_mlflow(run_id: str, tracking_uri: str) -> Path:
+    """The results folder of an MLflow run: its ``mils.results_dir`` tag, or its parent's."""
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    try:
+        run = client.get_run(run_id)
+    except Exception as err:  # MLflow raises its own exception types for unknown ids
+        raise InputError(f"no MLflow run {run_id!r} in {tracking_uri}: {err}") from err
+    tags = run.data.tags
+    folder = tags.get("mils.results_dir")
+    if folder is None and "mlflow.parentRunId" in tags:
+        folder = client.get_run(tags["mlflow.parentRunId"]).data.tags.get("mils.results_dir")
+    if folder is None:
+        raise InputError(f"MLflow run {run_id} names no results folder (tag mils.results_dir): open a config's "
+                         "or a pipeline's run, or pass the results folder itself")
+    if not Path(folder).is_dir():
+        raise InputError(f"MLflow run {run_id}'s results folder {folder} is not on this machine")
+    return Path(folder)

@@ -121,9 +121,13 @@ class ResultStore:
                 raise InputError(f"corrupt result file {path}: {err}; delete it to recompute that sample") from err
         return records
 
+    def files(self) -> list[tuple[Path, SampleResult]]:
+        """Every finished sample with the file it is stored in."""
+        return [(path, result_from_dict(raw, path)) for path, raw in self._read("samples")]
+
     def results(self, order: Iterable[str] | None = None) -> list[SampleResult]:
         """Finished samples, in ``order`` (sample ids) when given, else by id."""
-        records = {r.sample_id: r for r in (result_from_dict(raw, path) for path, raw in self._read("samples"))}
+        records = {r.sample_id: r for _, r in self.files()}
         ids = [i for i in order if i in records] if order is not None else sorted(records)
         return [records[i] for i in ids]
 

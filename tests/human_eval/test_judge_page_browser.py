@@ -1,51 +1,30 @@
 """Headless Chromium drives the local judging page: answer three pairs, reload, export, ingest."""
 
-import os
-import shutil
-import socket
-import threading
-import time
 import urllib.request
 
 import pytest
 
 from human_eval.ingest import ingest
 from human_eval.server import create_app
+from tests.browser import launch_chromium, served
 
 pytestmark = pytest.mark.slow
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture
 def server(caption_batch):
-    import uvicorn
-
     out, manifest = caption_batch
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(out), host="127.0.0.1", port=port, log_level="warning")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not instance.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", out, manifest
-    instance.should_exit = True
-    thread.join(timeout=10)
+    with served(create_app(out)) as url:
+        yield url, out, manifest
 
 
 def test_rater_answers_three_pairs_reloads_and_the_export_ingests(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    assert os.path.exists(CHROMIUM), "Debian's chromium is needed: apt-get install chromium (make setup does)"
     url, batch, manifest = server
     total = len(manifest["pairs"])
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run", "--disable-sync"])
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1100, "height": 900})
         page.goto(url)
         page.fill("#name", "carol")

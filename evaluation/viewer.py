@@ -1,0 +1,248 @@
+"""`mils view RESULTS`: a local page that shows what the loop did to each sample.
+
+The sample table (step-0 score, final score, Δ, empty replies, failures; sorted, filtered and
+paged on the server, so a 5,000-sample run sends one page at a time) and, per sample, the media,
+the score by step, the best text and the kept top-K at every step, and the raw LLM replies with
+the lines that became candidates marked. Texts are sent as data and shown as text. Media are
+served only as the file a sample's result names, or from inside the results folder (text-to-image
+and style runs keep the best image of every step there); a client never names a path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import mimetypes
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import FileResponse, HTMLResponse
+
+from mils.errors import InputError, MissingInputError
+from mils.loop import SampleResult
+from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, modality_of
+from mils.parsing import annotate_reply
+from mils.results import ResultStore, result_from_dict
+
+PAGE_SIZE_MAX = 500
+SORTS = ("id", "step0", "final", "delta", "gain")  # "gain": the improvement, whichever way the scorer points
+FILTERS = ("all", "no_gain", "gain", "failed", "empty")
+
+
+@dataclass
+class Row:
+    sample_id: str
+    step0: float | None = None
+    final: float | None = None
+    steps: int = 0
+    empty_replies: int = 0
+    caption: str = ""
+    error: str | None = None
+    path: Path | None = None  # the sample's result file (read again when the sample is opened)
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.final is None else self.final - self.step0
+
+    def as_dict(self, lower_is_better: bool) -> dict[str, Any]:
+        gain = None if self.delta is None else (-self.delta if lower_is_better else self.delta)
+        return {"sample_id": self.sample_id, "step0": self.step0, "final": self.final, "delta": self.delta,
+                "gain": gain, "steps": self.steps, "empty_replies": self.empty_replies, "caption": self.caption,
+                "error": self.error}
+
+
+class RunIndex:
+    """The summary row of every sample of one run, built once; a sample's full record is read
+    from its file when it is opened. A run is a results folder (``samples/``, ``failed/``) or the
+    output of `mils t2i` / `mils style` (``result.json`` beside its step images, or one such
+    folder per prompt)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder).resolve()
+        self.rows: dict[str, Row] = {}
+        self.step_images: dict[str, list[Path]] = {}
+        for path, result in _run_files(self.folder):
+            self.rows[result.sample_id] = Row(
+                result.sample_id, result.initial.best_score, result.score, len(result.history) - 1,
+                sum(h.empty_reply for h in result.history), result.caption, path=path)
+            if path.name == "result.json":  # an image task's folder: its step images lie beside it
+                self.step_images[result.sample_id] = sorted(path.parent.glob("step*.png"))
+        if (self.folder / "failed").is_dir():
+            for sample_id, error in ResultStore(self.folder).failures().items():
+                self.rows.setdefault(sample_id, Row(sample_id, error=error))
+        # best-ever scores never get worse: a sample whose final is below its start was minimised
+        self.lower_is_better = any(r.final is not None and r.final < r.step0 for r in self.rows.values())
+        config = self.folder / "config.json"
+        self.config = json.loads(config.read_text()) if config.is_file() else {}
+
+    def page(self, sort: str = "id", descending: bool = False, filter: str = "all", offset: int = 0,
+             limit: int = 50) -> dict[str, Any]:
+        if sort not in SORTS or filter not in FILTERS:
+            raise InputError(f"sort is one of {SORTS}, filter one of {FILTERS}")
+        rows = [r.as_dict(self.lower_is_better) for r in self.rows.values()]
+        keep = {"all": lambda r: True, "failed": lambda r: r["error"] is not None,
+                "empty": lambda r: r["empty_replies"] > 0,
+                "no_gain": lambda r: r["gain"] is not None and r["gain"] <= 0,
+                "gain": lambda r: r["gain"] is not None and r["gain"] > 0}[filter]
+        rows = [r for r in rows if keep(r)]
+        key = "sample_id" if sort == "id" else sort
+        missing = [r for r in rows if r[key] is None]  # failed samples have no scores: always last
+        rows = sorted((r for r in rows if r[key] is not None), key=lambda r: r[key], reverse=descending) + missing
+        limit = max(1, min(limit, PAGE_SIZE_MAX))
+        return {"total": len(rows), "offset": offset, "rows": rows[offset : offset + limit],
+                "lower_is_better": self.lower_is_better, "samples": len(self.rows),
+                "failed": sum(r.error is not None for r in self.rows.values()), "name": self.config.get("name", ""),
+                "task": self.config.get("task", "")}
+
+    def result(self, sample_id: str) -> SampleResult:
+        row = self.rows.get(sample_id)
+        if row is None:
+            raise KeyError(sample_id)
+        if row.path is None:
+            raise InputError(f"sample {sample_id} failed: {row.error}")
+        return result_from_dict(json.loads(row.path.read_text()), row.path)
+
+    def detail(self, sample_id: str) -> dict[str, Any]:
+        """Everything the sample page shows (texts as plain strings; the page never parses them as HTML)."""
+        r = self.result(sample_id)
+        steps = []
+        for n, record in enumerate(r.history):
+            trace = r.trace[n] if n < len(r.trace) else None
+            new = [t for t, _ in trace.new] if trace else []
+            reply = r.raw_replies[n - 1] if 0 < n <= len(r.raw_replies) else None
+            steps.append({
+                "step": record.step, "best": record.best, "best_score": record.best_score,
+                "mean_topk": record.mean_topk, "new_unique": record.new_unique, "empty_reply": record.empty_reply,
+                "kept": [[t, _number(v)] for t, v in trace.kept] if trace else None,
+                "new": [[t, _number(v)] for t, v in trace.new] if trace else None,
+                "reply": [{"line": line, "parsed": parsed} for line, parsed in annotate_reply(reply, new)]
+                if reply is not None else None,
+            })
+        return {"sample_id": r.sample_id, "media": self._media(r), "steps": steps,
+                "stopped_early_at": r.stopped_early_at, "lower_is_better": self.lower_is_better,
+                "final_kept": [[t, _number(v)] for t, v in r.kept]}
+
+    def _media(self, r: SampleResult) -> dict[str, Any]:
+        kind = modality_of(r.media) if r.media and Path(r.media).suffix.lower() in KNOWN_MEDIA else None
+        return {"kind": kind, "url": f"/media/{quote(r.sample_id, safe='')}" if kind else None,
+                "steps": [f"/files/{p.relative_to(self.folder).as_posix()}"
+                          for p in self.step_images.get(r.sample_id, [])]}
+
+    def media_file(self, sample_id: str) -> Path:
+        """The file a sample's result names (a client never chooses the path)."""
+        media = self.result(sample_id).media
+        if not media or not Path(media).is_file():
+            raise KeyError(sample_id)
+        return Path(media)
+
+    def run_file(self, relative: str) -> Path:
+        """A file inside the results folder, refusing anything that resolves outside it."""
+        path = (self.folder / relative).resolve()
+        if not path.is_relative_to(self.folder) or not path.is_file() or path.suffix.lower() not in MEDIA_SUFFIXES:
+            raise KeyError(relative)
+        return path
+
+
+MEDIA_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
+KNOWN_MEDIA = IMAGE_EXTS | VIDEO_EXTS | AUDIO_EXTS
+
+
+def _run_files(folder: Path) -> list[tuple[Path, SampleResult]]:
+    if (folder / "samples").is_dir():
+        return ResultStore(folder).files()
+    files = [folder / "result.json"] if (folder / "result.json").is_file() else sorted(folder.glob("*/result.json"))
+    if not files:
+        raise MissingInputError(f"{folder} is not a run: no samples/ (a results folder) and no result.json "
+                                "(a `mils t2i` or `mils style` output)")
+    out = []
+    for path in files:
+        try:
+            raw = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise InputError(f"corrupt result file {path}: {err}") from err
+        out.append((path, result_from_dict(raw, path)))
+    return out
+
+
+def _number(value) -> float | list[float]:
+    return [float(v) for v in value] if isinstance(value, tuple) else float(value)
+
+
+def frame_strip(path: Path, frames: int = 6):
+    """A video's frames side by side (one PNG), for the sample page."""
+    import io
+
+    from PIL import Image
+
+    from mils.media import sample_frames
+
+    images = [f.convert("RGB") for f in sample_frames(path, frames)]
+    height = 120
+    scaled = [im.resize((max(1, round(im.width * height / im.height)), height)) for im in images]
+    strip = Image.new("RGB", (sum(im.width for im in scaled), height), "white")
+    x = 0
+    for im in scaled:
+        strip.paste(im, (x, 0))
+        x += im.width
+    buffer = io.BytesIO()
+    strip.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def create_app(index: RunIndex) -> FastAPI:
+    from fastapi import Response
+
+    app = FastAPI(title=f"MILS run viewer: {index.folder.name}")
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return (Path(__file__).with_name("viewer.html")).read_text()
+
+    @app.get("/api/samples")
+    def samples(sort: str = "id", desc: bool = False, filter: str = "all", offset: int = 0, limit: int = 50) -> dict:
+        try:
+            return _finite(index.page(sort, desc, filter, max(0, offset), limit))
+        except InputError as err:
+            raise HTTPException(400, str(err)) from err
+
+    @app.get("/api/sample")
+    def sample(id: str) -> dict:
+        try:
+            return _finite(index.detail(id))
+        except KeyError as err:
+            raise HTTPException(404, f"no sample {id!r} in this run") from err
+        except InputError as err:
+            raise HTTPException(409, str(err)) from err
+
+    @app.get("/media/{sample_id}")
+    def media(sample_id: str) -> Response:
+        try:
+            path = index.media_file(sample_id)
+        except (KeyError, InputError) as err:
+            raise HTTPException(404, "no media for this sample") from err
+        if modality_of(path) == "video":
+            return Response(frame_strip(path), media_type="image/png")
+        return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0])
+
+    @app.get("/files/{relative:path}")
+    def files(relative: str) -> FileResponse:
+        try:
+            return FileResponse(index.run_file(relative))
+        except KeyError as err:
+            raise HTTPException(404, "no such image in this results folder") from err
+
+    return app
+
+
+def _finite(value):
+    """JSON has no NaN: send null instead."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

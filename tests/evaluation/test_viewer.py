@@ -1,0 +1,130 @@
+"""`mils view`: the run index and its API, then headless Chromium drives the page."""
+
+import dataclasses
+import json
+
+import pytest
+
+from evaluation.viewer import RunIndex, create_app
+from mils.results import ResultStore, result_to_dict
+from tests.browser import launch_chromium, served
+from tests.mils.test_loop import make_optimiser
+
+
+@pytest.fixture
+def run_dir(tmp_path, fake_generator, fake_scorer, fake_bank, text_samples, photo_dir):
+    """A results folder of the fake loop (3 steps), photos as the samples' media, one failure."""
+    results = make_optimiser(fake_generator, fake_scorer, fake_bank, steps=3, keep=4, requested=5).run(text_samples)
+    photos = sorted(photo_dir.glob("*.jpg"))
+    store = ResultStore(tmp_path / "run")
+    for n, r in enumerate(results):
+        store.write(dataclasses.replace(r, media=str(photos[n % len(photos)])))
+    store.write_failure("broken", "unreadable image broken.jpg")
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"name": "viewer-test", "task": "image_captioning"}))
+    (tmp_path / "secret.txt").write_text("not for the browser")
+    return tmp_path / "run", results
+
+
+def test_index_sorts_filters_and_pages(run_dir):
+    folder, results = run_dir
+    index = RunIndex(folder)
+    page = index.page()
+    assert page["samples"] == 6 and page["failed"] == 1 and page["total"] == 6 and not page["lower_is_better"]
+    gains = {r.sample_id: r.score - r.initial.best_score for r in results}
+    by_gain = index.page("gain", descending=True)["rows"]
+    assert [r["sample_id"] for r in by_gain[:5]] == sorted(gains, key=gains.get, reverse=True)
+    assert by_gain[-1]["sample_id"] == "broken" and by_gain[-1]["error"].startswith("unreadable")  # no score: last
+    assert [r["sample_id"] for r in index.page(filter="failed")["rows"]] == ["broken"]
+    assert {r["sample_id"] for r in index.page(filter="no_gain")["rows"]} == {k for k, g in gains.items() if g <= 0}
+    second = index.page(offset=2, limit=2)
+    assert second["total"] == 6 and [r["sample_id"] for r in second["rows"]] == ["s1", "s2"]  # after broken, s0
+    with pytest.raises(ValueError, match="sort is one of"):
+        index.page("nonsense")
+
+
+def test_sample_detail_marks_parsed_reply_lines_and_serves_only_run_media(run_dir):
+    folder, results = run_dir
+    result = results[0]
+    detail = RunIndex(folder).detail("s0")
+    assert [s["best"] for s in detail["steps"]] == [h.best for h in result.history]
+    assert detail["steps"][0]["reply"] is None and detail["steps"][2]["kept"][0][0] == result.history[2].best
+    for step, reply in zip(detail["steps"][1:], result.raw_replies):
+        assert [line["line"] for line in step["reply"]] == [x for x in reply.splitlines() if x.strip()]
+        assert sum(line["parsed"] for line in step["reply"]) == len(step["new"]) == step["new_unique"]
+    from fastapi.testclient import TestClient
+
+    client = TestClient(create_app(RunIndex(folder)))
+    assert client.get(detail["media"]["url"]).headers["content-type"] == "image/jpeg"
+    assert client.get("/api/sample", params={"id": "nope"}).status_code == 404
+    assert client.get("/api/sample", params={"id": "broken"}).status_code == 409
+    for path in ("/files/../secret.txt", "/files/%2e%2e/secret.txt", "/files/config.json", "/media/..%2Fsecret.txt"):
+        assert client.get(path).status_code == 404, path
+
+
+def test_a_result_file_without_trace_still_opens(run_dir):
+    folder, _ = run_dir
+    path = next((folder / "samples").glob("*.json"))
+    raw = json.loads(path.read_text())
+    raw.pop("trace")
+    path.write_text(json.dumps({**raw, "schema": 2}))
+    detail = RunIndex(folder).detail(raw["sample_id"])
+    assert all(s["kept"] is None for s in detail["steps"]) and detail["steps"][1]["reply"] is not None
+
+
+def test_text_to_image_output_opens_with_step_images(tmp_path, run_dir):
+    _, results = run_dir
+    folder = tmp_path / "t2i" / "prompt000"
+    folder.mkdir(parents=True)
+    for n in range(4):
+        (folder / f"step{n:02d}.png").write_bytes(b"png")
+    (folder / "result.json").write_text(json.dumps({"prompt": "p", **result_to_dict(results[0])}))
+    index = RunIndex(tmp_path / "t2i")
+    steps = index.detail(results[0].sample_id)["media"]["steps"]
+    assert steps == [f"/files/prompt000/step{n:02d}.png" for n in range(4)]
+
+
+@pytest.mark.slow
+def test_browser_sorts_opens_a_sample_and_steps_through(run_dir, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    folder, results = run_dir
+    best = max(results, key=lambda r: r.score - r.initial.best_score)
+    with served(create_app(RunIndex(folder))) as url, sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(url)
+        expect(page.locator("#range")).to_have_text("1\u20136 of 6")
+        page.click("th[data-sort=gain]")  # biggest gain first
+        expect(page.locator("#rows tr").first).to_have_attribute("data-id", best.sample_id)
+        page.select_option("#filter", "failed")
+        expect(page.locator("#rows tr")).to_have_count(1)
+        expect(page.locator("#rows tr td").last).to_contain_text("unreadable image")
+        page.select_option("#filter", "all")
+        page.locator("#rows tr").first.click()
+        expect(page.locator("#sid")).to_have_text(best.sample_id)
+        expect(page.locator("#stepname")).to_have_text("step 3 of 3")
+        expect(page.locator("#best")).to_have_text(best.caption)
+        expect(page.locator("#media img")).to_have_js_property("complete", True)
+        assert page.locator("#media img").evaluate("im => im.naturalWidth") > 0  # the photo itself loaded
+        page.keyboard.press("ArrowLeft")
+        expect(page.locator("#stepname")).to_have_text("step 2 of 3")
+        expect(page.locator("#best")).to_have_text(best.history[2].best)
+        assert page.locator("#reply .parsed").count() == best.history[2].new_unique
+        assert page.locator("#reply .dropped").count() + page.locator("#reply .parsed").count() == len(
+            [x for x in best.raw_replies[1].splitlines() if x.strip()])
+        page.screenshot(path=str(tmp_path / "viewer.png"), full_page=True)
+        page.keyboard.press("ArrowLeft")
+        page.keyboard.press("ArrowLeft")
+        expect(page.locator("#stepname")).to_have_text("step 0 of 3")
+        expect(page.locator("#reply")).to_contain_text("step 0 asks no LLM")
+        page.reload()  # the open sample is in the address
+        expect(page.locator("#sid")).to_have_text(best.sample_id)
+        browser.close()
+    assert (tmp_path / "viewer.png").stat().st_size > 20_000
+
+
+def test_cli_view_names_a_folder_that_is_not_a_run(tmp_path, capsys):
+    from cli.main import main
+
+    assert main(["view", str(tmp_path)]) == 2
+    assert "is not a run" in capsys.readouterr().err
