@@ -1,6 +1,7 @@
 # make demo   set up .venv (if needed) and caption the sample photos with the offline profile
 # make test   set up .venv (if needed), lint (ruff) and run the test suite
-# make bench  per-sample loop timings at paper-like settings (offline models); video sampling memory
+# make bench  per-sample loop timings at paper-like settings (offline models); video sampling memory;
+#             our decoding loop vs transformers generate; the viewer on 5,000 synthetic results
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -37,6 +38,7 @@ bench: setup
 	$(PY) benchmarks/loop_bench.py
 	$(PY) benchmarks/video_memory.py
 	$(PY) benchmarks/generator_bench.py
+	$(PY) benchmarks/viewer_bench.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -10,16 +10,20 @@ and style runs keep the best image of every step there); a client never names a 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import mimetypes
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse
+from tqdm.auto import tqdm
 
 from mils.errors import InputError, MissingInputError
 from mils.loop import SampleResult
@@ -64,12 +68,14 @@ class RunIndex:
         self.folder = Path(folder).resolve()
         self.rows: dict[str, Row] = {}
         self.step_images: dict[str, list[Path]] = {}
-        for path, result in _run_files(self.folder):
-            self.rows[result.sample_id] = Row(
-                result.sample_id, result.initial.best_score, result.score, len(result.history) - 1,
-                sum(h.empty_reply for h in result.history), result.caption, path=path)
-            if path.name == "result.json":  # an image task's folder: its step images lie beside it
-                self.step_images[result.sample_id] = sorted(path.parent.glob("step*.png"))
+        if (self.folder / "samples").is_dir():
+            self.rows = {row.sample_id: row for row in _summaries(self.folder)}
+        else:
+            for path, result in _image_task_files(self.folder):
+                self.rows[result.sample_id] = Row(
+                    result.sample_id, result.initial.best_score, result.score, len(result.history) - 1,
+                    sum(h.empty_reply for h in result.history), result.caption, path=path)
+                self.step_images[result.sample_id] = sorted(path.parent.glob("step*.png"))  # beside its result
         if (self.folder / "failed").is_dir():
             for sample_id, error in ResultStore(self.folder).failures().items():
                 self.rows.setdefault(sample_id, Row(sample_id, error=error))
@@ -103,7 +109,7 @@ class RunIndex:
             raise KeyError(sample_id)
         if row.path is None:
             raise InputError(f"sample {sample_id} failed: {row.error}")
-        return result_from_dict(json.loads(row.path.read_text()), row.path)
+        return result_from_dict(_load(row.path), row.path)
 
     def detail(self, sample_id: str) -> dict[str, Any]:
         """Everything the sample page shows (texts as plain strings; the page never parses them as HTML)."""
@@ -150,21 +156,60 @@ MEDIA_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
 KNOWN_MEDIA = IMAGE_EXTS | VIDEO_EXTS | AUDIO_EXTS
 
 
-def _run_files(folder: Path) -> list[tuple[Path, SampleResult]]:
-    if (folder / "samples").is_dir():
-        return ResultStore(folder).files()
+def _image_task_files(folder: Path) -> list[tuple[Path, SampleResult]]:
     files = [folder / "result.json"] if (folder / "result.json").is_file() else sorted(folder.glob("*/result.json"))
     if not files:
         raise MissingInputError(f"{folder} is not a run: no samples/ (a results folder) and no result.json "
                                 "(a `mils t2i` or `mils style` output)")
-    out = []
-    for path in files:
+    return [(path, result_from_dict(_load(path), path)) for path in files]
+
+
+def _load(path: Path) -> Any:
+    try:
+        return orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as err:
+        raise InputError(f"corrupt result file {path}: {err}; delete it to recompute that sample") from err
+
+
+def _summary(path: Path) -> Row:
+    raw = _load(path)
+    try:
+        history = raw["history"]
+        return Row(raw["sample_id"], float(history[0]["best_score"]), float(history[-1]["best_score"]),
+                   len(history) - 1, sum(bool(h.get("empty_reply")) for h in history), history[-1]["best"], path=path)
+    except (KeyError, IndexError, TypeError) as err:
+        raise InputError(f"{path} is not a MILS sample result ({err!r})") from err
+
+
+def _summaries(folder: Path) -> list[Row]:
+    """One row per ``samples/*.json``. Reading 5,000 full results takes seconds, so the rows are
+    kept in ``.viewer_index.json`` beside them, keyed by each file's size and modification time:
+    a later open (or a resumed run) reads only the files that changed."""
+    cache_path = folder / ".viewer_index.json"
+    try:
+        cached = orjson.loads(cache_path.read_bytes()).get("files", {}) if cache_path.is_file() else {}
+    except (orjson.JSONDecodeError, AttributeError):
+        cached = {}
+    files = sorted((folder / "samples").glob("*.json"))
+    rows, fresh, changed = [], {}, False
+    for path in tqdm(files, desc="reading results", unit="sample", disable=len(files) < 500, leave=False):
+        stat = path.stat()
+        stamp = [stat.st_mtime_ns, stat.st_size]
+        entry = cached.get(path.name)
+        if entry and entry[0] == stamp:
+            row = Row(**entry[1], path=path)
+        else:
+            row, changed = _summary(path), True
+        fresh[path.name] = [stamp, {k: v for k, v in dataclasses.asdict(row).items() if k != "path"}]
+        rows.append(row)
+    if changed or len(fresh) != len(cached):
         try:
-            raw = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise InputError(f"corrupt result file {path}: {err}") from err
-        out.append((path, result_from_dict(raw, path)))
-    return out
+            tmp = cache_path.with_name(f"{cache_path.name}.tmp")
+            tmp.write_bytes(orjson.dumps({"files": fresh}))
+            os.replace(tmp, cache_path)
+        except OSError:  # a read-only results folder: no cache, nothing else changes
+            pass
+    return rows
 
 
 def _number(value) -> float | list[float]:

@@ -128,3 +128,19 @@ def test_cli_view_names_a_folder_that_is_not_a_run(tmp_path, capsys):
 
     assert main(["view", str(tmp_path)]) == 2
     assert "is not a run" in capsys.readouterr().err
+
+
+def test_row_cache_is_reused_and_follows_changed_files(run_dir, monkeypatch):
+    from evaluation import viewer
+
+    folder, results = run_dir
+    first = RunIndex(folder).page()["rows"]
+    assert (folder / ".viewer_index.json").is_file()
+    reads = []
+    real = viewer._summary
+    monkeypatch.setattr(viewer, "_summary", lambda path: reads.append(path.name) or real(path))
+    assert RunIndex(folder).page()["rows"] == first and reads == []  # nothing re-read
+    changed = dataclasses.replace(results[1], history=results[1].history[:2])
+    ResultStore(folder).write(changed)
+    rows = {r["sample_id"]: r for r in RunIndex(folder).page()["rows"]}
+    assert len(reads) == 1 and rows["s1"]["steps"] == 1 and rows["s1"]["final"] == changed.score
