@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import inspect
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -89,6 +90,7 @@ class TransformersGenerator:
         eos = model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos]
         self.eos_ids = sorted({int(e) for e in [*eos, tokenizer.eos_token_id] if e is not None})
+        self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
 
     @classmethod
     def load(
@@ -109,14 +111,23 @@ class TransformersGenerator:
         lm = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype).to(device)
         return cls(lm, tokenizer, sampling)
 
+    NUCLEUS_WINDOW = 256  # top-p is searched among the k most likely tokens when they hold the mass
+
     def _sample(self, logits: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+        """Nucleus sampling, one uniform draw per row from the row's own generator (inverse CDF),
+        so a row's token never depends on its batch mates. The nucleus is found among the top
+        ``NUCLEUS_WINDOW`` tokens when they hold ``top_p`` of the mass for every row (a partial
+        sort; exact), else by a full sort."""
         probs = torch.softmax(logits.float() / self.sampling.temperature, dim=-1)
-        sorted_p, order = probs.sort(dim=-1, descending=True)
+        sorted_p, order = probs.topk(min(self.NUCLEUS_WINDOW, probs.shape[-1]), dim=-1)
+        if not bool((sorted_p.sum(-1) > self.sampling.top_p).all()):
+            sorted_p, order = probs.sort(dim=-1, descending=True)
         # keep the smallest prefix whose mass reaches top_p (the first token always stays)
         drop = sorted_p.cumsum(-1) - sorted_p > self.sampling.top_p
-        sorted_p = sorted_p.masked_fill(drop, 0.0)
-        picks = [torch.multinomial(sorted_p[i], 1, generator=g) for i, g in enumerate(generators)]
-        return order.gather(-1, torch.stack(picks)).squeeze(-1)
+        cdf = sorted_p.masked_fill(drop, 0.0).cumsum(-1)
+        draws = torch.cat([torch.rand(1, generator=g, device=g.device) for g in generators]).to(cdf.device)
+        picks = torch.searchsorted(cdf, (draws * cdf[:, -1])[:, None]).clamp(max=cdf.shape[-1] - 1)
+        return order.gather(-1, picks).squeeze(-1)
 
     @torch.inference_mode()
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]:
@@ -138,11 +149,16 @@ class TransformersGenerator:
         eos = torch.tensor(self.eos_ids, device=device)
         done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
         produced: list[list[int]] = [[] for _ in prompts]
-        out = self.model(input_ids=enc.input_ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        # logits of the last position only: the prompt's other positions would cost a vocabulary-sized
+        # matrix product each and are never used
+        last_only = {"logits_to_keep": 1} if self._keeps_logits else {}
+        out = self.model(input_ids=enc.input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                         **last_only)
         for _ in range(self.sampling.max_new_tokens):
             tokens = self._sample(out.logits[:, -1, :], generators)
+            picked = tokens.tolist()
             for i in (~done).nonzero().flatten().tolist():
-                produced[i].append(int(tokens[i]))
+                produced[i].append(picked[i])
             done |= torch.isin(tokens, eos)
             if bool(done.all()):
                 break

@@ -68,3 +68,35 @@ def test_real_llm_combines_an_image_and_a_sound_description(smollm2):
 
     combined = combine(smollm2, "a tabby cat sleeping on a sofa", "a dog barking in the distance", seed=3)
     assert combined.strip() and len(combined.split()) <= 77
+
+
+@pytest.mark.parametrize("peaked", [True, False])  # nucleus inside the top-k window, and the full-sort path
+def test_sampler_draws_from_the_nucleus_with_its_probabilities(peaked):
+    """Nucleus sampling by hand: softmax(logits / T), keep the smallest prefix reaching top_p,
+    renormalise. 4,000 rows with their own seeds must match those frequencies."""
+    import numpy as np
+    import torch
+
+    from mils.generators.transformers_llm import TransformersGenerator
+
+    sampler = TransformersGenerator.__new__(TransformersGenerator)
+    sampler.sampling = SamplingOptions(temperature=0.5, top_p=0.9)
+    vocab = 1000
+    # no ties (a tie's order within the nucleus is arbitrary); flat tail: the nucleus spans hundreds
+    logits = -30.0 - torch.arange(vocab) * 1e-3 if peaked else -torch.arange(vocab) * 1e-3
+    logits[:4] = torch.tensor([2.0, 1.5, 1.0, 0.2])
+    probs = torch.softmax(logits / 0.5, -1).numpy()
+    order = np.argsort(-probs, kind="stable")
+    cum = np.cumsum(probs[order])
+    nucleus = order[: int(np.searchsorted(cum, 0.9)) + 1]
+    expected = np.zeros(vocab)
+    expected[nucleus] = probs[nucleus] / probs[nucleus].sum()
+
+    rows = 4000
+    tokens = sampler._sample(logits.repeat(rows, 1), [torch.Generator().manual_seed(s) for s in range(rows)]).numpy()
+    assert set(tokens) <= set(nucleus.tolist())
+    counts = np.bincount(tokens, minlength=vocab) / rows
+    assert np.abs(counts - expected).max() < 0.03
+    # a row's token depends on its own seed only
+    again = sampler._sample(logits.repeat(3, 1), [torch.Generator().manual_seed(s) for s in (5, 0, 2)])
+    assert again.tolist() == [tokens[5], tokens[0], tokens[2]]
