@@ -22,7 +22,7 @@ def step_costs(results: Sequence[SampleResult]) -> pd.DataFrame:
     """Totals over samples per step (rows: step 0..N); token columns are NaN when not counted."""
     rows = [{"step": c.step, **{k: getattr(c, k) for k in COLUMNS}} for r in results for c in r.cost]
     if not rows:
-        return pd.DataFrame(columns=["step", *COLUMNS]).set_index("step")
+        return pd.DataFrame(columns=["step", *COLUMNS], dtype=float).set_index("step")  # results without a ledger
     table = pd.DataFrame(rows).astype({k: float for k in COLUMNS})
     return table.groupby("step").sum(min_count=1)
 

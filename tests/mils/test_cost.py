@@ -40,3 +40,9 @@ def test_run_totals_rates_and_projection_by_hand():
     assert totals["projected_dataset_hours"] == pytest.approx(3000 / 3600)
     assert totals["peak_rss_mb"] > 10
     assert result("a", 1).truncated(0).cost == [StepCost(0, None, None, 0.0, 100, 0.5)]
+
+
+def test_results_written_before_the_ledger_give_nan_totals_not_an_error():
+    old = SampleResult("a", [StepRecord(0, "a", 0.1, 0.1, 1), StepRecord(1, "b", 0.2, 0.2, 1)], [("b", 0.2)])
+    totals = run_cost([old], wall_seconds=1.0)
+    assert totals["samples"] == 1 and math.isnan(totals["generated_tokens"]) and math.isnan(totals["llm_seconds"])
