@@ -42,10 +42,18 @@ def _print_benchmark(outcome: dict) -> None:
           f"{outcome['shards']['resumed']} resumed, {outcome['seconds']:.0f}s)")
 
 
-def _print_mlflow_hint(config) -> None:
-    print(f"MLflow run {config.tracking.experiment!r} logged to {config.tracking.uri}; to browse it:\n"
-          f"  {Path(sys.executable).parent / 'mlflow'} ui --backend-store-uri {config.tracking.uri} "
-          f"--host 127.0.0.1 --port 5000")
+def _print_mlflow_hint(tracking, dashboard: str | None = None) -> None:
+    """How to open the runs: the `mlflow ui` command and the address of the classic runs view
+    (or of a sweep's dashboard)."""
+    import mlflow
+
+    from flows.dashboard import runs_url
+
+    experiment = mlflow.MlflowClient(tracking.uri).get_experiment_by_name(tracking.experiment)
+    url = dashboard or (runs_url(experiment.experiment_id) if experiment else None)
+    print(f"MLflow experiment {tracking.experiment!r} logged to {tracking.uri}; to browse it:\n"
+          f"  {Path(sys.executable).parent / 'mlflow'} ui --backend-store-uri {tracking.uri} "
+          f"--host 127.0.0.1 --port 5000" + (f"\n  then open {url}" if url else ""))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -54,7 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = make_config(args)
     outcome = run_benchmark(config)
     _print_benchmark(outcome)
-    _print_mlflow_hint(config)
+    _print_mlflow_hint(config.tracking)
     return 1 if outcome["failed"] else 0
 
 
@@ -87,28 +95,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"through the Prefect benchmark flow, tracked in MLflow")
     outcome = run_benchmark(config)
     _print_benchmark(outcome)
-    _print_mlflow_hint(config)
+    _print_mlflow_hint(config.tracking)
     return 1 if outcome["failed"] else 0
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    from flows.pipeline import pipeline_flow
+    from flows.pipeline import pipeline_flow, read_pipeline
 
     summary = pipeline_flow(args.config, fresh=args.fresh)
     print(f"\npipeline {args.config}: MLflow parent run {summary['parent_run_id']} ({summary['tracking_uri']})")
     for stage, info in summary["stages"].items():
         print(f"  {stage:>9}: {json.dumps(info, default=str)[:300]}")
     print(f"results: {summary['results_dir']}")
+    _print_mlflow_hint(read_pipeline(args.config).config.tracking, summary["stages"].get("sweep", {}).get("dashboard"))
     return 1 if summary["stages"]["optimise"]["failed"] else 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from flows.ablation import run_sweep
+    from flows.ablation import expand_sweep, run_sweep
     from flows.report import sweep_report
 
     outcome = run_sweep(args.config)
     print(f"\n{outcome['variants']} variants from {outcome['optimisation_runs']} optimisation runs")
     print(sweep_report(outcome["parent_run_id"], outcome["tracking_uri"]))
+    _, variants = expand_sweep(args.config)
+    _print_mlflow_hint(variants[0][1].tracking, outcome["dashboard"])
     return 0
 
 

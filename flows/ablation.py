@@ -112,9 +112,9 @@ def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, dat
                                             dataset_size=outcome.dataset_size)
                 rows.append({"point": point, "run_id": child.info.run_id, "name": config.name, **logged,
                              "final": reports.get("final"), "step0": reports.get("step0")})
-        log_sweep_summary(grid, rows, title)
+        dashboard = log_sweep_summary(grid, rows, title)
     return {"parent_run_id": parent.info.run_id, "variants": len(variants), "optimisation_runs": len(groups),
-            "tracking_uri": base.tracking.uri}
+            "tracking_uri": base.tracking.uri, "dashboard": dashboard}
 
 
 def comparison_table(grid: dict[str, list[Any]], rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -134,16 +134,23 @@ def comparison_table(grid: dict[str, list[Any]], rows: list[dict[str, Any]]) -> 
     return pd.DataFrame(out)
 
 
-def log_sweep_summary(grid: dict[str, list[Any]], rows: list[dict[str, Any]], title: str) -> None:
-    """Into the active (sweep parent) run: the comparison table, the metric-vs-value plot and
-    every variant's quality-vs-cost curve on shared axes."""
+def log_sweep_summary(grid: dict[str, list[Any]], rows: list[dict[str, Any]], title: str) -> str | None:
+    """Into the active (sweep parent) run: the comparison table, the metric-vs-value plot,
+    every variant's quality-vs-cost curve on shared axes, and the MLflow shared view that shows
+    the variants side by side. Returns the view's address."""
     import matplotlib.pyplot as plt
     import mlflow
 
-    from flows.plots import plot_quality_vs_cost, plot_sweep
+    from flows.dashboard import runs_url, share_sweep_view
+    from flows.plots import plot_quality_vs_cost, plot_sweep, primary_metric
 
     if not rows:
-        return
+        return None
+    run = mlflow.active_run()
+    key = share_sweep_view(mlflow.MlflowClient(), run.info.experiment_id, run.info.run_id, title,
+                           [r["run_id"] for r in rows], grid, primary_metric(rows))
+    url = runs_url(run.info.experiment_id, key)
+    mlflow.set_tag("mils.dashboard", url)
     mlflow.log_table(comparison_table(grid, rows), "sweep_table.json")
     figure = plot_sweep(grid, rows, title)
     if figure is not None:
@@ -154,6 +161,7 @@ def log_sweep_summary(grid: dict[str, list[Any]], rows: list[dict[str, Any]], ti
         figure = plot_quality_vs_cost(runs, title)
         mlflow.log_figure(figure, "quality_vs_cost.png")
         plt.close(figure)
+    return url
 
 
 @flow(name="mils-sweep")

@@ -133,9 +133,11 @@ def _sweep_stage(spec: PipelineSpec, config: RunConfig, outcome: BenchmarkOutcom
     variants = sweep_variants(spec.profile, overrides, spec.sweep)
     key = hashlib.sha256(json.dumps([spec.sweep, [c.result_key() for _, c in variants]]).encode()).hexdigest()[:12]
     if ledger.logged("sweep", key):
-        return {"cached": True, "variants": len(variants), "parent_run_id": ledger.data.get("sweep_run_id")}
+        return {"cached": True, "variants": len(variants), "parent_run_id": ledger.data.get("sweep_run_id"),
+                "dashboard": ledger.data.get("sweep_dashboard")}
     summary = run_variants(spec.sweep, variants, config.name, results_name=config.name)
     ledger.data["sweep_run_id"] = summary["parent_run_id"]
+    ledger.data["sweep_dashboard"] = summary["dashboard"]
     ledger.mark("sweep", key)
     return {"cached": False, **summary}
 

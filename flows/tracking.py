@@ -27,8 +27,8 @@ PACKAGES = ("torch", "transformers", "open_clip_torch", "prefect", "mlflow", "py
 
 
 def start_tracking(tracking: TrackingConfig) -> None:
-    """Point MLflow at the config's store and experiment. The experiment opens in MLflow 3's
-    classic runs view (its UI reads the ``mlflow.experimentKind`` tag), not the GenAI overview."""
+    """Point MLflow at the config's store and experiment, tagged as model development (MLflow 3's
+    UI still opens in its GenAI mode unless the address asks otherwise: see flows/dashboard.py)."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking.uri)
