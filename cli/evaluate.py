@@ -78,7 +78,66 @@ def cmd_view(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pope_questions(args: argparse.Namespace) -> int:
+    from evaluation.pope import SETTINGS, build_questions, load_instances
+
+    objects = load_instances(args.instances)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for setting in SETTINGS if args.setting == "all" else [args.setting]:
+        questions = build_questions(objects, setting, images=args.images, per_image=args.per_image, seed=args.seed)
+        lines = [json.dumps({"question_id": n + 1, "image": q.image, "text": q.text, "label": q.label})
+                 for n, q in enumerate(questions)]
+        path = out / f"coco_pope_{setting}.json"
+        path.write_text("\n".join(lines) + "\n")
+        print(f"{setting}: {len(questions)} questions on {len({q.image for q in questions})} images -> {path}")
+    return 0
+
+
+def cmd_pope_score(args: argparse.Namespace) -> int:
+    from evaluation.pope import load_pope_file, pope_metrics
+    from evaluation.tables import text_table
+
+    questions = load_pope_file(args.questions)
+    answers = {}
+    for n, line in enumerate(Path(args.answers).read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+                answers[int(row["question_id"])] = str(row["text"])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+                raise InputError(f"{args.answers} line {n}: expected {{\"question_id\", \"text\"}} ({err!r})") from err
+    missing = [n for n in range(1, len(questions) + 1) if n not in answers]
+    if missing:
+        raise InputError(f"{args.answers} has no answer for {len(missing)} question ids, e.g. {missing[:5]}")
+    metrics = pope_metrics(questions, [answers[n] for n in range(1, len(questions) + 1)], seed=args.seed)
+    rows = [(k, f"{100 * v['value']:.1f}", f"[{100 * v['ci_low']:.1f}, {100 * v['ci_high']:.1f}]")
+            for k, v in metrics.items() if k != "unclear"]
+    print(text_table(("metric", "value", "95% CI (images resampled)"), rows))
+    print(f"{metrics['unclear']['value']:.0f} answers were neither yes nor no (counted wrong)")
+    return 0
+
+
+def _register_pope(sub: argparse._SubParsersAction) -> None:
+    pope = sub.add_parser("pope", help="POPE object-hallucination probing: build questions, score answers")
+    pope_sub = pope.add_subparsers(dest="pope_command", required=True)
+    questions = pope_sub.add_parser("questions", help="POPE questions from COCO instances (random/popular/adversarial)")
+    questions.add_argument("--instances", required=True, help="COCO instances JSON, e.g. instances_val2014.json")
+    questions.add_argument("--setting", default="all", choices=["all", "random", "popular", "adversarial"])
+    questions.add_argument("--images", type=int, default=500)
+    questions.add_argument("--per-image", type=int, default=3)
+    questions.add_argument("--seed", type=int, default=0)
+    questions.add_argument("--out", required=True, help="folder for coco_pope_<setting>.json (POPE's format)")
+    questions.set_defaults(func=cmd_pope_questions)
+    score = pope_sub.add_parser("score", help="accuracy/precision/recall/F1/yes-ratio with CIs for a model's answers")
+    score.add_argument("--questions", required=True, help="a POPE question file (ours or POPE's release)")
+    score.add_argument("--answers", required=True, help='JSON lines {"question_id": n, "text": "free-form answer"}')
+    score.add_argument("--seed", type=int, default=0)
+    score.set_defaults(func=cmd_pope_score)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    _register_pope(sub)
     view = sub.add_parser("view", help="browse one run sample by sample: scores by step, kept sets, raw replies")
     view.add_argument("run", help="a results folder (a benchmark's or a pipeline's), a `mils t2i`/`mils style` "
                                   "output folder, or an MLflow run id")
