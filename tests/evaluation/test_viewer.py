@@ -1,6 +1,7 @@
 """`mils view`: the run index and its API, then headless Chromium drives the page."""
 
 import dataclasses
+import io
 import json
 
 import pytest
@@ -144,3 +145,25 @@ def test_row_cache_is_reused_and_follows_changed_files(run_dir, monkeypatch):
     ResultStore(folder).write(changed)
     rows = {r["sample_id"]: r for r in RunIndex(folder).page()["rows"]}
     assert len(reads) == 1 and rows["s1"]["steps"] == 1 and rows["s1"]["final"] == changed.score
+
+
+def test_video_samples_get_a_frame_strip_and_audio_samples_their_file(run_dir, tmp_path):
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from tests.conftest import write_audio, write_video
+
+    folder, results = run_dir
+    video, audio = write_video(tmp_path / "clip.mp4", 30), write_audio(tmp_path / "bark.wav")
+    store = ResultStore(folder)
+    store.write(dataclasses.replace(results[0], media=str(video)))
+    store.write(dataclasses.replace(results[1], media=str(audio)))
+    index = RunIndex(folder)
+    assert index.detail("s0")["media"]["kind"] == "video" and index.detail("s1")["media"]["kind"] == "audio"
+    client = TestClient(create_app(index))
+    strip = client.get("/media/s0")
+    assert strip.headers["content-type"] == "image/png"
+    image = Image.open(io.BytesIO(strip.content))
+    assert image.height == 120 and image.width > 5 * 120  # six frames side by side
+    sound = client.get("/media/s1")
+    assert sound.status_code == 200 and sound.content == audio.read_bytes()
