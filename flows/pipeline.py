@@ -164,6 +164,28 @@ def _vs_previous_stage(follows: str, outcome: BenchmarkOutcome, ledger: _Ledger)
     return {"previous": follows, "regression": bool(drops), "dropped": drops, "n": result.n}
 
 
+def _vs_seed_stage(config: RunConfig, outcome: BenchmarkOutcome, ledger: _Ledger) -> dict[str, Any]:
+    """MILS as a caption enhancer: the seed captions (another captioner's output, each sample's
+    first) against what MILS made of them, paired on the same samples, logged as ``vs_seed/...``."""
+    import mlflow
+
+    from evaluation.compare import Side, compare, references_for, side_from_path
+    from evaluation.paired import gain_metrics
+    from mils.captioning import load_seed_captions
+
+    if not config.metrics:
+        return {"skipped": "no metrics configured"}
+    if ledger.logged("vs_seed", config.result_key()):
+        return {"cached": True}
+    seeds = {k: texts[0] for k, texts in load_seed_captions(config.bank.seed_captions).items() if texts}
+    before, now = Side(f"seed captions {config.bank.seed_captions}", seeds), side_from_path(str(outcome.results_dir))
+    result = compare(before, now, references_for(before, now), config.metrics, seed=config.loop.seed)
+    mlflow.log_metrics(gain_metrics(result.metrics, result.scores, prefix="vs_seed"))
+    ledger.mark("vs_seed", config.result_key())
+    return {"n": result.n, "delta": {name: round(d.delta, 4) for name, d in result.metrics.items()},
+            "verdicts": [d.verdict(name) for name, d in result.metrics.items() if name in ("CIDEr", "METEOR")]}
+
+
 def _judging_stage(spec: PipelineSpec, outcome: BenchmarkOutcome, parent_run_id: str, ledger: _Ledger) -> dict:
     import mlflow
 
@@ -198,6 +220,8 @@ def pipeline_stages(config_path: str, fresh: bool = False) -> dict[str, Any]:
         outcome, stages["optimise"] = _optimise_stage(config, ledger)
         if follows:
             stages["vs_previous"] = _vs_previous_stage(follows, outcome, ledger)
+        if config.bank.seed_captions:
+            stages["vs_seed"] = _vs_seed_stage(config, outcome, ledger)
         if spec.sweep:
             stages["sweep"] = _sweep_stage(spec, config, outcome, ledger)
         if spec.judging is not None:

@@ -30,7 +30,7 @@ from mils.bank import (
     template_bank,
 )
 from mils.config import GeneratorConfig, RunConfig, ScorerConfig
-from mils.errors import InputError, MissingDependencyError
+from mils.errors import InputError, MissingDependencyError, MissingInputError
 from mils.loop import LoopOptions, Optimiser, PhaseTimer, SampleResult
 from mils.media import media_problem
 from mils.profiles import IMAGENET_TEMPLATES
@@ -112,6 +112,27 @@ def build_bank(config: RunConfig, generator: Generator | None = None) -> Bank:
     return bank.subsample(cfg.subsample, cfg.subsample_seed) if cfg.subsample else bank
 
 
+def load_seed_captions(path: str | Path) -> dict[str, list[str]]:
+    """``bank.seed_captions``: JSON sample id -> caption or list of captions (e.g. a VLM's output,
+    the id -> text JSON that `mils compare` also reads)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise MissingInputError(f"bank.seed_captions: {path} not found")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"bank.seed_captions: {path} is not valid JSON: {err}") from err
+    if not isinstance(raw, dict):
+        raise InputError(f"bank.seed_captions: {path} must map sample id -> caption (or a list of captions)")
+    seeds = {}
+    for key, value in raw.items():
+        texts = [value] if isinstance(value, str) else value
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise InputError(f"bank.seed_captions: {path}: the value for {key!r} is not a caption or a list of captions")
+        seeds[str(key)] = [t.strip() for t in texts if t.strip()]
+    return seeds
+
+
 def check_media(samples: Sequence[Sample]) -> tuple[list[Sample], dict[str, str]]:
     """Split samples into readable ones and {sample id: error} for the rest (checked up front,
     so one bad file never costs the batch it would have run in)."""
@@ -145,23 +166,36 @@ class Captioner:
         with self.timer("model_loading"):
             self.scorer = scorer or build_scorer(config.scorer)
             self.generator = generator or build_generator(config.generator, cache)
-        self.bank = build_bank(config, self.generator)
-        with self.timer("bank_encoding"):
-            self.bank_emb = bank_embeddings(self.scorer, self.bank, cache / "banks")
+        self.seeds = load_seed_captions(config.bank.seed_captions) if config.bank.seed_captions else None
+        self.seeds_alone = self.seeds is not None and config.bank.builtin == "none"
+        if self.seeds_alone:  # each sample starts from its own seed captions: no shared bank to embed
+            texts = tuple(dict.fromkeys(t for ts in self.seeds.values() for t in ts))
+            self.bank, self.bank_emb = Bank(texts, {"seed_captions": config.bank.seed_captions}), None
+        else:
+            self.bank = build_bank(config, self.generator)
+            with self.timer("bank_encoding"):
+                self.bank_emb = bank_embeddings(self.scorer, self.bank, cache / "banks")
         self.set_loop(config)
 
     def set_loop(self, config: RunConfig) -> None:
         """Use ``config``'s loop options (steps, top-K, ...) with the already loaded models."""
         self.config = config
+        own = (lambda s: self.seeds.get(s.id, [])) if self.seeds is not None else None
         self.optimiser = Optimiser(
             self.generator, self.scorer, get_template(config.task), self.bank.texts, self.bank_emb,
-            config.loop, self.timer,
+            config.loop, self.timer, initial_texts=own if self.seeds_alone else None,
+            extra_initial=None if self.seeds_alone else own,
         )
 
     def caption(self, samples: Sequence[Sample], progress: bool = True, reporter=None) -> CaptionRun:
         """``reporter``: instead of a terminal bar, any object with tqdm's ``update(n)`` and
         ``set_postfix(step=, best=)`` (the orchestration layer logs steps with it)."""
         good, failed = check_media(samples)
+        if self.seeds_alone:  # nothing to start from without a seed caption
+            for sample in [s for s in good if not self.seeds.get(s.id)]:
+                failed[sample.id] = (f"no caption for {sample.id} in {self.config.bank.seed_captions} (bank: builtin "
+                                     "'none' with seed_captions starts each sample from its seed captions alone)")
+            good = [s for s in good if s.id not in failed]
         for sample_id, error in failed.items():
             log.error("skipping %s: %s", sample_id, error)
         steps = self.config.loop.steps

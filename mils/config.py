@@ -58,6 +58,9 @@ class BankConfig(_Frozen):
     generate: BankRecipe | None = None  # made once with the run's LLM, cached by content hash
     subsample: int | None = Field(None, ge=1)
     subsample_seed: int = 0
+    # JSON sample id -> caption (or list): another captioner's output, scored beside the bank at
+    # step 0 so MILS refines it; with builtin 'none' the sample starts from these alone
+    seed_captions: str | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> "BankConfig":
@@ -145,8 +148,12 @@ class RunConfig(_Frozen):
         metrics or paths): two configs with the same key produce the same per-sample results."""
         fields = {"task", "plugins", "generator", "scorer", "bank", "loop", "dataset"}
         dumped = self.model_dump(include=fields)
-        if dumped["bank"]["generate"] is None:  # added later: unset, it keeps older runs' keys (and resume)
-            del dumped["bank"]["generate"]
+        for added_later in ("generate", "seed_captions"):  # unset, they keep older runs' keys (and resume)
+            if dumped["bank"][added_later] is None:
+                del dumped["bank"][added_later]
+        if dumped["bank"].get("seed_captions"):  # the file's content, not its path, changes results
+            path = Path(dumped["bank"]["seed_captions"]).expanduser()
+            dumped["bank"]["seed_captions"] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else str(path)
         payload = json.dumps(dumped, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 

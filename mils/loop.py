@@ -176,18 +176,22 @@ class Optimiser:
         timer: PhaseTimer | None = None,
         initial_texts: Callable[[Sample], Sequence[str]] | None = None,
         prompt_extra: Callable[[Sample], dict[str, str]] | None = None,
+        extra_initial: Callable[[Sample], Sequence[str]] | None = None,
     ) -> None:
         """``bank_emb`` (two-tower scorers): the bank's cached text embeddings; without it the
-        initial candidates (``initial_texts(sample)``, else the bank) are scored like new ones."""
+        initial candidates (``initial_texts(sample)``, else the bank) are scored like new ones.
+        ``extra_initial(sample)``: texts scored beside the bank at step 0 (e.g. a captioner's
+        caption of that sample, which MILS then refines)."""
         if bank_emb is not None and len(bank_texts) != len(bank_emb):
             raise InputError(f"bank has {len(bank_texts)} texts but {len(bank_emb)} embeddings")
         if not isinstance(scorer, (Scorer, CandidateScorer)):
             raise TypeError(f"{type(scorer).__name__} is neither a two-tower Scorer nor a CandidateScorer")
         self.generator, self.scorer, self.template = generator, scorer, template
         self.bank_texts, self.bank_emb = list(bank_texts), bank_emb
+        self._bank_set = set(self.bank_texts)
         self.options = options
         self.timer = timer or PhaseTimer()
-        self.initial_texts, self.prompt_extra = initial_texts, prompt_extra
+        self.initial_texts, self.prompt_extra, self.extra_initial = initial_texts, prompt_extra, extra_initial
         self._two_tower = isinstance(scorer, Scorer)
         self._sign = 1.0 if scorer.higher_is_better else -1.0
 
@@ -227,14 +231,10 @@ class Optimiser:
         else:
             sample_emb = [None] * len(samples)
         if self._two_tower and self.bank_emb is not None and self.initial_texts is None:
-            with self.timer("bank_scoring"):
-                # row by row, like candidate scoring: a sample's scores never depend on its batch
-                sims = [np.asarray(self.scorer.similarity(e[None], self.bank_emb))[0] for e in sample_emb]
-            kept_lists = [[(self.bank_texts[i], float(row[i])) for i in self._select(row, s.id, 0)]
-                          for s, row in zip(samples, sims)]
-            scored = [len(self.bank_texts)] * len(samples)
+            kept_lists, scored = self._from_bank(samples, sample_emb)
         else:
-            texts = [list(dict.fromkeys(self.initial_texts(s) if self.initial_texts else self.bank_texts))
+            texts = [list(dict.fromkeys([*(self.initial_texts(s) if self.initial_texts else self.bank_texts),
+                                         *(self.extra_initial(s) if self.extra_initial else [])]))
                      for s in samples]
             scored = [len(ts) for ts in texts]
             with self.timer("bank_scoring"):
@@ -251,6 +251,22 @@ class Optimiser:
             self._record(state, 0, new_unique=len(kept), empty=False)
             states.append(state)
         return states
+
+    def _from_bank(self, samples: Sequence[Sample], sample_emb: np.ndarray) -> tuple[list, list[int]]:
+        """Step 0 from the cached bank embeddings (plus each sample's ``extra_initial`` texts)."""
+        with self.timer("bank_scoring"):
+            # row by row, like candidate scoring: a sample's scores never depend on its batch
+            sims = [np.asarray(self.scorer.similarity(e[None], self.bank_emb))[0] for e in sample_emb]
+            extras = [[t for t in dict.fromkeys(self.extra_initial(s)) if t not in self._bank_set]
+                      if self.extra_initial else [] for s in samples]
+            extra_values = self._score(samples, sample_emb, extras)
+        kept_lists = []
+        for s, row, texts, values in zip(samples, sims, extras, extra_values):
+            scores = np.concatenate([row, np.asarray(values, np.float32)]) if texts else row
+            n = len(row)
+            kept_lists.append([(texts[i - n] if i >= n else self.bank_texts[i], float(scores[i]))
+                               for i in self._select(scores, s.id, 0)])
+        return kept_lists, [len(self.bank_texts) + len(texts) for texts in extras]
 
     def _images_made(self) -> int:
         """Images the scorer has rendered or edited so far (0 for scorers that make none)."""

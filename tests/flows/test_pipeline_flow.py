@@ -136,3 +136,29 @@ def test_bad_pipeline_sections_name_the_file(flow_config):
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ValueError, match="assigments"):
         read_pipeline(path)
+
+
+def test_vlm_plus_mils_is_one_pipeline_config(flow_config, tmp_path):
+    """A captioner's output seeds MILS; the pipeline compares the two (paired) and exports the
+    VLM vs VLM + MILS judging batch."""
+    vlm = tmp_path / "vlm.json"  # a weak captioner: one word of each target
+    vlm.write_text(json.dumps({f"t{i:03d}": t.split()[0] for i, t in enumerate(TARGETS)}))
+    path, raw = flow_config("enhance.yaml")
+    raw.update({"bank": {**raw["bank"], "seed_captions": str(vlm)}, "judging": {"against": str(vlm),
+                                                                                "assignments": 2, "catch": 0.0}})
+    path.write_text(yaml.safe_dump(raw))
+    summary = pipeline_flow(str(path))
+    stages = summary["stages"]
+    from mils.results import ResultStore
+
+    bank_size = len(Path(raw["bank"]["path"]).read_text().splitlines())
+    results = ResultStore(summary["results_dir"]).results()
+    assert all(r.cost[0].candidates_scored == bank_size + 1 for r in results)  # each seed joined step 0
+    assert stages["vs_seed"]["n"] == len(TARGETS) and "CIDEr" in stages["vs_seed"]["delta"]
+    client = mlflow.tracking.MlflowClient(raw["tracking"]["uri"])
+    metrics = client.get_run(summary["parent_run_id"]).data.metrics
+    assert metrics["vs_seed/CIDEr"] == pytest.approx(stages["vs_seed"]["delta"]["CIDEr"], abs=1e-4)
+    assert metrics["vs_seed/CIDEr"] > 0  # the loop's captions beat one-word seeds on these references
+    batch = json.loads((Path(stages["judging"]["path"]) / "key.json").read_text())
+    assert batch["pairs"] and all(p["sample_id"].startswith("t") for p in batch["pairs"].values())
+    assert pipeline_flow(str(path))["stages"]["vs_seed"] == {"cached": True}

@@ -113,3 +113,37 @@ def test_a_reporter_sees_every_step(tmp_path, bank_file, fake_generator, fake_sc
     Captioner(config, generator=fake_generator, scorer=fake_scorer).caption(text_samples, reporter=reporter)
     assert reporter.steps == [1, 2, 1, 2, 1, 2]  # 3 batches of 2 x 2 steps
     assert reporter.updates == len(text_samples) * 2
+
+
+def test_seed_captions_are_scored_beside_the_bank_and_refined(tmp_path, bank_file, fake_generator, fake_scorer,
+                                                              text_samples):
+    """MILS as a caption enhancer: another captioner's output joins each sample's step 0."""
+    seeds = tmp_path / "vlm.json"  # s0's target is "red cat on sofa": its seed beats every two-word bank line
+    seeds.write_text(json.dumps({"s0": "red cat on sofa", "s1": ["boat", "blue boat river"]}))
+    plain = fake_config(tmp_path, bank_file)
+    config = plain.model_copy(update={"bank": plain.bank.model_copy(update={"seed_captions": str(seeds)})})
+    assert config.result_key() != plain.result_key()
+    run = Captioner(config, generator=fake_generator, scorer=fake_scorer).caption(text_samples, progress=False)
+    by_id = {r.sample_id: r for r in run.results}
+    assert by_id["s0"].initial.best == "red cat on sofa" and by_id["s1"].initial.best == "blue boat river"
+    assert by_id["s0"].cost[0].candidates_scored == len(run.bank) + 1
+    assert by_id["s2"].initial.best in run.bank.texts  # no seed for s2: the bank alone
+    key = config.result_key()
+    seeds.write_text(json.dumps({"s0": "a red cat"}))
+    assert config.result_key() != key  # the key follows the file's content
+
+
+def test_seed_captions_alone_and_samples_without_one_fail_clearly(tmp_path, fake_generator, fake_scorer,
+                                                                  text_samples):
+    seeds = tmp_path / "vlm.json"
+    seeds.write_text(json.dumps({"s0": "a cat", "s1": "a boat"}))
+    config = build_config("offline", {"bank": {"builtin": "none", "seed_captions": str(seeds)},
+                                      "loop": {"steps": 2, "keep": 4, "requested": 5}, "batch_size": 2,
+                                      "cache_dir": str(tmp_path / "cache")})
+    run = Captioner(config, generator=fake_generator, scorer=fake_scorer).caption(text_samples, progress=False)
+    assert {r.sample_id: r.initial.best for r in run.results} == {"s0": "a cat", "s1": "a boat"}
+    assert all(r.history[-1].best_score >= r.initial.best_score for r in run.results)
+    assert set(run.failed) == {"s2", "s3", "s4"} and "no caption for s2 in" in run.failed["s2"]
+    seeds.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="must map sample id"):
+        Captioner(config, generator=fake_generator, scorer=fake_scorer)
