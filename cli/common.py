@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
-from mils.errors import InputError, MissingInputError
+from mils.errors import InputError
 
 
 def loop_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -68,10 +66,6 @@ def print_table(rows: list[tuple[str, str, float, str, float]]) -> None:
 
 
 def read_json_arg(path: str, what: str):
-    file = Path(path)
-    if not file.is_file():
-        raise MissingInputError(f"{what} file not found: {file}")
-    try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise InputError(f"{what} file {file} is not valid JSON: {err}") from err
+    from mils.config import read_json
+
+    return read_json(path, what)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from evaluation.caption_metrics import MetricReport, cached_caption_metrics
 from evaluation.paired import PairedDelta, ScoreComparison, gain_table, paired_metrics, paired_scores
-from mils.config import RunConfig
+from mils.config import RunConfig, read_json
 from mils.errors import InputError, MissingInputError
 
 
@@ -45,10 +45,7 @@ def side_from_path(spec: str) -> Side:
                     config, folder / "metrics")
     if not folder.is_file():
         raise MissingInputError(f"{spec}: not a results folder (no samples/), a JSON file or an MLflow run id")
-    try:
-        raw = json.loads(folder.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"{folder} is not valid JSON: {err}") from err
+    raw = read_json(folder, "captions")
     if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
         raise InputError(f"{folder} must map sample id -> caption (a JSON object of strings)")
     return Side(spec, raw)

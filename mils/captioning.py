@@ -29,8 +29,8 @@ from mils.bank import (
     save_bank,
     template_bank,
 )
-from mils.config import GeneratorConfig, RunConfig, ScorerConfig
-from mils.errors import InputError, MissingDependencyError, MissingInputError
+from mils.config import GeneratorConfig, RunConfig, ScorerConfig, read_json
+from mils.errors import InputError, MissingDependencyError
 from mils.loop import LoopOptions, Optimiser, PhaseTimer, SampleResult
 from mils.media import media_problem
 from mils.profiles import IMAGENET_TEMPLATES
@@ -115,13 +115,7 @@ def build_bank(config: RunConfig, generator: Generator | None = None) -> Bank:
 def load_seed_captions(path: str | Path) -> dict[str, list[str]]:
     """``bank.seed_captions``: JSON sample id -> caption or list of captions (e.g. a VLM's output,
     the id -> text JSON that `mils compare` also reads)."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise MissingInputError(f"bank.seed_captions: {path} not found")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"bank.seed_captions: {path} is not valid JSON: {err}") from err
+    raw = read_json(path, "bank.seed_captions")
     if not isinstance(raw, dict):
         raise InputError(f"bank.seed_captions: {path} must map sample id -> caption (or a list of captions)")
     seeds = {}

@@ -203,6 +203,17 @@ def build_config(profile: str, overrides: dict[str, Any] | None = None, task: st
         raise InputError(f"invalid run configuration (profile {profile!r}):\n{err}") from err
 
 
+def read_json(path: str | Path, what: str) -> Any:
+    """A JSON file's content; a missing or malformed file is named (as ``what``) in the error."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise MissingInputError(f"{what} file not found: {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{what} file {path} is not valid JSON: {err}") from err
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
