@@ -151,3 +151,66 @@ def tiny_pickscore(folder: Path) -> Path:
     image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
     return folder
+
+
+def gpt2_char_tokenizer(folder: Path, image_token: str = "<image>"):
+    """A character-level GPT2Tokenizer (real class, no merges) with an image placeholder token."""
+    from transformers import GPT2Tokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, "\u0120": 3, "\u010a": 4}
+    for ch in _CHARS + list(string.ascii_uppercase + ":"):
+        vocab.setdefault(ch, len(vocab))
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = GPT2Tokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), pad_token="<pad>",
+                              eos_token="</s>", bos_token="</s>", unk_token="<unk>")
+    tokenizer.add_special_tokens({"additional_special_tokens": [image_token]})
+    return tokenizer
+
+
+def tiny_blip2(folder: Path) -> Path:
+    """Blip2ForConditionalGeneration (ViT, Q-Former, OPT) + Blip2Processor saved to ``folder``."""
+    from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, BlipImageProcessor
+
+    torch.manual_seed(0)
+    tokenizer = gpt2_char_tokenizer(folder / "tok")
+    config = Blip2Config(
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 32, "patch_size": 8},
+        qformer_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                        "encoder_hidden_size": 32, "vocab_size": 100},
+        text_config={"model_type": "opt", "vocab_size": len(tokenizer), "hidden_size": 32, "ffn_dim": 64,
+                     "num_hidden_layers": 1, "num_attention_heads": 2, "word_embed_proj_dim": 32,
+                     "max_position_embeddings": 128, "pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 1},
+        num_query_tokens=4, image_token_index=tokenizer.convert_tokens_to_ids("<image>"))
+    Blip2ForConditionalGeneration(config).save_pretrained(folder)
+    Blip2Processor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer,
+                   num_query_tokens=4).save_pretrained(folder)
+    return folder
+
+
+LLAVA_CHAT = ("{% for m in messages %}USER: {% for c in m['content'] %}{% if c['type'] == 'image' %}<image>\n"
+              "{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endfor %}{% if add_generation_prompt %} ASSISTANT:"
+              "{% endif %}")
+
+
+def tiny_llava(folder: Path) -> Path:
+    """LlavaForConditionalGeneration (CLIP vision tower, Llama) + LlavaProcessor with a chat template."""
+    from transformers import CLIPImageProcessor, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+
+    torch.manual_seed(0)
+    tokenizer = gpt2_char_tokenizer(folder / "tok")
+    config = LlavaConfig(
+        vision_config={"model_type": "clip_vision_model", "hidden_size": 32, "intermediate_size": 64,
+                       "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 32, "patch_size": 8,
+                       "projection_dim": 32},
+        text_config={"model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64,
+                     "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
+                     "max_position_embeddings": 256, "pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 1},
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"), vision_feature_layer=-1)
+    LlavaForConditionalGeneration(config).save_pretrained(folder)
+    LlavaProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+                   tokenizer=tokenizer, patch_size=8, vision_feature_select_strategy="default", chat_template=LLAVA_CHAT,
+                   image_token="<image>", num_additional_image_tokens=1).save_pretrained(folder)
+    return folder
