@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from cli.common import add_run_options, make_config, print_table
@@ -123,6 +124,30 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from evaluation.caption_metrics import caption_metrics, format_table
+    from evaluation.datasets import load_dataset
+    from flows.baseline import run_baseline
+    from mils.cost import cost_line, run_cost
+    from mils.results import ResultStore
+
+    config = make_config(args)
+    options = {k: v for k, v in (("model", args.model), ("prompt", args.prompt)) if v is not None}
+    start = time.perf_counter()
+    outcome = run_baseline(config, args.captioner, options, batch_size=config.batch_size)
+    results = ResultStore(outcome["results_dir"]).results()
+    data = load_dataset(config.dataset.kind, config.dataset.args, config.dataset.limit, config.dataset.seed)
+    references = {k: v for k, v in data.references().items() if v}
+    predictions = {r.sample_id: r.caption for r in results if r.sample_id in references}
+    if predictions and config.metrics:
+        print(format_table(caption_metrics(predictions, {k: references[k] for k in predictions}, config.metrics,
+                                           seed=config.loop.seed)))
+    print(cost_line(run_cost(results, time.perf_counter() - start, data.total or len(data))))
+    print(f"results: {outcome['results_dir']} ({outcome['done']} captioned, {len(outcome['failed'])} failed); "
+          f"compare with a MILS run: mils compare {outcome['results_dir']} RESULTS")
+    return 1 if outcome["failed"] else 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from flows.report import sweep_report
 
@@ -158,6 +183,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     sweep = sub.add_parser("sweep", help="ablation sweep: a base config with a 'sweep:' grid")
     sweep.add_argument("config")
     sweep.set_defaults(func=cmd_sweep)
+
+    baseline = sub.add_parser("baseline", help="a VLM captioner over a config's dataset, written as a one-step run")
+    add_run_options(baseline)
+    baseline.add_argument("--captioner", required=True, help="blip2, llava, smolvlm or qwen2-vl")
+    baseline.add_argument("--model", help="HF id or local directory (default: the captioner's)")
+    baseline.add_argument("--prompt", help="the captioning prompt (default: the captioner's)")
+    baseline.set_defaults(func=cmd_baseline)
 
     report = sub.add_parser("report", help="comparison table of a sweep's child runs")
     report.add_argument("run_id", help="the sweep's parent MLflow run id")

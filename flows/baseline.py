@@ -1,0 +1,71 @@
+"""`mils baseline`: a vision-language captioner over a run config's dataset, written as a MILS run
+with one step (step 0 = the VLM's caption), so metrics, `mils compare`, judging batches, the viewer
+and the cost ledger treat it like any run. The config's scorer scores each caption, which makes
+"VLM vs MILS" comparable on MILS's own objective too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from evaluation.datasets import load_dataset
+from mils.captioning import build_scorer, check_media
+from mils.config import RunConfig
+from mils.loop import SampleResult, StepCost, StepRecord, StepTrace
+from mils.media import load_image
+from mils.registry import create
+from mils.results import ResultStore
+
+
+def baseline_dir(config: RunConfig, captioner: str, options: dict[str, Any]) -> Path:
+    key = hashlib.sha256(json.dumps([captioner, options, config.scorer.model_dump(), config.dataset.model_dump()],
+                                    sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return Path(config.output_dir) / f"baseline-{captioner}-{key}"
+
+
+def _result(sample, caption: str, score: float, usage, llm_seconds: float, scorer_seconds: float) -> SampleResult:
+    cost = StepCost(0, usage.prompt if usage else None, usage.generated if usage else None, llm_seconds, 1,
+                    scorer_seconds)
+    return SampleResult(sample.id, [StepRecord(0, caption, score, score, 1, not caption)], [(caption, score)],
+                        raw_replies=[], media=str(sample.media), cost=[cost],
+                        trace=[StepTrace([(caption, score)])])
+
+
+def run_baseline(config: RunConfig, captioner: str, options: dict[str, Any], batch_size: int = 8,
+                 model=None) -> dict[str, Any]:
+    """Caption every sample not yet done (resumable, like a MILS run); returns the folder and counts."""
+    import mils.captioners  # noqa: F401  (registers the captioners)
+
+    folder = baseline_dir(config, captioner, options)
+    store = ResultStore(folder)
+    (folder / "config.json").write_text(config.model_dump_json(indent=2))
+    (folder / "captioner.json").write_text(json.dumps({"captioner": captioner, "options": options}, indent=2))
+    data = load_dataset(config.dataset.kind, config.dataset.args, config.dataset.limit, config.dataset.seed)
+    good, failed = check_media([s.as_sample() for s in data.samples if not store.has(s.id)])
+    for sample_id, error in [*data.skipped, *failed.items()]:  # unreadable when listed, or when checked
+        store.write_failure(sample_id, error)
+    vlm = model or create("captioner", captioner, **options)
+    scorer = build_scorer(config.scorer) if good else None
+    for start in tqdm(range(0, len(good), batch_size), desc=f"{captioner} captions", unit="batch"):
+        batch = good[start : start + batch_size]
+        begin = time.perf_counter()
+        captions = vlm.caption([load_image(s.media) for s in batch])
+        llm = time.perf_counter() - begin
+        begin = time.perf_counter()
+        emb = np.asarray(scorer.embed_samples(batch), np.float32)
+        scores = [float(np.asarray(scorer.similarity(e[None], np.asarray(scorer.embed_texts([c]), np.float32)))[0, 0])
+                  for e, c in zip(emb, captions)]
+        scoring = (time.perf_counter() - begin) / len(batch)
+        usage = getattr(vlm, "last_usage", None) or [None] * len(batch)
+        tokens = [u.generated if u else 0 for u in usage]  # the batch's time shared by generated tokens
+        shares = [llm * t / sum(tokens) for t in tokens] if sum(tokens) else [llm / len(batch)] * len(batch)
+        for sample, caption, score, u, seconds in zip(batch, captions, scores, usage, shares):
+            store.write(_result(sample, caption, score, u, seconds, scoring))
+    return {"results_dir": str(folder), "done": len(store.results()), "failed": store.failures()}
