@@ -214,3 +214,40 @@ def tiny_llava(folder: Path) -> Path:
                    tokenizer=tokenizer, patch_size=8, vision_feature_select_strategy="default", chat_template=LLAVA_CHAT,
                    image_token="<image>", num_additional_image_tokens=1).save_pretrained(folder)
     return folder
+
+
+QWEN_CHAT = ("{% for m in messages %}USER: {% for c in m['content'] %}{% if c['type'] == 'image' %}"
+             "<|vision_start|><|image_pad|><|vision_end|>{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endfor %}"
+             "{% if add_generation_prompt %} ASSISTANT:{% endif %}")
+
+
+def tiny_qwen2_vl(folder: Path) -> Path:
+    """Qwen2VLForConditionalGeneration (M-RoPE, 2x2 patch merging) + Qwen2VLProcessor."""
+    from transformers import (
+        Qwen2VLConfig,
+        Qwen2VLForConditionalGeneration,
+        Qwen2VLImageProcessor,
+        Qwen2VLProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    torch.manual_seed(0)
+    tokenizer = gpt2_char_tokenizer(folder / "tok", image_token="<|image_pad|>")
+    special = ["<|image_pad|>", "<|vision_start|>", "<|vision_end|>", "<|video_pad|>"]
+    tokenizer.add_special_tokens({"additional_special_tokens": special})
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in special}
+    config = Qwen2VLConfig(
+        vision_config={"depth": 1, "embed_dim": 32, "hidden_size": 32, "num_heads": 2, "mlp_ratio": 2, "patch_size": 14,
+                       "spatial_merge_size": 2, "temporal_patch_size": 2, "in_channels": 3},
+        text_config={"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "num_key_value_heads": 2, "max_position_embeddings": 512,
+                     "rope_scaling": {"type": "mrope", "mrope_section": [2, 2, 4]}, "pad_token_id": 0,
+                     "eos_token_id": 1, "bos_token_id": 1},
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    Qwen2VLForConditionalGeneration(config).save_pretrained(folder)
+    images = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=56 * 56 * 4, patch_size=14, merge_size=2,
+                                   temporal_patch_size=2)
+    Qwen2VLProcessor(image_processor=images, tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(),
+                     chat_template=QWEN_CHAT).save_pretrained(folder)
+    return folder

@@ -7,15 +7,17 @@ from PIL import Image
 from mils import registry
 from mils.captioners import load_vlm
 
-FAMILIES = {"blip2": ("Blip2ForConditionalGeneration", False), "llava": ("LlavaForConditionalGeneration", True)}
+FAMILIES = {"blip2": ("Blip2ForConditionalGeneration", False), "llava": ("LlavaForConditionalGeneration", True),
+            "qwen2-vl": ("Qwen2VLForConditionalGeneration", True)}
 
 
 @pytest.fixture(scope="module")
 def tiny_vlm_dirs(tmp_path_factory):
-    from tests.tiny_models import tiny_blip2, tiny_llava
+    from tests.tiny_models import tiny_blip2, tiny_llava, tiny_qwen2_vl
 
     root = tmp_path_factory.mktemp("vlm")
-    return {"blip2": tiny_blip2(root / "blip2"), "llava": tiny_llava(root / "llava")}
+    return {"blip2": tiny_blip2(root / "blip2"), "llava": tiny_llava(root / "llava"),
+            "qwen2-vl": tiny_qwen2_vl(root / "qwen2-vl")}
 
 
 def images(n, size=(50, 40)):
