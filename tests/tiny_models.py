@@ -251,3 +251,36 @@ def tiny_qwen2_vl(folder: Path) -> Path:
     Qwen2VLProcessor(image_processor=images, tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(),
                      chat_template=QWEN_CHAT).save_pretrained(folder)
     return folder
+
+
+SMOLVLM_CHAT = ("{% for m in messages %}User:{% for c in m['content'] %}{% if c['type'] == 'image' %}<image>{% else %}"
+                "{{ c['text'] }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
+                "{% if add_generation_prompt %}Assistant:{% endif %}")
+
+
+def tiny_smolvlm(folder: Path) -> Path:
+    """SmolVLM's classes (Idefics3ForConditionalGeneration + Idefics3Processor), no image splitting."""
+    from transformers import (
+        Idefics3Config,
+        Idefics3ForConditionalGeneration,
+        Idefics3ImageProcessor,
+        Idefics3Processor,
+    )
+
+    torch.manual_seed(0)
+    tokenizer = gpt2_char_tokenizer(folder / "tok")
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>", "<fake_token_around_image>", "<global-img>",
+                                                                "<end_of_utterance>"]})
+    config = Idefics3Config(
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 32, "patch_size": 8},
+        text_config={"model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64,
+                     "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
+                     "max_position_embeddings": 1024, "pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 1},
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"), scale_factor=2)
+    Idefics3ForConditionalGeneration(config).save_pretrained(folder)
+    images = Idefics3ImageProcessor(size={"longest_edge": 64}, max_image_size={"longest_edge": 32},
+                                    do_image_splitting=False)
+    Idefics3Processor(image_processor=images, tokenizer=tokenizer, chat_template=SMOLVLM_CHAT,
+                      image_seq_len=4).save_pretrained(folder)
+    return folder

@@ -8,16 +8,16 @@ from mils import registry
 from mils.captioners import load_vlm
 
 FAMILIES = {"blip2": ("Blip2ForConditionalGeneration", False), "llava": ("LlavaForConditionalGeneration", True),
-            "qwen2-vl": ("Qwen2VLForConditionalGeneration", True)}
+            "qwen2-vl": ("Qwen2VLForConditionalGeneration", True), "smolvlm": ("Idefics3ForConditionalGeneration", True)}
 
 
 @pytest.fixture(scope="module")
 def tiny_vlm_dirs(tmp_path_factory):
-    from tests.tiny_models import tiny_blip2, tiny_llava, tiny_qwen2_vl
+    from tests.tiny_models import tiny_blip2, tiny_llava, tiny_qwen2_vl, tiny_smolvlm
 
     root = tmp_path_factory.mktemp("vlm")
     return {"blip2": tiny_blip2(root / "blip2"), "llava": tiny_llava(root / "llava"),
-            "qwen2-vl": tiny_qwen2_vl(root / "qwen2-vl")}
+            "qwen2-vl": tiny_qwen2_vl(root / "qwen2-vl"), "smolvlm": tiny_smolvlm(root / "smolvlm")}
 
 
 def images(n, size=(50, 40)):
@@ -27,8 +27,10 @@ def images(n, size=(50, 40)):
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_a_caption_does_not_depend_on_its_batch_mates(family, tiny_vlm_dirs):
-    model_class, chat = FAMILIES[family]
-    captioner = load_vlm(model_class, str(tiny_vlm_dirs[family]), "describe it", chat=chat, max_new_tokens=6)
+    captioner = registry.create("captioner", family, model=str(tiny_vlm_dirs[family]), prompt="describe it",
+                                max_new_tokens=6, device="cpu")  # the registered factory: its class, its template
+    assert type(captioner.model).__name__ == FAMILIES[family][0]
+    assert captioner.chat == FAMILIES[family][1]
     assert captioner.processor.tokenizer.padding_side == "left"
     batch = captioner.caption(images(3) + [images(1, (20, 60))[0]])
     assert len(batch) == 4 and all(isinstance(c, str) for c in batch)
