@@ -96,7 +96,6 @@ def cmd_pope_questions(args: argparse.Namespace) -> int:
 
 def cmd_pope_score(args: argparse.Namespace) -> int:
     from evaluation.pope import load_pope_file, pope_metrics
-    from evaluation.tables import text_table
 
     questions = load_pope_file(args.questions)
     answers = {}
@@ -110,11 +109,41 @@ def cmd_pope_score(args: argparse.Namespace) -> int:
     missing = [n for n in range(1, len(questions) + 1) if n not in answers]
     if missing:
         raise InputError(f"{args.answers} has no answer for {len(missing)} question ids, e.g. {missing[:5]}")
-    metrics = pope_metrics(questions, [answers[n] for n in range(1, len(questions) + 1)], seed=args.seed)
+    _print_pope(pope_metrics(questions, [answers[n] for n in range(1, len(questions) + 1)], seed=args.seed))
+    return 0
+
+
+def _print_pope(metrics: dict) -> None:
+    from evaluation.tables import text_table
+
     rows = [(k, f"{100 * v['value']:.1f}", f"[{100 * v['ci_low']:.1f}, {100 * v['ci_high']:.1f}]")
             for k, v in metrics.items() if k != "unclear"]
     print(text_table(("metric", "value", "95% CI (images resampled)"), rows))
     print(f"{metrics['unclear']['value']:.0f} answers were neither yes nor no (counted wrong)")
+
+
+def cmd_pope_run(args: argparse.Namespace) -> int:
+    """POPE's questions put to a captioner, scored; with --instances, CHAIR on its captions too."""
+    from evaluation.chair import chair
+    from evaluation.pope import ask, load_instances, load_pope_file, pope_metrics
+    from mils import captioners  # noqa: F401  (registers the captioners)
+    from mils.media import load_image
+    from mils.registry import create
+
+    questions = load_pope_file(args.questions)
+    options = {k: v for k, v in (("model", args.model), ("device", args.device)) if v is not None}
+    vlm = create("captioner", args.captioner, **options)
+    answers = ask(vlm, questions, args.images, args.batch_size)
+    out = Path(args.out)
+    out.write_text("".join(json.dumps({"question_id": n + 1, "text": a}) + "\n" for n, a in enumerate(answers)))
+    print(f"{len(answers)} answers -> {out}")
+    _print_pope(pope_metrics(questions, answers, seed=args.seed))
+    if args.instances:
+        images = sorted({q.image for q in questions})
+        captions = dict(zip(images, vlm.caption([load_image(Path(args.images) / im) for im in images])))
+        result = chair(captions, load_instances(args.instances))
+        print(f"CHAIR on the same model's captions of these {len(images)} images: CHAIR-i {100 * result.chair_i:.1f}, "
+              f"CHAIR-s {100 * result.chair_s:.1f} ({result.mentioned} objects mentioned)")
     return 0
 
 
@@ -134,6 +163,17 @@ def _register_pope(sub: argparse._SubParsersAction) -> None:
     score.add_argument("--answers", required=True, help='JSON lines {"question_id": n, "text": "free-form answer"}')
     score.add_argument("--seed", type=int, default=0)
     score.set_defaults(func=cmd_pope_score)
+    run = pope_sub.add_parser("run", help="ask a captioner POPE's questions, score them (and CHAIR its captions)")
+    run.add_argument("--questions", required=True, help="a POPE question file")
+    run.add_argument("--images", required=True, help="the folder of the questions' images (COCO val2014)")
+    run.add_argument("--captioner", required=True, help="blip2, llava, smolvlm or qwen2-vl")
+    run.add_argument("--model", help="HF id or local directory (default: the captioner's)")
+    run.add_argument("--device")
+    run.add_argument("--instances", help="COCO instances JSON: also CHAIR on the model's captions of the images")
+    run.add_argument("--batch-size", type=int, default=8)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--out", default="pope_answers.jsonl", help="the answers, as `mils pope score` reads them")
+    run.set_defaults(func=cmd_pope_run)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -188,3 +188,21 @@ def pope_metrics(questions: Sequence[Question], answers: Iterable[str], resample
            for k, v in point.items()}
     out["unclear"] = {"value": float(np.sum(parsed == -1))}
     return out
+
+
+def ask(captioner, questions: Sequence[Question], image_dir: str | Path, batch_size: int = 8) -> list[str]:
+    """Each question put to ``captioner`` (a :class:`mils.captioners.VLMCaptioner`) with its image
+    from ``image_dir``; the free-form answers, in order."""
+    from tqdm.auto import tqdm
+
+    from mils.media import load_image
+
+    folder = Path(image_dir)
+    missing = sorted({q.image for q in questions if not (folder / q.image).is_file()})
+    if missing:
+        raise MissingInputError(f"{len(missing)} POPE images are not in {folder}, e.g. {missing[:3]}")
+    answers: list[str] = []
+    for start in tqdm(range(0, len(questions), batch_size), desc="POPE questions", unit="batch"):
+        batch = questions[start : start + batch_size]
+        answers += captioner.answer([load_image(folder / q.image) for q in batch], [q.text for q in batch])
+    return answers

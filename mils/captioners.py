@@ -30,19 +30,29 @@ class VLMCaptioner:
             tokenizer.pad_token = tokenizer.eos_token
         self.last_usage: list[TokenUsage] = []
 
-    def _text(self) -> str:
+    def _text(self, prompt: str | None = None) -> str:
+        prompt = self.prompt if prompt is None else prompt
         if not self.chat:
-            return self.prompt
-        message = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": self.prompt}]}]
+            return prompt
+        message = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
         return self.processor.apply_chat_template(message, add_generation_prompt=True)
 
-    @torch.inference_mode()
     def caption(self, images: Sequence[Image.Image]) -> list[str]:
+        return self.generate(images, [self.prompt] * len(images))
+
+    def answer(self, images: Sequence[Image.Image], questions: Sequence[str]) -> list[str]:
+        """One question per image (POPE's yes/no probes), in the model's question format."""
+        prompts = [f"{q} Answer yes or no." if self.chat else f"Question: {q} Answer:" for q in questions]
+        return self.generate(images, prompts)
+
+    @torch.inference_mode()
+    def generate(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> list[str]:
+        """The model's reply to each (image, prompt) pair: greedy, the prompt cut off."""
         if not images:
             return []
         images = [im.convert("RGB") for im in images]
         batch_images = [[im] for im in images] if self.chat else images
-        enc = self.processor(images=batch_images, text=[self._text()] * len(images), return_tensors="pt",
+        enc = self.processor(images=batch_images, text=[self._text(p) for p in prompts], return_tensors="pt",
                              padding=True).to(self.model.device)
         if "pixel_values" in enc and self.model.dtype != torch.float32:
             enc["pixel_values"] = enc["pixel_values"].to(self.model.dtype)

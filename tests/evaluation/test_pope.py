@@ -120,3 +120,32 @@ def test_cli_builds_questions_and_scores_answers(instances, tmp_path, capsys):
     answers.write_text(json.dumps({"question_id": 1, "text": "yes"}) + "\n")
     assert main(["pope", "score", "--questions", str(path), "--answers", str(answers)]) == 2
     assert "no answer for 23 question ids" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_pope_run_asks_a_tiny_vlm_and_scores_it_with_chair_beside(tmp_path, photo_dir, capsys):
+    from cli.main import main
+    from tests.tiny_models import tiny_blip2
+
+    cats = ["cat", "cup", "rocket", "person", "dog", "car", "bird"]
+    present = {"chelsea.jpg": ["cat", "person", "dog"], "coffee.jpg": ["cup", "person", "car"],
+               "rocket.jpg": ["rocket", "person", "bird"]}
+    images = [{"id": i + 1, "file_name": f} for i, f in enumerate(present)]
+    anns = [{"id": 100 * i + k, "image_id": i + 1, "category_id": cats.index(c) + 1}
+            for i, cs in enumerate(present.values()) for k, c in enumerate(cs)]
+    instances = tmp_path / "instances.json"
+    instances.write_text(json.dumps({"images": images, "annotations": anns,
+                                     "categories": [{"id": i + 1, "name": n} for i, n in enumerate(cats)]}))
+    assert main(["pope", "questions", "--instances", str(instances), "--setting", "popular", "--out",
+                 str(tmp_path / "pope")]) == 0
+    questions = tmp_path / "pope" / "coco_pope_popular.json"
+    answers = tmp_path / "answers.jsonl"
+    assert main(["pope", "run", "--questions", str(questions), "--images", str(photo_dir), "--captioner", "blip2",
+                 "--model", str(tiny_blip2(tmp_path / "blip2")), "--device", "cpu", "--instances", str(instances),
+                 "--batch-size", "4", "--out", str(answers)]) == 0
+    out = capsys.readouterr().out
+    rows = [json.loads(line) for line in answers.read_text().splitlines()]
+    assert [r["question_id"] for r in rows] == list(range(1, 19))  # 3 images x (3 present + 3 absent)
+    assert "yes_ratio" in out and "CHAIR on the same model's captions of these 3 images" in out
+    # a random tiny model answers neither yes nor no: every answer is unclear, and said so
+    assert "18 answers were neither yes nor no" in out
