@@ -36,6 +36,7 @@ def expand_sweep(path: str | Path) -> tuple[dict[str, list[Any]], Variants]:
     raw = read_yaml(path)
     grid = raw.pop("sweep", None)
     raw.pop("judging", None)
+    raw.pop("baseline", None)
     if not isinstance(grid, dict) or not grid or not all(isinstance(v, list) and v for v in grid.values()):
         raise InputError(f"{path} needs a 'sweep' mapping of dotted keys to non-empty lists, "
                          "e.g. sweep: {{loop.steps: [1, 5, 10]}}")

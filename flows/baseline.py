@@ -51,7 +51,7 @@ def run_baseline(config: RunConfig, captioner: str, options: dict[str, Any], bat
     good, failed = check_media([s.as_sample() for s in data.samples if not store.has(s.id)])
     for sample_id, error in [*data.skipped, *failed.items()]:  # unreadable when listed, or when checked
         store.write_failure(sample_id, error)
-    vlm = model or create("captioner", captioner, **options)
+    vlm = model or (create("captioner", captioner, **options) if good else None)  # nothing to do: no model
     scorer = build_scorer(config.scorer) if good else None
     for start in tqdm(range(0, len(good), batch_size), desc=f"{captioner} captions", unit="batch"):
         batch = good[start : start + batch_size]
@@ -68,4 +68,7 @@ def run_baseline(config: RunConfig, captioner: str, options: dict[str, Any], bat
         shares = [llm * t / sum(tokens) for t in tokens] if sum(tokens) else [llm / len(batch)] * len(batch)
         for sample, caption, score, u, seconds in zip(batch, captions, scores, usage, shares):
             store.write(_result(sample, caption, score, u, seconds, scoring))
-    return {"results_dir": str(folder), "done": len(store.results()), "failed": store.failures()}
+    captions = {r.sample_id: r.caption for r in store.results()}
+    (folder / "captions.json").write_text(json.dumps(captions, indent=2, ensure_ascii=False))
+    return {"results_dir": str(folder), "captions": str(folder / "captions.json"), "done": len(captions),
+            "failed": store.failures()}

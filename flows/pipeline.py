@@ -16,7 +16,7 @@ import hashlib
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +40,13 @@ class PipelineSpec:
     judging: BatchSettings | None
     profile: str
     raw: dict[str, Any]  # the run config's YAML overrides (the sweep expands over them)
+    baseline: dict[str, Any] | None = None  # {captioner, options, seed}: a VLM run first, seeding MILS
 
     def key(self) -> str:
         """Identifies the pipeline across scheduled reruns (not its dated output folder)."""
         payload = json.dumps([self.config.model_dump(mode="json", exclude={"output_dir"}), self.sweep,
-                              self.judging.model_dump(mode="json") if self.judging else None], sort_keys=True)
+                              self.judging.model_dump(mode="json") if self.judging else None, self.baseline],
+                             sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -52,13 +54,17 @@ def read_pipeline(path: str | Path) -> PipelineSpec:
     raw = read_yaml(path)
     grid = raw.pop("sweep", None)
     judging = raw.pop("judging", {})
+    baseline = raw.pop("baseline", None)
     profile = raw.pop("profile")
+    if baseline is not None and not (isinstance(baseline, dict) and isinstance(baseline.get("captioner"), str)
+                                     and set(baseline) <= {"captioner", "options", "seed"}):
+        raise InputError(f"{path}: 'baseline' is {{captioner: blip2, options: {{model: ...}}, seed: true}}")
     if grid is not None and (not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values())):
         raise InputError(f"{path}: 'sweep' must map dotted keys to non-empty lists, e.g. {{loop.keep: [5, 10]}}")
     if judging not in (None, False) and not isinstance(judging, dict):
         raise InputError(f"{path}: 'judging' must be a mapping of batch settings, or false")
     settings = BatchSettings.model_validate(judging) if isinstance(judging, dict) else None
-    return PipelineSpec(build_config(profile, raw), grid, settings, profile, raw)
+    return PipelineSpec(build_config(profile, raw), grid, settings, profile, raw, baseline)
 
 
 def _dated(config: RunConfig) -> RunConfig:
@@ -128,7 +134,7 @@ def _optimise_stage(config: RunConfig, ledger: _Ledger) -> tuple[BenchmarkOutcom
 
 def _sweep_stage(spec: PipelineSpec, config: RunConfig, outcome: BenchmarkOutcome, ledger: _Ledger) -> dict:
     overrides = {**spec.raw, "output_dir": config.output_dir}
-    if config.bank.generate is not None:
+    if config.bank.generate is not None or config.bank.seed_captions:  # as resolved by the earlier stages
         overrides["bank"] = config.bank.model_dump(exclude_none=True)
     variants = sweep_variants(spec.profile, overrides, spec.sweep)
     key = hashlib.sha256(json.dumps([spec.sweep, [c.result_key() for _, c in variants]]).encode()).hexdigest()[:12]
@@ -186,6 +192,21 @@ def _vs_seed_stage(config: RunConfig, outcome: BenchmarkOutcome, ledger: _Ledger
             "verdicts": [d.verdict(name) for name, d in result.metrics.items() if name in ("CIDEr", "METEOR")]}
 
 
+def _baseline_stage(spec: PipelineSpec, config: RunConfig) -> tuple[RunConfig, PipelineSpec, dict[str, Any]]:
+    """A captioner over the dataset (resumable); with ``seed`` (the default) its captions seed MILS,
+    and ``judging: {against: baseline}`` pits MILS's final captions against the captioner's."""
+    from flows.baseline import run_baseline
+
+    options = spec.baseline.get("options") or {}
+    outcome = run_baseline(config, spec.baseline["captioner"], options, batch_size=config.batch_size)
+    if spec.baseline.get("seed", True):
+        config = config.model_copy(update={"bank": config.bank.model_copy(update={"seed_captions": outcome["captions"]})})
+    if spec.judging is not None and spec.judging.against == "baseline":
+        spec = replace(spec, judging=spec.judging.model_copy(update={"against": outcome["results_dir"]}))
+    return config, spec, {"captioner": spec.baseline["captioner"], "results_dir": outcome["results_dir"],
+                          "done": outcome["done"], "failed": len(outcome["failed"])}
+
+
 def _judging_stage(spec: PipelineSpec, outcome: BenchmarkOutcome, parent_run_id: str, ledger: _Ledger) -> dict:
     import mlflow
 
@@ -204,11 +225,13 @@ def pipeline_stages(config_path: str, fresh: bool = False) -> dict[str, Any]:
     logger = get_run_logger()
     spec = read_pipeline(config_path)
     config = _dated(spec.config) if fresh else spec.config
+    stages: dict[str, Any] = {}
+    if spec.baseline:  # before the results folder is named: the seed captions are part of its key
+        config, spec, stages["baseline"] = _baseline_stage(spec, config)
     results_dir = config.results_dir()
     results_dir.mkdir(parents=True, exist_ok=True)
     ledger = _Ledger(results_dir)
     start_tracking(config.tracking)
-    stages: dict[str, Any] = {}
     with mlflow.start_run(run_id=ledger.data.get("parent_run_id"), run_name=f"pipeline {config.name}") as parent:
         ledger.data["parent_run_id"] = parent.info.run_id
         follows = ledger.data.get("follows") or previous_run(spec, exclude=parent.info.run_id)

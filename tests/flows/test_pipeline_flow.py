@@ -162,3 +162,37 @@ def test_vlm_plus_mils_is_one_pipeline_config(flow_config, tmp_path):
     batch = json.loads((Path(stages["judging"]["path"]) / "key.json").read_text())
     assert batch["pairs"] and all(p["sample_id"].startswith("t") for p in batch["pairs"].values())
     assert pipeline_flow(str(path))["stages"]["vs_seed"] == {"cached": True}
+
+
+def test_a_captioner_then_mils_seeded_by_it_in_one_pipeline(tmp_path, tiny_clip_name):
+    """baseline (a tiny BLIP-2) -> its captions seed MILS -> paired comparison -> judging batch vs the VLM."""
+    from mils.results import ResultStore
+    from tests.tiny_models import tiny_blip2
+
+    bank = tmp_path / "bank.txt"
+    bank.write_text("a photo of a cat\na photo of a cup\na rocket on a launch pad\n")
+    raw = {"profile": "offline", "name": "vlm-plus-mils", "plugins": ["tests.fakes"],
+           "generator": {"backend": "fake", "model": "fake"},
+           "scorer": {"name": "open_clip", "options": {"model": tiny_clip_name, "pretrained": None, "device": "cpu"}},
+           "bank": {"path": str(bank), "builtin": None}, "loop": {"steps": 1, "keep": 2, "requested": 3},
+           "dataset": {"kind": "sample", "args": {"directory": str(tmp_path / "photos")}, "limit": 3},
+           "metrics": ["BLEU", "CIDEr"], "output_dir": str(tmp_path / "runs"), "cache_dir": str(tmp_path / "cache"),
+           "tracking": {"uri": f"sqlite:///{tmp_path / 'mlruns.db'}", "experiment": "test"},
+           "baseline": {"captioner": "blip2", "options": {"model": str(tiny_blip2(tmp_path / "blip2")),
+                                                          "device": "cpu", "max_new_tokens": 6}},
+           "judging": {"against": "baseline", "assignments": 2, "catch": 0.0}}
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    stages = pipeline_flow(str(path))["stages"]
+    assert stages["baseline"]["done"] == 3 and stages["baseline"]["failed"] == 0
+    vlm = json.loads((Path(stages["baseline"]["results_dir"]) / "captions.json").read_text())
+    results = ResultStore(pipeline_flow(str(path))["results_dir"]).results()
+    assert len(results) == 3 and all(r.cost[0].candidates_scored == 3 + 1 for r in results)  # bank + the VLM's
+    assert stages["vs_seed"]["n"] == 3
+    batch = Path(stages["judging"]["path"])
+    key = json.loads((batch / "key.json").read_text())
+    rows = {r["pair_id"]: r for r in json.loads((batch / "pairs.json").read_text())}
+    for pid, pair in key["pairs"].items():  # side A of every pair is the VLM's caption
+        if not pair["catch"]:
+            a_side = rows[pid]["left_text" if pair["left"] == "A" else "right_text"]
+            assert a_side == vlm[pair["sample_id"]]
