@@ -48,6 +48,28 @@ def cmd_judge_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_judge_invite(args: argparse.Namespace) -> int:
+    from human_eval import invites
+
+    tokens = invites.invite(args.batch_dir, args.names)
+    base = args.url.rstrip("/")
+    print(f"invite links for {args.batch_dir} (one per rater; send each privately):")
+    for name, token in tokens.items():
+        print(f"  {name}: {base}/?invite={token}")
+    admin = invites.read(args.batch_dir)["admin"]
+    print(f"export (admin token, keep it to yourself): {base}/api/export?admin={admin}")
+    print(f"then: mils judge serve {args.batch_dir} --host 0.0.0.0 --port PORT (any address now needs a link)")
+    return 0
+
+
+def cmd_judge_revoke(args: argparse.Namespace) -> int:
+    from human_eval import invites
+
+    invites.revoke(args.batch_dir, args.names)
+    print(f"revoked: {', '.join(args.names)} (their links stop working at once; answers already given are kept)")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     human = sub.add_parser("human-eval", help="pairwise human evaluation batches").add_subparsers(
         dest="human_command", required=True)
@@ -80,3 +102,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     judge_serve.add_argument("--host", default="127.0.0.1")
     judge_serve.add_argument("--port", type=int, default=8765)
     judge_serve.set_defaults(func=cmd_judge_serve)
+    judge_invite = judge.add_parser("invite", help="secret links for raters on other machines")
+    judge_invite.add_argument("batch_dir")
+    judge_invite.add_argument("names", nargs="+", help="one link per rater name")
+    judge_invite.add_argument("--url", default="http://HOST:8765", help="the address raters will reach the page at")
+    judge_invite.set_defaults(func=cmd_judge_invite)
+    judge_revoke = judge.add_parser("revoke", help="stop raters' links from working")
+    judge_revoke.add_argument("batch_dir")
+    judge_revoke.add_argument("names", nargs="+")
+    judge_revoke.set_defaults(func=cmd_judge_revoke)

@@ -7,9 +7,12 @@ text-to-image; a caption's image is always shown, since faithfulness is judged a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
+
+RATER_NAME = re.compile(r"^[\w .@-]{1,64}$")  # a rater's name on the judging page and in invites
 
 
 @dataclass(frozen=True)

@@ -11,24 +11,24 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
+import secrets
 import sqlite3
 import time
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
-from human_eval.protocol import CHOICES
-from mils.errors import MissingInputError
+from human_eval import invites
+from human_eval.protocol import CHOICES, RATER_NAME
+from mils.errors import InputError, MissingInputError
 
-RATER = re.compile(r"^[\w .@-]{1,64}$")
 MAX_REASONS = 5
 
 
 class Answer(BaseModel):
-    rater: str = Field(min_length=1, max_length=64)
+    rater: str = Field("", max_length=64)  # ignored when the batch takes raters by invite link
     pair_id: str
     choice: str
     reasons: list[int] = Field(default_factory=list)
@@ -56,18 +56,28 @@ def create_app(batch_dir: str | Path) -> FastAPI:
     db = batch / "judgements.sqlite"
     app = FastAPI(title="MILS pairwise judging")
 
-    def rater_name(name: str) -> str:
-        if not RATER.match(name or ""):
+    def rater_name(request: Request, name: str) -> str:
+        """Who is answering: the invite link's rater when the batch uses invites (a request without
+        a valid link is refused), else the name the rater typed."""
+        if invites.active(batch):
+            token = request.query_params.get("invite") or request.headers.get("x-invite")
+            rater = invites.rater_of(batch, token)
+            if rater is None:
+                raise HTTPException(403, "this batch takes raters by invite link only; ask for yours")
+            return rater
+        if not RATER_NAME.match(name or ""):
             raise HTTPException(400, "rater name: 1-64 letters, digits, spaces, . @ - _")
         return name
 
     @app.get("/", response_class=HTMLResponse)
-    def page() -> str:
+    def page(request: Request) -> str:
+        if invites.active(batch):
+            rater_name(request, "")
         return PAGE
 
     @app.get("/api/next")
-    def next_pair(rater: str) -> dict:
-        rater = rater_name(rater)
+    def next_pair(request: Request, rater: str = "") -> dict:
+        rater = rater_name(request, rater)
         with _connect(db) as conn:
             done = {r[0] for r in conn.execute("SELECT pair_id FROM answers WHERE rater = ?", (rater,))}
         remaining = [pid for pid in order if pid not in done]
@@ -75,11 +85,11 @@ def create_app(batch_dir: str | Path) -> FastAPI:
         if pair is not None:
             pair = {**pair, **{k: _media_url(pair[k]) for k in ("left_url", "right_url", "context_url")},
                     "reasons": pair["reasons"].split("|") if pair["reasons"] else []}
-        return {"done": len(order) - len(remaining), "total": len(order), "pair": pair}
+        return {"done": len(order) - len(remaining), "total": len(order), "pair": pair, "rater": rater}
 
     @app.post("/api/answer")
-    def answer(body: Answer) -> dict:
-        rater = rater_name(body.rater)
+    def answer(body: Answer, request: Request) -> dict:
+        rater = rater_name(request, body.rater)
         if body.pair_id not in by_id:
             raise HTTPException(404, f"unknown pair {body.pair_id!r}")
         if body.choice not in CHOICES:
@@ -91,14 +101,21 @@ def create_app(batch_dir: str | Path) -> FastAPI:
         return {"stored": cur.rowcount == 1}
 
     @app.get("/media/{name}")
-    def media(name: str) -> FileResponse:
+    def media(name: str, request: Request) -> FileResponse:
+        if invites.active(batch):
+            rater_name(request, "")
         path = (upload / name).resolve()
         if path.parent != upload or not path.is_file():
             raise HTTPException(404, "no such media file in this batch")
         return FileResponse(path)
 
     @app.get("/api/export", response_class=PlainTextResponse)
-    def export() -> str:
+    def export(request: Request) -> str:
+        if invites.active(batch):  # raters' links do not open the export: the admin token does
+            token = request.query_params.get("admin") or request.headers.get("x-admin-token") or ""
+            admin = invites.read(batch)["admin"] or ""
+            if not (token and secrets.compare_digest(token, admin)):
+                raise HTTPException(403, "the export needs the batch's admin token (mils judge invite prints it)")
         return export_csv(db)
 
     return app
@@ -124,8 +141,16 @@ def _media_url(value: str) -> str:
     return "/media/" + value.removeprefix("upload/") if value.startswith("upload/") else value
 
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
 def serve(batch_dir: str | Path, host: str = "127.0.0.1", port: int = 8765) -> None:
+    """Loopback for anyone at this machine; any other address only with invite links."""
     import uvicorn
+
+    if host not in LOOPBACK and not invites.active(batch_dir):
+        raise InputError(f"refusing to serve {batch_dir} on {host} to everyone who can reach it: create invite "
+                         f"links first (mils judge invite {batch_dir} NAME...), or serve on 127.0.0.1")
 
     uvicorn.run(create_app(batch_dir), host=host, port=port, log_level="warning")
 
@@ -153,16 +178,19 @@ PAGE = """<!doctype html>
 <div id="finished" hidden><h3>All pairs done. Thank you!</h3></div>
 <script>
 let rater = localStorage.getItem("mils-rater") || "", pair = null, choice = null;
+const invite = new URLSearchParams(location.search).get("invite");  // an invite link names the rater
 const $ = (id) => document.getElementById(id);
+const withInvite = (url) => invite && url.startsWith("/") ? url + (url.includes("?") ? "&" : "?") + "invite=" + encodeURIComponent(invite) : url;
 function side(el, text, url) {
-  el.innerHTML = ""; if (url) { const img = document.createElement("img"); img.src = url; el.appendChild(img); }
+  el.innerHTML = ""; if (url) { const img = document.createElement("img"); img.src = withInvite(url); el.appendChild(img); }
   if (text) { const p = document.createElement("p"); p.textContent = text; el.appendChild(p); }
 }
 function pick(which) { choice = which; $("left").classList.toggle("picked", which === "left");
   $("right").classList.toggle("picked", which === "right"); $("submit").disabled = false; }
 async function load() {
-  const r = await fetch("/api/next?rater=" + encodeURIComponent(rater)); const data = await r.json();
+  const r = await fetch(withInvite("/api/next?rater=" + encodeURIComponent(rater))); const data = await r.json();
   if (!r.ok) { alert(data.detail); return; }
+  rater = data.rater;
   $("login").hidden = true; $("name").blur(); $("who").textContent = rater;
   $("progress").textContent = data.done + " / " + data.total + " done";
   pair = data.pair; choice = null; $("submit").disabled = true;
@@ -170,7 +198,7 @@ async function load() {
   $("task").hidden = false;
   $("question").textContent = pair.question;
   const ctx = $("context"); ctx.innerHTML = "";
-  if (pair.context_url) { const img = document.createElement("img"); img.src = pair.context_url; ctx.appendChild(img); }
+  if (pair.context_url) { const img = document.createElement("img"); img.src = withInvite(pair.context_url); ctx.appendChild(img); }
   if (pair.prompt) { const p = document.createElement("p"); p.textContent = pair.prompt; ctx.appendChild(p); }
   side($("left"), pair.left_text, pair.left_url); side($("right"), pair.right_text, pair.right_url);
   $("left").className = "side"; $("right").className = "side";
@@ -180,7 +208,7 @@ async function load() {
 async function submit() {
   if (!pair || !choice) return;
   const reasons = [...document.querySelectorAll("[data-reason]")].filter(c => c.checked).map(c => +c.dataset.reason);
-  const r = await fetch("/api/answer", { method: "POST", headers: { "Content-Type": "application/json" },
+  const r = await fetch("/api/answer", { method: "POST", headers: { "Content-Type": "application/json", ...(invite ? { "X-Invite": invite } : {}) },
     body: JSON.stringify({ rater, pair_id: pair.pair_id, choice, reasons }) });
   if (!r.ok) { alert((await r.json()).detail); return; }
   await load();
@@ -196,6 +224,6 @@ document.addEventListener("keydown", (e) => {
   else if (e.key === "Enter") submit();
   else { const i = "abcde".indexOf(e.key); const box = document.querySelector(`[data-reason="${i}"]`); if (i >= 0 && box) box.checked = !box.checked; }
 });
-if (rater) load();
+if (invite || rater) load();
 </script></body></html>
 """
