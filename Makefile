@@ -1,7 +1,8 @@
 # make demo   set up .venv (if needed) and caption the sample photos with the offline profile
 # make test   set up .venv (if needed), lint (ruff) and run the test suite
 # make bench  per-sample loop timings at paper-like settings (offline models); video sampling memory;
-#             our decoding loop vs transformers generate; the viewer on 5,000 synthetic results
+#             our decoding loop vs transformers generate; the viewer on 5,000 synthetic results;
+#             the judging page under 50 concurrent raters with a server crash half-way
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -39,6 +40,7 @@ bench: setup
 	$(PY) benchmarks/video_memory.py
 	$(PY) benchmarks/generator_bench.py
 	$(PY) benchmarks/viewer_bench.py
+	$(PY) benchmarks/judge_load.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
