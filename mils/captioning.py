@@ -181,6 +181,22 @@ class Captioner:
             extra_initial=None if self.seeds_alone else own,
         )
 
+    def _run_halving(self, batch: Sequence[Sample], progress) -> tuple[list[SampleResult], dict[str, str]]:
+        """One batch; out of memory, its halves (down to single samples, then the sample fails).
+        A sample's result does not depend on its batch, so what succeeds equals a fault-free run."""
+        try:
+            return self.optimiser.run(batch, progress), {}
+        except Exception as err:
+            if not out_of_memory(err):
+                raise
+            if len(batch) == 1:
+                return [], {batch[0].id: f"out of memory even alone: {err}"}
+            log.warning("out of memory on a batch of %d (%s): retrying it as two halves", len(batch), err)
+            _free_gpu_cache()
+            first, failed_first = self._run_halving(batch[: len(batch) // 2], progress)
+            second, failed_second = self._run_halving(batch[len(batch) // 2 :], progress)
+            return first + second, {**failed_first, **failed_second}
+
     def caption(self, samples: Sequence[Sample], progress: bool = True, reporter=None) -> CaptionRun:
         """``reporter``: instead of a terminal bar, any object with tqdm's ``update(n)`` and
         ``set_postfix(step=, best=)`` (the orchestration layer logs steps with it)."""
@@ -196,11 +212,29 @@ class Captioner:
         with tqdm(total=len(good) * max(steps, 1), desc="MILS", unit="sample-step",
                   disable=not progress or reporter is not None) as bar:
             start = time.perf_counter()
-            results = self.optimiser.run_batched(good, self.config.batch_size, (reporter or bar) if steps else None)
+            results = []
+            for i in range(0, len(good), self.config.batch_size):
+                done, oom = self._run_halving(good[i : i + self.config.batch_size], (reporter or bar) if steps else None)
+                results += done
+                failed.update(oom)
             self.timer.seconds["loop_total"] += time.perf_counter() - start
             if not steps:
                 bar.update(len(good))
         return CaptionRun(results, failed, dict(self.timer.seconds), self.bank, self.config)
+
+
+def _free_gpu_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def out_of_memory(err: BaseException) -> bool:
+    """A CUDA (or host) out-of-memory error, whatever layer raised it."""
+    import torch
+
+    return isinstance(err, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in str(err).lower()
 
 
 def loop_overhead(timings: dict[str, float]) -> float:

@@ -147,3 +147,47 @@ def test_seed_captions_alone_and_samples_without_one_fail_clearly(tmp_path, fake
     seeds.write_text("[1, 2]")
     with pytest.raises(ValueError, match="must map sample id"):
         Captioner(config, generator=fake_generator, scorer=fake_scorer)
+
+
+def test_out_of_memory_batches_are_halved_and_what_succeeds_equals_a_fault_free_run(
+        tmp_path, bank_file, fake_generator, fake_scorer, text_samples):
+    import torch
+
+    from tests.fakes import FakeGenerator, FakeScorer
+
+    config = fake_config(tmp_path, bank_file).model_copy(update={"batch_size": 5})
+    clean = Captioner(config, generator=FakeGenerator(), scorer=FakeScorer()).caption(text_samples, progress=False)
+
+    class SmallGPU(FakeGenerator):  # more than two prompts at once do not fit
+        calls: list[int] = []
+
+        def generate(self, prompts, seeds):
+            self.calls.append(len(prompts))
+            if len(prompts) > 2:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return super().generate(prompts, seeds)
+
+    class HugeSample(FakeScorer):  # s3 does not fit even alone
+        def embed_samples(self, samples):
+            if any(s.id == "s3" for s in samples):
+                raise RuntimeError("CUDA error: out of memory")
+            return super().embed_samples(samples)
+
+    generator = SmallGPU()
+    run = Captioner(config, generator=generator, scorer=FakeScorer()).caption(text_samples, progress=False)
+    # 5 fails -> 2 (two steps) + 3 fails -> 1 (two steps) + 2 (two steps)
+    assert generator.calls == [5, 2, 2, 3, 1, 1, 2, 2]
+    def outcome(results):  # everything but the timings in the cost ledger
+        return [(r.sample_id, r.history, r.kept, r.raw_replies, r.trace) for r in results]
+
+    assert run.failed == {} and outcome(run.results) == outcome(clean.results)  # identical, sample for sample
+    run = Captioner(config, generator=FakeGenerator(), scorer=HugeSample()).caption(text_samples, progress=False)
+    assert list(run.failed) == ["s3"] and "out of memory even alone" in run.failed["s3"]
+    assert outcome(run.results) == outcome([r for r in clean.results if r.sample_id != "s3"])
+
+    class Broken(FakeGenerator):  # any other error is not retried
+        def generate(self, prompts, seeds):
+            raise ValueError("a real bug")
+
+    with pytest.raises(ValueError, match="a real bug"):
+        Captioner(config, generator=Broken(), scorer=FakeScorer()).caption(text_samples, progress=False)
