@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from evaluation.caption_metrics import MetricReport
 from evaluation.datasets import Dataset
 from flows.runners import make_task_runner
-from flows.tracking import log_config_run, start_tracking
+from flows.tracking import end_orphans, log_config_run, start_tracking
 from mils.captioning import check_media
 from mils.config import RunConfig
 from mils.loop import SampleResult
@@ -112,6 +112,7 @@ def benchmark_flow(config: dict[str, Any]) -> dict[str, Any]:
     previous = _tracked_run_ids(outcome.results_dir)
     with mlflow.start_run(run_id=previous.get("parent"), run_name=f"benchmark {config.name}") as parent:
         mlflow.set_tag("mils.kind", "benchmark")
+        end_orphans(parent.info.run_id)  # a killed earlier attempt's half-logged child
         with mlflow.start_run(run_name=f"{config.name} {config.result_key()}", nested=True) as child:
             log_config_run(config, outcome.results, outcome.failures, outcome.reports,
                            {"mils.kind": "config", "dataset_hash": dataset_hash(outcome),

@@ -25,7 +25,7 @@ from prefect import flow, get_run_logger
 from flows.ablation import run_variants, sweep_variants
 from flows.benchmark import BenchmarkOutcome, dataset_hash, optimise_config
 from flows.runners import make_task_runner
-from flows.tracking import log_config_run, start_tracking
+from flows.tracking import end_orphans, log_config_run, start_tracking
 from human_eval.protocol import BatchSettings
 from mils.config import RunConfig, build_config, read_yaml
 from mils.errors import InputError
@@ -234,6 +234,7 @@ def pipeline_stages(config_path: str, fresh: bool = False) -> dict[str, Any]:
     start_tracking(config.tracking)
     with mlflow.start_run(run_id=ledger.data.get("parent_run_id"), run_name=f"pipeline {config.name}") as parent:
         ledger.data["parent_run_id"] = parent.info.run_id
+        end_orphans(parent.info.run_id)  # a killed earlier attempt's half-logged children
         follows = ledger.data.get("follows") or previous_run(spec, exclude=parent.info.run_id)
         ledger.data["follows"] = follows
         mlflow.set_tags({"mils.kind": "pipeline", "mils.pipeline_key": spec.key(), "mils.config": str(config_path),

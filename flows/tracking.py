@@ -38,6 +38,20 @@ def start_tracking(tracking: TrackingConfig) -> None:
                                                              "custom_model_development")
 
 
+def end_orphans(parent_run_id: str) -> int:
+    """Child runs a killed process left RUNNING under ``parent_run_id`` are marked KILLED (the rerun
+    logs its own); returns how many."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    parent = client.get_run(parent_run_id)
+    orphans = client.search_runs([parent.info.experiment_id],
+                                 f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'")
+    for run in orphans:
+        client.set_terminated(run.info.run_id, "KILLED")
+    return len(orphans)
+
+
 def git_revision() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,

@@ -31,6 +31,10 @@ class ComponentError(MilsError, RuntimeError):
     """A component (model, tool, server) misbehaved in a way the user can act on."""
 
 
+class StorageError(MilsError, OSError):
+    """A result could not be written (a full disk, a read-only folder); what was written before is intact."""
+
+
 def require(module: str, needed_by: str, install: str) -> ModuleType:
     """Import ``module`` or say which component needs it and how to install it."""
     try:

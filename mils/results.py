@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable
 
-from mils.errors import InputError
+from mils.errors import InputError, StorageError
 from mils.loop import SampleResult, StepCost, StepRecord, StepTrace, Value
 
 SCHEMA_VERSION = 3  # 2: per-step cost records; 3: per-step trace (older files read without them)
@@ -27,8 +27,13 @@ def _file_name(sample_id: str) -> str:
 
 def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, ensure_ascii=False))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(payload, ensure_ascii=False))
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"could not write {path.name} in {path.parent} ({err.strerror or err}); the results "
+                           "written before are intact: free some space (or fix the folder) and rerun to go on") from err
 
 
 def result_to_dict(result: SampleResult) -> dict[str, Any]:

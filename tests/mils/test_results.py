@@ -68,3 +68,29 @@ def test_trace_is_stored_with_each_text_once_and_old_files_open_without_it(fake_
     broken = {**raw, "trace": {"texts": [], "steps": [{"kept": [[3, 0.5]], "new": []}]}}
     with pytest.raises(ValueError, match="malformed"):
         result_from_dict(broken, "x.json")
+
+
+def test_a_full_disk_gives_a_clear_error_and_loses_nothing(tmp_path, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    from mils.errors import StorageError
+
+    store = ResultStore(tmp_path)
+    store.write(_result("a"))
+    real = Path.write_text
+
+    def full_disk(self, *args, **kwargs):
+        if self.name.endswith(".tmp"):
+            real(self, "{half")  # the disk filled up half-way through the file
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(StorageError, match=r"No space left on device.*written before are intact"):
+        store.write(_result("b"))
+    monkeypatch.undo()
+    assert [r.sample_id for r in store.results()] == ["a"]  # still readable, b simply not done
+    assert not list(tmp_path.rglob("*.tmp"))  # no half-written file left behind
+    store.write(_result("b"))  # space freed: the rerun goes on
+    assert [r.sample_id for r in store.results()] == ["a", "b"]
