@@ -56,28 +56,15 @@ def create_app(batch_dir: str | Path) -> FastAPI:
     db = batch / "judgements.sqlite"
     app = FastAPI(title="MILS pairwise judging")
 
-    def rater_name(request: Request, name: str) -> str:
-        """Who is answering: the invite link's rater when the batch uses invites (a request without
-        a valid link is refused), else the name the rater typed."""
-        if invites.active(batch):
-            token = request.query_params.get("invite") or request.headers.get("x-invite")
-            rater = invites.rater_of(batch, token)
-            if rater is None:
-                raise HTTPException(403, "this batch takes raters by invite link only; ask for yours")
-            return rater
-        if not RATER_NAME.match(name or ""):
-            raise HTTPException(400, "rater name: 1-64 letters, digits, spaces, . @ - _")
-        return name
-
     @app.get("/", response_class=HTMLResponse)
     def page(request: Request) -> str:
         if invites.active(batch):
-            rater_name(request, "")
+            _rater(batch, request, "")
         return PAGE
 
     @app.get("/api/next")
     def next_pair(request: Request, rater: str = "") -> dict:
-        rater = rater_name(request, rater)
+        rater = _rater(batch, request, rater)
         with _connect(db) as conn:
             done = {r[0] for r in conn.execute("SELECT pair_id FROM answers WHERE rater = ?", (rater,))}
         remaining = [pid for pid in order if pid not in done]
@@ -89,7 +76,7 @@ def create_app(batch_dir: str | Path) -> FastAPI:
 
     @app.post("/api/answer")
     def answer(body: Answer, request: Request) -> dict:
-        rater = rater_name(request, body.rater)
+        rater = _rater(batch, request, body.rater)
         if body.pair_id not in by_id:
             raise HTTPException(404, f"unknown pair {body.pair_id!r}")
         if body.choice not in CHOICES:
@@ -103,7 +90,7 @@ def create_app(batch_dir: str | Path) -> FastAPI:
     @app.get("/media/{name}")
     def media(name: str, request: Request) -> FileResponse:
         if invites.active(batch):
-            rater_name(request, "")
+            _rater(batch, request, "")
         path = (upload / name).resolve()
         if path.parent != upload or not path.is_file():
             raise HTTPException(404, "no such media file in this batch")
@@ -111,14 +98,32 @@ def create_app(batch_dir: str | Path) -> FastAPI:
 
     @app.get("/api/export", response_class=PlainTextResponse)
     def export(request: Request) -> str:
-        if invites.active(batch):  # raters' links do not open the export: the admin token does
-            token = request.query_params.get("admin") or request.headers.get("x-admin-token") or ""
-            admin = invites.read(batch)["admin"] or ""
-            if not (token and secrets.compare_digest(token, admin)):
-                raise HTTPException(403, "the export needs the batch's admin token (mils judge invite prints it)")
+        _require_admin(batch, request)
         return export_csv(db)
 
     return app
+
+
+def _rater(batch: Path, request: Request, name: str) -> str:
+    """Who is answering: the invite link's rater when the batch uses invites (a request without a
+    valid link is refused), else the name the rater typed."""
+    if invites.active(batch):
+        rater = invites.rater_of(batch, request.query_params.get("invite") or request.headers.get("x-invite"))
+        if rater is None:
+            raise HTTPException(403, "this batch takes raters by invite link only; ask for yours")
+        return rater
+    if not RATER_NAME.match(name or ""):
+        raise HTTPException(400, "rater name: 1-64 letters, digits, spaces, . @ - _")
+    return name
+
+
+def _require_admin(batch: Path, request: Request) -> None:
+    """With invites, raters' links do not open the export: the admin token does."""
+    if invites.active(batch):
+        token = request.query_params.get("admin") or request.headers.get("x-admin-token") or ""
+        admin = invites.read(batch)["admin"] or ""
+        if not (token and secrets.compare_digest(token, admin)):
+            raise HTTPException(403, "the export needs the batch's admin token (mils judge invite prints it)")
 
 
 def export_csv(db: Path) -> str:
