@@ -60,8 +60,8 @@ def run_baseline(config: RunConfig, captioner: str, options: dict[str, Any], bat
         llm = time.perf_counter() - begin
         begin = time.perf_counter()
         emb = np.asarray(scorer.embed_samples(batch), np.float32)
-        scores = [float(np.asarray(scorer.similarity(e[None], np.asarray(scorer.embed_texts([c]), np.float32)))[0, 0])
-                  for e, c in zip(emb, captions)]
+        text_emb = np.asarray(scorer.embed_texts(captions), np.float32)  # one call for the batch's captions
+        scores = [float(np.asarray(scorer.similarity(e[None], t[None]))[0, 0]) for e, t in zip(emb, text_emb)]
         scoring = (time.perf_counter() - begin) / len(batch)
         usage = getattr(vlm, "last_usage", None) or [None] * len(batch)
         tokens = [u.generated if u else 0 for u in usage]  # the batch's time shared by generated tokens
