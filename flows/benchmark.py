@@ -66,11 +66,19 @@ def optimise_config(
                 len(shards), results_dir)
     if shards:  # a finished run loads no model
         prepare_models_task(config)  # loads models in the flow process; encodes + caches the bank once
-    futures = [optimise_shard_task.submit(config, shard, str(results_dir)) for shard in shards]
+    futures = {}
+    for shard in shards:
+        futures[optimise_shard_task.submit(config, shard, str(results_dir))] = shard
     stats = [{"computed": 0, "resumed": already, "failed": len(unreadable), "seconds": 0.0, "timings": {}}]
     with tqdm(total=len(samples), initial=already, desc=f"{config.name} samples", unit="sample") as bar:
-        for future in as_completed(futures):
-            stat = future.result()
+        for future in as_completed(list(futures)):
+            try:
+                stat = future.result()
+            except Exception as err:
+                if type(err).__name__ != "KilledWorker":
+                    raise
+                stat = _record_lost_shard(store, futures[future], err)
+                logger.error("%d samples recorded failed: %s", stat["failed"], err)
             stats.append(stat)
             bar.update(stat["computed"] + stat["failed"])
     order = [s.id for s in samples]
@@ -86,6 +94,17 @@ def optimise_config(
                                           cache_dir=str(results_dir / "metrics"))
     return BenchmarkOutcome(config, results, failures, reports, results_dir, time.perf_counter() - start, stats,
                             data.total or len(data))
+
+
+def _record_lost_shard(store: ResultStore, shard: list, err: Exception) -> dict[str, Any]:
+    """Dask gave up on a shard whose worker process died on every attempt (``KilledWorker``):
+    its unfinished samples are recorded failed, so the run finishes and a rerun retries them."""
+    lost = [s.id for s in shard if not store.has(s.id)]
+    reason = (f"the worker process running this sample's shard died ({type(err).__name__}: {str(err)[:160]}); "
+              "rerun the config to retry it")
+    for sample_id in lost:
+        store.write_failure(sample_id, reason)
+    return {"computed": len(shard) - len(lost), "resumed": 0, "failed": len(lost), "seconds": 0.0, "timings": {}}
 
 
 def dataset_hash(outcome: BenchmarkOutcome) -> str:
@@ -112,13 +131,14 @@ def benchmark_flow(config: dict[str, Any]) -> dict[str, Any]:
     previous = _tracked_run_ids(outcome.results_dir)
     with mlflow.start_run(run_id=previous.get("parent"), run_name=f"benchmark {config.name}") as parent:
         mlflow.set_tag("mils.kind", "benchmark")
+        # at once, so that a rerun after a kill during logging reopens this parent instead of adding one
+        (outcome.results_dir / "mlflow.json").write_text(json.dumps({"parent": parent.info.run_id}))
         end_orphans(parent.info.run_id)  # a killed earlier attempt's half-logged child
         with mlflow.start_run(run_name=f"{config.name} {config.result_key()}", nested=True) as child:
             log_config_run(config, outcome.results, outcome.failures, outcome.reports,
                            {"mils.kind": "config", "dataset_hash": dataset_hash(outcome),
                             "mils.results_dir": str(outcome.results_dir)},
                            {"time/flow_seconds": outcome.seconds}, dataset_size=outcome.dataset_size)
-    (outcome.results_dir / "mlflow.json").write_text(json.dumps({"parent": parent.info.run_id}))
     return {"parent_run_id": parent.info.run_id, "child_run_id": child.info.run_id,
             "results_dir": str(outcome.results_dir), "done": len(outcome.results), "failed": outcome.failures,
             "reports": outcome.reports, "seconds": outcome.seconds, "seed": config.loop.seed,

@@ -195,4 +195,18 @@ def bank_embeddings(
         tmp = cache_file.with_suffix(f".{os.getpid()}.tmp.npy")
         np.save(tmp, emb)
         os.replace(tmp, cache_file)  # atomic: a killed run never leaves a half-written cache
+        _remove_orphan_tmp(cache_file)
     return emb
+
+
+def _remove_orphan_tmp(cache_file: Path) -> None:
+    """Delete half-written caches of killed processes (a 30K bank's can be 100+ MB); a live
+    process's file is left alone."""
+    for tmp in cache_file.parent.glob(f"{cache_file.stem}.*.tmp.npy"):
+        pid = tmp.name.split(".")[-3]
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except (ValueError, PermissionError):
+            pass

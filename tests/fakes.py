@@ -5,8 +5,10 @@ Subprocess tests load this module through a config's ``plugins: [tests.fakes]``.
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import signal
 import time
 import zlib
 from pathlib import Path
@@ -83,19 +85,26 @@ class FakeGenerator:
         return replies
 
 
-
-
 @register("generator", "fake")
-def fake_generator_factory(per_reply: int = 5, delay: float = 0.0, **_ignored) -> "FakeGenerator":
+def fake_generator_factory(per_reply: int = 5, delay: float = 0.0, die_at_call: int = 0, die_unless: str | None = None,
+                           die_once: bool = False, **_ignored) -> "FakeGenerator":
+    """``delay``: seconds per call. ``die_at_call``: the process SIGKILLs itself on that call of
+    ``generate`` (a dying Dask worker) unless the file ``die_unless`` exists; ``die_once`` creates
+    that file just before dying, so only one process dies."""
     generator = FakeGenerator(per_reply)
-    if delay:
-        original = generator.generate
+    original = generator.generate
+    calls = [0]
 
-        def slow(prompts, seeds):
-            time.sleep(delay)
-            return original(prompts, seeds)
+    def generate(prompts, seeds):
+        calls[0] += 1
+        if calls[0] == die_at_call and not (die_unless and Path(die_unless).exists()):
+            if die_once and die_unless:
+                Path(die_unless).touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(delay)
+        return original(prompts, seeds)
 
-        generator.generate = slow  # type: ignore[method-assign]
+    generator.generate = generate  # type: ignore[method-assign]
     return generator
 
 
