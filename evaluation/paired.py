@@ -14,7 +14,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from evaluation.bootstrap import DEFAULT_RESAMPLES, resample_indices
+from evaluation.bootstrap import DEFAULT_RESAMPLES, resample_chunks
 from evaluation.caption_metrics import MetricReport, _bleu_from_stats, bleu_from_table
 from mils.errors import InputError
 
@@ -46,8 +46,7 @@ def _delta(stat_a, stat_b, n: int, resamples: int, seed: int) -> PairedDelta:
     if n == 0:
         raise InputError("no shared samples to compare")
     a, b = float(stat_a(None)), float(stat_b(None))
-    idx = resample_indices(n, resamples, seed)
-    deltas = stat_b(idx) - stat_a(idx)
+    deltas = np.concatenate([stat_b(idx) - stat_a(idx) for idx in resample_chunks(n, resamples, seed)])
     low, high = np.nanpercentile(deltas, [2.5, 97.5])
     return PairedDelta(a, b, b - a, float(low), float(high), float(np.mean(deltas <= 0)), n)
 

@@ -86,9 +86,9 @@ class FakeGenerator:
 
 
 @register("generator", "fake")
-def fake_generator_factory(per_reply: int = 5, delay: float = 0.0, die_at_call: int = 0, die_unless: str | None = None,
-                           die_once: bool = False, **_ignored) -> "FakeGenerator":
-    """``delay``: seconds per call. ``die_at_call``: the process SIGKILLs itself on that call of
+def fake_generator_factory(per_reply: int = 5, delay: float = 0.0, delay_per_prompt: float = 0.0, die_at_call: int = 0,
+                           die_unless: str | None = None, die_once: bool = False, **_ignored) -> "FakeGenerator":
+    """``delay``: seconds per call, plus ``delay_per_prompt`` per prompt in it. ``die_at_call``: the process SIGKILLs itself on that call of
     ``generate`` (a dying Dask worker) unless the file ``die_unless`` exists; ``die_once`` creates
     that file just before dying, so only one process dies."""
     generator = FakeGenerator(per_reply)
@@ -101,7 +101,7 @@ def fake_generator_factory(per_reply: int = 5, delay: float = 0.0, die_at_call: 
             if die_once and die_unless:
                 Path(die_unless).touch()
             os.kill(os.getpid(), signal.SIGKILL)
-        time.sleep(delay)
+        _sleep(delay + delay_per_prompt * len(prompts))
         return original(prompts, seeds)
 
     generator.generate = generate  # type: ignore[method-assign]
@@ -109,8 +109,28 @@ def fake_generator_factory(per_reply: int = 5, delay: float = 0.0, die_at_call: 
 
 
 @register("scorer", "fake_bow")
-def fake_scorer_factory() -> "FakeScorer":
-    return FakeScorer()
+def fake_scorer_factory(delay_per_sample: float = 0.0) -> "FakeScorer":
+    """``delay_per_sample``: seconds per sample and scoring (a stand-in for a real scorer's latency)."""
+    scorer = FakeScorer()
+    if delay_per_sample:
+        similarity = scorer.similarity
+
+        def slow(sample_emb, text_emb):
+            _sleep(delay_per_sample * len(sample_emb))
+            return similarity(sample_emb, text_emb)
+
+        scorer.similarity = slow  # type: ignore[method-assign]
+    return scorer
+
+
+SIMULATED = {"seconds": 0.0}  # model latency slept in this process (benchmarks subtract it from wall time)
+
+
+def _sleep(seconds: float) -> None:
+    if seconds:
+        start = time.perf_counter()
+        time.sleep(seconds)
+        SIMULATED["seconds"] += time.perf_counter() - start  # as slept (sleep overshoots a little)
 
 
 @register("dataset", "fake_text")
@@ -120,6 +140,14 @@ def fake_text_dataset(targets: Sequence[str], broken: Sequence[str] = ()) -> Dat
     samples = [EvalSample(f"t{i:03d}", t, (t,)) for i, t in enumerate(targets)]
     samples += [EvalSample(str(p), Path(p), ("broken",)) for p in broken]
     return Dataset("fake_text", samples)
+
+
+@register("dataset", "fake_text_sized")
+def fake_text_sized(n: int, words: int = 4, seed: int = 0) -> Dataset:
+    """``n`` samples like :func:`fake_text`'s with random targets of ``words`` words (scale tests)."""
+    rng = random.Random(seed)
+    targets = [" ".join(rng.sample(WORDS, words)) for _ in range(n)]
+    return Dataset("fake_text_sized", [EvalSample(f"s{i:06d}", t, (t,)) for i, t in enumerate(targets)])
 
 
 class BrightnessVideoScorer:
