@@ -21,6 +21,8 @@ def loop_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["batch_size"] = args.batch_size
     if args.cache_dir:
         overrides["cache_dir"] = args.cache_dir
+    if args.prompts:
+        overrides["prompts"] = args.prompts
     return overrides
 
 
@@ -57,6 +59,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bank-size", type=int, help="random subset of the bank (ablations)")
     parser.add_argument("--batch-size", type=int, help="samples optimised together (one LLM call per step)")
     parser.add_argument("--cache-dir", help="where converted models and bank embeddings are cached")
+    parser.add_argument("--prompts", help="meta-prompts: suite (offline default), official (the MILS files, paper "
+                        "default) or a folder of prompt files named as in the MILS repository's prompts/")
 
 
 def print_table(rows: list[tuple[str, str, float, str, float]]) -> None:

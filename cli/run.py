@@ -126,7 +126,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     from evaluation.caption_metrics import caption_metrics, format_table
-    from evaluation.datasets import load_dataset
+    from evaluation.datasets import config_dataset
     from flows.baseline import run_baseline
     from mils.cost import cost_line, run_cost
     from mils.results import ResultStore
@@ -136,12 +136,12 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     outcome = run_baseline(config, args.captioner, options, batch_size=config.batch_size)
     results = ResultStore(outcome["results_dir"]).results()
-    data = load_dataset(config.dataset.kind, config.dataset.args, config.dataset.limit, config.dataset.seed)
+    data = config_dataset(config.dataset)
     references = {k: v for k, v in data.references().items() if v}
     predictions = {r.sample_id: r.caption for r in results if r.sample_id in references}
     if predictions and config.metrics:
         print(format_table(caption_metrics(predictions, {k: references[k] for k in predictions}, config.metrics,
-                                           seed=config.loop.seed)))
+                                           seed=config.loop.seed, tokenize=config.eval_tokenize)))
     print(cost_line(run_cost(results, time.perf_counter() - start, data.total or len(data))))
     print(f"results: {outcome['results_dir']} ({outcome['done']} captioned, {len(outcome['failed'])} failed); "
           f"compare with a MILS run: mils compare {outcome['results_dir']} RESULTS")

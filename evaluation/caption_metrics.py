@@ -1,8 +1,10 @@
 """Captioning metrics through pycocoevalcap, with one PTB tokenisation for every modality.
 
 The official MILS code tokenises COCO with the PTB tokenizer but scores audio and video captions
-on raw strings; here every prediction and reference goes through the same PTB tokenizer, so
-``A dog.`` and ``a dog`` score the same whatever the modality.
+on raw strings; by default every prediction and reference here goes through the same PTB
+tokenizer, so ``A dog.`` and ``a dog`` score the same whatever the modality. ``tokenize="raw"``
+(the paper profile's setting for audio and video) scores the strings as they are, comparable
+with the paper's audio and video tables.
 
 Corpus values are pycocoevalcap's own (BLEU from summed n-gram statistics; METEOR from the
 Java scorer's aggregate; ROUGE-L, CIDEr-D and SPICE as means over samples). 95% intervals come
@@ -24,7 +26,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from evaluation.bootstrap import DEFAULT_RESAMPLES, Estimate, bootstrap, bootstrap_mean
+from evaluation.bootstrap import DEFAULT_RESAMPLES, Estimate, bootstrap_columns, bootstrap_mean
 from mils.errors import ComponentError, InputError
 
 log = logging.getLogger(__name__)
@@ -145,8 +147,7 @@ def _bleu(gts, res, ids, resamples, seed):
         return _bleu_from_stats(testlen[idx].sum(1), reflen[idx].sum(1), guess[idx].sum(1), correct[idx].sum(1))
 
     # one set of resamples for the four orders (the shared seed gives the same indices to each)
-    estimates = {f"BLEU-{k + 1}": bootstrap(lambda idx, k=k: stat(idx)[:, k], len(ids), float(corpus[k]), resamples, seed)
-                 for k in range(4)}
+    estimates = bootstrap_columns(stat, len(ids), {f"BLEU-{k + 1}": float(corpus[k]) for k in range(4)}, resamples, seed)
     columns = {f"BLEU-{k + 1}": np.array(per_sample[k]) for k in range(4)}
     # the n-gram statistics, so a paired comparison can re-aggregate corpus BLEU on resamples
     columns.update({"bleu_stat/testlen": testlen, "bleu_stat/reflen": reflen})
@@ -182,15 +183,21 @@ def caption_metrics(
     metrics: Sequence[str] = ALL_METRICS,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
+    tokenize: str = "ptb",
 ) -> MetricReport:
-    """Score ``predictions`` (id -> caption) against ``references`` (id -> captions)."""
+    """Score ``predictions`` (id -> caption) against ``references`` (id -> captions).
+    ``tokenize``: ``ptb`` (pycocoevalcap's PTB tokenizer, as COCO's evaluation does) or ``raw``
+    (the strings as they are: how the official MILS code scores audio and video captions)."""
     unknown = sorted(set(metrics) - set(ALL_METRICS))
     if unknown:
         raise InputError(f"unknown metrics {unknown}; known: {', '.join(ALL_METRICS)}")
     check_inputs(predictions, references)
     ids = sorted(predictions)
-    gts = ptb_tokenize({i: [r for r in references[i] if r.strip()] for i in ids})
-    res = ptb_tokenize({i: [predictions[i]] for i in ids})
+    if tokenize not in ("ptb", "raw"):
+        raise InputError(f"tokenize must be 'ptb' or 'raw', got {tokenize!r}")
+    prepare = ptb_tokenize if tokenize == "ptb" else dict
+    gts = prepare({i: [r for r in references[i] if r.strip()] for i in ids})
+    res = prepare({i: [predictions[i]] for i in ids})
     corpus: dict[str, Estimate] = {}
     columns: dict[str, np.ndarray] = {}
     unavailable: dict[str, str] = {}
@@ -219,16 +226,18 @@ def caption_metrics(
 
 
 def cached_caption_metrics(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]],
-                           metrics: Sequence[str], seed: int = 0, cache_dir: str | Path | None = None) -> MetricReport:
+                           metrics: Sequence[str], seed: int = 0, cache_dir: str | Path | None = None,
+                           tokenize: str = "ptb") -> MetricReport:
     """:func:`caption_metrics`, kept in ``cache_dir`` under a hash of every input, so the same
     predictions are never scored twice (METEOR alone starts a JVM)."""
     stem = None
     if cache_dir is not None:
-        payload = json.dumps([predictions, references, list(metrics), seed], sort_keys=True)
+        inputs = [predictions, references, list(metrics), seed] + ([tokenize] if tokenize != "ptb" else [])
+        payload = json.dumps(inputs, sort_keys=True)
         stem = Path(cache_dir) / f"metrics-{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
         if stem.with_suffix(".json").is_file():
             return MetricReport.load(stem)
-    report = caption_metrics(predictions, references, metrics=list(metrics), seed=seed)
+    report = caption_metrics(predictions, references, metrics=list(metrics), seed=seed, tokenize=tokenize)
     if stem is not None:
         stem.parent.mkdir(parents=True, exist_ok=True)
         report.save(stem)

@@ -58,9 +58,9 @@ def references_for(a: Side, b: Side, references: str | None = None) -> dict[str,
     config = a.config or b.config
     if config is None:
         raise InputError("neither side is a MILS run with a dataset: give --references refs.json (id -> captions)")
-    from evaluation.datasets import load_dataset
+    from evaluation.datasets import config_dataset
 
-    data = load_dataset(config.dataset.kind, config.dataset.args, config.dataset.limit, config.dataset.seed)
+    data = config_dataset(config.dataset)
     return data.references()
 
 
@@ -89,8 +89,10 @@ def compare(a: Side, b: Side, references: dict[str, list[str]], metrics, seed: i
         raise InputError(f"{a.name} and {b.name} share no sample id that has references")
 
     def report(side: Side) -> MetricReport:
+        config = side.config or a.config or b.config
+        tokenize = config.eval_tokenize if config else "ptb"
         return cached_caption_metrics({i: side.predictions[i] for i in shared}, {i: references[i] for i in shared},
-                                      list(metrics), seed, side.cache_dir)
+                                      list(metrics), seed, side.cache_dir, tokenize)
 
     same_scorer = a.config and b.config and a.config.scorer == b.config.scorer
     scores = (paired_scores(a.scores, b.scores, resamples=resamples, seed=seed)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from mils.config import DatasetConfig
 from mils.errors import InputError, MissingInputError
 from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, media_problem
 from mils.protocols import Sample
@@ -49,13 +51,18 @@ class Dataset:
     def references(self) -> dict[str, list[str]]:
         return {s.id: list(s.references) for s in self.samples}
 
-    def subsample(self, limit: int | None, seed: int = 0) -> "Dataset":
-        """A fixed random subset of ``limit`` samples (the paper's ablations use 1,000 COCO images)."""
+    def subsample(self, limit: int | None, seed: int = 0, sampler: str = "numpy") -> "Dataset":
+        """A fixed random subset of ``limit`` samples (the paper's ablations use 1,000 COCO images),
+        in dataset order. ``sampler="official"`` draws it as the MILS code does, ``random.seed(seed)``
+        then ``random.sample`` over the samples in file order (the same images for the same list)."""
         if limit is None or limit >= len(self.samples):
             return self
         if limit < 1:
             raise InputError(f"limit must be >= 1, got {limit}")
-        keep = np.sort(np.random.default_rng(seed).choice(len(self.samples), limit, replace=False))
+        if sampler == "official":
+            keep = sorted(random.Random(seed).sample(range(len(self.samples)), limit))
+        else:
+            keep = np.sort(np.random.default_rng(seed).choice(len(self.samples), limit, replace=False))
         return Dataset(self.name, [self.samples[i] for i in keep], self.skipped, total=len(self.samples))
 
 
@@ -248,7 +255,13 @@ def sample_heldout(directory: str | Path = "outputs/heldout_set") -> Dataset:
     return media_folder(directory)
 
 
-def load_dataset(kind: str, args: dict[str, Any], limit: int | None = None, seed: int = 0) -> Dataset:
+def load_dataset(kind: str, args: dict[str, Any], limit: int | None = None, seed: int = 0,
+                 sampler: str = "numpy") -> Dataset:
     """Build the registered dataset ``kind`` (coco_karpathy, coco_captions, msrvtt, clotho,
     drawbench, folder, sample, or a plugin's) from its arguments, then subsample."""
-    return create("dataset", kind, **args).subsample(limit, seed)
+    return create("dataset", kind, **args).subsample(limit, seed, sampler)
+
+
+def config_dataset(cfg: DatasetConfig) -> Dataset:
+    """The dataset a run config's ``dataset`` section describes."""
+    return load_dataset(cfg.kind, cfg.args, cfg.limit, cfg.seed, cfg.sampler)

@@ -70,7 +70,7 @@ def _score(results: list[SampleResult], references: dict[str, list[str]], config
            step: int, cache_dir: Path) -> MetricReport:
     predictions = {r.sample_id: r.at_step(step).best for r in results}
     return metrics_task(predictions, {k: references[k] for k in predictions}, config.metrics, seed=config.loop.seed,
-                        cache_dir=str(cache_dir))
+                        cache_dir=str(cache_dir), tokenize=config.eval_tokenize)
 
 
 def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, data=None,

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from evaluation.datasets import load_dataset
+from evaluation.datasets import config_dataset
 from mils.captioning import build_scorer, check_media
 from mils.config import RunConfig
 from mils.loop import SampleResult, StepCost, StepRecord, StepTrace
@@ -47,7 +47,7 @@ def run_baseline(config: RunConfig, captioner: str, options: dict[str, Any], bat
     store = ResultStore(folder)
     (folder / "config.json").write_text(config.model_dump_json(indent=2))
     (folder / "captioner.json").write_text(json.dumps({"captioner": captioner, "options": options}, indent=2))
-    data = load_dataset(config.dataset.kind, config.dataset.args, config.dataset.limit, config.dataset.seed)
+    data = config_dataset(config.dataset)
     good, failed = check_media([s.as_sample() for s in data.samples if not store.has(s.id)])
     for sample_id, error in [*data.skipped, *failed.items()]:  # unreadable when listed, or when checked
         store.write_failure(sample_id, error)

@@ -82,7 +82,7 @@ def optimise_config(
             stats.append(stat)
             bar.update(stat["computed"] + stat["failed"])
     order = [s.id for s in samples]
-    results = store.results(order)
+    results = store.results(order, summary=True)  # the trace and replies stay on disk
     failures = {**store.failures(), **{sid: reason for sid, reason in data.skipped}}
     references = data.references()
     reports: dict[str, MetricReport] = {}
@@ -91,7 +91,7 @@ def optimise_config(
             predictions = {r.sample_id: r.at_step(step).best for r in results}
             refs = {k: references[k] for k in predictions}
             reports[stage] = metrics_task(predictions, refs, config.metrics, seed=config.loop.seed,
-                                          cache_dir=str(results_dir / "metrics"))
+                                          cache_dir=str(results_dir / "metrics"), tokenize=config.eval_tokenize)
     return BenchmarkOutcome(config, results, failures, reports, results_dir, time.perf_counter() - start, stats,
                             data.total or len(data))
 

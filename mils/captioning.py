@@ -34,7 +34,7 @@ from mils.errors import InputError, MissingDependencyError
 from mils.loop import LoopOptions, Optimiser, PhaseTimer, SampleResult
 from mils.media import media_problem
 from mils.profiles import IMAGENET_TEMPLATES
-from mils.prompts import get_template
+from mils.prompts import template_for
 from mils.protocols import Generator, Sample, Scorer
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ class Captioner:
         self.config = config
         own = (lambda s: self.seeds.get(s.id, [])) if self.seeds is not None else None
         self.optimiser = Optimiser(
-            self.generator, self.scorer, get_template(config.task), self.bank.texts, self.bank_emb,
+            self.generator, self.scorer, template_for(config.task, config.prompts), self.bank.texts, self.bank_emb,
             config.loop, self.timer, initial_texts=own if self.seeds_alone else None,
             extra_initial=None if self.seeds_alone else own,
         )

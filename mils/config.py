@@ -84,6 +84,9 @@ class DatasetConfig(_Frozen):
     args: dict[str, Any] = Field(default_factory=dict)
     limit: int | None = Field(None, ge=1)
     seed: int = 0
+    # how the subsample is drawn: numpy (a seeded numpy generator) or official (Python's
+    # random.seed(seed) + random.sample, as the MILS code draws its 1K ablation images)
+    sampler: Literal["numpy", "official"] = "numpy"
 
 
 class TrackingConfig(_Frozen):
@@ -115,6 +118,12 @@ class RunnerConfig(_Frozen):
         return self
 
 
+# settings added after results existed: (section, field, default); left out of the result key at
+# their default, so runs made before they existed resume
+_ADDED_LATER = (("bank", "generate", None), ("bank", "seed_captions", None), ("loop", "parser", "robust"),
+                ("loop", "dedup", "normalised"), ("dataset", "sampler", "numpy"), ("", "prompts", "suite"))
+
+
 class RunConfig(_Frozen):
     profile: str
     name: str = "benchmark"
@@ -125,7 +134,13 @@ class RunConfig(_Frozen):
     bank: BankConfig
     loop: LoopConfig = LoopConfig()
     dataset: DatasetConfig = DatasetConfig()
+    # the meta-prompt: suite (this suite's wording), official (the MILS files, byte for byte), or a
+    # folder with files named like the MILS repository's prompts/
+    prompts: str = "suite"
     metrics: tuple[str, ...] = ("BLEU", "METEOR", "ROUGE_L", "CIDEr", "SPICE")
+    # ptb: every caption PTB-tokenised (COCO practice); raw: strings as they are (the official
+    # code's audio and video scoring, which the paper's audio/video tables used)
+    eval_tokenize: Literal["ptb", "raw"] = "ptb"
     batch_size: int = Field(8, ge=1)
     cache_dir: str = Field(default_factory=lambda: os.environ.get("MILS_CACHE_DIR", "~/.cache/mils"))
     output_dir: str = "outputs/runs"
@@ -146,11 +161,15 @@ class RunConfig(_Frozen):
     def result_key(self) -> str:
         """Hash of everything that can change a sample's result (not batch size, runner, tracking,
         metrics or paths): two configs with the same key produce the same per-sample results."""
-        fields = {"task", "plugins", "generator", "scorer", "bank", "loop", "dataset"}
+        fields = {"task", "plugins", "generator", "scorer", "bank", "loop", "dataset", "prompts"}
         dumped = self.model_dump(include=fields)
-        for added_later in ("generate", "seed_captions"):  # unset, they keep older runs' keys (and resume)
-            if dumped["bank"][added_later] is None:
-                del dumped["bank"][added_later]
+        for section, key, default in _ADDED_LATER:  # at their defaults, they keep older runs' keys (and resume)
+            if (dumped[section].get(key) if section else dumped.get(key)) == default:
+                del (dumped[section] if section else dumped)[key]
+        if dumped.get("prompts"):  # a folder: the text, not the path, changes results
+            from mils.prompts import prompt_text
+
+            dumped["prompts"] = hashlib.sha256(prompt_text(self.task, self.prompts).encode()).hexdigest()
         if dumped["bank"].get("seed_captions"):  # the file's content, not its path, changes results
             path = Path(dumped["bank"]["seed_captions"]).expanduser()
             dumped["bank"]["seed_captions"] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else str(path)
@@ -188,7 +207,10 @@ def build_config(profile: str, overrides: dict[str, Any] | None = None, task: st
 
     base = get_profile(profile)
     if task:
-        base = _merge(base, {**task_defaults(profile, task), "task": task})
+        defaults = task_defaults(profile, task)
+        if defaults.get("scorer", {}).get("name") not in (None, base.get("scorer", {}).get("name")):
+            base = {**base, "scorer": {}}  # the task's own scorer: the profile's scorer options do not apply
+        base = _merge(base, {**defaults, "task": task})
     new_scorer = (overrides or {}).get("scorer", {}).get("name")
     if new_scorer and new_scorer != base.get("scorer", {}).get("name"):
         base = {**base, "scorer": {}}  # another scorer: the profile's scorer options do not apply

@@ -16,7 +16,7 @@ from PIL import Image
 from mils.captioning import build_bank, build_generator, build_scorer, import_plugins
 from mils.config import RunConfig
 from mils.loop import Optimiser, SampleResult
-from mils.prompts import get_template
+from mils.prompts import template_for
 from mils.protocols import Generator, Sample
 from mils.results import result_to_dict
 
@@ -42,7 +42,7 @@ def run_text_to_image(config: RunConfig, prompts: Sequence[str], out_dir: str | 
     scorer = scorer or build_scorer(config.scorer)
     generator = generator or build_generator(config.generator, config.cache_path())
     samples = [Sample(f"prompt{n:03d}", p) for n, p in enumerate(prompts)]
-    optimiser = Optimiser(generator, scorer, get_template("text_to_image"), [], None, config.loop,
+    optimiser = Optimiser(generator, scorer, template_for("text_to_image", config.prompts), [], None, config.loop,
                           initial_texts=lambda s: [s.media], prompt_extra=lambda s: {"init_description": s.media})
     out = Path(out_dir)
     payloads = []
@@ -64,7 +64,7 @@ def run_style_transfer(config: RunConfig, content: str | Path, style: str | Path
     generator = generator or build_generator(config.generator, config.cache_path())
     bank = build_bank(config, generator)
     sample = Sample(f"{Path(content).stem}+{Path(style).stem}", {"content": str(content), "style": str(style)})
-    optimiser = Optimiser(generator, scorer, get_template("style_transfer"), bank.texts, None, config.loop)
+    optimiser = Optimiser(generator, scorer, template_for("style_transfer", config.prompts), bank.texts, None, config.loop)
     result = optimiser.run([sample])[0]
     folder = Path(out_dir)
     images = _save_steps(result, lambda text: scorer.edit(sample, [text])[0], folder)

@@ -15,13 +15,13 @@ from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Literal, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from mils.errors import ComponentError, InputError
-from mils.parsing import normalise, parse_candidates
+from mils.parsing import dedup_key, parse_candidates, parse_official
 from mils.prompts import PromptTemplate
 from mils.protocols import CandidateScorer, Generator, Sample, Scorer
 from mils.seeding import derive_seed
@@ -41,7 +41,9 @@ class LoopOptions(BaseModel):
     exploration: float = Field(0.0, ge=0, lt=1)  # a fraction of the kept slots, explored from below the top
     patience: int | None = Field(None, ge=1)  # early stop after this many steps without a change
     seed: int = 0
-    max_words: int = Field(77, ge=1)
+    max_words: int | None = Field(77, ge=1)  # longer candidates are dropped; None: no cap (text-to-image)
+    parser: Literal["robust", "official"] = "robust"  # official: the MILS code's line-counter parser
+    dedup: Literal["normalised", "exact"] = "normalised"  # exact: the MILS code's string equality
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,7 @@ class Optimiser:
         if not isinstance(scorer, (Scorer, CandidateScorer)):
             raise TypeError(f"{type(scorer).__name__} is neither a two-tower Scorer nor a CandidateScorer")
         self.generator, self.scorer, self.template = generator, scorer, template
+        self._key = dedup_key(options.dedup)
         self.bank_texts, self.bank_emb = list(bank_texts), bank_emb
         self._bank_set = set(self.bank_texts)
         self.options = options
@@ -246,7 +249,7 @@ class Optimiser:
         seconds = (time.perf_counter() - start) / max(len(samples), 1)
         renders = _shares(self._images_made() - made, scored)
         for sample, kept, emb, n, r in zip(samples, kept_lists, sample_emb, scored, renders):
-            state = _State(sample, kept, {normalise(t) for t, _ in kept}, emb)
+            state = _State(sample, kept, {self._key(t) for t, _ in kept}, emb)
             state.cost.append(StepCost(0, None, None, 0.0, n, seconds, r))
             self._record(state, 0, new_unique=len(kept), empty=False)
             states.append(state)
@@ -313,9 +316,10 @@ class Optimiser:
             new_per_state = []
             for state, reply, prompt in zip(active, replies, prompts):
                 state.raw_replies.append(reply)
-                found = parse_candidates(reply, max_words=opts.max_words, prompt=prompt)
-                fresh = [t for t in found if normalise(t) not in state.seen]
-                state.seen.update(normalise(t) for t in fresh)
+                found = (parse_official(reply) if opts.parser == "official"
+                         else parse_candidates(reply, max_words=opts.max_words, prompt=prompt, key=self._key))
+                fresh = [t for t in found if self._key(t) not in state.seen]
+                state.seen.update(self._key(t) for t in fresh)
                 new_per_state.append((fresh, not found))
         start, made = time.perf_counter(), self._images_made()
         with self.timer("candidate_scoring"):

