@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 _MARKER = re.compile(
     r"""^\s*(?:
-        \**\(?\d{1,3}\s*[.):\]]\**      # 1.  1)  (1)  **1.**  1:
+        \**\(?\#?\d{1,3}\s*[.):\]]\**   # 1.  1)  (1)  **1.**  1:  #1.
       | [-*\u2022\u2013>]+(?=\s)        # - * bullet en-dash >
       | \#{1,6}(?=\s)                   # markdown heading
     )\s*""",
@@ -23,7 +23,7 @@ _SCORE_PREFIX = re.compile(
     r"^(?:the\s+|score\s*)?\(?\s*(?:\d*\.\d+|[01])\s*\)?\s*[:=\-\u2013|]\s*", re.I
 )
 _LABEL = re.compile(
-    r"^(?:[A-Z]|Q|A\d*|Description\s*\d*|Caption\s*\d*|New description\s*\d*|Score)\s*:\s*",
+    r"^(?:(?:[A-Z]|Q|A\d*|Description\s*\d*|Caption\s*\d*|New description\s*\d*|Score)\s*:|\[[A-H]\])\s*",
     re.I,
 )
 _QUOTED = re.compile(r"""^["\u201c'](.+?)["\u201d'](?=\s|$|[.,;:!?)\-\u2013])""")

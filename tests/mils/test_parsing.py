@@ -112,7 +112,7 @@ def test_real_smollm2_replies_leave_no_junk():
     assert found, "the replies hold real captions"
     for candidate in found:
         assert normalise(candidate) not in echoes
-        assert "score" not in candidate.lower() and not candidate.startswith("[")
+        assert "score" not in candidate.lower() and not candidate.startswith(("[", "#"))
         assert candidate.split()[-1].lower() not in {"is", "the", "a", "of", "with"}
 
 
