@@ -25,7 +25,7 @@ def vllm_generator(model: str, cache_dir: str | Path, device: str | None = None,
 
     sampling = SamplingOptions(**{k: v for k, v in options.items() if k in _SAMPLING})
     engine_args = {k: v for k, v in options.items() if k not in _SAMPLING}
-    return VLLMGenerator(model, sampling, dtype=dtype, **engine_args)
+    return VLLMGenerator(model, sampling, cache_dir, dtype=dtype, **engine_args)
 
 
 __all__ = ["SamplingOptions", "TransformersGenerator", "transformers_generator", "vllm_generator"]

@@ -172,6 +172,9 @@ class TransformersGenerator:
         prompt_lengths = enc.attention_mask.sum(-1).tolist()
         self.last_usage = [TokenUsage(int(n), len(p)) for n, p in zip(prompt_lengths, produced)]
         replies = [self.tokenizer.decode(p, skip_special_tokens=True) for p in produced]
-        # a row cut off by max_new_tokens ends in a half-written line: drop that line
-        return [r if finished else r.rsplit("\n", 1)[0] if "\n" in r else ""
-                for r, finished in zip(replies, done.tolist())]
+        return [whole_lines(r, finished) for r, finished in zip(replies, done.tolist())]
+
+
+def whole_lines(reply: str, finished: bool) -> str:
+    """A reply cut off by the token limit ends in a half-written line: drop that line."""
+    return reply if finished else reply.rsplit("\n", 1)[0] if "\n" in reply else ""

