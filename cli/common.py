@@ -21,7 +21,7 @@ def loop_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["batch_size"] = args.batch_size
     if args.cache_dir:
         overrides["cache_dir"] = args.cache_dir
-    if args.prompts:
+    if getattr(args, "prompts", None):
         overrides["prompts"] = args.prompts
     return overrides
 

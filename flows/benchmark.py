@@ -114,7 +114,16 @@ def dataset_hash(outcome: BenchmarkOutcome) -> str:
     return hashlib.sha256(ids.encode()).hexdigest()[:16]
 
 
-def _tracked_run_ids(results_dir: Path) -> dict[str, str]:
+def _finished(run_id: str | None) -> bool:
+    import mlflow
+
+    try:
+        return run_id is not None and mlflow.MlflowClient().get_run(run_id).info.status == "FINISHED"
+    except mlflow.exceptions.MlflowException:  # deleted, or another tracking store
+        return False
+
+
+def _tracked_run_ids(results_dir: Path) -> dict[str, Any]:
     path = results_dir / "mlflow.json"
     return json.loads(path.read_text()) if path.is_file() else {}
 
@@ -129,17 +138,24 @@ def benchmark_flow(config: dict[str, Any]) -> dict[str, Any]:
     outcome = optimise_config(config)
     start_tracking(config.tracking)
     previous = _tracked_run_ids(outcome.results_dir)
+    state = {"dataset_hash": dataset_hash(outcome), "done": len(outcome.results), "failed": len(outcome.failures),
+             "metrics": list(config.metrics), "eval_tokenize": config.eval_tokenize}
     with mlflow.start_run(run_id=previous.get("parent"), run_name=f"benchmark {config.name}") as parent:
         mlflow.set_tag("mils.kind", "benchmark")
         # at once, so that a rerun after a kill during logging reopens this parent instead of adding one
         (outcome.results_dir / "mlflow.json").write_text(json.dumps({"parent": parent.info.run_id}))
         end_orphans(parent.info.run_id)  # a killed earlier attempt's half-logged child
-        with mlflow.start_run(run_name=f"{config.name} {config.result_key()}", nested=True) as child:
-            log_config_run(config, outcome.results, outcome.failures, outcome.reports,
-                           {"mils.kind": "config", "dataset_hash": dataset_hash(outcome),
-                            "mils.results_dir": str(outcome.results_dir)},
-                           {"time/flow_seconds": outcome.seconds}, dataset_size=outcome.dataset_size)
-    return {"parent_run_id": parent.info.run_id, "child_run_id": child.info.run_id,
+        child_id = previous.get("child") if previous.get("state") == state and _finished(previous.get("child")) else None
+        if child_id is None:  # a finished run whose results have not changed is not logged twice
+            with mlflow.start_run(run_name=f"{config.name} {config.result_key()}", nested=True) as child:
+                log_config_run(config, outcome.results, outcome.failures, outcome.reports,
+                               {"mils.kind": "config", "dataset_hash": state["dataset_hash"],
+                                "mils.results_dir": str(outcome.results_dir)},
+                               {"time/flow_seconds": outcome.seconds}, dataset_size=outcome.dataset_size)
+            child_id = child.info.run_id
+        (outcome.results_dir / "mlflow.json").write_text(json.dumps({"parent": parent.info.run_id, "child": child_id,
+                                                                     "state": state}))
+    return {"parent_run_id": parent.info.run_id, "child_run_id": child_id,
             "results_dir": str(outcome.results_dir), "done": len(outcome.results), "failed": outcome.failures,
             "reports": outcome.reports, "seconds": outcome.seconds, "seed": config.loop.seed,
             "dataset_size": outcome.dataset_size,

@@ -105,3 +105,16 @@ def test_a_rerun_after_a_kill_during_mlflow_logging_leaves_no_run_running(flow_c
     assert "RUNNING" not in statuses
     parents = client.search_runs([experiment], "tags.`mils.kind` = 'benchmark'")
     assert [p.info.status for p in parents] == ["FINISHED"]
+
+
+def test_rerunning_a_finished_config_logs_nothing_twice(flow_config):
+    path, raw = flow_config()
+    config = load_config(path)
+    first = run_benchmark(config)
+    again = run_benchmark(config)  # nothing changed: the same child run, no second one
+    assert (again["parent_run_id"], again["child_run_id"]) == (first["parent_run_id"], first["child_run_id"])
+    client = mlflow.tracking.MlflowClient(config.tracking.uri)
+    experiment = client.get_run(first["parent_run_id"]).info.experiment_id
+    assert len(client.search_runs([experiment], "tags.`mils.kind` = 'config'")) == 1
+    more = run_benchmark(config.model_copy(update={"metrics": ("BLEU",)}))  # other metrics: logged anew
+    assert more["child_run_id"] != first["child_run_id"] and more["parent_run_id"] == first["parent_run_id"]
