@@ -12,9 +12,10 @@ import hashlib
 import json
 import logging
 import os
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -87,33 +88,51 @@ class Bank:
         )
 
 
-def dedup(texts: Sequence[str]) -> tuple[str, ...]:
-    """Drop blanks and duplicates (by :func:`normalise`), keeping the first spelling."""
+def dedup(texts: Sequence[str], key: Callable[[str], str] = normalise) -> tuple[str, ...]:
+    """Drop blanks and duplicates (by :func:`normalise`, or ``key``), keeping the first spelling."""
     seen: set[str] = set()
     out = []
     for text in texts:
         text = text.strip()
-        key = normalise(text)
-        if key and key not in seen:
-            seen.add(key)
+        k = key(text)
+        if k and k not in seen:
+            seen.add(k)
             out.append(text)
     return tuple(out)
+
+
+def official_subsample(lines: Sequence[str], size: int, seed: int, key: Callable[[str], str],
+                       provenance: dict[str, Any]) -> "Bank":
+    """The MILS code's initial-bank subset (``init_descriptions_set_size``): ``random.seed(seed);
+    random.sample(lines, size)`` over the file's stripped lines, in the order drawn; then blanks and
+    duplicates (by ``key``) dropped, which the official code keeps."""
+    lines = [line.strip() for line in lines]
+    drawn = random.Random(seed).sample(lines, size) if size < len(lines) else lines
+    return Bank(dedup(drawn, key), {**provenance, "subsample": size, "subsample_seed": seed,
+                                    "subsample_sampler": "official"})
 
 
 def _provenance_path(path: Path) -> Path:
     return path.with_name(path.name + ".provenance.json")
 
 
-def load_bank(path: str | Path) -> Bank:
-    """A bank from a text file, one caption per line (the MILS release format)."""
+def read_bank_lines(path: str | Path) -> list[str]:
+    """A bank file's lines, as written."""
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(f"caption bank not found: {path}")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as err:
         raise InputError(f"caption bank {path} is not UTF-8 text: {err}") from err
-    texts = dedup(lines)
+
+
+def load_bank(path: str | Path, key: Callable[[str], str] = normalise) -> Bank:
+    """A bank from a text file, one caption per line (the MILS release format); duplicates by ``key``
+    (see :func:`mils.parsing.dedup_key`) dropped."""
+    path = Path(path)
+    lines = read_bank_lines(path)
+    texts = dedup(lines, key)
     if not texts:
         raise InputError(f"caption bank {path} has no non-empty lines")
     provenance = {"source": str(path), "lines": len(lines)}

@@ -25,6 +25,8 @@ from mils.bank import (
     bank_embeddings,
     generate_bank,
     load_bank,
+    official_subsample,
+    read_bank_lines,
     read_labels,
     save_bank,
     template_bank,
@@ -33,6 +35,7 @@ from mils.config import GeneratorConfig, RunConfig, ScorerConfig, read_json
 from mils.errors import InputError, MissingDependencyError
 from mils.loop import LoopOptions, Optimiser, PhaseTimer, SampleResult
 from mils.media import media_problem
+from mils.parsing import dedup_key
 from mils.profiles import IMAGENET_TEMPLATES
 from mils.prompts import template_for
 from mils.protocols import Generator, Sample, Scorer
@@ -99,8 +102,9 @@ def ensure_generated_bank(config: RunConfig, generator: Generator) -> tuple[Path
 def build_bank(config: RunConfig, generator: Generator | None = None) -> Bank:
     """The initial bank ``config.bank`` names (a generated one needs ``generator`` when not cached)."""
     cfg = config.bank
+    key = dedup_key(cfg.dedup)
     if cfg.path is not None:
-        bank = load_bank(Path(cfg.path).expanduser())
+        bank = load_bank(Path(cfg.path).expanduser(), key)
     elif cfg.generate is not None:
         if generator is None and not generated_bank_path(config).is_file():
             raise InputError("bank.generate: the bank is not generated yet and no generator was given")
@@ -109,6 +113,9 @@ def build_bank(config: RunConfig, generator: Generator | None = None) -> Bank:
         from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
         bank = template_bank(IMAGENET_CLASSNAMES, IMAGENET_TEMPLATES)
+    if cfg.subsample and cfg.subsample_sampler == "official":
+        lines = read_bank_lines(Path(cfg.path).expanduser()) if cfg.path is not None else bank.texts
+        return official_subsample(lines, cfg.subsample, cfg.subsample_seed, key, bank.provenance)
     return bank.subsample(cfg.subsample, cfg.subsample_seed) if cfg.subsample else bank
 
 

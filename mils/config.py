@@ -58,6 +58,9 @@ class BankConfig(_Frozen):
     generate: BankRecipe | None = None  # made once with the run's LLM, cached by content hash
     subsample: int | None = Field(None, ge=1)
     subsample_seed: int = 0
+    # official: the MILS code's draw (random.seed + random.sample over the file's lines, seed 0)
+    subsample_sampler: Literal["numpy", "official"] = "numpy"
+    dedup: Literal["normalised", "exact"] = "normalised"  # exact: only identical lines are one caption
     # JSON sample id -> caption (or list): another captioner's output, scored beside the bank at
     # step 0 so MILS refines it; with builtin 'none' the sample starts from these alone
     seed_captions: str | None = None
@@ -121,7 +124,9 @@ class RunnerConfig(_Frozen):
 # settings added after results existed: (section, field, default); left out of the result key at
 # their default, so runs made before they existed resume
 _ADDED_LATER = (("bank", "generate", None), ("bank", "seed_captions", None), ("loop", "parser", "robust"),
-                ("loop", "dedup", "normalised"), ("dataset", "sampler", "numpy"), ("", "prompts", "suite"))
+                ("loop", "dedup", "normalised"), ("dataset", "sampler", "numpy"), ("", "prompts", "suite"),
+                ("loop", "exploration_style", "suite"), ("bank", "subsample_sampler", "numpy"),
+                ("bank", "dedup", "normalised"))
 
 
 class RunConfig(_Frozen):
@@ -220,9 +225,14 @@ def build_config(profile: str, overrides: dict[str, Any] | None = None, task: st
     raw = _merge(base, overrides or {})
     raw["profile"] = profile
     try:
-        return RunConfig.model_validate(raw)
+        config = RunConfig.model_validate(raw)
     except ValidationError as err:
         raise InputError(f"invalid run configuration (profile {profile!r}):\n{err}") from err
+    if config.prompts not in ("suite", "official"):  # a --prompts folder missing a file fails now, before models load
+        from mils.prompts import prompt_text
+
+        prompt_text(config.task, config.prompts)
+    return config
 
 
 def read_json(path: str | Path, what: str) -> Any:

@@ -39,6 +39,8 @@ class LoopOptions(BaseModel):
     keep: int = Field(50, ge=1)
     requested: int = Field(50, ge=1)
     exploration: float = Field(0.0, ge=0, lt=1)  # a fraction of the kept slots, explored from below the top
+    # official: the pure top-K survives a step and the explored items are only shown in the prompt (the MILS code)
+    exploration_style: Literal["suite", "official"] = "suite"
     patience: int | None = Field(None, ge=1)  # early stop after this many steps without a change
     seed: int = 0
     max_words: int | None = Field(77, ge=1)  # longer candidates are dropped; None: no cap (text-to-image)
@@ -141,6 +143,7 @@ class _State:
     kept: list[tuple[str, Value]]
     seen: set[str]
     embedding: np.ndarray | None
+    shown: list[tuple[str, Value]] | None = None  # what the next prompt lists, when not the kept set
     history: list[StepRecord] = field(default_factory=list)
     unchanged: int = 0
     stopped_early_at: int | None = None
@@ -199,21 +202,32 @@ class Optimiser:
         self._sign = 1.0 if scorer.higher_is_better else -1.0
 
     # -- helpers -------------------------------------------------------------------------------
-    def _select(self, scores: np.ndarray, sample_id: str, step: int) -> list[int]:
-        """Indices of the kept set, best-first: the top (K - m) plus m explored from below them.
+    def _select(self, scores: np.ndarray, sample_id: str, step: int) -> tuple[list[int], list[int] | None]:
+        """Indices of the kept set, best-first, and of the set the next prompt shows (None: the kept one).
 
-        m = int(K * exploration). The top slot is never explored, so the best survives.
-        Ties break by position (bank order, then kept-before-new), never by chance.
+        Explored: the top (K - m) plus m drawn from below them, m = int(K * exploration); the top slot
+        is never explored, so the best survives. Suite style: the explored set is kept and shown.
+        Official style (the MILS code's ``sort_with_exploration``): the pure top-K is kept and the
+        explored set, in the order drawn, is only shown. Ties break by position (bank order, then
+        kept-before-new), never by chance.
         """
         k = min(self.options.keep, len(scores))
         n_explore = int(self.options.keep * self.options.exploration)
         order = np.argsort(-self._sign * scores, kind="stable")
         if n_explore == 0 or len(scores) <= k:
-            return order[:k].tolist()
+            return order[:k].tolist(), None
         top, rest = order[: k - n_explore], order[k - n_explore :]
         rng = np.random.default_rng(derive_seed(self.options.seed, sample_id, step, "explore"))
-        picked = np.sort(rng.choice(len(rest), size=n_explore, replace=False))
-        return top.tolist() + rest[picked].tolist()
+        picked = rng.choice(len(rest), size=n_explore, replace=False)
+        if self.options.exploration_style == "official":
+            return order[:k].tolist(), top.tolist() + rest[picked].tolist()
+        return top.tolist() + rest[np.sort(picked)].tolist(), None
+
+    def _chosen(self, pool: Callable[[int], tuple[str, Value]], scores: np.ndarray, sample_id: str,
+                step: int) -> tuple[list[tuple[str, Value]], list[tuple[str, Value]] | None]:
+        """The kept and shown (text, value) lists of :meth:`_select`; ``pool(i)`` is candidate i."""
+        kept, shown = self._select(scores, sample_id, step)
+        return [pool(i) for i in kept], None if shown is None else [pool(i) for i in shown]
 
     def _record(self, state: _State, step: int, new_unique: int, empty: bool,
                 new: Sequence[tuple[str, Value]] = ()) -> None:
@@ -242,14 +256,12 @@ class Optimiser:
             scored = [len(ts) for ts in texts]
             with self.timer("bank_scoring"):
                 values = self._score(samples, sample_emb, texts)
-            kept_lists = []
-            for sample, ts, vs in zip(samples, texts, values):
-                chosen = self._select(np.array([aggregate(v) for v in vs]), sample.id, 0)
-                kept_lists.append([(ts[i], vs[i]) for i in chosen])
+            kept_lists = [self._chosen(lambda i, ts=ts, vs=vs: (ts[i], vs[i]), np.array([aggregate(v) for v in vs]),
+                                       sample.id, 0) for sample, ts, vs in zip(samples, texts, values)]
         seconds = (time.perf_counter() - start) / max(len(samples), 1)
         renders = _shares(self._images_made() - made, scored)
-        for sample, kept, emb, n, r in zip(samples, kept_lists, sample_emb, scored, renders):
-            state = _State(sample, kept, {self._key(t) for t, _ in kept}, emb)
+        for sample, (kept, shown), emb, n, r in zip(samples, kept_lists, sample_emb, scored, renders):
+            state = _State(sample, kept, {self._key(t) for t, _ in kept + (shown or [])}, emb, shown)
             state.cost.append(StepCost(0, None, None, 0.0, n, seconds, r))
             self._record(state, 0, new_unique=len(kept), empty=False)
             states.append(state)
@@ -267,8 +279,8 @@ class Optimiser:
         for s, row, texts, values in zip(samples, sims, extras, extra_values):
             scores = np.concatenate([row, np.asarray(values, np.float32)]) if texts else row
             n = len(row)
-            kept_lists.append([(texts[i - n] if i >= n else self.bank_texts[i], float(scores[i]))
-                               for i in self._select(scores, s.id, 0)])
+            kept_lists.append(self._chosen(lambda i, texts=texts, scores=scores, n=n: (
+                texts[i - n] if i >= n else self.bank_texts[i], float(scores[i])), scores, s.id, 0))
         return kept_lists, [len(self.bank_texts) + len(texts) for texts in extras]
 
     def _images_made(self) -> int:
@@ -300,7 +312,7 @@ class Optimiser:
             return
         opts = self.options
         with self.timer("other"):
-            prompts = [self.template.render(s.kept, opts.requested,
+            prompts = [self.template.render(s.shown or s.kept, opts.requested,
                                             **(self.prompt_extra(s.sample) if self.prompt_extra else {}))
                        for s in active]
             seeds = [derive_seed(opts.seed, s.sample.id, step, "generate") for s in active]
@@ -340,8 +352,8 @@ class Optimiser:
                 scored = list(zip(fresh, new_values))
                 before = {t for t, _ in state.kept}
                 pool = state.kept + scored
-                chosen = self._select(np.array([aggregate(v) for _, v in pool]), state.sample.id, step)
-                state.kept = [pool[i] for i in chosen]
+                state.kept, state.shown = self._chosen(pool.__getitem__, np.array([aggregate(v) for _, v in pool]),
+                                                       state.sample.id, step)
                 self._record(state, step, len(fresh), empty, scored)
                 state.unchanged = state.unchanged + 1 if {t for t, _ in state.kept} == before else 0
                 if opts.patience is not None and state.unchanged >= opts.patience:

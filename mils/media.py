@@ -107,6 +107,18 @@ def load_audio(path: str | Path, sample_rate: int, max_seconds: float | None = N
     return wave
 
 
+def spread_windows(wave: "numpy.ndarray", sample_rate: int, clips: int, seconds: float) -> list:  # noqa: F821
+    """``clips`` windows of ``seconds`` spread over the whole waveform, as ImageBind reads audio
+    (pytorchvideo's ConstantClipsPerVideoSampler: starts at k * (duration - seconds) / clips, exact
+    fractions, sample indices truncated). A file shorter than a window gives the whole file each time."""
+    from fractions import Fraction
+
+    duration = len(wave) / sample_rate
+    step = Fraction(max(duration - seconds, 0)) / clips
+    starts = [step * k for k in range(clips)]
+    return [wave[int(start * sample_rate) : int((start + Fraction(seconds)) * sample_rate)] for start in starts]
+
+
 def media_problem(path: str | Path) -> str | None:
     """Why a media file cannot be used, or None. Cheap checks (headers, not full decodes)."""
     path = Path(path)

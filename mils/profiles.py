@@ -42,8 +42,10 @@ def _paper() -> dict[str, Any]:
     return {
         "generator": {"model": "meta-llama/Llama-3.1-8B-Instruct", "max_new_tokens": 3000},
         "scorer": {"name": "open_clip", "options": {"model": "ViT-SO400M-14-SigLIP", "pretrained": "webli"}},
-        "bank": {},  # the release bank is a user file: --bank .../image_descriptions_per_class.txt
-        "loop": {"steps": 10, "keep": 50, "requested": 50, "seed": 2024, "parser": "official", "dedup": "exact"},
+        # the release bank is a user file: --bank .../image_descriptions_per_class.txt
+        "bank": {"dedup": "exact", "subsample_sampler": "official"},
+        "loop": {"steps": 10, "keep": 50, "requested": 50, "seed": 2024, "parser": "official", "dedup": "exact",
+                 "exploration_style": "official"},
         "prompts": "official",
         "dataset": {"seed": 2024, "sampler": "official"},
         "batch_size": 16,

@@ -45,7 +45,10 @@ TASKS = (
                     "loop": {"steps": 10, "keep": 50, "requested": 50}, "eval_tokenize": "raw"},
              offline={"scorer": {"name": "video_frames", "options": {"frames": 8, "image_scorer": {"name": "concept"}}}}),
     TaskSpec("audio_captioning", "audio", "caption", "the audio caption bank (audio_descriptions_per_class_405_v2.txt)",
-             paper={"scorer": {"name": "clap", "options": {"model": "laion/clap-htsat-unfused"}},
+             # ImageBind (the paper's) needs torch 1.13 and torchaudio: CLAP, reading and scoring audio as ImageBind
+             # does (three 2 s clips spread over the file, averaged; scores x 20 in the prompt)
+             paper={"scorer": {"name": "clap", "options": {"model": "laion/clap-htsat-unfused", "windows": 3,
+                                                           "window_seconds": 2.0, "scale": 20.0}},
                     "loop": {"steps": 19, "keep": 10, "requested": 50}, "eval_tokenize": "raw"},
              offline={"scorer": {"name": "clap", "options": {"model": "laion/clap-htsat-unfused"}}, **_SMALL_LOOP},
              offline_gap="an audio-text model (CLAP); give one with --scorer-model DIR (a saved ClapModel)",

@@ -4,11 +4,14 @@ each of our deliberate differences is an option (docs/paper_differences.md)."""
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from evaluation.datasets import Dataset, EvalSample
 from mils.config import build_config
+from mils.errors import MissingInputError
 from mils.loop import LoopOptions, Optimiser
+from mils.media import load_audio, spread_windows
 from mils.official_prompts import OFFICIAL_FILES, OFFICIAL_PROMPTS
 from mils.parsing import parse_candidates, parse_official
 from mils.prompts import template_for
@@ -95,6 +98,8 @@ def test_an_official_template_is_filled_the_official_way(tmp_path):
     assert text == "Start cat\n\n0.500: a red cat\n0.250: a cat\n\nMake 7. {keep}"
     with pytest.raises(Exception, match="image_captioning_shorter.txt"):
         template_for("image_captioning", str(tmp_path))
+    with pytest.raises(MissingInputError, match="image_captioning_shorter.txt"):  # at config time, before any model loads
+        build_config("offline", {"prompts": str(tmp_path)})
 
 
 def test_paper_profile_defaults_are_the_official_settings():
@@ -110,11 +115,13 @@ def test_paper_profile_defaults_are_the_official_settings():
 
 def test_new_options_at_their_defaults_keep_older_result_keys():
     offline = build_config("offline")
-    explicit = build_config("offline", {"loop": {"parser": "robust", "dedup": "normalised"}, "prompts": "suite",
-                                        "dataset": {"sampler": "numpy"}})
+    explicit = build_config("offline", {"loop": {"parser": "robust", "dedup": "normalised", "exploration_style": "suite"},
+                                        "prompts": "suite", "dataset": {"sampler": "numpy"},
+                                        "bank": {"dedup": "normalised", "subsample_sampler": "numpy"}})
     assert explicit.result_key() == offline.result_key()
     for change in ({"loop": {"parser": "official"}}, {"loop": {"dedup": "exact"}}, {"prompts": "official"},
-                   {"dataset": {"sampler": "official"}}):
+                   {"dataset": {"sampler": "official"}}, {"loop": {"exploration_style": "official"}},
+                   {"bank": {"dedup": "exact"}}, {"bank": {"subsample_sampler": "official"}}):
         assert build_config("offline", change).result_key() != offline.result_key(), change
 
 
@@ -169,3 +176,109 @@ def test_raw_evaluation_scores_the_strings_as_they_are_and_is_the_paper_setting_
     bank = {"bank": {"path": "bank.txt", "builtin": None}}
     assert [build_config("paper", bank, task=t).eval_tokenize for t in
             ("image_captioning", "video_captioning", "audio_captioning")] == ["ptb", "raw", "raw"]
+
+
+def test_audio_windows_are_imagebinds_three_clips_spread_over_the_file():
+    wave = np.arange(10 * 16000)  # 10 s at 16 kHz: clips start at 0, 8/3 and 16/3 s (pytorchvideo's formula)
+    clips = spread_windows(wave, 16000, clips=3, seconds=2.0)
+    assert [(int(c[0]), len(c)) for c in clips] == [(0, 32000), (42666, 32000), (85333, 32000)]
+    short = spread_windows(np.arange(16000), 16000, clips=3, seconds=2.0)  # shorter than a clip: the whole file, 3x
+    assert [len(c) for c in short] == [16000] * 3
+
+
+def test_clap_with_windows_averages_unit_clip_embeddings_and_scales_scores(tiny_clap_dir, tmp_path):
+    import soundfile as sf
+    import torch
+
+    from mils.protocols import Sample
+    from mils.scorers.audio import clap_scorer
+
+    plain = clap_scorer(str(tiny_clap_dir), device="cpu")
+    # the tiny model reads 1 s (the real one 10 s), so 0.5 s clips are read whole
+    paper = clap_scorer(str(tiny_clap_dir), device="cpu", windows=3, window_seconds=0.5, scale=20.0)
+    rate = paper.rate
+    wave = np.random.default_rng(0).standard_normal(5 * rate).astype(np.float32) * np.linspace(0, 1, 5 * rate)
+    sf.write(str(tmp_path / "rising.wav"), wave, rate)  # 5 s of louder and louder noise
+    sample = Sample("a", tmp_path / "rising.wav")
+    emb = paper.embed_samples([sample])
+
+    stored = load_audio(sample.media, rate)  # as written to the file (16-bit)
+    inputs = paper.processor(audio=spread_windows(stored, rate, 3, 0.5), sampling_rate=rate, return_tensors="pt")
+    with torch.inference_mode():
+        clips = paper.model.get_audio_features(input_features=inputs["input_features"], is_longer=inputs["is_longer"])
+    clips = torch.nn.functional.normalize(getattr(clips, "pooler_output", clips), dim=-1).numpy()
+    np.testing.assert_allclose(emb[0], clips.mean(axis=0), rtol=1e-4, atol=1e-6)
+    assert not np.allclose(emb, plain.embed_samples([sample]), atol=1e-3)  # the first seconds otherwise
+    text = paper.embed_texts(["a rising hiss"])
+    np.testing.assert_allclose(paper.similarity(emb, text), 20.0 * (emb @ text.T), rtol=1e-6)
+    assert paper.fingerprint() != plain.fingerprint()  # no bank-cache mix-up
+    options = build_config("paper", {"bank": {"path": "audio_bank.txt"}}, task="audio_captioning").scorer.options
+    assert (options["windows"], options["window_seconds"], options["scale"]) == (3, 2.0, 20.0)
+
+
+def test_imagebind_scaled_keeps_the_models_own_scores():
+    import torch
+
+    from mils.scorers.audio import ImageBindAudioScorer
+
+    class Model(torch.nn.Module):  # ImageBind's output: the mean of three clips' 20 x unit vectors
+        def forward(self, inputs):
+            return {key: torch.tensor([[12.0, 9.0]]) for key in inputs}
+
+    class Data:
+        @staticmethod
+        def load_and_transform_text(texts, device):
+            return texts
+
+    modality = type("Modality", (), {"TEXT": "text", "AUDIO": "audio"})
+    scaled = ImageBindAudioScorer(Model(), Data, modality, "cpu", scaled=True)
+    plain = ImageBindAudioScorer(Model(), Data, modality, "cpu", scaled=False)
+    np.testing.assert_allclose(scaled.embed_texts(["x"]), [[12.0, 9.0]])
+    np.testing.assert_allclose(plain.embed_texts(["x"]), [[0.8, 0.6]])
+    assert scaled.fingerprint() != plain.fingerprint()
+
+
+class _Recording(_Replies):
+    def generate(self, prompts, seeds):
+        self.prompts = list(prompts)
+        return super().generate(prompts, seeds)
+
+
+def test_official_exploration_keeps_the_pure_top_k_and_only_shows_the_explored(fake_scorer, fake_bank, text_samples):
+    def run(steps, **options):
+        generator = _Recording("1. red cat sofa\n2. a boat\n")
+        result = Optimiser(generator, fake_scorer, template_for("image_captioning"), fake_bank,
+                           fake_scorer.embed_texts(fake_bank), LoopOptions(steps=steps, keep=6, requested=2, **options)
+                           ).run(text_samples[:1])[0]
+        return result, generator
+
+    greedy, _ = run(0)
+    official, generator = run(1, exploration=0.5, exploration_style="official")
+    suite, _ = run(0, exploration=0.5)
+    top = [t for t, _ in greedy.kept]
+    assert [t for t, _ in official.trace[0].kept] == top  # step 0 keeps the pure top-K ...
+    shown = [line.split(": ", 1)[1] for line in generator.prompts[0].splitlines() if line[:1].isdigit() and ": " in line]
+    assert shown[:3] == top[:3] and set(shown[3:]) - set(top)  # ... and the prompt shows 3 explored from below
+    pool = sorted(official.trace[0].kept + official.trace[1].new, key=lambda tv: -tv[1])
+    assert [t for t, _ in official.kept] == [t for t, _ in pool[:6]]  # the explored did not survive the step
+    assert [t for t, _ in suite.kept][:3] == top[:3] and [t for t, _ in suite.kept][3:] != top[3:]
+
+
+def test_the_official_bank_subset_is_random_sample_over_the_files_lines(tmp_path):
+    from mils.captioning import build_bank
+
+    lines = [f"caption {i}" for i in range(40)] + ["A dog.", "a dog", "A dog."]
+    (tmp_path / "bank.txt").write_text("\n".join(lines))
+
+    def bank(**options):
+        return build_bank(build_config("offline", {"bank": {"path": str(tmp_path / "bank.txt"), **options}})).texts
+
+    random.seed(0)
+    drawn = random.sample(lines, 30)
+    expected = list(dict.fromkeys(drawn))  # exact duplicates dropped, order drawn
+    assert list(bank(subsample=30, subsample_sampler="official", dedup="exact")) == expected
+    assert list(bank(subsample=30)) != expected
+    assert len(bank(dedup="exact")) == 42 and len(bank()) == 41  # "A dog." and "a dog" are one caption by default
+    paper = build_config("paper", {"bank": {"path": "bank.txt"}})
+    assert (paper.bank.dedup, paper.bank.subsample_sampler, paper.loop.exploration_style) == ("exact", "official",
+                                                                                             "official")
