@@ -61,6 +61,7 @@ bench: setup
 	$(PY) benchmarks/scale_bench.py
 	$(MAKE) vllm
 	$(VLLM_VENV)/bin/python benchmarks/vllm_bench.py
+	$(PY) benchmarks/schedule_bench.py
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) outputs .pytest_cache

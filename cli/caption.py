@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ def _result_json(path: str, result) -> dict[str, Any]:
              "new_unique": h.new_unique, "empty_reply": h.empty_reply}
             for h in result.history
         ],
+        "cost": [dataclasses.asdict(c) for c in result.cost],  # per step: tokens, LLM and scorer seconds
     }
 
 

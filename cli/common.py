@@ -23,6 +23,10 @@ def loop_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["cache_dir"] = args.cache_dir
     if getattr(args, "prompts", None):
         overrides["prompts"] = args.prompts
+    if getattr(args, "backend", None):
+        overrides["generator"] = {"backend": args.backend}
+    if getattr(args, "schedule", None):
+        overrides["schedule"] = args.schedule
     return overrides
 
 
@@ -61,6 +65,10 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="where converted models and bank embeddings are cached")
     parser.add_argument("--prompts", help="meta-prompts: suite (offline default), official (the MILS files, paper "
                         "default) or a folder of prompt files named as in the MILS repository's prompts/")
+    parser.add_argument("--backend", help="the LLM's engine: transformers (default) or vllm (in this environment, "
+                        "else the server of `make vllm`'s .venv-vllm, started for the run)")
+    parser.add_argument("--schedule", choices=["lockstep", "async"], help="lockstep (default): a batch takes each step "
+                        "together; async: each sample advances on its own (--backend vllm); same results")
 
 
 def print_table(rows: list[tuple[str, str, float, str, float]]) -> None:

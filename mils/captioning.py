@@ -18,6 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mils import registry
+from mils.async_loop import run_async
 from mils.bank import (
     AUDIO_BANK_PROMPT,
     BANK_PROMPT,
@@ -167,6 +168,9 @@ class Captioner:
         with self.timer("model_loading"):
             self.scorer = scorer or build_scorer(config.scorer)
             self.generator = generator or build_generator(config.generator, cache)
+        if config.schedule == "async" and not getattr(self.generator, "concurrent", False):
+            raise InputError(f"schedule 'async' needs a generator that takes concurrent requests (backend 'vllm'); "
+                             f"{type(self.generator).__name__} does not: use schedule 'lockstep'")
         self.seeds = load_seed_captions(config.bank.seed_captions) if config.bank.seed_captions else None
         self.seeds_alone = self.seeds is not None and config.bank.builtin == "none"
         if self.seeds_alone:  # each sample starts from its own seed captions: no shared bank to embed
@@ -192,6 +196,8 @@ class Captioner:
         """One batch; out of memory, its halves (down to single samples, then the sample fails).
         A sample's result does not depend on its batch, so what succeeds equals a fault-free run."""
         try:
+            if self.config.schedule == "async":
+                return run_async(self.optimiser, batch, progress), {}
             return self.optimiser.run(batch, progress), {}
         except Exception as err:
             if not out_of_memory(err):

@@ -147,6 +147,9 @@ class RunConfig(_Frozen):
     # code's audio and video scoring, which the paper's audio/video tables used)
     eval_tokenize: Literal["ptb", "raw"] = "ptb"
     batch_size: int = Field(8, ge=1)
+    # lockstep: a batch's samples take each step together; async: each sample advances on its own
+    # (a generator that takes concurrent requests: vllm through its server). Results are the same.
+    schedule: Literal["lockstep", "async"] = "lockstep"
     cache_dir: str = Field(default_factory=lambda: os.environ.get("MILS_CACHE_DIR", "~/.cache/mils"))
     output_dir: str = "outputs/runs"
     tracking: TrackingConfig = TrackingConfig()

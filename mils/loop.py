@@ -10,6 +10,7 @@ not depend on the batch it ran in.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -157,6 +158,7 @@ class PhaseTimer:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()  # samples may advance in threads (mils/async_loop.py)
 
     @contextmanager
     def __call__(self, phase: str) -> Iterator[None]:
@@ -164,7 +166,8 @@ class PhaseTimer:
         try:
             yield
         finally:
-            self.seconds[phase] += time.perf_counter() - start
+            with self._lock:
+                self.seconds[phase] += time.perf_counter() - start
 
 
 class Optimiser:
@@ -200,6 +203,7 @@ class Optimiser:
         self.initial_texts, self.prompt_extra, self.extra_initial = initial_texts, prompt_extra, extra_initial
         self._two_tower = isinstance(scorer, Scorer)
         self._sign = 1.0 if scorer.higher_is_better else -1.0
+        self._scoring = threading.Lock()  # one scorer call at a time when samples advance in threads
 
     # -- helpers -------------------------------------------------------------------------------
     def _select(self, scores: np.ndarray, sample_id: str, step: int) -> tuple[list[int], list[int] | None]:
@@ -291,6 +295,10 @@ class Optimiser:
         """Scores of each sample's own candidate list."""
         if not any(texts):
             return [[] for _ in texts]
+        with self._scoring:
+            return self._score_locked(samples, sample_emb, texts)
+
+    def _score_locked(self, samples: Sequence[Sample], sample_emb, texts: list[list[str]]) -> list[list[Value]]:
         if not self._two_tower:
             arrays = self.scorer.score(samples, texts)
             return [[tuple(map(float, r)) if np.ndim(r) else float(r) for r in np.asarray(a)] for a in arrays]
@@ -376,6 +384,10 @@ class Optimiser:
             if progress is not None:
                 progress.update(len(samples))
                 progress.set_postfix(step=step, best=f"{np.mean([aggregate(s.kept[0][1]) for s in states]):.3f}")
+        return self.results(states)
+
+    @staticmethod
+    def results(states: Sequence[_State]) -> list[SampleResult]:
         return [
             SampleResult(s.sample.id, s.history, s.kept, s.stopped_early_at, s.raw_replies,
                          str(s.sample.media) if isinstance(s.sample.media, (str, Path)) else None, s.cost, s.trace)

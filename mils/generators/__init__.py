@@ -18,13 +18,40 @@ def transformers_generator(model: str, cache_dir: str | Path, device: str | None
     return TransformersGenerator.load(model, cache_dir, SamplingOptions(**sampling), device=device, dtype=dtype)
 
 
+def _importable(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
 @register("generator", "vllm")
-def vllm_generator(model: str, cache_dir: str | Path, device: str | None = None, dtype: str = "auto", **options):
-    """``options``: the sampling settings, and anything else goes to vLLM's engine."""
-    from mils.generators.vllm_llm import VLLMGenerator
+def vllm_generator(model: str, cache_dir: str | Path, device: str | None = None, dtype: str = "auto",
+                   server: str | None = None, served_name: str = "mils", **options):
+    """``options``: the sampling settings, and anything else goes to vLLM's engine. vLLM in this
+    environment runs in-process; otherwise the server of ``make vllm``'s environment is started on
+    loopback for this run. ``server``: the URL of a vLLM server that already runs (its model served
+    as ``served_name``)."""
+    from mils.generators.vllm_server import VLLMServer, VLLMServerGenerator, vllm_python
 
     sampling = SamplingOptions(**{k: v for k, v in options.items() if k in _SAMPLING})
     engine_args = {k: v for k, v in options.items() if k not in _SAMPLING}
+    if server:
+        return VLLMServerGenerator(server, sampling, served_name)
+    python = vllm_python()
+    if not _importable("vllm") and python is not None:
+        import torch
+
+        from mils.generators.transformers_llm import resolve_model_dir
+        from mils.generators.vllm_llm import engine_arguments
+
+        model_dir = resolve_model_dir(model, Path(cache_dir).expanduser())
+        engine = engine_arguments({"dtype": dtype, **engine_args}, torch.cuda.is_available())
+        process = VLLMServer(python, model_dir, engine, Path(cache_dir).expanduser() / "vllm-logs", served_name)
+        return VLLMServerGenerator(process.url, sampling, served_name, server=process)
+    from mils.generators.vllm_llm import VLLMGenerator
+
     return VLLMGenerator(model, sampling, cache_dir, dtype=dtype, **engine_args)
 
 

@@ -18,16 +18,20 @@ from mils.generators.transformers_llm import resolve_model_dir, whole_lines
 from mils.protocols import TokenUsage
 from mils.sampling import SamplingOptions
 
-# on a CPU build: whole prefills, and gpu_memory_utilization is the fraction of HOST memory vLLM
+# on a CPU build: whole prefills; gpu_memory_utilization is the fraction of HOST memory vLLM
 # reserves up front (its default 0.92 fails beside anything else; 0.1 of 24 GB holds ~45K tokens
-# of SmolLM2's KV cache)
-CPU_DEFAULTS = {"max_num_batched_tokens": 16384, "gpu_memory_utilization": 0.1}
+# of SmolLM2's KV cache); no torch.compile (its warm-up took 400 s on 2 cores); float32 for
+# "auto" (vLLM would pick bfloat16; the transformers backend computes in float32 on a CPU)
+CPU_DEFAULTS = {"max_num_batched_tokens": 16384, "gpu_memory_utilization": 0.1, "enforce_eager": True}
 
 
 def engine_arguments(engine_args: dict[str, Any], on_gpu: bool) -> dict[str, Any]:
     """The engine's keyword arguments (tensor_parallel_size, gpu_memory_utilization, dtype,
     enforce_eager, max_num_batched_tokens, ... pass through); on a CPU, :data:`CPU_DEFAULTS`."""
-    return engine_args if on_gpu else {**CPU_DEFAULTS, **engine_args}
+    if on_gpu:
+        return engine_args
+    args = {**CPU_DEFAULTS, **engine_args}
+    return {**args, "dtype": "float32"} if args.get("dtype", "auto") == "auto" else args
 
 
 class VLLMGenerator:

