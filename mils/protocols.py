@@ -26,7 +26,8 @@ class Generator(Protocol):
     """Turns a batch of prompts into a batch of raw replies, one reply per prompt.
 
     ``seeds[i]`` is the only source of randomness for reply ``i``: a reply must not depend on
-    which other prompts share the batch.
+    which other prompts share the batch. A generator that several threads may call at once (each
+    reading its own ``last_usage``) sets ``concurrent = True``: the ``async`` schedule needs it.
     """
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]: ...

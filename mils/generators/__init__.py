@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from mils.generators.transformers_llm import TransformersGenerator
@@ -9,6 +10,7 @@ from mils.registry import register
 from mils.sampling import SamplingOptions
 
 _SAMPLING = set(SamplingOptions.model_fields)
+log = logging.getLogger(__name__)
 
 
 @register("generator", "transformers")
@@ -38,6 +40,8 @@ def vllm_generator(model: str, cache_dir: str | Path, device: str | None = None,
     sampling = SamplingOptions(**{k: v for k, v in options.items() if k in _SAMPLING})
     engine_args = {k: v for k, v in options.items() if k not in _SAMPLING}
     if server:
+        if engine_args:
+            log.warning("generator.options %s are engine options: a running server (%s) keeps its own", engine_args, server)
         return VLLMServerGenerator(server, sampling, served_name)
     python = vllm_python()
     if not _importable("vllm") and python is not None:
