@@ -134,9 +134,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     config = make_config(args)
     options = {k: v for k, v in (("model", args.model), ("prompt", args.prompt)) if v is not None}
     start = time.perf_counter()
-    outcome = run_baseline(config, args.captioner, options, batch_size=config.batch_size)
+    data = config_dataset(config.dataset)  # read once, for the captions and the metrics
+    outcome = run_baseline(config, args.captioner, options, batch_size=config.batch_size, data=data)
     results = ResultStore(outcome["results_dir"]).results()
-    data = config_dataset(config.dataset)
     references = {k: v for k, v in data.references().items() if v}
     predictions = {r.sample_id: r.caption for r in results if r.sample_id in references}
     if predictions and config.metrics:

@@ -35,10 +35,18 @@ class PairedDelta:
         worse = self.high < 0 if higher_is_better else self.low > 0
         word = "better" if better else "worse" if worse else "no clear difference"
         d, lo, hi = (scale * x for x in (self.delta, self.low, self.high))
-        return f"{name}: B {word} ({d:+.1f} [{lo:+.1f}, {hi:+.1f}], n={self.n})"
+        f = _decimals(d, lo, hi)
+        return f"{name}: B {word} ({d:+.{f}f} [{lo:+.{f}f}, {hi:+.{f}f}], n={self.n})"
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
+
+
+def _decimals(*values: float) -> int:
+    """Decimals that show the smallest non-zero value (one at least, four at most): a gain of
+    +0.04 is not printed as "better (+0.0 ...)"."""
+    smallest = min((abs(v) for v in values if v and np.isfinite(v)), default=1.0)
+    return int(min(4, max(1, -np.floor(np.log10(smallest))))) if smallest < 1 else 1
 
 
 def _delta(stat_a, stat_b, n: int, resamples: int, seed: int) -> PairedDelta:

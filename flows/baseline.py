@@ -39,15 +39,16 @@ def _result(sample, caption: str, score: float, usage, llm_seconds: float, score
 
 
 def run_baseline(config: RunConfig, captioner: str, options: dict[str, Any], batch_size: int = 8,
-                 model=None) -> dict[str, Any]:
-    """Caption every sample not yet done (resumable, like a MILS run); returns the folder and counts."""
+                 model=None, data=None) -> dict[str, Any]:
+    """Caption every sample not yet done (resumable, like a MILS run); returns the folder and counts.
+    ``data``: the config's dataset when the caller has it loaded already."""
     import mils.captioners  # noqa: F401  (registers the captioners)
 
     folder = baseline_dir(config, captioner, options)
     store = ResultStore(folder)
     (folder / "config.json").write_text(config.model_dump_json(indent=2))
     (folder / "captioner.json").write_text(json.dumps({"captioner": captioner, "options": options}, indent=2))
-    data = config_dataset(config.dataset)
+    data = data if data is not None else config_dataset(config.dataset)
     good, failed = check_media([s.as_sample() for s in data.samples if not store.has(s.id)])
     for sample_id, error in [*data.skipped, *failed.items()]:  # unreadable when listed, or when checked
         store.write_failure(sample_id, error)

@@ -22,7 +22,9 @@ def test_paired_delta_by_hand():
     assert d.n == 3 and d.a == pytest.approx(0.2) and d.b == pytest.approx(0.4)
     # every sample gains exactly 0.2: every resample's delta is 0.2, the interval has no width
     assert d.delta == pytest.approx(0.2) and d.low == pytest.approx(0.2) and d.high == pytest.approx(0.2)
-    assert d.p_not_better == 0.0 and "B better" in d.verdict("CIDEr")
+    assert d.p_not_better == 0.0 and "B better (+20.0 [+20.0, +20.0], n=3)" in d.verdict("CIDEr")
+    tiny = paired_metrics(a, _report({"1": 0.1004, "2": 0.2004, "3": 0.3004}), resamples=50)["CIDEr"]
+    assert "B better (+0.04 [+0.04, +0.04], n=3)" in tiny.verdict("CIDEr")  # not "+0.0"
 
 
 def test_no_difference_is_not_called_a_gain():
