@@ -141,7 +141,7 @@ def cmd_pope_run(args: argparse.Namespace) -> int:
     if args.instances:
         images = sorted({q.image for q in questions})
         captions = dict(zip(images, vlm.caption([load_image(Path(args.images) / im) for im in images])))
-        result = chair(captions, load_instances(args.instances))
+        result = chair(captions, load_instances(args.instances, with_empty=True))
         print(f"CHAIR on the same model's captions of these {len(images)} images: CHAIR-i {100 * result.chair_i:.1f}, "
               f"CHAIR-s {100 * result.chair_s:.1f} ({result.mentioned} objects mentioned)")
     return 0

@@ -11,13 +11,11 @@ reference captions, as the original does).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Mapping, Sequence
 
-from mils.errors import InputError, MissingInputError
+from mils.errors import InputError
 
 # COCO category -> extra words that name it (the category name itself always counts).
 SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -97,21 +95,6 @@ def mentioned_objects(caption: str) -> list[str]:
         if category and category not in found:
             found.append(category)
     return found
-
-
-def load_coco_objects(instances_json: str | Path) -> dict[str, set[str]]:
-    """image id (as str) -> COCO category names present, from ``instances_val2014.json``."""
-    path = Path(instances_json)
-    if not path.is_file():
-        raise MissingInputError(f"COCO instances file not found: {path}")
-    data = json.loads(path.read_text())
-    if "annotations" not in data or "categories" not in data:
-        raise InputError(f"{path} needs 'annotations' and 'categories' (a COCO instances file)")
-    names = {c["id"]: c["name"] for c in data["categories"]}
-    objects: dict[str, set[str]] = {str(img["id"]): set() for img in data.get("images", [])}
-    for ann in data["annotations"]:
-        objects.setdefault(str(ann["image_id"]), set()).add(names[ann["category_id"]])
-    return objects
 
 
 @dataclass(frozen=True)

@@ -44,19 +44,20 @@ class Question:
         return QUESTION.format(self.object)
 
 
-def load_instances(path: str | Path) -> dict[str, set[str]]:
-    """COCO instances JSON -> image file name -> the category names annotated in it (images with
-    no annotation are left out: nothing can be asked about them)."""
+def load_instances(path: str | Path, by: str = "file_name", with_empty: bool = False) -> dict[str, set[str]]:
+    """COCO instances JSON -> image (its ``file_name``, or its ``id`` as a string) -> the category
+    names annotated in it. Images with no annotation are left out (nothing can be asked about them
+    in POPE) unless ``with_empty`` (for CHAIR, every object a caption names there is hallucinated)."""
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(f"COCO instances file {path} not found (e.g. instances_val2014.json)")
     try:
         raw = json.loads(path.read_text())
         names = {c["id"]: c["name"] for c in raw["categories"]}
-        files = {im["id"]: im["file_name"] for im in raw["images"]}
-        objects: dict[str, set[str]] = {}
+        keys = {im["id"]: str(im[by]) for im in raw["images"]}
+        objects: dict[str, set[str]] = {key: set() for key in keys.values()} if with_empty else {}
         for ann in raw["annotations"]:
-            objects.setdefault(files[ann["image_id"]], set()).add(names[ann["category_id"]])
+            objects.setdefault(keys[ann["image_id"]], set()).add(names[ann["category_id"]])
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise InputError(f"{path} is not a COCO instances file: {err!r}") from err
     return objects

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from evaluation.chair import chair, load_coco_objects, mentioned_objects, singular
+from evaluation.chair import chair, mentioned_objects, singular
+from evaluation.pope import load_instances
 
 
 def test_mentioned_objects_use_synonyms_plurals_and_phrases():
@@ -35,12 +36,13 @@ def test_reference_captions_extend_the_ground_truth():
 def test_coco_instances_file(tmp_path):
     path = tmp_path / "instances.json"
     path.write_text(json.dumps({
-        "images": [{"id": 1}, {"id": 2}],
+        "images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}],
         "categories": [{"id": 17, "name": "cat"}, {"id": 18, "name": "dog"}],
         "annotations": [{"image_id": 1, "category_id": 17}, {"image_id": 1, "category_id": 18}],
     }))
-    assert load_coco_objects(path) == {"1": {"cat", "dog"}, "2": set()}
+    assert load_instances(path, by="id", with_empty=True) == {"1": {"cat", "dog"}, "2": set()}
+    assert load_instances(path) == {"a.jpg": {"cat", "dog"}}  # POPE's view: nothing to ask about b.jpg
     with pytest.raises(FileNotFoundError, match="nope.json"):
-        load_coco_objects(tmp_path / "nope.json")
+        load_instances(tmp_path / "nope.json")
     with pytest.raises(ValueError, match="no ground-truth"):
         chair({"9": "a cat"}, {"1": {"cat"}})
