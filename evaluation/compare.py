@@ -8,6 +8,7 @@ MLflow run's results table. References come from a results folder's dataset (or 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from evaluation.caption_metrics import MetricReport, cached_caption_metrics
 from evaluation.paired import PairedDelta, ScoreComparison, gain_table, paired_metrics, paired_scores
 from mils.config import RunConfig, read_json
 from mils.errors import InputError, MissingInputError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -88,9 +91,14 @@ def compare(a: Side, b: Side, references: dict[str, list[str]], metrics, seed: i
     if not shared:
         raise InputError(f"{a.name} and {b.name} share no sample id that has references")
 
+    # one tokenisation for both sides (A's when the configs disagree), or the deltas compare two metrics
+    configs = [side.config for side in (a, b) if side.config]
+    tokenize = configs[0].eval_tokenize if configs else "ptb"
+    if len({c.eval_tokenize for c in configs}) > 1:
+        log.warning("%s evaluates %s strings and %s %s ones: both are scored %s here", a.name, a.config.eval_tokenize,
+                    b.name, b.config.eval_tokenize, tokenize)
+
     def report(side: Side) -> MetricReport:
-        config = side.config or a.config or b.config
-        tokenize = config.eval_tokenize if config else "ptb"
         return cached_caption_metrics({i: side.predictions[i] for i in shared}, {i: references[i] for i in shared},
                                       list(metrics), seed, side.cache_dir, tokenize)
 

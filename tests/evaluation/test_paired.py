@@ -56,3 +56,18 @@ def test_scores_win_tie_loss_and_flat_metrics():
                         scores)
     assert {"gain/CIDEr", "gain/CIDEr_ci_low", "gain/CIDEr_p_not_better", "gain/score", "gain/wins"} <= set(flat)
     assert "1 wins, 1 ties, 1 losses" in gain_table({}, scores)
+
+
+def test_compare_scores_both_sides_with_one_tokenisation(monkeypatch):
+    from evaluation import compare as comparing
+    from mils.config import build_config
+
+    used = []
+    monkeypatch.setattr(comparing, "cached_caption_metrics", lambda predictions, refs, metrics, seed, cache, tokenize:
+                        used.append(tokenize) or _report({k: 0.5 for k in predictions}))
+    predictions, refs = {"1": "a cat", "2": "a dog"}, {"1": ["a cat"], "2": ["a dog"]}
+    raw = comparing.Side("raw", predictions, config=build_config("offline", {"eval_tokenize": "raw"}))
+    ptb = comparing.Side("ptb", predictions, config=build_config("offline"))
+    comparing.compare(raw, ptb, refs, ["CIDEr"], resamples=10)
+    comparing.compare(ptb, comparing.Side("json", predictions), refs, ["CIDEr"], resamples=10)
+    assert used == ["raw", "raw", "ptb", "ptb"]  # before: raw for one side, ptb for the other
