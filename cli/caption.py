@@ -42,7 +42,10 @@ def cmd_caption(args: argparse.Namespace) -> int:
     # third-party loaders print to stdout; keep stdout for our results (JSON lines stay parseable)
     with contextlib.redirect_stdout(sys.stderr):
         captioner = Captioner(config)
-        run = captioner.caption([Sample.from_path(p) for p in paths], progress=not args.json)
+        try:
+            run = captioner.caption([Sample.from_path(p) for p in paths], progress=not args.json)
+        finally:  # a vLLM server started for this run stops now, not at exit
+            getattr(captioner.generator, "close", lambda: None)()
     by_id = {r.sample_id: r for r in run.results}
     if args.json:
         for path in paths:
