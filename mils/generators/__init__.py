@@ -20,14 +20,6 @@ def transformers_generator(model: str, cache_dir: str | Path, device: str | None
     return TransformersGenerator.load(model, cache_dir, SamplingOptions(**sampling), device=device, dtype=dtype)
 
 
-def _importable(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
-
-
 @register("generator", "vllm")
 def vllm_generator(model: str, cache_dir: str | Path, device: str | None = None, dtype: str = "auto",
                    server: str | None = None, served_name: str = "mils", **options):
@@ -43,8 +35,12 @@ def vllm_generator(model: str, cache_dir: str | Path, device: str | None = None,
         if engine_args:
             log.warning("generator.options %s are engine options: a running server (%s) keeps its own", engine_args, server)
         return VLLMServerGenerator(server, sampling, served_name)
-    python = vllm_python()
-    if not _importable("vllm") and python is not None:
+    try:
+        import vllm  # noqa: F401  (here: the engine runs in-process)
+        python = None
+    except ImportError:
+        python = vllm_python()
+    if python is not None:
         import torch
 
         from mils.generators.transformers_llm import resolve_model_dir
