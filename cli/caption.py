@@ -63,7 +63,8 @@ def cmd_caption(args: argparse.Namespace) -> int:
         t = run.timings
         print(f"\nprofile={config.profile} steps={config.loop.steps} keep={config.loop.keep} "
               f"requested={config.loop.requested} bank={len(run.bank)} captions; "
-              f"loop {t.get('loop_total', 0):.1f}s (LLM {t.get('generation', 0):.1f}s, "
+              f"loop {t.get('loop_total', 0):.1f}s (LLM {t.get('generation', 0):.1f}s"
+              f"{' summed over concurrent requests' if config.schedule == 'async' else ''}, "
               f"non-model share {loop_overhead(t):.1%})")
     return 1 if run.failed else 0
 
