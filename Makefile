@@ -46,11 +46,14 @@ $(VLLM_STAMP): Makefile
 demo: setup
 	$(VENV)/bin/mils demo
 
+# every part runs even when an earlier one fails; the failed parts are listed and make exits 1
 test: setup vllm
-	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
-	# the vllm generator on real vLLM, in its own environment (tests/vllm is skipped in the main one)
-	$(VLLM_VENV)/bin/python -m pytest -q -p no:cacheprovider --confcutdir=tests/vllm tests/vllm
+	@failed=""; \
+	$(VENV)/bin/ruff check . || failed="$$failed lint"; \
+	$(PY) -m pytest -q || failed="$$failed tests"; \
+	echo "# the vllm generator on real vLLM, in its own environment (tests/vllm is skipped in the main one)"; \
+	$(VLLM_VENV)/bin/python -m pytest -q -p no:cacheprovider --confcutdir=tests/vllm tests/vllm || failed="$$failed vllm-tests"; \
+	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; echo "make test: lint, tests and vllm-tests passed"
 
 bench: setup
 	$(PY) benchmarks/loop_bench.py

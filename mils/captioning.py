@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +37,11 @@ from mils.bank import (
 from mils.config import GeneratorConfig, RunConfig, ScorerConfig, read_json
 from mils.errors import InputError, MissingDependencyError
 from mils.loop import LoopOptions, Optimiser, PhaseTimer, SampleResult
-from mils.media import media_problem
+from mils.media import MediaError, media_problem
 from mils.parsing import dedup_key
 from mils.profiles import IMAGENET_TEMPLATES
 from mils.prompts import template_for
-from mils.protocols import Generator, Sample, Scorer
+from mils.protocols import Generator, Sample, Scorer, Workload
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +55,31 @@ def import_plugins(modules: Sequence[str]) -> None:
             raise MissingDependencyError(f"cannot import plugin module {module!r} named in the config: {err}") from err
 
 
-def build_generator(cfg: GeneratorConfig, cache_dir: Path) -> Generator:
+def build_generator(cfg: GeneratorConfig, cache_dir: Path, workload: Workload | None = None) -> Generator:
+    """``workload``: what the run will ask of the LLM, for a backend whose factory takes it (vLLM
+    sizes its context and KV cache from it)."""
     import mils.generators  # noqa: F401  (registers the built-in generators)
 
     options = cfg.model_dump(exclude={"backend", "options"})
+    if workload is not None and takes_workload(cfg.backend):
+        options["workload"] = workload
     return registry.create("generator", cfg.backend, cache_dir=cache_dir, **options, **cfg.options)
+
+
+def takes_workload(backend: str) -> bool:
+    import mils.generators  # noqa: F401  (registers the built-in generators)
+
+    return "workload" in inspect.signature(registry.get_factory("generator", backend)).parameters
+
+
+def workload_of(config: RunConfig) -> Workload:
+    """The longest prompt ``config``'s loop can build (its template with no candidates in it, plus
+    ``keep`` candidates of at most ``max_words`` words; a task's own slots, e.g. the prompt being
+    rewritten, count as one more line each) and how many prompts are in flight at once."""
+    template = template_for(config.task, config.prompts)
+    extras = sorted(set(re.findall(r"(?<!\{)\{(\w+)\}(?!\})", template.text)) - {"descriptions", "requested_number"})
+    frame = template.render([], config.loop.requested, **dict.fromkeys(extras, ""))
+    return Workload(frame, config.loop.keep + len(extras), config.loop.max_words, config.batch_size)
 
 
 def build_scorer(cfg: ScorerConfig) -> Scorer:
@@ -167,7 +189,7 @@ class Captioner:
         cache = config.cache_path()
         with self.timer("model_loading"):
             self.scorer = scorer or build_scorer(config.scorer)
-            self.generator = generator or build_generator(config.generator, cache)
+            self.generator = generator or build_generator(config.generator, cache, workload_of(config))
         if config.schedule == "async" and not getattr(self.generator, "concurrent", False):
             raise InputError(f"schedule 'async' needs a generator that takes concurrent requests (backend 'vllm'); "
                              f"{type(self.generator).__name__} does not: use schedule 'lockstep'")
@@ -199,6 +221,15 @@ class Captioner:
             if self.config.schedule == "async":
                 return run_async(self.optimiser, batch, progress), {}
             return self.optimiser.run(batch, progress), {}
+        except MediaError as err:  # one sample's file failed to decode past the up-front check
+            if len(batch) == 1:
+                return [], {batch[0].id: str(err)}
+            log.warning("a sample's media failed to decode in a batch of %d (%s): running them one by one", len(batch), err)
+            done, failed = [], {}
+            for sample in batch:
+                results, errors = self._run_halving([sample], progress)
+                done, failed = done + results, {**failed, **errors}
+            return done, failed
         except Exception as err:
             if not out_of_memory(err):
                 raise
@@ -257,4 +288,5 @@ def loop_overhead(timings: dict[str, float]) -> float:
     return float(np.clip((total - model_time) / total, 0, 1)) if total else float("nan")
 
 
-__all__ = ["CaptionRun", "Captioner", "LoopOptions", "build_bank", "build_generator", "build_scorer", "check_media"]
+__all__ = ["CaptionRun", "Captioner", "LoopOptions", "build_bank", "build_generator", "build_scorer", "check_media",
+           "workload_of"]

@@ -42,6 +42,19 @@ class TokenUsage:
     generated: int
 
 
+@dataclass(frozen=True)
+class Workload:
+    """What a run asks of its LLM, for a backend that sizes its memory up front (vLLM): the
+    meta-prompt with no candidates in it (``frame``), how many candidates it shows (``lines``) of
+    at most ``words`` words each (None: no cap, a line can be a whole reply), and how many prompts
+    are in flight at once."""
+
+    frame: str
+    lines: int
+    words: int | None
+    in_flight: int
+
+
 @runtime_checkable
 class Scorer(Protocol):
     """A two-tower scorer: samples and texts are embedded separately, then compared.

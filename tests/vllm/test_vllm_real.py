@@ -23,9 +23,11 @@ PROMPTS = [get_template("image_captioning").render([("a photo of a cat", 0.31), 
 def generator():
     import mils.generators  # noqa: F401  (registers the backends)
 
-    return create("generator", "vllm", model=SMOLLM2_GGUF, cache_dir=os.environ.get("MILS_CACHE_DIR", "~/.cache/mils"),
-                  dtype="float32", temperature=0.5, top_p=0.9, max_new_tokens=96, enforce_eager=True,
-                  max_model_len=2048)
+    engine = create("generator", "vllm", model=SMOLLM2_GGUF, cache_dir=os.environ.get("MILS_CACHE_DIR", "~/.cache/mils"),
+                    dtype="float32", temperature=0.5, top_p=0.9, max_new_tokens=96, enforce_eager=True,
+                    max_model_len=2048)
+    yield engine
+    engine.close()  # now, not in vLLM's finaliser at exit (which logs into pytest's closed streams)
 
 
 def test_replies_are_strings_seeded_and_independent_of_their_batch_mates(generator):
@@ -79,11 +81,13 @@ def test_the_server_answers_as_the_in_process_engine_does(generator, tmp_path):
 
     from mils.generators.transformers_llm import resolve_model_dir
     from mils.generators.vllm_llm import engine_arguments
+    from mils.generators.vllm_memory import plan, sized
     from mils.generators.vllm_server import VLLMServer, VLLMServerGenerator
 
     model_dir = resolve_model_dir(SMOLLM2_GGUF, Path(os.environ.get("MILS_CACHE_DIR", "~/.cache/mils")).expanduser())
     engine = engine_arguments({"dtype": "float32", "max_model_len": 2048}, on_gpu=False)
-    server = VLLMServer(Path(sys.executable), model_dir, engine, tmp_path)
+    memory = plan(model_dir, None, 96, "float32", False, engine)
+    server = VLLMServer(Path(sys.executable), model_dir, sized(engine, memory), tmp_path, plan=memory.describe())
     remote = VLLMServerGenerator(server.url, generator.sampling, server=server)
     try:
         seeds = [5, 6, 7, 8]
