@@ -65,7 +65,7 @@ def main() -> None:
         start = time.perf_counter()
         index = RunIndex(folder)  # the row cache in place: what every later open costs
         index_s = time.perf_counter() - start
-        client = TestClient(create_app(index))
+        client = TestClient(create_app(index), base_url="http://127.0.0.1")
         start = time.perf_counter()
         page = client.get("/api/samples", params={"sort": "gain", "desc": True, "limit": 50}).json()
         page_s = time.perf_counter() - start

@@ -32,10 +32,16 @@ def _result_json(path: str, result) -> dict[str, Any]:
 
 def cmd_caption(args: argparse.Namespace) -> int:
     from mils.captioning import Captioner, loop_overhead
-    from mils.media import modality_of
+    from mils.media import MediaError, modality_of
 
     paths = list(args.paths)
-    modalities = {args.modality} if args.modality else {modality_of(p) for p in paths}
+    modalities = {args.modality} if args.modality else set()
+    for path in paths if not args.modality else []:
+        with contextlib.suppress(MediaError):  # a folder or a name without an extension fails as its own input
+            modalities.add(modality_of(path))
+    if not modalities:
+        raise InputError(f"cannot tell the modality of {', '.join(paths[:3])} from the extension: pass media files "
+                         "(photo.jpg, clip.mp4, sound.wav), not folders, or --modality image|video|audio")
     if len(modalities) > 1:
         raise InputError(f"inputs mix modalities {sorted(modalities)}; caption one modality per call")
     config = make_config(args, task=captioning_task(modalities.pop()).name)

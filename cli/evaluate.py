@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import secrets
 from pathlib import Path
 
 from cli.common import read_json_arg
-from mils.errors import InputError
+from mils.errors import InputError, MissingInputError
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -64,17 +66,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_view(args: argparse.Namespace) -> int:
     from evaluation.viewer import RunIndex, create_app
+    from evaluation.web_safety import is_loopback
 
     folder = Path(args.run)
     if not folder.exists():
-        from flows.report import results_dir_from_mlflow  # anything else is taken for an MLflow run id
+        if not re.fullmatch(r"[0-9a-f]{32}", args.run):
+            raise MissingInputError(f"no such results folder: {args.run} (nor an MLflow run id, 32 hex digits)")
+        from flows.report import results_dir_from_mlflow
 
         folder = results_dir_from_mlflow(args.run, args.tracking_uri)
-    index = RunIndex(folder)
+    index = RunIndex(folder, tuple(args.media_root))
+    token = args.token
+    if not is_loopback(args.host) and token is None:
+        token = secrets.token_urlsafe(24)  # anyone who can reach the address would see the run otherwise
     import uvicorn
 
-    print(f"{len(index.rows)} samples of {index.folder}: http://{args.host}:{args.port}/  (Ctrl-C stops)")
-    uvicorn.run(create_app(index), host=args.host, port=args.port, log_level="warning")
+    link = f"http://{args.host}:{args.port}/" + (f"?token={token}" if token else "")
+    print(f"{len(index.rows)} samples of {index.folder}: {link}  (Ctrl-C stops)")
+    for path, problem in index.problems[:10]:
+        print(f"  not shown: {path}: {problem}")
+    uvicorn.run(create_app(index, token, loopback_only=is_loopback(args.host)), host=args.host, port=args.port,
+                log_level="warning")
     return 0
 
 
@@ -181,7 +193,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     view = sub.add_parser("view", help="browse one run sample by sample: scores by step, kept sets, raw replies")
     view.add_argument("run", help="a results folder (a benchmark's or a pipeline's), a `mils t2i`/`mils style` "
                                   "output folder, or an MLflow run id")
-    view.add_argument("--host", default="127.0.0.1")
+    view.add_argument("--host", default="127.0.0.1", help="loopback by default; any other address gets a secret link")
+    view.add_argument("--token", help="the secret the link carries (default on a non-loopback --host: a new random one)")
+    view.add_argument("--media-root", action="append", default=[],
+                      help="a folder the samples' media may be served from, besides the results folder and the "
+                           "dataset folder the run recorded (repeatable)")
     view.add_argument("--port", type=int, default=8766)
     view.add_argument("--tracking-uri", default="sqlite:///mlruns.db")
     view.set_defaults(func=cmd_view)

@@ -73,6 +73,10 @@ def check_inputs(predictions: Mapping[str, str], references: Mapping[str, Sequen
     unpredicted = sorted(set(references) - set(predictions))
     if unpredicted:
         raise InputError(f"{len(unpredicted)} reference ids have no prediction, e.g. {unpredicted[:5]}")
+    bad = sorted(k for k, refs in references.items()
+                 if not isinstance(refs, (list, tuple)) or not all(isinstance(r, str) for r in refs))
+    if bad:
+        raise InputError(f"references must map id -> a list of caption strings; not for ids {bad[:5]}")
     empty = sorted(k for k, refs in references.items() if not [r for r in refs if r and r.strip()])
     if empty:
         raise InputError(f"{len(empty)} samples have no non-empty reference, e.g. {empty[:5]}")

@@ -11,10 +11,10 @@ and style runs keep the best image of every step there); a client never names a 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import mimetypes
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,9 @@ from tqdm.auto import tqdm
 
 from mils.errors import InputError, MissingInputError
 from mils.loop import SampleResult
-from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, modality_of
+from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, media_problem, modality_of
 from mils.parsing import annotate_reply
-from mils.results import ResultStore, result_from_dict
+from mils.results import ResultStore, read_result_file, result_from_dict
 
 PAGE_SIZE_MAX = 500
 SORTS = ("id", "step0", "final", "delta", "gain")  # "gain": the improvement, whichever way the scorer points
@@ -49,7 +49,7 @@ class Row:
 
     @property
     def delta(self) -> float | None:
-        return None if self.final is None else self.final - self.step0
+        return None if self.final is None or self.step0 is None else self.final - self.step0
 
     def as_dict(self, lower_is_better: bool) -> dict[str, Any]:
         gain = None if self.delta is None else (-self.delta if lower_is_better else self.delta)
@@ -64,25 +64,31 @@ class RunIndex:
     output of `mils t2i` / `mils style` (``result.json`` beside its step images, or one such
     folder per prompt)."""
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, media_roots: tuple[str | Path, ...] = ()) -> None:
         self.folder = Path(folder).resolve()
+        if not self.folder.is_dir():
+            raise MissingInputError(f"no such results folder: {folder}")
         self.rows: dict[str, Row] = {}
         self.step_images: dict[str, list[Path]] = {}
+        self.problems: list[tuple[Path, str]] = []  # files that could not be read: listed, the rest shown
         if (self.folder / "samples").is_dir():
-            self.rows = {row.sample_id: row for row in _summaries(self.folder)}
+            self.rows = {row.sample_id: row for row in _summaries(self.folder, self.problems)}
         else:
-            for path, result in _image_task_files(self.folder):
+            for path, result in _image_task_files(self.folder, self.problems):
                 self.rows[result.sample_id] = Row(
                     result.sample_id, result.initial.best_score, result.score, len(result.history) - 1,
                     sum(h.empty_reply for h in result.history), result.caption, path=path)
                 self.step_images[result.sample_id] = sorted(path.parent.glob("step*.png"))  # beside its result
         if (self.folder / "failed").is_dir():
-            for sample_id, error in ResultStore(self.folder).failures().items():
+            for sample_id, error in ResultStore(self.folder).failures(self.problems).items():
                 self.rows.setdefault(sample_id, Row(sample_id, error=error))
         # best-ever scores never get worse: a sample whose final is below its start was minimised
         self.lower_is_better = any(r.final is not None and r.final < r.step0 for r in self.rows.values())
-        config = self.folder / "config.json"
-        self.config = json.loads(config.read_text()) if config.is_file() else {}
+        self.config = _config(self.folder, self.problems)
+        # media are served from the results folder, the dataset root the run recorded, and those given
+        recorded = _config(self.folder, self.problems, "media.json").get("media_root")
+        roots = [self.folder, *(Path(r) for r in media_roots), *([Path(recorded)] if isinstance(recorded, str) else [])]
+        self.media_roots = [r.expanduser().resolve() for r in roots]
 
     def page(self, sort: str = "id", descending: bool = False, filter: str = "all", offset: int = 0,
              limit: int = 50) -> dict[str, Any]:
@@ -100,8 +106,9 @@ class RunIndex:
         limit = max(1, min(limit, PAGE_SIZE_MAX))
         return {"total": len(rows), "offset": offset, "rows": rows[offset : offset + limit],
                 "lower_is_better": self.lower_is_better, "samples": len(self.rows),
-                "failed": sum(r.error is not None for r in self.rows.values()), "name": self.config.get("name", ""),
-                "task": self.config.get("task", "")}
+                "failed": sum(r.error is not None for r in self.rows.values()),
+                "name": _text(self.config.get("name")), "task": _text(self.config.get("task")),
+                "problems": [[_shown_path(path, self.folder), problem] for path, problem in self.problems]}
 
     def result(self, sample_id: str) -> SampleResult:
         row = self.rows.get(sample_id)
@@ -109,7 +116,7 @@ class RunIndex:
             raise KeyError(sample_id)
         if row.path is None:
             raise InputError(f"sample {sample_id} failed: {row.error}")
-        return result_from_dict(_load(row.path), row.path)
+        return result_from_dict(read_result_file(row.path), row.path)
 
     def detail(self, sample_id: str) -> dict[str, Any]:
         """Everything the sample page shows (texts as plain strings; the page never parses them as HTML)."""
@@ -133,16 +140,22 @@ class RunIndex:
 
     def _media(self, r: SampleResult) -> dict[str, Any]:
         kind = modality_of(r.media) if r.media and Path(r.media).suffix.lower() in KNOWN_MEDIA else None
-        return {"kind": kind, "url": f"/media/{quote(r.sample_id, safe='')}" if kind else None,
-                "steps": [f"/files/{p.relative_to(self.folder).as_posix()}"
+        return {"kind": kind, "url": f"/media?id={quote(r.sample_id, safe='')}" if kind else None,
+                "steps": [f"/files/{quote(p.relative_to(self.folder).as_posix())}"
                           for p in self.step_images.get(r.sample_id, [])]}
 
     def media_file(self, sample_id: str) -> Path:
-        """The file a sample's result names (a client never chooses the path)."""
+        """The file a sample's result names (a client never chooses the path), served only when it
+        is a real image, video or audio file (by its content, not only its name) that resolves,
+        symlinks followed, inside the results folder or a media root."""
         media = self.result(sample_id).media
-        if not media or not Path(media).is_file():
+        if not media:
             raise KeyError(sample_id)
-        return Path(media)
+        path = Path(media).resolve()
+        if (not path.is_file() or path.suffix.lower() not in KNOWN_MEDIA or Path(media).suffix.lower() != path.suffix.lower()
+                or not any(path.is_relative_to(root) for root in self.media_roots) or media_problem(path)):
+            raise KeyError(sample_id)
+        return path
 
     def run_file(self, relative: str) -> Path:
         """A file inside the results folder, refusing anything that resolves outside it."""
@@ -156,50 +169,92 @@ MEDIA_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
 KNOWN_MEDIA = IMAGE_EXTS | VIDEO_EXTS | AUDIO_EXTS
 
 
-def _image_task_files(folder: Path) -> list[tuple[Path, SampleResult]]:
+def _image_task_files(folder: Path, problems: list[tuple[Path, str]]) -> list[tuple[Path, SampleResult]]:
     files = [folder / "result.json"] if (folder / "result.json").is_file() else sorted(folder.glob("*/result.json"))
     if not files:
         raise MissingInputError(f"{folder} is not a run: no samples/ (a results folder) and no result.json "
                                 "(a `mils t2i` or `mils style` output)")
-    return [(path, result_from_dict(_load(path), path)) for path in files]
+    out = []
+    for path in files:
+        try:
+            out.append((path, result_from_dict(read_result_file(path), path)))
+        except InputError as err:
+            problems.append((path, str(err)))
+    return out
 
 
-def _load(path: Path) -> Any:
+def _config(folder: Path, problems: list[tuple[Path, str]], name: str = "config.json") -> dict[str, Any]:
+    path = folder / name
+    if not path.is_file():
+        return {}
     try:
-        return orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as err:
-        raise InputError(f"corrupt result file {path}: {err}; delete it to recompute that sample") from err
+        config = orjson.loads(path.read_bytes())
+    except (orjson.JSONDecodeError, OSError) as err:
+        problems.append((path, f"unreadable run config: {err}"))
+        return {}
+    if not isinstance(config, dict):
+        problems.append((path, "the run config is not a JSON object"))
+        return {}
+    return config
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _shown_path(path: Path, folder: Path) -> str:
+    return path.relative_to(folder).as_posix() if path.is_relative_to(folder) else str(path)
 
 
 def _summary(path: Path) -> Row:
-    raw = _load(path)
+    result = result_from_dict(_without_heavy(read_result_file(path)), path)
+    return Row(result.sample_id, result.initial.best_score, result.score, len(result.history) - 1,
+               sum(h.empty_reply for h in result.history), result.caption, path=path)
+
+
+def _without_heavy(raw: Any) -> Any:
+    if isinstance(raw, dict):
+        for heavy in ("trace", "raw_replies", "kept"):
+            raw.pop(heavy, None)
+    return raw
+
+
+def _cached_row(entry: Any, stamp: list[int], path: Path) -> Row | None:
+    """A row from ``.viewer_index.json`` when it is one for this very file (anything else: None)."""
     try:
-        history = raw["history"]
-        return Row(raw["sample_id"], float(history[0]["best_score"]), float(history[-1]["best_score"]),
-                   len(history) - 1, sum(bool(h.get("empty_reply")) for h in history), history[-1]["best"], path=path)
-    except (KeyError, IndexError, TypeError) as err:
-        raise InputError(f"{path} is not a MILS sample result ({err!r})") from err
+        if entry[0] == stamp and isinstance(entry[1], dict):
+            row = Row(**entry[1], path=path)
+            if isinstance(row.sample_id, str) and isinstance(row.caption, str):
+                return row
+    except (TypeError, IndexError, KeyError):
+        pass
+    return None
 
 
-def _summaries(folder: Path) -> list[Row]:
+def _summaries(folder: Path, problems: list[tuple[Path, str]]) -> list[Row]:
     """One row per ``samples/*.json``. Reading 5,000 full results takes seconds, so the rows are
     kept in ``.viewer_index.json`` beside them, keyed by each file's size and modification time:
-    a later open (or a resumed run) reads only the files that changed."""
+    a later open (or a resumed run) reads only the files that changed. A file that cannot be read
+    is listed in ``problems``; the others are shown."""
     cache_path = folder / ".viewer_index.json"
     try:
         cached = orjson.loads(cache_path.read_bytes()).get("files", {}) if cache_path.is_file() else {}
-    except (orjson.JSONDecodeError, AttributeError):
+    except (orjson.JSONDecodeError, AttributeError, OSError):
         cached = {}
+    cached = cached if isinstance(cached, dict) else {}
     files = sorted((folder / "samples").glob("*.json"))
     rows, fresh, changed = [], {}, False
     for path in tqdm(files, desc="reading results", unit="sample", disable=len(files) < 500, leave=False):
-        stat = path.stat()
-        stamp = [stat.st_mtime_ns, stat.st_size]
-        entry = cached.get(path.name)
-        if entry and entry[0] == stamp:
-            row = Row(**entry[1], path=path)
-        else:
-            row, changed = _summary(path), True
+        try:
+            stat = path.stat()
+            stamp = [stat.st_mtime_ns, stat.st_size]
+            row = _cached_row(cached.get(path.name), stamp, path)
+            if row is None:
+                row, changed = _summary(path), True
+        except (InputError, OSError) as err:
+            problems.append((path, str(err)))
+            changed = True
+            continue
         fresh[path.name] = [stamp, {k: v for k, v in dataclasses.asdict(row).items() if k != "path"}]
         rows.append(row)
     if changed or len(fresh) != len(cached):
@@ -207,7 +262,7 @@ def _summaries(folder: Path) -> list[Row]:
             tmp = cache_path.with_name(f"{cache_path.name}.tmp")
             tmp.write_bytes(orjson.dumps({"files": fresh}))
             os.replace(tmp, cache_path)
-        except OSError:  # a read-only results folder: no cache, nothing else changes
+        except (OSError, TypeError):  # a read-only results folder: no cache, nothing else changes
             pass
     return rows
 
@@ -237,14 +292,37 @@ def frame_strip(path: Path, frames: int = 6):
     return buffer.getvalue()
 
 
-def create_app(index: RunIndex) -> FastAPI:
-    from fastapi import Response
+TOKEN_COOKIE = "mils_view"
 
-    app = FastAPI(title=f"MILS run viewer: {index.folder.name}")
+
+def create_app(index: RunIndex, token: str | None = None, loopback_only: bool = True) -> FastAPI:
+    """The viewer's routes. ``token``: every request must carry it (``?token=`` once, then a
+    cookie), which a server bound to anything but loopback needs; a loopback one checks the Host
+    header instead (see :mod:`evaluation.web_safety`)."""
+    from fastapi import Request, Response
+
+    from evaluation.web_safety import Guard
+
+    app = FastAPI(title=f"MILS run viewer: {index.folder.name}", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.middleware("http")
+    async def require_token(request: Request, call_next):
+        given = request.query_params.get("token") or request.cookies.get(TOKEN_COOKIE) or ""
+        if token is not None and not secrets.compare_digest(given.encode(), token.encode()):
+            return Response('{"detail": "this viewer needs its link (with ?token=...)"}', 403,
+                            media_type="application/json")
+        response = await call_next(request)
+        if token is not None and request.query_params.get("token"):
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+        return response
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
         return (Path(__file__).with_name("viewer.html")).read_text()
+
+    @app.get("/viewer.js")
+    def script() -> Response:
+        return Response((Path(__file__).with_name("viewer.js")).read_text(), media_type="text/javascript")
 
     @app.get("/api/samples")
     def samples(sort: str = "id", desc: bool = False, filter: str = "all", offset: int = 0, limit: int = 50) -> dict:
@@ -258,19 +336,19 @@ def create_app(index: RunIndex) -> FastAPI:
         try:
             return _finite(index.detail(id))
         except KeyError as err:
-            raise HTTPException(404, f"no sample {id!r} in this run") from err
+            raise HTTPException(404, "no such sample in this run") from err
         except InputError as err:
             raise HTTPException(409, str(err)) from err
 
-    @app.get("/media/{sample_id}")
-    def media(sample_id: str) -> Response:
+    @app.get("/media")
+    def media(id: str) -> Response:
         try:
-            path = index.media_file(sample_id)
+            path = index.media_file(id)
         except (KeyError, InputError) as err:
             raise HTTPException(404, "no media for this sample") from err
         if modality_of(path) == "video":
             return Response(frame_strip(path), media_type="image/png")
-        return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0])
+        return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
 
     @app.get("/files/{relative:path}")
     def files(relative: str) -> FileResponse:
@@ -279,7 +357,7 @@ def create_app(index: RunIndex) -> FastAPI:
         except KeyError as err:
             raise HTTPException(404, "no such image in this results folder") from err
 
-    return app
+    return Guard(app, loopback_only=loopback_only)
 
 
 def _finite(value):

@@ -7,6 +7,7 @@ config's result key; running the same config again resumes where a crash or kill
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from flows.tracking import end_orphans, log_config_run, start_tracking
 from mils.captioning import check_media
 from mils.config import RunConfig
 from mils.loop import SampleResult
-from mils.results import ResultStore
+from mils.results import ResultStore, write_json_atomic
 from tasks.captioning import (
     load_dataset_task,
     metrics_task,
@@ -44,6 +45,14 @@ class BenchmarkOutcome:
     dataset_size: int | None = None  # before any subsample: for the cost projection
 
 
+def write_media_root(results_dir: Path, samples: list) -> None:
+    """``RESULTS/media.json``: the folder that holds every sample's media file (the only place
+    besides the results folder that `mils view` serves media from)."""
+    files = [str(Path(s.media).resolve().parent) for s in samples if isinstance(s.media, Path)]
+    if files:
+        write_json_atomic(results_dir / "media.json", {"media_root": os.path.commonpath(files)})
+
+
 def optimise_config(
     config: RunConfig, results_dir: Path | None = None, data: Dataset | None = None
 ) -> BenchmarkOutcome:
@@ -56,6 +65,7 @@ def optimise_config(
     (results_dir / "config.json").write_text(config.model_dump_json(indent=2))
     data = data if data is not None else load_dataset_task(config)
     samples = [s.as_sample() for s in data.samples]
+    write_media_root(results_dir, samples)
     shard_size = config.runner.shard_size
     todo, unreadable = check_media([s for s in samples if not store.has(s.id)])
     for sample_id, error in unreadable.items():  # recorded without loading any model

@@ -19,6 +19,9 @@ from typing import Any, Sequence
 
 from human_eval.protocol import CAPTION_AXES, IMAGE_AXES, Axis
 from mils.errors import InputError, MissingInputError
+from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS
+
+MEDIA_EXTS = IMAGE_EXTS | VIDEO_EXTS | AUDIO_EXTS
 
 
 @dataclass(frozen=True)
@@ -38,22 +41,57 @@ def _entry(sample_id: str, value: Any, source: Path) -> Entry:
         return Entry(sample_id, text=value)
     if isinstance(value, dict) and ("text" in value or "image" in value):
         known = {"text", "image", "context_image", "prompt", "category"}
-        return Entry(sample_id, **{k: value[k] for k in known if value.get(k) is not None})
+        fields = {k: value[k] for k in known if value.get(k) is not None}
+        if not all(isinstance(v, str) for v in fields.values()):
+            raise InputError(f"{source}: entry {sample_id!r}: text, image, context_image, prompt and category are strings")
+        for key in ("image", "context_image"):  # relative to the file, and only from its folder
+            if key in fields:
+                fields[key] = str(_media_file(source.parent / fields[key], [source.parent.resolve()], sample_id, source))
+        return Entry(sample_id, **fields)
     raise InputError(f"{source}: entry {sample_id!r} must be a caption string or an object with 'text' or 'image'")
+
+
+def _media_file(path: Path, roots: list[Path], sample_id: str, source: Path) -> Path:
+    """A side's media file, refused unless it is a real image, video or audio file (by its content)
+    inside one of ``roots`` (the side's own folders; symlinks followed)."""
+    from mils.media import media_problem
+
+    resolved = path.expanduser().resolve()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise InputError(f"{source}: the media of {sample_id!r} ({path}) is outside {' and '.join(map(str, roots))}: "
+                         "only a side's own files go to raters")
+    if resolved.suffix.lower() not in MEDIA_EXTS:
+        raise InputError(f"{source}: the media of {sample_id!r} ({path}) is not an image, video or audio file")
+    problem = media_problem(resolved)
+    if problem:
+        raise InputError(f"{source}: the media of {sample_id!r}: {problem}")
+    return resolved
 
 
 def load_side(path: str | Path, stage: str = "final") -> dict[str, Entry]:
     """One side of the comparison: a benchmark results folder (captions of ``stage``: final or
-    step0; the sample's image shown as context) or a JSON file id -> caption | {text|image, ...}."""
+    step0; the sample's image shown as context) or a JSON file id -> caption | {text|image, ...}.
+    Media are checked here: a sample whose media is missing, not a media file, or outside the side's
+    own folders (the results folder and the dataset folder it recorded) is refused, by name."""
     path = Path(path)
     if (path / "samples").is_dir():
         from mils.results import ResultStore
 
-        entries = {}
+        roots = [path.resolve()] + _recorded_media_root(path)
+        entries, missing = {}, []
         for r in ResultStore(path).results():
-            media = r.media if r.media and Path(r.media).is_file() else None
             text = r.initial.best if stage == "step0" else r.caption
+            media = None
+            if r.media and (Path(r.media).suffix.lower() in MEDIA_EXTS or Path(r.media).exists()):  # not a prompt
+                try:
+                    media = str(_media_file(Path(r.media), roots, r.sample_id, path))
+                except InputError as err:
+                    missing.append(f"{r.sample_id} ({err})" if not Path(r.media).exists() else str(err))
+                    continue
             entries[r.sample_id] = Entry(r.sample_id, text=text, context_image=media)
+        if missing:
+            raise InputError(f"{len(missing)} sample(s) of {path} have no usable media, so raters would judge "
+                             f"captions without their picture: {'; '.join(missing[:5])}")
         if not entries:
             raise InputError(f"results folder {path} has no finished samples")
         return entries
@@ -61,11 +99,28 @@ def load_side(path: str | Path, stage: str = "final") -> dict[str, Entry]:
         raise MissingInputError(f"results not found: {path} (a benchmark results folder or a JSON file)")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"{path} is not valid JSON: {err}") from err
     if not isinstance(raw, dict) or not raw:
         raise InputError(f"{path} must be a non-empty JSON object: id -> caption or entry")
     return {k: _entry(k, v, path) for k, v in raw.items()}
+
+
+def _recorded_media_root(folder: Path) -> list[Path]:
+    """The dataset folder a benchmark run recorded in ``media.json`` (none when absent or unreadable)."""
+    try:
+        root = json.loads((folder / "media.json").read_text()).get("media_root")
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [Path(root).resolve()] if isinstance(root, str) else []
+
+
+def html_cell(value: Any) -> str:
+    """A cell that AMT puts into the HTML form: HTML-escaped (a caption is LLM output), and a formula
+    start (= + - @) written as its character reference, which a spreadsheet does not evaluate and a
+    worker's browser shows as the character (no visible quote)."""
+    text = html.escape("" if value is None else str(value), quote=True)
+    return f"&#{ord(text[0])};{text[1:]}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def escape_cell(value: Any) -> str:
@@ -74,12 +129,12 @@ def escape_cell(value: Any) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str], cell=escape_cell) -> None:
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(columns))
         writer.writeheader()
         for row in rows:
-            writer.writerow({c: escape_cell(row.get(c)) for c in columns})
+            writer.writerow({c: cell(row.get(c)) for c in columns})
 
 
 def _broken_text(text: str) -> str:
@@ -195,7 +250,7 @@ def export_batch(
                          media))
         key[pid] = {"sample_id": sample_id, "axis": axis_name, "catch": True, "good": "left" if good_left else "right"}
     rng.shuffle(rows)
-    write_csv(out / "amt_input.csv", rows, COLUMNS)
+    write_csv(out / "amt_input.csv", rows, COLUMNS, cell=html_cell)
     (out / "pairs.json").write_text(json.dumps(rows, indent=1))
     (out / "question.html").write_text(question_template(kind))
     manifest = {"names": {"A": names[0], "B": names[1]}, "kind": kind, "axes": list(axes), "seed": seed,
@@ -245,4 +300,4 @@ def question_template(kind: str) -> str:
 """
 
 
-__all__ = ["Entry", "escape_cell", "export_batch", "load_side", "question_template", "write_csv"]
+__all__ = ["Entry", "escape_cell", "html_cell", "export_batch", "load_side", "question_template", "write_csv"]

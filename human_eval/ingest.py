@@ -70,7 +70,8 @@ def read_votes(results_csv: Path, pairs: dict[str, dict[str, Any]]) -> tuple[lis
     problems: list[str] = []
     votes: list[tuple[str, str, str]] = []  # (worker, pair_id, choice)
     seen: set[tuple[str, str]] = set()
-    with results_csv.open(newline="", encoding="utf-8-sig") as f:
+    csv.field_size_limit(MAX_CELL)
+    with results_csv.open(newline="", encoding=_encoding(results_csv)) as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
         if not any(c in header for c in PAIR_COLUMNS) or not any(c in header for c in CHOICE_COLUMNS):
@@ -80,7 +81,7 @@ def read_votes(results_csv: Path, pairs: dict[str, dict[str, Any]]) -> tuple[lis
             if None in row or any(v is None for v in row.values()):
                 problems.append(f"row {number}: malformed (wrong number of cells)")
                 continue
-            pid, choice, worker = _pick(row, PAIR_COLUMNS), _pick(row, CHOICE_COLUMNS), _pick(row, WORKER_COLUMNS)
+            pid, choice, worker = (_printable(_pick(row, c)) for c in (PAIR_COLUMNS, CHOICE_COLUMNS, WORKER_COLUMNS))
             if not pid:
                 problems.append(f"row {number}: no pair id")
             elif pid not in pairs:
@@ -97,13 +98,47 @@ def read_votes(results_csv: Path, pairs: dict[str, dict[str, Any]]) -> tuple[lis
     return votes, problems
 
 
+MAX_CELL = 16 * 1024 * 1024  # csv's default limit is 128 KB: a long free-text answer would stop the file
+
+
+def _encoding(path: Path) -> str:
+    """UTF-8 (with or without a BOM); a file that is not (Excel's cp1252 export) is read as cp1252."""
+    try:
+        path.read_bytes().decode("utf-8-sig")
+        return "utf-8-sig"
+    except UnicodeDecodeError:
+        return "cp1252"
+
+
+def _printable(value: str | None, limit: int = 200) -> str | None:
+    """A cell as it may be printed: control characters (terminal escape codes) shown as \\xNN, capped."""
+    if value is None:
+        return None
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _manifest(key_path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(key_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"unblinding key {key_path} is not valid JSON: {err}") from err
+    pairs = manifest.get("pairs") if isinstance(manifest, dict) else None
+    if not isinstance(pairs, dict) or not all(
+            isinstance(p, dict) and isinstance(p.get("catch"), bool) and isinstance(p.get("axis"), str)
+            and (p.get("good") in CHOICES if p["catch"] else p.get("left") in ("A", "B")) for p in pairs.values()):
+        raise InputError(f"unblinding key {key_path} has no valid 'pairs' (pair id -> axis, left A|B, or a catch "
+                         "trial's good side): is it the key.json that `mils human-eval export` wrote?")
+    return manifest
+
+
 def ingest(results_csv: str | Path, key_path: str | Path, resamples: int = 1000, seed: int = 0) -> Ingested:
     results_csv, key_path = Path(results_csv), Path(key_path)
     if not key_path.is_file():
         raise MissingInputError(f"unblinding key not found: {key_path}")
     if not results_csv.is_file():
         raise MissingInputError(f"results file not found: {results_csv}")
-    manifest = json.loads(key_path.read_text())
+    manifest = _manifest(key_path)
     pairs: dict[str, dict[str, Any]] = manifest["pairs"]
     votes, problems = read_votes(results_csv, pairs)
     dropped = {}

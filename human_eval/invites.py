@@ -31,9 +31,15 @@ def read(batch_dir: str | Path) -> dict:
     if not path.is_file():
         return {"admin": None, "raters": {}}
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path} is not valid JSON ({err}); delete it and invite the raters again") from err
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{path} is not valid JSON ({err}): the batch serves nobody until it is restored "
+                         "(from a backup; or move it away and invite the raters again: their old links then stop working)") from err
+    if not (isinstance(data, dict) and isinstance(data.get("raters"), dict)
+            and all(isinstance(e, dict) and isinstance(e.get("token"), str) for e in data["raters"].values())):
+        raise InputError(f"{path} is not an invite file (admin, raters: {{name: {{token, revoked}}}}): the batch serves "
+                         "nobody until it is restored")
+    return data
 
 
 def _write(batch_dir: str | Path, data: dict) -> None:
@@ -52,7 +58,7 @@ def invite(batch_dir: str | Path, names: Iterable[str]) -> dict[str, str]:
     data = read(batch_dir)
     data["admin"] = data.get("admin") or secrets.token_urlsafe(24)
     for name in names:
-        if not RATER_NAME.match(name):
+        if not RATER_NAME.fullmatch(name):
             raise InputError(f"rater name {name!r}: 1-64 letters, digits, spaces, . @ - _")
         entry = data["raters"].get(name)
         if entry is None or entry["revoked"]:
@@ -76,7 +82,7 @@ def rater_of(batch_dir: str | Path, token: str | None) -> str | None:
     if not token:
         return None
     for name, entry in read(batch_dir)["raters"].items():
-        if not entry["revoked"] and secrets.compare_digest(entry["token"], token):
+        if not entry.get("revoked", True) and secrets.compare_digest(entry["token"].encode(), token.encode()):
             return name
     return None
 

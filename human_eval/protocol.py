@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RATER_NAME = re.compile(r"^[\w .@-]{1,64}$")  # a rater's name on the judging page and in invites
+RATER_NAME = re.compile(r"[\w .@-]{1,64}")  # a rater's name on the judging page and in invites (use fullmatch)
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,12 @@ import time
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
-from pydantic import BaseModel, Field
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from pydantic import BaseModel, Field, ValidationError
 
+from evaluation.web_safety import is_loopback
 from human_eval import invites
+from human_eval.export import escape_cell
 from human_eval.protocol import CHOICES, RATER_NAME
 from mils.errors import InputError, MissingInputError
 
@@ -29,9 +31,9 @@ MAX_REASONS = 5
 
 class Answer(BaseModel):
     rater: str = Field("", max_length=64)  # ignored when the batch takes raters by invite link
-    pair_id: str
-    choice: str
-    reasons: list[int] = Field(default_factory=list)
+    pair_id: str = Field(max_length=64)
+    choice: str = Field(max_length=8)
+    reasons: list[int] = Field(default_factory=list, max_length=MAX_REASONS)
 
 
 def _connect(db: Path) -> sqlite3.Connection:
@@ -44,7 +46,13 @@ def _connect(db: Path) -> sqlite3.Connection:
     return conn
 
 
-def create_app(batch_dir: str | Path) -> FastAPI:
+def create_app(batch_dir: str | Path, require_invites: bool = False) -> FastAPI:
+    """The judging page's routes. ``require_invites``: the server was started for the network, so
+    every request needs a valid invite link whatever happens to ``invites.json`` later (deleted,
+    emptied or broken: the batch then serves nobody). A batch that had invites when the server
+    started stays in invite mode for the server's life too."""
+    from evaluation.web_safety import Guard
+
     batch = Path(batch_dir).resolve()
     pairs_file = batch / "pairs.json"
     if not pairs_file.is_file():
@@ -54,17 +62,22 @@ def create_app(batch_dir: str | Path) -> FastAPI:
     by_id = {p["pair_id"]: p for p in pairs}
     upload = (batch / "upload").resolve()
     db = batch / "judgements.sqlite"
-    app = FastAPI(title="MILS pairwise judging")
+    gate = _Gate(batch, require_invites or invites.active(batch))
+    app = FastAPI(title="MILS pairwise judging", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/", response_class=HTMLResponse)
     def page(request: Request) -> str:
-        if invites.active(batch):
-            _rater(batch, request, "")
+        if gate.invite_only():
+            gate.rater(request, "")
         return PAGE
+
+    @app.get("/page.js")
+    def script() -> Response:
+        return Response(SCRIPT, media_type="text/javascript")
 
     @app.get("/api/next")
     def next_pair(request: Request, rater: str = "") -> dict:
-        rater = _rater(batch, request, rater)
+        rater = gate.rater(request, rater)
         with _connect(db) as conn:
             done = {r[0] for r in conn.execute("SELECT pair_id FROM answers WHERE rater = ?", (rater,))}
         remaining = [pid for pid in order if pid not in done]
@@ -75,10 +88,16 @@ def create_app(batch_dir: str | Path) -> FastAPI:
         return {"done": len(order) - len(remaining), "total": len(order), "pair": pair, "rater": rater}
 
     @app.post("/api/answer")
-    def answer(body: Answer, request: Request) -> dict:
-        rater = _rater(batch, request, body.rater)
+    async def answer(request: Request) -> dict:
+        if gate.invite_only():  # the link is checked before the body is read
+            gate.rater(request, "")
+        try:
+            body = Answer.model_validate_json(await request.body())
+        except ValidationError as err:
+            raise HTTPException(422, "an answer is {rater, pair_id, choice, reasons} within their limits") from err
+        rater = gate.rater(request, body.rater)
         if body.pair_id not in by_id:
-            raise HTTPException(404, f"unknown pair {body.pair_id!r}")
+            raise HTTPException(404, "unknown pair id")
         if body.choice not in CHOICES:
             raise HTTPException(400, "choice must be 'left' or 'right'")
         reasons = sorted({r for r in body.reasons if 0 <= r < MAX_REASONS})
@@ -89,8 +108,8 @@ def create_app(batch_dir: str | Path) -> FastAPI:
 
     @app.get("/media/{name}")
     def media(name: str, request: Request) -> FileResponse:
-        if invites.active(batch):
-            _rater(batch, request, "")
+        if gate.invite_only():
+            gate.rater(request, "")
         path = (upload / name).resolve()
         if path.parent != upload or not path.is_file():
             raise HTTPException(404, "no such media file in this batch")
@@ -98,32 +117,58 @@ def create_app(batch_dir: str | Path) -> FastAPI:
 
     @app.get("/api/export", response_class=PlainTextResponse)
     def export(request: Request) -> str:
-        _require_admin(batch, request)
+        gate.require_admin(request)
         return export_csv(db)
 
-    return app
+    return Guard(app, loopback_only=not require_invites, max_body=MAX_BODY)
 
 
-def _rater(batch: Path, request: Request, name: str) -> str:
-    """Who is answering: the invite link's rater when the batch uses invites (a request without a
-    valid link is refused), else the name the rater typed."""
-    if invites.active(batch):
-        rater = invites.rater_of(batch, request.query_params.get("invite") or request.headers.get("x-invite"))
-        if rater is None:
-            raise HTTPException(403, "this batch takes raters by invite link only; ask for yours")
-        return rater
-    if not RATER_NAME.match(name or ""):
-        raise HTTPException(400, "rater name: 1-64 letters, digits, spaces, . @ - _")
-    return name
+MAX_BODY = 16 * 1024  # an answer is a few hundred bytes
 
 
-def _require_admin(batch: Path, request: Request) -> None:
-    """With invites, raters' links do not open the export: the admin token does."""
-    if invites.active(batch):
-        token = request.query_params.get("admin") or request.headers.get("x-admin-token") or ""
-        admin = invites.read(batch)["admin"] or ""
-        if not (token and secrets.compare_digest(token, admin)):
-            raise HTTPException(403, "the export needs the batch's admin token (mils judge invite prints it)")
+class _Gate:
+    """Who may use the batch. Invite mode is fixed when the server starts; ``invites.json`` is
+    re-read per request (a revocation takes effect at once), and when it is missing, emptied or
+    broken in invite mode, nobody gets in (fail closed)."""
+
+    def __init__(self, batch: Path, invite_mode: bool) -> None:
+        self.batch, self.invite_mode = batch, invite_mode
+
+    def invite_only(self) -> bool:
+        if self.invite_mode:
+            return True
+        try:
+            return invites.active(self.batch)
+        except InputError as err:  # a broken invite file never opens the batch
+            raise HTTPException(503, "the batch's invite file is unreadable: nobody is served until it is restored") from err
+
+    def _invites(self) -> dict:
+        try:
+            return invites.read(self.batch)
+        except InputError as err:
+            raise HTTPException(503, "the batch's invite file is unreadable: nobody is served until it is restored") from err
+
+    def rater(self, request: Request, name: str) -> str:
+        """The invite link's rater in invite mode (a request without a valid link is refused), else
+        the name the rater typed."""
+        if self.invite_only():
+            self._invites()
+            token = request.query_params.get("invite") or request.headers.get("x-invite")
+            rater = invites.rater_of(self.batch, token) if token and len(token) <= 128 else None
+            if rater is None:
+                raise HTTPException(403, "this batch takes raters by invite link only; ask for yours")
+            return rater
+        if not RATER_NAME.fullmatch(name or ""):
+            raise HTTPException(400, "rater name: 1-64 letters, digits, spaces, . @ - _")
+        return name
+
+    def require_admin(self, request: Request) -> None:
+        """With invites, raters' links do not open the export: the admin token does."""
+        if self.invite_only():
+            token = request.query_params.get("admin") or request.headers.get("x-admin-token") or ""
+            admin = self._invites().get("admin")
+            if not (isinstance(admin, str) and token and secrets.compare_digest(token.encode(), admin.encode())):
+                raise HTTPException(403, "the export needs the batch's admin token (mils judge invite prints it)")
 
 
 def export_csv(db: Path) -> str:
@@ -137,7 +182,7 @@ def export_csv(db: Path) -> str:
                             "ORDER BY answered_at").fetchall()
     for rater, pid, choice, reasons, at in rows:
         ticked = set(json.loads(reasons))
-        writer.writerow([pid, choice, rater, f"{rater}:{pid}",
+        writer.writerow([pid, choice, escape_cell(rater), escape_cell(f"{rater}:{pid}"),
                          *["on" if i in ticked else "" for i in range(MAX_REASONS)], f"{at:.3f}"])
     return out.getvalue()
 
@@ -146,18 +191,16 @@ def _media_url(value: str) -> str:
     return "/media/" + value.removeprefix("upload/") if value.startswith("upload/") else value
 
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
 def serve(batch_dir: str | Path, host: str = "127.0.0.1", port: int = 8765) -> None:
     """Loopback for anyone at this machine; any other address only with invite links."""
     import uvicorn
 
-    if host not in LOOPBACK and not invites.active(batch_dir):
+    network = not is_loopback(host)
+    if network and not invites.active(batch_dir):
         raise InputError(f"refusing to serve {batch_dir} on {host} to everyone who can reach it: create invite "
                          f"links first (mils judge invite {batch_dir} NAME...), or serve on 127.0.0.1")
 
-    uvicorn.run(create_app(batch_dir), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(batch_dir, require_invites=network), host=host, port=port, log_level="warning")
 
 
 PAGE = """<!doctype html>
@@ -181,8 +224,10 @@ PAGE = """<!doctype html>
   <p><button id="submit" disabled>Submit</button></p>
 </div>
 <div id="finished" hidden><h3>All pairs done. Thank you!</h3></div>
-<script>
-let rater = localStorage.getItem("mils-rater") || "", pair = null, choice = null;
+<script src="/page.js"></script></body></html>
+"""
+
+SCRIPT = """let rater = localStorage.getItem("mils-rater") || "", pair = null, choice = null;
 const invite = new URLSearchParams(location.search).get("invite");  // an invite link names the rater
 const $ = (id) => document.getElementById(id);
 const withInvite = (url) => invite && url.startsWith("/") ? url + (url.includes("?") ? "&" : "?") + "invite=" + encodeURIComponent(invite) : url;
@@ -207,8 +252,12 @@ async function load() {
   if (pair.prompt) { const p = document.createElement("p"); p.textContent = pair.prompt; ctx.appendChild(p); }
   side($("left"), pair.left_text, pair.left_url); side($("right"), pair.right_text, pair.right_url);
   $("left").className = "side"; $("right").className = "side";
-  $("reasons").innerHTML = pair.reasons.map((r, i) =>
-    `<label><input type="checkbox" data-reason="${i}"> <kbd>${"abcde"[i]}</kbd> ${r.replace(/</g, "&lt;")}</label><br>`).join("");
+  const box = $("reasons"); box.replaceChildren();
+  pair.reasons.forEach((r, i) => {
+    const label = document.createElement("label"), input = document.createElement("input"), key = document.createElement("kbd");
+    input.type = "checkbox"; input.dataset.reason = String(i); key.textContent = "abcde"[i];
+    label.append(input, " ", key, " " + r); box.append(label, document.createElement("br"));
+  });
 }
 async function submit() {
   if (!pair || !choice) return;
@@ -230,5 +279,4 @@ document.addEventListener("keydown", (e) => {
   else { const i = "abcde".indexOf(e.key); const box = document.querySelector(`[data-reason="${i}"]`); if (i >= 0 && box) box.checked = !box.checked; }
 });
 if (invite || rater) load();
-</script></body></html>
 """

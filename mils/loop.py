@@ -389,7 +389,15 @@ class Optimiser:
     @staticmethod
     def results(states: Sequence[_State]) -> list[SampleResult]:
         return [
-            SampleResult(s.sample.id, s.history, s.kept, s.stopped_early_at, s.raw_replies,
-                         str(s.sample.media) if isinstance(s.sample.media, (str, Path)) else None, s.cost, s.trace)
+            SampleResult(s.sample.id, s.history, s.kept, s.stopped_early_at, s.raw_replies, _media_name(s.sample.media),
+                         s.cost, s.trace)
             for s in states
         ]
+
+
+def _media_name(media) -> str | None:
+    """What a result records of its sample's media: a file as an absolute path (a relative one
+    would only resolve from the folder the run started in), a text (a text-to-image prompt) as is."""
+    if isinstance(media, Path):
+        return str(media.absolute())
+    return media if isinstance(media, str) else None

@@ -10,7 +10,7 @@ from PIL import Image, UnidentifiedImageError
 from mils.errors import InputError
 
 
-class MediaError(ValueError):
+class MediaError(InputError):
     """A sample's media could not be read; the message names the input."""
 
 
@@ -120,8 +120,11 @@ def spread_windows(wave: "numpy.ndarray", sample_rate: int, clips: int, seconds:
 
 
 def media_problem(path: str | Path) -> str | None:
-    """Why a media file cannot be used, or None. Cheap checks (headers, not full decodes)."""
+    """Why a media file cannot be used, or None. An image is decoded whole (a truncated JPEG has a
+    valid header); a video must have a video stream, an audio file at least one frame."""
     path = Path(path)
+    if path.is_dir():
+        return f"{path} is a folder, not a media file"
     if not path.is_file():
         return f"missing file {path}"
     if path.stat().st_size == 0:
@@ -134,6 +137,8 @@ def media_problem(path: str | Path) -> str | None:
         if kind == "image":
             with Image.open(path) as image:
                 image.verify()
+            with Image.open(path) as image:  # verify() reads no pixels: decode them (truncated files fail here)
+                image.load()
         elif kind == "video":
             import av
 
@@ -143,7 +148,8 @@ def media_problem(path: str | Path) -> str | None:
         else:
             import soundfile as sf
 
-            sf.info(str(path))
+            if sf.info(str(path)).frames == 0:
+                return f"audio {path} has no frames"
     except Exception as err:  # each decoder raises its own types for corrupt files
         return f"unreadable {kind} {path}: {err}"
     return None

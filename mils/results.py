@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -27,15 +28,30 @@ def _file_name(sample_id: str) -> str:
     return hashlib.sha256(sample_id.encode()).hexdigest()[:20] + ".json"
 
 
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """``payload`` as JSON at ``path``, whole or not at all (a temporary file renamed over it)."""
+    _write_atomic(path, payload)
+
+
 def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(payload, ensure_ascii=False))
+        tmp.write_text(json.dumps(_finite_or_null(payload), ensure_ascii=False, allow_nan=False))
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
         raise StorageError(f"could not write {path.name} in {path.parent} ({err.strerror or err}); the results "
                            "written before are intact: free some space (or fix the folder) and rerun to go on") from err
+
+
+def read_result_file(path: Path) -> Any:
+    """A result file's JSON, or an InputError naming the file (corrupt, unreadable, a folder)."""
+    try:
+        return orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as err:  # only possible if someone edited the file by hand
+        raise InputError(f"corrupt result file {path}: {err}; delete it to recompute that sample") from err
+    except OSError as err:
+        raise InputError(f"cannot read result file {path}: {err.strerror or err}") from err
 
 
 def result_to_dict(result: SampleResult) -> dict[str, Any]:
@@ -69,36 +85,134 @@ def _pack_trace(trace: list[StepTrace]) -> dict[str, Any]:
     return {"texts": list(texts), "steps": steps}
 
 
-def _unpack_trace(raw: dict[str, Any] | None) -> list[StepTrace]:
-    if not raw:
-        return []
-    texts = raw["texts"]
+def _finite_or_null(value: Any) -> Any:
+    """JSON has no NaN (orjson, the reader, rejects it): a NaN score is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    return value
 
-    def unpack(pairs):
-        return [(texts[i], tuple(v) if isinstance(v, list) else v) for i, v in pairs]
 
-    return [StepTrace(unpack(s["kept"]), unpack(s["new"])) for s in raw["steps"]]
+class _Reader:
+    """Every field of a result file, checked for its type as it is read: result folders are shared,
+    and a field that is not what it claims (a string as a step number, a dict as a caption) is
+    refused here, naming the file and the field, before anything shows or computes with it."""
+
+    def __init__(self, source: str | Path) -> None:
+        self.source = source
+
+    def fail(self, where: str, value: Any, what: str) -> InputError:
+        return InputError(f"{self.source}: {where} is not {what} ({_short(value)})")
+
+    def number(self, value: Any, where: str) -> float:
+        if value is None:  # a NaN score, written as null
+            return math.nan
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(where, value, "a number")
+        return float(value)
+
+    def score(self, value: Any, where: str) -> Value:
+        if isinstance(value, list):
+            return tuple(self.number(v, where) for v in value)
+        return self.number(value, where)
+
+    def integer(self, value: Any, where: str, optional: bool = False) -> int | None:
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(where, value, "a whole number")
+        return value
+
+    def text(self, value: Any, where: str, optional: bool = False) -> str | None:
+        if value is None and optional:
+            return None
+        if not isinstance(value, str):
+            raise self.fail(where, value, "text")
+        return value
+
+    def items(self, value: Any, where: str) -> list:
+        if not isinstance(value, list):
+            raise self.fail(where, value, "a list")
+        return value
+
+    def record(self, h: Any, n: int) -> StepRecord:
+        where = f"history[{n}]"
+        if not isinstance(h, dict):
+            raise self.fail(where, h, "a step record")
+        return StepRecord(self.integer(h.get("step"), where + ".step"), self.text(h.get("best"), where + ".best"),
+                          self.number(h.get("best_score"), where + ".best_score"),
+                          self.number(h.get("mean_topk"), where + ".mean_topk"),
+                          self.integer(h.get("new_unique"), where + ".new_unique"),
+                          bool(h.get("empty_reply", False)))
+
+    def pairs(self, value: Any, where: str, texts: list[str] | None = None) -> list[tuple[str, Value]]:
+        out = []
+        for i, pair in enumerate(self.items(value, where)):
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise self.fail(f"{where}[{i}]", pair, "a [text, score] pair")
+            text = pair[0]
+            if texts is not None:
+                index = self.integer(text, f"{where}[{i}]")
+                if not 0 <= index < len(texts):
+                    raise self.fail(f"{where}[{i}]", text, f"an index into the {len(texts)} trace texts")
+                text = texts[index]
+            out.append((self.text(text, f"{where}[{i}]"), self.score(pair[1], f"{where}[{i}]")))
+        return out
+
+    def cost(self, c: Any, n: int) -> StepCost:
+        where = f"cost[{n}]"
+        if not isinstance(c, dict):
+            raise self.fail(where, c, "a cost record")
+        return StepCost(self.integer(c.get("step"), where + ".step"),
+                        self.integer(c.get("prompt_tokens"), where + ".prompt_tokens", optional=True),
+                        self.integer(c.get("generated_tokens"), where + ".generated_tokens", optional=True),
+                        self.number(c.get("llm_seconds"), where + ".llm_seconds"),
+                        self.integer(c.get("candidates_scored"), where + ".candidates_scored"),
+                        self.number(c.get("scorer_seconds"), where + ".scorer_seconds"),
+                        self.number(c.get("renders", 0.0), where + ".renders"))
+
+    def trace(self, raw: Any) -> list[StepTrace]:
+        if not raw:
+            return []
+        if not isinstance(raw, dict):
+            raise self.fail("trace", raw, "a trace")
+        texts = [self.text(t, "trace.texts") for t in self.items(raw.get("texts"), "trace.texts")]
+        steps = []
+        for n, step in enumerate(self.items(raw.get("steps"), "trace.steps")):
+            if not isinstance(step, dict):
+                raise self.fail(f"trace.steps[{n}]", step, "a step")
+            steps.append(StepTrace(self.pairs(step.get("kept", []), f"trace.steps[{n}].kept", texts),
+                                   self.pairs(step.get("new", []), f"trace.steps[{n}].new", texts)))
+        return steps
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def result_from_dict(raw: Any, source: str | Path = "<memory>") -> SampleResult:
-    """The typed result of a result file's content (``source`` names it in errors)."""
+    """The typed result of a result file's content (``source`` names it in errors); every field is
+    checked for its type (see :class:`_Reader`)."""
     if not isinstance(raw, dict) or "sample_id" not in raw or "history" not in raw:
         raise InputError(f"{source} is not a MILS sample result (no sample_id/history)")
     version = raw.get("schema", 0)
     if version not in (0, 1, 2, SCHEMA_VERSION):  # 0: files written before the version field, same layout
-        raise InputError(f"{source} has result schema {version}; this version of the suite reads "
+        raise InputError(f"{source} has result schema {_short(version)}; this version of the suite reads "
                          f"{SCHEMA_VERSION}: rerun the config, or open it with the suite that wrote it")
-    try:
-        history = [StepRecord(**h) for h in raw["history"]]
-        kept = [(t, tuple(s) if isinstance(s, list) else s) for t, s in raw.get("kept", [])]
-        cost = [StepCost(**c) for c in raw.get("cost", [])]
-        trace = _unpack_trace(raw.get("trace"))
-    except (TypeError, KeyError, IndexError) as err:
-        raise InputError(f"{source}: malformed step history: {err}") from err
+    read = _Reader(source)
+    history = [read.record(h, n) for n, h in enumerate(read.items(raw["history"], "history"))]
     if not history:
         raise InputError(f"{source}: empty step history")
-    return SampleResult(raw["sample_id"], history, kept, raw.get("stopped_early_at"), raw.get("raw_replies", []),
-                        raw.get("media"), cost, trace)
+    return SampleResult(
+        read.text(raw["sample_id"], "sample_id"), history, read.pairs(raw.get("kept", []), "kept"),
+        read.integer(raw.get("stopped_early_at"), "stopped_early_at", optional=True),
+        [read.text(r, "raw_replies") for r in read.items(raw.get("raw_replies", []), "raw_replies")],
+        read.text(raw.get("media"), "media", optional=True),
+        [read.cost(c, n) for n, c in enumerate(read.items(raw.get("cost", []), "cost"))], read.trace(raw.get("trace")))
 
 
 def _summary(raw: Any) -> Any:
@@ -126,12 +240,15 @@ class ResultStore:
     def write_failure(self, sample_id: str, error: str) -> None:
         _write_atomic(self.directory / "failed" / _file_name(sample_id), {"sample_id": sample_id, "error": error})
 
-    def _read(self, folder: str) -> Iterator[tuple[Path, Any]]:
+    def _read(self, folder: str, problems: list[tuple[Path, str]] | None = None) -> Iterator[tuple[Path, Any]]:
+        """Each file's JSON; a file that cannot be read raises, or with ``problems`` is listed there and skipped."""
         for path in sorted((self.directory / folder).glob("*.json")):
             try:
-                yield path, orjson.loads(path.read_bytes())
-            except orjson.JSONDecodeError as err:  # only possible if someone edited the file by hand
-                raise InputError(f"corrupt result file {path}: {err}; delete it to recompute that sample") from err
+                yield path, read_result_file(path)
+            except InputError as err:
+                if problems is None:
+                    raise
+                problems.append((path, str(err)))
 
     def files(self, summary: bool = False) -> list[tuple[Path, SampleResult]]:
         """Every finished sample with the file it is stored in; ``summary``: without the per-step
@@ -145,5 +262,14 @@ class ResultStore:
         ids = [i for i in order if i in records] if order is not None else sorted(records)
         return [records[i] for i in ids]
 
-    def failures(self) -> dict[str, str]:
-        return {raw["sample_id"]: raw["error"] for _, raw in self._read("failed")}
+    def failures(self, problems: list[tuple[Path, str]] | None = None) -> dict[str, str]:
+        """{sample id: error} of the recorded failures (``problems``: see :meth:`_read`)."""
+        out = {}
+        for path, raw in self._read("failed", problems):
+            if isinstance(raw, dict) and isinstance(raw.get("sample_id"), str) and isinstance(raw.get("error"), str):
+                out[raw["sample_id"]] = raw["error"]
+            elif problems is None:
+                raise InputError(f"{path} is not a failure record (sample_id and error, both text)")
+            else:
+                problems.append((path, "not a failure record (sample_id and error, both text)"))
+        return out

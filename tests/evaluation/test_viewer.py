@@ -9,6 +9,7 @@ import pytest
 from evaluation.viewer import RunIndex, create_app
 from mils.results import ResultStore, result_to_dict
 from tests.browser import launch_chromium, served
+from tests.conftest import local_client
 from tests.mils.test_loop import make_optimiser
 
 
@@ -22,6 +23,7 @@ def run_dir(tmp_path, fake_generator, fake_scorer, fake_bank, text_samples, phot
         store.write(dataclasses.replace(r, media=str(photos[n % len(photos)])))
     store.write_failure("broken", "unreadable image broken.jpg")
     (tmp_path / "run" / "config.json").write_text(json.dumps({"name": "viewer-test", "task": "image_captioning"}))
+    (tmp_path / "run" / "media.json").write_text(json.dumps({"media_root": str(photo_dir)}))  # as the flow records it
     (tmp_path / "secret.txt").write_text("not for the browser")
     return tmp_path / "run", results
 
@@ -52,9 +54,8 @@ def test_sample_detail_marks_parsed_reply_lines_and_serves_only_run_media(run_di
     for step, reply in zip(detail["steps"][1:], result.raw_replies):
         assert [line["line"] for line in step["reply"]] == [x for x in reply.splitlines() if x.strip()]
         assert sum(line["parsed"] for line in step["reply"]) == len(step["new"]) == step["new_unique"]
-    from fastapi.testclient import TestClient
 
-    client = TestClient(create_app(RunIndex(folder)))
+    client = local_client(create_app(RunIndex(folder)))
     assert client.get(detail["media"]["url"]).headers["content-type"] == "image/jpeg"
     assert client.get("/api/sample", params={"id": "nope"}).status_code == 404
     assert client.get("/api/sample", params={"id": "broken"}).status_code == 409
@@ -148,22 +149,21 @@ def test_row_cache_is_reused_and_follows_changed_files(run_dir, monkeypatch):
 
 
 def test_video_samples_get_a_frame_strip_and_audio_samples_their_file(run_dir, tmp_path):
-    from fastapi.testclient import TestClient
     from PIL import Image
 
     from tests.conftest import write_audio, write_video
 
     folder, results = run_dir
-    video, audio = write_video(tmp_path / "clip.mp4", 30), write_audio(tmp_path / "bark.wav")
+    video, audio = write_video(folder / "clip.mp4", 30), write_audio(folder / "bark.wav")  # inside the run folder
     store = ResultStore(folder)
     store.write(dataclasses.replace(results[0], media=str(video)))
     store.write(dataclasses.replace(results[1], media=str(audio)))
     index = RunIndex(folder)
     assert index.detail("s0")["media"]["kind"] == "video" and index.detail("s1")["media"]["kind"] == "audio"
-    client = TestClient(create_app(index))
-    strip = client.get("/media/s0")
+    client = local_client(create_app(index))
+    strip = client.get(index.detail("s0")["media"]["url"])
     assert strip.headers["content-type"] == "image/png"
     image = Image.open(io.BytesIO(strip.content))
     assert image.height == 120 and image.width > 5 * 120  # six frames side by side
-    sound = client.get("/media/s1")
+    sound = client.get(index.detail("s1")["media"]["url"])
     assert sound.status_code == 200 and sound.content == audio.read_bytes()

@@ -1,4 +1,5 @@
 import csv
+import html
 import json
 
 import pytest
@@ -47,7 +48,10 @@ def test_formula_cells_are_escaped(tmp_path):
     b = {"1": Entry("1", text="+1 cat"), }
     export_batch(a, b, tmp_path / "f", axes=["quality"], catch_fraction=0)
     text = (tmp_path / "f" / "amt_input.csv").read_text()
-    assert "'=HYPERLINK" in text and "'+1 cat" in text
+    # AMT puts these cells into HTML: a formula start becomes its character reference (a spreadsheet
+    # does not evaluate it; the worker sees "=" with no stray quote), and the rest is HTML-escaped
+    assert "&#61;HYPERLINK(&quot;http://x&quot;)" in text and "&#43;1 cat" in text and "'" not in text
+    assert html.unescape("&#61;HYPERLINK(&quot;http://x&quot;)") == '=HYPERLINK("http://x")'
     assert escape_cell("-2") == "'-2" and escape_cell("@x") == "'@x" and escape_cell("a=b") == "a=b"
 
 
@@ -102,9 +106,12 @@ def test_ingest_names_bad_files(caption_batch, tmp_path):
 
 
 def test_load_side_from_json_and_results_folder(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
     (tmp_path / "a.json").write_text(json.dumps({"1": "a cat", "2": {"image": "x.png", "prompt": "p", "category": "c"}}))
-    side = load_side(tmp_path / "a.json")
-    assert side["1"].text == "a cat" and side["2"].image == "x.png" and side["2"].category == "c"
+    side = load_side(tmp_path / "a.json")  # an image path is relative to the file
+    assert side["1"].text == "a cat" and side["2"].image == str(tmp_path / "x.png") and side["2"].category == "c"
     (tmp_path / "bad.json").write_text(json.dumps({"1": 3}))
     with pytest.raises(ValueError, match="entry '1'"):
         load_side(tmp_path / "bad.json")

@@ -5,11 +5,11 @@ import io
 import stat
 
 import pytest
-from fastapi.testclient import TestClient
 
 from human_eval import invites
 from human_eval.server import create_app, serve
 from tests.browser import launch_chromium, served
+from tests.conftest import local_client
 
 
 def test_invite_links_name_the_rater_and_nothing_opens_without_one(caption_batch, capsys):
@@ -22,7 +22,7 @@ def test_invite_links_name_the_rater_and_nothing_opens_without_one(caption_batch
              if "?invite=" in line}
     admin = printed.split("admin=")[1].split()[0]
     assert set(links) == {"ann", "bob"} and stat.S_IMODE((out / "invites.json").stat().st_mode) == 0o600
-    client = TestClient(create_app(out))
+    client = local_client(create_app(out))
     for path in ("/", "/api/next", "/api/export"):
         assert client.get(path).status_code == 403, path
     assert client.get("/api/next", params={"invite": "forged"}).status_code == 403
@@ -73,6 +73,6 @@ def test_a_rater_answers_through_an_invite_link_in_the_browser(caption_batch):
         expect(page.locator("#progress")).to_have_text(f"1 / {len(manifest['pairs'])} done")
         browser.close()
     admin = invites.read(out)["admin"]
-    rows = list(csv.DictReader(io.StringIO(TestClient(create_app(out)).get("/api/export",
+    rows = list(csv.DictReader(io.StringIO(local_client(create_app(out)).get("/api/export",
                                                                           params={"admin": admin}).text)))
     assert [r["WorkerId"] for r in rows] == ["carol"]

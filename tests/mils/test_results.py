@@ -66,7 +66,7 @@ def test_trace_is_stored_with_each_text_once_and_old_files_open_without_it(fake_
         old = {k: v for k, v in raw.items() if k != "trace"} | {"schema": 2}
         assert result_from_dict(old).trace == [] and result_from_dict(old).history == r.history
     broken = {**raw, "trace": {"texts": [], "steps": [{"kept": [[3, 0.5]], "new": []}]}}
-    with pytest.raises(ValueError, match="malformed"):
+    with pytest.raises(ValueError, match=r"x\.json: trace\.steps\[0\]\.kept\[0\] is not an index into the 0 trace"):
         result_from_dict(broken, "x.json")
 
 

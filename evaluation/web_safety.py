@@ -1,0 +1,86 @@
+"""What every local page of the suite (`mils view`, `mils judge serve`) does to stay closed.
+
+- **Loopback unless a secret is configured**: a server bound to any other address must have one
+  (the caller decides what: the viewer's token, the judging batch's invites).
+- **The Host header is checked** on a loopback server: a web page that rebinds its own name to
+  127.0.0.1 (DNS rebinding) reaches the port, but its requests name the attacker's host and are refused.
+- **Headers that forbid inline script** (a Content-Security-Policy: scripts only from the server's own
+  files) and sniffing, framing and referrers, on every response.
+- **Request bodies are bounded**: a body over the limit is refused before it is read into memory.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self' data:; "
+                               "media-src 'self'; style-src 'self' 'unsafe-inline'; base-uri 'none'; "
+                               "form-action 'self'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine only."""
+    host = host.strip("[]").lower()
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_name(header: str) -> str:
+    """The name part of a Host header (``[::1]:8765`` -> ``::1``, ``example.com:80`` -> ``example.com``)."""
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
+
+
+class Guard:
+    """ASGI middleware: the Host check (``loopback_only``), the security headers, the body limit."""
+
+    def __init__(self, app, loopback_only: bool, max_body: int = 64 * 1024) -> None:
+        self.app, self.loopback_only, self.max_body = app, loopback_only, max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if self.loopback_only and not is_loopback(_host_name(headers.get("host", ""))):
+            return await _refuse(send, 403, "this server answers requests to localhost only (Host header)")
+        length = headers.get("content-length", "0")
+        if not length.isdigit() or int(length) > self.max_body:
+            return await _refuse(send, 413, f"request body over {self.max_body} bytes")
+        received = 0
+
+        async def bounded_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body:
+                raise ValueError("request body over the limit")
+            return message
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items() if k.encode() not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        return await self.app(scope, bounded_receive, send_with_headers)
+
+
+async def _refuse(send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *[(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]]})
+    await send({"type": "http.response.body", "body": body})

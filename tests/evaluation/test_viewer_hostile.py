@@ -1,0 +1,134 @@
+"""`mils view` on a results folder that someone else wrote: every field is treated as hostile."""
+
+import json
+import os
+
+import pytest
+
+from evaluation.viewer import RunIndex, create_app
+from tests.browser import launch_chromium, served
+from tests.conftest import local_client
+from tests.evaluation.test_viewer import run_dir  # noqa: F401  (the fixture)
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def _files(folder):
+    return sorted((folder / "samples").glob("*.json"))
+
+
+def _edit(path, change):
+    raw = json.loads(path.read_text())
+    change(raw)
+    path.write_text(json.dumps(raw))
+    return raw
+
+
+def test_bad_files_are_listed_and_the_rest_of_the_run_opens(run_dir):  # noqa: F811
+    folder, _ = run_dir
+    files = _files(folder)
+    step = _edit(files[0], lambda r: r["history"][0].update(step=XSS))["sample_id"]
+    score = _edit(files[1], lambda r: r["history"][1].update(best_score="0.9"))["sample_id"]
+    (folder / "samples" / "x.json").mkdir()
+    (folder / "failed" / "nothing.json").write_text(json.dumps({"sample_id": "n"}))  # no error
+    (folder / ".viewer_index.json").write_text('{"files": {"a": [1, {"sample_id": 5}]}, "x": ')
+    (folder / "config.json").write_text("{not json")
+    index = RunIndex(folder)
+    page = index.page()
+    problems = dict(page["problems"])
+    assert f"samples/{files[0].name}" in problems and "history[0].step is not a whole number" in \
+        problems[f"samples/{files[0].name}"]
+    assert "history[1].best_score is not a number ('0.9')" in problems[f"samples/{files[1].name}"]
+    assert "samples/x.json" in problems and "failed/nothing.json" in problems and "config.json" in problems
+    shown = {r["sample_id"] for r in page["rows"]}
+    assert step not in shown and score not in shown and len(shown) == 4  # 3 good samples and the failure
+    assert page["name"] == ""  # the unreadable config names nothing
+
+
+def test_media_are_served_only_as_real_media_files_inside_the_run_or_its_media_root(run_dir, tmp_path):  # noqa: F811
+    folder, results = run_dir
+    (tmp_path / "link.jpg").symlink_to("/etc/passwd")
+    (tmp_path / "noext").write_text("secret")
+    (folder / "fake.jpg").write_text("not an image")
+    files = _files(folder)
+    client = local_client(create_app(RunIndex(folder)))
+    ids = []
+    for path, media in zip(files, [str(tmp_path / "link.jpg"), str(tmp_path / "noext"), str(folder / "fake.jpg"),
+                                   "/etc/passwd"]):
+        ids.append(_edit(path, lambda r, m=media: r.update(media=m))["sample_id"])
+    for sample_id in ids:
+        response = client.get("/media", params={"id": sample_id})
+        assert response.status_code == 404 and b"root:" not in response.content, sample_id
+    good = next(r.sample_id for r in results if r.sample_id not in ids)
+    assert client.get("/media", params={"id": good}).headers["content-type"] == "image/jpeg"
+
+
+def test_a_sample_id_with_a_slash_gets_its_media(run_dir, photo_dir):  # noqa: F811
+    folder, _ = run_dir
+    path = _files(folder)[0]
+    _edit(path, lambda r: r.update(sample_id="val2014/COCO_1.jpg", media=str(photo_dir / "chelsea.jpg")))
+    index = RunIndex(folder)
+    url = index.detail("val2014/COCO_1.jpg")["media"]["url"]
+    assert local_client(create_app(index)).get(url).headers["content-type"] == "image/jpeg"
+
+
+def test_the_page_has_a_policy_against_inline_script_and_a_loopback_server_checks_the_host(run_dir):  # noqa: F811
+    folder, _ = run_dir
+    client = local_client(create_app(RunIndex(folder)))
+    page = client.get("/")
+    assert "script-src 'self'" in page.headers["content-security-policy"] and "<script>" not in page.text
+    assert client.get("/api/samples").status_code == 200
+    # DNS rebinding: a page on evil.example resolved to 127.0.0.1 sends its own name as the Host
+    assert client.get("/api/samples", headers={"host": "evil.example:8766"}).status_code == 403
+    assert client.get("/api/samples", headers={"host": "[::1]:8766"}).status_code == 200
+
+
+def test_a_viewer_for_the_network_needs_its_token(run_dir):  # noqa: F811
+    from fastapi.testclient import TestClient
+
+    folder, _ = run_dir
+    client = TestClient(create_app(RunIndex(folder), token="s3cret", loopback_only=False), base_url="http://labhost")
+    assert client.get("/").status_code == 403 and client.get("/api/samples").status_code == 403
+    assert client.get("/", params={"token": "wrong"}).status_code == 403
+    assert client.get("/", params={"token": "s3cret"}).status_code == 200
+    assert client.get("/api/samples").status_code == 200  # the link's cookie carries it from then on
+
+
+def test_cli_view_refuses_a_missing_folder_at_once_and_leaves_nothing_behind(tmp_path, capsys, monkeypatch):
+    from cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["view", "no/such/run"]) == 2
+    assert "no such results folder: no/such/run" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []  # no mlruns.db
+
+
+@pytest.mark.slow
+def test_injected_markup_never_runs_in_the_browser(run_dir):  # noqa: F811
+    from playwright.sync_api import expect, sync_playwright
+
+    folder, _ = run_dir
+    files = _files(folder)
+    _edit(files[0], lambda r: r["history"][0].update(step=XSS))  # refused by the reader
+    shown = _edit(files[1], lambda r: r["history"][-1].update(best=XSS))["sample_id"]  # shown, as text
+    index = RunIndex(folder)
+    dialogs, errors = [], []
+    with served(create_app(index)) as url, sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page()
+        page.on("dialog", lambda d: dialogs.append(d.message) or d.dismiss())
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        expect(page.locator("#problems")).to_contain_text("history[0].step is not a whole number")
+        page.locator(f"#rows tr[data-id='{shown}']").click()
+        expect(page.locator("#best")).to_have_text(XSS)
+        page.keyboard.press("ArrowLeft")
+        page.locator("#rows tr[data-id='broken']").click()  # a failed sample, then the arrow keys
+        expect(page.locator("#detail")).to_contain_text("failed")
+        page.keyboard.press("ArrowLeft")
+        page.keyboard.press("ArrowRight")
+        page.evaluate("() => { const s = document.createElement('script'); s.textContent = 'alert(2)';"
+                      " document.body.appendChild(s); }")  # the policy stops inline script outright
+        page.wait_for_timeout(300)
+        browser.close()
+    assert dialogs == [] and errors == []

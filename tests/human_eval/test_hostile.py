@@ -1,0 +1,129 @@
+"""The judging page and the batch files against a hostile or careless user."""
+
+import csv
+import io
+import json
+
+import httpx
+import pytest
+
+from human_eval import invites
+from human_eval.export import Entry, export_batch, load_side
+from human_eval.ingest import ingest, report_text
+from human_eval.server import create_app
+from mils.errors import InputError
+from tests.browser import served
+from tests.conftest import local_client
+
+
+def test_a_network_server_stays_closed_when_its_invite_file_disappears_or_breaks(caption_batch):
+    out, _ = caption_batch
+    tokens = invites.invite(out, ["ann"])
+    with served(create_app(out, require_invites=True)) as url:
+        ok = httpx.get(f"{url}/api/next", params={"invite": tokens["ann"]})
+        assert ok.status_code == 200 and ok.json()["rater"] == "ann"
+        (out / "invites.json").write_text("")  # emptied while the server runs
+        assert httpx.get(f"{url}/api/next", params={"rater": "anyone"}).status_code == 503
+        assert httpx.get(f"{url}/api/export").status_code == 503
+        (out / "invites.json").unlink()  # deleted
+        for path in ("/", "/api/next?rater=anyone", "/api/export"):
+            assert httpx.get(url + path).status_code == 403, path
+        answer = httpx.post(f"{url}/api/answer", json={"rater": "eve", "pair_id": "p", "choice": "left"})
+        assert answer.status_code == 403
+
+
+def test_a_loopback_server_started_with_invites_stays_in_invite_mode(caption_batch):
+    out, _ = caption_batch
+    invites.invite(out, ["ann"])
+    client = local_client(create_app(out))
+    (out / "invites.json").unlink()
+    assert client.get("/api/next", params={"rater": "eve"}).status_code == 403
+
+
+def test_a_broken_invite_file_does_not_tell_the_user_to_delete_it(caption_batch):
+    out, _ = caption_batch
+    (out / "invites.json").write_text("{")
+    with pytest.raises(InputError, match="serves nobody until it is restored") as err:
+        invites.read(out)
+    assert "delete it" not in str(err.value)
+
+
+def test_bodies_are_bounded_checked_after_the_link_and_never_echoed(caption_batch):
+    out, _ = caption_batch
+    tokens = invites.invite(out, ["ann"])
+    client = local_client(create_app(out))
+    huge = "x" * 1_000_000
+    refused = client.post("/api/answer", content=json.dumps({"pair_id": huge, "choice": "left"}),
+                          headers={"content-type": "application/json"})
+    assert refused.status_code == 413 and len(refused.content) < 200
+    no_link = client.post("/api/answer", json={"pair_id": "p" * 60, "choice": "left"})
+    assert no_link.status_code == 403  # the link first, the body after
+    unknown = client.post("/api/answer", json={"pair_id": "q" * 60, "choice": "left"}, headers={"x-invite": tokens["ann"]})
+    assert unknown.status_code == 404 and "q" * 60 not in unknown.text
+
+
+def test_rater_names_with_a_newline_are_refused_and_the_export_escapes_formula_names(caption_batch):
+    out, manifest = caption_batch
+    with pytest.raises(InputError, match="rater name"):
+        invites.invite(out, ["evil\n"])
+    client = local_client(create_app(out))
+    assert client.get("/api/next", params={"rater": "bob\n"}).status_code == 400
+    pid = client.get("/api/next", params={"rater": "@bob"}).json()["pair"]["pair_id"]
+    assert client.post("/api/answer", json={"rater": "@bob", "pair_id": pid, "choice": "left"}).json()["stored"]
+    row = next(csv.DictReader(io.StringIO(client.get("/api/export").text)))
+    assert row["WorkerId"] == "'@bob"
+
+
+def test_export_takes_only_real_media_from_a_side_s_own_folder(tmp_path, photo_dir):
+    (tmp_path / "a.json").write_text(json.dumps({"s1": {"image": "/etc/passwd"}}))
+    with pytest.raises(InputError, match="outside"):
+        load_side(tmp_path / "a.json")
+    (tmp_path / "passwd.png").write_text("root:x:0:0")
+    (tmp_path / "b.json").write_text(json.dumps({"s1": {"image": "passwd.png"}}))
+    with pytest.raises(InputError, match="unreadable image"):
+        load_side(tmp_path / "b.json")
+
+
+def test_export_refuses_a_results_folder_whose_media_are_missing(tmp_path, photo_dir):
+    from mils.loop import SampleResult, StepRecord
+    from mils.results import ResultStore
+
+    store = ResultStore(tmp_path / "run")
+    history = [StepRecord(0, "first", 0.1, 0.1, 3), StepRecord(1, "second", 0.2, 0.15, 2)]
+    store.write(SampleResult("img1", history, [], media="photos/gone.jpg"))  # relative: from another folder
+    with pytest.raises(InputError, match=r"1 sample\(s\) .* no usable media.*img1"):
+        load_side(tmp_path / "run")
+
+
+def test_question_html_cells_are_escaped(tmp_path):
+    a = {"1": Entry("1", text="<script>steal()</script>")}
+    b = {"1": Entry("1", text="a cat")}
+    export_batch(a, b, tmp_path / "q", axes=["quality"], catch_fraction=0)
+    text = (tmp_path / "q" / "amt_input.csv").read_text()
+    assert "<script>" not in text and "&lt;script&gt;steal()&lt;/script&gt;" in text
+
+
+def test_ingest_survives_huge_cells_cp1252_bad_keys_and_escape_codes(caption_batch, answer, tmp_path):
+    out, manifest = caption_batch
+    pid = sorted(p for p, info in manifest["pairs"].items() if not info["catch"])[0]
+    rows = [["Input.pair_id", "Answer.choice", "WorkerId", "Answer.comment"],
+            [pid, answer(manifest, pid, "B"), "w\x1b[31mred", "x" * 1_000_000],
+            [pid, answer(manifest, pid, "B"), "caf\u00e9", "fine"]]
+    path = tmp_path / "r.csv"
+    with path.open("w", newline="", encoding="cp1252") as f:
+        csv.writer(f).writerows(rows)
+    result = ingest(path, out / "key.json")
+    assert result.votes == 2 and "\x1b" not in report_text(result)
+    for bad in ("{", json.dumps({"names": {}}), json.dumps({"pairs": {"p1": {"axis": "q"}}})):
+        (tmp_path / "key.json").write_text(bad)
+        with pytest.raises(InputError, match="unblinding key"):
+            ingest(path, tmp_path / "key.json")
+
+
+def test_eval_refuses_references_that_are_not_captions(tmp_path, capsys):
+    from cli.main import main
+
+    (tmp_path / "p.json").write_text(json.dumps({"a": "a cat"}))
+    (tmp_path / "r.json").write_text(json.dumps({"a": [1]}))
+    assert main(["eval", "--predictions", str(tmp_path / "p.json"), "--references", str(tmp_path / "r.json")]) == 2
+    assert "references must map id -> a list of caption strings" in capsys.readouterr().err
