@@ -21,7 +21,7 @@ from mils.config import RunConfig
 from mils.loop import SampleResult, StepCost, StepRecord, StepTrace
 from mils.media import load_image
 from mils.registry import create
-from mils.results import ResultStore
+from mils.results import ResultStore, write_media_root
 
 
 def baseline_dir(config: RunConfig, captioner: str, options: dict[str, Any]) -> Path:
@@ -34,7 +34,7 @@ def _result(sample, caption: str, score: float, usage, llm_seconds: float, score
     cost = StepCost(0, usage.prompt if usage else None, usage.generated if usage else None, llm_seconds, 1,
                     scorer_seconds)
     return SampleResult(sample.id, [StepRecord(0, caption, score, score, 1, not caption)], [(caption, score)],
-                        raw_replies=[], media=str(sample.media), cost=[cost],
+                        raw_replies=[], media=str(Path(sample.media).absolute()), cost=[cost],
                         trace=[StepTrace([(caption, score)])])
 
 
@@ -49,6 +49,7 @@ def run_baseline(config: RunConfig, captioner: str, options: dict[str, Any], bat
     (folder / "config.json").write_text(config.model_dump_json(indent=2))
     (folder / "captioner.json").write_text(json.dumps({"captioner": captioner, "options": options}, indent=2))
     data = data if data is not None else config_dataset(config.dataset)
+    write_media_root(folder, [s.as_sample() for s in data.samples])
     good, failed = check_media([s.as_sample() for s in data.samples if not store.has(s.id)])
     for sample_id, error in [*data.skipped, *failed.items()]:  # unreadable when listed, or when checked
         store.write_failure(sample_id, error)

@@ -7,7 +7,6 @@ config's result key; running the same config again resumes where a crash or kill
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from flows.tracking import end_orphans, log_config_run, start_tracking
 from mils.captioning import check_media
 from mils.config import RunConfig
 from mils.loop import SampleResult
-from mils.results import ResultStore, write_json_atomic
+from mils.results import ResultStore, write_media_root
 from tasks.captioning import (
     load_dataset_task,
     metrics_task,
@@ -43,14 +42,6 @@ class BenchmarkOutcome:
     seconds: float
     shard_stats: list[dict[str, Any]]
     dataset_size: int | None = None  # before any subsample: for the cost projection
-
-
-def write_media_root(results_dir: Path, samples: list) -> None:
-    """``RESULTS/media.json``: the folder that holds every sample's media file (the only place
-    besides the results folder that `mils view` serves media from)."""
-    files = [str(Path(s.media).resolve().parent) for s in samples if isinstance(s.media, Path)]
-    if files:
-        write_json_atomic(results_dir / "media.json", {"media_root": os.path.commonpath(files)})
 
 
 def optimise_config(

@@ -33,6 +33,14 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     _write_atomic(path, payload)
 
 
+def write_media_root(results_dir: Path, samples: list) -> None:
+    """``RESULTS/media.json``: the folder that holds every sample's media file (the only place
+    besides the results folder that `mils view` serves media from)."""
+    files = [str(Path(s.media).resolve().parent) for s in samples if isinstance(s.media, Path)]
+    if files:
+        write_json_atomic(results_dir / "media.json", {"media_root": os.path.commonpath(files)})
+
+
 def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
