@@ -299,22 +299,13 @@ def create_app(index: RunIndex, token: str | None = None, loopback_only: bool = 
     """The viewer's routes. ``token``: every request must carry it (``?token=`` once, then a
     cookie), which a server bound to anything but loopback needs; a loopback one checks the Host
     header instead (see :mod:`evaluation.web_safety`)."""
-    from fastapi import Request, Response
+    from fastapi import Response
 
     from evaluation.web_safety import Guard
 
     app = FastAPI(title=f"MILS run viewer: {index.folder.name}", docs_url=None, redoc_url=None, openapi_url=None)
-
-    @app.middleware("http")
-    async def require_token(request: Request, call_next):
-        given = request.query_params.get("token") or request.cookies.get(TOKEN_COOKIE) or ""
-        if token is not None and not secrets.compare_digest(given.encode(), token.encode()):
-            return Response('{"detail": "this viewer needs its link (with ?token=...)"}', 403,
-                            media_type="application/json")
-        response = await call_next(request)
-        if token is not None and request.query_params.get("token"):
-            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
-        return response
+    if token is not None:
+        _require_token(app, token)
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
@@ -358,6 +349,22 @@ def create_app(index: RunIndex, token: str | None = None, loopback_only: bool = 
             raise HTTPException(404, "no such image in this results folder") from err
 
     return Guard(app, loopback_only=loopback_only)
+
+
+def _require_token(app: FastAPI, token: str) -> None:
+    """Every request carries ``token``: ``?token=`` on the link, then an HttpOnly cookie."""
+    from fastapi import Request, Response
+
+    @app.middleware("http")
+    async def require_token(request: Request, call_next):
+        given = request.query_params.get("token") or request.cookies.get(TOKEN_COOKIE) or ""
+        if not secrets.compare_digest(given.encode(), token.encode()):
+            return Response('{"detail": "this viewer needs its link (with ?token=...)"}', 403,
+                            media_type="application/json")
+        response = await call_next(request)
+        if request.query_params.get("token"):
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+        return response
 
 
 def _finite(value):

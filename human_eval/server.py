@@ -47,10 +47,8 @@ def _connect(db: Path) -> sqlite3.Connection:
 
 
 def create_app(batch_dir: str | Path, require_invites: bool = False) -> FastAPI:
-    """The judging page's routes. ``require_invites``: the server was started for the network, so
-    every request needs a valid invite link whatever happens to ``invites.json`` later (deleted,
-    emptied or broken: the batch then serves nobody). A batch that had invites when the server
-    started stays in invite mode for the server's life too."""
+    """The judging page's routes. ``require_invites`` (a server for the network) and invites present
+    at start both fix invite mode for the server's life, whatever happens to ``invites.json`` later."""
     from evaluation.web_safety import Guard
 
     batch = Path(batch_dir).resolve()
@@ -91,20 +89,7 @@ def create_app(batch_dir: str | Path, require_invites: bool = False) -> FastAPI:
     async def answer(request: Request) -> dict:
         if gate.invite_only():  # the link is checked before the body is read
             gate.rater(request, "")
-        try:
-            body = Answer.model_validate_json(await request.body())
-        except ValidationError as err:
-            raise HTTPException(422, "an answer is {rater, pair_id, choice, reasons} within their limits") from err
-        rater = gate.rater(request, body.rater)
-        if body.pair_id not in by_id:
-            raise HTTPException(404, "unknown pair id")
-        if body.choice not in CHOICES:
-            raise HTTPException(400, "choice must be 'left' or 'right'")
-        reasons = sorted({r for r in body.reasons if 0 <= r < MAX_REASONS})
-        with _connect(db) as conn:
-            cur = conn.execute("INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?, ?)",
-                               (rater, body.pair_id, body.choice, json.dumps(reasons), time.time()))
-        return {"stored": cur.rowcount == 1}
+        return _store_answer(await request.body(), request, gate, by_id, db)
 
     @app.get("/media/{name}")
     def media(name: str, request: Request) -> FileResponse:
@@ -124,6 +109,23 @@ def create_app(batch_dir: str | Path, require_invites: bool = False) -> FastAPI:
 
 
 MAX_BODY = 16 * 1024  # an answer is a few hundred bytes
+
+
+def _store_answer(raw: bytes, request: Request, gate: "_Gate", by_id: dict, db: Path) -> dict:
+    try:
+        body = Answer.model_validate_json(raw)
+    except ValidationError as err:
+        raise HTTPException(422, "an answer is {rater, pair_id, choice, reasons} within their limits") from err
+    rater = gate.rater(request, body.rater)
+    if body.pair_id not in by_id:
+        raise HTTPException(404, "unknown pair id")
+    if body.choice not in CHOICES:
+        raise HTTPException(400, "choice must be 'left' or 'right'")
+    reasons = sorted({r for r in body.reasons if 0 <= r < MAX_REASONS})
+    with _connect(db) as conn:
+        cur = conn.execute("INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?, ?)",
+                           (rater, body.pair_id, body.choice, json.dumps(reasons), time.time()))
+    return {"stored": cur.rowcount == 1}
 
 
 class _Gate:

@@ -396,8 +396,5 @@ class Optimiser:
 
 
 def _media_name(media) -> str | None:
-    """What a result records of its sample's media: a file as an absolute path (a relative one
-    would only resolve from the folder the run started in), a text (a text-to-image prompt) as is."""
-    if isinstance(media, Path):
-        return str(media.absolute())
-    return media if isinstance(media, str) else None
+    """A file as an absolute path (a relative one resolves only where the run started); a text as is."""
+    return str(media.absolute()) if isinstance(media, Path) else media if isinstance(media, str) else None
