@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from cli.common import add_run_options, make_config, print_table
+from cli.common import add_run_options, make_config, print_table, stop_on_signals
 
 
 def _print_benchmark(outcome: dict) -> None:
@@ -61,10 +61,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from flows.benchmark import run_benchmark
 
     config = make_config(args)
-    outcome = run_benchmark(config)
+    with stop_on_signals(_resume_hint(config)):
+        outcome = run_benchmark(config)
     _print_benchmark(outcome)
     _print_mlflow_hint(config.tracking)
     return 1 if outcome["failed"] else 0
+
+
+def _resume_hint(config) -> str:
+    return (f"the samples finished so far are kept in {config.results_dir()}; run the same command again to "
+            "resume (only the unfinished samples are computed)")
 
 
 # The offline demo's loop, chosen by a measured sweep on the 8 bundled photos (keep 3/5/10 x
@@ -94,7 +100,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     config = demo_config(args)
     print(f"MILS demo: the {config.profile!r} profile on the bundled sample photos ({args.out}) "
           f"through the Prefect benchmark flow, tracked in MLflow")
-    outcome = run_benchmark(config)
+    with stop_on_signals(_resume_hint(config)):
+        outcome = run_benchmark(config)
     _print_benchmark(outcome)
     _print_mlflow_hint(config.tracking)
     return 1 if outcome["failed"] else 0
@@ -103,7 +110,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_pipeline(args: argparse.Namespace) -> int:
     from flows.pipeline import pipeline_flow, read_pipeline
 
-    summary = pipeline_flow(args.config, fresh=args.fresh)
+    with stop_on_signals("finished samples are kept; run the same command again to resume"):
+        summary = pipeline_flow(args.config, fresh=args.fresh)
     print(f"\npipeline {args.config}: MLflow parent run {summary['parent_run_id']} ({summary['tracking_uri']})")
     for stage, info in summary["stages"].items():
         print(f"  {stage:>9}: {json.dumps(info, default=str)[:300]}")
@@ -116,7 +124,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from flows.ablation import expand_sweep, run_sweep
     from flows.report import sweep_report
 
-    outcome = run_sweep(args.config)
+    with stop_on_signals("finished samples of every variant are kept; run the same command again to resume"):
+        outcome = run_sweep(args.config)
     print(f"\n{outcome['variants']} variants from {outcome['optimisation_runs']} optimisation runs")
     print(sweep_report(outcome["parent_run_id"], outcome["tracking_uri"]))
     _, variants = expand_sweep(args.config)
