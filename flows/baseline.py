@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from evaluation.datasets import config_dataset
 from mils.captioning import build_scorer, check_media
 from mils.config import RunConfig
+from mils.files import write_atomic
 from mils.loop import SampleResult, StepCost, StepRecord, StepTrace
 from mils.media import load_image
 from mils.registry import create
@@ -46,8 +47,8 @@ def run_baseline(config: RunConfig, captioner: str, options: dict[str, Any], bat
 
     folder = baseline_dir(config, captioner, options)
     store = ResultStore(folder)
-    (folder / "config.json").write_text(config.model_dump_json(indent=2))
-    (folder / "captioner.json").write_text(json.dumps({"captioner": captioner, "options": options}, indent=2))
+    write_atomic(folder / "config.json", config.model_dump_json(indent=2))
+    write_atomic(folder / "captioner.json", json.dumps({"captioner": captioner, "options": options}, indent=2))
     data = data if data is not None else config_dataset(config.dataset)
     write_media_root(folder, [s.as_sample() for s in data.samples])
     good, failed = check_media([s.as_sample() for s in data.samples if not store.has(s.id)])
@@ -71,6 +72,6 @@ def run_baseline(config: RunConfig, captioner: str, options: dict[str, Any], bat
         for sample, caption, score, u, seconds in zip(batch, captions, scores, usage, shares):
             store.write(_result(sample, caption, score, u, seconds, scoring))
     captions = {r.sample_id: r.caption for r in store.results()}
-    (folder / "captions.json").write_text(json.dumps(captions, indent=2, ensure_ascii=False))
+    write_atomic(folder / "captions.json", json.dumps(captions, indent=2, ensure_ascii=False))
     return {"results_dir": str(folder), "captions": str(folder / "captions.json"), "done": len(captions),
             "failed": store.failures()}

@@ -22,6 +22,7 @@ from flows.runners import make_task_runner
 from flows.tracking import end_orphans, log_config_run, start_tracking
 from mils.captioning import check_media
 from mils.config import RunConfig
+from mils.files import write_atomic
 from mils.loop import SampleResult
 from mils.results import ResultStore, write_media_root
 from tasks.captioning import (
@@ -53,7 +54,7 @@ def optimise_config(
     start = time.perf_counter()
     results_dir = results_dir or config.results_dir()
     store = ResultStore(results_dir)
-    (results_dir / "config.json").write_text(config.model_dump_json(indent=2))
+    write_atomic(results_dir / "config.json", config.model_dump_json(indent=2))
     data = data if data is not None else load_dataset_task(config)
     samples = [s.as_sample() for s in data.samples]
     write_media_root(results_dir, samples)
@@ -144,7 +145,7 @@ def benchmark_flow(config: dict[str, Any]) -> dict[str, Any]:
     with mlflow.start_run(run_id=previous.get("parent"), run_name=f"benchmark {config.name}") as parent:
         mlflow.set_tag("mils.kind", "benchmark")
         # at once, so that a rerun after a kill during logging reopens this parent instead of adding one
-        (outcome.results_dir / "mlflow.json").write_text(json.dumps({"parent": parent.info.run_id}))
+        write_atomic(outcome.results_dir / "mlflow.json", json.dumps({"parent": parent.info.run_id}))
         end_orphans(parent.info.run_id)  # a killed earlier attempt's half-logged child
         child_id = previous.get("child") if previous.get("state") == state and _finished(previous.get("child")) else None
         if child_id is None:  # a finished run whose results have not changed is not logged twice
@@ -154,7 +155,7 @@ def benchmark_flow(config: dict[str, Any]) -> dict[str, Any]:
                                 "mils.results_dir": str(outcome.results_dir)},
                                {"time/flow_seconds": outcome.seconds}, dataset_size=outcome.dataset_size)
             child_id = child.info.run_id
-        (outcome.results_dir / "mlflow.json").write_text(json.dumps({"parent": parent.info.run_id, "child": child_id,
+        write_atomic(outcome.results_dir / "mlflow.json", json.dumps({"parent": parent.info.run_id, "child": child_id,
                                                                      "state": state}))
     return {"parent_run_id": parent.info.run_id, "child_run_id": child_id,
             "results_dir": str(outcome.results_dir), "done": len(outcome.results), "failed": outcome.failures,

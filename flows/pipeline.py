@@ -29,6 +29,7 @@ from flows.tracking import end_orphans, log_config_run, start_tracking
 from human_eval.protocol import BatchSettings
 from mils.config import RunConfig, build_config, read_yaml
 from mils.errors import InputError
+from mils.files import write_atomic
 from tasks.captioning import generate_bank_task
 from tasks.judging import judging_task
 
@@ -96,7 +97,7 @@ class _Ledger:
 
     def mark(self, stage: str, key: str) -> None:
         self.data["logged"][stage] = key
-        self.path.write_text(json.dumps(self.data, indent=2))
+        write_atomic(self.path, json.dumps(self.data, indent=2))
 
 
 def _bank_stage(config: RunConfig, ledger: _Ledger) -> dict[str, Any]:
@@ -255,7 +256,7 @@ def pipeline_stages(config_path: str, fresh: bool = False) -> dict[str, Any]:
         if not ledger.logged("summary", json.dumps(stages, sort_keys=True, default=str)):
             mlflow.log_dict(summary, "pipeline.json")
             ledger.mark("summary", json.dumps(stages, sort_keys=True, default=str))
-    ledger.path.write_text(json.dumps(ledger.data, indent=2))
+    write_atomic(ledger.path, json.dumps(ledger.data, indent=2))
     logger.info("pipeline %s done: %s", config.name, json.dumps(stages, default=str)[:500])
     return summary
 

@@ -19,6 +19,7 @@ from evaluation.paired import gain_metrics, run_gain
 from flows.plots import plot_quality_vs_cost, save_figure
 from mils.config import RunConfig, TrackingConfig
 from mils.cost import run_cost, step_costs
+from mils.files import write_atomic
 from mils.loop import SampleResult
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -184,7 +185,7 @@ def log_config_run(
                 save_figure(plot_quality_vs_cost({config.name: (curves, costs)}, config.name),
                             folder / "quality_vs_cost.png")
         (folder / "cost.json").write_text(json.dumps(totals, indent=2))
-        (folder / "config.json").write_text(config.model_dump_json(indent=2))
+        write_atomic(folder / "config.json", config.model_dump_json(indent=2))
         for stage, report in reports.items():
             (folder / f"metrics_{stage}.json").write_text(json.dumps(report.as_dict(), indent=2))
         if scores is not None:

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mils.errors import InputError, MissingInputError
+from mils.files import write_atomic
 from mils.parsing import normalise, parse_candidates
 from mils.protocols import Generator, Scorer
 from mils.seeding import derive_seed
@@ -146,9 +147,9 @@ def save_bank(bank: Bank, path: str | Path) -> Path:
     """Write the texts and a ``.provenance.json`` sidecar next to them."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(bank.texts) + "\n", encoding="utf-8")
-    _provenance_path(path).write_text(json.dumps(bank.provenance, indent=2) + "\n")
-    return path
+    # the texts last, whole: a bank file that exists is complete (a generated bank is reused by its name)
+    write_atomic(_provenance_path(path), json.dumps(bank.provenance, indent=2) + "\n")
+    return write_atomic(path, "\n".join(bank.texts) + "\n")
 
 
 def template_bank(class_names: Sequence[str], templates: Sequence[str]) -> Bank:

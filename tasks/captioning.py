@@ -11,6 +11,7 @@ from evaluation.caption_metrics import MetricReport, cached_caption_metrics
 from evaluation.datasets import Dataset, config_dataset
 from mils.captioning import ensure_generated_bank, generated_bank_path, import_plugins
 from mils.config import RunConfig
+from mils.errors import MilsError
 from mils.protocols import Sample
 from mils.results import ResultStore
 from tasks.models import captioner_for, model_lock, models_for
@@ -27,9 +28,19 @@ def load_dataset_task(config: RunConfig) -> Dataset:
     return data
 
 
-# Loading from a hub can fail transiently (network, rate limits): retry. Nothing else retries,
-# because a deterministic failure would only fail again.
-@task(name="load-models-and-encode-bank", retries=2, retry_delay_seconds=30)
+def transient(task, task_run, state) -> bool:
+    """Prefect's retry condition: only an error that can pass on a second try is retried (the
+    network, a hub's rate limit: OSError or an HTTP client's error). A MilsError (a wrong name, a
+    missing file, bad input) or a bug fails at once: a deterministic failure would only fail again."""
+    error = state.data if isinstance(state.data, BaseException) else None
+    if error is None or isinstance(error, MilsError):
+        return False
+    return isinstance(error, OSError) or type(error).__module__.split(".")[0] in ("httpx", "requests", "urllib3",
+                                                                                 "huggingface_hub")
+
+
+# Loading from a hub can fail transiently (network, rate limits): that alone is retried.
+@task(name="load-models-and-encode-bank", retries=2, retry_delay_seconds=30, retry_condition_fn=transient)
 def prepare_models_task(config: RunConfig) -> dict[str, Any]:
     """Load the models in this process and make sure the bank embeddings are cached on disk."""
     captioner = captioner_for(config)
@@ -85,7 +96,7 @@ def metrics_task(predictions: dict[str, str], references: dict[str, list[str]], 
     return cached_caption_metrics(predictions, references, list(metrics), seed, cache_dir, tokenize)
 
 
-@task(name="generate-bank", retries=2, retry_delay_seconds=30)
+@task(name="generate-bank", retries=2, retry_delay_seconds=30, retry_condition_fn=transient)
 def generate_bank_task(config: RunConfig) -> dict[str, Any]:
     """The bank ``config.bank.generate`` describes: generated with the run's LLM, or reused from the
     cache when the same recipe was generated before (keyed by recipe, prompt and LLM settings)."""
