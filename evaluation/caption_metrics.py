@@ -27,11 +27,12 @@ import numpy as np
 import pandas as pd
 
 from evaluation.bootstrap import DEFAULT_RESAMPLES, Estimate, bootstrap_columns, bootstrap_mean
+from mils.config import CAPTION_METRICS
 from mils.errors import ComponentError, InputError
 
 log = logging.getLogger(__name__)
 
-ALL_METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr", "SPICE", "SPIDEr")
+ALL_METRICS = CAPTION_METRICS  # the names a config is checked against when it is built
 """Metric families; BLEU expands to BLEU-1..4."""
 
 

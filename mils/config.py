@@ -6,6 +6,7 @@ settings a run used, which is what gets logged.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -18,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mils.errors import InputError, MissingInputError
 from mils.loop import LoopOptions
 from mils.sampling import SamplingOptions
+
+CAPTION_METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr", "SPICE", "SPIDEr")  # what evaluation computes
 
 
 class _Frozen(BaseModel):
@@ -162,6 +165,18 @@ class RunConfig(_Frozen):
 
         get_task(task)  # unknown names get the registry's did-you-mean error
         return task
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, metrics: tuple[str, ...]) -> tuple[str, ...]:
+        """Refused when the config is built, not after the optimisation that they would score."""
+        for name in metrics:
+            if name not in CAPTION_METRICS:
+                close = difflib.get_close_matches(name.upper(), [m.upper() for m in CAPTION_METRICS], n=1)
+                hint = f"; did you mean {CAPTION_METRICS[[m.upper() for m in CAPTION_METRICS].index(close[0])]!r}?" \
+                    if close else ""
+                raise InputError(f"unknown metric {name!r} in metrics; known: {', '.join(CAPTION_METRICS)}{hint}")
+        return metrics
 
     def cache_path(self) -> Path:
         return Path(self.cache_dir).expanduser()

@@ -65,3 +65,11 @@ def test_shipped_configs_are_valid():
             assert len(variants) == math.prod(len(v) for v in grid.values())
         else:
             load_config(path)
+
+
+def test_a_misspelt_metric_is_refused_when_the_config_is_built():
+    from mils.errors import InputError
+
+    with pytest.raises(InputError, match=r"unknown metric 'CIDER' in metrics; known: .*did you mean 'CIDEr'\?"):
+        build_config("offline", {"metrics": ["BLEU", "CIDER"]})
+    assert build_config("offline", {"metrics": ["CIDEr", "SPIDEr"]}).metrics == ("CIDEr", "SPIDEr")
