@@ -11,7 +11,6 @@ and style runs keep the best image of every step there); a client never names a 
 from __future__ import annotations
 
 import dataclasses
-import math
 import mimetypes
 import os
 import secrets
@@ -29,7 +28,7 @@ from mils.errors import InputError, MissingInputError
 from mils.loop import SampleResult
 from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, media_problem, modality_of
 from mils.parsing import annotate_reply
-from mils.results import ResultStore, read_result_file, result_from_dict
+from mils.results import ResultStore, finite_or_null, read_result_file, result_from_dict, without_heavy
 
 PAGE_SIZE_MAX = 500
 SORTS = ("id", "step0", "final", "delta", "gain")  # "gain": the improvement, whichever way the scorer points
@@ -207,16 +206,9 @@ def _shown_path(path: Path, folder: Path) -> str:
 
 
 def _summary(path: Path) -> Row:
-    result = result_from_dict(_without_heavy(read_result_file(path)), path)
+    result = result_from_dict(without_heavy(read_result_file(path)), path)
     return Row(result.sample_id, result.initial.best_score, result.score, len(result.history) - 1,
                sum(h.empty_reply for h in result.history), result.caption, path=path)
-
-
-def _without_heavy(raw: Any) -> Any:
-    if isinstance(raw, dict):
-        for heavy in ("trace", "raw_replies", "kept"):
-            raw.pop(heavy, None)
-    return raw
 
 
 def _cached_row(entry: Any, stamp: list[int], path: Path) -> Row | None:
@@ -318,14 +310,14 @@ def create_app(index: RunIndex, token: str | None = None, loopback_only: bool = 
     @app.get("/api/samples")
     def samples(sort: str = "id", desc: bool = False, filter: str = "all", offset: int = 0, limit: int = 50) -> dict:
         try:
-            return _finite(index.page(sort, desc, filter, max(0, offset), limit))
+            return finite_or_null(index.page(sort, desc, filter, max(0, offset), limit))
         except InputError as err:
             raise HTTPException(400, str(err)) from err
 
     @app.get("/api/sample")
     def sample(id: str) -> dict:
         try:
-            return _finite(index.detail(id))
+            return finite_or_null(index.detail(id))
         except KeyError as err:
             raise HTTPException(404, "no such sample in this run") from err
         except InputError as err:
@@ -365,14 +357,3 @@ def _require_token(app: FastAPI, token: str) -> None:
         if request.query_params.get("token"):
             response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
         return response
-
-
-def _finite(value):
-    """JSON has no NaN: send null instead."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value

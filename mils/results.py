@@ -44,7 +44,7 @@ def write_media_root(results_dir: Path, samples: list) -> None:
 def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(_finite_or_null(payload), ensure_ascii=False, allow_nan=False))
+        tmp.write_text(json.dumps(finite_or_null(payload), ensure_ascii=False, allow_nan=False))
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
@@ -93,14 +93,14 @@ def _pack_trace(trace: list[StepTrace]) -> dict[str, Any]:
     return {"texts": list(texts), "steps": steps}
 
 
-def _finite_or_null(value: Any) -> Any:
+def finite_or_null(value: Any) -> Any:
     """JSON has no NaN (orjson, the reader, rejects it): a NaN score is written as null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite_or_null(v) for k, v in value.items()}
+        return {k: finite_or_null(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite_or_null(v) for v in value]
+        return [finite_or_null(v) for v in value]
     return value
 
 
@@ -223,7 +223,8 @@ def result_from_dict(raw: Any, source: str | Path = "<memory>") -> SampleResult:
         [read.cost(c, n) for n, c in enumerate(read.items(raw.get("cost", []), "cost"))], read.trace(raw.get("trace")))
 
 
-def _summary(raw: Any) -> Any:
+def without_heavy(raw: Any) -> Any:
+    """A result file's JSON without its per-step trace, raw replies and final kept set."""
     if isinstance(raw, dict):
         for heavy in ("trace", "raw_replies", "kept"):
             raw.pop(heavy, None)
@@ -262,7 +263,7 @@ class ResultStore:
         """Every finished sample with the file it is stored in; ``summary``: without the per-step
         trace, raw replies and final kept set (what metrics, curves, cost and MLflow need, in a
         fraction of the memory: a 50,000-sample run's results fit in a few hundred MB)."""
-        return [(path, result_from_dict(_summary(raw) if summary else raw, path)) for path, raw in self._read("samples")]
+        return [(path, result_from_dict(without_heavy(raw) if summary else raw, path)) for path, raw in self._read("samples")]
 
     def results(self, order: Iterable[str] | None = None, summary: bool = False) -> list[SampleResult]:
         """Finished samples, in ``order`` (sample ids) when given, else by id (``summary``: see :meth:`files`)."""
