@@ -40,30 +40,61 @@ class EvalSample:
 
 @dataclass
 class Dataset:
+    """A benchmark split. ``rows`` are all its samples in file order, unchecked; the media and
+    reference checks run on first use of ``samples``/``skipped``, so after :meth:`subsample`
+    only the drawn samples are checked: an unreadable file outside the subset changes neither
+    which samples are drawn nor the run's failures."""
+
     name: str
-    samples: list[EvalSample]
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    total: int | None = None  # the size before a subsample (for cost projections)
+    rows: list[EvalSample]
+    check: Callable[[Path], str | None] | None = None
+    need_references: bool = False
+    original: int | None = None  # the split's size before any subsample
+    _checked: tuple[list[EvalSample], list[tuple[str, str]]] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    @property
+    def samples(self) -> list[EvalSample]:
+        return self._check()[0]
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """(sample id, reason) for each drawn sample that cannot be run."""
+        return self._check()[1]
+
+    @property
+    def total(self) -> int:
+        """The split's size before any subsample (for cost projections)."""
+        return self.original if self.original is not None else len(self.rows)
+
+    def counts(self) -> dict[str, int]:
+        """``original`` (the split), ``drawn`` (after any subsample), ``skipped`` (drawn, unusable)."""
+        return {"original": self.total, "drawn": len(self.rows), "skipped": len(self.skipped)}
 
     def references(self) -> dict[str, list[str]]:
         return {s.id: list(s.references) for s in self.samples}
 
     def subsample(self, limit: int | None, seed: int = 0, sampler: str = "numpy") -> "Dataset":
         """A fixed random subset of ``limit`` samples (the paper's ablations use 1,000 COCO images),
-        in dataset order. ``sampler="official"`` draws it as the MILS code does, ``random.seed(seed)``
-        then ``random.sample`` over the samples in file order (the same images for the same list)."""
-        if limit is None or limit >= len(self.samples):
-            return self
-        if limit < 1:
+        in dataset order, drawn from the whole split before any sample is checked. ``sampler=
+        "official"`` draws it as the MILS code does, ``random.seed(seed)`` then ``random.sample``
+        over the split in file order (the same images for the same list)."""
+        if limit is not None and limit < 1:
             raise InputError(f"limit must be >= 1, got {limit}")
+        if limit is None or limit >= len(self.rows):
+            return self
         if sampler == "official":
-            keep = sorted(random.Random(seed).sample(range(len(self.samples)), limit))
+            keep = sorted(random.Random(seed).sample(range(len(self.rows)), limit))
         else:
-            keep = np.sort(np.random.default_rng(seed).choice(len(self.samples), limit, replace=False))
-        return Dataset(self.name, [self.samples[i] for i in keep], self.skipped, total=len(self.samples))
+            keep = np.sort(np.random.default_rng(seed).choice(len(self.rows), limit, replace=False))
+        return Dataset(self.name, [self.rows[i] for i in keep], self.check, self.need_references, self.total)
+
+    def _check(self) -> tuple[list[EvalSample], list[tuple[str, str]]]:
+        if self._checked is None:
+            self._checked = _checked(self.name, self.rows, self.check, self.need_references)
+        return self._checked
 
 
 def _require_file(path: str | Path, what: str) -> Path:
@@ -93,22 +124,27 @@ def _collect(
     check: Callable[[Path], str | None] | None,
     need_references: bool = True,
 ) -> Dataset:
+    samples = [EvalSample(sample_id, media, tuple(r.strip() for r in refs if r and r.strip()), meta)
+               for sample_id, media, refs, meta in rows]
+    return Dataset(name, samples, check, need_references)
+
+
+def _checked(name: str, rows: list[EvalSample], check: Callable[[Path], str | None] | None,
+             need_references: bool) -> tuple[list[EvalSample], list[tuple[str, str]]]:
     samples, skipped = [], []
-    for sample_id, media, refs, meta in rows:
-        refs = [r.strip() for r in refs if r and r.strip()]
-        if need_references and not refs:
-            skipped.append((sample_id, "no non-empty reference"))
-            continue
-        problem = check(media) if (check and media is not None) else None
+    for sample in rows:
+        problem = "no non-empty reference" if need_references and not sample.references else None
+        if problem is None and check and sample.media is not None:
+            problem = check(sample.media)
         if problem:
-            skipped.append((sample_id, problem))
-            continue
-        samples.append(EvalSample(sample_id, media, tuple(refs), meta))
+            skipped.append((sample.id, problem))
+        else:
+            samples.append(sample)
     for sample_id, reason in skipped[:10]:
         log.warning("%s: skipping %s: %s", name, sample_id, reason)
     if len(skipped) > 10:
         log.warning("%s: ... %d samples skipped in all", name, len(skipped))
-    return Dataset(name, samples, skipped)
+    return samples, skipped
 
 
 @register("dataset", "coco_karpathy")

@@ -110,7 +110,7 @@ def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, dat
                                             {"mils.kind": "config", "dataset_hash": dataset_hash(outcome),
                                              "mils.results_dir": str(outcome.results_dir),
                                              "derived_from_steps": str(outcome.config.loop.steps)},
-                                            dataset_size=outcome.dataset_size)
+                                            counts=outcome.counts)
                 rows.append({"point": point, "run_id": child.info.run_id, "name": config.name, **logged,
                              "final": reports.get("final"), "step0": reports.get("step0")})
         dashboard = log_sweep_summary(grid, rows, title)

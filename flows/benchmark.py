@@ -42,7 +42,12 @@ class BenchmarkOutcome:
     results_dir: Path
     seconds: float
     shard_stats: list[dict[str, Any]]
-    dataset_size: int | None = None  # before any subsample: for the cost projection
+    counts: dict[str, int] | None = None  # Dataset.counts(): the split, the drawn subset, the skipped
+
+    @property
+    def dataset_size(self) -> int | None:
+        """The split's size before any subsample: for the cost projection."""
+        return self.counts["original"] if self.counts else None
 
 
 def optimise_config(
@@ -95,7 +100,7 @@ def optimise_config(
             reports[stage] = metrics_task(predictions, refs, config.metrics, seed=config.loop.seed,
                                           cache_dir=str(results_dir / "metrics"), tokenize=config.eval_tokenize)
     return BenchmarkOutcome(config, results, failures, reports, results_dir, time.perf_counter() - start, stats,
-                            data.total or len(data))
+                            data.counts())
 
 
 def _record_lost_shard(store: ResultStore, shard: list, err: Exception) -> dict[str, Any]:
@@ -153,14 +158,14 @@ def benchmark_flow(config: dict[str, Any]) -> dict[str, Any]:
                 log_config_run(config, outcome.results, outcome.failures, outcome.reports,
                                {"mils.kind": "config", "dataset_hash": state["dataset_hash"],
                                 "mils.results_dir": str(outcome.results_dir)},
-                               {"time/flow_seconds": outcome.seconds}, dataset_size=outcome.dataset_size)
+                               {"time/flow_seconds": outcome.seconds}, counts=outcome.counts)
             child_id = child.info.run_id
         write_atomic(outcome.results_dir / "mlflow.json", json.dumps({"parent": parent.info.run_id, "child": child_id,
                                                                      "state": state}))
     return {"parent_run_id": parent.info.run_id, "child_run_id": child_id,
             "results_dir": str(outcome.results_dir), "done": len(outcome.results), "failed": outcome.failures,
             "reports": outcome.reports, "seconds": outcome.seconds, "seed": config.loop.seed,
-            "dataset_size": outcome.dataset_size,
+            "dataset_size": outcome.dataset_size, "n_samples": outcome.counts,
             "shards": {"computed": sum(s["computed"] for s in outcome.shard_stats),
                        "resumed": sum(s["resumed"] for s in outcome.shard_stats)}}
 

@@ -125,7 +125,7 @@ def _optimise_stage(config: RunConfig, ledger: _Ledger) -> tuple[BenchmarkOutcom
             log_config_run(config, outcome.results, outcome.failures, outcome.reports,
                            {"mils.kind": "config", "dataset_hash": dataset_hash(outcome),
                             "mils.results_dir": str(outcome.results_dir)},
-                           {"time/flow_seconds": outcome.seconds}, dataset_size=outcome.dataset_size)
+                           {"time/flow_seconds": outcome.seconds}, counts=outcome.counts)
         ledger.mark("optimise", key)
     metrics = {stage: {name: est.value for name, est in report.corpus.items()}
                for stage, report in outcome.reports.items()}

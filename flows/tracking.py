@@ -152,10 +152,11 @@ def log_config_run(
     reports: dict[str, MetricReport],
     tags: dict[str, str],
     extra_metrics: dict[str, float] | None = None,
-    dataset_size: int | None = None,
+    counts: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Log one configuration into the active MLflow run: params, tags, per-step curves,
-    downstream metrics for step 0 and the final step, and artifacts. Returns what a sweep's
+    downstream metrics for step 0 and the final step, and artifacts. ``counts``: the dataset's
+    original / drawn / skipped sample counts (``samples/original`` ...). Returns what a sweep's
     comparison needs: the curves, the step costs and the headline metrics."""
     import mlflow
 
@@ -164,14 +165,16 @@ def log_config_run(
     curves = step_curves(results, config.loop.steps) if results else pd.DataFrame()
     for row in curves.itertuples(index=False):
         mlflow.log_metrics({"score/best": row[1], "score/mean_topk": row[2]}, step=int(row[0]))
-    metrics = {"samples/done": float(len(results)), "samples/failed": float(len(failures)), **(extra_metrics or {})}
+    metrics = {"samples/done": float(len(results)), "samples/failed": float(len(failures)), **(extra_metrics or {}),
+               **{f"samples/{k}": float(v) for k, v in (counts or {}).items()}}
     for stage, report in reports.items():
         metrics.update(metric_values(stage, report))
     gain, scores = run_gain(results, reports, seed=config.loop.seed)
     metrics.update(gain_metrics(gain, scores))
     mlflow.log_metrics(metrics)
     costs = step_costs(results)
-    totals = log_cost(results, costs, (extra_metrics or {}).get("time/flow_seconds", float("nan")), dataset_size)
+    totals = log_cost(results, costs, (extra_metrics or {}).get("time/flow_seconds", float("nan")),
+                      (counts or {}).get("original"))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         table = results_table(results, reports.get("final"))

@@ -22,7 +22,9 @@ def load_dataset_task(config: RunConfig) -> Dataset:
     import_plugins(config.plugins)
     data = config_dataset(config.dataset)
     logger = get_run_logger()
-    logger.info("dataset %s: %d samples, %d skipped", data.name, len(data), len(data.skipped))
+    counts = data.counts()
+    logger.info("dataset %s: %d samples (%d drawn of %d, %d of them skipped)", data.name, len(data), counts["drawn"],
+                counts["original"], counts["skipped"])
     for sample_id, reason in data.skipped[:20]:
         logger.warning("skipped %s: %s", sample_id, reason)
     return data

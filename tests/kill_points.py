@@ -3,7 +3,9 @@ variable ``MILS_KILL_AT`` names where the process kills itself (it does nothing 
 
 - ``bank-write``: half-way through writing the bank-embedding cache (half a file on disk, not renamed);
 - ``metrics``: while a metric report is saved (per-sample table half-written, summary not yet);
-- ``mlflow``: on the run's second MLflow metrics call (parent and child started, params logged).
+- ``mlflow``: on the run's second MLflow metrics call (parent and child started, params logged);
+- ``generated-bank``: half-way through writing a generated bank's texts (half under the temporary name);
+- ``second-sample``: just after the second sample's result is written (a kill mid-run).
 """
 
 from __future__ import annotations
@@ -59,3 +61,30 @@ elif POINT == "mlflow":
         return real_log_metrics(*args, **kwargs)
 
     mlflow.log_metrics = dying_log_metrics
+
+elif POINT == "second-sample":
+    from mils.results import ResultStore
+
+    real_write, written = ResultStore.write, []
+
+    def dying_write(self, result):
+        real_write(self, result)
+        written.append(result.sample_id)
+        if len(written) == 2:
+            _die()
+
+    ResultStore.write = dying_write
+
+elif POINT == "generated-bank":
+    import mils.bank
+
+    real_write_atomic = mils.bank.write_atomic
+
+    def half_write_atomic(path, text):
+        if str(path).endswith(".provenance.json"):
+            return real_write_atomic(path, text)
+        with open(Path(path).with_name(f".{Path(path).name}.{os.getpid()}.tmp"), "w") as f:
+            f.write(text[: len(text) // 2])
+        _die()
+
+    mils.bank.write_atomic = half_write_atomic

@@ -94,7 +94,7 @@ def test_media_folder_with_json_references_and_subsample(tmp_path):
     assert [s.id for s in data.samples] == ["a.jpg", "b.png"]
     assert data.skipped == [("c.jpg", "no non-empty reference")]
     sub = data.subsample(1, seed=0)
-    assert len(sub) == 1 and sub.samples == data.subsample(1, seed=0).samples
+    assert len(sub.rows) == 1 and sub.rows == data.subsample(1, seed=0).rows
     assert data.subsample(None) is data
 
 
@@ -124,3 +124,34 @@ def test_sample_benchmark_has_references_for_every_photo(tmp_path):
     data = sample_benchmark(tmp_path)
     assert len(data) == len(SAMPLE_IMAGES) and not data.skipped
     assert all(len(s.references) >= 3 for s in data.samples)
+
+
+def _karpathy(tmp_path, n, broken=()):
+    root = tmp_path / "coco"
+    images = []
+    for i in range(n):
+        name = f"{i}.jpg"
+        if i in broken:
+            (root / "val2014").mkdir(parents=True, exist_ok=True)
+            (root / "val2014" / name).write_bytes(b"truncated")
+        else:
+            _image(root / "val2014" / name, (i * 20 % 255, 0, 0))
+        images.append({"split": "test", "cocoid": i, "filepath": "val2014", "filename": name,
+                       "sentences": [{"raw": f"photo {i}"}]})
+    (tmp_path / "dataset_coco.json").write_text(json.dumps({"images": images}))
+    return datasets.load_dataset("coco_karpathy", {"json_path": tmp_path / "dataset_coco.json", "images_root": root},
+                                 limit=4, seed=3)
+
+
+@pytest.mark.parametrize("sampler", ["numpy", "official"])
+def test_the_subset_is_drawn_before_any_sample_is_checked(tmp_path, sampler):
+    whole = _karpathy(tmp_path / "whole", 12)
+    drawn = [s.id for s in whole.samples]
+    undrawn = next(i for i in range(12) if str(i) not in drawn)
+    data = _karpathy(tmp_path / "one_broken", 12, broken={undrawn})
+    assert [s.id for s in data.samples] == drawn  # an unreadable image outside the subset changes nothing
+    assert data.skipped == [] and data.counts() == {"original": 12, "drawn": 4, "skipped": 0}
+    hit = _karpathy(tmp_path / "drawn_broken", 12, broken={int(drawn[1])})
+    assert [s.id for s in hit.samples] == [d for d in drawn if d != drawn[1]]
+    assert [sid for sid, _ in hit.skipped] == [drawn[1]]  # a drawn one is the run's failure
+    assert hit.counts() == {"original": 12, "drawn": 4, "skipped": 1}

@@ -1,8 +1,8 @@
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import mlflow
@@ -47,21 +47,21 @@ def test_benchmark_logs_per_step_metrics_and_records_bad_samples(flow_config):
 
 
 def test_killed_run_resumes_to_the_same_results_without_duplicates(flow_config, repo_on_pythonpath, tmp_path):
-    # the slow fake LLM (0.4 s a call) and one sample per batch give time to kill mid-run
-    slow = {"backend": "fake", "model": "fake", "options": {"delay": 0.4}}
-    path, _ = flow_config("killed.yaml", generator=slow, batch_size=1, runner__shard_size=1)
+    # one sample per batch and shard; the run kills itself (SIGKILL) after its second sample is written
+    path, _ = flow_config("killed.yaml", plugins=["tests.fakes", "tests.kill_points"], batch_size=1,
+                          runner__shard_size=1)
     config = load_config(path)
     samples_dir = config.results_dir() / "samples"
-    cmd = [sys.executable, "-m", "cli", "run", str(path)]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "run", str(path)], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "MILS_KILL_AT": "second-sample"},
                             start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(samples_dir.glob("*.json"))) < 2:
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)  # really kill it (and any children), mid-run
-    proc.wait()
+    try:
+        assert proc.wait(timeout=300) == -signal.SIGKILL
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # its Prefect server child too
     survivors = {p.name: p.stat().st_mtime_ns for p in samples_dir.glob("*.json")}
-    assert 2 <= len(survivors) < len(TARGETS), "the kill should land mid-run"
+    assert len(survivors) == 2 < len(TARGETS)
 
     outcome = run_benchmark(config)  # same config: resume
     assert outcome["shards"]["resumed"] == len(survivors)

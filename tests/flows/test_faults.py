@@ -68,9 +68,11 @@ def test_a_shard_whose_worker_always_dies_is_recorded_failed_and_a_rerun_complet
     assert _results(config.results_dir()) == _fault_free(config, tmp_path)
 
 
-@pytest.mark.parametrize("point", ["bank-write", "metrics", "mlflow"])
+@pytest.mark.parametrize("point", ["bank-write", "generated-bank", "metrics", "mlflow"])
 def test_a_sigkill_at_a_critical_write_is_survived_by_the_rerun(point, flow_config, repo_on_pythonpath, tmp_path):
-    path, raw = flow_config(plugins=["tests.fakes", "tests.kill_points"])
+    bank = {"generate": {"per_class": 3, "classes": 60}} if point == "generated-bank" else {}
+    path, raw = flow_config(plugins=["tests.fakes", "tests.kill_points"], **{f"bank__{k}": v for k, v in bank.items()},
+                            **({"bank__path": None} if bank else {}))
     config = load_config(path)
     log = tmp_path / "killed.log"
     with open(log, "wb") as out:  # the run's own process dies; its Prefect server child is ended after
@@ -81,6 +83,8 @@ def test_a_sigkill_at_a_critical_write_is_survived_by_the_rerun(point, flow_conf
             assert killed.wait(timeout=300) == -signal.SIGKILL, log.read_text()[-2000:]
         finally:
             os.killpg(killed.pid, signal.SIGKILL)
+    if point == "generated-bank":  # half the texts on disk, under a temporary name: the rerun cannot reuse them
+        assert list((tmp_path / "cache").rglob(".*.tmp")) and not list((tmp_path / "cache").rglob("*.txt"))
     if point == "bank-write":  # half a file on disk, never under the cache's name
         assert list((tmp_path / "cache").rglob("bank-*.tmp.npy")) and not list((tmp_path / "cache").rglob("bank-*[0-9a-f].npy"))
 
