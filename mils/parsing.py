@@ -43,17 +43,22 @@ _PREAMBLE = re.compile(  # whole words: "Notebook on a desk" and "Surely ..." ar
 _SPECIAL_TOKENS = re.compile(r"<\|[^|>]*\|>|</?s>|<pad>")
 # junk that small models write in place of candidates (dropped whole, never cleaned into one)
 _BRACKETED_SCORE = re.compile(r"^\s*[\[(]\s*(?:\d*\.\d+|[01])\s*[:,]")  # [0.286: Photo taken ...]
-_LETTER_LABEL = re.compile(r"^\s*\**[A-H][.)]\s")  # multiple-choice options: "A. Black and white photo"
+_LETTER_LABEL = re.compile(r"^\s*\**[A-Z][.)]\s")  # lettered options: "A. Black and white photo", "J. Higher"
 _SCORE_LINE = re.compile(r"^\s*\**score\**\s*[:=]", re.I)  # "- Score: 0.5 because ...": about a score
 _META = re.compile(
     r"\bscores?\b\s*(?:is|was|of|=|:|\d)|\bwhich means\b|^high(?:er)? scores?\b|\bhigher scores?\b|\bthe (?:image |audio |video )?"
     r"descriptions? (?:is|are|above|below)\b|\bcharacteri[sz]es? the\b|\bmaximi[sz]e (?:the|your|its) scores?\b"
     r"|\bdescriptions? and (?:their )?scores\b|^(?:you|we|let's|let me|in this)\b|\bthe scores?\b(?! ?board)"
-    r"|\b(?:previous|following|above|given) (?:one|descriptions?|examples?)\b|^your (?:\w+ )?descriptions? (?:should|must)\b",
+    r"|\b(?:previous|following|above|given) (?:one|descriptions?|examples?)\b|^your (?:\w+ )?descriptions? (?:should|must)\b"
+    # talk to the user about their picture or text: "... a more detailed description of your image", praise
+    r"|\byour (?:\w+ )?(?:image|photo|picture|video|audio|clip|description|caption|text)s?\b|\bhere'?s\b"
+    r"|\b(?:great|good|excellent|perfect|wonderful) (?:example|job|description|caption)\b|\bthis is a description\b",
     re.I,
 )
+# run-on prose: three sentences or more, or two in over 30 words (a caption is a phrase or a sentence)
+_SENTENCE_BREAK = re.compile(r"[.!?]\s+(?=[A-Z\"\u201c])")
 _DANGLING = {"a", "an", "the", "is", "are", "was", "of", "with", "and", "or", "to", "in", "on", "at", "that", "which",
-             "by", "for", "from", "as", "its", "their", "this", "these"}
+             "by", "for", "from", "as", "its", "their", "this", "these", "your", "my", "our", "his", "her"}
 _WS = re.compile(r"\s+")
 _EDGE_PUNCT = " \t\"'\u201c\u201d`*_.,;:!?"
 
@@ -77,13 +82,12 @@ def _clean_line(line: str) -> tuple[str, bool]:
             had_marker = True
             line = line[match.end():]
         line = line.strip().strip("*_").strip()
-        line = _LABEL.sub("", _SCORE_PREFIX.sub("", line))
+        line = _FRAMING.sub("", _LABEL.sub("", _SCORE_PREFIX.sub("", line)))
         if line == before:
             break
-    line = _FRAMING.sub("", line)
     quoted = _QUOTED.match(line)
-    if quoted:
-        line = quoted.group(1)
+    if quoted:  # '"1. A photo of a dog."': what the quotes hold is cleaned the same way
+        line = _clean_line(quoted.group(1))[0] if quoted.group(1) != line else quoted.group(1)
     else:
         line = _TRAILING.sub("", line)
     return _WS.sub(" ", line).strip(_EDGE_PUNCT).strip(), had_marker
@@ -96,6 +100,9 @@ def _usable(text: str, max_words: int | None) -> bool:
         return False
     if text.split()[-1].lower() in _DANGLING:  # a fragment: "The image description is"
         return False
+    breaks = len(_SENTENCE_BREAK.findall(text))
+    if breaks >= 2 or (breaks == 1 and len(text.split()) > 30):
+        return False
     return max_words is None or len(text.split()) <= max_words
 
 
@@ -103,7 +110,8 @@ def _junk(raw: str) -> bool:
     """Lines that are not candidates even after cleaning: bracketed scored echoes, lettered options
     and lines labelled as a score."""
     line = _MARKER.sub("", raw, count=1) if _MARKER.match(raw) and not _LETTER_LABEL.match(raw) else raw
-    return bool(_BRACKETED_SCORE.match(line) or _LETTER_LABEL.match(line) or _SCORE_LINE.match(line))
+    introduces = line.rstrip().rstrip("*").endswith(":")  # "Here is a more detailed description of your image:"
+    return bool(_BRACKETED_SCORE.match(line) or _LETTER_LABEL.match(line) or _SCORE_LINE.match(line) or introduces)
 
 
 def prompt_lines(prompt: str) -> set[str]:
