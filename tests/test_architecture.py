@@ -58,3 +58,19 @@ def test_no_file_or_function_is_too_long_to_read():
                 if length > MAX_FUNCTION_LINES:
                     too_long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {length} lines")
     assert too_long == []
+
+
+def test_a_package_that_shadows_a_top_level_name_is_named(tmp_path, monkeypatch):
+    """Installing another `tasks` (a package-index name) ahead of ours: one line naming it."""
+    import sys
+
+    from mils.errors import MissingDependencyError
+    from mils.layout import check_layout, foreign_packages
+
+    assert foreign_packages() == {}  # this checkout: every top-level package is the suite's
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "tasks", raising=False)
+    with pytest.raises(MissingDependencyError, match=f"'tasks' is {tmp_path / 'tasks'}"):
+        check_layout()
