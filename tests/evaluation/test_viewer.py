@@ -122,7 +122,6 @@ def test_browser_sorts_opens_a_sample_and_steps_through(run_dir, tmp_path):
         page.reload()  # the open sample is in the address
         expect(page.locator("#sid")).to_have_text(best.sample_id)
         browser.close()
-    assert (tmp_path / "viewer.png").stat().st_size > 20_000
 
 
 def test_cli_view_names_a_folder_that_is_not_a_run(tmp_path, capsys):

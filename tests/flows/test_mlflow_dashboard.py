@@ -100,4 +100,3 @@ def test_sweep_dashboard_shows_the_variants_their_swept_values_and_metrics(sweep
         page.wait_for_timeout(1000)
         page.screenshot(path=str(tmp_path / "mlflow_sweep_charts.png"))
         browser.close()
-    assert (tmp_path / "mlflow_sweep_table.png").stat().st_size > 20_000

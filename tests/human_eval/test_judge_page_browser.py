@@ -43,7 +43,6 @@ def test_rater_answers_three_pairs_reloads_and_the_export_ingests(server, tmp_pa
         expect(page.locator("#who")).to_have_text("carol")
         browser.close()
 
-    assert (tmp_path / "judge_page.png").stat().st_size > 10_000  # a rendered page, not a blank
     export = urllib.request.urlopen(f"{url}/api/export").read().decode()
     (tmp_path / "export.csv").write_text(export)
     rows = export.strip().splitlines()[1:]

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -32,9 +33,17 @@ def test_video_captioning(tmp_path, bank_file, tiny_clip_name, fake_generator):
         "name": "open_clip", "options": {"model": tiny_clip_name, "pretrained": None, "device": "cpu"}}}}
     config = _config("video_captioning", scorer, tmp_path, bank_file)
     videos = [write_video(tmp_path / f"v{i}.mp4", n_frames=20 + 10 * i) for i in range(2)]
-    run = Captioner(config, generator=fake_generator).caption([Sample.from_path(v) for v in videos], progress=False)
+    captioner = Captioner(config, generator=fake_generator)
+    run = captioner.caption([Sample.from_path(v) for v in videos], progress=False)
     assert len(run.results) == 2 and not run.failed
     assert all([h.step for h in r.history] == [0, 1, 2] for r in run.results)
+    # step 0 is the bank text the frame-averaging scorer ranks first for that video
+    scorer, texts = captioner.scorer, list(run.bank.texts)
+    for video, result in zip(videos, run.results):
+        sims = scorer.similarity(scorer.embed_samples([Sample.from_path(video)]), scorer.embed_texts(texts))[0]
+        assert result.history[0].best == texts[int(np.argmax(sims))]
+        assert result.history[0].best_score == pytest.approx(float(np.max(sims)), abs=1e-5)
+        assert [h.best_score for h in result.history] == sorted(h.best_score for h in result.history)
     assert "short video descriptions" in Captioner(config, generator=fake_generator).optimiser.template.text
 
 
@@ -117,6 +126,14 @@ def test_cross_modal_arithmetic(tmp_path, bank_file, tiny_clip_name, tiny_clap_d
         assert (out / name).is_file(), name
     assert summary["combined_prompt"] == (out / "combined_prompt.txt").read_text().strip()
     assert (out / "text_to_image" / "prompt000" / "step01.png").is_file()
+    # each stage starts from the one before: the image stage rewrote the combined prompt, whose
+    # inputs are the two captioning runs' results
+    t2i = json.loads((out / "text_to_image" / "prompt000" / "result.json").read_text())
+    assert t2i["prompt"] == summary["combined_prompt"] and t2i["best_prompt"] == summary["final_prompt"]
+    torch.manual_seed(0)  # the same random tiny CLIP as the arithmetic run built first
+    alone = Captioner(image_cfg, generator=fake_generator).caption([Sample.from_path(photo_dir / "chelsea.jpg")],
+                                                                 progress=False)
+    assert summary["image_caption"] == alone.results[0].caption
     assert json.loads((out / "arithmetic.json").read_text())["final_image"].endswith("step01.png")
 
 

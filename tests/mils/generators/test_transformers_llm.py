@@ -65,9 +65,13 @@ def test_sampling_options_are_validated():
 def test_real_llm_combines_an_image_and_a_sound_description(smollm2):
     """The cross-modal combine step is about the LLM: run it on the real SmolLM2."""
     from mils.arithmetic import combine
+    from mils.parsing import normalise, prompt_lines
+    from mils.prompts import COMBINE_PROMPT
 
     combined = combine(smollm2, "a tabby cat sleeping on a sofa", "a dog barking in the distance", seed=3)
-    assert combined.strip() and len(combined.split()) <= 77
+    assert combine(smollm2, "a tabby cat sleeping on a sofa", "a dog barking in the distance", seed=3) == combined
+    assert normalise(combined) not in prompt_lines(COMBINE_PROMPT)  # the LLM's line, not an echo of the task
+    assert normalise(combined) not in {"a tabby cat sleeping on a sofa", "a dog barking in the distance"}
 
 
 @pytest.mark.parametrize("peaked", [True, False])  # nucleus inside the top-k window, and the full-sort path
