@@ -29,8 +29,8 @@ def prompts(n: int) -> list[str]:
 def ours(generator, batch: list[str], new_tokens: int) -> tuple[float, int]:
     generator.eos_ids = [-1]  # never stop early: every row decodes exactly new_tokens
     start = time.perf_counter()
-    generator.generate(batch, list(range(len(batch))))
-    return time.perf_counter() - start, sum(u.generated for u in generator.last_usage)
+    replies = generator.generate(batch, list(range(len(batch))))
+    return time.perf_counter() - start, sum(r.usage.generated for r in replies)
 
 
 def theirs(generator, batch: list[str], new_tokens: int) -> tuple[float, int]:

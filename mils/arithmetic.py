@@ -14,7 +14,7 @@ from mils.errors import InputError
 from mils.image_tasks import run_text_to_image
 from mils.parsing import parse_candidates
 from mils.prompts import COMBINE_PROMPT
-from mils.protocols import Generator, Sample
+from mils.protocols import Generator, Sample, whole_lines
 from mils.seeding import derive_seed
 
 TRIES = 3
@@ -27,7 +27,7 @@ def combine(generator: Generator, image_text: str, audio_text: str, seed: int) -
     for attempt in range(TRIES):
         reply = generator.generate([prompt], [derive_seed(seed, "combine", attempt)])[0]
         replies.append(reply)
-        found = parse_candidates(reply)
+        found = parse_candidates(whole_lines(reply))
         if found:
             return found[0]
     raise InputError(f"the LLM gave no usable combined prompt in {TRIES} tries; last reply: {replies[-1][:300]!r}")

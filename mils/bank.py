@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from mils.errors import InputError, MissingInputError
 from mils.files import write_atomic
 from mils.parsing import normalise, parse_candidates
-from mils.protocols import Generator, Scorer
+from mils.protocols import Generator, Scorer, whole_lines
 from mils.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ def generate_bank(
         prompts = [prompt.format(per_class=per_class, class_name=n) for n in names]
         replies = generator.generate(prompts, [derive_seed(seed, "bank", n) for n in names])
         for name, reply in zip(names, replies):
-            found = parse_candidates(reply)[:per_class]
+            found = parse_candidates(whole_lines(reply))[:per_class]
             texts.extend(found)
             if not found:
                 empty.append(name)

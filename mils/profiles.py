@@ -40,12 +40,15 @@ def _offline() -> dict[str, Any]:
 @register("profile", "paper")
 def _paper() -> dict[str, Any]:
     return {
-        "generator": {"model": "meta-llama/Llama-3.1-8B-Instruct", "max_new_tokens": 3000},
+        # sampling as the official HF generate did it: temperature 0.5, top_p 0.9, and transformers'
+        # default top_k 50 (Llama-3.1's generation config sets none); ends at [eos, <|eot_id|>] only
+        "generator": {"model": "meta-llama/Llama-3.1-8B-Instruct", "max_new_tokens": 3000, "top_k": 50,
+                      "stop_tokens": "official"},
         "scorer": {"name": "open_clip", "options": {"model": "ViT-SO400M-14-SigLIP", "pretrained": "webli"}},
         # the release bank is a user file: --bank .../image_descriptions_per_class.txt
         "bank": {"dedup": "exact", "subsample_sampler": "official"},
         "loop": {"steps": 10, "keep": 50, "requested": 50, "seed": 2024, "parser": "official", "dedup": "exact",
-                 "exploration_style": "official"},
+                 "exploration_style": "official", "ties": "new_first"},
         "prompts": "official",
         "dataset": {"seed": 2024, "sampler": "official"},
         "batch_size": 16,

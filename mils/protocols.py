@@ -23,23 +23,70 @@ class Sample:
 
 @runtime_checkable
 class Generator(Protocol):
-    """Turns a batch of prompts into a batch of raw replies, one reply per prompt.
+    """Turns a batch of prompts into a batch of replies, one per prompt: each a :class:`Reply`
+    (the text with its token usage and whether the token limit cut it), or a plain ``str`` (a
+    whole reply of unknown usage).
 
     ``seeds[i]`` is the only source of randomness for reply ``i``: a reply must not depend on
-    which other prompts share the batch. A generator that several threads may call at once (each
-    reading its own ``last_usage``) sets ``concurrent = True``: the ``async`` schedule needs it.
+    which other prompts share the batch. A generator that several threads may call at once sets
+    ``concurrent = True`` (:class:`ConcurrentGenerator`): the ``async`` schedule needs it.
     """
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]: ...
 
 
+@runtime_checkable
+class ConcurrentGenerator(Generator, Protocol):
+    """A generator that takes calls from several threads at once (vLLM's server client)."""
+
+    concurrent: bool
+
+
+@runtime_checkable
+class Closable(Protocol):
+    """A component holding a process or a server that should stop when the run ends."""
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Rendering(Protocol):
+    """A scorer that makes images to score (text-to-image renders, style edits): the cost ledger
+    counts them."""
+
+    images_made: int
+
+
 @dataclass(frozen=True)
 class TokenUsage:
-    """Tokens of one reply: what the cost ledger counts (a generator sets ``last_usage`` to one
-    per prompt of its last ``generate`` call; generators that cannot count leave it unset)."""
+    """Tokens of one reply: what the cost ledger counts."""
 
     prompt: int
     generated: int
+
+
+class Reply(str):
+    """One reply as the LLM wrote it, with its token ``usage`` (None when the generator cannot
+    count) and whether the token limit ``cut`` it (its last line is then half-written)."""
+
+    usage: TokenUsage | None
+    cut: bool
+
+    def __new__(cls, text: str, usage: TokenUsage | None = None, cut: bool = False) -> "Reply":
+        reply = super().__new__(cls, text)
+        reply.usage, reply.cut = usage, cut
+        return reply
+
+
+def usage_of(reply: str) -> TokenUsage | None:
+    return reply.usage if isinstance(reply, Reply) else None
+
+
+def whole_lines(reply: str) -> str:
+    """The reply without the half-written last line of a reply the token limit cut."""
+    if not (isinstance(reply, Reply) and reply.cut):
+        return str(reply)
+    return reply.rsplit("\n", 1)[0] if "\n" in reply else ""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from evaluation.datasets import Dataset, EvalSample
-from mils.protocols import Sample, TokenUsage
+from mils.protocols import Reply, Sample, TokenUsage
 from mils.registry import register
 
 WORDS = "cat dog red blue ball grass sofa tree car sky river boat bird house man woman child hat".split()
@@ -81,8 +81,7 @@ class FakeGenerator:
                 rng.shuffle(words)
                 lines.append(f"{i + 1}. {' '.join(words[:5])}")
             replies.append("\n".join(lines))
-        self.last_usage = [TokenUsage(len(p.split()), len(r.split())) for p, r in zip(prompts, replies)]  # words
-        return replies
+        return [Reply(r, TokenUsage(len(p.split()), len(r.split()))) for p, r in zip(prompts, replies)]  # words
 
 
 @register("generator", "fake")

@@ -15,7 +15,7 @@ _SAMPLING = set(SamplingOptions.model_fields)
 log = logging.getLogger(__name__)
 
 
-@register("generator", "transformers")
+@register("generator", "transformers", extra=_SAMPLING)
 def transformers_generator(model: str, cache_dir: str | Path, device: str | None = None, dtype: str = "auto",
                            **sampling) -> TransformersGenerator:
     """``sampling``: temperature, top_p, max_new_tokens (SamplingOptions' defaults otherwise)."""
@@ -39,6 +39,9 @@ def vllm_generator(model: str, cache_dir: str | Path, device: str | None = None,
     if server:
         if engine_args:
             log.warning("generator.options %s are engine options: a running server (%s) keeps its own", engine_args, server)
+        if sampling.stop_tokens == "official":
+            log.warning("stop_tokens: official is an engine setting; the server at %s stops where it was started to "
+                        "(start it with --generation-config vllm for the MILS code's end tokens)", server)
         return VLLMServerGenerator(server, sampling, served_name)
     try:
         import vllm  # noqa: F401  (here: the engine runs in-process)
@@ -57,7 +60,7 @@ def vllm_generator(model: str, cache_dir: str | Path, device: str | None = None,
 
     on_gpu = torch.cuda.is_available()
     model_dir = resolve_model_dir(model, Path(cache_dir).expanduser())
-    engine = engine_arguments({"dtype": dtype, **engine_args}, on_gpu)
+    engine = engine_arguments({"dtype": dtype, **engine_args}, on_gpu, sampling.stop_tokens)
     memory = plan(model_dir, workload, sampling.max_new_tokens, engine["dtype"], on_gpu, engine)
     check_fits(memory, None if on_gpu else available_gib())
     log.info("vLLM engine: %s", memory.describe())

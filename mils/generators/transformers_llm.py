@@ -18,7 +18,7 @@ from typing import Sequence
 import torch
 
 from mils.errors import InputError, MissingInputError
-from mils.protocols import TokenUsage
+from mils.protocols import Reply, TokenUsage
 from mils.sampling import SamplingOptions
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,17 @@ def resolve_model_dir(model: str, cache_dir: str | Path) -> str:
     return model
 
 
+def stop_ids(config_eos: int | list[int] | None, tokenizer, stop_tokens: str = "model") -> list[int]:
+    """The token ids that end a reply: ``model``: the generation config's list and the tokenizer's
+    end token; ``official``: the MILS code's ``[tokenizer.eos_token_id, <|eot_id|>]`` (Llama 3's
+    end of turn, when the vocabulary has it), which replaces the config's list."""
+    if stop_tokens == "official":
+        ids = [tokenizer.eos_token_id, tokenizer.get_vocab().get("<|eot_id|>")]
+    else:
+        ids = [*(config_eos if isinstance(config_eos, list) else [config_eos]), tokenizer.eos_token_id]
+    return sorted({int(e) for e in ids if e is not None})
+
+
 class TransformersGenerator:
     """A chat LLM loaded with transformers; ``generate`` is one batched call."""
 
@@ -87,9 +98,7 @@ class TransformersGenerator:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.sampling = sampling or SamplingOptions()
-        eos = model.generation_config.eos_token_id
-        eos = eos if isinstance(eos, list) else [eos]
-        self.eos_ids = sorted({int(e) for e in [*eos, tokenizer.eos_token_id] if e is not None})
+        self.eos_ids = stop_ids(model.generation_config.eos_token_id, tokenizer, self.sampling.stop_tokens)
         self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
 
     @classmethod
@@ -119,9 +128,14 @@ class TransformersGenerator:
         ``NUCLEUS_WINDOW`` tokens when they hold ``top_p`` of the mass for every row (a partial
         sort; exact), else by a full sort."""
         probs = torch.softmax(logits.float() / self.sampling.temperature, dim=-1)
-        sorted_p, order = probs.topk(min(self.NUCLEUS_WINDOW, probs.shape[-1]), dim=-1)
-        if not bool((sorted_p.sum(-1) > self.sampling.top_p).all()):
-            sorted_p, order = probs.sort(dim=-1, descending=True)
+        top_k = self.sampling.top_k
+        if top_k is not None and top_k < probs.shape[-1]:  # transformers' order: temperature, top-k, top-p
+            sorted_p, order = probs.topk(top_k, dim=-1)
+            sorted_p = sorted_p / sorted_p.sum(-1, keepdim=True)
+        else:
+            sorted_p, order = probs.topk(min(self.NUCLEUS_WINDOW, probs.shape[-1]), dim=-1)
+            if not bool((sorted_p.sum(-1) > self.sampling.top_p).all()):
+                sorted_p, order = probs.sort(dim=-1, descending=True)
         # keep the smallest prefix whose mass reaches top_p (the first token always stays)
         drop = sorted_p.cumsum(-1) - sorted_p > self.sampling.top_p
         cdf = sorted_p.masked_fill(drop, 0.0).cumsum(-1)
@@ -170,11 +184,5 @@ class TransformersGenerator:
                 past_key_values=out.past_key_values, use_cache=True,
             )
         prompt_lengths = enc.attention_mask.sum(-1).tolist()
-        self.last_usage = [TokenUsage(int(n), len(p)) for n, p in zip(prompt_lengths, produced)]
-        replies = [self.tokenizer.decode(p, skip_special_tokens=True) for p in produced]
-        return [whole_lines(r, finished) for r, finished in zip(replies, done.tolist())]
-
-
-def whole_lines(reply: str, finished: bool) -> str:
-    """A reply cut off by the token limit ends in a half-written line: drop that line."""
-    return reply if finished else reply.rsplit("\n", 1)[0] if "\n" in reply else ""
+        return [Reply(self.tokenizer.decode(p, skip_special_tokens=True), TokenUsage(int(n), len(p)), not finished)
+                for p, n, finished in zip(produced, prompt_lengths, done.tolist())]

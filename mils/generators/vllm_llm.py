@@ -1,7 +1,7 @@
 """Optional vLLM generator for GPU users (``pip install vllm``; ``make vllm`` makes a separate
 environment with it); same contract as the transformers backend: the same model specs (a
-``pypi:...gguf`` file is converted once into the cache), the model's own chat template, a reply cut
-off by the token limit loses its half-written last line, token counts for the cost ledger. Its
+``pypi:...gguf`` file is converted once into the cache), the model's own chat template, replies that say whether the
+token limit cut them and carry their token counts for the cost ledger. Its
 context and KV cache come from the run (:mod:`mils.generators.vllm_memory`).
 
 vLLM takes a seed per request, so replies are batch-independent without extra work. On a CPU
@@ -14,8 +14,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from mils.errors import require
-from mils.generators.transformers_llm import whole_lines
-from mils.protocols import TokenUsage
+from mils.protocols import Reply, TokenUsage
 from mils.sampling import SamplingOptions
 
 # on a CPU build: whole prefills; no torch.compile (its warm-up took 400 s on 2 cores); float32 for
@@ -24,9 +23,14 @@ from mils.sampling import SamplingOptions
 CPU_DEFAULTS = {"max_num_batched_tokens": 16384, "enforce_eager": True}
 
 
-def engine_arguments(engine_args: dict[str, Any], on_gpu: bool) -> dict[str, Any]:
+def engine_arguments(engine_args: dict[str, Any], on_gpu: bool, stop_tokens: str = "model") -> dict[str, Any]:
     """The engine's keyword arguments (tensor_parallel_size, gpu_memory_utilization, dtype,
-    enforce_eager, max_num_batched_tokens, ... pass through); on a CPU, :data:`CPU_DEFAULTS`."""
+    enforce_eager, max_num_batched_tokens, ... pass through); on a CPU, :data:`CPU_DEFAULTS`.
+    ``stop_tokens: official``: the model's generation config is not read (``generation_config:
+    vllm``), so a reply ends at the tokenizer's end token only: for Llama-3.1-Instruct that is
+    <|eot_id|>, the MILS code's set (it replaced the config's list, which adds <|end_of_text|>, <|eom_id|>)."""
+    if stop_tokens == "official":
+        engine_args = {"generation_config": "vllm", **engine_args}
     if on_gpu:
         return engine_args
     args = {**CPU_DEFAULTS, **engine_args}
@@ -53,14 +57,14 @@ class VLLMGenerator:
             SamplingParams(
                 temperature=self.sampling.temperature, top_p=self.sampling.top_p,
                 max_tokens=self.sampling.max_new_tokens, seed=int(seed) % (2**31),
+                **({"top_k": self.sampling.top_k} if self.sampling.top_k else {}),
             )
             for seed in seeds
         ]
         messages = [[{"role": "user", "content": p}] for p in prompts]
         outputs = self.llm.chat(messages, params, use_tqdm=False)
-        self.last_usage = [TokenUsage(len(o.prompt_token_ids or []), len(o.outputs[0].token_ids or []))
-                           for o in outputs]
-        return [whole_lines(o.outputs[0].text, o.outputs[0].finish_reason != "length") for o in outputs]
+        return [Reply(o.outputs[0].text, TokenUsage(len(o.prompt_token_ids or []), len(o.outputs[0].token_ids or [])),
+                      o.outputs[0].finish_reason == "length") for o in outputs]
 
     def close(self) -> None:
         """Stop the engine's process now, while logging still has its streams (at interpreter exit

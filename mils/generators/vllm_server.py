@@ -16,27 +16,29 @@ import os
 import signal
 import socket
 import subprocess
-import threading
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
 from mils.errors import ComponentError
-from mils.generators.transformers_llm import whole_lines
 from mils.generators.vllm_memory import engine_error
-from mils.protocols import TokenUsage
+from mils.protocols import Reply, TokenUsage
 from mils.sampling import SamplingOptions
 
 log = logging.getLogger(__name__)
 
-VLLM_VENV_PYTHON = Path(__file__).resolve().parents[2] / ".venv-vllm" / "bin" / "python"
+# `make vllm` records its environment's interpreter here, in the main environment
+VLLM_RECORD = Path(sys.prefix) / "mils-vllm-python"
 
 
 def vllm_python() -> Path | None:
-    """The interpreter of the environment ``make vllm`` builds (or ``MILS_VLLM_PYTHON``), if there."""
-    path = Path(os.environ.get("MILS_VLLM_PYTHON", VLLM_VENV_PYTHON)).expanduser()
-    return path if path.is_file() else None
+    """The interpreter of an environment with vLLM: ``MILS_VLLM_PYTHON``, else the one `make vllm`
+    recorded in this environment (``<sys.prefix>/mils-vllm-python``); None when neither is there."""
+    named = os.environ.get("MILS_VLLM_PYTHON") or (VLLM_RECORD.read_text().strip() if VLLM_RECORD.is_file() else "")
+    path = Path(named).expanduser() if named else None
+    return path if path is not None and path.is_file() else None
 
 
 def server_flags(engine_args: dict[str, Any]) -> list[str]:
@@ -123,7 +125,7 @@ class VLLMServer:
 class VLLMServerGenerator:
     """The ``vllm`` generator's contract over HTTP: ``generate(prompts, seeds)`` sends every prompt at
     once (up to ``concurrency`` in flight) and returns the replies in order. Threads may call it at
-    once (the ``async`` schedule); ``last_usage`` is each thread's own last call's."""
+    once (the ``async`` schedule)."""
 
     concurrent = True
 
@@ -136,18 +138,14 @@ class VLLMServerGenerator:
         self.client = httpx.Client(timeout=httpx.Timeout(3600.0, connect=30.0),
                                    limits=httpx.Limits(max_connections=concurrency))
         self.concurrency = concurrency
-        self._local = threading.local()
 
-    @property
-    def last_usage(self) -> list[TokenUsage]:
-        return getattr(self._local, "usage", [])
-
-    def _one(self, prompt: str, seed: int) -> tuple[str, TokenUsage]:
+    def _one(self, prompt: str, seed: int) -> Reply:
         import httpx
 
         body = {"model": self.served_name, "messages": [{"role": "user", "content": prompt}],
                 "temperature": self.sampling.temperature, "top_p": self.sampling.top_p,
-                "max_tokens": self.sampling.max_new_tokens, "seed": int(seed) % (2**31)}
+                "max_tokens": self.sampling.max_new_tokens, "seed": int(seed) % (2**31),
+                **({"top_k": self.sampling.top_k} if self.sampling.top_k else {})}
         try:
             response = self.client.post(self.url + "/v1/chat/completions", json=body)
             response.raise_for_status()
@@ -157,14 +155,13 @@ class VLLMServerGenerator:
             raise ComponentError(f"vLLM's server at {self.url} failed a request: {err} {detail[:500]}{tail}") from err
         reply = response.json()
         choice, usage = reply["choices"][0], reply.get("usage") or {}
-        text = whole_lines(choice["message"]["content"] or "", choice.get("finish_reason") != "length")
-        return text, TokenUsage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
+        return Reply(choice["message"]["content"] or "",
+                     TokenUsage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))),
+                     choice.get("finish_reason") == "length")
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]:
         with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(prompts)))) as pool:
-            results = list(pool.map(self._one, prompts, seeds))
-        self._local.usage = [usage for _, usage in results]
-        return [text for text, _ in results]
+            return list(pool.map(self._one, prompts, seeds))
 
     def close(self) -> None:
         self.client.close()

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from mils import registry
-from mils.protocols import CandidateScorer, Sample, Scorer
+from mils.protocols import CandidateScorer, Sample, Scorer, whole_lines
 from tests.conftest import write_audio, write_video
 
 TEXTS = ["a photo of a cat", "a cup of coffee", "a rocket", "a photo of a cat"]
@@ -180,13 +180,21 @@ def test_vllm_requests_carry_the_sampling_settings_and_a_seed_per_prompt(monkeyp
     generator = registry.create("generator", "vllm", model=tiny_llama_dir, cache_dir="/unused", temperature=0.7,
                                 top_p=0.8, max_new_tokens=64, max_model_len=2048)
     assert generator.llm.engine_args["max_model_len"] == 2048  # engine args reach vLLM
-    generator.generate(["a", "b"], [5, 2**40 + 7])
+    replies = generator.generate(["a", "b"], [5, 2**40 + 7])
     messages, params = requests[-1]
     assert messages == [[{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]]
     assert [(p.temperature, p.top_p, p.max_tokens) for p in params] == [(0.7, 0.8, 64)] * 2
     assert [p.seed for p in params] == [5, (2**40 + 7) % 2**31]  # per-request seeds in vLLM's range
-    assert [u.prompt for u in generator.last_usage] == [1, 1]  # token counts from vLLM's outputs
-    assert generator.generate(["cut off here"], [1]) == ["1. first line"]  # the half-written line is dropped
+    assert [r.usage.prompt for r in replies] == [1, 1]  # token counts from vLLM's outputs
+    cut = generator.generate(["cut off here"], [1])[0]
+    assert cut.cut and whole_lines(cut) == "1. first line"  # the half-written line is marked, then dropped
+    assert not hasattr(params[0], "top_k")  # vLLM's own default (none) unless asked
+
+    official = registry.create("generator", "vllm", model=tiny_llama_dir, cache_dir="/unused", top_k=50,
+                               stop_tokens="official", max_model_len=2048)
+    official.generate(["a"], [1])
+    assert requests[-1][1][0].top_k == 50  # the paper's sampling: top-k 50 before top-p
+    assert official.llm.engine_args["generation_config"] == "vllm"  # ends at the tokenizer's end token only
 
 
 @pytest.mark.slow

@@ -81,7 +81,20 @@ def test_the_1k_subset_is_the_official_draw():
     assert {s.id for s in data.subsample(1000, 2024).samples} != set(official)  # the numpy draw differs
 
 
-@pytest.mark.skipif(not RELEASE_PROMPTS.is_dir(), reason="the MILS release prompts are not here (../shared/data)")
+@pytest.mark.parametrize("task", sorted(OFFICIAL_FILES))
+def test_the_paper_prompts_hash_as_the_official_files(task):
+    """Runs everywhere: the SHA-256 of each file of facebookresearch/MILS@2843135 prompts/ (checked
+    against the repository and the release copy) is shipped with the tests."""
+    import hashlib
+    import json
+
+    shipped = json.loads((Path(__file__).parent / "data" / "official_prompt_sha256.json").read_text())
+    assert hashlib.sha256(OFFICIAL_PROMPTS[task].encode()).hexdigest() == shipped[task]
+    assert hashlib.sha256(template_for(task, "official").text.encode()).hexdigest() == shipped[task]
+
+
+@pytest.mark.skipif(not RELEASE_PROMPTS.is_dir(), reason="the MILS release prompts are not here (../shared/data); "
+                    "their hashes are checked by test_the_paper_prompts_hash_as_the_official_files")
 @pytest.mark.parametrize("task", sorted(OFFICIAL_FILES))
 def test_the_paper_prompts_are_the_official_files_byte_for_byte(task):
     official = (RELEASE_PROMPTS / OFFICIAL_FILES[task]).read_bytes()
@@ -102,10 +115,22 @@ def test_an_official_template_is_filled_the_official_way(tmp_path):
         build_config("offline", {"prompts": str(tmp_path)})
 
 
+@pytest.mark.parametrize("ties, best", [("kept_first", "red cat sofa"), ("new_first", "Sofa, red cat")])
+def test_a_tie_goes_to_the_kept_candidate_or_as_in_the_official_code_to_the_new_one(ties, best, fake_scorer,
+                                                                                    text_samples):
+    # the bag-of-words scorer cannot tell the two apart (case, order, punctuation): an exact tie
+    options = LoopOptions(steps=1, keep=1, requested=1, dedup="exact", ties=ties)
+    result = Optimiser(_Replies("1. Sofa, red cat!"), fake_scorer, template_for("image_captioning"), ["red cat sofa"],
+                       fake_scorer.embed_texts(["red cat sofa"]), options).run(text_samples[:1])[0]
+    assert result.history[1].best_score == result.history[0].best_score
+    assert result.history[1].best == best
+
+
 def test_paper_profile_defaults_are_the_official_settings():
     config = build_config("paper", {"bank": {"path": "bank.txt"}})
     assert config.generator.max_new_tokens == 3000
     assert (config.loop.seed, config.loop.parser, config.loop.dedup) == (2024, "official", "exact")
+    assert config.loop.ties == "new_first"
     assert config.prompts == "official" and (config.dataset.seed, config.dataset.sampler) == (2024, "official")
     t2i = build_config("paper", task="text_to_image")
     assert t2i.loop.max_words is None
@@ -115,13 +140,15 @@ def test_paper_profile_defaults_are_the_official_settings():
 
 def test_new_options_at_their_defaults_keep_older_result_keys():
     offline = build_config("offline")
-    explicit = build_config("offline", {"loop": {"parser": "robust", "dedup": "normalised", "exploration_style": "suite"},
+    explicit = build_config("offline", {"loop": {"parser": "robust", "dedup": "normalised", "exploration_style": "suite",
+                                                 "ties": "kept_first"},
                                         "prompts": "suite", "dataset": {"sampler": "numpy"},
                                         "bank": {"dedup": "normalised", "subsample_sampler": "numpy"}})
     assert explicit.result_key() == offline.result_key()
     for change in ({"loop": {"parser": "official"}}, {"loop": {"dedup": "exact"}}, {"prompts": "official"},
                    {"dataset": {"sampler": "official"}}, {"loop": {"exploration_style": "official"}},
-                   {"bank": {"dedup": "exact"}}, {"bank": {"subsample_sampler": "official"}}):
+                   {"bank": {"dedup": "exact"}}, {"bank": {"subsample_sampler": "official"}},
+                   {"loop": {"ties": "new_first"}}):
         assert build_config("offline", change).result_key() != offline.result_key(), change
 
 
@@ -282,3 +309,54 @@ def test_the_official_bank_subset_is_random_sample_over_the_files_lines(tmp_path
     paper = build_config("paper", {"bank": {"path": "bank.txt"}})
     assert (paper.bank.dedup, paper.bank.subsample_sampler, paper.loop.exploration_style) == ("exact", "official",
                                                                                              "official")
+
+
+@pytest.mark.parametrize("parser, cut_line_kept", [("official", True), ("robust", False)])
+def test_a_reply_cut_by_the_token_limit_keeps_its_counted_last_line_under_the_official_parser(parser, cut_line_kept,
+                                                                                            fake_scorer, text_samples):
+    from mils.protocols import Reply
+
+    class Cut:
+        def generate(self, prompts, seeds):
+            return [Reply("1. red cat sofa\n2. red cat on a blue so", cut=True) for _ in prompts]
+
+    result = Optimiser(Cut(), fake_scorer, template_for("image_captioning"), ["old house"],
+                       fake_scorer.embed_texts(["old house"]), LoopOptions(steps=1, keep=3, requested=2, parser=parser)
+                       ).run(text_samples[:1])[0]
+    assert result.history[1].new_unique == (2 if cut_line_kept else 1)
+    assert result.raw_replies == ["1. red cat sofa\n2. red cat on a blue so"]  # stored as written
+
+
+def test_the_official_stop_tokens_replace_the_generation_configs_list():
+    from mils.generators.transformers_llm import stop_ids
+
+    class Tokenizer:  # Llama-3.1-Instruct's: eos <|eot_id|> (128009); its generation config: 128001, 128008, 128009
+        eos_token_id = 128009
+
+        def get_vocab(self):
+            return {"<|eot_id|>": 128009, "<|end_of_text|>": 128001, "<|eom_id|>": 128008}
+
+    assert stop_ids([128001, 128008, 128009], Tokenizer(), "model") == [128001, 128008, 128009]
+    assert stop_ids([128001, 128008, 128009], Tokenizer(), "official") == [128009]
+
+
+def test_top_k_samples_among_the_k_most_likely_tokens_before_top_p():
+    import torch
+
+    from mils.generators.transformers_llm import TransformersGenerator
+    from mils.sampling import SamplingOptions
+
+    logits = torch.tensor([[4.0, 3.9, 3.8, 3.7, 3.6, 3.5]])
+    picked = {}
+    for top_k in (None, 2):
+        generator = TransformersGenerator.__new__(TransformersGenerator)
+        generator.sampling = SamplingOptions(temperature=1.0, top_p=0.99, top_k=top_k)
+        picked[top_k] = {int(generator._sample(logits, [torch.Generator().manual_seed(s)])) for s in range(200)}
+    assert picked[2] == {0, 1} and len(picked[None]) == 6
+
+
+def test_the_paper_profile_samples_as_the_official_generate_call():
+    config = build_config("paper", {"bank": {"path": "bank.txt"}})
+    g = config.generator
+    assert (g.temperature, g.top_p, g.top_k, g.max_new_tokens, g.stop_tokens) == (0.5, 0.9, 50, 3000, "official")
+    assert build_config("offline").generator.top_k is None

@@ -10,6 +10,7 @@ import pytest
 
 from mils.errors import ComponentError
 from mils.generators.vllm_server import VLLMServerGenerator, server_flags
+from mils.protocols import whole_lines
 from mils.sampling import SamplingOptions
 
 
@@ -63,13 +64,18 @@ def test_every_prompt_goes_at_once_with_its_seed_and_replies_come_back_in_order(
     sent = sorted(_Handler.requests, key=lambda r: r["seed"])
     assert [r["seed"] for r in sent] == list(range(20))  # seeds reduced as in-process (mod 2**31)
     assert {(r["model"], r["temperature"], r["top_p"], r["max_tokens"]) for r in sent} == {("mils", 0.5, 0.9, 64)}
-    assert [u.prompt for u in generator.last_usage] == [len(p) for p in prompts]
+    assert [r.usage.prompt for r in replies] == [len(p) for p in prompts]
+    assert "top_k" not in sent[0]
+    VLLMServerGenerator(server, SamplingOptions(top_k=50)).generate(["x"], [1])
+    assert _Handler.requests[-1]["top_k"] == 50
 
 
-def test_a_reply_cut_off_by_the_limit_loses_its_half_line_and_counts_its_tokens(server):
+def test_a_reply_cut_off_by_the_limit_says_so_and_counts_its_tokens(server):
     generator = VLLMServerGenerator(server, SamplingOptions(max_new_tokens=30))
-    assert generator.generate(["long", "short"], [5, 6]) == ["1. a caption for long (seed 5)", "1. about short"]
-    assert [(u.prompt, u.generated) for u in generator.last_usage] == [(4, 30), (5, 4)]
+    replies = generator.generate(["long", "short"], [5, 6])
+    assert [whole_lines(r) for r in replies] == ["1. a caption for long (seed 5)", "1. about short"]
+    assert [r.cut for r in replies] == [True, False] and replies[0].startswith("1. a caption for long (seed 5)\n")
+    assert [(r.usage.prompt, r.usage.generated) for r in replies] == [(4, 30), (5, 4)]
 
 
 def test_a_failed_request_names_the_server(server):

@@ -12,7 +12,7 @@ from mils.loop import LoopOptions, Optimiser  # noqa: E402
 from mils.parsing import parse_candidates  # noqa: E402
 from mils.profiles import SMOLLM2_GGUF  # noqa: E402
 from mils.prompts import get_template  # noqa: E402
-from mils.protocols import Sample  # noqa: E402
+from mils.protocols import Sample, whole_lines  # noqa: E402
 from mils.registry import create  # noqa: E402
 
 PROMPTS = [get_template("image_captioning").render([("a photo of a cat", 0.31), ("a photo of a dog", 0.22)], 5),
@@ -42,8 +42,7 @@ def test_replies_are_strings_seeded_and_independent_of_their_batch_mates(generat
 
 
 def test_token_counts_and_the_cut_off_line(generator):
-    generator.generate(PROMPTS[:2], [1, 2])
-    usage = generator.last_usage
+    usage = [r.usage for r in generator.generate(PROMPTS[:2], [1, 2])]
     assert [u.prompt > 20 for u in usage] == [True, True] and all(0 < u.generated <= 96 for u in usage)
     short = generator.sampling.model_copy(update={"max_new_tokens": 12})
     generator.sampling, full = short, generator.sampling
@@ -51,9 +50,9 @@ def test_token_counts_and_the_cut_off_line(generator):
         cut = generator.generate(PROMPTS[:1], [7])[0]
     finally:
         generator.sampling = full
-    assert generator.last_usage[0].generated == 12  # it hit the limit...
+    assert cut.usage.generated == 12 and cut.cut  # it hit the limit...
     whole = generator.generate(PROMPTS[:1], [7])[0]
-    assert cut == "" or whole.startswith(cut)  # ...and kept only the lines it finished
+    assert whole.startswith(cut) and not whole.cut and whole.startswith(whole_lines(cut))  # ...and says so
 
 
 def test_a_run_on_vllm_gives_results_and_a_cost_ledger(generator):
@@ -91,8 +90,9 @@ def test_the_server_answers_as_the_in_process_engine_does(generator, tmp_path):
     remote = VLLMServerGenerator(server.url, generator.sampling, server=server)
     try:
         seeds = [5, 6, 7, 8]
-        assert remote.generate(PROMPTS, seeds) == generator.generate(PROMPTS, seeds)
-        assert remote.last_usage == generator.last_usage
+        remote_replies, local_replies = remote.generate(PROMPTS, seeds), generator.generate(PROMPTS, seeds)
+        assert remote_replies == local_replies
+        assert [r.usage for r in remote_replies] == [r.usage for r in local_replies]
     finally:
         remote.close()
     assert server.process.poll() is not None  # stopped with the generator
