@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def synthetic_result(n: int, steps: int, rng: random.Random):
-    from mils.loop import SampleResult, StepCost, StepRecord, StepTrace
+    from mils.records import SampleResult, StepCost, StepRecord, StepTrace
 
     words = "a photo of cat dog boat tree red blue small large on the sofa in park river with man".split()
 

@@ -7,12 +7,13 @@ import contextlib
 import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from cli.common import add_run_options, make_config, print_table
 from mils.errors import InputError
-from mils.protocols import Sample
+from mils.protocols import Closable, Sample
 from mils.task_specs import captioning_task
 
 
@@ -51,7 +52,9 @@ def cmd_caption(args: argparse.Namespace) -> int:
         try:
             run = captioner.caption([Sample.from_path(p) for p in paths], progress=not args.json)
         finally:  # a vLLM server started for this run stops now, not at exit
-            getattr(captioner.generator, "close", lambda: None)()
+            if isinstance(captioner.generator, Closable):
+                captioner.generator.close()
+    out = _write_results(args.out, config, run)
     by_id = {r.sample_id: r for r in run.results}
     if args.json:
         for path in paths:
@@ -72,7 +75,26 @@ def cmd_caption(args: argparse.Namespace) -> int:
               f"loop {t.get('loop_total', 0):.1f}s (LLM {t.get('generation', 0):.1f}s"
               f"{' summed over concurrent requests' if config.schedule == 'async' else ''}, "
               f"non-model share {loop_overhead(t):.1%})")
+        print(f"results: {out} (the files `mils run` writes: `mils view {out}`, `mils compare`, judging export)")
     return 1 if run.failed else 0
+
+
+def _write_results(out: str | None, config, run) -> Path:
+    """The run as `mils run` leaves it: a results folder of one file per sample (and per failure),
+    the config and the media root, under ``out`` (default: a new dated folder in outputs/captions)."""
+    from mils.config import scorer_record
+    from mils.files import write_atomic
+    from mils.results import ResultStore, write_media_root
+
+    folder = Path(out) if out else Path("outputs/captions") / time.strftime("%Y%m%d-%H%M%S")
+    store = ResultStore(folder, scorer_record(config))
+    write_atomic(folder / "config.json", config.model_dump_json(indent=2))
+    write_media_root(folder, [Sample(r.sample_id, Path(r.media)) for r in run.results if r.media])
+    for result in run.results:
+        store.write(result)
+    for sample_id, error in run.failed.items():
+        store.write_failure(sample_id, error)
+    return folder
 
 
 def cmd_t2i(args: argparse.Namespace) -> int:
@@ -123,6 +145,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     caption.add_argument("--modality", choices=["image", "video", "audio"], help="override the extension")
     caption.add_argument("--scorer-model", help="audio: a ClapModel id or local directory")
     caption.add_argument("--json", action="store_true", help="one JSON object per input on stdout")
+    caption.add_argument("--out", help="the results folder to write (default: outputs/captions/<date-time>)")
     add_run_options(caption)
     caption.set_defaults(func=cmd_caption)
 

@@ -35,6 +35,7 @@ def loop_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def make_config(args: argparse.Namespace, task: str | None = None):
+    from evaluation.datasets import check_dataset
     from mils.config import build_config, load_config
     from mils.profiles import offline_gap
     from mils.task_specs import get_task
@@ -48,11 +49,14 @@ def make_config(args: argparse.Namespace, task: str | None = None):
     if options:
         overrides["scorer"] = {"options": options}
     if args.config:
-        return load_config(args.config, overrides)
-    gap = offline_gap(task) if args.profile == "offline" and task else None
-    if gap and not options:
-        raise InputError(f"the offline profile has no weights for {task}: it needs {gap}, or use --profile paper")
-    return build_config(args.profile, overrides, task=task)
+        config = load_config(args.config, overrides)
+    else:
+        gap = offline_gap(task) if args.profile == "offline" and task else None
+        if gap and not options:
+            raise InputError(f"the offline profile has no weights for {task}: it needs {gap}, or use --profile paper")
+        config = build_config(args.profile, overrides, task=task)
+    check_dataset(config.dataset)
+    return config
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:

@@ -38,7 +38,8 @@ def _print_benchmark(outcome: dict) -> None:
             print(gain[primary].verdict(primary).replace("B ", "MILS final ", 1))
     from mils.cost import cost_line, run_cost
 
-    print("\n" + cost_line(run_cost(results, outcome["seconds"], outcome.get("dataset_size"))))
+    print("\n" + cost_line(run_cost(results, outcome["seconds"], outcome.get("dataset_size"),
+                                         outcome.get("worker_peak_rss_mb"))))
     print(f"\nresults: {outcome['results_dir']}  ({outcome['shards']['computed']} computed, "
           f"{outcome['shards']['resumed']} resumed, {outcome['seconds']:.0f}s)")
 

@@ -27,11 +27,12 @@ class Side:
     scores: dict[str, float] | None = None  # the scorer's score per sample, when the side is a MILS run
     config: RunConfig | None = None
     cache_dir: Path | None = None  # where its metric reports are cached
+    higher_is_better: bool = True  # the direction its results recorded
 
 
 def side_from_path(spec: str) -> Side:
     """``FOLDER``, ``FOLDER:step0`` (a results folder) or ``FILE.json`` (id -> caption)."""
-    from mils.results import ResultStore
+    from mils.results import ResultStore, direction
 
     path, _, stage = spec.partition(":") if not Path(spec).exists() else (spec, "", "")
     folder = Path(path)
@@ -45,7 +46,7 @@ def side_from_path(spec: str) -> Side:
         config_file = folder / "config.json"
         config = RunConfig.model_validate_json(config_file.read_text()) if config_file.is_file() else None
         return Side(spec, {r.sample_id: pick(r).best for r in results}, {r.sample_id: pick(r).best_score for r in results},
-                    config, folder / "metrics")
+                    config, folder / "metrics", direction(results, str(folder)))
     if not folder.is_file():
         raise MissingInputError(f"{spec}: not a results folder (no samples/), a JSON file or an MLflow run id")
     raw = read_json(folder, "captions")
@@ -103,6 +104,8 @@ def compare(a: Side, b: Side, references: dict[str, list[str]], metrics, seed: i
                                       list(metrics), seed, side.cache_dir, tokenize)
 
     same_scorer = a.config and b.config and a.config.scorer == b.config.scorer
-    scores = (paired_scores(a.scores, b.scores, resamples=resamples, seed=seed)
+    if same_scorer and a.higher_is_better != b.higher_is_better:
+        raise InputError(f"{a.name} and {b.name} name the same scorer but recorded opposite score directions")
+    scores = (paired_scores(a.scores, b.scores, a.higher_is_better, resamples=resamples, seed=seed)
               if a.scores and b.scores and same_scorer else None)
     return Comparison(a, b, len(shared), paired_metrics(report(a), report(b), resamples, seed), scores)

@@ -21,7 +21,7 @@ from mils.config import DatasetConfig
 from mils.errors import InputError, MissingInputError
 from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, media_problem
 from mils.protocols import Sample
-from mils.registry import create, register
+from mils.registry import checked_options, create, register
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +296,11 @@ def load_dataset(kind: str, args: dict[str, Any], limit: int | None = None, seed
     """Build the registered dataset ``kind`` (coco_karpathy, coco_captions, msrvtt, clotho,
     drawbench, folder, sample, or a plugin's) from its arguments, then subsample."""
     return create("dataset", kind, **args).subsample(limit, seed, sampler)
+
+
+def check_dataset(cfg: DatasetConfig) -> None:
+    """The dataset kind exists and takes the arguments given (checked before anything is read)."""
+    checked_options("dataset", cfg.kind, cfg.args, "dataset.args")
 
 
 def config_dataset(cfg: DatasetConfig) -> Dataset:

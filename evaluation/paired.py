@@ -17,6 +17,7 @@ import pandas as pd
 from evaluation.bootstrap import DEFAULT_RESAMPLES, resample_chunks
 from evaluation.caption_metrics import MetricReport, _bleu_from_stats, bleu_from_table
 from mils.errors import InputError
+from mils.results import direction
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class PairedDelta:
     delta: float
     low: float
     high: float
-    p_not_better: float  # share of resamples with delta <= 0
+    p_not_better: float  # share of resamples with delta <= 0 (>= 0 where lower is better)
     n: int
 
     def verdict(self, name: str, higher_is_better: bool = True, scale: float = 100.0) -> str:
@@ -49,14 +50,15 @@ def _decimals(*values: float) -> int:
     return int(min(4, max(1, -np.floor(np.log10(smallest))))) if smallest < 1 else 1
 
 
-def _delta(stat_a, stat_b, n: int, resamples: int, seed: int) -> PairedDelta:
+def _delta(stat_a, stat_b, n: int, resamples: int, seed: int, higher_is_better: bool = True) -> PairedDelta:
     """``stat_x(indices[R, n]) -> [R]`` and ``stat_x(None) -> value on all samples``."""
     if n == 0:
         raise InputError("no shared samples to compare")
     a, b = float(stat_a(None)), float(stat_b(None))
     deltas = np.concatenate([stat_b(idx) - stat_a(idx) for idx in resample_chunks(n, resamples, seed)])
     low, high = np.nanpercentile(deltas, [2.5, 97.5])
-    return PairedDelta(a, b, b - a, float(low), float(high), float(np.mean(deltas <= 0)), n)
+    not_better = deltas <= 0 if higher_is_better else deltas >= 0
+    return PairedDelta(a, b, b - a, float(low), float(high), float(np.mean(not_better)), n)
 
 
 def _mean_stat(values: np.ndarray):
@@ -102,9 +104,11 @@ class ScoreComparison:
     ties: int
     losses: int
     mean: PairedDelta
+    higher_is_better: bool = True  # the scorer's direction: a win is a higher score, or a lower one
 
     def as_dict(self) -> dict:
-        return {"wins": self.wins, "ties": self.ties, "losses": self.losses, **self.mean.as_dict()}
+        return {"wins": self.wins, "ties": self.ties, "losses": self.losses, **self.mean.as_dict(),
+                "higher_is_better": self.higher_is_better}
 
 
 def paired_scores(a: Mapping[str, float], b: Mapping[str, float], higher_is_better: bool = True,
@@ -112,8 +116,9 @@ def paired_scores(a: Mapping[str, float], b: Mapping[str, float], higher_is_bett
     ids = sorted(set(a) & set(b))
     va, vb = np.array([a[i] for i in ids], float), np.array([b[i] for i in ids], float)
     diff = (vb - va) * (1 if higher_is_better else -1)
-    mean = _delta(_mean_stat(va), _mean_stat(vb), len(ids), resamples, seed)
-    return ScoreComparison(int((diff > tie).sum()), int((np.abs(diff) <= tie).sum()), int((diff < -tie).sum()), mean)
+    mean = _delta(_mean_stat(va), _mean_stat(vb), len(ids), resamples, seed, higher_is_better)
+    return ScoreComparison(int((diff > tie).sum()), int((np.abs(diff) <= tie).sum()), int((diff < -tie).sum()), mean,
+                           higher_is_better)
 
 
 def gain_metrics(metrics: Mapping[str, PairedDelta], scores: ScoreComparison | None, prefix: str = "gain") -> dict:
@@ -137,7 +142,7 @@ def gain_table(metrics: Mapping[str, PairedDelta], scores: ScoreComparison | Non
              f"{d.p_not_better:.3f}") for name, d in metrics.items()]
     if scores is not None:
         m = scores.mean
-        rows.append(("scorer score", f"{m.a:.3f}", f"{m.b:.3f}", f"{m.delta:+.3f} [{m.low:+.3f}, {m.high:+.3f}]",
+        rows.append(("scorer score" + ("" if scores.higher_is_better else " (lower is better)"), f"{m.a:.3f}", f"{m.b:.3f}", f"{m.delta:+.3f} [{m.low:+.3f}, {m.high:+.3f}]",
                      f"{m.p_not_better:.3f}"))
     table = text_table(("metric", names[0], names[1], "Δ (B - A) [95% CI]", "P(Δ<=0)"), rows)
     if scores is not None:
@@ -148,11 +153,12 @@ def gain_table(metrics: Mapping[str, PairedDelta], scores: ScoreComparison | Non
 def run_gain(results, reports: Mapping[str, MetricReport], seed: int = 0,
              resamples: int = DEFAULT_RESAMPLES) -> tuple[dict[str, PairedDelta], ScoreComparison | None]:
     """MILS's gain over its own starting point: final vs step 0 (the initial-bank retrieval
-    baseline) on the same samples, for every metric and for the scorer's score."""
+    baseline) on the same samples, for every metric and for the scorer's score (a win is a better
+    score in the scorer's recorded direction: lower for a distance)."""
     if not results:
         return {}, None
     metrics = (paired_metrics(reports["step0"], reports["final"], resamples, seed)
                if "step0" in reports and "final" in reports else {})
     scores = paired_scores({r.sample_id: r.initial.best_score for r in results},
-                           {r.sample_id: r.score for r in results}, resamples=resamples, seed=seed)
+                           {r.sample_id: r.score for r in results}, direction(results), resamples, seed)
     return metrics, scores

@@ -25,14 +25,17 @@ from fastapi.responses import FileResponse, HTMLResponse
 from tqdm.auto import tqdm
 
 from mils.errors import InputError, MissingInputError
-from mils.loop import SampleResult
 from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, media_problem, modality_of
 from mils.parsing import annotate_reply
+from mils.records import SampleResult
 from mils.results import ResultStore, finite_or_null, read_result_file, result_from_dict, without_heavy
 
 PAGE_SIZE_MAX = 500
 SORTS = ("id", "step0", "final", "delta", "gain")  # "gain": the improvement, whichever way the scorer points
 FILTERS = ("all", "no_gain", "gain", "failed", "empty")
+
+
+INDEX_VERSION = 2  # .viewer_index.json's rows; 2: each row's score direction
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Row:
     empty_replies: int = 0
     caption: str = ""
     error: str | None = None
+    higher_is_better: bool = True  # the direction the result file recorded
     path: Path | None = None  # the sample's result file (read again when the sample is opened)
 
     @property
@@ -74,15 +78,16 @@ class RunIndex:
             self.rows = {row.sample_id: row for row in _summaries(self.folder, self.problems)}
         else:
             for path, result in _image_task_files(self.folder, self.problems):
-                self.rows[result.sample_id] = Row(
-                    result.sample_id, result.initial.best_score, result.score, len(result.history) - 1,
-                    sum(h.empty_reply for h in result.history), result.caption, path=path)
+                self.rows[result.sample_id] = _row(result, path)
                 self.step_images[result.sample_id] = sorted(path.parent.glob("step*.png"))  # beside its result
         if (self.folder / "failed").is_dir():
             for sample_id, error in ResultStore(self.folder).failures(self.problems).items():
                 self.rows.setdefault(sample_id, Row(sample_id, error=error))
-        # best-ever scores never get worse: a sample whose final is below its start was minimised
-        self.lower_is_better = any(r.final is not None and r.final < r.step0 for r in self.rows.values())
+        directions = {r.higher_is_better for r in self.rows.values() if r.error is None}
+        if len(directions) > 1:
+            self.problems.append((self.folder, "its results mix a maximised and a minimised scorer: gains are "
+                                               "shown as higher-is-better"))
+        self.lower_is_better = directions == {False}
         self.config = _config(self.folder, self.problems)
         # media are served from the results folder, the dataset root the run recorded, and those given
         recorded = _config(self.folder, self.problems, "media.json").get("media_root")
@@ -206,9 +211,12 @@ def _shown_path(path: Path, folder: Path) -> str:
 
 
 def _summary(path: Path) -> Row:
-    result = result_from_dict(without_heavy(read_result_file(path)), path)
+    return _row(result_from_dict(without_heavy(read_result_file(path)), path), path)
+
+
+def _row(result: SampleResult, path: Path) -> Row:
     return Row(result.sample_id, result.initial.best_score, result.score, len(result.history) - 1,
-               sum(h.empty_reply for h in result.history), result.caption, path=path)
+               sum(h.empty_reply for h in result.history), result.caption, None, result.higher_is_better, path)
 
 
 def _cached_row(entry: Any, stamp: list[int], path: Path) -> Row | None:
@@ -230,7 +238,8 @@ def _summaries(folder: Path, problems: list[tuple[Path, str]]) -> list[Row]:
     is listed in ``problems``; the others are shown."""
     cache_path = folder / ".viewer_index.json"
     try:
-        cached = orjson.loads(cache_path.read_bytes()).get("files", {}) if cache_path.is_file() else {}
+        index = orjson.loads(cache_path.read_bytes()) if cache_path.is_file() else {}
+        cached = index.get("files", {}) if index.get("version") == INDEX_VERSION else {}
     except (orjson.JSONDecodeError, AttributeError, OSError):
         cached = {}
     cached = cached if isinstance(cached, dict) else {}
@@ -252,7 +261,7 @@ def _summaries(folder: Path, problems: list[tuple[Path, str]]) -> list[Row]:
     if changed or len(fresh) != len(cached):
         try:
             tmp = cache_path.with_name(f"{cache_path.name}.tmp")
-            tmp.write_bytes(orjson.dumps({"files": fresh}))
+            tmp.write_bytes(orjson.dumps({"version": INDEX_VERSION, "files": fresh}))
             os.replace(tmp, cache_path)
         except (OSError, TypeError):  # a read-only results folder: no cache, nothing else changes
             pass

@@ -16,12 +16,13 @@ import pandas as pd
 from prefect import flow, get_run_logger
 
 from evaluation.caption_metrics import MetricReport
+from evaluation.datasets import check_dataset
 from flows.benchmark import BenchmarkOutcome, dataset_hash, optimise_config
 from flows.runners import make_task_runner
 from flows.tracking import log_config_run
 from mils.config import RunConfig, build_config, read_yaml, set_dotted
 from mils.errors import InputError
-from mils.loop import SampleResult
+from mils.records import SampleResult
 from tasks.captioning import load_dataset_task, metrics_task
 
 STEPS_KEY = "loop.steps"
@@ -54,6 +55,7 @@ def sweep_variants(profile: str, raw: dict[str, Any], grid: dict[str, list[Any]]
         name = "-".join(f"{k.split('.')[-1]}={v}" for k, v in point.items())
         override = set_dotted(override, "name", f"{raw.get('name', 'sweep')}-{name}")
         variants.append((point, build_config(profile, override)))
+    check_dataset(variants[0][1].dataset)
     return variants
 
 
@@ -110,7 +112,8 @@ def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, dat
                                             {"mils.kind": "config", "dataset_hash": dataset_hash(outcome),
                                              "mils.results_dir": str(outcome.results_dir),
                                              "derived_from_steps": str(outcome.config.loop.steps)},
-                                            counts=outcome.counts)
+                                            counts=outcome.counts,
+                                            worker_peak_mb=outcome.worker_peak_mb)
                 rows.append({"point": point, "run_id": child.info.run_id, "name": config.name, **logged,
                              "final": reports.get("final"), "step0": reports.get("step0")})
         dashboard = log_sweep_summary(grid, rows, title)

@@ -19,8 +19,8 @@ from evaluation.datasets import config_dataset
 from mils.captioning import build_scorer, check_media
 from mils.config import RunConfig
 from mils.files import write_atomic
-from mils.loop import SampleResult, StepCost, StepRecord, StepTrace
 from mils.media import load_image
+from mils.records import SampleResult, StepCost, StepRecord, StepTrace
 from mils.registry import create
 from mils.results import ResultStore, write_media_root
 

@@ -7,6 +7,7 @@ config's result key; running the same config again resumes where a crash or kill
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from flows.tracking import end_orphans, log_config_run, start_tracking
 from mils.captioning import check_media
 from mils.config import RunConfig
 from mils.files import write_atomic
-from mils.loop import SampleResult
+from mils.records import SampleResult
 from mils.results import ResultStore, write_media_root
 from tasks.captioning import (
     load_dataset_task,
@@ -43,6 +44,12 @@ class BenchmarkOutcome:
     seconds: float
     shard_stats: list[dict[str, Any]]
     counts: dict[str, int] | None = None  # Dataset.counts(): the split, the drawn subset, the skipped
+
+    @property
+    def worker_peak_mb(self) -> float | None:
+        """The largest peak RSS of the worker processes (not this one) that ran shards: Dask's."""
+        peaks = [s["peak_rss_mb"] for s in self.shard_stats if s.get("pid") not in (None, os.getpid())]
+        return max(peaks) if peaks else None
 
     @property
     def dataset_size(self) -> int | None:
@@ -158,7 +165,7 @@ def benchmark_flow(config: dict[str, Any]) -> dict[str, Any]:
                 log_config_run(config, outcome.results, outcome.failures, outcome.reports,
                                {"mils.kind": "config", "dataset_hash": state["dataset_hash"],
                                 "mils.results_dir": str(outcome.results_dir)},
-                               {"time/flow_seconds": outcome.seconds}, counts=outcome.counts)
+                               {"time/flow_seconds": outcome.seconds}, counts=outcome.counts, worker_peak_mb=outcome.worker_peak_mb)
             child_id = child.info.run_id
         write_atomic(outcome.results_dir / "mlflow.json", json.dumps({"parent": parent.info.run_id, "child": child_id,
                                                                      "state": state}))
@@ -166,6 +173,7 @@ def benchmark_flow(config: dict[str, Any]) -> dict[str, Any]:
             "results_dir": str(outcome.results_dir), "done": len(outcome.results), "failed": outcome.failures,
             "reports": outcome.reports, "seconds": outcome.seconds, "seed": config.loop.seed,
             "dataset_size": outcome.dataset_size, "n_samples": outcome.counts,
+            "worker_peak_rss_mb": outcome.worker_peak_mb,
             "shards": {"computed": sum(s["computed"] for s in outcome.shard_stats),
                        "resumed": sum(s["resumed"] for s in outcome.shard_stats)}}
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from evaluation.datasets import check_dataset
 from flows.ablation import run_variants, sweep_variants
 from flows.benchmark import BenchmarkOutcome, dataset_hash, optimise_config
 from flows.runners import make_task_runner
@@ -30,6 +31,7 @@ from human_eval.protocol import BatchSettings
 from mils.config import RunConfig, build_config, read_yaml
 from mils.errors import InputError
 from mils.files import write_atomic
+from mils.registry import checked_options
 from tasks.captioning import generate_bank_task
 from tasks.judging import judging_task
 
@@ -65,7 +67,13 @@ def read_pipeline(path: str | Path) -> PipelineSpec:
     if judging not in (None, False) and not isinstance(judging, dict):
         raise InputError(f"{path}: 'judging' must be a mapping of batch settings, or false")
     settings = BatchSettings.model_validate(judging) if isinstance(judging, dict) else None
-    return PipelineSpec(build_config(profile, raw), grid, settings, profile, raw, baseline)
+    config = build_config(profile, raw)
+    check_dataset(config.dataset)
+    if baseline is not None:  # a misspelt captioner fails now, not after the bank stage
+        import mils.captioners  # noqa: F401  (registers the built-in captioners)
+
+        checked_options("captioner", baseline["captioner"], baseline.get("options") or {}, "baseline.options")
+    return PipelineSpec(config, grid, settings, profile, raw, baseline)
 
 
 def _dated(config: RunConfig) -> RunConfig:
@@ -125,7 +133,8 @@ def _optimise_stage(config: RunConfig, ledger: _Ledger) -> tuple[BenchmarkOutcom
             log_config_run(config, outcome.results, outcome.failures, outcome.reports,
                            {"mils.kind": "config", "dataset_hash": dataset_hash(outcome),
                             "mils.results_dir": str(outcome.results_dir)},
-                           {"time/flow_seconds": outcome.seconds}, counts=outcome.counts)
+                           {"time/flow_seconds": outcome.seconds}, counts=outcome.counts,
+                           worker_peak_mb=outcome.worker_peak_mb)
         ledger.mark("optimise", key)
     metrics = {stage: {name: est.value for name, est in report.corpus.items()}
                for stage, report in outcome.reports.items()}

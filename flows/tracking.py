@@ -20,7 +20,8 @@ from flows.plots import plot_quality_vs_cost, save_figure
 from mils.config import RunConfig, TrackingConfig
 from mils.cost import run_cost, step_costs
 from mils.files import write_atomic
-from mils.loop import SampleResult
+from mils.records import SampleResult
+from mils.results import direction
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -134,13 +135,13 @@ def metric_values(stage: str, report: MetricReport) -> dict[str, float]:
 
 
 def log_cost(results: Sequence[SampleResult], costs: pd.DataFrame, wall_seconds: float,
-             dataset_size: int | None) -> dict[str, float]:
+             dataset_size: int | None, worker_peak_mb: float | None = None) -> dict[str, float]:
     """The cost ledger into the active run: ``cost/<total>`` once and ``cost/step_<x>`` per step."""
     import mlflow
 
     for step, row in costs.iterrows():
         mlflow.log_metrics({f"cost/step_{k}": float(v) for k, v in row.items() if pd.notna(v)}, step=int(step))
-    totals = run_cost(results, wall_seconds, dataset_size)
+    totals = run_cost(results, wall_seconds, dataset_size, worker_peak_mb)
     mlflow.log_metrics({f"cost/{k}": v for k, v in totals.items() if pd.notna(v)})
     return totals
 
@@ -153,6 +154,7 @@ def log_config_run(
     tags: dict[str, str],
     extra_metrics: dict[str, float] | None = None,
     counts: dict[str, int] | None = None,
+    worker_peak_mb: float | None = None,
 ) -> dict[str, Any]:
     """Log one configuration into the active MLflow run: params, tags, per-step curves,
     downstream metrics for step 0 and the final step, and artifacts. ``counts``: the dataset's
@@ -161,7 +163,8 @@ def log_config_run(
     import mlflow
 
     mlflow.log_params(config.flat())
-    mlflow.set_tags({**tags, "result_key": config.result_key(), "git_revision": git_revision(), **package_versions()})
+    mlflow.set_tags({**tags, "result_key": config.result_key(), "git_revision": git_revision(), **package_versions(),
+                     "scorer.higher_is_better": str(direction(results)).lower()})
     curves = step_curves(results, config.loop.steps) if results else pd.DataFrame()
     for row in curves.itertuples(index=False):
         mlflow.log_metrics({"score/best": row[1], "score/mean_topk": row[2]}, step=int(row[0]))
@@ -174,7 +177,7 @@ def log_config_run(
     mlflow.log_metrics(metrics)
     costs = step_costs(results)
     totals = log_cost(results, costs, (extra_metrics or {}).get("time/flow_seconds", float("nan")),
-                      (counts or {}).get("original"))
+                      (counts or {}).get("original"), worker_peak_mb)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         table = results_table(results, reports.get("final"))

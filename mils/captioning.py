@@ -41,7 +41,8 @@ from mils.media import MediaError, media_problem
 from mils.parsing import dedup_key
 from mils.profiles import IMAGENET_TEMPLATES
 from mils.prompts import template_for
-from mils.protocols import Generator, Sample, Scorer, Workload
+from mils.protocols import ConcurrentGenerator, Generator, Sample, Scorer, Workload
+from mils.sampling import without_later_defaults
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def build_generator(cfg: GeneratorConfig, cache_dir: Path, workload: Workload | 
     sizes its context and KV cache from it)."""
     import mils.generators  # noqa: F401  (registers the built-in generators)
 
-    options = cfg.model_dump(exclude={"backend", "options"})
+    options = without_later_defaults(cfg.model_dump(exclude={"backend", "options"}))
     if workload is not None and takes_workload(cfg.backend):
         options["workload"] = workload
     return registry.create("generator", cfg.backend, cache_dir=cache_dir, **options, **cfg.options)
@@ -95,8 +96,9 @@ def generated_bank_path(config: RunConfig) -> Path:
     if recipe is None:
         raise InputError("the config's bank is not a generated one (bank.generate is not set)")
     prompt = AUDIO_BANK_PROMPT if recipe.modality == "audio" else BANK_PROMPT
+    generator = without_later_defaults(config.generator.model_dump(exclude={"device", "dtype"}))
     payload = json.dumps({"recipe": recipe.model_dump(), "prompt": prompt, "plugins": config.plugins,
-                          "generator": config.generator.model_dump(exclude={"device", "dtype"})}, sort_keys=True)
+                          "generator": generator}, sort_keys=True)
     return config.cache_path() / "banks" / f"generated-{hashlib.sha256(payload.encode()).hexdigest()[:16]}.txt"
 
 
@@ -190,7 +192,7 @@ class Captioner:
         with self.timer("model_loading"):
             self.scorer = scorer or build_scorer(config.scorer)
             self.generator = generator or build_generator(config.generator, cache, workload_of(config))
-        if config.schedule == "async" and not getattr(self.generator, "concurrent", False):
+        if config.schedule == "async" and not (isinstance(self.generator, ConcurrentGenerator) and self.generator.concurrent):
             raise InputError(f"schedule 'async' needs a generator that takes concurrent requests (backend 'vllm'); "
                              f"{type(self.generator).__name__} does not: use schedule 'lockstep'")
         self.seeds = load_seed_captions(config.bank.seed_captions) if config.bank.seed_captions else None

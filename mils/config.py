@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mils.errors import InputError, MissingInputError
 from mils.loop import LoopOptions
+from mils.registry import checked_options
 from mils.sampling import SamplingOptions
 
 CAPTION_METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr", "SPICE", "SPIDEr")  # what evaluation computes
@@ -129,7 +130,8 @@ class RunnerConfig(_Frozen):
 _ADDED_LATER = (("bank", "generate", None), ("bank", "seed_captions", None), ("loop", "parser", "robust"),
                 ("loop", "dedup", "normalised"), ("dataset", "sampler", "numpy"), ("", "prompts", "suite"),
                 ("loop", "exploration_style", "suite"), ("bank", "subsample_sampler", "numpy"),
-                ("bank", "dedup", "normalised"))
+                ("bank", "dedup", "normalised"), ("loop", "ties", "kept_first"),
+                ("generator", "top_k", None), ("generator", "stop_tokens", "model"))
 
 
 class RunConfig(_Frozen):
@@ -250,7 +252,45 @@ def build_config(profile: str, overrides: dict[str, Any] | None = None, task: st
         from mils.prompts import prompt_text
 
         prompt_text(config.task, config.prompts)
+    check_components(config)
     return config
+
+
+def check_components(config: RunConfig) -> None:
+    """The generator backend and the scorer the config names exist (after importing its plugins)
+    and take the options it gives them: checked when the config is built, before any model loads."""
+    _register_components(config)
+    gen = config.generator
+    checked_options("generator", gen.backend, gen.options, "generator.options",
+                    supplied=[*gen.model_dump(exclude={"backend", "options"}), "cache_dir", "workload"])
+    scorer_options(config.scorer.name, config.scorer.options, "scorer.options")
+
+
+def _register_components(config: RunConfig) -> None:
+    import mils.generators  # noqa: F401  (register the built-in components)
+    import mils.scorers  # noqa: F401
+    from mils.captioning import import_plugins
+
+    import_plugins(config.plugins)
+
+
+def scorer_record(config: RunConfig) -> dict[str, Any]:
+    """The scorer's name and effective options, as each result file records them."""
+    _register_components(config)
+    options = scorer_options(config.scorer.name, config.scorer.options, "scorer.options")
+    return {"name": config.scorer.name, "options": json.loads(json.dumps(options, default=str))}
+
+
+def scorer_options(name: str, options: dict[str, Any], where: str) -> dict[str, Any]:
+    """The scorer's effective options (its factory's defaults filled in), checked; a scorer built
+    on another (``video_frames``' ``image_scorer: {name, options}``) is checked too."""
+    effective = checked_options("scorer", name, options, where)
+    for key, value in options.items():
+        if key.endswith("_scorer") and isinstance(value, dict):
+            if not isinstance(value.get("name"), str):
+                raise InputError(f"{where}.{key} needs a scorer name: {{name: ..., options: {{...}}}}")
+            scorer_options(value["name"], value.get("options") or {}, f"{where}.{key}.options")
+    return effective
 
 
 def read_json(path: str | Path, what: str) -> Any:

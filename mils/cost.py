@@ -13,7 +13,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from mils.loop import SampleResult
+from mils.records import SampleResult
 
 COLUMNS = ("prompt_tokens", "generated_tokens", "llm_seconds", "candidates_scored", "scorer_seconds", "renders")
 
@@ -28,7 +28,8 @@ def step_costs(results: Sequence[SampleResult]) -> pd.DataFrame:
 
 
 def peak_memory_mb() -> dict[str, float]:
-    """Peak resident memory of this process, and the GPU's peak allocation when torch uses one."""
+    """Peak resident memory of this process (the flow's, which runs the shards under the threads
+    runner), and the GPU's peak allocation when torch uses one here."""
     out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
@@ -36,10 +37,12 @@ def peak_memory_mb() -> dict[str, float]:
     return out
 
 
-def run_cost(results: Sequence[SampleResult], wall_seconds: float, dataset_size: int | None = None) -> dict[str, float]:
+def run_cost(results: Sequence[SampleResult], wall_seconds: float, dataset_size: int | None = None,
+             worker_peak_mb: float | None = None) -> dict[str, float]:
     """Run totals, rates and the projected time for the whole dataset (``dataset_size`` samples).
     Rates come from the recorded model seconds (LLM + scorer), so a resumed run reports the cost of
-    its samples, not of the resume; ``wall_seconds`` is this invocation's wall clock."""
+    its samples, not of the resume; ``wall_seconds`` is this invocation's wall clock.
+    ``worker_peak_mb``: the largest peak RSS of the Dask worker processes that ran shards."""
     totals = step_costs(results).sum(min_count=1)
     n = len(results)
     out = {k: float(totals.get(k, float("nan"))) for k in COLUMNS}
@@ -52,6 +55,8 @@ def run_cost(results: Sequence[SampleResult], wall_seconds: float, dataset_size:
     out["generated_tokens_per_second"] = out["generated_tokens"] / llm if llm and llm > 0 else float("nan")
     if dataset_size:
         out["projected_dataset_hours"] = out["seconds_per_sample"] * dataset_size / 3600
+    if worker_peak_mb:
+        out["worker_peak_rss_mb"] = float(worker_peak_mb)
     return {**out, **peak_memory_mb()}
 
 
@@ -61,7 +66,9 @@ def cost_line(cost: dict[str, float]) -> str:
             f"({cost['samples_per_hour']:.0f}/h), {cost['wall_seconds']:.0f}s wall; LLM {cost['llm_seconds']:.1f}s, {tokens:.0f} tokens generated "
             f"({cost['generated_tokens_per_second']:.1f}/s), {cost['prompt_tokens']:.0f} prompt tokens; scorer "
             f"{cost['scorer_seconds']:.1f}s for {cost['candidates_scored']:.0f} candidates; peak RSS "
-            f"{cost['peak_rss_mb']:.0f} MB")
+            f"{cost['peak_rss_mb']:.0f} MB (this process)")
+    if "worker_peak_rss_mb" in cost:
+        text += f", {cost['worker_peak_rss_mb']:.0f} MB (the largest Dask worker's)"
     if cost.get("renders", 0) > 0:
         text += f"; {cost['renders']:.0f} images rendered or edited"
     if "projected_dataset_hours" in cost:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Literal, Sequence
 
@@ -24,7 +24,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from mils.errors import ComponentError, InputError
 from mils.parsing import dedup_key, parse_candidates, parse_official
 from mils.prompts import PromptTemplate
-from mils.protocols import CandidateScorer, Generator, Sample, Scorer
+from mils.protocols import CandidateScorer, Generator, Rendering, Sample, Scorer, usage_of, whole_lines
+from mils.records import (  # noqa: F401  (re-exported: the loop's results)
+    TRACE_KEPT,
+    TRACE_NEW,
+    SampleResult,
+    StepCost,
+    StepRecord,
+    StepTrace,
+    Value,
+    aggregate,
+)
 from mils.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -47,95 +57,15 @@ class LoopOptions(BaseModel):
     max_words: int | None = Field(77, ge=1)  # longer candidates are dropped; None: no cap (text-to-image)
     parser: Literal["robust", "official"] = "robust"  # official: the MILS code's line-counter parser
     dedup: Literal["normalised", "exact"] = "normalised"  # exact: the MILS code's string equality
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    step: int
-    best: str
-    best_score: float
-    mean_topk: float
-    new_unique: int
-    empty_reply: bool = False
-
-
-TRACE_KEPT, TRACE_NEW = 20, 100  # per step, what the viewer keeps of the top-K and of the new candidates
-
-
-@dataclass(frozen=True)
-class StepTrace:
-    """What one step did, for the per-sample viewer: the kept top-K after the step (its first
-    ``TRACE_KEPT``) and the new candidates parsed from the reply with their scores (at most
-    ``TRACE_NEW``; none at step 0, whose candidates are the bank)."""
-
-    kept: list[tuple[str, "Value"]]
-    new: list[tuple[str, "Value"]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class StepCost:
-    """What one step cost one sample. A batch's LLM time is shared by generated tokens (equally
-    when the generator does not count tokens); scorer time, and the images a rendering scorer
-    made (text-to-image renders, style edits), by candidates scored. Token counts are None for
-    generators that report none."""
-
-    step: int
-    prompt_tokens: int | None
-    generated_tokens: int | None
-    llm_seconds: float
-    candidates_scored: int
-    scorer_seconds: float
-    renders: float = 0.0
+    # which of two equal scores wins a step: kept_first (the one already kept) or new_first (the new
+    # candidate: the MILS code puts the new ones first in the pool and its sort is stable)
+    ties: Literal["kept_first", "new_first"] = "kept_first"
 
 
 def _shares(total: float, weights: Sequence[float]) -> list[float]:
     """``total`` split in proportion to ``weights`` (equally when they are all zero)."""
     weight = float(sum(weights))
     return [total * w / weight for w in weights] if weight > 0 else [total / max(len(weights), 1)] * len(weights)
-
-
-Value = float | tuple[float, ...]  # one score, or one per objective (ranked by their sum)
-
-
-def aggregate(value: Value) -> float:
-    return float(sum(value)) if isinstance(value, tuple) else float(value)
-
-
-@dataclass
-class SampleResult:
-    """One sample's optimisation: the per-step history, the final kept set and the raw replies.
-    ``media``: the sample's file, when it has one (shown beside the text by the judging tools)."""
-
-    sample_id: str
-    history: list[StepRecord]
-    kept: list[tuple[str, Value]]
-    stopped_early_at: int | None = None
-    raw_replies: list[str] = field(default_factory=list, repr=False)
-    media: str | None = None
-    cost: list[StepCost] = field(default_factory=list, repr=False)
-    trace: list[StepTrace] = field(default_factory=list, repr=False)
-
-    @property
-    def caption(self) -> str:
-        return self.history[-1].best
-
-    @property
-    def score(self) -> float:
-        return self.history[-1].best_score
-
-    @property
-    def initial(self) -> StepRecord:
-        """Step 0: the best of the initial candidates (the retrieval baseline)."""
-        return self.history[0]
-
-    def at_step(self, step: int) -> StepRecord:
-        """The record of ``step`` (an early-stopped sample keeps its last one)."""
-        return self.history[min(step, len(self.history) - 1)]
-
-    def truncated(self, steps: int) -> "SampleResult":
-        """This result as a ``steps``-step run would have produced it (the kept set is the final one)."""
-        return replace(self, history=self.history[: steps + 1], cost=[c for c in self.cost if c.step <= steps],
-                       trace=self.trace[: steps + 1])
 
 
 @dataclass
@@ -213,7 +143,7 @@ class Optimiser:
         is never explored, so the best survives. Suite style: the explored set is kept and shown.
         Official style (the MILS code's ``sort_with_exploration``): the pure top-K is kept and the
         explored set, in the order drawn, is only shown. Ties break by position (bank order, then
-        kept-before-new), never by chance.
+        kept before new, or new before kept with ``ties: new_first``), never by chance.
         """
         k = min(self.options.keep, len(scores))
         n_explore = int(self.options.keep * self.options.exploration)
@@ -289,7 +219,7 @@ class Optimiser:
 
     def _images_made(self) -> int:
         """Images the scorer has rendered or edited so far (0 for scorers that make none)."""
-        return int(getattr(self.scorer, "images_made", 0))
+        return int(self.scorer.images_made) if isinstance(self.scorer, Rendering) else 0
 
     def _score(self, samples: Sequence[Sample], sample_emb, texts: list[list[str]]) -> list[list[Value]]:
         """Scores of each sample's own candidate list."""
@@ -297,6 +227,18 @@ class Optimiser:
             return [[] for _ in texts]
         with self._scoring:
             return self._score_locked(samples, sample_emb, texts)
+
+    def _score_timed(self, samples: Sequence[Sample], sample_emb,
+                     texts: list[list[str]]) -> tuple[list[list[Value]], float, int]:
+        """:meth:`_score`, with the seconds and the renders of this call alone: measured inside the
+        scorer lock, so under the async schedule a sample does not pay for the wait while another
+        sample's candidates are scored (or rendered)."""
+        if not any(texts):
+            return [[] for _ in texts], 0.0, 0
+        with self._scoring, self.timer("candidate_scoring"):
+            start, made = time.perf_counter(), self._images_made()
+            values = self._score_locked(samples, sample_emb, texts)
+            return values, time.perf_counter() - start, self._images_made() - made
 
     def _score_locked(self, samples: Sequence[Sample], sample_emb, texts: list[list[str]]) -> list[list[Value]]:
         if not self._two_tower:
@@ -328,26 +270,25 @@ class Optimiser:
         with self.timer("generation"):
             replies = self.generator.generate(prompts, seeds)
         llm_seconds = time.perf_counter() - start
-        usage = getattr(self.generator, "last_usage", None)
-        usage = usage if usage is not None and len(usage) == len(active) else [None] * len(active)
         if len(replies) != len(active):
             raise ComponentError(f"generator returned {len(replies)} replies for {len(active)} prompts")
         with self.timer("other"):
             new_per_state = []
             for state, reply, prompt in zip(active, replies, prompts):
-                state.raw_replies.append(reply)
+                state.raw_replies.append(str(reply))  # as the LLM wrote it, a half-written last line too
+                # the official parser reads a cut reply whole, as the MILS code does (its last line counts
+                # when it has a counter); the robust one drops the half-written line
                 found = (parse_official(reply) if opts.parser == "official"
-                         else parse_candidates(reply, max_words=opts.max_words, prompt=prompt, key=self._key))
+                         else parse_candidates(whole_lines(reply), max_words=opts.max_words, prompt=prompt,
+                                               key=self._key))
                 fresh = [t for t in found if self._key(t) not in state.seen]
                 state.seen.update(self._key(t) for t in fresh)
                 new_per_state.append((fresh, not found))
-        start, made = time.perf_counter(), self._images_made()
-        with self.timer("candidate_scoring"):
-            values = self._score([s.sample for s in active], [s.embedding for s in active],
-                                 [fresh for fresh, _ in new_per_state])
+        values, seconds, made = self._score_timed([s.sample for s in active], [s.embedding for s in active],
+                                                  [fresh for fresh, _ in new_per_state])
         counts = [len(fresh) for fresh, _ in new_per_state]
-        scorer_seconds = _shares(time.perf_counter() - start, counts)
-        renders = _shares(self._images_made() - made, counts)
+        scorer_seconds, renders = _shares(seconds, counts), _shares(made, counts)
+        usage = [usage_of(r) for r in replies]
         llm_shares = _shares(llm_seconds, [u.generated if u else 0 for u in usage])
         with self.timer("other"):
             for n, (state, (fresh, empty), new_values) in enumerate(zip(active, new_per_state, values)):
@@ -359,7 +300,7 @@ class Optimiser:
                                 state.sample.id, step)
                 scored = list(zip(fresh, new_values))
                 before = {t for t, _ in state.kept}
-                pool = state.kept + scored
+                pool = scored + state.kept if opts.ties == "new_first" else state.kept + scored
                 state.kept, state.shown = self._chosen(pool.__getitem__, np.array([aggregate(v) for _, v in pool]),
                                                        state.sample.id, step)
                 self._record(state, step, len(fresh), empty, scored)
@@ -386,11 +327,10 @@ class Optimiser:
                 progress.set_postfix(step=step, best=f"{np.mean([aggregate(s.kept[0][1]) for s in states]):.3f}")
         return self.results(states)
 
-    @staticmethod
-    def results(states: Sequence[_State]) -> list[SampleResult]:
+    def results(self, states: Sequence[_State]) -> list[SampleResult]:
         return [
             SampleResult(s.sample.id, s.history, s.kept, s.stopped_early_at, s.raw_replies, _media_name(s.sample.media),
-                         s.cost, s.trace)
+                         s.cost, s.trace, self.scorer.higher_is_better)
             for s in states
         ]
 

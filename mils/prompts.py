@@ -69,7 +69,6 @@ class PromptTemplate:
 
     name: str
     text: str
-    higher_is_better: bool = True
     official: bool = False  # filled as the MILS code fills its prompt files (see render)
 
     def render(
@@ -109,7 +108,7 @@ TEMPLATES = {
         "audio_captioning", _captioning("audio", "short (under 20 words)")
     ),
     "text_to_image": PromptTemplate("text_to_image", _TEXT_TO_IMAGE),
-    "style_transfer": PromptTemplate("style_transfer", _STYLE_TRANSFER, higher_is_better=False),
+    "style_transfer": PromptTemplate("style_transfer", _STYLE_TRANSFER),
 }
 
 for _name, _template in TEMPLATES.items():
@@ -146,4 +145,4 @@ def template_for(task: str, prompts: str = "suite") -> PromptTemplate:
     """The meta-prompt a run uses for ``task`` (``prompts``: see :func:`prompt_text`)."""
     base = get_template(task)
     text = prompt_text(task, prompts)
-    return base if text is None else PromptTemplate(task, text, base.higher_is_better, official=True)
+    return base if text is None else PromptTemplate(task, text, official=True)

@@ -7,11 +7,15 @@ An unknown name raises an error listing the known names and the closest match.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable
+import inspect
+from typing import Any, Callable, Iterable
 
 from mils.errors import InputError, MilsError
 
 _FACTORIES: dict[tuple[str, str], Callable[..., Any]] = {}
+_EXTRA: dict[tuple[str, str], frozenset[str]] = {}  # what a factory's **kwargs takes, where it says
+# options that are sizes or counts: 0 or less is a mistake, never "off"
+_SIZES = ("size", "frames", "steps", "max_new_tokens", "max_seconds", "per_class")
 
 
 class UnknownComponentError(MilsError, KeyError):
@@ -21,14 +25,17 @@ class UnknownComponentError(MilsError, KeyError):
         return str(self.args[0])
 
 
-def register(kind: str, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: register ``factory`` as the builder of component ``name`` of ``kind``."""
+def register(kind: str, name: str, extra: Iterable[str] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: register ``factory`` as the builder of component ``name`` of ``kind``.
+    ``extra``: the names its ``**kwargs`` takes (default: a factory with ``**kwargs`` takes any)."""
 
     def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
         key = (kind, name)
         if key in _FACTORIES and _FACTORIES[key] is not factory:
             raise InputError(f"{kind} {name!r} is already registered by {_FACTORIES[key]!r}")
         _FACTORIES[key] = factory
+        if extra is not None:
+            _EXTRA[key] = frozenset(extra)
         return factory
 
     return decorator
@@ -54,3 +61,31 @@ def get_factory(kind: str, name: str) -> Callable[..., Any]:
 def create(kind: str, name: str, **options: Any) -> Any:
     """Build component ``name`` of ``kind`` with ``options`` (the options are what gets logged)."""
     return get_factory(kind, name)(**options)
+
+
+def checked_options(kind: str, name: str, options: dict[str, Any], where: str,
+                    supplied: Iterable[str] = ()) -> dict[str, Any]:
+    """The options component ``name`` would be built with, its factory's defaults filled in,
+    checked without building it: an unknown name, an option the factory does not take, or a size
+    of 0 or less is an InputError naming ``where`` (the config key). ``supplied``: parameters the
+    caller passes itself (not the user's to set)."""
+    factory = get_factory(kind, name)
+    params = inspect.signature(factory).parameters
+    named = {k: p for k, p in params.items()  # a leading underscore: the factory's own, not an option
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and not k.startswith("_")}
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values()) and (kind, name) not in _EXTRA
+    allowed = (set(named) | _EXTRA.get((kind, name), frozenset())) - set(supplied)
+    for key, value in options.items():
+        if key not in allowed and not takes_any:
+            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise InputError(f"{where}.{key}: {kind} {name!r} takes no option {key!r}; it takes "
+                             f"{', '.join(sorted(allowed)) or 'none'}{hint}")
+        sized = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if sized and value <= 0 and (key.endswith("size") or key in _SIZES):
+            raise InputError(f"{where}.{key}: {value} is not a size; it must be at least 1")
+    missing = [k for k, p in named.items() if p.default is p.empty and k not in options and k not in set(supplied)]
+    if missing:
+        raise InputError(f"{where}: {kind} {name!r} needs {', '.join(missing)}")
+    defaults = {k: p.default for k, p in named.items() if p.default is not p.empty and k not in set(supplied)}
+    return {**defaults, **options}

@@ -19,9 +19,9 @@ from typing import Any, Iterable, Iterator
 import orjson
 
 from mils.errors import InputError, StorageError
-from mils.loop import SampleResult, StepCost, StepRecord, StepTrace, Value
+from mils.records import SampleResult, StepCost, StepRecord, StepTrace, Value
 
-SCHEMA_VERSION = 3  # 2: per-step cost records; 3: per-step trace (older files read without them)
+SCHEMA_VERSION = 4  # 2: per-step cost records; 3: per-step trace; 4: the score's direction (older: read as higher)
 
 
 def _file_name(sample_id: str) -> str:
@@ -69,6 +69,7 @@ def result_to_dict(result: SampleResult) -> dict[str, Any]:
         "media": result.media,
         "caption": result.caption,  # for readers of the raw files; rebuilt from the history
         "score": result.score,
+        "higher_is_better": result.higher_is_better,
         "history": [asdict(h) for h in result.history],
         "kept": [[t, _value(v)] for t, v in result.kept],
         "stopped_early_at": result.stopped_early_at,
@@ -132,6 +133,11 @@ class _Reader:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(where, value, "a whole number")
+        return value
+
+    def flag(self, value: Any, where: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(where, value, "true or false")
         return value
 
     def text(self, value: Any, where: str, optional: bool = False) -> str | None:
@@ -208,7 +214,7 @@ def result_from_dict(raw: Any, source: str | Path = "<memory>") -> SampleResult:
     if not isinstance(raw, dict) or "sample_id" not in raw or "history" not in raw:
         raise InputError(f"{source} is not a MILS sample result (no sample_id/history)")
     version = raw.get("schema", 0)
-    if version not in (0, 1, 2, SCHEMA_VERSION):  # 0: files written before the version field, same layout
+    if version not in (0, 1, 2, 3, SCHEMA_VERSION):  # 0: files written before the version field, same layout
         raise InputError(f"{source} has result schema {_short(version)}; this version of the suite reads "
                          f"{SCHEMA_VERSION}: rerun the config, or open it with the suite that wrote it")
     read = _Reader(source)
@@ -220,7 +226,23 @@ def result_from_dict(raw: Any, source: str | Path = "<memory>") -> SampleResult:
         read.integer(raw.get("stopped_early_at"), "stopped_early_at", optional=True),
         [read.text(r, "raw_replies") for r in read.items(raw.get("raw_replies", []), "raw_replies")],
         read.text(raw.get("media"), "media", optional=True),
-        [read.cost(c, n) for n, c in enumerate(read.items(raw.get("cost", []), "cost"))], read.trace(raw.get("trace")))
+        [read.cost(c, n) for n, c in enumerate(read.items(raw.get("cost", []), "cost"))], read.trace(raw.get("trace")),
+        read.flag(raw["higher_is_better"], "higher_is_better") if "higher_is_better" in raw else _legacy_direction(history))
+
+
+def _legacy_direction(history: list[StepRecord]) -> bool:
+    """A file from before schema 4 did not record its direction: the best-ever score never gets
+    worse, so a final below step 0 was minimised (unchanged scores read as higher-is-better)."""
+    return not history[-1].best_score < history[0].best_score
+
+
+def direction(results: Iterable[SampleResult], what: str = "the results") -> bool:
+    """Whether higher scores are better for ``results`` (True for none); results scored in both
+    directions are not one run, and comparing them would be wrong: an InputError."""
+    found = {r.higher_is_better for r in results}
+    if len(found) > 1:
+        raise InputError(f"{what} mix a maximised and a minimised scorer: they are not one run")
+    return found.pop() if found else True
 
 
 def without_heavy(raw: Any) -> Any:
@@ -232,10 +254,12 @@ def without_heavy(raw: Any) -> Any:
 
 
 class ResultStore:
-    """``<dir>/samples/*.json`` for finished samples, ``<dir>/failed/*.json`` for failures."""
+    """``<dir>/samples/*.json`` for finished samples, ``<dir>/failed/*.json`` for failures.
+    ``scorer``: ``{name, options}`` (its effective options), recorded in each result it writes."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, scorer: dict[str, Any] | None = None) -> None:
         self.directory = Path(directory)
+        self.scorer = scorer
         (self.directory / "samples").mkdir(parents=True, exist_ok=True)
         (self.directory / "failed").mkdir(parents=True, exist_ok=True)
 
@@ -243,7 +267,10 @@ class ResultStore:
         return (self.directory / "samples" / _file_name(sample_id)).is_file()
 
     def write(self, result: SampleResult) -> None:
-        _write_atomic(self.directory / "samples" / _file_name(result.sample_id), result_to_dict(result))
+        payload = result_to_dict(result)
+        if self.scorer is not None:
+            payload["scorer"] = self.scorer
+        _write_atomic(self.directory / "samples" / _file_name(result.sample_id), payload)
         (self.directory / "failed" / _file_name(result.sample_id)).unlink(missing_ok=True)
 
     def write_failure(self, sample_id: str, error: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Sequence
 
@@ -10,7 +11,8 @@ from prefect import get_run_logger, task
 from evaluation.caption_metrics import MetricReport, cached_caption_metrics
 from evaluation.datasets import Dataset, config_dataset
 from mils.captioning import ensure_generated_bank, generated_bank_path, import_plugins
-from mils.config import RunConfig
+from mils.config import RunConfig, scorer_record
+from mils.cost import peak_memory_mb
 from mils.errors import MilsError
 from mils.protocols import Sample
 from mils.results import ResultStore
@@ -66,7 +68,7 @@ class StepLog:
 @task(name="optimise-shard")
 def optimise_shard_task(config: RunConfig, samples: Sequence[Sample], results_dir: str) -> dict[str, Any]:
     """Optimise the shard's unfinished samples; each result is on disk as soon as its batch ends."""
-    store = ResultStore(results_dir)
+    store = ResultStore(results_dir, scorer_record(config))
     todo = [s for s in samples if not store.has(s.id)]
     done_before = len(samples) - len(todo)
     start = time.perf_counter()
@@ -87,7 +89,8 @@ def optimise_shard_task(config: RunConfig, samples: Sequence[Sample], results_di
     if failed:
         get_run_logger().warning("shard: %d samples failed: %s", len(failed), list(failed.items())[:3])
     return {"computed": len(todo) - len(failed), "resumed": done_before, "failed": len(failed),
-            "seconds": time.perf_counter() - start, "timings": timings}
+            "seconds": time.perf_counter() - start, "timings": timings, "pid": os.getpid(),
+            "peak_rss_mb": peak_memory_mb()["peak_rss_mb"]}  # this shard's process: a Dask worker's, or the flow's
 
 
 @task(name="caption-metrics")

@@ -83,6 +83,8 @@ def test_dask_run_equals_thread_run(flow_config, repo_on_pythonpath, tmp_path):
     assert Path(dask["results_dir"]) != Path(threads["results_dir"])
     assert _results(dask["results_dir"]) == _results(threads["results_dir"])
     assert len(_results(dask["results_dir"])) == len(TARGETS)
+    # peak memory says whose it is: the workers' beside this process's, only when workers ran shards
+    assert dask["worker_peak_rss_mb"] > 50 and threads["worker_peak_rss_mb"] is None
 
 
 def test_a_rerun_after_a_kill_during_mlflow_logging_leaves_no_run_running(flow_config):

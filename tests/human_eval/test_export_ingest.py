@@ -115,7 +115,7 @@ def test_load_side_from_json_and_results_folder(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"1": 3}))
     with pytest.raises(ValueError, match="entry '1'"):
         load_side(tmp_path / "bad.json")
-    from mils.loop import SampleResult, StepRecord
+    from mils.records import SampleResult, StepRecord
     from mils.results import ResultStore
 
     store = ResultStore(tmp_path / "run")

@@ -85,7 +85,7 @@ def test_export_takes_only_real_media_from_a_side_s_own_folder(tmp_path, photo_d
 
 
 def test_export_refuses_a_results_folder_whose_media_are_missing(tmp_path, photo_dir):
-    from mils.loop import SampleResult, StepRecord
+    from mils.records import SampleResult, StepRecord
     from mils.results import ResultStore
 
     store = ResultStore(tmp_path / "run")

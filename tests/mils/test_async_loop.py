@@ -13,16 +13,9 @@ from tests.fakes import FakeGenerator
 
 
 class ConcurrentFake(FakeGenerator):
-    """The fake LLM, callable from several threads at once (each thread sees its own last_usage)."""
+    """The fake LLM, callable from several threads at once (each reply carries its own usage)."""
 
     concurrent = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._local = threading.local()
-
-    last_usage = property(lambda self: getattr(self._local, "usage", None),
-                          lambda self, usage: setattr(self._local, "usage", usage))
 
 
 def optimiser(generator, scorer, bank, **options):
@@ -74,3 +67,41 @@ def test_async_needs_a_generator_that_takes_concurrent_requests(tmp_path, fake_s
                                       "schedule": "async", "cache_dir": str(tmp_path)})
     with pytest.raises(InputError, match="schedule 'async'.*lockstep"):
         Captioner(config, generator=FakeGenerator(), scorer=fake_scorer)
+
+
+def test_async_cost_is_measured_inside_the_scorer_lock(monkeypatch, fake_bank, text_samples):
+    """Every sample's first reply arrives at once (a barrier), so all wait for the scorer together;
+    a clock that moves only while the scorer works (1 per call), and a render per call, show
+    whether a sample was charged for another's scoring. Each must pay exactly its own call."""
+    import time
+    import types
+
+    import mils.loop
+    from tests.fakes import FakeScorer
+
+    clock = [0.0]
+    monkeypatch.setattr(mils.loop, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    arrived = threading.Barrier(len(text_samples), timeout=30)
+
+    class Together(ConcurrentFake):
+        calls = 0
+
+        def generate(self, prompts, seeds):
+            Together.calls += 1
+            if Together.calls <= len(text_samples):
+                arrived.wait()
+            return super().generate(prompts, seeds)
+
+    class Rendering(FakeScorer):
+        images_made = 0
+
+        def similarity(self, sample_emb, text_emb):
+            time.sleep(0.05)  # the others queue at the lock meanwhile
+            clock[0] += 1.0
+            self.images_made += 1
+            return super().similarity(sample_emb, text_emb)
+
+    scorer = Rendering()
+    results = run_async(optimiser(Together(), scorer, fake_bank, steps=2), text_samples)
+    charged = [(c.scorer_seconds, c.renders) for r in results for c in r.cost if c.step >= 1 and c.candidates_scored]
+    assert charged and set(charged) == {(1.0, 1.0)}

@@ -86,7 +86,9 @@ def test_cli_caption_json_offline_profile(tmp_path, photo_dir, capsys):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"nope")
     cat = photo_dir / "chelsea.jpg"
-    code = main(["caption", str(cat), str(broken), "--json", "--steps", "1", "--keep", "3", "--requested", "3"])
+    out = tmp_path / "out"
+    code = main(["caption", str(cat), str(broken), "--json", "--steps", "1", "--keep", "3", "--requested", "3",
+                 "--out", str(out)])
     lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert code == 1  # one input failed
     assert lines[1] == {"input": str(broken), "error": lines[1]["error"]} and "broken.png" in lines[1]["error"]
@@ -95,6 +97,18 @@ def test_cli_caption_json_offline_profile(tmp_path, photo_dir, capsys):
     assert [h["step"] for h in result["history"]] == [0, 1]
     assert set(result["history"][0]) >= {"step", "best", "best_score", "mean_topk"}
     assert "cat" in result["history"][0]["best"]  # the concept scorer knows ImageNet cats
+
+    # the same results folder `mils run` writes: the viewer, compare and the judging export read it
+    from evaluation.compare import side_from_path
+    from evaluation.viewer import RunIndex
+    from mils.results import ResultStore
+
+    store = ResultStore(out)
+    assert [r.caption for r in store.results()] == [result["caption"]]
+    assert list(store.failures()) == [str(broken)]
+    index = RunIndex(out)
+    assert index.page()["total"] == 2 and not index.problems and index.config["scorer"]["name"] == "concept"
+    assert side_from_path(str(out)).predictions == {str(cat): result["caption"]}
 
 
 def test_a_reporter_sees_every_step(tmp_path, bank_file, fake_generator, fake_scorer, text_samples):

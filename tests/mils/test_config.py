@@ -1,5 +1,3 @@
-import math
-
 import pytest
 
 from mils.config import build_config, load_config
@@ -62,7 +60,12 @@ def test_shipped_configs_are_valid():
     for path in files:
         if "sweep:" in path.read_text():
             grid, variants = expand_sweep(path)
-            assert len(variants) == math.prod(len(v) for v in grid.values())
+            for point, config in variants:  # each variant's config holds its point's values
+                for dotted, value in point.items():
+                    got = config.model_dump(mode="json")
+                    for key in dotted.split("."):
+                        got = got[key]
+                    assert got == value, (path.name, dotted)
         else:
             load_config(path)
 
@@ -73,3 +76,34 @@ def test_a_misspelt_metric_is_refused_when_the_config_is_built():
     with pytest.raises(InputError, match=r"unknown metric 'CIDER' in metrics; known: .*did you mean 'CIDEr'\?"):
         build_config("offline", {"metrics": ["BLEU", "CIDER"]})
     assert build_config("offline", {"metrics": ["CIDEr", "SPIDEr"]}).metrics == ("CIDEr", "SPIDEr")
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ({"scorer": {"name": "open_clp"}}, r"unknown scorer 'open_clp'.*Did you mean 'open_clip'"),
+    ({"scorer": {"name": "concept", "options": {"batchsize": 4}}},
+     r"scorer.options.batchsize: scorer 'concept' takes no option 'batchsize'.*did you mean 'batch_size'"),
+    ({"scorer": {"name": "concept", "options": {"batch_size": 0}}}, r"scorer.options.batch_size: 0 is not a size"),
+    ({"generator": {"backend": "vlm"}}, r"unknown generator 'vlm'.*Did you mean 'vllm'"),
+    ({"generator": {"options": {"temprature": 0.3}}}, r"generator.options.temprature: generator 'transformers'"),
+    ({"scorer": {"name": "video_frames", "options": {"image_scorer": {"name": "concept", "options": {"size": 3}}}}},
+     r"scorer.options.image_scorer.options.size: scorer 'concept' takes no option 'size'"),
+])
+def test_a_config_mistake_is_refused_when_the_config_is_built(override, message):
+    """Before any model loads: a misspelt component or option is one line naming the key."""
+    from mils.errors import MilsError
+
+    with pytest.raises(MilsError, match=message):
+        build_config("offline", override)
+
+
+def test_a_dataset_kind_and_its_arguments_are_checked_before_anything_is_read():
+    from evaluation.datasets import check_dataset
+    from mils.config import DatasetConfig
+
+    with pytest.raises(UnknownComponentError, match="Did you mean 'coco_karpathy'"):
+        check_dataset(DatasetConfig(kind="coco_karpathi"))
+    with pytest.raises(ValueError, match="dataset.args.json: .* did you mean 'json_path'"):
+        check_dataset(DatasetConfig(kind="coco_karpathy", args={"json": "x", "images_root": "y"}))
+    with pytest.raises(ValueError, match="dataset.args: dataset 'coco_karpathy' needs images_root"):
+        check_dataset(DatasetConfig(kind="coco_karpathy", args={"json_path": "x"}))
+    check_dataset(DatasetConfig(kind="folder", args={"directory": "/nonexistent"}))  # files are the loader's to read

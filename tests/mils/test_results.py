@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from mils.loop import SampleResult, StepRecord
+from mils.records import SampleResult, StepRecord
 from mils.results import SCHEMA_VERSION, ResultStore, result_from_dict, result_to_dict
 
 
@@ -94,3 +94,37 @@ def test_a_full_disk_gives_a_clear_error_and_loses_nothing(tmp_path, monkeypatch
     assert not list(tmp_path.rglob("*.tmp"))  # no half-written file left behind
     store.write(_result("b"))  # space freed: the rerun goes on
     assert [r.sample_id for r in store.results()] == ["a", "b"]
+
+
+def _minimised(sample_id, start, final):
+    """A style-transfer-like result: a distance, best-ever going down."""
+    history = [StepRecord(0, "edit a", start, start, 2), StepRecord(1, "edit b", final, final, 2)]
+    return SampleResult(sample_id, history, [("edit b", final)], higher_is_better=False)
+
+
+def test_the_scores_direction_is_recorded_and_read_back_everywhere(tmp_path):
+    from evaluation.paired import run_gain
+    from evaluation.viewer import RunIndex
+    from mils.results import direction
+
+    store = ResultStore(tmp_path, scorer={"name": "style_transfer", "options": {"steps": 20}})
+    store.write(_minimised("a", 1.0, 0.5))  # got better
+    store.write(_minimised("b", 0.8, 0.8))  # unchanged: no sample-level hint of the direction
+    raw = json.loads(next((tmp_path / "samples").glob("*.json")).read_text())
+    assert raw["higher_is_better"] is False and raw["scorer"] == {"name": "style_transfer", "options": {"steps": 20}}
+    results = store.results(["a", "b"])
+    assert direction(results) is False
+    _, scores = run_gain(results, {})
+    assert (scores.wins, scores.ties, scores.losses) == (1, 1, 0)  # lower distance: a win, not a loss
+    assert scores.mean.p_not_better < 0.5 and not scores.higher_is_better
+
+    only_unchanged = ResultStore(tmp_path / "unchanged")
+    only_unchanged.write(_minimised("b", 0.8, 0.8))
+    assert RunIndex(tmp_path / "unchanged").lower_is_better  # read from the file, not guessed from the data
+
+
+def test_results_of_both_directions_are_not_one_run():
+    from mils.results import direction
+
+    with pytest.raises(ValueError, match="maximised and a minimised"):
+        direction([_result("a"), _minimised("b", 1.0, 0.5)])
