@@ -246,8 +246,10 @@ def build_config(profile: str, overrides: dict[str, Any] | None = None, task: st
     raw["profile"] = profile
     try:
         config = RunConfig.model_validate(raw)
-    except ValidationError as err:
-        raise InputError(f"invalid run configuration (profile {profile!r}):\n{err}") from err
+    except ValidationError as err:  # one line per mistake, each naming its key
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg'].removeprefix('Value error, ')}"
+                             for e in err.errors())
+        raise InputError(f"invalid run configuration (profile {profile!r}): {problems}") from err
     if config.prompts not in ("suite", "official"):  # a --prompts folder missing a file fails now, before models load
         from mils.prompts import prompt_text
 
