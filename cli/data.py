@@ -10,9 +10,14 @@ from mils.errors import InputError
 
 
 def cmd_data_get(args: argparse.Namespace) -> int:
-    from evaluation.downloads import config_snippet, get
+    from evaluation.downloads import CLOTHO_VERSIONS, config_snippet, get
 
-    source, todo = get(args.name, args.root, mirror=args.mirror)
+    name = args.name
+    if args.version:
+        if name != "clotho" or args.version not in CLOTHO_VERSIONS:
+            raise InputError(f"--version is for clotho: {' or '.join(CLOTHO_VERSIONS)} (the MILS README uses 1)")
+        name = CLOTHO_VERSIONS[args.version]
+    source, todo = get(name, args.root, mirror=args.mirror)
     for step in todo:
         print(f"still to do: {step}")
     print(f"{source.description}: in {Path(args.root).resolve()}. In a run config:\n")
@@ -65,6 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     data_get.add_argument("name", help="coco, msrvtt or clotho (`mils data list`)")
     data_get.add_argument("--root", required=True, help="folder to put the files in")
     data_get.add_argument("--mirror", help="fetch the same file names from this base URL instead")
+    data_get.add_argument("--version", help="clotho: 2.1 (default) or 1 (Zenodo 3490684, what the MILS README uses)")
     data_get.set_defaults(func=cmd_data_get)
     data_list = data.add_parser("list", help="the known data sources and their files")
     data_list.set_defaults(func=cmd_data_list)

@@ -209,9 +209,13 @@ def msrvtt(test_videodatainfo_json: str | Path, video_dir: str | Path) -> Datase
     refs: dict[str, list[str]] = {}
     for sentence in data["sentences"]:
         refs.setdefault(sentence["video_id"], []).append(sentence["caption"])
+    unsplit = [v.get("video_id") for v in data["videos"] if "split" not in v]
+    if unsplit:  # read as test, every one of 10,000 videos would run instead of the 2,990 test ones
+        raise InputError(f"{path}: {len(unsplit)} videos carry no 'split' (e.g. {unsplit[0]!r}); give MSR-VTT's "
+                         "test_videodatainfo.json, whose every video says split: test (the file the official code reads)")
     rows = []
     for video in data["videos"]:
-        if video.get("split", "test") != "test":
+        if video["split"] != "test":
             continue
         vid = video["video_id"]
         rows.append((vid, video_dir / f"{vid}.mp4", refs.get(vid, []), {"category": video.get("category")}))

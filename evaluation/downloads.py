@@ -59,11 +59,13 @@ SOURCES: dict[str, DataSource] = {
     ),
     "msrvtt": DataSource(
         "msrvtt",
-        "MSR-VTT (the Frozen-in-Time package the MILS README uses): test videos and annotations",
+        "MSR-VTT videos (the Frozen-in-Time package the MILS README uses)",
         (RemoteFile("https://www.robots.ox.ac.uk/~maxbain/frozen-in-time/data/MSRVTT.zip", unpack=True),),
         "dataset:\n  kind: msrvtt\n"
-        "  args: {{test_videodatainfo_json: {root}/MSRVTT/annotation/MSR_VTT.json, video_dir: {root}/MSRVTT/videos/all}}",
-        ("the loader keeps the videos whose split is 'test'",),
+        "  args: {{test_videodatainfo_json: {root}/test_videodatainfo.json, video_dir: {root}/MSRVTT/videos/all}}",
+        ("the annotations are MSR-VTT's test_videodatainfo.json (the file the official code reads, from the dataset's "
+         "page https://cove.thecvf.com/datasets/839): put it in the root; the loader keeps its 2,990 split 'test' "
+         "videos and refuses a file without per-video splits",),
     ),
     "clotho": DataSource(
         "clotho",
@@ -77,7 +79,20 @@ SOURCES: dict[str, DataSource] = {
         "dataset:\n  kind: clotho\n"
         "  args: {{captions_csv: {root}/clotho_captions_evaluation.csv, audio_dir: {root}/evaluation}}",
     ),
+    "clotho-v1": DataSource(
+        "clotho-v1",
+        "Clotho v1 evaluation split (1,045 clips; Zenodo record 3490684): the version the MILS README downloads",
+        (
+            RemoteFile("https://zenodo.org/records/3490684/files/clotho_captions_evaluation.csv"),
+            RemoteFile("https://zenodo.org/records/3490684/files/clotho_audio_evaluation.7z", unpack=True),
+        ),
+        "dataset:\n  kind: clotho\n"
+        "  args: {{captions_csv: {root}/clotho_captions_evaluation.csv, audio_dir: {root}/evaluation}}",
+        ("no checksum is recorded for v1 here (it was not reachable from the machine this was written on); "
+         "v2.1's evaluation split has the same 1,045 clips, whether its captions differ from v1's is not checked",),
+    ),
 }
+CLOTHO_VERSIONS = {"1": "clotho-v1", "2.1": "clotho"}  # `mils data get clotho --version`
 
 
 class DownloadError(RuntimeError):

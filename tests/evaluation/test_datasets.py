@@ -61,6 +61,11 @@ def test_msrvtt(tmp_path):
     data = datasets.msrvtt(tmp_path / "test.json", tmp_path / "videos")
     assert [s.id for s in data.samples] == ["video7010"] and data.samples[0].meta["category"] == 3
     assert "empty file" in dict(data.skipped)["video7011"]
+    # a file without per-video splits (another package's MSR_VTT.json) would run every video as test
+    info["videos"].append({"video_id": "video1"})
+    (tmp_path / "nosplit.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match=r"1 videos carry no 'split' \(e.g. 'video1'\).*test_videodatainfo.json"):
+        datasets.msrvtt(tmp_path / "nosplit.json", tmp_path / "videos")
 
 
 def test_clotho_csv(tmp_path):
