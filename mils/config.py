@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mils.errors import InputError, MissingInputError
 from mils.loop import LoopOptions
 from mils.registry import checked_options
+from mils.sampling import ADDED_LATER as SAMPLING_ADDED_LATER
 from mils.sampling import SamplingOptions
 
 CAPTION_METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr", "SPICE", "SPIDEr")  # what evaluation computes
@@ -131,7 +132,7 @@ _ADDED_LATER = (("bank", "generate", None), ("bank", "seed_captions", None), ("l
                 ("loop", "dedup", "normalised"), ("dataset", "sampler", "numpy"), ("", "prompts", "suite"),
                 ("loop", "exploration_style", "suite"), ("bank", "subsample_sampler", "numpy"),
                 ("bank", "dedup", "normalised"), ("loop", "ties", "kept_first"),
-                ("generator", "top_k", None), ("generator", "stop_tokens", "model"))
+                *(("generator", key, default) for key, default in SAMPLING_ADDED_LATER.items()))
 
 
 class RunConfig(_Frozen):
