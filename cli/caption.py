@@ -101,8 +101,16 @@ def cmd_t2i(args: argparse.Namespace) -> int:
     from mils.image_tasks import run_text_to_image
 
     config = make_config(args, task="text_to_image")
+    prompts, ids = args.prompts, None
+    if not prompts:
+        if config.dataset.kind != "drawbench":
+            raise InputError("give prompts, or a --config whose dataset is drawbench (configs/paper/text_to_image.yaml)")
+        from evaluation.datasets import config_dataset
+
+        drawn = config_dataset(config.dataset).samples
+        prompts, ids = [s.meta["prompt"] for s in drawn], [s.id for s in drawn]
     with contextlib.redirect_stdout(sys.stderr):
-        results = run_text_to_image(config, args.prompts, args.out)
+        results = run_text_to_image(config, prompts, args.out, ids=ids)
     for r in results:
         print(f"{r['prompt']!r}\n  -> {r['best_prompt']!r} (PickScore {r['score']:.3f}, step 0: "
               f"{r['history'][0]['best_score']:.3f})\n  images per step: {Path(r['images'][0]).parent}")
@@ -150,7 +158,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     caption.set_defaults(func=cmd_caption)
 
     t2i = sub.add_parser("t2i", help="text-to-image prompt rewriting (LLM + diffusion + PickScore)")
-    t2i.add_argument("prompts", nargs="+")
+    t2i.add_argument("prompts", nargs="*", help="default: the prompts of the --config's drawbench dataset")
     _add_t2i_flags(t2i)
     t2i.add_argument("--out", default="outputs/t2i")
     add_run_options(t2i)

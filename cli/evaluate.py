@@ -64,17 +64,35 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_folder(run: str, tracking_uri: str) -> Path:
+    """A results folder given by its path or by its MLflow run id."""
+    folder = Path(run)
+    if folder.exists():
+        return folder
+    if not re.fullmatch(r"[0-9a-f]{32}", run):
+        raise MissingInputError(f"no such results folder: {run} (nor an MLflow run id, 32 hex digits)")
+    from flows.report import results_dir_from_mlflow
+
+    return results_dir_from_mlflow(run, tracking_uri)
+
+
+def cmd_export_official(args: argparse.Namespace) -> int:
+    from evaluation.official_log import export_official
+    from mils.results import ResultStore
+
+    folder = _run_folder(args.run, args.tracking_uri)
+    if not (folder / "samples").is_dir():
+        raise MissingInputError(f"{folder} is not a results folder (no samples/)")
+    n = export_official(ResultStore(folder).results(summary=True), Path(args.out))
+    print(f"{n} samples written as {Path(args.out)}/<sample id>/log.txt (best, mean, text per step)")
+    return 0
+
+
 def cmd_view(args: argparse.Namespace) -> int:
     from evaluation.viewer import RunIndex, create_app
     from evaluation.web_safety import is_loopback
 
-    folder = Path(args.run)
-    if not folder.exists():
-        if not re.fullmatch(r"[0-9a-f]{32}", args.run):
-            raise MissingInputError(f"no such results folder: {args.run} (nor an MLflow run id, 32 hex digits)")
-        from flows.report import results_dir_from_mlflow
-
-        folder = results_dir_from_mlflow(args.run, args.tracking_uri)
+    folder = _run_folder(args.run, args.tracking_uri)
     index = RunIndex(folder, tuple(args.media_root))
     token = args.token
     if not is_loopback(args.host) and token is None:
@@ -212,6 +230,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     compare.add_argument("--resamples", type=int, default=1000)
     compare.add_argument("--seed", type=int, default=0)
     compare.set_defaults(func=cmd_compare)
+
+    export = sub.add_parser("export", help="write a run in another code's output layout").add_subparsers(
+        dest="export_command", required=True)
+    official = export.add_parser("official", help="the official MILS layout: OUT/<sample id>/log.txt, "
+                                                  "best<TAB>mean<TAB>text per step, for its evaluation scripts")
+    official.add_argument("run", help="a results folder or an MLflow run id")
+    official.add_argument("out", help="the folder to write (the official scripts' OUTPUT_DIR/<run>)")
+    official.add_argument("--tracking-uri", default="sqlite:///mlruns.db")
+    official.set_defaults(func=cmd_export_official)
 
     evaluate = sub.add_parser("eval", help="captioning metrics with bootstrap CIs for a predictions file")
     evaluate.add_argument("--predictions", required=True, help="JSON: id -> caption")

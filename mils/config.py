@@ -232,6 +232,7 @@ def build_config(profile: str, overrides: dict[str, Any] | None = None, task: st
     from mils.profiles import get_profile, task_defaults
 
     base = get_profile(profile)
+    task = task or (overrides or {}).get("task")  # a YAML's `task:` brings its defaults too
     if task:
         defaults = task_defaults(profile, task)
         if defaults.get("scorer", {}).get("name") not in (None, base.get("scorer", {}).get("name")):

@@ -36,12 +36,14 @@ def _write(folder: Path, payload: dict) -> None:
 
 
 def run_text_to_image(config: RunConfig, prompts: Sequence[str], out_dir: str | Path,
-                      generator: Generator | None = None, scorer=None, progress: bool = True) -> list[dict]:
-    """Rewrite each prompt with MILS; ``out_dir/<n>/`` gets the best image of every step."""
+                      generator: Generator | None = None, scorer=None, progress: bool = True,
+                      ids: Sequence[str] | None = None) -> list[dict]:
+    """Rewrite each prompt with MILS; ``out_dir/<id>/`` (default ids ``prompt000``...) gets the best
+    image of every step."""
     import_plugins(config.plugins)
     scorer = scorer or build_scorer(config.scorer)
     generator = generator or build_generator(config.generator, config.cache_path())
-    samples = [Sample(f"prompt{n:03d}", p) for n, p in enumerate(prompts)]
+    samples = [Sample(i, p) for i, p in zip(ids or [f"prompt{n:03d}" for n in range(len(prompts))], prompts)]
     optimiser = Optimiser(generator, scorer, template_for("text_to_image", config.prompts), [], None, config.loop,
                           initial_texts=lambda s: [s.media], prompt_extra=lambda s: {"init_description": s.media})
     out = Path(out_dir)

@@ -164,12 +164,13 @@ class Optimiser:
         return [pool(i) for i in kept], None if shown is None else [pool(i) for i in shown]
 
     def _record(self, state: _State, step: int, new_unique: int, empty: bool,
-                new: Sequence[tuple[str, Value]] = ()) -> None:
+                new: Sequence[tuple[str, Value]] = (), scored_mean: float | None = None) -> None:
         state.trace.append(StepTrace(state.kept[:TRACE_KEPT], list(new[:TRACE_NEW])))
         # kept[0] is the best ever seen: the top slot is never given to exploration
         best, best_value = state.kept[0]
         scores = [aggregate(v) for _, v in state.kept]
-        state.history.append(StepRecord(step, best, aggregate(best_value), float(np.mean(scores)), new_unique, empty))
+        state.history.append(StepRecord(step, best, aggregate(best_value), float(np.mean(scores)), new_unique, empty,
+                                        scored_mean))
 
     # -- the loop ------------------------------------------------------------------------------
     def initial(self, samples: Sequence[Sample]) -> list[_State]:
@@ -182,7 +183,7 @@ class Optimiser:
         else:
             sample_emb = [None] * len(samples)
         if self._two_tower and self.bank_emb is not None and self.initial_texts is None:
-            kept_lists, scored = self._from_bank(samples, sample_emb)
+            kept_lists, scored, means = self._from_bank(samples, sample_emb)
         else:
             texts = [list(dict.fromkeys([*(self.initial_texts(s) if self.initial_texts else self.bank_texts),
                                          *(self.extra_initial(s) if self.extra_initial else [])]))
@@ -192,30 +193,33 @@ class Optimiser:
                 values = self._score(samples, sample_emb, texts)
             kept_lists = [self._chosen(lambda i, ts=ts, vs=vs: (ts[i], vs[i]), np.array([aggregate(v) for v in vs]),
                                        sample.id, 0) for sample, ts, vs in zip(samples, texts, values)]
+            means = [float(np.mean([aggregate(v) for v in vs])) if vs else None for vs in values]
         seconds = (time.perf_counter() - start) / max(len(samples), 1)
         renders = _shares(self._images_made() - made, scored)
-        for sample, (kept, shown), emb, n, r in zip(samples, kept_lists, sample_emb, scored, renders):
+        for sample, (kept, shown), emb, n, r, mean in zip(samples, kept_lists, sample_emb, scored, renders, means):
             state = _State(sample, kept, {self._key(t) for t, _ in kept + (shown or [])}, emb, shown)
             state.cost.append(StepCost(0, None, None, 0.0, n, seconds, r))
-            self._record(state, 0, new_unique=len(kept), empty=False)
+            self._record(state, 0, new_unique=len(kept), empty=False, scored_mean=mean)
             states.append(state)
         return states
 
-    def _from_bank(self, samples: Sequence[Sample], sample_emb: np.ndarray) -> tuple[list, list[int]]:
-        """Step 0 from the cached bank embeddings (plus each sample's ``extra_initial`` texts)."""
+    def _from_bank(self, samples: Sequence[Sample], sample_emb: np.ndarray) -> tuple[list, list[int], list[float]]:
+        """Step 0 from the cached bank embeddings (plus each sample's ``extra_initial`` texts): the
+        kept/shown lists, the candidates scored and their mean score, per sample."""
         with self.timer("bank_scoring"):
             # row by row, like candidate scoring: a sample's scores never depend on its batch
             sims = [np.asarray(self.scorer.similarity(e[None], self.bank_emb))[0] for e in sample_emb]
             extras = [[t for t in dict.fromkeys(self.extra_initial(s)) if t not in self._bank_set]
                       if self.extra_initial else [] for s in samples]
             extra_values = self._score(samples, sample_emb, extras)
-        kept_lists = []
+        kept_lists, means = [], []
         for s, row, texts, values in zip(samples, sims, extras, extra_values):
             scores = np.concatenate([row, np.asarray(values, np.float32)]) if texts else row
             n = len(row)
+            means.append(float(np.mean(scores)))
             kept_lists.append(self._chosen(lambda i, texts=texts, scores=scores, n=n: (
                 texts[i - n] if i >= n else self.bank_texts[i], float(scores[i])), scores, s.id, 0))
-        return kept_lists, [len(self.bank_texts) + len(texts) for texts in extras]
+        return kept_lists, [len(self.bank_texts) + len(texts) for texts in extras], means
 
     def _images_made(self) -> int:
         """Images the scorer has rendered or edited so far (0 for scorers that make none)."""

@@ -15,6 +15,7 @@ class StepRecord:
     mean_topk: float
     new_unique: int
     empty_reply: bool = False
+    scored_mean: float | None = None  # step 0: the mean score of every initial candidate (the official log's)
 
 
 TRACE_KEPT, TRACE_NEW = 20, 100  # per step, what the viewer keeps of the top-K and of the new candidates

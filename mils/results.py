@@ -160,7 +160,8 @@ class _Reader:
                           self.number(h.get("best_score"), where + ".best_score"),
                           self.number(h.get("mean_topk"), where + ".mean_topk"),
                           self.integer(h.get("new_unique"), where + ".new_unique"),
-                          bool(h.get("empty_reply", False)))
+                          bool(h.get("empty_reply", False)),
+                          None if h.get("scored_mean") is None else self.number(h["scored_mean"], where + ".scored_mean"))
 
     def pairs(self, value: Any, where: str, texts: list[str] | None = None) -> list[tuple[str, Value]]:
         out = []

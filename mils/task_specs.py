@@ -49,7 +49,9 @@ TASKS = (
              # does (three 2 s clips spread over the file, averaged; scores x 20 in the prompt)
              paper={"scorer": {"name": "clap", "options": {"model": "laion/clap-htsat-unfused", "windows": 3,
                                                            "window_seconds": 2.0, "scale": 20.0}},
-                    "loop": {"steps": 19, "keep": 10, "requested": 50}, "eval_tokenize": "raw"},
+                    "loop": {"steps": 19, "keep": 10, "requested": 50}, "eval_tokenize": "raw",
+                    # the official audio evaluation's metrics, SPIDEr = (CIDEr + SPICE) / 2 among them
+                    "metrics": ["BLEU", "METEOR", "ROUGE_L", "CIDEr", "SPICE", "SPIDEr"]},
              offline={"scorer": {"name": "clap", "options": {"model": "laion/clap-htsat-unfused"}}, **_SMALL_LOOP},
              offline_gap="an audio-text model (CLAP); give one with --scorer-model DIR (a saved ClapModel)",
              scorer_flags={"scorer_model": "model"}),

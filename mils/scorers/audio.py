@@ -97,7 +97,8 @@ class ImageBindAudioScorer:
     @torch.inference_mode()
     def _embed(self, key, inputs) -> np.ndarray:
         """``scaled``: the model's own output (audio: the mean over its three clips of 20 x a unit vector;
-        text: a unit vector), so scores are ~20 x cosine, as the official code shows them."""
+        text: a unit vector times the learned logit scale ``s`` of the checkpoint, at most 100), so scores
+        are 20 x s x cosine, as the official code shows them."""
         out = self.model({key: inputs})[key]
         return (out if self.scaled else torch.nn.functional.normalize(out, dim=-1)).float().cpu().numpy()
 
@@ -117,7 +118,8 @@ class ImageBindAudioScorer:
 @register("scorer", "imagebind")
 def imagebind_scorer(device: str | None = None, scaled: bool = True) -> ImageBindAudioScorer:
     """ImageBind-huge when the ``imagebind`` package is installed (it downloads its weights). It reads three
-    2 s clips spread over the file; ``scaled`` keeps its scores as the official code shows them (~20 x cosine);
+    2 s clips spread over the file; ``scaled`` keeps its scores as the official code shows them (20 x s x cosine,
+    ``s`` the text tower's learned logit scale);
     ``scaled: false`` re-normalises to a plain cosine."""
     install = "pip install imagebind-packaged (or git+https://github.com/facebookresearch/ImageBind); 'clap' works without it"
     require("imagebind", "the 'imagebind' scorer", install)

@@ -52,3 +52,21 @@ def test_demo_uses_the_tuned_settings_unless_told_otherwise():
     assert config.dataset.kind == "sample" and config.name == "demo"
     assert demo_config(parser.parse_args(["demo", "--keep", "10"])).loop.keep == 10
     assert demo_config(parser.parse_args(["demo", "--profile", "paper", "--bank", "b.txt"])).loop.keep == 50
+
+
+def test_t2i_without_prompts_rewrites_the_configs_drawbench_prompts(monkeypatch, tmp_path, capsys):
+    (tmp_path / "DrawBench.csv").write_text("Prompts,Category\nA red colored car.,Colors\n,Empty\nA cube on a ball.,Positional\n")
+    config = tmp_path / "t2i.yaml"
+    config.write_text(f"profile: paper\ntask: text_to_image\ndataset:\n  kind: drawbench\n"
+                      f"  args: {{csv_path: {tmp_path / 'DrawBench.csv'}}}\n")
+    seen = {}
+
+    def fake_run(config, prompts, out, ids=None):
+        seen.update(prompts=prompts, ids=ids, task=config.task)
+        return []
+    monkeypatch.setattr("mils.image_tasks.run_text_to_image", fake_run)
+    assert cli_main.main(["t2i", "--config", str(config), "--out", str(tmp_path / "out")]) == 0
+    assert seen == {"prompts": ["A red colored car.", "A cube on a ball."], "ids": ["drawbench-000", "drawbench-002"],
+                    "task": "text_to_image"}
+    assert cli_main.main(["t2i", "--profile", "paper"]) == 2
+    assert "give prompts, or a --config whose dataset is drawbench" in capsys.readouterr().err

@@ -239,8 +239,12 @@ def test_clap_with_windows_averages_unit_clip_embeddings_and_scales_scores(tiny_
     text = paper.embed_texts(["a rising hiss"])
     np.testing.assert_allclose(paper.similarity(emb, text), 20.0 * (emb @ text.T), rtol=1e-6)
     assert paper.fingerprint() != plain.fingerprint()  # no bank-cache mix-up
-    options = build_config("paper", {"bank": {"path": "audio_bank.txt"}}, task="audio_captioning").scorer.options
-    assert (options["windows"], options["window_seconds"], options["scale"]) == (3, 2.0, 20.0)
+    audio = build_config("paper", {"bank": {"path": "audio_bank.txt"}}, task="audio_captioning")
+    assert (audio.scorer.options["windows"], audio.scorer.options["window_seconds"], audio.scorer.options["scale"]) \
+        == (3, 2.0, 20.0)
+    # eval_utils/audio_captioning.py:75-77 reports SPIDEr = (CIDEr + SPICE) / 2 beside the COCO metrics
+    assert audio.metrics == ("BLEU", "METEOR", "ROUGE_L", "CIDEr", "SPICE", "SPIDEr")
+    assert "SPIDEr" not in build_config("paper", {"bank": {"path": "b.txt"}}).metrics
 
 
 def test_imagebind_scaled_keeps_the_models_own_scores():
@@ -360,3 +364,29 @@ def test_the_paper_profile_samples_as_the_official_generate_call():
     g = config.generator
     assert (g.temperature, g.top_p, g.top_k, g.max_new_tokens, g.stop_tokens) == (0.5, 0.9, 50, 3000, "official")
     assert build_config("offline").generator.top_k is None
+
+
+@pytest.mark.parametrize("row, task, kind, scorer", [
+    ("image_captioning_coco", "image_captioning", "coco_karpathy", "open_clip"),
+    ("image_captioning_coco_1k", "image_captioning", "coco_karpathy", "open_clip"),
+    ("video_captioning_msrvtt", "video_captioning", "msrvtt", "video_frames"),
+    ("audio_captioning_clotho", "audio_captioning", "clotho", "clap"),
+    ("text_to_image_drawbench", "text_to_image", "drawbench", "pickscore_t2i"),
+    ("style_transfer", "style_transfer", "sample", "style_transfer"),
+])
+def test_one_config_per_paper_row_brings_its_task_dataset_and_settings(row, task, kind, scorer):
+    from evaluation.datasets import check_dataset
+    from mils.config import load_config
+    from mils.profiles import task_defaults
+
+    config = load_config(Path(__file__).parents[2] / "configs" / "paper" / f"{row}.yaml")
+    check_dataset(config.dataset)
+    assert (config.task, config.dataset.kind, config.scorer.name) == (task, kind, scorer)
+    loop = task_defaults("paper", task).get("loop", {"steps": 10, "keep": 50, "requested": 50})
+    assert {k: getattr(config.loop, k) for k in loop} == loop  # a YAML's `task:` brings the task's paper settings
+    assert config.loop.parser == "official" and config.generator.top_k == 50
+    if kind == "coco_karpathy":
+        assert (config.dataset.sampler, config.dataset.seed) == ("official", 2024)
+        assert config.dataset.limit == (1000 if row.endswith("1k") else None)
+    if task == "audio_captioning":
+        assert "SPIDEr" in config.metrics and config.eval_tokenize == "raw"

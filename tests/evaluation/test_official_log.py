@@ -1,0 +1,76 @@
+"""`mils export official`: our results in the official `<id>/log.txt` layout, read back the way the
+official evaluation scripts read it (`eval_utils/image_captioning.py`: the last tab field of a line;
+`eval_utils/find_average_scores.py`: column 1, negated)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from cli.main import main
+from evaluation.official_log import export_official, read_official_logs
+from mils.errors import InputError
+from mils.records import SampleResult, StepRecord
+from mils.results import ResultStore
+from tests.mils.test_loop import make_optimiser
+
+
+def official_caption(log: str, index_to_choose: int = -1) -> str:
+    return log.splitlines(keepends=True)[index_to_choose].strip().split("\t")[-1]  # image_captioning.py:20
+
+
+def test_export_reads_back_with_the_official_column_meanings(fake_generator, fake_scorer, fake_bank, text_samples,
+                                                            tmp_path):
+    results = make_optimiser(fake_generator, fake_scorer, fake_bank, steps=3, keep=4, requested=5).run(text_samples)
+    store = ResultStore(tmp_path / "run")
+    for r in results:
+        store.write(r)
+    assert main(["export", "official", str(tmp_path / "run"), str(tmp_path / "out")]) == 0
+    logs = read_official_logs(tmp_path / "out")
+    assert sorted(logs) == sorted(s.id for s in text_samples)
+    for result, sample in zip(results, text_samples):
+        text = (tmp_path / "out" / sample.id / "log.txt").read_text()
+        assert len(text.splitlines()) == 4  # steps + 1 lines, as cleanup.py checks
+        assert official_caption(text) == result.caption
+        assert official_caption(text, 0) == result.initial.best
+        rows = logs[sample.id]
+        assert [b for b, _, _ in rows] == pytest.approx([h.best_score for h in result.history])
+        # step 0: the mean over the WHOLE bank, not the top-K mean
+        bank = fake_scorer.similarity(fake_scorer.embed_samples([sample]), fake_scorer.embed_texts(fake_bank))[0]
+        assert rows[0][1] == pytest.approx(float(np.mean(bank)), rel=1e-5)
+        assert rows[0][1] < result.initial.mean_topk
+        # later steps: the ranking key's top-K mean (key = -score), so find_average_scores' -1 x gives it back
+        assert [-m for _, m, _ in rows[1:]] == pytest.approx([h.mean_topk for h in result.history[1:]])
+
+
+def test_a_minimised_score_keeps_its_sign_and_an_early_stop_repeats_its_last_step(tmp_path):
+    style = SampleResult("content", [StepRecord(0, "make it blue", 2.0, 2.5, 4, scored_mean=3.0),
+                                     StepRecord(1, "paint it\tblue", 1.5, 1.8, 4)], [("paint it blue", 1.5)],
+                         stopped_early_at=1, higher_is_better=False)
+    other = SampleResult("b", [StepRecord(0, "x", 1.0, 1.0, 1, scored_mean=1.0)] +
+                         [StepRecord(i, "x", 1.0, 1.0, 1) for i in (1, 2)], [("x", 1.0)], higher_is_better=False)
+    export_official([style, other], tmp_path)
+    rows = read_official_logs(tmp_path)["content"]
+    assert rows == [(2.0, 3.0, "make it blue"), (1.5, 1.8, "paint it blue"), (1.5, 1.8, "paint it blue")]
+
+
+def test_results_from_before_the_bank_mean_was_recorded_export_nan_at_step_0(tmp_path):
+    old = SampleResult("a", [StepRecord(0, "a", 0.5, 0.4, 2), StepRecord(1, "b", 0.6, 0.5, 2)], [("b", 0.6)])
+    export_official([old], tmp_path)
+    assert math.isnan(read_official_logs(tmp_path)["a"][0][1])
+
+
+@pytest.mark.parametrize("sample_id", ["../escape", "a/b", "..", "x\ny"])
+def test_an_id_that_is_no_folder_name_is_refused_before_anything_is_written(tmp_path, sample_id):
+    good = SampleResult("good", [StepRecord(0, "a", 0.5, 0.4, 2)], [("a", 0.5)])
+    bad = SampleResult(sample_id, [StepRecord(0, "a", 0.5, 0.4, 2)], [("a", 0.5)])
+    with pytest.raises(InputError, match="cannot be a folder name"):
+        export_official([good, bad], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_malformed_official_log_names_its_line(tmp_path):
+    (tmp_path / "7").mkdir()
+    (tmp_path / "7" / "log.txt").write_text("0.3\t0.2\ta cat\nnot a number\tx\n")
+    with pytest.raises(InputError, match=r"7/log.txt:2"):
+        read_official_logs(tmp_path)
