@@ -11,37 +11,32 @@ from pathlib import Path
 from cli.common import add_run_options, make_config, print_table, stop_on_signals
 
 
-def _print_benchmark(outcome: dict) -> None:
+def _print_benchmark(record) -> None:
+    """The run record (:class:`flows.record.RunRecord`) as tables: nothing is read back or recomputed."""
     from evaluation.caption_metrics import format_table
-    from evaluation.paired import gain_table, run_gain
-    from mils.results import ResultStore
+    from evaluation.paired import gain_table
+    from mils.cost import cost_line
 
-    results = ResultStore(outcome["results_dir"]).results()
-    rows = [(Path(r.sample_id).name, r.initial.best, r.initial.best_score, r.caption, r.score) for r in results]
     print()
-    print_table(rows)
-    for sample_id, error in outcome["failed"].items():
+    print_table([(Path(s.sample_id).name, s.initial, s.initial_score, s.caption, s.score) for s in record.samples])
+    for sample_id, error in record.failures.items():
         print(f"FAILED {sample_id}: {error}")
     print("\nbest score by step (0 = initial bank):")
-    for r in results:
-        print(f"  {Path(r.sample_id).name:<22} " + " -> ".join(f"{h.best_score:.3f}" for h in r.history))
+    for s in record.samples:
+        print(f"  {Path(s.sample_id).name:<22} " + " -> ".join(f"{v:.3f}" for v in s.by_step))
     labels = {"step0": "initial-bank best (step 0, retrieval baseline)", "final": "MILS final"}
-    for stage, report in outcome["reports"].items():
-        print(f"\n{labels.get(stage, stage)}: {len(results)} samples, x100, bootstrap 95% CI")
+    for stage, report in record.reports.items():
+        print(f"\n{labels.get(stage, stage)}: {len(record.samples)} samples, x100, bootstrap 95% CI")
         print(format_table(report))
-    gain, scores = run_gain(results, outcome["reports"], seed=outcome["seed"])
-    if scores is not None:
+    if record.score_gain is not None:
         print("\nMILS's gain over its starting point: paired bootstrap (one resample of the samples scores both)")
-        print(gain_table(gain, scores, names=("step 0", "final")))
-        primary = next((m for m in ("CIDEr", "METEOR", "BLEU-4") if m in gain), None)
+        print(gain_table(record.gain, record.score_gain, names=("step 0", "final")))
+        primary = next((m for m in ("CIDEr", "METEOR", "BLEU-4") if m in record.gain), None)
         if primary:
-            print(gain[primary].verdict(primary).replace("B ", "MILS final ", 1))
-    from mils.cost import cost_line, run_cost
-
-    print("\n" + cost_line(run_cost(results, outcome["seconds"], outcome.get("dataset_size"),
-                                         outcome.get("worker_peak_rss_mb"))))
-    print(f"\nresults: {outcome['results_dir']}  ({outcome['shards']['computed']} computed, "
-          f"{outcome['shards']['resumed']} resumed, {outcome['seconds']:.0f}s)")
+            print(record.gain[primary].verdict(primary).replace("B ", "MILS final ", 1))
+    print("\n" + cost_line(record.cost))
+    print(f"\nresults: {record.results_dir}  ({record.counts['computed']} computed, "
+          f"{record.counts['resumed']} resumed, {record.seconds:.0f}s; {record.status}; run.json: the record)")
 
 
 def _print_mlflow_hint(tracking, dashboard: str | None = None) -> None:
@@ -66,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         outcome = run_benchmark(config)
     _print_benchmark(outcome)
     _print_mlflow_hint(config.tracking)
-    return 1 if outcome["failed"] else 0
+    return 1 if outcome.failures else 0
 
 
 def _resume_hint(config) -> str:
@@ -105,7 +100,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         outcome = run_benchmark(config)
     _print_benchmark(outcome)
     _print_mlflow_hint(config.tracking)
-    return 1 if outcome["failed"] else 0
+    return 1 if outcome.failures else 0
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:

@@ -14,7 +14,6 @@ others resample per-sample scores.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import logging
@@ -29,6 +28,7 @@ import pandas as pd
 from evaluation.bootstrap import DEFAULT_RESAMPLES, Estimate, bootstrap_columns, bootstrap_mean
 from mils.config import CAPTION_METRICS
 from mils.errors import ComponentError, InputError
+from mils.files import content_hash
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ def cached_caption_metrics(predictions: Mapping[str, str], references: Mapping[s
     if cache_dir is not None:
         inputs = [predictions, references, list(metrics), seed] + ([tokenize] if tokenize != "ptb" else [])
         payload = json.dumps(inputs, sort_keys=True)
-        stem = Path(cache_dir) / f"metrics-{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
+        stem = Path(cache_dir) / f"metrics-{content_hash(payload, 16)}"
         if stem.with_suffix(".json").is_file():
             return MetricReport.load(stem)
     report = caption_metrics(predictions, references, metrics=list(metrics), seed=seed, tokenize=tokenize)

@@ -6,7 +6,6 @@ and the cost ledger treat it like any run. The config's scorer scores each capti
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from tqdm.auto import tqdm
 from evaluation.datasets import config_dataset
 from mils.captioning import build_scorer, check_media
 from mils.config import RunConfig
-from mils.files import write_atomic
+from mils.files import content_hash, write_atomic
 from mils.media import load_image
 from mils.records import SampleResult, StepCost, StepRecord, StepTrace
 from mils.registry import create
@@ -26,8 +25,8 @@ from mils.results import ResultStore, write_media_root
 
 
 def baseline_dir(config: RunConfig, captioner: str, options: dict[str, Any]) -> Path:
-    key = hashlib.sha256(json.dumps([captioner, options, config.scorer.model_dump(), config.dataset.model_dump()],
-                                    sort_keys=True, default=str).encode()).hexdigest()[:12]
+    key = content_hash(json.dumps([captioner, options, config.scorer.model_dump(), config.dataset.model_dump()],
+                                    sort_keys=True, default=str).encode(), 12)
     return Path(config.output_dir) / f"baseline-{captioner}-{key}"
 
 

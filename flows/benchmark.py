@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,12 @@ from tqdm.auto import tqdm
 
 from evaluation.caption_metrics import MetricReport
 from evaluation.datasets import Dataset
+from flows.record import RunRecord, run_record
 from flows.runners import make_task_runner
-from flows.tracking import end_orphans, log_config_run, start_tracking
+from flows.tracking import end_orphans, git_revision, log_config_run, package_versions, start_tracking
 from mils.captioning import check_media
 from mils.config import RunConfig
-from mils.files import write_atomic
+from mils.files import content_hash, write_atomic
 from mils.records import SampleResult
 from mils.results import ResultStore, write_media_root
 from tasks.captioning import (
@@ -122,10 +123,9 @@ def _record_lost_shard(store: ResultStore, shard: list, err: Exception) -> dict[
 
 
 def dataset_hash(outcome: BenchmarkOutcome) -> str:
-    import hashlib
 
     ids = "\n".join(sorted(r.sample_id for r in outcome.results) + sorted(outcome.failures))
-    return hashlib.sha256(ids.encode()).hexdigest()[:16]
+    return content_hash(ids, 16)
 
 
 def _finished(run_id: str | None) -> bool:
@@ -143,13 +143,20 @@ def _tracked_run_ids(results_dir: Path) -> dict[str, Any]:
 
 
 @flow(name="mils-benchmark")
-def benchmark_flow(config: dict[str, Any]) -> dict[str, Any]:
+def benchmark_flow(config: dict[str, Any]) -> RunRecord:
     """One configuration (a RunConfig as JSON: flow parameters must be plain data for deployments):
-    optimise every sample, score step 0 and the final step, log to MLflow."""
+    optimise every sample, score step 0 and the final step, log to MLflow. Returns the run's
+    record, also written as ``run.json`` in the results folder."""
     import mlflow
 
     config = RunConfig.model_validate(config)
     outcome = optimise_config(config)
+    counts = {**(outcome.counts or {}), "done": len(outcome.results), "failed": len(outcome.failures),
+              "computed": sum(s["computed"] for s in outcome.shard_stats),
+              "resumed": sum(s["resumed"] for s in outcome.shard_stats)}
+    record = run_record(config, outcome.results, outcome.failures, outcome.reports, outcome.results_dir,
+                        outcome.seconds, counts, outcome.worker_peak_mb,
+                        {"git_revision": git_revision(), **package_versions()}, {})
     start_tracking(config.tracking)
     previous = _tracked_run_ids(outcome.results_dir)
     state = {"dataset_hash": dataset_hash(outcome), "done": len(outcome.results), "failed": len(outcome.failures),
@@ -165,19 +172,17 @@ def benchmark_flow(config: dict[str, Any]) -> dict[str, Any]:
                 log_config_run(config, outcome.results, outcome.failures, outcome.reports,
                                {"mils.kind": "config", "dataset_hash": state["dataset_hash"],
                                 "mils.results_dir": str(outcome.results_dir)},
-                               {"time/flow_seconds": outcome.seconds}, counts=outcome.counts, worker_peak_mb=outcome.worker_peak_mb)
+                               {"time/flow_seconds": outcome.seconds}, counts=outcome.counts, worker_peak_mb=outcome.worker_peak_mb,
+                               gain=(record.gain, record.score_gain))
             child_id = child.info.run_id
         write_atomic(outcome.results_dir / "mlflow.json", json.dumps({"parent": parent.info.run_id, "child": child_id,
                                                                      "state": state}))
-    return {"parent_run_id": parent.info.run_id, "child_run_id": child_id,
-            "results_dir": str(outcome.results_dir), "done": len(outcome.results), "failed": outcome.failures,
-            "reports": outcome.reports, "seconds": outcome.seconds, "seed": config.loop.seed,
-            "dataset_size": outcome.dataset_size, "n_samples": outcome.counts,
-            "worker_peak_rss_mb": outcome.worker_peak_mb,
-            "shards": {"computed": sum(s["computed"] for s in outcome.shard_stats),
-                       "resumed": sum(s["resumed"] for s in outcome.shard_stats)}}
+    record = replace(record, mlflow={"parent": parent.info.run_id, "child": child_id,
+                                     "tracking_uri": config.tracking.uri})
+    write_atomic(outcome.results_dir / "run.json", json.dumps(record.as_dict(), indent=2, default=str))
+    return record
 
 
-def run_benchmark(config: RunConfig) -> dict[str, Any]:
+def run_benchmark(config: RunConfig) -> RunRecord:
     """Run the benchmark flow on the task runner the config asks for."""
     return benchmark_flow.with_options(task_runner=make_task_runner(config.runner))(config.model_dump(mode="json"))

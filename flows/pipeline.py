@@ -12,7 +12,6 @@ previous run of the same config (``mils.follows``), so reruns can be compared ov
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import uuid
@@ -30,7 +29,7 @@ from flows.tracking import end_orphans, log_config_run, start_tracking
 from human_eval.protocol import BatchSettings
 from mils.config import RunConfig, build_config, read_yaml
 from mils.errors import InputError
-from mils.files import write_atomic
+from mils.files import content_hash, write_atomic
 from mils.registry import checked_options
 from tasks.captioning import generate_bank_task
 from tasks.judging import judging_task
@@ -50,7 +49,7 @@ class PipelineSpec:
         payload = json.dumps([self.config.model_dump(mode="json", exclude={"output_dir"}), self.sweep,
                               self.judging.model_dump(mode="json") if self.judging else None, self.baseline],
                              sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return content_hash(payload, 16)
 
 
 def read_pipeline(path: str | Path) -> PipelineSpec:
@@ -125,8 +124,8 @@ def _optimise_stage(config: RunConfig, ledger: _Ledger) -> tuple[BenchmarkOutcom
     import mlflow
 
     outcome = optimise_config(config)
-    key = hashlib.sha256(json.dumps({s: r.as_dict() for s, r in outcome.reports.items()}, sort_keys=True).encode()
-                         ).hexdigest()[:12] + f"-{len(outcome.results)}"
+    reports = json.dumps({s: r.as_dict() for s, r in outcome.reports.items()}, sort_keys=True)
+    key = content_hash(reports, 12) + f"-{len(outcome.results)}"
     computed = sum(s["computed"] for s in outcome.shard_stats)
     if not ledger.logged("optimise", key):
         with mlflow.start_run(run_name=f"{config.name} {config.result_key()}", nested=True):
@@ -147,7 +146,7 @@ def _sweep_stage(spec: PipelineSpec, config: RunConfig, outcome: BenchmarkOutcom
     if config.bank.generate is not None or config.bank.seed_captions:  # as resolved by the earlier stages
         overrides["bank"] = config.bank.model_dump(exclude_none=True)
     variants = sweep_variants(spec.profile, overrides, spec.sweep)
-    key = hashlib.sha256(json.dumps([spec.sweep, [c.result_key() for _, c in variants]]).encode()).hexdigest()[:12]
+    key = content_hash(json.dumps([spec.sweep, [c.result_key() for _, c in variants]]), 12)
     if ledger.logged("sweep", key):
         return {"cached": True, "variants": len(variants), "parent_run_id": ledger.data.get("sweep_run_id"),
                 "dashboard": ledger.data.get("sweep_dashboard")}

@@ -155,10 +155,12 @@ def log_config_run(
     extra_metrics: dict[str, float] | None = None,
     counts: dict[str, int] | None = None,
     worker_peak_mb: float | None = None,
+    gain: tuple | None = None,
 ) -> dict[str, Any]:
     """Log one configuration into the active MLflow run: params, tags, per-step curves,
     downstream metrics for step 0 and the final step, and artifacts. ``counts``: the dataset's
-    original / drawn / skipped sample counts (``samples/original`` ...). Returns what a sweep's
+    original / drawn / skipped sample counts (``samples/original`` ...); ``gain``: the paired gain
+    when the caller has computed it (:func:`evaluation.paired.run_gain`). Returns what a sweep's
     comparison needs: the curves, the step costs and the headline metrics."""
     import mlflow
 
@@ -172,7 +174,7 @@ def log_config_run(
                **{f"samples/{k}": float(v) for k, v in (counts or {}).items()}}
     for stage, report in reports.items():
         metrics.update(metric_values(stage, report))
-    gain, scores = run_gain(results, reports, seed=config.loop.seed)
+    gain, scores = gain or run_gain(results, reports, seed=config.loop.seed)
     metrics.update(gain_metrics(gain, scores))
     mlflow.log_metrics(metrics)
     costs = step_costs(results)

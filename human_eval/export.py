@@ -8,7 +8,6 @@ served by the local judging page.
 from __future__ import annotations
 
 import csv
-import hashlib
 import html
 import json
 import random
@@ -19,6 +18,7 @@ from typing import Any, Sequence
 
 from human_eval.protocol import CAPTION_AXES, IMAGE_AXES, Axis
 from mils.errors import InputError, MissingInputError
+from mils.files import content_hash
 from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS
 
 MEDIA_EXTS = IMAGE_EXTS | VIDEO_EXTS | AUDIO_EXTS
@@ -165,7 +165,7 @@ class _Media:
         source = Path(path)
         if not source.is_file():
             raise MissingInputError(f"media file not found: {source}")
-        name = hashlib.sha256(source.read_bytes()).hexdigest()[:16] + source.suffix.lower()
+        name = content_hash(source.read_bytes(), 16) + source.suffix.lower()
         target = self.upload / name
         if not target.is_file():
             shutil.copyfile(source, target)
@@ -227,7 +227,7 @@ def export_batch(
                          "nothing to judge")
 
     def pair_id(*parts: str) -> str:
-        return "p" + hashlib.sha256("|".join([str(seed), *parts]).encode()).hexdigest()[:12]
+        return "p" + content_hash("|".join([str(seed), *parts]), 12)
 
     def side(entry: Entry) -> tuple[str, str]:
         return (entry.text or "", media(entry.image))

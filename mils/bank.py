@@ -8,7 +8,6 @@ scorer's fingerprint and the bank's content hash.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -21,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mils.errors import InputError, MissingInputError
-from mils.files import write_atomic
+from mils.files import content_hash, write_atomic
 from mils.parsing import normalise, parse_candidates
 from mils.protocols import Generator, Scorer, whole_lines
 from mils.seeding import derive_seed
@@ -76,7 +75,7 @@ class Bank:
         return len(self.texts)
 
     def content_hash(self) -> str:
-        return hashlib.sha256("\n".join(self.texts).encode()).hexdigest()[:16]
+        return content_hash("\n".join(self.texts), 16)
 
     def subsample(self, size: int, seed: int) -> "Bank":
         """A fixed random subset (bank-size ablations); order follows the original bank."""
@@ -199,7 +198,7 @@ def bank_embeddings(
     """Text embeddings of the whole bank, from the disk cache when present."""
     cache_file = None
     if cache_dir is not None:
-        key = hashlib.sha256(f"{scorer.fingerprint()}|{bank.content_hash()}".encode()).hexdigest()[:24]
+        key = content_hash(f"{scorer.fingerprint()}|{bank.content_hash()}", 24)
         cache_file = Path(cache_dir) / f"bank-{key}.npy"
         if cache_file.is_file():
             emb = np.load(cache_file)

@@ -5,7 +5,6 @@ This is the entry point that the CLI, the demo and (later) the Prefect tasks wra
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import inspect
 import json
@@ -36,6 +35,7 @@ from mils.bank import (
 )
 from mils.config import GeneratorConfig, RunConfig, ScorerConfig, read_json
 from mils.errors import InputError, MissingDependencyError
+from mils.files import content_hash
 from mils.loop import LoopOptions, Optimiser, PhaseTimer, SampleResult
 from mils.media import MediaError, media_problem
 from mils.parsing import dedup_key
@@ -99,7 +99,7 @@ def generated_bank_path(config: RunConfig) -> Path:
     generator = without_later_defaults(config.generator.model_dump(exclude={"device", "dtype"}))
     payload = json.dumps({"recipe": recipe.model_dump(), "prompt": prompt, "plugins": config.plugins,
                           "generator": generator}, sort_keys=True)
-    return config.cache_path() / "banks" / f"generated-{hashlib.sha256(payload.encode()).hexdigest()[:16]}.txt"
+    return config.cache_path() / "banks" / f"generated-{content_hash(payload, 16)}.txt"
 
 
 def ensure_generated_bank(config: RunConfig, generator: Generator) -> tuple[Path, bool]:

@@ -7,7 +7,6 @@ settings a run used, which is what gets logged.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -17,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mils.errors import InputError, MissingInputError
+from mils.files import content_hash
 from mils.loop import LoopOptions
 from mils.registry import checked_options
 from mils.sampling import ADDED_LATER as SAMPLING_ADDED_LATER
@@ -195,12 +195,12 @@ class RunConfig(_Frozen):
         if dumped.get("prompts"):  # a folder: the text, not the path, changes results
             from mils.prompts import prompt_text
 
-            dumped["prompts"] = hashlib.sha256(prompt_text(self.task, self.prompts).encode()).hexdigest()
+            dumped["prompts"] = content_hash(prompt_text(self.task, self.prompts), None)
         if dumped["bank"].get("seed_captions"):  # the file's content, not its path, changes results
             path = Path(dumped["bank"]["seed_captions"]).expanduser()
-            dumped["bank"]["seed_captions"] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else str(path)
+            dumped["bank"]["seed_captions"] = content_hash(path.read_bytes(), None) if path.is_file() else str(path)
         payload = json.dumps(dumped, sort_keys=True, default=str)
-        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+        return content_hash(payload, 12)
 
     def results_dir(self) -> Path:
         return Path(self.output_dir) / f"{self.name}-{self.result_key()}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -21,3 +22,10 @@ def write_atomic(path: str | Path, text: str) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def content_hash(data: str | bytes, length: int | None = 16) -> str:
+    """The SHA-256 hex digest of ``data`` (text: its UTF-8 bytes), cut to ``length`` characters: the
+    one helper behind every content key (result keys, cache files, batch and folder names)."""
+    digest = hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+    return digest if length is None else digest[:length]

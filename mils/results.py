@@ -8,7 +8,6 @@ names the file when it is from another version or not a result at all.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -19,13 +18,14 @@ from typing import Any, Iterable, Iterator
 import orjson
 
 from mils.errors import InputError, StorageError
+from mils.files import content_hash
 from mils.records import SampleResult, StepCost, StepRecord, StepTrace, Value
 
 SCHEMA_VERSION = 4  # 2: per-step cost records; 3: per-step trace; 4: the score's direction (older: read as higher)
 
 
 def _file_name(sample_id: str) -> str:
-    return hashlib.sha256(sample_id.encode()).hexdigest()[:20] + ".json"
+    return content_hash(sample_id, 20) + ".json"
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from prefect import get_run_logger, task
 
 from human_eval.export import export_batch, load_side
 from human_eval.protocol import BatchSettings
+from mils.files import content_hash
 
 
 @task(name="judging-batch")
@@ -24,7 +24,7 @@ def judging_task(results_dir: str, settings: BatchSettings, run_id: str | None =
     mils = load_side(results_dir, "final")
     payload = json.dumps([settings.model_dump(), sorted((k, repr(v)) for k, v in baseline.items()),
                           sorted((k, repr(v)) for k, v in mils.items())])
-    folder = Path(results_dir) / f"judging-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
+    folder = Path(results_dir) / f"judging-{content_hash(payload, 12)}"
     if (folder / "key.json").is_file():
         return {"path": str(folder), "cached": True}
     shared = set(baseline) & set(mils)

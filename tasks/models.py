@@ -9,12 +9,12 @@ process: one accelerator, one batch at a time.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 
 from mils.captioning import Captioner, build_generator, build_scorer, import_plugins
 from mils.config import RunConfig
+from mils.files import content_hash
 from mils.protocols import Generator, Scorer
 
 _MODELS: dict[str, Generator | Scorer] = {}
@@ -23,7 +23,7 @@ _LOCK = threading.RLock()
 
 
 def _hash(parts: dict) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return content_hash(json.dumps(parts, sort_keys=True, default=str), 16)
 
 
 def _keys(config: RunConfig) -> tuple[str, str]:

@@ -8,7 +8,6 @@ seeded by the loop (run seed, sample id, step).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import inspect
 import logging
@@ -18,6 +17,7 @@ from typing import Sequence
 import torch
 
 from mils.errors import InputError, MissingInputError
+from mils.files import content_hash
 from mils.protocols import Reply, TokenUsage
 from mils.sampling import SamplingOptions
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 def _gguf_cache_dir(gguf_path: Path, cache_dir: Path) -> Path:
     stat = gguf_path.stat()
-    key = hashlib.sha256(f"{gguf_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    key = content_hash(f"{gguf_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}", 12)
     return cache_dir / "gguf" / f"{gguf_path.stem}-{key}"
 
 

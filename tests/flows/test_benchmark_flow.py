@@ -1,4 +1,5 @@
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -6,6 +7,7 @@ import sys
 from pathlib import Path
 
 import mlflow
+import pytest
 
 from flows.benchmark import run_benchmark
 from mils.config import load_config
@@ -21,12 +23,12 @@ def test_benchmark_logs_per_step_metrics_and_records_bad_samples(flow_config):
     path, raw = flow_config()
     config = load_config(path)
     outcome = run_benchmark(config)
-    assert outcome["done"] == len(TARGETS)
-    assert list(outcome["failed"]) == [raw["dataset"]["args"]["broken"][0]]  # recorded, run finished
+    assert outcome.counts["done"] == len(TARGETS)
+    assert list(outcome.failures) == [raw["dataset"]["args"]["broken"][0]]  # recorded, run finished
 
     client = mlflow.tracking.MlflowClient(config.tracking.uri)
-    child = client.get_run(outcome["child_run_id"])
-    assert child.data.tags["mlflow.parentRunId"] == outcome["parent_run_id"]
+    child = client.get_run(outcome.mlflow["child"])
+    assert child.data.tags["mlflow.parentRunId"] == outcome.mlflow["parent"]
     history = client.get_metric_history(child.info.run_id, "score/best")
     assert sorted(m.step for m in history) == [0, 1, 2, 3]
     values = [m.value for m in sorted(history, key=lambda m: m.step)]
@@ -44,6 +46,30 @@ def test_benchmark_logs_per_step_metrics_and_records_bad_samples(flow_config):
     assert sorted(m.step for m in client.get_metric_history(child.info.run_id, "cost/step_generated_tokens")) == [1, 2, 3]
     assert {"gain/CIDEr", "gain/CIDEr_ci_low", "gain/score", "gain/wins"} <= set(metrics)
     assert metrics["gain/losses"] == 0  # the best score never drops
+    # the typed record: what MLflow got, computed once, also written as run.json
+    assert (outcome.version, outcome.status, outcome.result_key) == (1, "completed with failures", config.result_key())
+    assert outcome.counts == {"original": len(TARGETS) + 1, "drawn": len(TARGETS) + 1, "skipped": 0,
+                              "done": len(TARGETS), "failed": 1, "computed": len(TARGETS), "resumed": 0}
+    assert outcome.gain["CIDEr"].delta == pytest.approx(metrics["gain/CIDEr"])
+    assert outcome.score_gain.wins == metrics["gain/wins"] and outcome.higher_is_better
+    assert outcome.cost["generated_tokens"] == metrics["cost/generated_tokens"]
+    written = json.loads((outcome.results_dir / "run.json").read_text())
+    assert written["version"] == 1 and written["mlflow"]["child"] == child.info.run_id
+    assert written["counts"] == outcome.counts and written["provenance"]["git_revision"] == child.data.tags["git_revision"]
+
+
+def test_the_cli_formats_the_record_without_reading_the_results_back(flow_config, capsys):
+    import shutil
+
+    from cli.run import _print_benchmark
+
+    path, _ = flow_config()
+    outcome = run_benchmark(load_config(path))
+    shutil.rmtree(outcome.results_dir / "samples")  # nothing left to re-read: the record has it all
+    _print_benchmark(outcome)
+    out = capsys.readouterr().out
+    assert all(line.caption in out for line in outcome.samples) and "gain over its starting point" in out
+    assert f"{len(TARGETS)} computed, 0 resumed" in out and "cost:" in out
 
 
 def test_killed_run_resumes_to_the_same_results_without_duplicates(flow_config, repo_on_pythonpath, tmp_path):
@@ -64,14 +90,14 @@ def test_killed_run_resumes_to_the_same_results_without_duplicates(flow_config, 
     assert len(survivors) == 2 < len(TARGETS)
 
     outcome = run_benchmark(config)  # same config: resume
-    assert outcome["shards"]["resumed"] == len(survivors)
-    assert outcome["shards"]["computed"] == len(TARGETS) - len(survivors)
+    assert outcome.counts["resumed"] == len(survivors)
+    assert outcome.counts["computed"] == len(TARGETS) - len(survivors)
     after = {p.name: p.stat().st_mtime_ns for p in samples_dir.glob("*.json")}
     assert len(after) == len(TARGETS)  # nothing lost, nothing duplicated
     assert all(after[name] == mtime for name, mtime in survivors.items())  # finished ones not recomputed
 
     fresh = run_benchmark(config.model_copy(update={"output_dir": str(tmp_path / "uninterrupted")}))
-    assert _results(fresh["results_dir"]) == _results(config.results_dir())
+    assert _results(fresh.results_dir) == _results(config.results_dir())
 
 
 def test_dask_run_equals_thread_run(flow_config, repo_on_pythonpath, tmp_path):
@@ -80,11 +106,11 @@ def test_dask_run_equals_thread_run(flow_config, repo_on_pythonpath, tmp_path):
     threads = run_benchmark(dask_config.model_copy(update={
         "runner": dask_config.runner.model_copy(update={"kind": "threads", "workers": None}), "output_dir": str(tmp_path / "threads")}))
     dask = run_benchmark(dask_config)
-    assert Path(dask["results_dir"]) != Path(threads["results_dir"])
-    assert _results(dask["results_dir"]) == _results(threads["results_dir"])
-    assert len(_results(dask["results_dir"])) == len(TARGETS)
+    assert Path(dask.results_dir) != Path(threads.results_dir)
+    assert _results(dask.results_dir) == _results(threads.results_dir)
+    assert len(_results(dask.results_dir)) == len(TARGETS)
     # peak memory says whose it is: the workers' beside this process's, only when workers ran shards
-    assert dask["worker_peak_rss_mb"] > 50 and threads["worker_peak_rss_mb"] is None
+    assert dask.cost["worker_peak_rss_mb"] > 50 and "worker_peak_rss_mb" not in threads.cost
 
 
 def test_a_rerun_after_a_kill_during_mlflow_logging_leaves_no_run_running(flow_config):
@@ -95,13 +121,13 @@ def test_a_rerun_after_a_kill_during_mlflow_logging_leaves_no_run_running(flow_c
     config = load_config(path)
     first = run_benchmark(config)
     client = mlflow.tracking.MlflowClient(config.tracking.uri)
-    experiment = client.get_run(first["parent_run_id"]).info.experiment_id
-    orphan = client.create_run(experiment, tags={"mlflow.parentRunId": first["parent_run_id"]}).info.run_id
+    experiment = client.get_run(first.mlflow["parent"]).info.experiment_id
+    orphan = client.create_run(experiment, tags={"mlflow.parentRunId": first.mlflow["parent"]}).info.run_id
     client.log_metric(orphan, "score/best", 0.5)
-    client.update_run(first["parent_run_id"], status="RUNNING")
+    client.update_run(first.mlflow["parent"], status="RUNNING")
 
     second = run_benchmark(config)
-    assert second["parent_run_id"] == first["parent_run_id"]  # reopened, not a second parent
+    assert second.mlflow["parent"] == first.mlflow["parent"]  # reopened, not a second parent
     assert client.get_run(orphan).info.status == "KILLED"
     statuses = [r.info.status for r in client.search_runs([experiment])]
     assert "RUNNING" not in statuses
@@ -114,9 +140,9 @@ def test_rerunning_a_finished_config_logs_nothing_twice(flow_config):
     config = load_config(path)
     first = run_benchmark(config)
     again = run_benchmark(config)  # nothing changed: the same child run, no second one
-    assert (again["parent_run_id"], again["child_run_id"]) == (first["parent_run_id"], first["child_run_id"])
+    assert (again.mlflow["parent"], again.mlflow["child"]) == (first.mlflow["parent"], first.mlflow["child"])
     client = mlflow.tracking.MlflowClient(config.tracking.uri)
-    experiment = client.get_run(first["parent_run_id"]).info.experiment_id
+    experiment = client.get_run(first.mlflow["parent"]).info.experiment_id
     assert len(client.search_runs([experiment], "tags.`mils.kind` = 'config'")) == 1
     more = run_benchmark(config.model_copy(update={"metrics": ("BLEU",)}))  # other metrics: logged anew
-    assert more["child_run_id"] != first["child_run_id"] and more["parent_run_id"] == first["parent_run_id"]
+    assert more.mlflow["child"] != first.mlflow["child"] and more.mlflow["parent"] == first.mlflow["parent"]

@@ -20,12 +20,12 @@ def two_runs(flow_config):
 
 def test_compare_two_runs_and_a_run_with_its_own_step0(two_runs, capsys):
     first, second = two_runs
-    assert main(["compare", first["results_dir"], second["results_dir"], "--resamples", "200"]) == 0
+    assert main(["compare", str(first.results_dir), str(second.results_dir), "--resamples", "200"]) == 0
     out = capsys.readouterr().out
     assert f"{len(TARGETS)} shared samples" in out and "CIDEr" in out and "verdict:" in out
     assert "wins" in out  # both are MILS runs with the same scorer: per-sample win/tie/loss
 
-    assert main(["compare", first["results_dir"] + ":step0", first["results_dir"]]) == 0
+    assert main(["compare", str(first.results_dir) + ":step0", str(first.results_dir)]) == 0
     out = capsys.readouterr().out
     # the run's final vs its own step 0 is its gain: never worse on the scorer (the best never drops)
     assert ", 0 losses" in out
@@ -34,14 +34,14 @@ def test_compare_two_runs_and_a_run_with_its_own_step0(two_runs, capsys):
 def test_compare_a_run_with_another_systems_json_and_an_mlflow_run(two_runs, tmp_path, capsys):
     first, _ = two_runs
     other = tmp_path / "other.json"
-    other.write_text(json.dumps({r.sample_id: "a photo" for r in ResultStore(first["results_dir"]).results()}))
-    assert main(["compare", str(other), first["results_dir"]]) == 0
+    other.write_text(json.dumps({r.sample_id: "a photo" for r in ResultStore(str(first.results_dir)).results()}))
+    assert main(["compare", str(other), str(first.results_dir)]) == 0
     out = capsys.readouterr().out
     assert "B better" in out or "no clear difference" in out
     assert "only when both sides are MILS runs" in out  # a JSON side has no scorer scores
 
     uri = load_config_uri(first)
-    assert main(["compare", first["child_run_id"], first["results_dir"], "--tracking-uri", uri]) == 0
+    assert main(["compare", first.mlflow["child"], str(first.results_dir), "--tracking-uri", uri]) == 0
     out = capsys.readouterr().out
     assert "+0.0 [+0.0, +0.0]" in out  # the MLflow run holds the same results: no difference at all
 
@@ -51,7 +51,7 @@ def load_config_uri(outcome):
 
     from mils.config import RunConfig
 
-    return RunConfig.model_validate_json((Path(outcome["results_dir"]) / "config.json").read_text()).tracking.uri
+    return RunConfig.model_validate_json((Path(str(outcome.results_dir)) / "config.json").read_text()).tracking.uri
 
 
 def test_compare_names_bad_sides(tmp_path, capsys):

@@ -26,7 +26,7 @@ def _fault_free(config, tmp_path) -> dict:
     return _results(run_benchmark(config.model_copy(update={
         "output_dir": str(tmp_path / "fault-free"), "cache_dir": str(tmp_path / "fault-free-cache"),
         "tracking": config.tracking.model_copy(update={"uri": f"sqlite:///{tmp_path / 'fault-free.db'}"}),
-        "runner": config.runner.model_copy(update={"kind": "threads", "workers": None})}))["results_dir"])
+        "runner": config.runner.model_copy(update={"kind": "threads", "workers": None})})).results_dir)
 
 
 def _dying_generator(tmp_path, flag: str, once: bool) -> dict:
@@ -42,7 +42,7 @@ def test_a_worker_killed_mid_shard_is_replaced_and_the_shard_finishes(flow_confi
     config = load_config(path)
     outcome = run_benchmark(config)
     assert (tmp_path / "died").exists(), "a worker process should have been killed"
-    assert outcome["done"] == len(TARGETS) and len(outcome["failed"]) == 1  # only the broken image
+    assert outcome.counts["done"] == len(TARGETS) and len(outcome.failures) == 1  # only the broken image
     files = list((config.results_dir() / "samples").glob("*.json"))
     assert len(files) == len(TARGETS)  # one file per sample: nothing duplicated
     assert _results(config.results_dir()) == _fault_free(config, tmp_path)
@@ -55,16 +55,16 @@ def test_a_shard_whose_worker_always_dies_is_recorded_failed_and_a_rerun_complet
     config = load_config(path)
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):  # give up on the first death
         outcome = run_benchmark(config)
-    lost = {k: v for k, v in outcome["failed"].items() if "worker process" in v}
-    assert len(lost) >= 2 and outcome["done"] + len(lost) == len(TARGETS)  # the run finished anyway
+    lost = {k: v for k, v in outcome.failures.items() if "worker process" in v}
+    assert len(lost) >= 2 and outcome.counts["done"] + len(lost) == len(TARGETS)  # the run finished anyway
     assert all("rerun" in reason for reason in lost.values())
 
     (tmp_path / "fixed").touch()  # the cause is gone: the same config's rerun retries what failed
     threads = config.runner.model_copy(update={"kind": "threads", "workers": None})
     rerun = run_benchmark(config.model_copy(update={"runner": threads}))
-    assert rerun["done"] == len(TARGETS) and rerun["shards"]["resumed"] == outcome["done"]
+    assert rerun.counts["done"] == len(TARGETS) and rerun.counts["resumed"] == outcome.counts["done"]
     assert len(list((config.results_dir() / "samples").glob("*.json"))) == len(TARGETS)
-    assert not set(lost) & set(rerun["failed"])
+    assert not set(lost) & set(rerun.failures)
     assert _results(config.results_dir()) == _fault_free(config, tmp_path)
 
 
@@ -89,11 +89,11 @@ def test_a_sigkill_at_a_critical_write_is_survived_by_the_rerun(point, flow_conf
         assert list((tmp_path / "cache").rglob("bank-*.tmp.npy")) and not list((tmp_path / "cache").rglob("bank-*[0-9a-f].npy"))
 
     outcome = run_benchmark(config)  # the rerun, without the kill
-    assert outcome["done"] == len(TARGETS)
+    assert outcome.counts["done"] == len(TARGETS)
     assert _results(config.results_dir()) == _fault_free(config, tmp_path)
     caches = list((tmp_path / "cache").rglob("bank-*.npy"))
     assert len(caches) == 1 and np.load(caches[0]).shape[0] > 100  # whole, and the half file is gone
-    assert outcome["reports"]["final"].corpus["CIDEr"].value >= 0
+    assert outcome.reports["final"].corpus["CIDEr"].value >= 0
 
     client = mlflow.tracking.MlflowClient(config.tracking.uri)
     experiment = client.get_experiment_by_name(raw["tracking"]["experiment"]).experiment_id

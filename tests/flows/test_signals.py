@@ -65,4 +65,4 @@ def test_a_signal_stops_the_run_at_once_keeps_the_finished_samples_and_its_serve
     assert 1 <= len(kept) < len(TARGETS)  # finished samples are whole files
     print(f"{how}: exit {code} {took:.1f} s after the signal, {len(kept)} of {len(TARGETS)} samples kept")
     rerun = run_benchmark(config)  # resumes: only the rest is computed
-    assert rerun["done"] == len(TARGETS) and rerun["shards"]["resumed"] >= len(kept)
+    assert rerun.counts["done"] == len(TARGETS) and rerun.counts["resumed"] >= len(kept)

@@ -52,6 +52,6 @@ def test_truncated_history_equals_a_real_shorter_run(flow_config):
 
     long_path, _ = flow_config("long.yaml")
     short_path, _ = flow_config("short.yaml", loop={"steps": 1, "keep": 4, "requested": 5, "seed": 5})
-    long_run = ResultStore(run_benchmark(load_config(long_path))["results_dir"]).results()
-    short_run = ResultStore(run_benchmark(load_config(short_path))["results_dir"]).results()
+    long_run = ResultStore(run_benchmark(load_config(long_path)).results_dir).results()
+    short_run = ResultStore(run_benchmark(load_config(short_path)).results_dir).results()
     assert [r.history for r in short_run] == [r.history[:2] for r in long_run]

@@ -28,3 +28,10 @@ def test_an_existing_file_is_replaced_whole(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         files.write_atomic(path, '{"new": true, "longer": "x"}')
     assert path.read_text() == '{"old": true}' and len(list(tmp_path.iterdir())) == 1
+
+
+def test_content_hash_is_the_sha256_prefix_every_key_used_before():
+    from mils.files import content_hash
+
+    assert content_hash("abc", 12) == content_hash(b"abc", 12) == "ba7816bf8f01"  # SHA-256("abc"), as the keys had it
+    assert len(content_hash("abc", None)) == 64 and content_hash("abc") == content_hash("abc", None)[:16]

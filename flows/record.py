@@ -1,0 +1,93 @@
+"""The typed, versioned record of one benchmark run: what the flow computed, once.
+
+The benchmark flow returns a :class:`RunRecord` and writes it as ``run.json`` in the results
+folder (``as_dict``); the CLI only formats it (``mils run``, ``mils demo``), so nothing is read
+back or recomputed after the run. Bump ``RUN_RECORD_VERSION`` when a field changes meaning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evaluation.caption_metrics import MetricReport
+from evaluation.paired import PairedDelta, ScoreComparison, run_gain
+from mils.config import RunConfig
+from mils.cost import run_cost
+from mils.records import SampleResult
+from mils.results import direction
+
+RUN_RECORD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SampleLine:
+    """One sample's start and end: the step-0 (retrieval) best, the final best, the best by step."""
+
+    sample_id: str
+    initial: str
+    initial_score: float
+    caption: str
+    score: float
+    by_step: tuple[float, ...]
+
+    @classmethod
+    def of(cls, result: SampleResult) -> "SampleLine":
+        return cls(result.sample_id, result.initial.best, result.initial.best_score, result.caption, result.score,
+                   tuple(h.best_score for h in result.history))
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of one configuration. ``counts``: the split's ``original`` size, the ``drawn``
+    subset, the drawn samples ``skipped`` as unusable, and ``done``/``failed``/``computed``/``resumed``.
+    ``gain``/``score_gain``: final vs step 0, paired, per metric and on the scorer's own score."""
+
+    config: RunConfig
+    results_dir: Path
+    samples: tuple[SampleLine, ...]
+    failures: dict[str, str]
+    counts: dict[str, int]
+    reports: dict[str, MetricReport]
+    gain: dict[str, PairedDelta]
+    score_gain: ScoreComparison | None
+    cost: dict[str, float]
+    higher_is_better: bool
+    provenance: dict[str, str]
+    mlflow: dict[str, str | None]
+    seconds: float
+    version: int = RUN_RECORD_VERSION
+
+    @property
+    def status(self) -> str:
+        """``completed``, or ``completed with failures`` (some samples failed; a rerun retries them)."""
+        return "completed with failures" if self.failures else "completed"
+
+    @property
+    def result_key(self) -> str:
+        return self.config.result_key()
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON data (what ``run.json`` holds)."""
+        return {
+            "version": self.version, "status": self.status, "result_key": self.result_key,
+            "config": self.config.model_dump(mode="json"), "results_dir": str(self.results_dir),
+            "counts": self.counts, "failures": self.failures, "higher_is_better": self.higher_is_better,
+            "reports": {stage: report.as_dict() for stage, report in self.reports.items()},
+            "gain": {name: d.as_dict() for name, d in self.gain.items()},
+            "score_gain": self.score_gain.as_dict() if self.score_gain else None,
+            "cost": self.cost, "provenance": self.provenance, "mlflow": self.mlflow, "seconds": self.seconds,
+            "samples": [vars(line) | {"by_step": list(line.by_step)} for line in self.samples],
+        }
+
+
+def run_record(config: RunConfig, results: list[SampleResult], failures: dict[str, str],
+               reports: dict[str, MetricReport], results_dir: Path, seconds: float, counts: dict[str, int],
+               worker_peak_mb: float | None, provenance: dict[str, str],
+               mlflow_ids: dict[str, str | None]) -> RunRecord:
+    """The record of a finished run: the paired gain and the cost computed here, once."""
+    gain, score_gain = run_gain(results, reports, seed=config.loop.seed)
+    cost = run_cost(results, seconds, counts.get("original"), worker_peak_mb)
+    return RunRecord(config, results_dir, tuple(SampleLine.of(r) for r in results), failures, counts, reports,
+                     gain, score_gain, cost, direction(results), provenance, mlflow_ids, seconds)
