@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from cli.common import add_run_options, make_config, print_table, stop_on_signals
+from cli.common import add_run_options, make_config, print_table, read_json_arg, stop_on_signals
+from mils.errors import InputError
 
 
 def _print_benchmark(record) -> None:
@@ -160,14 +161,38 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _job_variables(text: str | None) -> dict | None:
+    """``--job-variables``: inline JSON, or a JSON file's path."""
+    if not text:
+        return None
+    if not text.lstrip().startswith("{"):
+        return read_json_arg(text, "--job-variables")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"--job-variables is not JSON: {err}") from None
+
+
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from flows.pipeline import pipeline_flow, read_pipeline
+    from flows.pipeline import read_pipeline
+    from flows.schedule import checked_cron, concurrency, deploy_to_pool, serve_pipeline
 
     path = str(Path(args.config).resolve())
     read_pipeline(path)  # validate now, not at 3 a.m.
-    print(f"serving deployment 'mils-pipeline/{args.name}' (cron {args.cron!r}) for {path}; each run writes a new "
-          "dated results folder; Ctrl-C stops it")
-    pipeline_flow.serve(name=args.name, cron=args.cron, parameters={"config_path": path, "fresh": True})
+    checked_cron(args.cron)
+    concurrency(args.max_running, args.collision)
+    limit = f"at most {args.max_running} at a time, {args.collision} on collision" if args.max_running else "no limit"
+    if args.pool:
+        variables = _job_variables(args.job_variables)
+        deployment = deploy_to_pool(path, args.name, args.cron, args.pool, args.pool_type, args.max_running,
+                                    args.collision, variables)
+        print(f"deployed 'mils-pipeline/{args.name}' (id {deployment}, cron {args.cron!r}, {limit}) to work pool "
+              f"{args.pool!r} for {path}.\nOn each machine that should run it, from this checkout and environment:\n"
+              f"  .venv/bin/prefect worker start --pool {args.pool}")
+        return 0
+    print(f"serving deployment 'mils-pipeline/{args.name}' (cron {args.cron!r}, {limit}) for {path}; each run writes "
+          "a new dated results folder; Ctrl-C stops it (the schedule stays active)")
+    serve_pipeline(path, args.name, args.cron, args.max_running, args.collision)
     return 0
 
 
@@ -206,8 +231,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     pipeline.add_argument("--fresh", action="store_true", help="a new dated results folder instead of resuming")
     pipeline.set_defaults(func=cmd_pipeline)
 
-    schedule = sub.add_parser("schedule", help="serve a cron-scheduled pipeline deployment (needs a Prefect server)")
+    schedule = sub.add_parser("schedule", help="a cron-scheduled pipeline: served here, or deployed to a work pool")
     schedule.add_argument("config")
     schedule.add_argument("--cron", required=True, help='e.g. "0 3 * * 1" (Mondays 03:00)')
     schedule.add_argument("--name", default="rerun", help="deployment name (shown as mils-pipeline/NAME)")
+    schedule.add_argument("--pool", help="deploy to this Prefect work pool (workers run it) instead of serving here")
+    schedule.add_argument("--pool-type", default="process", help="the pool's type when it must be created (process)")
+    schedule.add_argument("--max-running", type=int, default=1, help="reruns at once (0: no limit; default 1)")
+    schedule.add_argument("--collision", default="cancel", choices=["cancel", "queue"],
+                          help="a rerun due while the limit is reached: cancelled (default) or queued")
+    schedule.add_argument("--job-variables", help="JSON (or @file) for the pool's job template, e.g. a GPU request")
     schedule.set_defaults(func=cmd_schedule)

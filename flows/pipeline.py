@@ -24,7 +24,9 @@ from prefect import flow, get_run_logger
 from evaluation.datasets import check_dataset
 from flows.ablation import run_variants, sweep_variants
 from flows.benchmark import BenchmarkOutcome, dataset_hash, optimise_config
+from flows.notify import Webhook, on_failure, read_notify, regression_message, send
 from flows.runners import make_task_runner
+from flows.schedule import prune_dated
 from flows.tracking import end_orphans, log_config_run, start_tracking
 from human_eval.protocol import BatchSettings
 from mils.config import RunConfig, build_config, read_yaml
@@ -43,6 +45,8 @@ class PipelineSpec:
     profile: str
     raw: dict[str, Any]  # the run config's YAML overrides (the sweep expands over them)
     baseline: dict[str, Any] | None = None  # {captioner, options, seed}: a VLM run first, seeding MILS
+    notify: tuple[Webhook, ...] = ()  # webhooks told of failures and regressions (flows/notify.py)
+    retention: int | None = None  # scheduled reruns: keep the newest N dated folders (flows/schedule.py)
 
     def key(self) -> str:
         """Identifies the pipeline across scheduled reruns (not its dated output folder)."""
@@ -57,6 +61,10 @@ def read_pipeline(path: str | Path) -> PipelineSpec:
     grid = raw.pop("sweep", None)
     judging = raw.pop("judging", {})
     baseline = raw.pop("baseline", None)
+    notify = read_notify(raw.pop("notify", None), f"{path}: notify")
+    retention = raw.pop("retention", None)
+    if retention is not None and (isinstance(retention, bool) or not isinstance(retention, int) or retention < 1):
+        raise InputError(f"{path}: 'retention' is how many dated results folders to keep (1 or more), not {retention!r}")
     profile = raw.pop("profile")
     if baseline is not None and not (isinstance(baseline, dict) and isinstance(baseline.get("captioner"), str)
                                      and set(baseline) <= {"captioner", "options", "seed"}):
@@ -72,7 +80,15 @@ def read_pipeline(path: str | Path) -> PipelineSpec:
         import mils.captioners  # noqa: F401  (registers the built-in captioners)
 
         checked_options("captioner", baseline["captioner"], baseline.get("options") or {}, "baseline.options")
-    return PipelineSpec(config, grid, settings, profile, raw, baseline)
+    return PipelineSpec(config, grid, settings, profile, raw, baseline, notify, retention)
+
+
+def read_pipeline_notify(path: str | Path) -> tuple[tuple[Webhook, ...], str, str | None]:
+    """Only what a failure alert needs (webhooks, pipeline name, MLflow address): read even when
+    the rest of the YAML is what failed."""
+    raw = read_yaml(path)
+    return (read_notify(raw.get("notify"), f"{path}: notify"), str(raw.get("name") or Path(path).stem),
+            (raw.get("tracking") or {}).get("uri"))
 
 
 def _dated(config: RunConfig) -> RunConfig:
@@ -175,8 +191,10 @@ def _vs_previous_stage(follows: str, outcome: BenchmarkOutcome, ledger: _Ledger)
     drops = [name for name, d in result.metrics.items() if d.high < 0]
     mlflow.log_metrics(gain_metrics(result.metrics, result.scores, prefix="vs_previous"))
     mlflow.set_tags({"mils.regression": str(bool(drops)).lower(), "mils.regression_metrics": ",".join(drops)})
+    ledger.data.update(regression=bool(drops), previous_dir=previous_dir)
     ledger.mark("vs_previous", follows)
-    return {"previous": follows, "regression": bool(drops), "dropped": drops, "n": result.n}
+    return {"previous": follows, "previous_dir": previous_dir, "regression": bool(drops), "dropped": drops,
+            "deltas": {name: result.metrics[name].as_dict() for name in drops}, "n": result.n}
 
 
 def _vs_seed_stage(config: RunConfig, outcome: BenchmarkOutcome, ledger: _Ledger) -> dict[str, Any]:
@@ -253,6 +271,9 @@ def pipeline_stages(config_path: str, fresh: bool = False) -> dict[str, Any]:
         outcome, stages["optimise"] = _optimise_stage(config, ledger)
         if follows:
             stages["vs_previous"] = _vs_previous_stage(follows, outcome, ledger)
+            if stages["vs_previous"].get("regression") and spec.notify:
+                stages["vs_previous"]["undelivered"] = send(spec.notify, regression_message(
+                    config, stages["vs_previous"], follows, parent.info.run_id))
         if config.bank.seed_captions:
             stages["vs_seed"] = _vs_seed_stage(config, outcome, ledger)
         if spec.sweep:
@@ -265,11 +286,14 @@ def pipeline_stages(config_path: str, fresh: bool = False) -> dict[str, Any]:
             mlflow.log_dict(summary, "pipeline.json")
             ledger.mark("summary", json.dumps(stages, sort_keys=True, default=str))
     write_atomic(ledger.path, json.dumps(ledger.data, indent=2))
+    if fresh and spec.retention:
+        removed = prune_dated(Path(spec.config.output_dir), spec.retention, results_dir.parent)
+        summary["removed"] = [str(p) for p in removed]
     logger.info("pipeline %s done: %s", config.name, json.dumps(stages, default=str)[:500])
     return summary
 
 
-@flow(name="mils-pipeline")
+@flow(name="mils-pipeline", on_failure=[on_failure], on_crashed=[on_failure])
 def pipeline_flow(config_path: str, fresh: bool = False) -> dict[str, Any]:
     """What ``mils pipeline`` and a scheduled deployment run. Parameters are plain data (a path and
     a flag), so a deployment can carry them; the config is read at run time, and the stages run on
