@@ -196,6 +196,20 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    from flows.history import format_history, log_history
+    from flows.pipeline import read_pipeline
+
+    spec = read_pipeline(args.config)
+    tracking = spec.config.tracking
+    table = log_history(tracking.uri, tracking.experiment, spec.key(), f"{spec.config.name}: reruns", Path(args.out))
+    print(f"{len(table)} reruns of {args.config} (final step, x100, 95% CI; in brackets after: the paired delta "
+          "vs the previous rerun)")
+    print(format_history(table))
+    print(f"\nplot: {Path(args.out) / 'history.png'} (also logged to the newest rerun's MLflow run)")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser("demo", help="benchmark flow on the bundled sample photos (offline), tracked in MLflow")
     demo.add_argument("--out", default="outputs/sample_set", help="where the sample photos are written")
@@ -242,3 +256,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                           help="a rerun due while the limit is reached: cancelled (default) or queued")
     schedule.add_argument("--job-variables", help="JSON (or @file) for the pool's job template, e.g. a GPU request")
     schedule.set_defaults(func=cmd_schedule)
+
+    history = sub.add_parser("history", help="a scheduled pipeline's reruns: metrics with CIs, deltas, regressions")
+    history.add_argument("config", help="the pipeline YAML")
+    history.add_argument("--out", default="outputs/history", help="where history.png and history.json go")
+    history.set_defaults(func=cmd_history)

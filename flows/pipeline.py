@@ -24,6 +24,7 @@ from prefect import flow, get_run_logger
 from evaluation.datasets import check_dataset
 from flows.ablation import run_variants, sweep_variants
 from flows.benchmark import BenchmarkOutcome, dataset_hash, optimise_config
+from flows.history import log_history
 from flows.notify import Webhook, on_failure, read_notify, regression_message, send
 from flows.runners import make_task_runner
 from flows.schedule import prune_dated
@@ -286,6 +287,11 @@ def pipeline_stages(config_path: str, fresh: bool = False) -> dict[str, Any]:
             mlflow.log_dict(summary, "pipeline.json")
             ledger.mark("summary", json.dumps(stages, sort_keys=True, default=str))
     write_atomic(ledger.path, json.dumps(ledger.data, indent=2))
+    if fresh:  # the newest rerun's MLflow run shows the whole history (a plot that fails never fails the run)
+        try:
+            log_history(config.tracking.uri, config.tracking.experiment, spec.key(), f"{config.name}: reruns")
+        except Exception as err:  # noqa: BLE001
+            logger.warning("history not logged: %s", err)
     if fresh and spec.retention:
         removed = prune_dated(Path(spec.config.output_dir), spec.retention, results_dir.parent)
         summary["removed"] = [str(p) for p in removed]

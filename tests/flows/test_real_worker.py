@@ -103,4 +103,14 @@ def test_a_work_pool_deployment_runs_unattended(prefect_server, flow_config, tmp
     parents = client.search_runs([client.get_experiment_by_name("test").experiment_id],
                                  "tags.`mils.kind` = 'pipeline'", order_by=["attributes.start_time ASC"])
     assert [r.data.tags.get("mils.regression") for r in parents if r.info.status == "FINISHED"] == [None, "true", "false"]
+    finished = [r for r in parents if r.info.status == "FINISHED"]
+    assert "history.png" in {a.path for a in client.list_artifacts(finished[-1].info.run_id)}  # logged by the rerun
+    shown = _start([str(BIN / "mils"), "history", str(path), "--out", str(tmp_path / "history")], env, tmp_path,
+                   tmp_path / "history.log")
+    assert shown.wait(120) == 0, (tmp_path / "history.log").read_text()
+    rows = (tmp_path / "history.log").read_text().split("vs the previous rerun)\n", 1)[1].split("\n\nplot:")[0]
+    lines = rows.splitlines()
+    assert len(lines) == 3 and lines[1].endswith("REGRESSION") and not lines[2].endswith("REGRESSION")
+    assert "CIDEr" in lines[1] and "(-" in lines[1] and "(+0.0 [+0.0, +0.0])" in lines[2]  # paired deltas
+    assert (tmp_path / "history" / "history.png").stat().st_size > 0
     print(f"real server + worker: {time.time() - start:.0f}s for 5 triggered runs")

@@ -127,3 +127,23 @@ def test_retention_keeps_the_newest_and_every_folder_a_regression_involves(tmp_p
     removed = prune_dated(tmp_path, keep=1, current=tmp_path / names[4])
     assert sorted(p.name for p in removed) == [names[0], names[3]]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*names[1:3], names[4], "not-dated"])
+
+
+def test_a_models_revision_changes_when_its_weights_do(tmp_path, monkeypatch):
+    from flows.tracking import model_revision, model_revisions
+    from mils.config import build_config
+
+    weights = tmp_path / "scorer"
+    weights.mkdir()
+    (weights / "model.safetensors").write_bytes(b"1234")
+    before = model_revision(str(weights))
+    (weights / "model.safetensors").write_bytes(b"12345")
+    assert before.startswith("files:") and model_revision(str(weights)) != before
+    hub = tmp_path / "hub"
+    (hub / "models--org--llm" / "refs").mkdir(parents=True)
+    (hub / "models--org--llm" / "refs" / "main").write_text("0123abcd\n")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(hub))
+    assert model_revision("org/llm") == "0123abcd" and model_revision("org/other") == "not in the hub cache"
+    config = build_config("offline", {"generator": {"model": "org/llm"}, "scorer": {"name": "clap",
+                                                                                    "options": {"model": str(weights)}}})
+    assert model_revisions(config) == {"model.generator": "0123abcd", "model.scorer.model": model_revision(str(weights))}
