@@ -27,8 +27,11 @@ def loop_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["cache_dir"] = args.cache_dir
     if getattr(args, "prompts", None):
         overrides["prompts"] = args.prompts
-    if getattr(args, "backend", None):
-        overrides["generator"] = {"backend": args.backend}
+    generator = {k: getattr(args, flag) for k, flag in (("backend", "backend"), ("model", "llm")) if getattr(args, flag, None)}
+    if getattr(args, "base_url", None):
+        generator["options"] = {"base_url": args.base_url}
+    if generator:
+        overrides["generator"] = generator
     if getattr(args, "schedule", None):
         overrides["schedule"] = args.schedule
     return overrides
@@ -73,8 +76,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="where converted models and bank embeddings are cached")
     parser.add_argument("--prompts", help="meta-prompts: suite (offline default), official (the MILS files, paper "
                         "default) or a folder of prompt files named as in the MILS repository's prompts/")
-    parser.add_argument("--backend", help="the LLM's engine: transformers (default) or vllm (in this environment, "
-                        "else the server of `make vllm`'s .venv-vllm, started for the run)")
+    parser.add_argument("--backend", help="the LLM's engine: transformers (default), openai (an endpoint: --base-url) "
+                        "or vllm (in this environment, else the server of `make vllm`'s .venv-vllm, started for the run)")
+    parser.add_argument("--llm", help="the LLM: an HF id, a local directory, or (--backend openai) the endpoint's "
+                        "model name")
+    parser.add_argument("--base-url", help="--backend openai: the endpoint, e.g. http://127.0.0.1:8000/v1")
     parser.add_argument("--schedule", choices=["lockstep", "async"], help="lockstep (default): a batch takes each step "
                         "together; async: each sample advances on its own (--backend vllm); same results")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from cli.common import add_run_options, make_config
@@ -64,6 +65,31 @@ def cmd_bank(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    import datetime
+
+    from mils.response_cache import FILE, ResponseCache
+
+    folder = Path(args.cache_dir).expanduser()
+    if not (folder / FILE).is_file():
+        print(f"no response cache in {folder} (a run writes {FILE} there when its generator's cache is on)")
+        return 0
+    cache = ResponseCache(folder)
+    if args.cache_command == "prune":
+        if args.older_than is None and args.model is None and not args.all:
+            raise InputError("say what to prune: --older-than DAYS, --model IDENTITY, or --all")
+        removed = cache.prune(args.older_than, args.model)
+        print(f"removed {removed} cached replies from {cache.path}")
+        return 0
+    rows = cache.info()
+    size = cache.path.stat().st_size / 2**20
+    print(f"{cache.path}: {sum(r[1] for r in rows)} replies, {size:.1f} MB")
+    for model, n, tokens, oldest, newest in rows:
+        day = lambda t: datetime.datetime.fromtimestamp(t).strftime("%Y-%m-%d")  # noqa: E731
+        print(f"  {n:>8} replies  {tokens:>10} tokens  {day(oldest)} .. {day(newest)}  {model}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="download benchmark data").add_subparsers(dest="data_command", required=True)
     data_get = data.add_parser("get", help="download, verify and unpack what a dataset loader needs (resumable)")
@@ -84,3 +110,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     bank.add_argument("--labels", help="class names: a text file, or AudioSet's class_labels_indices.csv")
     add_run_options(bank)
     bank.set_defaults(func=cmd_bank)
+
+    cache = sub.add_parser("cache", help="the LLM response cache: what it holds, and pruning it").add_subparsers(
+        dest="cache_command", required=True)
+    for name, text in (("info", "replies and tokens per model"), ("prune", "delete cached replies")):
+        verb = cache.add_parser(name, help=text)
+        verb.add_argument("--cache-dir", default=os.environ.get("MILS_CACHE_DIR", "~/.cache/mils"),
+                          help="the run config's cache_dir")
+        if name == "prune":
+            verb.add_argument("--older-than", type=float, metavar="DAYS", help="replies older than this")
+            verb.add_argument("--model", help="one model identity (as `mils cache info` lists it)")
+            verb.add_argument("--all", action="store_true", help="every reply")
+        verb.set_defaults(func=cmd_cache)

@@ -88,6 +88,7 @@ def run_record(config: RunConfig, results: list[SampleResult], failures: dict[st
                mlflow_ids: dict[str, str | None]) -> RunRecord:
     """The record of a finished run: the paired gain and the cost computed here, once."""
     gain, score_gain = run_gain(results, reports, seed=config.loop.seed)
-    cost = run_cost(results, seconds, counts.get("original"), worker_peak_mb)
+    price = config.generator.price.model_dump() if config.generator.price else None
+    cost = run_cost(results, seconds, counts.get("original"), worker_peak_mb, price)
     return RunRecord(config, results_dir, tuple(SampleLine.of(r) for r in results), failures, counts, reports,
                      gain, score_gain, cost, direction(results), provenance, mlflow_ids, seconds)

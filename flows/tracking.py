@@ -172,13 +172,14 @@ def metric_values(stage: str, report: MetricReport) -> dict[str, float]:
 
 
 def log_cost(results: Sequence[SampleResult], costs: pd.DataFrame, wall_seconds: float,
-             dataset_size: int | None, worker_peak_mb: float | None = None) -> dict[str, float]:
+             dataset_size: int | None, worker_peak_mb: float | None = None,
+             price: dict[str, float] | None = None) -> dict[str, float]:
     """The cost ledger into the active run: ``cost/<total>`` once and ``cost/step_<x>`` per step."""
     import mlflow
 
     for step, row in costs.iterrows():
         mlflow.log_metrics({f"cost/step_{k}": float(v) for k, v in row.items() if pd.notna(v)}, step=int(step))
-    totals = run_cost(results, wall_seconds, dataset_size, worker_peak_mb)
+    totals = run_cost(results, wall_seconds, dataset_size, worker_peak_mb, price)
     mlflow.log_metrics({f"cost/{k}": v for k, v in totals.items() if pd.notna(v)})
     return totals
 
@@ -217,7 +218,8 @@ def log_config_run(
     mlflow.log_metrics(metrics)
     costs = step_costs(results)
     totals = log_cost(results, costs, (extra_metrics or {}).get("time/flow_seconds", float("nan")),
-                      (counts or {}).get("original"), worker_peak_mb)
+                      (counts or {}).get("original"), worker_peak_mb,
+                      config.generator.price.model_dump() if config.generator.price else None)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         table = results_table(results, reports.get("final"))

@@ -42,7 +42,7 @@ from mils.parsing import dedup_key
 from mils.profiles import IMAGENET_TEMPLATES
 from mils.prompts import template_for
 from mils.protocols import ConcurrentGenerator, Generator, Sample, Scorer, Workload
-from mils.sampling import without_later_defaults
+from mils.sampling import SamplingOptions, without_later_defaults
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,21 @@ def build_generator(cfg: GeneratorConfig, cache_dir: Path, workload: Workload | 
     sizes its context and KV cache from it)."""
     import mils.generators  # noqa: F401  (registers the built-in generators)
 
-    options = without_later_defaults(cfg.model_dump(exclude={"backend", "options"}))
+    options = without_later_defaults(cfg.model_dump(exclude={"backend", "options", "cache", "price"}))
     if workload is not None and takes_workload(cfg.backend):
         options["workload"] = workload
-    return registry.create("generator", cfg.backend, cache_dir=cache_dir, **options, **cfg.options)
+    generator = registry.create("generator", cfg.backend, cache_dir=cache_dir, **options, **cfg.options)
+    if not (cfg.cache if cfg.cache is not None else cfg.backend in REMOTE_BACKENDS):
+        return generator
+    from mils.response_cache import CachedGenerator, ResponseCache
+
+    identity = json.dumps([cfg.backend, cfg.model, {k: v for k, v in cfg.options.items() if k in IDENTITY_OPTIONS}])
+    sampling = cfg.model_dump(include=set(SamplingOptions.model_fields))
+    return CachedGenerator(generator, ResponseCache(cache_dir), identity, sampling)
+
+
+REMOTE_BACKENDS = ("openai",)  # the response cache is on by default for these
+IDENTITY_OPTIONS = ("base_url", "system_prompt", "reasoning_tag", "server", "served_name")  # they shape a reply
 
 
 def takes_workload(backend: str) -> bool:

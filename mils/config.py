@@ -29,6 +29,13 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class Price(_Frozen):
+    """Dollars per million tokens, paid ones only (the response cache's replies cost nothing)."""
+
+    prompt: float = Field(ge=0)
+    generated: float = Field(ge=0)
+
+
 class GeneratorConfig(SamplingOptions):
     """The LLM and its sampling settings (temperature, top_p, max_new_tokens: SamplingOptions')."""
 
@@ -37,6 +44,9 @@ class GeneratorConfig(SamplingOptions):
     device: str | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     options: dict[str, Any] = Field(default_factory=dict)  # backend extras (e.g. vLLM engine args)
+    # the response cache (mils/response_cache.py): None = on for remote endpoints (backend openai), off otherwise
+    cache: bool | None = None
+    price: Price | None = None  # dollars per million tokens: the cost ledger in money
 
 
 class ScorerConfig(_Frozen):
@@ -188,7 +198,7 @@ class RunConfig(_Frozen):
         """Hash of everything that can change a sample's result (not batch size, runner, tracking,
         metrics or paths): two configs with the same key produce the same per-sample results."""
         fields = {"task", "plugins", "generator", "scorer", "bank", "loop", "dataset", "prompts"}
-        dumped = self.model_dump(include=fields)
+        dumped = self.model_dump(include=fields, exclude={"generator": {"cache", "price"}})  # change no reply
         for section, key, default in _ADDED_LATER:  # at their defaults, they keep older runs' keys (and resume)
             if (dumped[section].get(key) if section else dumped.get(key)) == default:
                 del (dumped[section] if section else dumped)[key]
@@ -266,7 +276,7 @@ def check_components(config: RunConfig) -> None:
     _register_components(config)
     gen = config.generator
     checked_options("generator", gen.backend, gen.options, "generator.options",
-                    supplied=[*gen.model_dump(exclude={"backend", "options"}), "cache_dir", "workload"])
+                    supplied=[*gen.model_dump(exclude={"backend", "options", "cache", "price"}), "cache_dir", "workload"])
     scorer_options(config.scorer.name, config.scorer.options, "scorer.options")
 
 

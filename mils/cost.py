@@ -15,7 +15,8 @@ import pandas as pd
 
 from mils.records import SampleResult
 
-COLUMNS = ("prompt_tokens", "generated_tokens", "llm_seconds", "candidates_scored", "scorer_seconds", "renders")
+COLUMNS = ("prompt_tokens", "generated_tokens", "llm_seconds", "candidates_scored", "scorer_seconds", "renders",
+           "cached_prompt_tokens", "cached_generated_tokens", "reasoning_tokens")
 
 
 def step_costs(results: Sequence[SampleResult]) -> pd.DataFrame:
@@ -38,11 +39,13 @@ def peak_memory_mb() -> dict[str, float]:
 
 
 def run_cost(results: Sequence[SampleResult], wall_seconds: float, dataset_size: int | None = None,
-             worker_peak_mb: float | None = None) -> dict[str, float]:
+             worker_peak_mb: float | None = None, price: dict[str, float] | None = None) -> dict[str, float]:
     """Run totals, rates and the projected time for the whole dataset (``dataset_size`` samples).
     Rates come from the recorded model seconds (LLM + scorer), so a resumed run reports the cost of
     its samples, not of the resume; ``wall_seconds`` is this invocation's wall clock.
-    ``worker_peak_mb``: the largest peak RSS of the Dask worker processes that ran shards."""
+    ``worker_peak_mb``: the largest peak RSS of the Dask worker processes that ran shards.
+    ``price``: dollars per million ``prompt``/``generated`` tokens: ``dollars`` for the tokens paid
+    (not those the response cache served) and ``dollars_per_sample``."""
     totals = step_costs(results).sum(min_count=1)
     n = len(results)
     out = {k: float(totals.get(k, float("nan"))) for k in COLUMNS}
@@ -57,6 +60,11 @@ def run_cost(results: Sequence[SampleResult], wall_seconds: float, dataset_size:
         out["projected_dataset_hours"] = out["seconds_per_sample"] * dataset_size / 3600
     if worker_peak_mb:
         out["worker_peak_rss_mb"] = float(worker_peak_mb)
+    if price:
+        paid_prompt = (out["prompt_tokens"] or 0.0) - (out["cached_prompt_tokens"] or 0.0)
+        paid_generated = (out["generated_tokens"] or 0.0) - (out["cached_generated_tokens"] or 0.0)
+        out["dollars"] = (paid_prompt * price["prompt"] + paid_generated * price["generated"]) / 1e6
+        out["dollars_per_sample"] = out["dollars"] / n if n else float("nan")
     return {**out, **peak_memory_mb()}
 
 
@@ -69,6 +77,12 @@ def cost_line(cost: dict[str, float]) -> str:
             f"{cost['peak_rss_mb']:.0f} MB (this process)")
     if "worker_peak_rss_mb" in cost:
         text += f", {cost['worker_peak_rss_mb']:.0f} MB (the largest Dask worker's)"
+    if cost.get("cached_generated_tokens", 0) > 0:
+        text += f"; {cost['cached_generated_tokens']:.0f} of the generated tokens from the response cache (not paid)"
+    if cost.get("reasoning_tokens", 0) > 0:
+        text += f"; {cost['reasoning_tokens']:.0f} of them reasoning"
+    if "dollars" in cost:
+        text += f"; ${cost['dollars']:.4f} (${cost['dollars_per_sample']:.5f}/sample)"
     if cost.get("renders", 0) > 0:
         text += f"; {cost['renders']:.0f} images rendered or edited"
     if "projected_dataset_hours" in cost:

@@ -297,8 +297,11 @@ class Optimiser:
         with self.timer("other"):
             for n, (state, (fresh, empty), new_values) in enumerate(zip(active, new_per_state, values)):
                 u = usage[n]
+                cached = u is not None and u.cached
                 state.cost.append(StepCost(step, u.prompt if u else None, u.generated if u else None,
-                                           llm_shares[n], len(fresh), scorer_seconds[n], renders[n]))
+                                           llm_shares[n], len(fresh), scorer_seconds[n], renders[n],
+                                           u.prompt if cached else 0, u.generated if cached else 0,
+                                           u.reasoning if u else 0))
                 if empty:
                     log.warning("sample %s step %d: LLM reply had no usable line; keeping the previous top-K",
                                 state.sample.id, step)

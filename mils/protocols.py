@@ -63,6 +63,8 @@ class TokenUsage:
 
     prompt: int
     generated: int
+    cached: bool = False  # served by the response cache: nothing was paid for it
+    reasoning: int = 0  # of ``generated``: a reasoning model's thinking, removed before parsing
 
 
 class Reply(str):

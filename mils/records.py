@@ -45,6 +45,9 @@ class StepCost:
     candidates_scored: int
     scorer_seconds: float
     renders: float = 0.0
+    cached_prompt_tokens: int = 0  # of the tokens above, those of replies the response cache served
+    cached_generated_tokens: int = 0
+    reasoning_tokens: int = 0  # of generated_tokens: a reasoning model's thinking
 
 
 Value = float | tuple[float, ...]  # one score, or one per objective (ranked by their sum)

@@ -187,7 +187,9 @@ class _Reader:
                         self.number(c.get("llm_seconds"), where + ".llm_seconds"),
                         self.integer(c.get("candidates_scored"), where + ".candidates_scored"),
                         self.number(c.get("scorer_seconds"), where + ".scorer_seconds"),
-                        self.number(c.get("renders", 0.0), where + ".renders"))
+                        self.number(c.get("renders", 0.0), where + ".renders"),
+                        *(self.integer(c.get(k, 0), f"{where}.{k}") for k in
+                          ("cached_prompt_tokens", "cached_generated_tokens", "reasoning_tokens")))
 
     def trace(self, raw: Any) -> list[StepTrace]:
         if not raw:

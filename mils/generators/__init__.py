@@ -74,4 +74,21 @@ def vllm_generator(model: str, cache_dir: str | Path, device: str | None = None,
     return VLLMGenerator(model_dir, sampling, **engine)
 
 
+@register("generator", "openai", extra=_SAMPLING)
+def openai_generator(model: str, cache_dir: str | Path, base_url: str, api_key_env: str | None = None,
+                     system_prompt: str | None = None, max_concurrency: int = 8, max_retries: int = 5,
+                     timeout: float = 600.0, reasoning_tag: str | None = "think", device: str | None = None,
+                     dtype: str = "auto", **sampling):
+    """Any OpenAI-compatible chat endpoint (``base_url``, e.g. ``http://127.0.0.1:8000/v1``) serving
+    ``model``. ``api_key_env``: the environment variable holding the key (never the key itself).
+    ``system_prompt``: none by default, as in the paper. ``reasoning_tag``: a reasoning model's
+    ``<think>...</think>`` is removed before parsing (None: kept). ``device``/``dtype`` do not apply."""
+    from mils.generators.openai_api import OpenAIGenerator, api_key
+
+    if sampling.get("stop_tokens") == "official":
+        log.warning("stop_tokens: official is an engine setting; the endpoint %s stops where its server decides", base_url)
+    return OpenAIGenerator(base_url, model, SamplingOptions(**sampling), api_key(api_key_env), system_prompt,
+                           max_concurrency, max_retries, timeout, reasoning_tag=reasoning_tag)
+
+
 __all__ = ["SamplingOptions", "TransformersGenerator", "transformers_generator", "vllm_generator"]

@@ -97,3 +97,47 @@ def test_the_server_answers_as_the_in_process_engine_does(generator, tmp_path):
     finally:
         remote.close()
     assert server.process.poll() is not None  # stopped with the generator
+
+
+def test_the_openai_backend_on_vllms_own_server(generator, tmp_path):
+    """`backend: openai` against vLLM's real OpenAI-compatible server: the prompt token counts of the
+    in-process engine (one chat template), seeded replies, and a second identical run that sends nothing."""
+    import sys
+    import time
+    from pathlib import Path
+
+    from mils.generators.openai_api import OpenAIGenerator
+    from mils.generators.transformers_llm import resolve_model_dir
+    from mils.generators.vllm_llm import engine_arguments
+    from mils.generators.vllm_memory import plan, sized
+    from mils.generators.vllm_server import VLLMServer
+    from mils.response_cache import CachedGenerator, ResponseCache
+    from mils.sampling import SamplingOptions
+
+    model_dir = resolve_model_dir(SMOLLM2_GGUF, Path(os.environ.get("MILS_CACHE_DIR", "~/.cache/mils")).expanduser())
+    engine = engine_arguments({"dtype": "float32", "enforce_eager": True, "max_model_len": 2048}, False)
+    memory = plan(model_dir, None, 48, engine["dtype"], False, engine)
+    server = VLLMServer(Path(sys.executable), model_dir, sized(engine, memory), tmp_path / "logs", "smollm2",
+                        plan=memory.describe())
+    try:
+        sampling = SamplingOptions(temperature=0.5, top_p=0.9, max_new_tokens=48)
+        seeds = [11, 22, 33, 44]
+
+        def endpoint():
+            return CachedGenerator(OpenAIGenerator(server.url + "/v1", "smollm2", sampling), ResponseCache(tmp_path),
+                                   "openai|smollm2", sampling.model_dump())
+        first = endpoint()
+        start = time.perf_counter()
+        replies = first.generate(PROMPTS, seeds)
+        sent_seconds = time.perf_counter() - start
+        local = generator.generate(PROMPTS, seeds)
+        assert [r.usage.prompt for r in replies] == [r.usage.prompt for r in local]  # the same prompt tokens
+        assert first.sent == len(PROMPTS) and any(parse_candidates(r) for r in replies)
+        fresh = OpenAIGenerator(server.url + "/v1", "smollm2", sampling)  # no cache: the server itself is seeded
+        assert fresh.generate(PROMPTS[:2], seeds[:2]) == replies[:2]
+        again = endpoint()
+        start = time.perf_counter()
+        assert again.generate(PROMPTS, seeds) == replies and again.sent == 0  # nothing sent the second time
+        print(f"4 requests: {sent_seconds:.2f}s sent, {time.perf_counter() - start:.4f}s from the cache")
+    finally:
+        server.close()
