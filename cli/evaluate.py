@@ -88,6 +88,34 @@ def cmd_export_official(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rescore(args: argparse.Namespace) -> int:
+    from evaluation.rescore import rescore
+    from mils.config import ScorerConfig
+
+    spec = args.scorer.strip()
+    try:
+        raw = json.loads(spec) if spec.startswith("{") else {"name": spec}
+        scorer = ScorerConfig.model_validate(raw)
+    except (json.JSONDecodeError, ValueError) as err:
+        raise InputError(f"--scorer is a registered name or JSON {{name, options}}: {err}") from None
+    _, curve, out = rescore(_run_folder(args.run, args.tracking_uri), scorer, tuple(args.metrics))
+    print(f"optimised vs held-out ({scorer.name}) by step, mean over samples:")
+    print(curve.round(4).to_string())
+    print(f"\n{out}/ (by_sample.csv, by_step.csv, held_out_vs_step.png)")
+    return 0
+
+
+def cmd_frontier(args: argparse.Namespace) -> int:
+    from evaluation.frontier import frontier
+
+    table = frontier([_run_folder(r, args.tracking_uri) for r in args.runs], Path(args.out))
+    shown = [c for c in ("strategy", "run", "generated_tokens_per_sample", "llm_seconds_per_sample", "optimised",
+                         "held_out", "CIDEr", "delta_vs_first", "delta_low", "delta_high", "pareto") if c in table]
+    print(table[shown].round(4).to_string(index=False))
+    print(f"\n{Path(args.out)}/frontier.csv, frontier.png (deltas: the optimised score vs the first run, paired)")
+    return 0
+
+
 def cmd_view(args: argparse.Namespace) -> int:
     from evaluation.viewer import RunIndex, create_app
     from evaluation.web_safety import is_loopback
@@ -230,6 +258,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     compare.add_argument("--resamples", type=int, default=1000)
     compare.add_argument("--seed", type=int, default=0)
     compare.set_defaults(func=cmd_compare)
+
+    rescore = sub.add_parser("rescore", help="score each step's best of a run with another scorer (a held-out "
+                                             "judge), without calling the LLM")
+    rescore.add_argument("run", help="a results folder or an MLflow run id")
+    rescore.add_argument("--scorer", required=True, help='a scorer name, or JSON {"name": ..., "options": {...}}')
+    rescore.add_argument("--metrics", nargs="*", default=["CIDEr", "BLEU"], help="reference metrics by step too")
+    rescore.add_argument("--tracking-uri", default="sqlite:///mlruns.db")
+    rescore.set_defaults(func=cmd_rescore)
+
+    front = sub.add_parser("frontier", help="quality vs cost of several runs (strategies, baselines, variants)")
+    front.add_argument("runs", nargs="+", help="results folders or MLflow run ids (the first is the reference)")
+    front.add_argument("--out", default="outputs/frontier")
+    front.add_argument("--tracking-uri", default="sqlite:///mlruns.db")
+    front.set_defaults(func=cmd_frontier)
 
     export = sub.add_parser("export", help="write a run in another code's output layout").add_subparsers(
         dest="export_command", required=True)

@@ -206,7 +206,7 @@ def log_config_run(
     mlflow.set_tags({**tags, "result_key": config.result_key(), "git_revision": git_revision(), **package_versions(),
                      **model_revisions(config),
                      "scorer.higher_is_better": str(direction(results)).lower()})
-    curves = step_curves(results, config.loop.steps) if results else pd.DataFrame()
+    curves = step_curves(results, config.loop.effective_steps) if results else pd.DataFrame()
     for row in curves.itertuples(index=False):
         mlflow.log_metrics({"score/best": row[1], "score/mean_topk": row[2]}, step=int(row[0]))
     metrics = {"samples/done": float(len(results)), "samples/failed": float(len(failures)), **(extra_metrics or {}),

@@ -27,7 +27,7 @@ def run_async(optimiser: Optimiser, samples: Sequence[Sample], progress=None,
     states = optimiser.initial(samples)
 
     def advance(state) -> None:
-        for step in range(1, optimiser.options.steps + 1):
+        for step in range(1, optimiser.options.effective_steps + 1):
             optimiser.step([state], step)
             if progress is not None:
                 progress.update(1)

@@ -265,7 +265,7 @@ class Captioner:
             good = [s for s in good if s.id not in failed]
         for sample_id, error in failed.items():
             log.error("skipping %s: %s", sample_id, error)
-        steps = self.config.loop.steps
+        steps = self.config.loop.effective_steps
         with tqdm(total=len(good) * max(steps, 1), desc="MILS", unit="sample-step",
                   disable=not progress or reporter is not None) as bar:
             start = time.perf_counter()

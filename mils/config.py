@@ -141,7 +141,8 @@ class RunnerConfig(_Frozen):
 _ADDED_LATER = (("bank", "generate", None), ("bank", "seed_captions", None), ("loop", "parser", "robust"),
                 ("loop", "dedup", "normalised"), ("dataset", "sampler", "numpy"), ("", "prompts", "suite"),
                 ("loop", "exploration_style", "suite"), ("bank", "subsample_sampler", "numpy"),
-                ("bank", "dedup", "normalised"), ("loop", "ties", "kept_first"),
+                ("bank", "dedup", "normalised"), ("loop", "ties", "kept_first"), ("loop", "strategy", "mils"),
+                ("loop", "budget", None),
                 *(("generator", key, default) for key, default in SAMPLING_ADDED_LATER.items()))
 
 
@@ -170,6 +171,20 @@ class RunConfig(_Frozen):
     output_dir: str = "outputs/runs"
     tracking: TrackingConfig = TrackingConfig()
     runner: RunnerConfig = RunnerConfig()
+
+    @model_validator(mode="after")
+    def _budget_above_one_request(self) -> "RunConfig":
+        """A budget one request can overshoot by more than itself is refused: the first request
+        alone could spend twice the budget, and strategies would not stop at equal spend."""
+        budget = self.loop.budget
+        if budget is not None and budget.kind == "generated_tokens" and budget.limit < self.generator.max_new_tokens:
+            raise ValueError(f"loop.budget.generated_tokens {budget.generated_tokens} is below one request's cost (up "
+                             f"to generator.max_new_tokens {self.generator.max_new_tokens} tokens): raise the budget "
+                             "or lower max_new_tokens")
+        if budget is not None and budget.kind == "scorer_calls" and budget.limit < self.loop.requested:
+            raise ValueError(f"loop.budget.scorer_calls {budget.scorer_calls} is below one request's cost (up to "
+                             f"loop.requested {self.loop.requested} candidates scored)")
+        return self
 
     @field_validator("task")
     @classmethod
@@ -256,6 +271,9 @@ def build_config(profile: str, overrides: dict[str, Any] | None = None, task: st
         base = {**base, "bank": {k: v for k, v in base.get("bank", {}).items() if k not in sources}}
     raw = _merge(base, overrides or {})
     raw["profile"] = profile
+    if isinstance(raw.get("loop"), dict) and "match" in raw["loop"]:  # a budget equal to another run's spend
+        raw["loop"] = {**{k: v for k, v in raw["loop"].items() if k != "match"},
+                       "budget": matched_budget(raw["loop"]["match"])}
     try:
         config = RunConfig.model_validate(raw)
     except ValidationError as err:  # one line per mistake, each naming its key
@@ -268,6 +286,30 @@ def build_config(profile: str, overrides: dict[str, Any] | None = None, task: st
         prompt_text(config.task, config.prompts)
     check_components(config)
     return config
+
+
+def matched_budget(match: Any) -> dict[str, float]:
+    """``loop.match: {run: RESULTS_DIR, by: generated_tokens | llm_seconds | scorer_calls}``: the budget
+    that run spent per sample on average (its ledger), so strategies compare at equal cost."""
+    from mils.loop import spent
+    from mils.results import ResultStore
+
+    if not isinstance(match, dict) or set(match) - {"run", "by"} or "run" not in match:
+        raise InputError(f"loop.match is {{run: RESULTS_DIR, by: generated_tokens}}, not {match!r}")
+    by = match.get("by", "generated_tokens")
+    if by not in ("generated_tokens", "llm_seconds", "scorer_calls"):
+        raise InputError(f"loop.match.by is generated_tokens, llm_seconds or scorer_calls, not {by!r}")
+    folder = Path(match["run"]).expanduser()
+    if not (folder / "samples").is_dir():
+        raise InputError(f"loop.match.run {folder} is not a results folder (no samples/)")
+    results = ResultStore(folder).results(summary=True)
+    ledgers = [r.cost for r in results if any(c.step > 0 for c in r.cost)]
+    if not ledgers or (by == "generated_tokens" and any(c.generated_tokens is None for led in ledgers for c in led
+                                                        if c.step > 0)):
+        raise InputError(f"loop.match.run {folder} has no cost ledger for {by} (results written before the "
+                         "ledger, or a generator that counts no tokens): give loop.budget instead")
+    mean = sum(spent(led, by) for led in ledgers) / len(ledgers)
+    return {by: mean if by == "llm_seconds" else max(1, round(mean))}
 
 
 def check_components(config: RunConfig) -> None:

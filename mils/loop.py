@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Literal, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mils.errors import ComponentError, InputError
 from mils.parsing import dedup_key, parse_candidates, parse_official
@@ -38,6 +38,39 @@ from mils.records import (  # noqa: F401  (re-exported: the loop's results)
 from mils.seeding import derive_seed
 
 log = logging.getLogger(__name__)
+
+
+class Budget(BaseModel):
+    """What one sample may spend on steps 1.. (the bank's step 0 is free to every strategy): exactly one
+    of generated tokens, LLM seconds or scorer calls (candidates scored). A sample stops after the
+    step that reaches it, so every strategy stops at the same spend, within one request."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    generated_tokens: int | None = Field(None, ge=1)
+    llm_seconds: float | None = Field(None, gt=0)
+    scorer_calls: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> "Budget":
+        if sum(v is not None for v in (self.generated_tokens, self.llm_seconds, self.scorer_calls)) != 1:
+            raise ValueError("a budget is exactly one of generated_tokens, llm_seconds, scorer_calls")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("generated_tokens", "llm_seconds", "scorer_calls") if getattr(self, k) is not None)
+
+    @property
+    def limit(self) -> float:
+        return float(getattr(self, self.kind))
+
+
+def spent(cost: Sequence[StepCost], kind: str) -> float:
+    """A sample's spend of ``kind`` on steps 1.. (its ledger)."""
+    field_name = {"generated_tokens": "generated_tokens", "llm_seconds": "llm_seconds",
+                  "scorer_calls": "candidates_scored"}[kind]
+    return float(sum(getattr(c, field_name) or 0 for c in cost if c.step > 0))
 
 
 class LoopOptions(BaseModel):
@@ -60,6 +93,14 @@ class LoopOptions(BaseModel):
     # which of two equal scores wins a step: kept_first (the one already kept) or new_first (the new
     # candidate: the MILS code puts the new ones first in the pool and its sort is stable)
     ties: Literal["kept_first", "new_first"] = "kept_first"
+    # mils: the loop; best_of_n: every step asks again from the first prompt (the bank's top-K, no
+    # feedback), seeded per step, best kept; retrieval: step 0 only (the bank's best)
+    strategy: Literal["mils", "best_of_n", "retrieval"] = "mils"
+    budget: Budget | None = None  # stop each sample at this spend (steps stays the upper bound)
+
+    @property
+    def effective_steps(self) -> int:
+        return 0 if self.strategy == "retrieval" else self.steps
 
 
 def _shares(total: float, weights: Sequence[float]) -> list[float]:
@@ -75,6 +116,7 @@ class _State:
     seen: set[str]
     embedding: np.ndarray | None
     shown: list[tuple[str, Value]] | None = None  # what the next prompt lists, when not the kept set
+    first: list[tuple[str, Value]] | None = None  # what step 1's prompt listed (best_of_n asks from it again)
     history: list[StepRecord] = field(default_factory=list)
     unchanged: int = 0
     stopped_early_at: int | None = None
@@ -197,7 +239,8 @@ class Optimiser:
         seconds = (time.perf_counter() - start) / max(len(samples), 1)
         renders = _shares(self._images_made() - made, scored)
         for sample, (kept, shown), emb, n, r, mean in zip(samples, kept_lists, sample_emb, scored, renders, means):
-            state = _State(sample, kept, {self._key(t) for t, _ in kept + (shown or [])}, emb, shown)
+            state = _State(sample, kept, {self._key(t) for t, _ in kept + (shown or [])}, emb, shown,
+                           first=list(shown or kept))
             state.cost.append(StepCost(0, None, None, 0.0, n, seconds, r))
             self._record(state, 0, new_unique=len(kept), empty=False, scored_mean=mean)
             states.append(state)
@@ -266,7 +309,8 @@ class Optimiser:
             return
         opts = self.options
         with self.timer("other"):
-            prompts = [self.template.render(s.shown or s.kept, opts.requested,
+            prompts = [self.template.render((s.first if opts.strategy == "best_of_n" else None) or s.shown or s.kept,
+                                            opts.requested,
                                             **(self.prompt_extra(s.sample) if self.prompt_extra else {}))
                        for s in active]
             seeds = [derive_seed(opts.seed, s.sample.id, step, "generate") for s in active]
@@ -314,6 +358,8 @@ class Optimiser:
                 state.unchanged = state.unchanged + 1 if {t for t, _ in state.kept} == before else 0
                 if opts.patience is not None and state.unchanged >= opts.patience:
                     state.stopped_early_at = step
+                if opts.budget is not None and spent(state.cost, opts.budget.kind) >= opts.budget.limit:
+                    state.stopped_early_at = step
 
     def run_batched(self, samples: Sequence[Sample], batch_size: int, progress=None) -> list[SampleResult]:
         """Optimise ``samples`` in consecutive batches of ``batch_size`` (input order kept)."""
@@ -327,7 +373,7 @@ class Optimiser:
     def run(self, samples: Sequence[Sample], progress=None) -> list[SampleResult]:
         """Optimise one batch of samples in lockstep; ``progress`` is an optional tqdm bar."""
         states = self.initial(samples)
-        for step in range(1, self.options.steps + 1):
+        for step in range(1, self.options.effective_steps + 1):
             self.step(states, step)
             if progress is not None:
                 progress.update(len(samples))

@@ -1,0 +1,99 @@
+"""Quality against cost for several runs on one frontier: ``mils frontier RUN...``.
+
+Each run (a strategy, a VLM baseline written as a run, a sweep variant, a seed) is one point:
+quality = the optimised score (final, mean over samples), the held-out score of its latest
+``mils rescore`` and each reference metric of its run record; cost = generated tokens, LLM
+seconds and model-seconds per sample (its ledger). Every run is compared with the first, paired
+on their common samples (the optimised score's mean delta and 95% interval). Points that no other
+point beats on both cost and quality are marked Pareto-optimal. Writes ``frontier.csv`` and
+``frontier.png``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from mils.errors import InputError
+
+
+def pareto(cost: Sequence[float], quality: Sequence[float], higher_is_better: bool = True) -> list[bool]:
+    """Whether each point is Pareto-optimal: no other point costs no more and is no worse, and one
+    of the two strictly."""
+    sign = 1.0 if higher_is_better else -1.0
+    q = [sign * v for v in quality]
+    return [not any(cost[j] <= cost[i] and q[j] >= q[i] and (cost[j] < cost[i] or q[j] > q[i])
+                    for j in range(len(cost)) if j != i) for i in range(len(cost))]
+
+
+def _point(folder: Path) -> tuple[dict, dict[str, float], bool]:
+    from evaluation.rescore import load_run
+    from mils.cost import run_cost
+    from mils.results import direction
+
+    config, results = load_run(folder)
+    cost = run_cost(results, 0.0)
+    n = len(results)
+    row = {"run": folder.name, "strategy": config.loop.strategy, "samples": n,
+           "generated_tokens_per_sample": cost["generated_tokens"] / n,
+           "llm_seconds_per_sample": cost["llm_seconds"] / n, "model_seconds_per_sample": cost["seconds_per_sample"],
+           "optimised": sum(r.score for r in results) / n}
+    rescored = sorted(folder.glob("rescore-*/by_step.csv"), key=lambda p: p.stat().st_mtime)
+    if rescored:
+        curve = pd.read_csv(rescored[-1], index_col=0)
+        row["held_out"] = float(curve["held_out"].iloc[-1])
+    record = folder / "run.json"
+    if record.is_file():
+        final = json.loads(record.read_text()).get("reports", {}).get("final", {}).get("corpus", {})
+        row.update({name: 100 * value["value"] for name, value in final.items()})
+    return row, {r.sample_id: r.score for r in results}, direction(results, str(folder))
+
+
+def frontier(folders: Sequence[str | Path], out: str | Path, seed: int = 0) -> pd.DataFrame:
+    from evaluation.paired import paired_scores
+
+    if len(folders) < 2:
+        raise InputError("a frontier needs two runs or more")
+    points = [_point(Path(f)) for f in folders]
+    if len({d for _, _, d in points}) > 1:
+        raise InputError("the runs were scored in opposite directions (a maximised and a minimised scorer)")
+    higher = points[0][2]
+    rows = []
+    for row, scores, _ in points:
+        versus = paired_scores(points[0][1], scores, higher, seed=seed)
+        rows.append({**row, "delta_vs_first": versus.mean.delta, "delta_low": versus.mean.low,
+                     "delta_high": versus.mean.high, "paired_samples": versus.wins + versus.ties + versus.losses})
+    table = pd.DataFrame(rows)
+    table["pareto"] = pareto(list(table["generated_tokens_per_sample"].fillna(0.0)), list(table["optimised"]), higher)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / "frontier.csv", index=False)
+    _plot(table, folder / "frontier.png")
+    return table
+
+
+def _plot(table: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    judges = [c for c in ("optimised", "held_out", "CIDEr") if c in table]
+    fig, axes = plt.subplots(1, len(judges), figsize=(5 * len(judges), 4), squeeze=False)
+    x = table["generated_tokens_per_sample"].fillna(0.0)
+    for ax, judge in zip(axes[0], judges):
+        ax.scatter(x, table[judge], color="tab:blue")
+        ax.scatter(x[table["pareto"]], table[judge][table["pareto"]], marker="*", s=180, color="tab:orange",
+                   label="Pareto-optimal (optimised score)")
+        for xi, yi, label in zip(x, table[judge], table["strategy"] + " " + table["run"].str[:18]):
+            ax.annotate(label, (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel("generated tokens per sample")
+        ax.set_ylabel(judge)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("quality vs cost")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,132 @@
+"""A held-out judge for a finished run: ``mils rescore RUN --scorer SPEC``.
+
+Each step's best text (and the final kept set) is scored again by another scorer, from the stored
+history alone: the LLM is never called. The curve "optimised score vs held-out score by step"
+shows over-optimisation as the held-out curve flattening or falling while the optimised one rises.
+Reference metrics (CIDEr, BLEU) by step are a held-out judge too and are plotted beside it.
+Writes ``RUN/rescore-<scorer>/``: ``by_sample.csv``, ``by_step.csv``, ``held_out_vs_step.png``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mils.config import RunConfig, ScorerConfig
+from mils.errors import InputError, MissingInputError
+from mils.files import content_hash
+from mils.records import SampleResult
+
+
+def load_run(folder: Path) -> tuple[RunConfig, list[SampleResult]]:
+    from mils.results import ResultStore
+
+    if not (folder / "samples").is_dir() or not (folder / "config.json").is_file():
+        raise MissingInputError(f"{folder} is not a results folder of `mils run` (no samples/ and config.json)")
+    config = RunConfig.model_validate_json((folder / "config.json").read_text())
+    results = ResultStore(folder).results()
+    if not results:
+        raise InputError(f"results folder {folder} has no finished samples")
+    return config, results
+
+
+def rescore(folder: str | Path, scorer_cfg: ScorerConfig, metrics: tuple[str, ...] = ("CIDEr", "BLEU"),
+            resamples: int = 200) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
+    """(per sample and step, mean per step, the output folder). ``metrics``: reference metrics by
+    step, when the run's dataset has references."""
+    from evaluation.datasets import config_dataset
+    from mils.captioning import build_scorer, import_plugins
+    from mils.config import scorer_options
+
+    folder = Path(folder)
+    config, results = load_run(folder)
+    data = config_dataset(config.dataset)
+    by_id = {s.id: s for s in data.samples}
+    missing = [r.sample_id for r in results if r.sample_id not in by_id]
+    if missing:
+        raise InputError(f"{len(missing)} samples of {folder} are not in its dataset any more (e.g. {missing[0]})")
+    import_plugins(config.plugins)  # a plugin's scorer, as in the run
+    scorer_options(scorer_cfg.name, scorer_cfg.options, "--scorer options")
+    scorer = build_scorer(scorer_cfg)
+    samples = [by_id[r.sample_id].as_sample() for r in results]
+    rows = []
+    for result, sample in zip(results, samples):
+        texts = [h.best for h in result.history]
+        kept = [t for t, _ in result.kept]
+        held = _scores(scorer, sample, texts + kept, scorer_cfg.name, config.task)
+        for h, value in zip(result.history, held[: len(texts)]):
+            rows.append({"sample_id": result.sample_id, "step": h.step, "text": h.best, "optimised": h.best_score,
+                         "held_out": value})
+        if kept:
+            rows.append({"sample_id": result.sample_id, "step": "kept", "text": "", "optimised": np.nan,
+                         "held_out": float(np.mean(held[len(texts):]))})
+    table = pd.DataFrame(rows)
+    curve = table[table["step"] != "kept"].astype({"step": int}).groupby("step")[["optimised", "held_out"]].mean()
+    _reference_curve(curve, results, data.references(), metrics, resamples)
+    out = folder / f"rescore-{scorer_cfg.name}-{content_hash(scorer_cfg.model_dump_json(), 8)}"
+    out.mkdir(exist_ok=True)
+    table.to_csv(out / "by_sample.csv", index=False)
+    curve.to_csv(out / "by_step.csv")
+    (out / "scorer.json").write_text(json.dumps(scorer_cfg.model_dump(mode="json"), indent=2))
+    _plot(curve, scorer_cfg.name, config.scorer.name, out / "held_out_vs_step.png")
+    return table, curve, out
+
+
+def _scores(scorer, sample, texts: list[str], name: str, task: str) -> list[float]:
+    """The held-out scorer's score of each text for ``sample`` (a per-objective score: their sum)."""
+    from mils.protocols import Scorer as TwoTower
+
+    try:
+        if isinstance(scorer, TwoTower):
+            values = scorer.similarity(scorer.embed_samples([sample]), scorer.embed_texts(texts))[0]
+        else:
+            values = scorer.score([sample], [texts])[0]
+    except Exception as err:  # noqa: BLE001  (a scorer of another modality fails on the sample)
+        raise InputError(f"scorer {name!r} cannot score this run's {task} sample {sample.id}: "
+                         f"{type(err).__name__}: {err}") from err
+    return [float(np.sum(v)) for v in values]
+
+
+def _reference_curve(curve: pd.DataFrame, results: list[SampleResult], references: dict[str, list[str]],
+                     metrics: tuple[str, ...], resamples: int) -> None:
+    """Adds a column per reference metric (x100) by step, when there are references."""
+    from evaluation.caption_metrics import caption_metrics
+
+    if not metrics or not all(references.get(r.sample_id) for r in results):
+        return
+    for step in curve.index:
+        predictions = {r.sample_id: r.at_step(int(step)).best for r in results}
+        report = caption_metrics(predictions, {k: references[k] for k in predictions}, metrics=list(metrics),
+                                 resamples=resamples)
+        for name, estimate in report.corpus.items():
+            curve.loc[step, name] = 100 * estimate.value
+
+
+def _plot(curve: pd.DataFrame, held_out: str, optimised: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    references = [c for c in curve.columns if c not in ("optimised", "held_out")]
+    fig, axes = plt.subplots(2 if references else 1, 1, figsize=(7, 6 if references else 3.5), squeeze=False,
+                             sharex=True)
+    left = axes[0, 0]
+    left.plot(curve.index, curve["optimised"], marker="o", color="tab:blue")
+    left.set_ylabel(f"optimised: {optimised}", color="tab:blue")
+    right = left.twinx()
+    right.plot(curve.index, curve["held_out"], marker="s", color="tab:red")
+    right.set_ylabel(f"held-out: {held_out}", color="tab:red")
+    left.set_title("the optimised score and a held-out judge, by step (mean over samples)")
+    if references:
+        for name in references:
+            axes[1, 0].plot(curve.index, curve[name], marker=".", label=name)
+        axes[1, 0].set_ylabel("reference metrics (x100)")
+        axes[1, 0].legend(fontsize=8)
+    axes[-1, 0].set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

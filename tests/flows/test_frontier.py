@@ -1,0 +1,62 @@
+"""Compute-matched strategies end to end: MILS, best-of-N at MILS's own spend, retrieval; a held-out
+rescoring that never calls the LLM; the frontier over the three."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from cli.main import main
+from evaluation.frontier import pareto
+from flows.benchmark import run_benchmark
+from mils.config import ScorerConfig, load_config
+from mils.errors import InputError
+
+
+def test_pareto_marks_on_hand_made_points():
+    cost, quality = [1, 2, 3, 4, 2], [0.5, 0.7, 0.6, 0.9, 0.7]
+    assert pareto(cost, quality) == [True, True, False, True, True]  # (3, 0.6) is beaten by (2, 0.7)
+    assert pareto([1, 2], [0.3, 0.1], higher_is_better=False) == [True, True]
+    assert pareto([1, 1], [0.5, 0.5]) == [True, True]  # equal points do not beat each other
+
+
+def test_strategies_at_matched_cost_a_held_out_judge_and_the_frontier(flow_config, tmp_path, monkeypatch, capsys):
+    small = {"backend": "fake", "model": "fake", "max_new_tokens": 30}  # a fake reply is ~30 words
+    path, _ = flow_config("mils.yaml", generator=small)
+    mils = run_benchmark(load_config(path))
+    matched, _ = flow_config("bon.yaml", generator=small, loop={"steps": 30, "keep": 4, "requested": 5, "seed": 5,
+                                               "strategy": "best_of_n",
+                                               "match": {"run": str(mils.results_dir), "by": "generated_tokens"}})
+    bon_config = load_config(matched)
+    assert bon_config.loop.budget.generated_tokens == round(mils.cost["generated_tokens"] / len(mils.samples))
+    bon = run_benchmark(bon_config)
+    retrieval, _ = flow_config("ret.yaml", generator=small, loop={"steps": 3, "keep": 4, "requested": 5, "seed": 5,
+                                                 "strategy": "retrieval"})
+    ret = run_benchmark(load_config(retrieval))
+    assert not ret.cost["generated_tokens"] > 0 and all(len(s.by_step) == 1 for s in ret.samples)  # nothing asked
+    per_sample = bon.cost["generated_tokens"] / len(bon.samples)
+    assert abs(per_sample - bon_config.loop.budget.generated_tokens) < 40  # within about one reply of the budget
+
+    def no_llm(*args, **kwargs):
+        raise AssertionError("rescoring called the generator")
+    monkeypatch.setattr("mils.captioning.build_generator", no_llm)
+    from evaluation.rescore import rescore
+
+    table, curve, out = rescore(mils.results_dir, ScorerConfig(name="fake_bow"))  # the run's own scorer
+    steps = table[table["step"] != "kept"]
+    assert (steps["held_out"] - steps["optimised"]).abs().max() < 1e-5  # a self-check: the stored scores again
+    assert list(curve.index) == [0, 1, 2, 3] and "CIDEr" in curve and (out / "held_out_vs_step.png").is_file()
+    with pytest.raises(InputError, match="cannot score this run's image_captioning sample"):
+        rescore(mils.results_dir, ScorerConfig(name="concept"))  # an image scorer on text samples
+
+    assert main(["frontier", str(mils.results_dir), str(bon.results_dir), str(ret.results_dir),
+                 "--out", str(tmp_path / "frontier")]) == 0
+    front = pd.read_csv(tmp_path / "frontier" / "frontier.csv")
+    assert list(front["strategy"]) == ["mils", "best_of_n", "retrieval"]
+    assert front["held_out"].notna().iloc[0] and "CIDEr" in front
+    assert front["pareto"].iloc[2]  # retrieval costs nothing: nothing beats it on cost
+    assert (tmp_path / "frontier" / "frontier.png").is_file() and "Pareto" not in capsys.readouterr().err
+    with pytest.raises(InputError, match="needs two runs or more"):
+        from evaluation.frontier import frontier
+
+        frontier([mils.results_dir], tmp_path / "f2")
