@@ -108,11 +108,18 @@ def cmd_rescore(args: argparse.Namespace) -> int:
 def cmd_frontier(args: argparse.Namespace) -> int:
     from evaluation.frontier import frontier
 
-    table = frontier([_run_folder(r, args.tracking_uri) for r in args.runs], Path(args.out))
+    folders = [_run_folder(r, args.tracking_uri) for r in args.runs]
+    table = frontier(folders, Path(args.out))
+    from flows.tracking import log_frontier
+    from mils.config import RunConfig, TrackingConfig
+
+    first = RunConfig.model_validate_json((folders[0] / "config.json").read_text()).tracking
+    run_id = log_frontier(table, Path(args.out), TrackingConfig(uri=args.log_to or first.uri, experiment=first.experiment))
     shown = [c for c in ("strategy", "run", "generated_tokens_per_sample", "llm_seconds_per_sample", "optimised",
                          "held_out", "CIDEr", "delta_vs_first", "delta_low", "delta_high", "pareto") if c in table]
     print(table[shown].round(4).to_string(index=False))
-    print(f"\n{Path(args.out)}/frontier.csv, frontier.png (deltas: the optimised score vs the first run, paired)")
+    print(f"\n{Path(args.out)}/frontier.csv, frontier.png (deltas: the optimised score vs the first run, paired); "
+          f"MLflow run {run_id}")
     return 0
 
 
@@ -270,7 +277,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     front = sub.add_parser("frontier", help="quality vs cost of several runs (strategies, baselines, variants)")
     front.add_argument("runs", nargs="+", help="results folders or MLflow run ids (the first is the reference)")
     front.add_argument("--out", default="outputs/frontier")
-    front.add_argument("--tracking-uri", default="sqlite:///mlruns.db")
+    front.add_argument("--tracking-uri", default="sqlite:///mlruns.db", help="where MLflow run ids are looked up")
+    front.add_argument("--log-to", help="the MLflow store the frontier is logged to (default: the first run's)")
     front.set_defaults(func=cmd_frontier)
 
     export = sub.add_parser("export", help="write a run in another code's output layout").add_subparsers(

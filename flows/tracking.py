@@ -241,3 +241,22 @@ def log_config_run(
                                                          "scorer": scores.as_dict()}, indent=2))
         mlflow.log_artifacts(str(folder))
     return {"curves": curves, "costs": costs, "cost": totals, "metrics": metrics}
+
+
+def log_frontier(table: pd.DataFrame, folder: Path, tracking: TrackingConfig) -> str:
+    """A frontier (evaluation/frontier.py) as its own MLflow run (``mils.kind: frontier``): one metric
+    set per point (``<strategy>_<n>/optimised`` ...), the table and the plot. Returns the run id."""
+    import mlflow
+
+    start_tracking(tracking)
+    with mlflow.start_run(run_name=f"frontier of {len(table)} runs") as run:
+        mlflow.set_tags({"mils.kind": "frontier", "mils.frontier_runs": ",".join(table["run"])})
+        for n, row in table.iterrows():
+            prefix = f"{row['strategy']}_{n}"
+            mlflow.log_metrics({f"{prefix}/{k}": float(row[k]) for k in ("optimised", "held_out", "CIDEr",
+                                                                          "generated_tokens_per_sample",
+                                                                          "delta_vs_first", "pareto")
+                                if k in row and pd.notna(row[k])})
+        for name in ("frontier.csv", "frontier.png"):
+            mlflow.log_artifact(str(folder / name))
+    return run.info.run_id
