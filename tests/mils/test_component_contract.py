@@ -148,10 +148,16 @@ def _fake_vllm(monkeypatch):
     return requests
 
 
-@pytest.fixture(params=["transformers", "vllm", "fake"])
+@pytest.fixture(params=["transformers", "vllm", "openai", "fake"])
 def generator(request, monkeypatch):
     import mils.generators  # noqa: F401
 
+    if request.param == "openai":  # a loopback OpenAI-compatible endpoint (tests/openai_fake.py)
+        from tests.openai_fake import FakeEndpoint
+
+        endpoint = FakeEndpoint()
+        request.addfinalizer(endpoint.close)
+        return registry.create("generator", "openai", model="fake-llm", cache_dir="/unused", base_url=endpoint.base_url)
     if request.param == "transformers":
         return request.getfixturevalue("tiny_llm")
     if request.param == "vllm":
@@ -239,4 +245,4 @@ def test_every_registered_component_is_under_contract():
         return {n for n in registry.known(kind) if registry.get_factory(kind, n).__module__.startswith("mils.")}
 
     assert ours("scorer") - set(NOT_RUN) == scorers
-    assert ours("generator") == {"transformers", "vllm"}
+    assert ours("generator") == {"transformers", "vllm", "openai"}
