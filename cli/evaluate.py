@@ -191,7 +191,7 @@ def cmd_pope_run(args: argparse.Namespace) -> int:
     """POPE's questions put to a captioner, scored; with --instances, CHAIR on its captions too."""
     from evaluation.chair import chair
     from evaluation.pope import ask, load_instances, load_pope_file, pope_metrics
-    from mils import captioners  # noqa: F401  (registers the captioners)
+    from mils import vlm_captioners  # noqa: F401  (registers the captioners)
     from mils.media import load_image
     from mils.registry import create
 

@@ -42,7 +42,7 @@ def run_baseline(config: RunConfig, captioner: str, options: dict[str, Any], bat
                  model=None, data=None) -> dict[str, Any]:
     """Caption every sample not yet done (resumable, like a MILS run); returns the folder and counts.
     ``data``: the config's dataset when the caller has it loaded already."""
-    import mils.captioners  # noqa: F401  (registers the captioners)
+    import mils.vlm_captioners  # noqa: F401  (registers the captioners)
 
     folder = baseline_dir(config, captioner, options)
     store = ResultStore(folder)

@@ -78,7 +78,7 @@ def read_pipeline(path: str | Path) -> PipelineSpec:
     config = build_config(profile, raw)
     check_dataset(config.dataset)
     if baseline is not None:  # a misspelt captioner fails now, not after the bank stage
-        import mils.captioners  # noqa: F401  (registers the built-in captioners)
+        import mils.vlm_captioners  # noqa: F401  (registers the built-in captioners)
 
         checked_options("captioner", baseline["captioner"], baseline.get("options") or {}, "baseline.options")
     return PipelineSpec(config, grid, settings, profile, raw, baseline, notify, retention)
