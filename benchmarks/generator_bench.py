@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--out", default="outputs/bench/generator_bench.json")
     parser.add_argument("--ours-only", action="store_true", help="skip transformers' generate (vllm_bench.py)")
     args = parser.parse_args()
-    from mils.captioning import build_generator
+    from mils.components import build_generator
     from mils.config import build_config
 
     config = build_config("offline", {"generator": {"max_new_tokens": args.new_tokens}})

@@ -50,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     from fastapi.testclient import TestClient
 
-    from evaluation.viewer import RunIndex, create_app
+    from human_eval.viewer import RunIndex, create_app
     from mils.results import ResultStore
 
     folder = Path(tempfile.mkdtemp(prefix="mils-viewer-bench-"))

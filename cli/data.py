@@ -49,7 +49,7 @@ def cmd_bank(args: argparse.Namespace) -> int:
         read_labels,
         save_bank,
     )
-    from mils.captioning import build_generator
+    from mils.components import build_generator
 
     if args.modality == "audio" and not args.labels:
         raise InputError("an audio bank needs --labels (AudioSet class_labels_indices.csv or one label per line)")

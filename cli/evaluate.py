@@ -124,8 +124,8 @@ def cmd_frontier(args: argparse.Namespace) -> int:
 
 
 def cmd_view(args: argparse.Namespace) -> int:
-    from evaluation.viewer import RunIndex, create_app
-    from evaluation.web_safety import is_loopback
+    from human_eval.viewer import RunIndex, create_app
+    from human_eval.web_safety import is_loopback
 
     folder = _run_folder(args.run, args.tracking_uri)
     index = RunIndex(folder, tuple(args.media_root))

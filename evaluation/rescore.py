@@ -38,7 +38,7 @@ def rescore(folder: str | Path, scorer_cfg: ScorerConfig, metrics: tuple[str, ..
     """(per sample and step, mean per step, the output folder). ``metrics``: reference metrics by
     step, when the run's dataset has references."""
     from evaluation.datasets import config_dataset
-    from mils.captioning import build_scorer, import_plugins
+    from mils.components import build_scorer, import_plugins
     from mils.config import scorer_options
 
     folder = Path(folder)

@@ -205,7 +205,7 @@ def _vs_seed_stage(config: RunConfig, outcome: BenchmarkOutcome, ledger: _Ledger
 
     from evaluation.compare import Side, compare, references_for, side_from_path
     from evaluation.paired import gain_metrics
-    from mils.captioning import load_seed_captions
+    from mils.components import load_seed_captions
 
     if not config.metrics:
         return {"skipped": "no metrics configured"}
@@ -223,7 +223,7 @@ def _vs_seed_stage(config: RunConfig, outcome: BenchmarkOutcome, ledger: _Ledger
 def _baseline_stage(spec: PipelineSpec, config: RunConfig) -> tuple[RunConfig, PipelineSpec, dict[str, Any]]:
     """A captioner over the dataset (resumable); with ``seed`` (the default) its captions seed MILS,
     and ``judging: {against: baseline}`` pits MILS's final captions against the captioner's."""
-    from flows.baseline import run_baseline
+    from evaluation.vlm_baseline import run_baseline
 
     options = spec.baseline.get("options") or {}
     outcome = run_baseline(config, spec.baseline["captioner"], options, batch_size=config.batch_size)

@@ -1,1 +1,2 @@
-"""Pairwise human evaluation (JUICE protocol): AMT batch export, result ingestion, local judging page."""
+"""What people look at: the run viewer (`mils view`) and pairwise human evaluation (JUICE protocol:
+AMT batch export, result ingestion, the local judging page), with the web safety both pages share."""

@@ -20,10 +20,10 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
-from evaluation.web_safety import is_loopback
 from human_eval import invites
 from human_eval.export import escape_cell
 from human_eval.protocol import CHOICES, RATER_NAME
+from human_eval.web_safety import is_loopback
 from mils.errors import InputError, MissingInputError
 
 MAX_REASONS = 5
@@ -49,7 +49,7 @@ def _connect(db: Path) -> sqlite3.Connection:
 def create_app(batch_dir: str | Path, require_invites: bool = False) -> FastAPI:
     """The judging page's routes. ``require_invites`` (a server for the network) and invites present
     at start both fix invite mode for the server's life, whatever happens to ``invites.json`` later."""
-    from evaluation.web_safety import Guard
+    from human_eval.web_safety import Guard
 
     batch = Path(batch_dir).resolve()
     pairs_file = batch / "pairs.json"

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mils.captioning import Captioner, build_generator
+from mils.captioning import Captioner
+from mils.components import build_generator
 from mils.config import RunConfig
 from mils.errors import InputError
 from mils.image_tasks import run_text_to_image

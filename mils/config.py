@@ -325,7 +325,7 @@ def check_components(config: RunConfig) -> None:
 def _register_components(config: RunConfig) -> None:
     import mils.generators  # noqa: F401  (register the built-in components)
     import mils.scorers  # noqa: F401
-    from mils.captioning import import_plugins
+    from mils.components import import_plugins
 
     import_plugins(config.plugins)
 

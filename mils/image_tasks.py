@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 from PIL import Image
 
-from mils.captioning import build_bank, build_generator, build_scorer, import_plugins
+from mils.components import build_bank, build_generator, build_scorer, import_plugins
 from mils.config import RunConfig
 from mils.loop import Optimiser, SampleResult
 from mils.prompts import template_for

@@ -39,7 +39,7 @@ def test_strategies_at_matched_cost_a_held_out_judge_and_the_frontier(flow_confi
 
     def no_llm(*args, **kwargs):
         raise AssertionError("rescoring called the generator")
-    monkeypatch.setattr("mils.captioning.build_generator", no_llm)
+    monkeypatch.setattr("mils.components.build_generator", no_llm)
     from evaluation.rescore import rescore
 
     table, curve, out = rescore(mils.results_dir, ScorerConfig(name="fake_bow"))  # the run's own scorer

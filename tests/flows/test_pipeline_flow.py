@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from flows.pipeline import pipeline_flow, read_pipeline
-from tasks import models
+from mils import model_cache as models
 from tests.flows.conftest import TARGETS
 
 

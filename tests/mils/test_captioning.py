@@ -100,7 +100,7 @@ def test_cli_caption_json_offline_profile(tmp_path, photo_dir, capsys):
 
     # the same results folder `mils run` writes: the viewer, compare and the judging export read it
     from evaluation.compare import side_from_path
-    from evaluation.viewer import RunIndex
+    from human_eval.viewer import RunIndex
     from mils.results import ResultStore
 
     store = ResultStore(out)

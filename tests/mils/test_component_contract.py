@@ -206,7 +206,7 @@ def test_vllm_requests_carry_the_sampling_settings_and_a_seed_per_prompt(monkeyp
 @pytest.mark.slow
 def test_vllm_gets_the_resolved_model_whole_prefills_and_the_run_s_context_and_cache(monkeypatch, tiny_llama_dir):
     import mils.generators  # noqa: F401
-    from mils.captioning import build_generator, workload_of
+    from mils.components import build_generator, workload_of
     from mils.config import build_config
     from mils.generators import transformers_llm, vllm_llm
 

@@ -296,7 +296,7 @@ def test_official_exploration_keeps_the_pure_top_k_and_only_shows_the_explored(f
 
 
 def test_the_official_bank_subset_is_random_sample_over_the_files_lines(tmp_path):
-    from mils.captioning import build_bank
+    from mils.components import build_bank
 
     lines = [f"caption {i}" for i in range(40)] + ["A dog.", "a dog", "A dog."]
     (tmp_path / "bank.txt").write_text("\n".join(lines))

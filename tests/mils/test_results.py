@@ -104,7 +104,7 @@ def _minimised(sample_id, start, final):
 
 def test_the_scores_direction_is_recorded_and_read_back_everywhere(tmp_path):
     from evaluation.paired import run_gain
-    from evaluation.viewer import RunIndex
+    from human_eval.viewer import RunIndex
     from mils.results import direction
 
     store = ResultStore(tmp_path, scorer={"name": "style_transfer", "options": {"steps": 20}})

@@ -1,4 +1,5 @@
-"""Models are loaded once per worker process and reused by every task that runs there.
+"""The process-wide model cache: models are loaded once per worker process and reused by every
+Prefect task that runs there.
 
 A worker (this process with the threads runner, or one Dask worker process owning one GPU)
 keeps one (generator, scorer) pair per model configuration: the generator and scorer settings
@@ -12,7 +13,8 @@ from __future__ import annotations
 import json
 import threading
 
-from mils.captioning import Captioner, build_generator, build_scorer, import_plugins
+from mils.captioning import Captioner
+from mils.components import build_generator, build_scorer, import_plugins
 from mils.config import RunConfig
 from mils.files import content_hash
 from mils.protocols import Generator, Scorer

@@ -299,10 +299,10 @@ TOKEN_COOKIE = "mils_view"
 def create_app(index: RunIndex, token: str | None = None, loopback_only: bool = True) -> FastAPI:
     """The viewer's routes. ``token``: every request must carry it (``?token=`` once, then a
     cookie), which a server bound to anything but loopback needs; a loopback one checks the Host
-    header instead (see :mod:`evaluation.web_safety`)."""
+    header instead (see :mod:`human_eval.web_safety`)."""
     from fastapi import Response
 
-    from evaluation.web_safety import Guard
+    from human_eval.web_safety import Guard
 
     app = FastAPI(title=f"MILS run viewer: {index.folder.name}", docs_url=None, redoc_url=None, openapi_url=None)
     if token is not None:

@@ -5,10 +5,10 @@ import os
 
 import pytest
 
-from evaluation.viewer import RunIndex, create_app
+from human_eval.viewer import RunIndex, create_app
 from tests.browser import launch_chromium, served
 from tests.conftest import local_client
-from tests.evaluation.test_viewer import run_dir  # noqa: F401  (the fixture)
+from tests.human_eval.test_viewer import run_dir  # noqa: F401  (the fixture)
 
 XSS = "<img src=x onerror=alert(1)>"
 

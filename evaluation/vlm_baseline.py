@@ -15,7 +15,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from evaluation.datasets import config_dataset
-from mils.captioning import build_scorer, check_media
+from mils.captioning import check_media
+from mils.components import build_scorer
 from mils.config import RunConfig
 from mils.files import content_hash, write_atomic
 from mils.media import load_image

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from evaluation.viewer import RunIndex, create_app
+from human_eval.viewer import RunIndex, create_app
 from mils.results import ResultStore, result_to_dict
 from tests.browser import launch_chromium, served
 from tests.conftest import local_client
@@ -132,7 +132,7 @@ def test_cli_view_names_a_folder_that_is_not_a_run(tmp_path, capsys):
 
 
 def test_row_cache_is_reused_and_follows_changed_files(run_dir, monkeypatch):
-    from evaluation import viewer
+    from human_eval import viewer
 
     folder, results = run_dir
     first = RunIndex(folder).page()["rows"]

@@ -9,8 +9,8 @@ pytestmark = pytest.mark.slow
 
 def test_baseline_run_is_a_one_step_run_the_suite_reads(tmp_path, photo_dir, tiny_clip_name):
     from evaluation.compare import side_from_path
-    from evaluation.viewer import RunIndex
-    from flows.baseline import run_baseline
+    from evaluation.vlm_baseline import run_baseline
+    from human_eval.viewer import RunIndex
     from mils.results import ResultStore
     from tests.tiny_models import tiny_blip2
 
