@@ -70,15 +70,10 @@ def _resume_hint(config) -> str:
             "resume (only the unfinished samples are computed)")
 
 
-# The offline demo's loop, chosen by a measured sweep on the 8 bundled photos (keep 3/5/10 x
-# temperature 0.5/0.8; rule fixed in advance: the largest paired gain in the scorer's score) and
-# confirmed on 6 held-out photos; see the README. The offline and paper profiles are unchanged.
-DEMO_SETTINGS = {"loop": {"keep": 5}, "generator": {"temperature": 0.8}}
-
-
 def demo_config(args: argparse.Namespace):
-    """The demo's run config: the offline profile with DEMO_SETTINGS, on the bundled photos."""
+    """The demo's run config: the offline profile with its DEMO_SETTINGS, on the bundled photos."""
     from mils.config import RunConfig
+    from mils.profiles import DEMO_SETTINGS
 
     config = make_config(args)
     if args.profile == "offline" and not args.config:  # flags given by the user still win
@@ -133,7 +128,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_baseline(args: argparse.Namespace) -> int:
     from evaluation.caption_metrics import caption_metrics, format_table
     from evaluation.datasets import config_dataset
-    from flows.baseline import run_baseline
+    from evaluation.vlm_baseline import run_baseline
     from mils.cost import cost_line, run_cost
     from mils.results import ResultStore
 

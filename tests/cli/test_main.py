@@ -44,7 +44,8 @@ def test_unknown_components_are_user_errors(capsys, tmp_path):
 
 
 def test_demo_uses_the_tuned_settings_unless_told_otherwise():
-    from cli.run import DEMO_SETTINGS, demo_config
+    from cli.run import demo_config
+    from mils.profiles import DEMO_SETTINGS
 
     parser = cli_main.build_parser()
     config = demo_config(parser.parse_args(["demo"]))
