@@ -64,7 +64,7 @@ def rescore(folder: str | Path, scorer_cfg: ScorerConfig, metrics: tuple[str, ..
             rows.append({"sample_id": result.sample_id, "step": "kept", "text": "", "optimised": np.nan,
                          "held_out": float(np.mean(held[len(texts):]))})
     table = pd.DataFrame(rows)
-    curve = table[table["step"] != "kept"].astype({"step": int}).groupby("step")[["optimised", "held_out"]].mean()
+    curve = by_step(table[table["step"] != "kept"].astype({"step": int}))
     _reference_curve(curve, results, data.references(), metrics, resamples)
     out = folder / f"rescore-{scorer_cfg.name}-{content_hash(scorer_cfg.model_dump_json(), 8)}"
     out.mkdir(exist_ok=True)
@@ -73,6 +73,16 @@ def rescore(folder: str | Path, scorer_cfg: ScorerConfig, metrics: tuple[str, ..
     (out / "scorer.json").write_text(json.dumps(scorer_cfg.model_dump(mode="json"), indent=2))
     _plot(curve, scorer_cfg.name, config.scorer.name, out / "held_out_vs_step.png")
     return table, curve, out
+
+
+def by_step(steps: pd.DataFrame) -> pd.DataFrame:
+    """Mean optimised and held-out score at each step over every sample: a sample that stopped
+    earlier (a budget, early stopping) counts with its last step's text, as ``at_step`` reads it, so
+    the curve is never an average over whichever samples happen to run that long."""
+    last = int(steps["step"].max())
+    return pd.DataFrame({column: steps.pivot(index="sample_id", columns="step", values=column)
+                         .reindex(columns=range(last + 1)).ffill(axis=1).mean()
+                         for column in ("optimised", "held_out")}).rename_axis("step")
 
 
 def _scores(scorer, sample, texts: list[str], name: str, task: str) -> list[float]:

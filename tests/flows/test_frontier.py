@@ -65,3 +65,26 @@ def test_strategies_at_matched_cost_a_held_out_judge_and_the_frontier(flow_confi
         from evaluation.frontier import frontier
 
         frontier([mils.results_dir], tmp_path / "f2")
+
+
+def test_a_held_out_curve_counts_a_sample_that_stopped_early_at_its_last_step(flow_config):
+    """With a budget or early stopping samples stop at different steps; the by-step mean is over all
+    of them (it used to be over the samples still running, and fell when a good one stopped)."""
+    import json
+
+    import numpy as np
+
+    from evaluation.rescore import rescore
+    from mils.results import ResultStore
+
+    path, _ = flow_config("mils.yaml", generator={"backend": "fake", "model": "fake", "max_new_tokens": 30})
+    run = run_benchmark(load_config(path))
+    one = next((run.results_dir / "samples").glob("*.json"))
+    store = ResultStore(run.results_dir, scorer=json.loads(one.read_text())["scorer"])
+    results = sorted(store.results(), key=lambda r: -r.score)
+    store.write(results[0].truncated(1))  # the best sample stopped after step 1
+    _, curve, _ = rescore(run.results_dir, ScorerConfig(name="fake_bow"))
+    finals = [r.score for r in store.results()]
+    assert list(curve.index) == [0, 1, 2, 3]
+    assert curve["optimised"].iloc[-1] == pytest.approx(np.mean(finals))
+    assert curve["optimised"].is_monotonic_increasing  # the best-ever is kept: the mean never falls
