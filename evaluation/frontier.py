@@ -37,7 +37,9 @@ def _point(folder: Path) -> tuple[dict, dict[str, float], bool]:
     config, results = load_run(folder)
     cost = run_cost(results, 0.0)
     n = len(results)
-    row = {"run": folder.name, "strategy": config.loop.strategy, "samples": n,
+    captioner = folder / "captioner.json"  # a VLM baseline written as a run (evaluation/vlm_baseline.py)
+    strategy = f"vlm:{json.loads(captioner.read_text())['captioner']}" if captioner.is_file() else config.loop.strategy
+    row = {"run": folder.name, "strategy": strategy, "seed": config.loop.seed, "samples": n,
            "generated_tokens_per_sample": cost["generated_tokens"] / n,
            "llm_seconds_per_sample": cost["llm_seconds"] / n, "model_seconds_per_sample": cost["seconds_per_sample"],
            "optimised": sum(r.score for r in results) / n}
@@ -45,7 +47,8 @@ def _point(folder: Path) -> tuple[dict, dict[str, float], bool]:
     if rescored:
         curve = pd.read_csv(rescored[-1], index_col=0)
         row["held_out"] = float(curve["held_out"].iloc[-1])
-    record = folder / "run.json"
+        row.update({name: float(curve[name].iloc[-1]) for name in curve.columns if name not in ("optimised", "held_out")})
+    record = folder / "run.json"  # a run's record has every reference metric (a sweep variant has none: its rescore's)
     if record.is_file():
         final = json.loads(record.read_text()).get("reports", {}).get("final", {}).get("corpus", {})
         row.update({name: 100 * value["value"] for name, value in final.items()})
@@ -85,11 +88,13 @@ def _plot(table: pd.DataFrame, path: Path) -> None:
     fig, axes = plt.subplots(1, len(judges), figsize=(5 * len(judges), 4), squeeze=False)
     x = table["generated_tokens_per_sample"].fillna(0.0)
     for ax, judge in zip(axes[0], judges):
-        ax.scatter(x, table[judge], color="tab:blue")
-        ax.scatter(x[table["pareto"]], table[judge][table["pareto"]], marker="*", s=180, color="tab:orange",
-                   label="Pareto-optimal (optimised score)")
-        for xi, yi, label in zip(x, table[judge], table["strategy"] + " " + table["run"].str[:18]):
-            ax.annotate(label, (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        for strategy, group in table.groupby("strategy", sort=False):  # one colour per strategy
+            ax.scatter(x[group.index], group[judge], alpha=0.7, label=f"{strategy} ({len(group)})")
+        ax.scatter(x[table["pareto"]], table[judge][table["pareto"]], marker="*", s=180, facecolors="none",
+                   edgecolors="black", label="Pareto-optimal (optimised score)")
+        if len(table) <= 6:  # a few points: each named; more (seeds, variants): frontier.csv names them
+            for xi, yi, label in zip(x, table[judge], table["strategy"] + " " + table["run"].str[:18]):
+                ax.annotate(label, (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set_xlabel("generated tokens per sample")
         ax.set_ylabel(judge)
     axes[0, 0].legend(fontsize=8)

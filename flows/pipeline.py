@@ -48,6 +48,7 @@ class PipelineSpec:
     baseline: dict[str, Any] | None = None  # {captioner, options, seed}: a VLM run first, seeding MILS
     notify: tuple[Webhook, ...] = ()  # webhooks told of failures and regressions (flows/notify.py)
     retention: int | None = None  # scheduled reruns: keep the newest N dated folders (flows/schedule.py)
+    frontier: bool = False  # every run it made (the run, sweep variants, the baseline) on one frontier
 
     def key(self) -> str:
         """Identifies the pipeline across scheduled reruns (not its dated output folder)."""
@@ -64,6 +65,9 @@ def read_pipeline(path: str | Path) -> PipelineSpec:
     baseline = raw.pop("baseline", None)
     notify = read_notify(raw.pop("notify", None), f"{path}: notify")
     retention = raw.pop("retention", None)
+    frontier = raw.pop("frontier", False)
+    if not isinstance(frontier, bool):
+        raise InputError(f"{path}: 'frontier' is true or false, not {frontier!r}")
     if retention is not None and (isinstance(retention, bool) or not isinstance(retention, int) or retention < 1):
         raise InputError(f"{path}: 'retention' is how many dated results folders to keep (1 or more), not {retention!r}")
     profile = raw.pop("profile")
@@ -81,7 +85,7 @@ def read_pipeline(path: str | Path) -> PipelineSpec:
         import mils.vlm_captioners  # noqa: F401  (registers the built-in captioners)
 
         checked_options("captioner", baseline["captioner"], baseline.get("options") or {}, "baseline.options")
-    return PipelineSpec(config, grid, settings, profile, raw, baseline, notify, retention)
+    return PipelineSpec(config, grid, settings, profile, raw, baseline, notify, retention, frontier)
 
 
 def read_pipeline_notify(path: str | Path) -> tuple[tuple[Webhook, ...], str, str | None]:
@@ -158,11 +162,15 @@ def _optimise_stage(config: RunConfig, ledger: _Ledger) -> tuple[BenchmarkOutcom
                      "failed": len(outcome.failures), "metrics": metrics}
 
 
-def _sweep_stage(spec: PipelineSpec, config: RunConfig, outcome: BenchmarkOutcome, ledger: _Ledger) -> dict:
+def _variants(spec: PipelineSpec, config: RunConfig):
     overrides = {**spec.raw, "output_dir": config.output_dir}
     if config.bank.generate is not None or config.bank.seed_captions:  # as resolved by the earlier stages
         overrides["bank"] = config.bank.model_dump(exclude_none=True)
-    variants = sweep_variants(spec.profile, overrides, spec.sweep)
+    return sweep_variants(spec.profile, overrides, spec.sweep)
+
+
+def _sweep_stage(spec: PipelineSpec, config: RunConfig, outcome: BenchmarkOutcome, ledger: _Ledger) -> dict:
+    variants = _variants(spec, config)
     key = content_hash(json.dumps([spec.sweep, [c.result_key() for _, c in variants]]), 12)
     if ledger.logged("sweep", key):
         return {"cached": True, "variants": len(variants), "parent_run_id": ledger.data.get("sweep_run_id"),
@@ -235,6 +243,32 @@ def _baseline_stage(spec: PipelineSpec, config: RunConfig) -> tuple[RunConfig, P
                           "done": outcome["done"], "failed": len(outcome["failed"])}
 
 
+def _frontier_stage(spec: PipelineSpec, config: RunConfig, outcome: BenchmarkOutcome, stages: dict,
+                    ledger: _Ledger) -> dict[str, Any]:
+    """The run, each sweep variant's folder (variants that differ only in ``loop.steps`` share the
+    longest's) and the VLM baseline on one quality-vs-cost frontier, a child run of the pipeline's."""
+    from evaluation.frontier import frontier
+    from flows.tracking import log_frontier
+
+    folders = [outcome.results_dir]
+    if spec.sweep:
+        folders += [c.model_copy(update={"name": config.name}).results_dir() for _, c in _variants(spec, config)]
+    if "baseline" in stages:
+        folders.append(Path(stages["baseline"]["results_dir"]))
+    folders = [f for f in dict.fromkeys(folders) if (f / "samples").is_dir()]
+    if len(folders) < 2:
+        return {"skipped": "one run: a frontier needs a sweep or a baseline beside it"}
+    key = content_hash(json.dumps([[str(f), len(list((f / "samples").glob("*.json")))] for f in folders]), 12)
+    if ledger.logged("frontier", key):
+        return {"cached": True, "runs": len(folders), "run_id": ledger.data.get("frontier_run_id")}
+    out = outcome.results_dir / "frontier"
+    table = frontier(folders, out)
+    ledger.data["frontier_run_id"] = log_frontier(table, out, config.tracking)
+    ledger.mark("frontier", key)
+    return {"cached": False, "runs": len(folders), "run_id": ledger.data["frontier_run_id"], "table": str(out / "frontier.csv"),
+            "pareto": [row["run"] for _, row in table.iterrows() if row["pareto"]]}
+
+
 def _judging_stage(spec: PipelineSpec, outcome: BenchmarkOutcome, parent_run_id: str, ledger: _Ledger) -> dict:
     import mlflow
 
@@ -279,6 +313,8 @@ def pipeline_stages(config_path: str, fresh: bool = False) -> dict[str, Any]:
             stages["vs_seed"] = _vs_seed_stage(config, outcome, ledger)
         if spec.sweep:
             stages["sweep"] = _sweep_stage(spec, config, outcome, ledger)
+        if spec.frontier:
+            stages["frontier"] = _frontier_stage(spec, config, outcome, stages, ledger)
         if spec.judging is not None:
             stages["judging"] = _judging_stage(spec, outcome, parent.info.run_id, ledger)
         summary = {"parent_run_id": parent.info.run_id, "results_dir": str(results_dir), "follows": follows,

@@ -249,7 +249,7 @@ def log_frontier(table: pd.DataFrame, folder: Path, tracking: TrackingConfig) ->
     import mlflow
 
     start_tracking(tracking)
-    with mlflow.start_run(run_name=f"frontier of {len(table)} runs") as run:
+    with mlflow.start_run(run_name=f"frontier of {len(table)} runs", nested=mlflow.active_run() is not None) as run:
         mlflow.set_tags({"mils.kind": "frontier", "mils.frontier_runs": ",".join(table["run"])})
         for n, row in table.iterrows():
             prefix = f"{row['strategy']}_{n}"

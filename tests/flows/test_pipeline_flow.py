@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 import yaml
 
@@ -196,3 +197,23 @@ def test_a_captioner_then_mils_seeded_by_it_in_one_pipeline(tmp_path, tiny_clip_
         if not pair["catch"]:
             a_side = rows[pid]["left_text" if pair["left"] == "A" else "right_text"]
             assert a_side == vlm[pair["sample_id"]]
+
+
+def test_a_frontier_stage_puts_the_run_and_its_sweep_variants_on_one_frontier(flow_config):
+    path, raw = flow_config("frontier.yaml")
+    raw.update({"sweep": {"loop.strategy": ["mils", "best_of_n", "retrieval"]}, "judging": False, "frontier": True})
+    path.write_text(yaml.safe_dump(raw))
+    summary = pipeline_flow(str(path))
+    stage = summary["stages"]["frontier"]
+    assert stage["runs"] == 3 and not stage["cached"]  # the mils variant is the run itself: one point
+    table = pd.read_csv(stage["table"])
+    assert list(table["strategy"]) == ["mils", "best_of_n", "retrieval"]
+    assert table["run"].iloc[2] in stage["pareto"]  # retrieval costs nothing: nothing beats it on cost
+    client = mlflow.tracking.MlflowClient(raw["tracking"]["uri"])
+    logged = client.get_run(stage["run_id"])
+    assert logged.data.tags["mils.kind"] == "frontier"
+    assert logged.data.tags["mlflow.parentRunId"] == summary["parent_run_id"]  # a child of the pipeline's run
+    assert pipeline_flow(str(path))["stages"]["frontier"]["cached"]  # a second run logs it once
+    path.write_text(yaml.safe_dump({**raw, "frontier": "yes"}))
+    with pytest.raises(Exception, match="'frontier' is true or false"):
+        read_pipeline(str(path))
