@@ -38,14 +38,19 @@ def runs(config_path: str) -> list[tuple[dict, Path]]:
     return found
 
 
-def measure(point: dict, folder: Path) -> tuple[dict, dict[str, float], pd.DataFrame]:
-    """One run's row, its final score per sample and its by-step curve (optimised, CIDEr, BLEU)."""
+def measure(point: dict, folder: Path, scorers: dict) -> tuple[dict, dict[str, float], pd.DataFrame]:
+    """One run's row, its final score per sample and its by-step curve (optimised, CIDEr, BLEU);
+    ``scorers``: the scorers loaded so far, by their config (each is loaded once)."""
     from evaluation.rescore import load_run, rescore
+    from mils.components import build_scorer
     from mils.config import ScorerConfig
+    from mils.loop import spent
 
     config, results = load_run(folder)
-    table, curve, _ = rescore(folder, ScorerConfig(name=config.scorer.name, options=config.scorer.options),
-                              metrics=("CIDEr", "BLEU"))
+    own = ScorerConfig(name=config.scorer.name, options=config.scorer.options)
+    key = own.model_dump_json()
+    scorers[key] = scorers.get(key) or build_scorer(own)
+    table, curve, _ = rescore(folder, own, metrics=("CIDEr", "BLEU"), scorer=scorers[key])
     steps = table[table["step"] != "kept"]
     drift = float((steps["optimised"] - steps["held_out"]).abs().max())
     n = len(results)
@@ -53,8 +58,8 @@ def measure(point: dict, folder: Path) -> tuple[dict, dict[str, float], pd.DataF
            "step0": sum(r.history[0].best_score for r in results) / n, "final": sum(r.score for r in results) / n,
            "improved": sum(r.score > r.history[0].best_score + 1e-9 for r in results),
            "steps": sum(len(r.history) - 1 for r in results) / n,
-           "tokens_per_sample": sum(c.generated_tokens or 0 for r in results for c in r.cost) / n,
-           "llm_seconds_per_sample": sum(c.llm_seconds or 0 for r in results for c in r.cost) / n,
+           "tokens_per_sample": sum(spent(r.cost, "generated_tokens") for r in results) / n,  # what the budget counts
+           "llm_seconds_per_sample": sum(spent(r.cost, "llm_seconds") for r in results) / n,
            "CIDEr_step0": float(curve["CIDEr"].iloc[0]), "CIDEr_final": float(curve["CIDEr"].iloc[-1]),
            "self_check_max_diff": drift}
     return row, {f"{row['seed']}/{r.sample_id}": r.score for r in results}, curve
@@ -105,10 +110,10 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows, scores, curves = [], {}, {}
+    rows, scores, curves, scorers = [], {}, {}, {}
     found = runs(args.config)
     for point, folder in found:
-        row, final, curve = measure(point, folder)
+        row, final, curve = measure(point, folder, scorers)
         rows.append(row)
         scores.setdefault(row["strategy"], {}).update(final)
         curves.setdefault(row["strategy"], []).append(curve)

@@ -34,9 +34,10 @@ def load_run(folder: Path) -> tuple[RunConfig, list[SampleResult]]:
 
 
 def rescore(folder: str | Path, scorer_cfg: ScorerConfig, metrics: tuple[str, ...] = ("CIDEr", "BLEU"),
-            resamples: int = 200) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
+            resamples: int = 200, scorer=None) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
     """(per sample and step, mean per step, the output folder). ``metrics``: reference metrics by
-    step, when the run's dataset has references."""
+    step, when the run's dataset has references. ``scorer``: ``scorer_cfg`` already loaded (several
+    runs rescored by one model)."""
     from evaluation.datasets import config_dataset
     from mils.components import build_scorer, import_plugins
     from mils.config import scorer_options
@@ -50,7 +51,7 @@ def rescore(folder: str | Path, scorer_cfg: ScorerConfig, metrics: tuple[str, ..
         raise InputError(f"{len(missing)} samples of {folder} are not in its dataset any more (e.g. {missing[0]})")
     import_plugins(config.plugins)  # a plugin's scorer, as in the run
     scorer_options(scorer_cfg.name, scorer_cfg.options, "--scorer options")
-    scorer = build_scorer(scorer_cfg)
+    scorer = scorer or build_scorer(scorer_cfg)
     samples = [by_id[r.sample_id].as_sample() for r in results]
     rows = []
     for result, sample in zip(results, samples):

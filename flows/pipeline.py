@@ -169,8 +169,7 @@ def _variants(spec: PipelineSpec, config: RunConfig):
     return sweep_variants(spec.profile, overrides, spec.sweep)
 
 
-def _sweep_stage(spec: PipelineSpec, config: RunConfig, outcome: BenchmarkOutcome, ledger: _Ledger) -> dict:
-    variants = _variants(spec, config)
+def _sweep_stage(spec: PipelineSpec, config: RunConfig, variants, ledger: _Ledger) -> dict:
     key = content_hash(json.dumps([spec.sweep, [c.result_key() for _, c in variants]]), 12)
     if ledger.logged("sweep", key):
         return {"cached": True, "variants": len(variants), "parent_run_id": ledger.data.get("sweep_run_id"),
@@ -243,16 +242,14 @@ def _baseline_stage(spec: PipelineSpec, config: RunConfig) -> tuple[RunConfig, P
                           "done": outcome["done"], "failed": len(outcome["failed"])}
 
 
-def _frontier_stage(spec: PipelineSpec, config: RunConfig, outcome: BenchmarkOutcome, stages: dict,
+def _frontier_stage(config: RunConfig, outcome: BenchmarkOutcome, variants, stages: dict,
                     ledger: _Ledger) -> dict[str, Any]:
     """The run, each sweep variant's folder (variants that differ only in ``loop.steps`` share the
     longest's) and the VLM baseline on one quality-vs-cost frontier, a child run of the pipeline's."""
     from evaluation.frontier import frontier
     from flows.tracking import log_frontier
 
-    folders = [outcome.results_dir]
-    if spec.sweep:
-        folders += [c.model_copy(update={"name": config.name}).results_dir() for _, c in _variants(spec, config)]
+    folders = [outcome.results_dir] + [c.model_copy(update={"name": config.name}).results_dir() for _, c in variants]
     if "baseline" in stages:
         folders.append(Path(stages["baseline"]["results_dir"]))
     folders = [f for f in dict.fromkeys(folders) if (f / "samples").is_dir()]
@@ -311,10 +308,11 @@ def pipeline_stages(config_path: str, fresh: bool = False) -> dict[str, Any]:
                     config, stages["vs_previous"], follows, parent.info.run_id))
         if config.bank.seed_captions:
             stages["vs_seed"] = _vs_seed_stage(config, outcome, ledger)
+        variants = _variants(spec, config) if spec.sweep else []
         if spec.sweep:
-            stages["sweep"] = _sweep_stage(spec, config, outcome, ledger)
+            stages["sweep"] = _sweep_stage(spec, config, variants, ledger)
         if spec.frontier:
-            stages["frontier"] = _frontier_stage(spec, config, outcome, stages, ledger)
+            stages["frontier"] = _frontier_stage(config, outcome, variants, stages, ledger)
         if spec.judging is not None:
             stages["judging"] = _judging_stage(spec, outcome, parent.info.run_id, ledger)
         summary = {"parent_run_id": parent.info.run_id, "results_dir": str(results_dir), "follows": follows,
