@@ -21,9 +21,13 @@ class SamplingOptions(BaseModel):
     # when a reply ends: model (every end token of the model's generation config and tokenizer) or
     # official (the MILS code's [tokenizer.eos_token_id, <|eot_id|>], which replaces the config's list)
     stop_tokens: Literal["model", "official"] = "model"
+    # the transformers backend's per-row random draws (engines draw their own): torch (one
+    # torch.Generator per row, the draws of every run made before 'counter') or counter (a hash of
+    # (row seed, position) on the device: the same draws on a CPU and a GPU, no host wait, CUDA graphs)
+    rng: Literal["torch", "counter"] = "torch"
 
 
-ADDED_LATER = {"top_k": None, "stop_tokens": "model"}  # options added after runs, banks and plugins existed
+ADDED_LATER = {"top_k": None, "stop_tokens": "model", "rng": "torch"}  # options added after runs, banks and plugins existed
 
 
 def without_later_defaults(options: dict) -> dict:

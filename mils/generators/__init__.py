@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from mils.errors import require
+from mils.generators.decode import DecodeOptions
 from mils.generators.transformers_llm import TransformersGenerator
 from mils.protocols import Workload
 from mils.registry import register
@@ -17,9 +18,17 @@ log = logging.getLogger(__name__)
 
 @register("generator", "transformers", extra=_SAMPLING)
 def transformers_generator(model: str, cache_dir: str | Path, device: str | None = None, dtype: str = "auto",
-                           **sampling) -> TransformersGenerator:
-    """``sampling``: temperature, top_p, max_new_tokens (SamplingOptions' defaults otherwise)."""
-    return TransformersGenerator.load(model, cache_dir, SamplingOptions(**sampling), device=device, dtype=dtype)
+                           kv_cache: str = "auto", cuda_graphs: bool | None = None, sync_every: int | None = None,
+                           prefill_chunk: int = 512, max_batch: int | None = None, memory_fraction: float = 0.9,
+                           fold_gqa: bool | None = None, **sampling) -> TransformersGenerator:
+    """``sampling``: temperature, top_p, max_new_tokens (SamplingOptions' defaults otherwise). The
+    decoding options (kv_cache, cuda_graphs, sync_every, prefill_chunk, max_batch, memory_fraction,
+    fold_gqa: mils/generators/decode.py) change speed and memory, not what is sampled."""
+    decode = DecodeOptions(kv_cache=kv_cache, cuda_graphs=cuda_graphs, sync_every=sync_every,
+                           prefill_chunk=prefill_chunk, max_batch=max_batch, memory_fraction=memory_fraction,
+                           fold_gqa=fold_gqa)
+    return TransformersGenerator.load(model, cache_dir, SamplingOptions(**sampling), device=device, dtype=dtype,
+                                      decode=decode)
 
 
 @register("generator", "vllm")
@@ -76,13 +85,14 @@ def vllm_generator(model: str, cache_dir: str | Path, device: str | None = None,
 
 @register("generator", "openai", extra=_SAMPLING)
 def openai_generator(model: str, cache_dir: str | Path, base_url: str, api_key_env: str | None = None,
-                     system_prompt: str | None = None, max_concurrency: int = 8, max_retries: int = 5,
+                     system_prompt: str | None = None, max_concurrency: int | None = None, max_retries: int = 5,
                      timeout: float = 600.0, reasoning_tag: str | None = "think", device: str | None = None,
                      dtype: str = "auto", **sampling):
     """Any OpenAI-compatible chat endpoint (``base_url``, e.g. ``http://127.0.0.1:8000/v1``) serving
     ``model``. ``api_key_env``: the environment variable holding the key (never the key itself).
     ``system_prompt``: none by default, as in the paper. ``reasoning_tag``: a reasoning model's
-    ``<think>...</think>`` is removed before parsing (None: kept). ``device``/``dtype`` do not apply."""
+    ``<think>...</think>`` is removed before parsing (None: kept). ``device``/``dtype`` do not apply.
+    ``max_concurrency``: requests at once (None: 256 on loopback, 8 elsewhere; openai_api.default_concurrency)."""
     from mils.generators.openai_api import OpenAIGenerator, api_key
 
     if sampling.get("stop_tokens") == "official":

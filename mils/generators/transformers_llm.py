@@ -1,9 +1,9 @@
 """LLM generator on transformers: chat template, left-padded batches, per-row seeded sampling.
 
 ``transformers.generate`` draws every row's tokens from one global random stream, so a reply
-would change with the batch it ran in. This module decodes with its own short loop instead:
-the same forward passes and KV cache, but each row samples from its own ``torch.Generator``
-seeded by the loop (run seed, sample id, step).
+would change with the batch it ran in. This backend decodes with its own loop instead
+(mils/generators/decode.py): the same forward passes, but each row samples from its own seed
+(run seed, sample id, step), on the device, with nothing waited for per token.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import torch
 
 from mils.errors import InputError, MissingInputError
 from mils.files import content_hash
+from mils.generators.decode import BatchDecoder, DecodeOptions, rows_that_fit
+from mils.generators.sampler import TokenSampler
 from mils.protocols import Reply, TokenUsage
 from mils.sampling import SamplingOptions
 
@@ -89,17 +91,21 @@ def stop_ids(config_eos: int | list[int] | None, tokenizer, stop_tokens: str = "
 
 
 class TransformersGenerator:
-    """A chat LLM loaded with transformers; ``generate`` is one batched call."""
+    """A chat LLM loaded with transformers; ``generate`` is one batched call, cut into as many
+    rows per forward as the device holds (mils/generators/decode.py decodes them)."""
 
-    def __init__(self, model, tokenizer, sampling: SamplingOptions | None = None) -> None:
+    def __init__(self, model, tokenizer, sampling: SamplingOptions | None = None,
+                 decode: DecodeOptions | None = None) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.sampling = sampling or SamplingOptions()
+        self.decode = decode or DecodeOptions()
         self.eos_ids = stop_ids(model.generation_config.eos_token_id, tokenizer, self.sampling.stop_tokens)
         self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+        self._decoder: BatchDecoder | None = None
 
     @classmethod
     def load(
@@ -109,6 +115,7 @@ class TransformersGenerator:
         sampling: SamplingOptions | None = None,
         device: str | None = None,
         dtype: str = "auto",
+        decode: DecodeOptions | None = None,
     ) -> "TransformersGenerator":
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -118,71 +125,38 @@ class TransformersGenerator:
                        "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
         tokenizer = AutoTokenizer.from_pretrained(source)
         lm = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype).to(device)
-        return cls(lm, tokenizer, sampling)
+        return cls(lm, tokenizer, sampling, decode)
 
-    NUCLEUS_WINDOW = 256  # top-p is searched among the k most likely tokens when they hold the mass
+    def decoder(self) -> BatchDecoder:
+        """The decoding loop for the current settings (rebuilt when ``eos_ids`` is changed)."""
+        s = self.sampling
+        key = (tuple(self.eos_ids), self.model.device)
+        if self._decoder is None or self._decoder_key != key:
+            sampler = TokenSampler(s.temperature, s.top_k, s.top_p, window_check=self.model.device.type == "cpu")
+            self._decoder = BatchDecoder(self.model, sampler, self.eos_ids, self.tokenizer.pad_token_id, s.rng,
+                                         self.decode, self._keeps_logits)
+            self._decoder_key = key
+        return self._decoder
 
-    def _sample(self, logits: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
-        """Nucleus sampling, one uniform draw per row from the row's own generator (inverse CDF),
-        so a row's token never depends on its batch mates. The nucleus is found among the top
-        ``NUCLEUS_WINDOW`` tokens when they hold ``top_p`` of the mass for every row (a partial
-        sort; exact), else by a full sort."""
-        probs = torch.softmax(logits.float() / self.sampling.temperature, dim=-1)
-        top_k = self.sampling.top_k
-        if top_k is not None and top_k < probs.shape[-1]:  # transformers' order: temperature, top-k, top-p
-            sorted_p, order = probs.topk(top_k, dim=-1)
-            sorted_p = sorted_p / sorted_p.sum(-1, keepdim=True)
-        else:
-            sorted_p, order = probs.topk(min(self.NUCLEUS_WINDOW, probs.shape[-1]), dim=-1)
-            if not bool((sorted_p.sum(-1) > self.sampling.top_p).all()):
-                sorted_p, order = probs.sort(dim=-1, descending=True)
-        # keep the smallest prefix whose mass reaches top_p (the first token always stays)
-        drop = sorted_p.cumsum(-1) - sorted_p > self.sampling.top_p
-        cdf = sorted_p.masked_fill(drop, 0.0).cumsum(-1)
-        draws = torch.cat([torch.rand(1, generator=g, device=g.device) for g in generators]).to(cdf.device)
-        picks = torch.searchsorted(cdf, (draws * cdf[:, -1])[:, None]).clamp(max=cdf.shape[-1] - 1)
-        return order.gather(-1, picks).squeeze(-1)
-
-    @torch.inference_mode()
-    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]:
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[Reply]:
         if len(prompts) != len(seeds):
             raise InputError(f"{len(prompts)} prompts but {len(seeds)} seeds")
         if not prompts:
             return []
-        device = self.model.device
         chats = [
             self.tokenizer.apply_chat_template(
                 [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
             )
             for p in prompts
         ]
-        enc = self.tokenizer(chats, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-        mask = enc.attention_mask
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
-        eos = torch.tensor(self.eos_ids, device=device)
-        done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
-        produced: list[list[int]] = [[] for _ in prompts]
-        # logits of the last position only: the prompt's other positions would cost a vocabulary-sized
-        # matrix product each and are never used
-        last_only = {"logits_to_keep": 1} if self._keeps_logits else {}
-        out = self.model(input_ids=enc.input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                         **last_only)
-        for _ in range(self.sampling.max_new_tokens):
-            tokens = self._sample(out.logits[:, -1, :], generators)
-            picked = tokens.tolist()
-            for i in (~done).nonzero().flatten().tolist():
-                produced[i].append(picked[i])
-            done |= torch.isin(tokens, eos)
-            if bool(done.all()):
-                break
-            tokens = tokens.masked_fill(done, self.tokenizer.pad_token_id)
-            mask = torch.cat([mask, (~done).long()[:, None]], dim=-1)
-            positions = positions[:, -1:] + 1
-            out = self.model(
-                input_ids=tokens[:, None], attention_mask=mask, position_ids=positions,
-                past_key_values=out.past_key_values, use_cache=True,
-            )
-        prompt_lengths = enc.attention_mask.sum(-1).tolist()
-        return [Reply(self.tokenizer.decode(p, skip_special_tokens=True), TokenUsage(int(n), len(p)), not finished)
-                for p, n, finished in zip(produced, prompt_lengths, done.tolist())]
+        ids = self.tokenizer(chats, add_special_tokens=False).input_ids
+        new = self.sampling.max_new_tokens
+        rows = rows_that_fit(self.model, max(len(i) for i in ids), new, self.decode)
+        replies: list[Reply] = []
+        for start in range(0, len(chats), rows):
+            enc = self.tokenizer(chats[start: start + rows], return_tensors="pt", padding=True,
+                                 add_special_tokens=False).to(self.model.device)
+            done = self.decoder().run(enc.input_ids, enc.attention_mask, seeds[start: start + rows], new)
+            replies += [Reply(self.tokenizer.decode(t, skip_special_tokens=True), TokenUsage(n, len(t)), not finished)
+                        for t, n, finished in zip(done.tokens, done.prompt_tokens, done.finished)]
+        return replies

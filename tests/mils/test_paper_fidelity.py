@@ -347,15 +347,14 @@ def test_the_official_stop_tokens_replace_the_generation_configs_list():
 def test_top_k_samples_among_the_k_most_likely_tokens_before_top_p():
     import torch
 
-    from mils.generators.transformers_llm import TransformersGenerator
-    from mils.sampling import SamplingOptions
+    from mils.generators.sampler import TokenSampler, counter_uniforms, split_seeds
 
     logits = torch.tensor([[4.0, 3.9, 3.8, 3.7, 3.6, 3.5]])
     picked = {}
     for top_k in (None, 2):
-        generator = TransformersGenerator.__new__(TransformersGenerator)
-        generator.sampling = SamplingOptions(temperature=1.0, top_p=0.99, top_k=top_k)
-        picked[top_k] = {int(generator._sample(logits, [torch.Generator().manual_seed(s)])) for s in range(200)}
+        sampler = TokenSampler(temperature=1.0, top_k=top_k, top_p=0.99)
+        picked[top_k] = {int(sampler(logits, counter_uniforms(split_seeds([s], "cpu"), torch.tensor([0]))))
+                         for s in range(200)}
     assert picked[2] == {0, 1} and len(picked[None]) == 6
 
 
@@ -363,6 +362,7 @@ def test_the_paper_profile_samples_as_the_official_generate_call():
     config = build_config("paper", {"bank": {"path": "bank.txt"}})
     g = config.generator
     assert (g.temperature, g.top_p, g.top_k, g.max_new_tokens, g.stop_tokens) == (0.5, 0.9, 50, 3000, "official")
+    assert g.rng == "counter"  # per-row draws on the device (the official generate drew from one global stream)
     assert build_config("offline").generator.top_k is None
 
 

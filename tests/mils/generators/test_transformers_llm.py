@@ -81,10 +81,12 @@ def test_sampler_draws_from_the_nucleus_with_its_probabilities(peaked):
     import numpy as np
     import torch
 
-    from mils.generators.transformers_llm import TransformersGenerator
+    from mils.generators.sampler import TokenSampler, generator_uniforms
 
-    sampler = TransformersGenerator.__new__(TransformersGenerator)
-    sampler.sampling = SamplingOptions(temperature=0.5, top_p=0.9)
+    window = TokenSampler(0.5, None, 0.9, window_check=True)  # the CPU's sampler (rng: torch)
+
+    def sample(logits, generators):
+        return window(logits, generator_uniforms(generators, logits.device))
     vocab = 1000
     # no ties (a tie's order within the nucleus is arbitrary); flat tail: the nucleus spans hundreds
     logits = -30.0 - torch.arange(vocab) * 1e-3 if peaked else -torch.arange(vocab) * 1e-3
@@ -97,10 +99,10 @@ def test_sampler_draws_from_the_nucleus_with_its_probabilities(peaked):
     expected[nucleus] = probs[nucleus] / probs[nucleus].sum()
 
     rows = 4000
-    tokens = sampler._sample(logits.repeat(rows, 1), [torch.Generator().manual_seed(s) for s in range(rows)]).numpy()
+    tokens = sample(logits.repeat(rows, 1), [torch.Generator().manual_seed(s) for s in range(rows)]).numpy()
     assert set(tokens) <= set(nucleus.tolist())
     counts = np.bincount(tokens, minlength=vocab) / rows
     assert np.abs(counts - expected).max() < 0.03
     # a row's token depends on its own seed only
-    again = sampler._sample(logits.repeat(3, 1), [torch.Generator().manual_seed(s) for s in (5, 0, 2)])
+    again = sample(logits.repeat(3, 1), [torch.Generator().manual_seed(s) for s in (5, 0, 2)])
     assert again.tolist() == [tokens[5], tokens[0], tokens[2]]
