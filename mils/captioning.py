@@ -75,7 +75,8 @@ class Captioner:
         A sample's result does not depend on its batch, so what succeeds equals a fault-free run."""
         try:
             if self.config.schedule == "async":
-                return run_async(self.optimiser, batch, progress), {}
+                return run_async(self.optimiser, batch, progress, self.config.in_flight, self.config.score_batch,
+                                 self.config.score_wait), {}
             return self.optimiser.run(batch, progress), {}
         except MediaError as err:  # one sample's file failed to decode past the up-front check
             if len(batch) == 1:

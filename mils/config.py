@@ -167,6 +167,12 @@ class RunConfig(_Frozen):
     # lockstep: a batch's samples take each step together; async: each sample advances on its own
     # (a generator that takes concurrent requests: vllm through its server). Results are the same.
     schedule: Literal["lockstep", "async"] = "lockstep"
+    # async: requests in flight at once (None: the generator's own, e.g. the openai backend's
+    # max_concurrency; 256 otherwise), and replies scored together (up to score_batch, waiting at most
+    # score_wait seconds after the first). Results are the same.
+    in_flight: int | None = Field(None, ge=1)
+    score_batch: int = Field(64, ge=1)
+    score_wait: float = Field(0.02, ge=0)
     cache_dir: str = Field(default_factory=lambda: os.environ.get("MILS_CACHE_DIR", "~/.cache/mils"))
     output_dir: str = "outputs/runs"
     tracking: TrackingConfig = TrackingConfig()

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Callable, Iterator, Literal, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from mils.budget import Budget, spent  # noqa: F401  (re-exported)
 from mils.errors import ComponentError, InputError
 from mils.parsing import dedup_key, parse_candidates, parse_official
 from mils.prompts import PromptTemplate
@@ -38,39 +39,6 @@ from mils.records import (  # noqa: F401  (re-exported: the loop's results)
 from mils.seeding import derive_seed
 
 log = logging.getLogger(__name__)
-
-
-class Budget(BaseModel):
-    """What one sample may spend on steps 1.. (the bank's step 0 is free to every strategy): exactly one
-    of generated tokens, LLM seconds or scorer calls (candidates scored). A sample stops after the
-    step that reaches it, so every strategy stops at the same spend, within one request."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    generated_tokens: int | None = Field(None, ge=1)
-    llm_seconds: float | None = Field(None, gt=0)
-    scorer_calls: int | None = Field(None, ge=1)
-
-    @model_validator(mode="after")
-    def _one(self) -> "Budget":
-        if sum(v is not None for v in (self.generated_tokens, self.llm_seconds, self.scorer_calls)) != 1:
-            raise ValueError("a budget is exactly one of generated_tokens, llm_seconds, scorer_calls")
-        return self
-
-    @property
-    def kind(self) -> str:
-        return next(k for k in ("generated_tokens", "llm_seconds", "scorer_calls") if getattr(self, k) is not None)
-
-    @property
-    def limit(self) -> float:
-        return float(getattr(self, self.kind))
-
-
-def spent(cost: Sequence[StepCost], kind: str) -> float:
-    """A sample's spend of ``kind`` on steps 1.. (its ledger)."""
-    field_name = {"generated_tokens": "generated_tokens", "llm_seconds": "llm_seconds",
-                  "scorer_calls": "candidates_scored"}[kind]
-    return float(sum(getattr(c, field_name) or 0 for c in cost if c.step > 0))
 
 
 class LoopOptions(BaseModel):
@@ -123,6 +91,17 @@ class _State:
     raw_replies: list[str] = field(default_factory=list)
     cost: list[StepCost] = field(default_factory=list)
     trace: list[StepTrace] = field(default_factory=list)
+
+
+@dataclass
+class Arrival:
+    """A reply to ``state``'s request at ``step``: its prompt, and the LLM seconds it is charged."""
+
+    state: _State
+    step: int
+    prompt: str
+    reply: str
+    llm_seconds: float
 
 
 class PhaseTimer:
@@ -302,48 +281,60 @@ class Optimiser:
             offset += len(ts)
         return out
 
+    def request(self, state: _State, step: int) -> tuple[str, int]:
+        """The prompt and seed of ``state``'s request at ``step``."""
+        opts = self.options
+        prompt = self.template.render((state.first if opts.strategy == "best_of_n" else None) or state.shown
+                                      or state.kept, opts.requested,
+                                      **(self.prompt_extra(state.sample) if self.prompt_extra else {}))
+        return prompt, derive_seed(opts.seed, state.sample.id, step, "generate")
+
     def step(self, states: list[_State], step: int) -> None:
         """One lockstep step over the still-active states."""
         active = [s for s in states if s.stopped_early_at is None]
         if not active:
             return
-        opts = self.options
         with self.timer("other"):
-            prompts = [self.template.render((s.first if opts.strategy == "best_of_n" else None) or s.shown or s.kept,
-                                            opts.requested,
-                                            **(self.prompt_extra(s.sample) if self.prompt_extra else {}))
-                       for s in active]
-            seeds = [derive_seed(opts.seed, s.sample.id, step, "generate") for s in active]
+            prompts, seeds = map(list, zip(*(self.request(s, step) for s in active)))
         start = time.perf_counter()
         with self.timer("generation"):
             replies = self.generator.generate(prompts, seeds)
         llm_seconds = time.perf_counter() - start
         if len(replies) != len(active):
             raise ComponentError(f"generator returned {len(replies)} replies for {len(active)} prompts")
+        usage = [usage_of(r) for r in replies]
+        shares = _shares(llm_seconds, [u.generated if u else 0 for u in usage])
+        self.finish([Arrival(s, step, p, r, t) for s, p, r, t in zip(active, prompts, replies, shares)])
+
+    def finish(self, arrivals: Sequence[Arrival]) -> None:
+        """Parse the replies, score every new candidate in one scorer call, update each state:
+        the lockstep step's second half, and what the async schedule does with a micro-batch of
+        replies (each from its own sample and step)."""
+        opts = self.options
         with self.timer("other"):
             new_per_state = []
-            for state, reply, prompt in zip(active, replies, prompts):
+            for a in arrivals:
+                state, reply = a.state, a.reply
                 state.raw_replies.append(str(reply))  # as the LLM wrote it, a half-written last line too
                 # the official parser reads a cut reply whole, as the MILS code does (its last line counts
                 # when it has a counter); the robust one drops the half-written line
                 found = (parse_official(reply) if opts.parser == "official"
-                         else parse_candidates(whole_lines(reply), max_words=opts.max_words, prompt=prompt,
+                         else parse_candidates(whole_lines(reply), max_words=opts.max_words, prompt=a.prompt,
                                                key=self._key))
                 fresh = [t for t in found if self._key(t) not in state.seen]
                 state.seen.update(self._key(t) for t in fresh)
                 new_per_state.append((fresh, not found))
-        values, seconds, made = self._score_timed([s.sample for s in active], [s.embedding for s in active],
+        values, seconds, made = self._score_timed([a.state.sample for a in arrivals],
+                                                  [a.state.embedding for a in arrivals],
                                                   [fresh for fresh, _ in new_per_state])
         counts = [len(fresh) for fresh, _ in new_per_state]
         scorer_seconds, renders = _shares(seconds, counts), _shares(made, counts)
-        usage = [usage_of(r) for r in replies]
-        llm_shares = _shares(llm_seconds, [u.generated if u else 0 for u in usage])
         with self.timer("other"):
-            for n, (state, (fresh, empty), new_values) in enumerate(zip(active, new_per_state, values)):
-                u = usage[n]
+            for n, (a, (fresh, empty), new_values) in enumerate(zip(arrivals, new_per_state, values)):
+                state, step, u = a.state, a.step, usage_of(a.reply)
                 cached = u is not None and u.cached
                 state.cost.append(StepCost(step, u.prompt if u else None, u.generated if u else None,
-                                           llm_shares[n], len(fresh), scorer_seconds[n], renders[n],
+                                           a.llm_seconds, len(fresh), scorer_seconds[n], renders[n],
                                            u.prompt if cached else 0, u.generated if cached else 0,
                                            u.reasoning if u else 0))
                 if empty:

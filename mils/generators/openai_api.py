@@ -71,13 +71,14 @@ class OpenAIGenerator:
     concurrent = True
 
     def __init__(self, base_url: str, model: str, sampling: SamplingOptions, api_key: str | None = None,
-                 system_prompt: str | None = None, max_concurrency: int = 8, max_retries: int = 5,
+                 system_prompt: str | None = None, max_concurrency: int | None = None, max_retries: int = 5,
                  timeout: float = 600.0, backoff: float = 1.0, reasoning_tag: str | None = "think") -> None:
         import httpx
 
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model, self.sampling, self.system_prompt = model, sampling, system_prompt
         self.max_retries, self.backoff, self.reasoning_tag = max_retries, backoff, reasoning_tag
+        max_concurrency = max_concurrency or default_concurrency(base_url)
         self.limit = AdaptiveLimit(max_concurrency)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(timeout=httpx.Timeout(timeout, connect=30.0), headers=headers,
@@ -141,12 +142,32 @@ class OpenAIGenerator:
                 wait *= 2
         raise AssertionError("unreachable")
 
+    @property
+    def max_in_flight(self) -> int:
+        """What the async schedule keeps in flight (mils/async_loop.py)."""
+        return self.limit.maximum
+
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]:
+        if len(prompts) == 1:  # the async schedule's requests: no pool per request
+            return [self._one(prompts[0], seeds[0])]
         with ThreadPoolExecutor(max_workers=max(1, min(self.limit.maximum, len(prompts)))) as pool:
             return list(pool.map(self._one, prompts, seeds))
 
     def close(self) -> None:
         self.client.close()
+
+
+LOCAL_CONCURRENCY, REMOTE_CONCURRENCY = 256, 8
+
+
+def default_concurrency(base_url: str) -> int:
+    """Requests at once when the config gives none: 256 for an engine on this machine (a vLLM or
+    SGLang server on loopback batches them; it is most efficient at 256 or more), 8 for any other
+    host (a hosted API's rate limits; give ``max_concurrency`` for an engine on another machine)."""
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(base_url).hostname or "").lower()
+    return LOCAL_CONCURRENCY if host in ("localhost", "::1") or host.startswith("127.") else REMOTE_CONCURRENCY
 
 
 def api_key(env_var: str | None) -> str | None:

@@ -105,3 +105,52 @@ def test_async_cost_is_measured_inside_the_scorer_lock(monkeypatch, fake_bank, t
     results = run_async(optimiser(Together(), scorer, fake_bank, steps=2), text_samples)
     charged = [(c.scorer_seconds, c.renders) for r in results for c in r.cost if c.step >= 1 and c.candidates_scored]
     assert charged and set(charged) == {(1.0, 1.0)}
+
+
+def test_requests_in_flight_reach_the_bound_and_never_exceed_it(fake_scorer, fake_bank):
+    from mils.protocols import Sample
+
+    samples = [Sample(f"s{i}", f"caption {i}") for i in range(40)]
+    lock, now, peak = threading.Lock(), [0], [0]
+
+    class Slow(ConcurrentFake):
+        def generate(self, prompts, seeds):
+            with lock:
+                now[0] += 1
+                peak[0] = max(peak[0], now[0])
+            import time
+
+            time.sleep(0.01)
+            try:
+                return super().generate(prompts, seeds)
+            finally:
+                with lock:
+                    now[0] -= 1
+
+    run_async(optimiser(Slow(), fake_scorer, fake_bank, steps=2), samples, in_flight=6)
+    assert peak[0] == 6  # 40 samples wait: the bound is reached, and never passed
+
+
+def test_two_thousand_samples_run_on_a_bounded_number_of_threads_and_scoring_is_batched(fake_bank):
+    from mils.protocols import Sample
+    from tests.fakes import FakeScorer
+
+    samples = [Sample(f"s{i}", f"a photo number {i}") for i in range(2000)]
+    threads, calls = [0], [0]
+
+    class Counting(ConcurrentFake):
+        def generate(self, prompts, seeds):
+            threads[0] = max(threads[0], threading.active_count())
+            return super().generate(prompts, seeds)
+
+    class CountingScorer(FakeScorer):
+        def embed_texts(self, texts):
+            calls[0] += 1
+            return super().embed_texts(texts)
+
+    scorer = CountingScorer()
+    before = threading.active_count()
+    results = run_async(optimiser(Counting(), scorer, fake_bank, steps=2), samples, in_flight=16, score_batch=64)
+    assert len(results) == 2000 and all(len(r.history) == 3 for r in results)
+    assert threads[0] <= before + 16  # the request pool, not a thread per sample
+    assert calls[0] - 1 < 4000 / 2  # 4,000 replies in fewer scorer calls (the bank: 1 call)

@@ -101,3 +101,15 @@ def test_mils_cache_info_and_prune(endpoint, tmp_path, capsys):
     assert "removed 2" in capsys.readouterr().out
     assert main(["cache", "info", "--cache-dir", str(tmp_path / "none")]) == 0
     assert "no response cache" in capsys.readouterr().out
+
+
+def test_an_engine_on_loopback_gets_hundreds_of_requests_at_once_a_remote_host_eight():
+    from mils.async_loop import in_flight_of
+    from mils.generators.openai_api import OpenAIGenerator, default_concurrency
+    from mils.sampling import SamplingOptions
+
+    assert default_concurrency("http://127.0.0.1:8000/v1") == default_concurrency("http://localhost:30000/v1") == 256
+    assert default_concurrency("https://api.example.com/v1") == 8
+    generator = OpenAIGenerator("http://127.0.0.1:9/v1", "m", SamplingOptions(), max_concurrency=32)
+    assert in_flight_of(generator) == 32  # the async schedule keeps that many requests out
+    generator.close()
