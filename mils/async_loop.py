@@ -6,11 +6,14 @@ step lasts as long as its slowest reply. Here every sample's next request goes o
 last reply is scored, so an engine that batches requests as they arrive (vLLM, SGLang, any
 OpenAI-compatible server) always has work:
 
-- at most ``in_flight`` requests are out at once (a pool of that many request threads; the samples
-  waiting for one are a queue, not threads), so 5,000 samples need no 5,000 threads;
+- at most ``in_flight`` requests are out at once; the samples waiting for one are a queue. A
+  generator with ``submit(prompt, seed) -> Future`` (the openai and vllm-server backends: one
+  asyncio loop for all their requests) is handed each request as is, so 5,000 samples need no
+  thread per sample or per request; any other concurrent generator gets a pool of ``in_flight``
+  threads, each calling ``generate`` with one prompt;
 - replies that arrive close together are parsed and scored in one scorer call (up to
-  ``score_batch`` replies, waiting at most ``score_wait`` seconds after the first), on this thread,
-  while the request threads keep the engine's queue full.
+  ``score_batch`` replies, waiting at most ``score_wait`` seconds after the first), on the calling
+  thread, while the requests already out keep the engine busy.
 
 Prompts, seeds and scores are per sample, so the results equal the lockstep loop's whenever the
 generator and the scorer answer a sample the same way whatever else they are given (tested on the
@@ -22,8 +25,9 @@ from __future__ import annotations
 
 import queue
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Sequence
 
 from mils.errors import ComponentError
 from mils.loop import Arrival, Optimiser, SampleResult
@@ -46,44 +50,70 @@ def run_async(optimiser: Optimiser, samples: Sequence[Sample], progress=None, in
     last = optimiser.options.effective_steps
     if last < 1 or not states:
         return optimiser.results(states)
+    bound = max(1, in_flight or in_flight_of(optimiser.generator))
     arrived: queue.Queue = queue.Queue()
+    waiting = deque((state, 1) for state in states)
+    out, error = 0, None
+    with _Sender(optimiser.generator, min(bound, len(states))) as send:
+        def launch() -> None:
+            nonlocal out
+            while waiting and out < bound:
+                state, step = waiting.popleft()
+                prompt, seed = optimiser.request(state, step)
+                start = time.perf_counter()
+                send(prompt, seed).add_done_callback(
+                    lambda f, s=state, n=step, p=prompt, t=start: arrived.put(_arrival(f, s, n, p, t)))
+                out += 1
 
-    def ask(state, step: int) -> None:
-        try:
-            prompt, seed = optimiser.request(state, step)
-            start = time.perf_counter()
-            replies = optimiser.generator.generate([prompt], [seed])
-            if len(replies) != 1:
-                raise ComponentError(f"generator returned {len(replies)} replies for 1 prompt")
-            arrived.put(Arrival(state, step, prompt, replies[0], time.perf_counter() - start))
-        except BaseException as err:  # noqa: BLE001  (handed to the driver, raised there)
-            arrived.put(err)
-
-    error: BaseException | None = None
-    with ThreadPoolExecutor(max_workers=max(1, min(in_flight or in_flight_of(optimiser.generator), len(states))),
-                            thread_name_prefix="mils-request") as pool:
-        pending = len(states)
-        for state in states:
-            pool.submit(ask, state, 1)
-        while pending:
+        launch()
+        while out:
             batch = _gather(arrived, score_batch, score_wait)
-            pending -= len(batch)
+            out -= len(batch)
             failures = [b for b in batch if isinstance(b, BaseException)]
             error = error or (failures[0] if failures else None)
-            ready = [b for b in batch if isinstance(b, Arrival)]
             if error is not None:  # stop asking; let the requests out finish
+                waiting.clear()
                 continue
-            optimiser.finish(ready)
-            for a in ready:
-                if a.state.stopped_early_at is None and a.step < last:
-                    pool.submit(ask, a.state, a.step + 1)
-                    pending += 1
-            if progress is not None and ready:
-                progress.update(len(ready))
-                progress.set_postfix(step=max(a.step for a in ready), best=f"{ready[-1].state.history[-1].best_score:.3f}")
+            optimiser.finish(batch)
+            waiting.extend((a.state, a.step + 1) for a in batch if a.state.stopped_early_at is None and a.step < last)
+            launch()
+            if progress is not None:
+                progress.update(len(batch))
+                progress.set_postfix(step=max(a.step for a in batch), best=f"{batch[-1].state.history[-1].best_score:.3f}")
     if error is not None:
         raise error
     return optimiser.results(states)
+
+
+def _arrival(future: Future, state, step: int, prompt: str, start: float) -> Arrival | BaseException:
+    try:
+        return Arrival(state, step, prompt, future.result(), time.perf_counter() - start)
+    except BaseException as err:  # noqa: BLE001  (handed to the driver, raised there)
+        return err
+
+
+class _Sender:
+    """``send(prompt, seed) -> Future`` of the reply: the generator's own ``submit`` where it has one,
+    else a pool of ``threads`` calling ``generate`` with one prompt."""
+
+    def __init__(self, generator, threads: int) -> None:
+        self.generator, self.threads, self.pool = generator, threads, None
+
+    def __enter__(self) -> Callable[[str, int], Future]:
+        if hasattr(self.generator, "submit"):
+            return self.generator.submit
+        self.pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="mils-request")
+        return lambda prompt, seed: self.pool.submit(self._one, prompt, seed)
+
+    def _one(self, prompt: str, seed: int):
+        replies = self.generator.generate([prompt], [seed])
+        if len(replies) != 1:
+            raise ComponentError(f"generator returned {len(replies)} replies for 1 prompt")
+        return replies[0]
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _gather(arrived: queue.Queue, most: int, wait: float) -> list:

@@ -12,6 +12,7 @@ import json
 import sqlite3
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -97,7 +98,22 @@ class CachedGenerator:
         self.sent = 0  # requests that reached the model in this process
 
     def __getattr__(self, name: str):  # concurrent, close, renderer...: the inner generator's
+        if name == "submit" and hasattr(self.inner, "submit"):  # one request without waiting, through the cache
+            return self._submit
         return getattr(self.inner, name)
+
+    def _submit(self, prompt: str, seed: int) -> Future:
+        key = request_key(self.identity, prompt, self.sampling, seed)
+        hit = self.cache.get(key)
+        if hit is not None:
+            done: Future = Future()
+            done.set_result(hit)
+            return done
+        self.sent += 1
+        sent = self.inner.submit(prompt, seed)
+        # stored before anyone waiting on the future sees the reply (callbacks run in order)
+        sent.add_done_callback(lambda f: f.cancelled() or f.exception() or self.cache.put(key, self.identity, f.result()))
+        return sent
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]:
         keys = [request_key(self.identity, p, self.sampling, s) for p, s in zip(prompts, seeds)]

@@ -18,13 +18,12 @@ import socket
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from mils.errors import ComponentError
+from mils.generators.openai_api import OpenAIGenerator
 from mils.generators.vllm_memory import engine_error
-from mils.protocols import Reply, TokenUsage
 from mils.sampling import SamplingOptions
 
 log = logging.getLogger(__name__)
@@ -122,48 +121,23 @@ class VLLMServer:
                 self.process.wait()
 
 
-class VLLMServerGenerator:
-    """The ``vllm`` generator's contract over HTTP: ``generate(prompts, seeds)`` sends every prompt at
-    once (up to ``concurrency`` in flight) and returns the replies in order. Threads may call it at
-    once (the ``async`` schedule)."""
-
-    concurrent = True
+class VLLMServerGenerator(OpenAIGenerator):
+    """The ``vllm`` generator's contract over HTTP: vLLM's server is an OpenAI-compatible endpoint,
+    so requests go out as the openai backend's do (one event loop, up to ``concurrency`` in flight,
+    :meth:`submit` for the async schedule, a 5xx or a dropped connection retried twice), with the
+    served name as the model and no reasoning tags; a failure shows the end of the server's log."""
 
     def __init__(self, url: str, sampling: SamplingOptions | None = None, served_name: str = "mils",
                  server: VLLMServer | None = None, concurrency: int = 256) -> None:
-        import httpx
+        super().__init__(url.rstrip("/") + "/v1", served_name, sampling or SamplingOptions(), max_concurrency=concurrency,
+                         max_retries=2, timeout=3600.0, backoff=0.5, reasoning_tag=None)
+        self.server = server
 
-        self.url, self.served_name, self.server = url.rstrip("/"), served_name, server
-        self.sampling = sampling or SamplingOptions()
-        self.client = httpx.Client(timeout=httpx.Timeout(3600.0, connect=30.0),
-                                   limits=httpx.Limits(max_connections=concurrency))
-        self.concurrency = concurrency
-
-    def _one(self, prompt: str, seed: int) -> Reply:
-        import httpx
-
-        body = {"model": self.served_name, "messages": [{"role": "user", "content": prompt}],
-                "temperature": self.sampling.temperature, "top_p": self.sampling.top_p,
-                "max_tokens": self.sampling.max_new_tokens, "seed": int(seed) % (2**31),
-                **({"top_k": self.sampling.top_k} if self.sampling.top_k else {})}
-        try:
-            response = self.client.post(self.url + "/v1/chat/completions", json=body)
-            response.raise_for_status()
-        except httpx.HTTPError as err:
-            detail = getattr(getattr(err, "response", None), "text", "")
-            tail = f"\nthe end of its log:\n{self.server.log_tail()}" if self.server else ""
-            raise ComponentError(f"vLLM's server at {self.url} failed a request: {err} {detail[:500]}{tail}") from err
-        reply = response.json()
-        choice, usage = reply["choices"][0], reply.get("usage") or {}
-        return Reply(choice["message"]["content"] or "",
-                     TokenUsage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))),
-                     choice.get("finish_reason") == "length")
-
-    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]:
-        with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(prompts)))) as pool:
-            return list(pool.map(self._one, prompts, seeds))
+    def failed(self, why: str) -> ComponentError:
+        tail = f"\nthe end of its log:\n{self.server.log_tail()}" if self.server else ""
+        return ComponentError(f"vLLM's server: {why}{tail}")
 
     def close(self) -> None:
-        self.client.close()
+        super().close()
         if self.server is not None:
             self.server.close()

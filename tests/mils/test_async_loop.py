@@ -154,3 +154,48 @@ def test_two_thousand_samples_run_on_a_bounded_number_of_threads_and_scoring_is_
     assert len(results) == 2000 and all(len(r.history) == 3 for r in results)
     assert threads[0] <= before + 16  # the request pool, not a thread per sample
     assert calls[0] - 1 < 4000 / 2  # 4,000 replies in fewer scorer calls (the bank: 1 call)
+
+
+def test_an_endpoint_s_requests_go_out_from_one_event_loop_without_a_thread_each(fake_bank):
+    """The openai backend hands the async schedule a future per request (``submit``): 300 samples
+    with 16 in flight add one thread (its event loop), not 16 or 300, and give lockstep's results;
+    through the response cache, a second run sends nothing."""
+    from mils.generators.openai_api import OpenAIGenerator
+    from mils.protocols import Sample
+    from mils.response_cache import CachedGenerator, ResponseCache
+    from mils.sampling import SamplingOptions
+    from tests.fakes import FakeScorer
+    from tests.openai_fake import FakeEndpoint
+
+    ours = lambda: [t for t in threading.enumerate() if "process_request" not in t.name]  # noqa: E731 (not the server's)
+    peak = [0]
+
+    class Counting(FakeScorer):
+        def embed_texts(self, texts):
+            peak[0] = max(peak[0], len(ours()))
+            return super().embed_texts(texts)
+
+    endpoint = FakeEndpoint()
+    samples = [Sample(f"p{i}", f"{fake_bank[i % len(fake_bank)]} on a table") for i in range(300)]
+    try:
+        def run(schedule, cache_dir=None):
+            generator = OpenAIGenerator(endpoint.base_url, "fake-llm", SamplingOptions(max_new_tokens=32),
+                                        max_concurrency=16)
+            if cache_dir is not None:
+                generator = CachedGenerator(generator, ResponseCache(cache_dir), "openai|fake-llm", {})
+            opt = optimiser(generator, Counting(), fake_bank, steps=2)
+            results = run_async(opt, samples) if schedule == "async" else opt.run_batched(samples, 300)
+            generator.close()
+            return [(r.sample_id, r.history, r.kept) for r in results]
+
+        lockstep = run("lockstep")
+        before = len(ours())
+        assert run("async") == lockstep and peak[0] <= before + 1
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as cache:
+            assert run("async", cache) == lockstep
+            sent = endpoint.requests
+            assert run("async", cache) == lockstep and endpoint.requests == sent  # every reply from the cache
+    finally:
+        endpoint.close()
