@@ -98,7 +98,7 @@ def cmd_rescore(args: argparse.Namespace) -> int:
         scorer = ScorerConfig.model_validate(raw)
     except (json.JSONDecodeError, ValueError) as err:
         raise InputError(f"--scorer is a registered name or JSON {{name, options}}: {err}") from None
-    _, curve, out = rescore(_run_folder(args.run, args.tracking_uri), scorer, tuple(args.metrics))
+    _, curve, out = rescore(_run_folder(args.run, args.tracking_uri), scorer, tuple(args.metrics), plugins=args.plugins)
     print(f"optimised vs held-out ({scorer.name}) by step, mean over samples:")
     print(curve.round(4).to_string())
     print(f"\n{out}/ (by_sample.csv, by_step.csv, held_out_vs_step.png)")
@@ -114,7 +114,9 @@ def cmd_frontier(args: argparse.Namespace) -> int:
     from mils.config import RunConfig, TrackingConfig
 
     first = RunConfig.model_validate_json((folders[0] / "config.json").read_text()).tracking
-    run_id = log_frontier(table, Path(args.out), TrackingConfig(uri=args.log_to or first.uri, experiment=first.experiment))
+    # the store comes from the command line, never from a folder (which could name anyone's server)
+    run_id = log_frontier(table, Path(args.out), TrackingConfig(uri=args.log_to or args.tracking_uri,
+                                                                experiment=first.experiment))
     shown = [c for c in ("strategy", "run", "generated_tokens_per_sample", "llm_seconds_per_sample", "optimised",
                          "held_out", "CIDEr", "delta_vs_first", "delta_low", "delta_high", "pareto") if c in table]
     print(table[shown].round(4).to_string(index=False))
@@ -272,13 +274,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     rescore.add_argument("--scorer", required=True, help='a scorer name, or JSON {"name": ..., "options": {...}}')
     rescore.add_argument("--metrics", nargs="*", default=["CIDEr", "BLEU"], help="reference metrics by step too")
     rescore.add_argument("--tracking-uri", default="sqlite:///mlruns.db")
+    rescore.add_argument("--plugins", nargs="*", default=[], help="modules to import for a plugin's scorer (the "
+                         "run's config.json never imports any)")
     rescore.set_defaults(func=cmd_rescore)
 
     front = sub.add_parser("frontier", help="quality vs cost of several runs (strategies, baselines, variants)")
     front.add_argument("runs", nargs="+", help="results folders or MLflow run ids (the first is the reference)")
     front.add_argument("--out", default="outputs/frontier")
     front.add_argument("--tracking-uri", default="sqlite:///mlruns.db", help="where MLflow run ids are looked up")
-    front.add_argument("--log-to", help="the MLflow store the frontier is logged to (default: the first run's)")
+    front.add_argument("--log-to", help="the MLflow store the frontier is logged to (default: --tracking-uri)")
     front.set_defaults(func=cmd_frontier)
 
     export = sub.add_parser("export", help="write a run in another code's output layout").add_subparsers(

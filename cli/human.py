@@ -25,13 +25,15 @@ def cmd_human_export(args: argparse.Namespace) -> int:
 
 def cmd_human_ingest(args: argparse.Namespace) -> int:
     from human_eval.ingest import ingest, log_to_mlflow, report_text
+    from mils.files import write_atomic
+    from mils.results import finite_or_null
 
     batch = Path(args.batch)
     result = ingest(args.results, batch / "key.json", seed=args.seed)
     text = report_text(result)
     print(text)
     out = Path(args.out) if args.out else batch / "human_eval_report.json"
-    out.write_text(json.dumps(result.as_dict(), indent=2))
+    write_atomic(out, json.dumps(finite_or_null(result.as_dict()), indent=2, allow_nan=False))
     print(f"report: {out}")
     run_id = args.mlflow_run_id or json.loads((batch / "key.json").read_text()).get("mlflow_run_id")
     if run_id:

@@ -28,7 +28,7 @@ import pandas as pd
 from evaluation.bootstrap import DEFAULT_RESAMPLES, Estimate, bootstrap_columns, bootstrap_mean
 from mils.config import CAPTION_METRICS
 from mils.errors import ComponentError, InputError
-from mils.files import content_hash
+from mils.files import content_hash, write_atomic, written
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,8 @@ class MetricReport:
     def save(self, stem: Path) -> None:
         """``stem.json`` (corpus values) + ``stem.parquet`` (per sample); the JSON last, so its
         presence means both are whole."""
-        self.per_sample.to_parquet(stem.with_suffix(".parquet"))
-        tmp = stem.with_name(stem.name + ".json.tmp")
-        tmp.write_text(json.dumps(self.as_dict(), indent=2))
-        tmp.replace(stem.with_suffix(".json"))
+        written(stem.with_suffix(".parquet"), self.per_sample.to_parquet)
+        write_atomic(stem.with_suffix(".json"), json.dumps(self.as_dict(), indent=2))
 
     @classmethod
     def load(cls, stem: Path) -> "MetricReport":

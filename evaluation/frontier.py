@@ -18,6 +18,7 @@ from typing import Sequence
 import pandas as pd
 
 from mils.errors import InputError
+from mils.files import save_figure, written
 
 
 def pareto(cost: Sequence[float], quality: Sequence[float], higher_is_better: bool = True) -> list[bool]:
@@ -73,7 +74,7 @@ def frontier(folders: Sequence[str | Path], out: str | Path, seed: int = 0) -> p
     table["pareto"] = pareto(list(table["generated_tokens_per_sample"].fillna(0.0)), list(table["optimised"]), higher)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    table.to_csv(folder / "frontier.csv", index=False)
+    written(folder / "frontier.csv", lambda b: table.to_csv(b, index=False))
     _plot(table, folder / "frontier.png")
     return table
 
@@ -100,5 +101,4 @@ def _plot(table: pd.DataFrame, path: Path) -> None:
     axes[0, 0].legend(fontsize=8)
     fig.suptitle("quality vs cost")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)

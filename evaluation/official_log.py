@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 from mils.errors import InputError, MissingInputError
+from mils.files import write_atomic
 from mils.records import SampleResult
 
 _UNSAFE_ID = re.compile(r"[\\/\x00-\x1f]|^\.\.?$|^$")
@@ -53,9 +54,7 @@ def export_official(results: list[SampleResult], out: Path) -> int:
     for result in results:
         folder = out / result.sample_id
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / "log.txt.tmp"
-        tmp.write_text("".join(official_lines(result, steps)), encoding="utf-8")
-        tmp.replace(folder / "log.txt")
+        write_atomic(folder / "log.txt", "".join(official_lines(result, steps)))
     return len(results)
 
 

@@ -10,15 +10,19 @@ Writes ``RUN/rescore-<scorer>/``: ``by_sample.csv``, ``by_step.csv``, ``held_out
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from mils.config import RunConfig, ScorerConfig
 from mils.errors import InputError, MissingInputError
-from mils.files import content_hash
+from mils.files import content_hash, save_figure, write_atomic, written
 from mils.records import SampleResult
+
+log = logging.getLogger(__name__)
 
 
 def load_run(folder: Path) -> tuple[RunConfig, list[SampleResult]]:
@@ -34,10 +38,11 @@ def load_run(folder: Path) -> tuple[RunConfig, list[SampleResult]]:
 
 
 def rescore(folder: str | Path, scorer_cfg: ScorerConfig, metrics: tuple[str, ...] = ("CIDEr", "BLEU"),
-            resamples: int = 200, scorer=None) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
+            resamples: int = 200, scorer=None, plugins: Sequence[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
     """(per sample and step, mean per step, the output folder). ``metrics``: reference metrics by
     step, when the run's dataset has references. ``scorer``: ``scorer_cfg`` already loaded (several
-    runs rescored by one model)."""
+    runs rescored by one model). ``plugins``: modules to import for a plugin's scorer, from the user
+    (never from the folder's config.json: a folder from elsewhere must not choose what code runs)."""
     from evaluation.datasets import config_dataset
     from mils.components import build_scorer, import_plugins
     from mils.config import scorer_options
@@ -49,7 +54,13 @@ def rescore(folder: str | Path, scorer_cfg: ScorerConfig, metrics: tuple[str, ..
     missing = [r.sample_id for r in results if r.sample_id not in by_id]
     if missing:
         raise InputError(f"{len(missing)} samples of {folder} are not in its dataset any more (e.g. {missing[0]})")
-    import_plugins(config.plugins)  # a plugin's scorer, as in the run
+    import_plugins(plugins)
+    if set(config.plugins) - set(plugins):
+        log.warning("the run imported plugins %s; a folder's config does not import code: give --plugins to use "
+                    "their scorers", ", ".join(config.plugins))
+    if scorer_cfg.name == config.scorer.name and scorer_cfg.options == config.scorer.options:
+        log.warning("%s is the scorer this run optimised: its scores are not held out (they rise by construction); "
+                    "rescore with another scorer for a held-out judge", scorer_cfg.name)
     scorer_options(scorer_cfg.name, scorer_cfg.options, "--scorer options")
     scorer = scorer or build_scorer(scorer_cfg)
     samples = [by_id[r.sample_id].as_sample() for r in results]
@@ -69,9 +80,9 @@ def rescore(folder: str | Path, scorer_cfg: ScorerConfig, metrics: tuple[str, ..
     _reference_curve(curve, results, data.references(), metrics, resamples)
     out = folder / f"rescore-{scorer_cfg.name}-{content_hash(scorer_cfg.model_dump_json(), 8)}"
     out.mkdir(exist_ok=True)
-    table.to_csv(out / "by_sample.csv", index=False)
-    curve.to_csv(out / "by_step.csv")
-    (out / "scorer.json").write_text(json.dumps(scorer_cfg.model_dump(mode="json"), indent=2))
+    written(out / "by_sample.csv", lambda b: table.to_csv(b, index=False))
+    written(out / "by_step.csv", curve.to_csv)
+    write_atomic(out / "scorer.json", json.dumps(scorer_cfg.model_dump(mode="json"), indent=2))
     _plot(curve, scorer_cfg.name, config.scorer.name, out / "held_out_vs_step.png")
     return table, curve, out
 
@@ -139,5 +150,4 @@ def _plot(curve: pd.DataFrame, held_out: str, optimised: str, path: Path) -> Non
         axes[1, 0].legend(fontsize=8)
     axes[-1, 0].set_xlabel("step")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -104,7 +104,7 @@ def log_history(tracking_uri: str, experiment: str, pipeline_key: str, title: st
     both to the newest rerun's MLflow run."""
     import mlflow
 
-    from flows.plots import save_figure
+    from mils.files import save_figure, write_atomic
 
     table = history_table(tracking_uri, experiment, pipeline_key)
     if table.empty:
@@ -114,7 +114,7 @@ def log_history(tracking_uri: str, experiment: str, pipeline_key: str, title: st
         folder = Path(out) if out else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         save_figure(plot_history(table, title), folder / "history.png")
-        (folder / "history.json").write_text(json.dumps(table.to_dict(orient="records"), indent=2, default=str))
+        write_atomic(folder / "history.json", json.dumps(table.to_dict(orient="records"), indent=2, default=str))
         client = mlflow.MlflowClient(tracking_uri)
         for name in ("history.png", "history.json"):
             client.log_artifact(table["run_id"].iloc[-1], str(folder / name))

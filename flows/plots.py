@@ -71,8 +71,3 @@ def plot_quality_vs_cost(runs: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], 
     return fig
 
 
-def save_figure(fig, path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -16,10 +16,10 @@ import pandas as pd
 
 from evaluation.caption_metrics import MetricReport
 from evaluation.paired import gain_metrics, run_gain
-from flows.plots import plot_quality_vs_cost, save_figure
+from flows.plots import plot_quality_vs_cost
 from mils.config import RunConfig, TrackingConfig
 from mils.cost import run_cost, step_costs
-from mils.files import content_hash, write_atomic
+from mils.files import content_hash, save_figure, write_atomic
 from mils.records import SampleResult
 from mils.results import direction
 
@@ -141,8 +141,7 @@ def plot_curves(curves: pd.DataFrame, path: Path, title: str) -> Path:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import json
+import logging
 import random
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from human_eval.protocol import CAPTION_AXES, IMAGE_AXES, Axis
 from mils.errors import InputError, MissingInputError
-from mils.files import content_hash
+from mils.files import content_hash, real_folder, write_atomic, written
 from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS
+
+log = logging.getLogger(__name__)
 
 MEDIA_EXTS = IMAGE_EXTS | VIDEO_EXTS | AUDIO_EXTS
 
@@ -107,12 +110,14 @@ def load_side(path: str | Path, stage: str = "final") -> dict[str, Entry]:
 
 
 def _recorded_media_root(folder: Path) -> list[Path]:
-    """The dataset folder a benchmark run recorded in ``media.json`` (none when absent or unreadable)."""
-    try:
-        root = json.loads((folder / "media.json").read_text()).get("media_root")
-    except (OSError, ValueError, AttributeError):
-        return []
-    return [Path(root).resolve()] if isinstance(root, str) else []
+    """The dataset folder a run of this user recorded in ``media.json`` (none when absent, unreadable
+    or not sealed by this user: mils.results.trusted_media_root)."""
+    from mils.results import trusted_media_root
+
+    root, untrusted = trusted_media_root(folder)
+    if untrusted:
+        log.warning("%s", untrusted)
+    return [root] if root else []
 
 
 def html_cell(value: Any) -> str:
@@ -130,11 +135,12 @@ def escape_cell(value: Any) -> str:
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str], cell=escape_cell) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(columns))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: cell(row.get(c)) for c in columns})
+    f = io.StringIO(newline="")
+    writer = csv.DictWriter(f, fieldnames=list(columns))
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: cell(row.get(c)) for c in columns})
+    write_atomic(path, f.getvalue())
 
 
 def _broken_text(text: str) -> str:
@@ -155,7 +161,7 @@ class _Media:
     """Copies media into ``upload/`` under content-hash names (or maps them to URLs)."""
 
     def __init__(self, batch_dir: Path, base_url: str | None) -> None:
-        self.upload = batch_dir / "upload"
+        self.upload = real_folder(batch_dir / "upload", "nothing was copied: export to a new folder")  # never copy through a link planted in an old batch
         self.upload.mkdir(parents=True, exist_ok=True)
         self.base_url = base_url.rstrip("/") + "/" if base_url else None
 
@@ -167,8 +173,8 @@ class _Media:
             raise MissingInputError(f"media file not found: {source}")
         name = content_hash(source.read_bytes(), 16) + source.suffix.lower()
         target = self.upload / name
-        if not target.is_file():
-            shutil.copyfile(source, target)
+        if target.is_symlink() or not target.is_file():
+            written(target, lambda buffer: buffer.write(source.read_bytes()))
         return (self.base_url or "upload/") + name
 
 
@@ -251,12 +257,12 @@ def export_batch(
         key[pid] = {"sample_id": sample_id, "axis": axis_name, "catch": True, "good": "left" if good_left else "right"}
     rng.shuffle(rows)
     write_csv(out / "amt_input.csv", rows, COLUMNS, cell=html_cell)
-    (out / "pairs.json").write_text(json.dumps(rows, indent=1))
-    (out / "question.html").write_text(question_template(kind))
+    write_atomic(out / "pairs.json", json.dumps(rows, indent=1))
+    write_atomic(out / "question.html", question_template(kind))
     manifest = {"names": {"A": names[0], "B": names[1]}, "kind": kind, "axes": list(axes), "seed": seed,
                 "identical": {i: a[i].category or b[i].category for i in identical},
                 "assignments": assignments, "pairs": key, "mlflow_run_id": run_id, "base_url": base_url}
-    (out / "key.json").write_text(json.dumps(manifest, indent=1))
+    write_atomic(out / "key.json", json.dumps(manifest, indent=1))
     return manifest
 
 

@@ -10,13 +10,13 @@ at once, without a restart.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from pathlib import Path
 from typing import Iterable
 
 from human_eval.protocol import RATER_NAME
 from mils.errors import InputError
+from mils.files import write_atomic
 
 FILE = "invites.json"
 
@@ -43,12 +43,7 @@ def read(batch_dir: str | Path) -> dict:
 
 
 def _write(batch_dir: str | Path, data: dict) -> None:
-    path = _path(batch_dir)
-    tmp = path.with_name(f".{FILE}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the tokens are secrets
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
+    write_atomic(_path(batch_dir), json.dumps(data, indent=2), private=True)  # the tokens are secrets
 
 
 def invite(batch_dir: str | Path, names: Iterable[str]) -> dict[str, str]:

@@ -25,6 +25,7 @@ from human_eval.export import escape_cell
 from human_eval.protocol import CHOICES, RATER_NAME
 from human_eval.web_safety import is_loopback
 from mils.errors import InputError, MissingInputError
+from mils.files import real_folder
 
 MAX_REASONS = 5
 
@@ -58,7 +59,7 @@ def create_app(batch_dir: str | Path, require_invites: bool = False) -> FastAPI:
     pairs = json.loads(pairs_file.read_text())
     order = [p["pair_id"] for p in pairs]
     by_id = {p["pair_id"]: p for p in pairs}
-    upload = (batch / "upload").resolve()
+    upload = real_folder(batch / "upload", "this batch is not served; export it again with `mils human-eval export`")
     db = batch / "judgements.sqlite"
     gate = _Gate(batch, require_invites or invites.active(batch))
     app = FastAPI(title="MILS pairwise judging", docs_url=None, redoc_url=None, openapi_url=None)

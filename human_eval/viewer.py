@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import mimetypes
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +24,18 @@ from fastapi.responses import FileResponse, HTMLResponse
 from tqdm.auto import tqdm
 
 from mils.errors import InputError, MissingInputError
+from mils.files import write_atomic
 from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, media_problem, modality_of
 from mils.parsing import annotate_reply
 from mils.records import SampleResult
-from mils.results import ResultStore, finite_or_null, read_result_file, result_from_dict, without_heavy
+from mils.results import (
+    ResultStore,
+    finite_or_null,
+    read_result_file,
+    result_from_dict,
+    trusted_media_root,
+    without_heavy,
+)
 
 PAGE_SIZE_MAX = 500
 SORTS = ("id", "step0", "final", "delta", "gain")  # "gain": the improvement, whichever way the scorer points
@@ -90,8 +97,10 @@ class RunIndex:
         self.lower_is_better = directions == {False}
         self.config = _config(self.folder, self.problems)
         # media are served from the results folder, the dataset root the run recorded, and those given
-        recorded = _config(self.folder, self.problems, "media.json").get("media_root")
-        roots = [self.folder, *(Path(r) for r in media_roots), *([Path(recorded)] if isinstance(recorded, str) else [])]
+        recorded, untrusted = trusted_media_root(self.folder)
+        if untrusted and not media_roots:
+            self.problems.append((self.folder / "media.json", untrusted))
+        roots = [self.folder, *(Path(r) for r in media_roots), *([recorded] if recorded else [])]
         self.media_roots = [r.expanduser().resolve() for r in roots]
 
     def page(self, sort: str = "id", descending: bool = False, filter: str = "all", offset: int = 0,
@@ -260,9 +269,7 @@ def _summaries(folder: Path, problems: list[tuple[Path, str]]) -> list[Row]:
         rows.append(row)
     if changed or len(fresh) != len(cached):
         try:
-            tmp = cache_path.with_name(f"{cache_path.name}.tmp")
-            tmp.write_bytes(orjson.dumps({"version": INDEX_VERSION, "files": fresh}))
-            os.replace(tmp, cache_path)
+            write_atomic(cache_path, orjson.dumps({"version": INDEX_VERSION, "files": fresh}))
         except (OSError, TypeError):  # a read-only results folder: no cache, nothing else changes
             pass
     return rows

@@ -7,6 +7,9 @@
 - **Headers that forbid inline script** (a Content-Security-Policy: scripts only from the server's own
   files) and sniffing, framing and referrers, on every response.
 - **Request bodies are bounded**: a body over the limit is refused before it is read into memory.
+- **No cross-site writes (CSRF)**: a request that changes state (POST, PUT, PATCH, DELETE) must be
+  ``Content-Type: application/json`` (which a page of another origin cannot send without the
+  browser asking first) and must not come from another origin (``Origin``, ``Sec-Fetch-Site``).
 """
 
 from __future__ import annotations
@@ -43,6 +46,24 @@ def _host_name(header: str) -> str:
     return header.rpartition(":")[0] if header.count(":") == 1 else header
 
 
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def cross_site_write(headers: dict[str, str]) -> str | None:
+    """Why a state-changing request with these (lower-cased) headers is refused, or None."""
+    from urllib.parse import urlsplit
+
+    if headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        return "a request that changes something must be Content-Type: application/json"
+    site = headers.get("sec-fetch-site", "same-origin").lower()
+    if site not in ("same-origin", "none"):
+        return f"a request from another site (Sec-Fetch-Site: {site}) cannot change anything here"
+    origin = headers.get("origin")
+    if origin is not None and (origin == "null" or urlsplit(origin).netloc.lower() != headers.get("host", "").lower()):
+        return f"a request from another origin ({origin}) cannot change anything here"
+    return None
+
+
 class Guard:
     """ASGI middleware: the Host check (``loopback_only``), the security headers, the body limit."""
 
@@ -55,6 +76,8 @@ class Guard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         if self.loopback_only and not is_loopback(_host_name(headers.get("host", ""))):
             return await _refuse(send, 403, "this server answers requests to localhost only (Host header)")
+        if scope.get("method", "GET") in UNSAFE_METHODS and (why := cross_site_write(headers)):
+            return await _refuse(send, 415 if "Content-Type" in why else 403, why)
         length = headers.get("content-length", "0")
         if not length.isdigit() or int(length) > self.max_body:
             return await _refuse(send, 413, f"request body over {self.max_body} bytes")

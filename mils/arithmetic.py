@@ -12,6 +12,7 @@ from mils.captioning import Captioner
 from mils.components import build_generator
 from mils.config import RunConfig
 from mils.errors import InputError
+from mils.files import write_atomic
 from mils.image_tasks import run_text_to_image
 from mils.parsing import parse_candidates
 from mils.prompts import COMBINE_PROMPT
@@ -49,9 +50,9 @@ def run_arithmetic(image_config: RunConfig, audio_config: RunConfig, t2i_config:
         if run.failed:
             raise InputError(f"cannot caption the {name} input: {next(iter(run.failed.values()))}")
         steps[name] = run.results[0]
-        (out / f"{name}_caption.txt").write_text(run.results[0].caption + "\n")
+        write_atomic(out / f"{name}_caption.txt", run.results[0].caption + "\n")
     combined = combine(generator, steps["image"].caption, steps["audio"].caption, t2i_config.loop.seed)
-    (out / "combined_prompt.txt").write_text(combined + "\n")
+    write_atomic(out / "combined_prompt.txt", combined + "\n")
     t2i = run_text_to_image(t2i_config, [combined], out / "text_to_image", generator, scorers.get("t2i"))[0]
     summary = {
         "image": str(image), "audio": str(audio),
@@ -60,5 +61,5 @@ def run_arithmetic(image_config: RunConfig, audio_config: RunConfig, t2i_config:
         "image_history": [h.__dict__ for h in steps["image"].history],
         "audio_history": [h.__dict__ for h in steps["audio"].history],
     }
-    (out / "arithmetic.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    write_atomic(out / "arithmetic.json", json.dumps(summary, indent=2, ensure_ascii=False))
     return summary

@@ -3,25 +3,64 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import tempfile
 from pathlib import Path
 
 
-def write_atomic(path: str | Path, text: str) -> Path:
-    """``text`` at ``path``, whole or not at all: written to a temporary file beside it, flushed to
-    disk, then renamed over it (a kill leaves the old file or none, never half of the new one)."""
+def write_atomic(path: str | Path, data: str | bytes, private: bool = False) -> Path:
+    """``data`` at ``path``, whole or not at all, and never through a link planted in a folder from
+    elsewhere: written to a fresh temporary file beside it (a random name created exclusively, so a
+    planted ``*.tmp`` link is never followed), flushed to disk, then renamed over ``path`` (a rename
+    replaces a link at ``path`` itself, not the file it points to). A kill leaves the old file or
+    none, never half of the new one. ``private``: readable by the owner only (tokens)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        if not private:  # mkstemp makes 0600; a plain file gets what the umask allows
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def written(path: str | Path, write, private: bool = False) -> Path:
+    """What ``write(buffer)`` writes (a DataFrame's ``to_csv``, a figure's ``savefig``), put at
+    ``path`` by :func:`write_atomic`."""
+    buffer = io.BytesIO()
+    write(buffer)
+    return write_atomic(path, buffer.getvalue(), private)
+
+
+def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
+    """A matplotlib figure at ``path`` (its format from the suffix) by :func:`write_atomic`, then closed."""
+    import matplotlib.pyplot as plt
+
+    try:
+        return written(path, lambda buffer: fig.savefig(buffer, dpi=dpi, format=Path(path).suffix.lstrip(".") or "png"))
+    finally:
+        plt.close(fig)
+
+
+def real_folder(path: str | Path, then: str) -> Path:
+    """``path`` resolved, when it is a real folder or absent; a link or a file there is an InputError
+    (ending with ``then``): a folder from elsewhere could point a subfolder anywhere on this machine
+    (``upload -> /etc``)."""
+    from mils.errors import InputError
+
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise InputError(f"{path} is not a real folder (a link or a file); {then}")
+    return path.resolve()
 
 
 def content_hash(data: str | bytes, length: int | None = 16) -> str:

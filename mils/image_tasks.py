@@ -15,6 +15,7 @@ from PIL import Image
 
 from mils.components import build_bank, build_generator, build_scorer, import_plugins
 from mils.config import RunConfig
+from mils.files import write_atomic, written
 from mils.loop import Optimiser, SampleResult
 from mils.prompts import template_for
 from mils.protocols import Generator, Sample
@@ -26,13 +27,13 @@ def _save_steps(result: SampleResult, image_of: Callable[[str], Image.Image], fo
     paths = []
     for record in result.history:
         path = folder / f"step{record.step:02d}.png"
-        image_of(record.best).save(path)
+        written(path, lambda buffer, r=record: image_of(r.best).save(buffer, "PNG"))
         paths.append(str(path))
     return paths
 
 
 def _write(folder: Path, payload: dict) -> None:
-    (folder / "result.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False))
+    write_atomic(folder / "result.json", json.dumps(payload, indent=2, ensure_ascii=False))
 
 
 def run_text_to_image(config: RunConfig, prompts: Sequence[str], out_dir: str | Path,

@@ -8,9 +8,11 @@ names the file when it is from another version or not a result at all.
 
 from __future__ import annotations
 
+import hmac
 import json
 import math
 import os
+import secrets
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -18,7 +20,7 @@ from typing import Any, Iterable, Iterator
 import orjson
 
 from mils.errors import InputError, StorageError
-from mils.files import content_hash
+from mils.files import content_hash, write_atomic
 from mils.records import SampleResult, StepCost, StepRecord, StepTrace, Value
 
 SCHEMA_VERSION = 4  # 2: per-step cost records; 3: per-step trace; 4: the score's direction (older: read as higher)
@@ -34,20 +36,54 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
 
 
 def write_media_root(results_dir: Path, samples: list) -> None:
-    """``RESULTS/media.json``: the folder that holds every sample's media file (the only place
-    besides the results folder that `mils view` serves media from)."""
+    """``RESULTS/media.json``: the folder that holds every sample's media file (besides the results
+    folder, the only place `mils view` and `mils human-eval export` take media from), sealed with
+    this user's key (:func:`trusted_media_root`)."""
     files = [str(Path(s.media).resolve().parent) for s in samples if isinstance(s.media, Path)]
     if files:
-        write_json_atomic(results_dir / "media.json", {"media_root": os.path.commonpath(files)})
+        root = os.path.commonpath(files)
+        write_json_atomic(results_dir / "media.json", {"media_root": root, "seal": _seal(results_dir, root)})
+
+
+def trusted_media_root(results_dir: Path) -> tuple[Path | None, str | None]:
+    """(the media folder ``media.json`` names, or None; why it is not trusted, or None). A folder
+    from elsewhere must not widen what is served or copied (``{"media_root": "/"}``): the root is
+    trusted when it lies inside the results folder or carries the seal this user's runs write (an
+    HMAC of the folder and the root with a key in the user's config folder); any other is
+    ignored with a reason (``--media-root`` trusts it by the user's say-so)."""
+    try:
+        raw = orjson.loads((results_dir / "media.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None, None
+    root = raw.get("media_root") if isinstance(raw, dict) else None
+    if not isinstance(root, str):
+        return None, None
+    path = Path(root).expanduser().resolve()
+    folder = results_dir.resolve()
+    if path.is_relative_to(folder) or hmac.compare_digest(str(raw.get("seal", "")), _seal(results_dir, root)):
+        return path, None
+    return None, (f"media.json names {root}, which no run of yours recorded for this folder (a folder from "
+                  f"elsewhere?): its media are not served; pass --media-root {root} if you trust it")
+
+
+def _seal(results_dir: Path, root: str) -> str:
+    key_file = Path(os.environ.get("MILS_CONFIG_DIR", "~/.config/mils")).expanduser() / "seal.key"
+    if not key_file.is_file():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_bytes(32))
+        except FileExistsError:  # another run made it first
+            pass
+    message = f"{results_dir.resolve()}\n{root}".encode()
+    return hmac.new(key_file.read_bytes(), message, "sha256").hexdigest()
 
 
 def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(finite_or_null(payload), ensure_ascii=False, allow_nan=False))
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(finite_or_null(payload), ensure_ascii=False, allow_nan=False))
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise StorageError(f"could not write {path.name} in {path.parent} ({err.strerror or err}); the results "
                            "written before are intact: free some space (or fix the folder) and rerun to go on") from err
 

@@ -12,6 +12,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if "MILS_CONFIG_DIR" not in os.environ:  # the key that seals media.json: the tests' own, not the user's
+    import tempfile
+
+    os.environ["MILS_CONFIG_DIR"] = tempfile.mkdtemp(prefix="mils-test-config-")
 
 from mils.protocols import Sample  # noqa: E402
 from tests.fakes import WORDS, FakeGenerator, FakeScorer  # noqa: E402,F401

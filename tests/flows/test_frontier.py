@@ -49,8 +49,20 @@ def test_strategies_at_matched_cost_a_held_out_judge_and_the_frontier(flow_confi
     with pytest.raises(InputError, match="cannot score this run's image_captioning sample"):
         rescore(mils.results_dir, ScorerConfig(name="concept"))  # an image scorer on text samples
 
+    # a folder from elsewhere names a tracking server and a plugin: neither is used (issue 37, item 4)
+    import json
+
+    config_file = mils.results_dir / "config.json"
+    planted = {**json.loads(config_file.read_text()), "plugins": ["mils_planted_plugin"]}
+    planted["tracking"] = {**planted["tracking"], "uri": f"sqlite:///{tmp_path}/theirs.db"}
+    config_file.write_text(json.dumps(planted))
+    (tmp_path / "mils_planted_plugin.py").write_text(f"open({str(tmp_path / 'imported')!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rescore(mils.results_dir, ScorerConfig(name="fake_bow"))
+    assert not (tmp_path / "imported").exists()
     assert main(["frontier", str(mils.results_dir), str(bon.results_dir), str(ret.results_dir),
-                 "--out", str(tmp_path / "frontier")]) == 0
+                 "--out", str(tmp_path / "frontier"), "--tracking-uri", mils.config.tracking.uri]) == 0
+    assert not (tmp_path / "theirs.db").exists()
     front = pd.read_csv(tmp_path / "frontier" / "frontier.csv")
     assert list(front["strategy"]) == ["mils", "best_of_n", "retrieval"]
     assert front["held_out"].notna().iloc[0] and "CIDEr" in front

@@ -127,3 +127,54 @@ def test_eval_refuses_references_that_are_not_captions(tmp_path, capsys):
     (tmp_path / "r.json").write_text(json.dumps({"a": [1]}))
     assert main(["eval", "--predictions", str(tmp_path / "p.json"), "--references", str(tmp_path / "r.json")]) == 2
     assert "references must map id -> a list of caption strings" in capsys.readouterr().err
+
+
+def test_state_changing_requests_must_be_json_from_the_page_s_own_origin(caption_batch):
+    out, manifest = caption_batch
+    client = local_client(create_app(out))
+    pid = next(iter(manifest["pairs"]))
+    body = json.dumps({"rater": "mallory", "pair_id": pid, "choice": "left"})
+    for headers in ({"content-type": "text/plain"}, {"content-type": "application/x-www-form-urlencoded"}, {},
+                    {"content-type": "application/json", "origin": "http://127.0.0.1:1"},
+                    {"content-type": "application/json", "origin": "null"},
+                    {"content-type": "application/json", "sec-fetch-site": "cross-site"}):
+        refused = client.post("/api/answer", content=body, headers=headers)
+        assert refused.status_code in (403, 415), headers
+    same = client.post("/api/answer", content=body, headers={"content-type": "application/json; charset=utf-8",
+                                                            "origin": "http://127.0.0.1", "sec-fetch-site": "same-origin"})
+    assert same.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(client.get("/api/export").text)))
+    assert [r["WorkerId"] for r in rows] == ["mallory"]  # one row: only the page's own request was stored
+
+
+def test_a_page_of_another_origin_stores_nothing_in_a_real_browser(caption_batch):
+    """What the probe did from another loopback origin in Chromium: a text/plain fetch, a Blob and a
+    plain HTML form, all at the judging page's answer route."""
+    from fastapi import FastAPI
+    from fastapi.responses import HTMLResponse
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import launch_chromium
+
+    out, manifest = caption_batch
+    pid = next(iter(manifest["pairs"]))
+    with served(create_app(out)) as target:
+        attacker = FastAPI()
+        body = json.dumps({"rater": "mallory", "pair_id": pid, "choice": "left"})
+        page_html = f"""<html><body><form id=f method=post action="{target}/api/answer" enctype="text/plain">
+<input name='{body[:-1]}, "x": "' value='"}}'></form><script>
+const b = {json.dumps(body)};
+Promise.allSettled([
+  fetch("{target}/api/answer", {{method: "POST", mode: "no-cors", headers: {{"Content-Type": "text/plain"}}, body: b}}),
+  fetch("{target}/api/answer", {{method: "POST", mode: "no-cors", body: new Blob([b])}}),
+]).then(() => {{ document.title = "sent"; document.getElementById("f").submit(); }});
+</script></body></html>"""
+        attacker.get("/")(lambda: HTMLResponse(page_html))
+        with served(attacker) as evil, sync_playwright() as p:
+            browser = launch_chromium(p)
+            page = browser.new_page()
+            page.goto(evil.replace("127.0.0.1", "localhost") + "/")
+            page.wait_for_load_state("networkidle")
+            page.wait_for_timeout(500)
+            browser.close()
+        assert "mallory" not in httpx.get(f"{target}/api/export").text

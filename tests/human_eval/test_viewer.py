@@ -7,7 +7,8 @@ import json
 import pytest
 
 from human_eval.viewer import RunIndex, create_app
-from mils.results import ResultStore, result_to_dict
+from mils.protocols import Sample
+from mils.results import ResultStore, result_to_dict, write_media_root
 from tests.browser import launch_chromium, served
 from tests.conftest import local_client
 from tests.mils.test_loop import make_optimiser
@@ -23,7 +24,7 @@ def run_dir(tmp_path, fake_generator, fake_scorer, fake_bank, text_samples, phot
         store.write(dataclasses.replace(r, media=str(photos[n % len(photos)])))
     store.write_failure("broken", "unreadable image broken.jpg")
     (tmp_path / "run" / "config.json").write_text(json.dumps({"name": "viewer-test", "task": "image_captioning"}))
-    (tmp_path / "run" / "media.json").write_text(json.dumps({"media_root": str(photo_dir)}))  # as the flow records it
+    write_media_root(tmp_path / "run", [Sample(p.name, p) for p in photos])  # as the flow records it
     (tmp_path / "secret.txt").write_text("not for the browser")
     return tmp_path / "run", results
 

@@ -132,3 +132,23 @@ def test_injected_markup_never_runs_in_the_browser(run_dir):  # noqa: F811
         page.wait_for_timeout(300)
         browser.close()
     assert dialogs == [] and errors == []
+
+
+def test_a_media_root_the_folder_names_for_itself_widens_nothing(run_dir, tmp_path, photo_dir):  # noqa: F811
+    """media.json from elsewhere saying ``"/"``: the viewer serves nothing outside the folder (and says
+    why) and the export copies nothing from there, unless the user names the root."""
+    from human_eval.export import load_side
+
+    folder, results = run_dir
+    outside = tmp_path / "elsewhere.png"
+    outside.write_bytes((photo_dir / "chelsea.jpg").read_bytes())
+    path = _files(folder)[0]
+    sample_id = _edit(path, lambda r: r.update(media=str(outside)))["sample_id"]
+    (folder / "media.json").write_text(json.dumps({"media_root": "/"}))  # unsealed, as a stranger writes it
+    index = RunIndex(folder)
+    assert any("media.json names /" in why for _, why in index.page()["problems"])
+    assert local_client(create_app(index)).get("/media", params={"id": sample_id}).status_code == 404
+    with pytest.raises(Exception, match="elsewhere.png"):
+        load_side(str(folder), "final")
+    trusted = RunIndex(folder, media_roots=(str(tmp_path),))  # the user's say-so
+    assert local_client(create_app(trusted)).get("/media", params={"id": sample_id}).status_code == 200
