@@ -92,7 +92,7 @@ def print_table(rows: list[tuple[str, str, float, str, float]]) -> None:
 
 
 def read_json_arg(path: str, what: str):
-    from mils.config import read_json
+    from mils.files import read_json
 
     return read_json(path, what)
 

@@ -132,6 +132,8 @@ def cmd_view(args: argparse.Namespace) -> int:
     folder = _run_folder(args.run, args.tracking_uri)
     index = RunIndex(folder, tuple(args.media_root))
     token = args.token
+    if token is not None and len(token) < 16:  # an unset variable ("") or a guessable word
+        raise InputError("--token must be at least 16 characters (leave it out for a random one)")
     if not is_loopback(args.host) and token is None:
         token = secrets.token_urlsafe(24)  # anyone who can reach the address would see the run otherwise
     import uvicorn
@@ -243,8 +245,7 @@ def _register_pope(sub: argparse._SubParsersAction) -> None:
     run.set_defaults(func=cmd_pope_run)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    _register_pope(sub)
+def _register_view(sub: argparse._SubParsersAction) -> None:
     view = sub.add_parser("view", help="browse one run sample by sample: scores by step, kept sets, raw replies")
     view.add_argument("run", help="a results folder (a benchmark's or a pipeline's), a `mils t2i`/`mils style` "
                                   "output folder, or an MLflow run id")
@@ -256,6 +257,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     view.add_argument("--port", type=int, default=8766)
     view.add_argument("--tracking-uri", default="sqlite:///mlruns.db")
     view.set_defaults(func=cmd_view)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    _register_pope(sub)
+    _register_view(sub)
 
     compare = sub.add_parser("compare", help="paired comparison of two runs (or a run and another system's JSON)")
     compare.add_argument("a", help="baseline: results folder (FOLDER:step0 for its step 0), id -> caption JSON, "

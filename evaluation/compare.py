@@ -14,8 +14,9 @@ from pathlib import Path
 
 from evaluation.caption_metrics import MetricReport, cached_caption_metrics
 from evaluation.paired import PairedDelta, ScoreComparison, gain_table, paired_metrics, paired_scores
-from mils.config import RunConfig, read_json
+from mils.config import RunConfig
 from mils.errors import InputError, MissingInputError
+from mils.files import read_json
 
 log = logging.getLogger(__name__)
 

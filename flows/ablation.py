@@ -52,7 +52,7 @@ def sweep_variants(profile: str, raw: dict[str, Any], grid: dict[str, list[Any]]
         override = raw
         for key, value in point.items():
             override = set_dotted(override, key, value)
-        name = "-".join(f"{k.split('.')[-1]}={v}" for k, v in point.items())
+        name = "-".join(f"{k.split('.')[-1]}={v}" for k, v in point.items()).replace("/", "_").replace("\\", "_")
         override = set_dotted(override, "name", f"{raw.get('name', 'sweep')}-{name}")
         variants.append((point, build_config(profile, override)))
     check_dataset(variants[0][1].dataset)

@@ -101,9 +101,14 @@ def optimise_config(
     failures = {**store.failures(), **{sid: reason for sid, reason in data.skipped}}
     references = data.references()
     reports: dict[str, MetricReport] = {}
-    if results and config.metrics:
+    judged = [r for r in results if references.get(r.sample_id)]  # a folder dataset may have no references
+    if config.metrics and len(judged) < len(results):
+        logger.warning("%s: %d of %d samples have no reference captions: reference metrics (%s) %s", config.name,
+                       len(results) - len(judged), len(results), ", ".join(config.metrics),
+                       "are skipped" if not judged else f"are computed over the {len(judged)} that have")
+    if judged and config.metrics:
         for stage, step in (("step0", 0), ("final", -1)):
-            predictions = {r.sample_id: r.at_step(step).best for r in results}
+            predictions = {r.sample_id: r.at_step(step).best for r in judged}
             refs = {k: references[k] for k in predictions}
             reports[stage] = metrics_task(predictions, refs, config.metrics, seed=config.loop.seed,
                                           cache_dir=str(results_dir / "metrics"), tokenize=config.eval_tokenize)

@@ -4,7 +4,9 @@ crashes, or is tagged a regression.
 ``notify:`` is a list; each entry a URL, or ``{url: ..., format: slack | json}``. The format is
 ``slack`` (``{"text": ...}``, what Slack, Mattermost and Rocket.Chat incoming webhooks take) for
 ``hooks.slack.com`` addresses and ``json`` (the whole message as JSON) otherwise, unless given.
-A message that cannot be delivered is logged and retried a few times; it never fails the run.
+A message that cannot be delivered is logged (the host only: a webhook URL is a secret) and
+retried a few times; it never fails the run, and never holds it: each try has a total time bound
+(a receiver that trickles bytes is cut off) and the reply's body is never read.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from mils.errors import InputError
 log = logging.getLogger(__name__)
 
 ATTEMPTS, FIRST_WAIT = 3, 1.0  # a message is tried 3 times, 1 s then 2 s apart
+TRY_SECONDS = 10.0  # all of one try: connecting, sending, the reply's status line and headers
 
 
 @dataclass(frozen=True)
@@ -40,9 +43,11 @@ def read_notify(raw: Any, where: str = "notify") -> tuple[Webhook, ...]:
     for n, entry in enumerate(raw):
         url, fmt = (entry, None) if isinstance(entry, str) else (
             (entry.get("url"), entry.get("format")) if isinstance(entry, dict) else (None, None))
+        if isinstance(url, str) and any(ord(c) < 33 or ord(c) == 127 for c in url):
+            raise InputError(f"{where}[{n}]: a webhook URL cannot hold spaces or control characters (CR, LF, tab)")
         parsed = urlparse(url) if isinstance(url, str) else None
         if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise InputError(f"{where}[{n}]: {entry!r} is not an http(s) URL")
+            raise InputError(f"{where}[{n}]: not an http(s) URL (host {host_of(url)!r})")
         if isinstance(entry, dict) and set(entry) - {"url", "format"}:
             raise InputError(f"{where}[{n}]: unknown keys {sorted(set(entry) - {'url', 'format'})}; known: url, format")
         if fmt not in (None, "slack", "json"):
@@ -66,31 +71,55 @@ def summary_text(message: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def send(hooks: tuple[Webhook, ...], message: dict[str, Any], attempts: int = ATTEMPTS,
-         first_wait: float = FIRST_WAIT) -> list[str]:
-    """POST ``message`` to every webhook; returns the URLs that could not be reached (logged)."""
-    import httpx
+def host_of(url: Any) -> str:
+    """What a log may say of a webhook: its host (the path and query of a Slack URL are its secret)."""
+    return (urlparse(url).hostname or "?") if isinstance(url, str) else "?"
 
+
+def send(hooks: tuple[Webhook, ...], message: dict[str, Any], attempts: int = ATTEMPTS,
+         first_wait: float = FIRST_WAIT, try_seconds: float = TRY_SECONDS) -> list[str]:
+    """POST ``message`` to every webhook; returns the hosts that could not be reached (logged)."""
     failed = []
     for hook in hooks:
         body = {"text": summary_text(message)} if hook.format == "slack" else message
+        data = json.dumps(body, default=str).encode()
         wait = first_wait
         for attempt in range(1, attempts + 1):
-            try:
-                reply = httpx.post(hook.url, content=json.dumps(body, default=str),
-                                   headers={"Content-Type": "application/json"}, timeout=10)
-                if reply.status_code < 300:
-                    break
-                problem = f"HTTP {reply.status_code}"
-            except httpx.HTTPError as err:
-                problem = f"{type(err).__name__}: {err}"
-            log.warning("notification to %s failed (attempt %d/%d): %s", hook.url, attempt, attempts, problem)
+            problem = _post(hook.url, data, try_seconds)
+            if problem is None:
+                break
+            log.warning("notification to %s failed (attempt %d/%d): %s", host_of(hook.url), attempt, attempts, problem)
             if attempt == attempts:
-                failed.append(hook.url)
+                failed.append(host_of(hook.url))
             else:
                 time.sleep(wait)
                 wait *= 2
     return failed
+
+
+def _post(url: str, data: bytes, seconds: float) -> str | None:
+    """One try, over within ``seconds`` whatever the receiver does: None, or what went wrong. Runs
+    its own event loop on a thread of its own (a failure hook may run inside someone's loop)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    import aiohttp
+
+    async def post() -> str | None:
+        timeout = aiohttp.ClientTimeout(total=seconds)
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.post(
+                url, data=data, headers={"Content-Type": "application/json"}, allow_redirects=False) as reply:
+            return None if reply.status < 300 else f"HTTP {reply.status}"  # the body is never read
+
+    def run() -> str | None:
+        try:
+            return asyncio.run(post())
+        except asyncio.TimeoutError:
+            return f"no answer within {seconds:.0f} s"
+        except (aiohttp.ClientError, OSError, ValueError) as err:
+            return type(err).__name__
+    with ThreadPoolExecutor(1, thread_name_prefix="mils-notify") as pool:
+        return pool.submit(run).result()
 
 
 def prefect_run_url(flow_run_id: Any) -> str | None:

@@ -29,9 +29,9 @@ from mils.bank import (
     save_bank,
     template_bank,
 )
-from mils.config import GeneratorConfig, RunConfig, ScorerConfig, read_json
+from mils.config import GeneratorConfig, RunConfig, ScorerConfig
 from mils.errors import InputError, MissingDependencyError
-from mils.files import content_hash
+from mils.files import content_hash, read_json
 from mils.loop import PhaseTimer
 from mils.parsing import dedup_key
 from mils.profiles import IMAGENET_TEMPLATES

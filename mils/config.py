@@ -192,6 +192,16 @@ class RunConfig(_Frozen):
                              f"loop.requested {self.loop.requested} candidates scored)")
         return self
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        """The results folder is ``output_dir/<name>-<key>``: a name must not lead out of it."""
+        if (not name or len(name) > 200 or "/" in name or "\\" in name or name.startswith(".")
+                or any(ord(c) < 32 for c in name)):
+            raise ValueError(f"{name[:60]!r} is not a plain name (1-200 characters, no / or \\, not starting with "
+                             "'.'): it names the results folder inside output_dir")
+        return name
+
     @field_validator("task")
     @classmethod
     def _known_task(cls, task: str) -> str:
@@ -323,6 +333,10 @@ def check_components(config: RunConfig) -> None:
     and take the options it gives them: checked when the config is built, before any model loads."""
     _register_components(config)
     gen = config.generator
+    if "api_key_env" in gen.options and gen.options["api_key_env"] is not None:
+        from mils.generators.openai_api import check_key_env
+
+        check_key_env(gen.options["api_key_env"])
     checked_options("generator", gen.backend, gen.options, "generator.options",
                     supplied=[*gen.model_dump(exclude={"backend", "options", "cache", "price"}), "cache_dir", "workload"])
     scorer_options(config.scorer.name, config.scorer.options, "scorer.options")
@@ -353,17 +367,6 @@ def scorer_options(name: str, options: dict[str, Any], where: str) -> dict[str, 
                 raise InputError(f"{where}.{key} needs a scorer name: {{name: ..., options: {{...}}}}")
             scorer_options(value["name"], value.get("options") or {}, f"{where}.{key}.options")
     return effective
-
-
-def read_json(path: str | Path, what: str) -> Any:
-    """A JSON file's content; a missing or malformed file is named (as ``what``) in the error."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise MissingInputError(f"{what} file not found: {path}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"{what} file {path} is not valid JSON: {err}") from err
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def write_atomic(path: str | Path, data: str | bytes, private: bool = False) -> Path:
@@ -61,6 +63,19 @@ def real_folder(path: str | Path, then: str) -> Path:
     if path.is_symlink() or (path.exists() and not path.is_dir()):
         raise InputError(f"{path} is not a real folder (a link or a file); {then}")
     return path.resolve()
+
+
+def read_json(path: str | Path, what: str) -> Any:
+    """A JSON file's content; a missing or malformed file is named (as ``what``) in the error."""
+    from mils.errors import InputError, MissingInputError
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise MissingInputError(f"{what} file not found: {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{what} file {path} is not valid JSON: {err}") from err
 
 
 def content_hash(data: str | bytes, length: int | None = 16) -> str:

@@ -63,6 +63,22 @@ def create(kind: str, name: str, **options: Any) -> Any:
     return get_factory(kind, name)(**options)
 
 
+def _wrong_type(default: Any, value: Any) -> str | None:
+    """What ``value`` should be, judged by the option's plain default (a number, a flag, a word),
+    or None when it fits (or the default says nothing: None, a list, a model object)."""
+    if value is None or default is None:
+        return None
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if isinstance(default, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else "a whole number"
+    if isinstance(default, float):
+        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "a number"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "a string"
+    return None
+
+
 def checked_options(kind: str, name: str, options: dict[str, Any], where: str,
                     supplied: Iterable[str] = ()) -> dict[str, Any]:
     """The options component ``name`` would be built with, its factory's defaults filled in,
@@ -81,6 +97,8 @@ def checked_options(kind: str, name: str, options: dict[str, Any], where: str,
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise InputError(f"{where}.{key}: {kind} {name!r} takes no option {key!r}; it takes "
                              f"{', '.join(sorted(allowed)) or 'none'}{hint}")
+        if key in named and (wrong := _wrong_type(named[key].default, value)):
+            raise InputError(f"{where}.{key}: {value!r} is not {wrong} (the default is {named[key].default!r})")
         sized = isinstance(value, (int, float)) and not isinstance(value, bool)
         if sized and value <= 0 and (key.endswith("size") or key in _SIZES):
             raise InputError(f"{where}.{key}: {value} is not a size; it must be at least 1")

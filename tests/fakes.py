@@ -133,10 +133,10 @@ def _sleep(seconds: float) -> None:
 
 
 @register("dataset", "fake_text")
-def fake_text_dataset(targets: Sequence[str], broken: Sequence[str] = ()) -> Dataset:
-    """Samples whose media is their target text (reference = target); ``broken`` are file paths
-    that cannot be read as images."""
-    samples = [EvalSample(f"t{i:03d}", t, (t,)) for i, t in enumerate(targets)]
+def fake_text_dataset(targets: Sequence[str], broken: Sequence[str] = (), references: bool = True) -> Dataset:
+    """Samples whose media is their target text (reference = target, unless ``references`` is
+    false: a folder of photos has none); ``broken`` are file paths that cannot be read as images."""
+    samples = [EvalSample(f"t{i:03d}", t, (t,) if references else ()) for i, t in enumerate(targets)]
     samples += [EvalSample(str(p), Path(p), ("broken",)) for p in broken]
     return Dataset("fake_text", samples)
 

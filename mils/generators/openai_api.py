@@ -234,10 +234,20 @@ def default_concurrency(base_url: str) -> int:
     return LOCAL_CONCURRENCY if host in ("localhost", "::1") or host.startswith("127.") else REMOTE_CONCURRENCY
 
 
+def check_key_env(value) -> None:
+    """``api_key_env`` must name a variable (``OPENAI_API_KEY``): a key pasted there by mistake would
+    land in config.json, MLflow and Prefect's stored parameters. The value is never shown."""
+    if not (isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", value)):
+        raise InputError("generator.options.api_key_env names an environment variable that holds the key (e.g. "
+                         "OPENAI_API_KEY); this value is not a variable name (a key pasted there?). Nothing was "
+                         "written; the value is not shown")
+
+
 def api_key(env_var: str | None) -> str | None:
     """The key from the environment variable ``env_var`` names (None: no key, a local server)."""
     if env_var is None:
         return None
+    check_key_env(env_var)
     if env_var not in os.environ:
         raise InputError(f"generator.options.api_key_env names {env_var!r}, which is not set in the environment")
     return os.environ[env_var]

@@ -72,6 +72,20 @@ def test_the_cli_formats_the_record_without_reading_the_results_back(flow_config
     assert f"{len(TARGETS)} computed, 0 resumed" in out and "cost:" in out
 
 
+def test_a_dataset_without_references_finishes_with_the_metrics_skipped_and_says_so(flow_config, capsys, caplog):
+    """A folder of photos has no references (documented as optional): the run finishes, writes
+    run.json and its scores; the reference metrics are skipped with one line saying why."""
+    from cli.run import _print_benchmark
+
+    path, _ = flow_config(dataset={"kind": "fake_text",
+                                     "args": {"targets": TARGETS, "references": False}})
+    outcome = run_benchmark(load_config(path))
+    assert (outcome.results_dir / "run.json").is_file() and len(outcome.samples) == len(TARGETS)
+    assert not outcome.reports and not outcome.gain and any("no reference captions" in r.getMessage() for r in caplog.records)
+    _print_benchmark(outcome)
+    assert "computed" in capsys.readouterr().out
+
+
 def test_killed_run_resumes_to_the_same_results_without_duplicates(flow_config, repo_on_pythonpath, tmp_path):
     # one sample per batch and shard; the run kills itself (SIGKILL) after its second sample is written
     path, _ = flow_config("killed.yaml", plugins=["tests.fakes", "tests.kill_points"], batch_size=1,

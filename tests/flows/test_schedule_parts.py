@@ -63,8 +63,49 @@ def test_an_unreachable_webhook_is_retried_a_bounded_number_of_times_and_never_r
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}/hook"
-    assert send((Webhook(dead, "json"),), {"event": "failed"}, attempts=3, first_wait=0) == [dead]
-    assert sum("notification to" in r.message for r in caplog.records) == 3
+    assert send((Webhook(dead + "?token=SECRET", "json"),), {"event": "failed"}, attempts=3, first_wait=0) == ["127.0.0.1"]
+    assert sum("notification to 127.0.0.1 failed" in r.message for r in caplog.records) == 3
+    assert not any("SECRET" in r.getMessage() or "/hook" in r.getMessage() for r in caplog.records)  # the host only
+
+
+def test_a_receiver_that_trickles_or_answers_a_huge_body_cannot_hold_the_run():
+    """One byte every 0.5 s (each read well inside any per-read timeout) and a body that never ends:
+    each try ends at its total bound, and the body is never read."""
+    import time
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (the http.server API)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path == "/trickle":
+                for byte in b"HTTP/1.1 200 OK\r\n\r\n":
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.5)
+            else:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5000000000\r\n\r\n")
+                for _ in range(100_000):
+                    self.wfile.write(b"x" * 65536)
+
+        def log_message(self, *args):
+            pass
+
+    from http.server import ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        start = time.monotonic()
+        assert send((Webhook(base + "/trickle", "json"),), {"event": "failed"}, attempts=2, first_wait=0,
+                    try_seconds=1.0) == ["127.0.0.1"]
+        assert time.monotonic() - start < 5  # two tries of 1 s, not the 10 s the trickle takes
+        start = time.monotonic()
+        assert send((Webhook(base + "/huge", "json"),), {"event": "failed"}, attempts=1, try_seconds=5.0) == []
+        assert time.monotonic() - start < 4  # the status is enough: 5 GB are not read
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_a_server_error_is_retried_then_delivered():
@@ -77,8 +118,10 @@ def test_a_server_error_is_retried_then_delivered():
 
 
 @pytest.mark.parametrize("entry, message", [
-    ("not a url", r"notify\[0\]: 'not a url' is not an http\(s\) URL"),
-    ({"url": "ftp://x/y"}, r"notify\[0\].*is not an http\(s\) URL"),
+    ("not a url", r"notify\[0\]: a webhook URL cannot hold spaces"),
+    ("http://x/y\r\nX-Injected: 1", r"notify\[0\]: a webhook URL cannot hold spaces or control characters"),
+    ("notaurl", r"notify\[0\]: not an http\(s\) URL"),
+    ({"url": "ftp://x/y"}, r"notify\[0\]: not an http\(s\) URL \(host 'x'\)"),
     ({"url": "http://x/y", "format": "teams"}, r"notify\[0\].format is slack or json"),
 ])
 def test_a_notify_entry_that_is_not_a_webhook_is_one_line(entry, message):
@@ -106,7 +149,7 @@ def test_a_pipeline_yaml_with_bad_notify_or_retention_fails_when_read(flow_confi
     assert spec.notify == (Webhook("http://127.0.0.1:9/x", "json"),) and spec.retention == 2
     plain, _ = flow_config("q.yaml")
     assert read_pipeline(path).key() == read_pipeline(plain).key()  # alerts and retention change no result
-    for bad, message in ((["nope"], "is not an http"), ):
+    for bad, message in ((["nope"], "not an http"), ):
         broken, _ = flow_config("b.yaml", notify=bad)
         with pytest.raises(InputError, match=message):
             read_pipeline(broken)

@@ -107,3 +107,20 @@ def test_a_dataset_kind_and_its_arguments_are_checked_before_anything_is_read():
     with pytest.raises(ValueError, match="dataset.args: dataset 'coco_karpathy' needs images_root"):
         check_dataset(DatasetConfig(kind="coco_karpathy", args={"json_path": "x"}))
     check_dataset(DatasetConfig(kind="folder", args={"directory": "/nonexistent"}))  # files are the loader's to read
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"name": "../../x"}, "not a plain name"),
+    ({"name": "/tmp/elsewhere"}, "not a plain name"),
+    ({"name": ".hidden"}, "not a plain name"),
+    ({"scorer": {"name": "concept", "options": {"batch_size": "x"}}}, r"scorer.options.batch_size: 'x' is not a whole number"),
+    ({"scorer": {"name": "concept", "options": {"device": 3}}}, r"scorer.options.device: 3 is not a string"),
+])
+def test_a_config_that_would_fail_late_or_write_elsewhere_is_refused_when_built(change, message):
+    """Before: a name with ../ put the results outside output_dir; a wrong option type was a
+    TypeError after the models had loaded."""
+    from mils.config import build_config
+    from mils.errors import InputError
+
+    with pytest.raises(InputError, match=message):
+        build_config("offline", change)

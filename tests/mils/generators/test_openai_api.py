@@ -113,3 +113,41 @@ def test_an_engine_on_loopback_gets_hundreds_of_requests_at_once_a_remote_host_e
     generator = OpenAIGenerator("http://127.0.0.1:9/v1", "m", SamplingOptions(), max_concurrency=32)
     assert in_flight_of(generator) == 32  # the async schedule keeps that many requests out
     generator.close()
+
+
+def test_a_key_pasted_as_the_variable_name_or_echoed_by_the_endpoint_is_never_shown(caplog):
+    from mils.config import build_config
+
+    key = "sk-proj-abc123SECRET"
+    with pytest.raises(InputError, match="not a variable name") as err:
+        build_config("offline", {"generator": {"backend": "openai", "model": "m",
+                                               "options": {"base_url": "http://127.0.0.1:9/v1", "api_key_env": key}}})
+    assert key not in str(err.value)
+
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Echo(BaseHTTPRequestHandler):  # an endpoint whose error quotes the Authorization header
+        def do_POST(self):  # noqa: N802 (the http.server API)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = ('{"error": "invalid header ' + self.headers["Authorization"] + '"}').encode()
+            self.send_response(400)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        generator = OpenAIGenerator(f"http://127.0.0.1:{server.server_address[1]}/v1", "m",
+                                    SamplingOptions(max_new_tokens=8), api_key=key)
+        with pytest.raises(ComponentError, match=r"invalid header Bearer \*\*\*") as err:
+            generator.generate(["p"], [0])
+        assert key not in str(err.value)
+        generator.close()
+    finally:
+        server.shutdown()
+        server.server_close()
