@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import signal
-import sys
-from typing import Any, Iterator
+from typing import Any
 
 from mils.errors import InputError
 
@@ -95,37 +91,3 @@ def read_json_arg(path: str, what: str):
     from mils.files import read_json
 
     return read_json(path, what)
-
-
-@contextlib.contextmanager
-def stop_on_signals(resume: str) -> Iterator[None]:
-    """Ctrl-C (SIGINT) or SIGTERM stops a long run within seconds: every sample already written is
-    kept (results are written per batch, atomically; the batch in flight is redone on resume), the
-    processes this one started (Prefect's temporary server, a vLLM server, Dask workers) are stopped,
-    ``resume`` says how to go on, and the exit code is 128 + the signal (130, 143)."""
-
-    def stop(signum: int, frame: Any) -> None:
-        print(f"\nmils: {signal.Signals(signum).name}: stopping; {resume}", file=sys.stderr, flush=True)
-        _stop_children()
-        os._exit(128 + signum)
-
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-
-
-def _stop_children(grace: float = 5.0) -> None:
-    """Terminate this process's children (and theirs), then kill what is left after ``grace`` s."""
-    import psutil
-
-    children = psutil.Process().children(recursive=True)
-    for child in children:
-        with contextlib.suppress(psutil.Error):
-            child.terminate()
-    _, alive = psutil.wait_procs(children, timeout=grace)
-    for child in alive:
-        with contextlib.suppress(psutil.Error):
-            child.kill()

@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from cli.common import add_run_options, make_config, print_table, read_json_arg, stop_on_signals
+from cli.common import add_run_options, make_config, print_table, read_json_arg
+from cli.signals import stop_on_signals
 from mils.errors import InputError
 
 

@@ -73,7 +73,7 @@ def optimise_config(
     write_media_root(results_dir, samples)
     shard_size = config.runner.shard_size
     todo, unreadable = check_media([s for s in samples if not store.has(s.id)])
-    for sample_id, error in unreadable.items():  # recorded without loading any model
+    for sample_id, error in [*data.skipped, *unreadable.items()]:  # recorded in failed/ without loading any model
         store.write_failure(sample_id, error)
     shards = [todo[i : i + shard_size] for i in range(0, len(todo), shard_size)]
     already = len(samples) - len(todo) - len(unreadable)

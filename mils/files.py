@@ -78,6 +78,15 @@ def read_json(path: str | Path, what: str) -> Any:
         raise InputError(f"{what} file {path} is not valid JSON: {err}") from err
 
 
+def file_hash(path: str | Path, length: int = 16) -> str:
+    """:func:`content_hash` of a file's bytes, read in blocks (a video can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:length]
+
+
 def content_hash(data: str | bytes, length: int | None = 16) -> str:
     """The SHA-256 hex digest of ``data`` (text: its UTF-8 bytes), cut to ``length`` characters: the
     one helper behind every content key (result keys, cache files, batch and folder names)."""

@@ -213,7 +213,7 @@ class Optimiser:
             with self.timer("bank_scoring"):
                 values = self._score(samples, sample_emb, texts)
             kept_lists = [self._chosen(lambda i, ts=ts, vs=vs: (ts[i], vs[i]), np.array([aggregate(v) for v in vs]),
-                                       sample.id, 0) for sample, ts, vs in zip(samples, texts, values)]
+                                       sample.seed_id, 0) for sample, ts, vs in zip(samples, texts, values)]
             means = [float(np.mean([aggregate(v) for v in vs])) if vs else None for vs in values]
         seconds = (time.perf_counter() - start) / max(len(samples), 1)
         renders = _shares(self._images_made() - made, scored)
@@ -240,7 +240,7 @@ class Optimiser:
             n = len(row)
             means.append(float(np.mean(scores)))
             kept_lists.append(self._chosen(lambda i, texts=texts, scores=scores, n=n: (
-                texts[i - n] if i >= n else self.bank_texts[i], float(scores[i])), scores, s.id, 0))
+                texts[i - n] if i >= n else self.bank_texts[i], float(scores[i])), scores, s.seed_id, 0))
         return kept_lists, [len(self.bank_texts) + len(texts) for texts in extras], means
 
     def _images_made(self) -> int:
@@ -287,7 +287,7 @@ class Optimiser:
         prompt = self.template.render((state.first if opts.strategy == "best_of_n" else None) or state.shown
                                       or state.kept, opts.requested,
                                       **(self.prompt_extra(state.sample) if self.prompt_extra else {}))
-        return prompt, derive_seed(opts.seed, state.sample.id, step, "generate")
+        return prompt, derive_seed(opts.seed, state.sample.seed_id, step, "generate")
 
     def step(self, states: list[_State], step: int) -> None:
         """One lockstep step over the still-active states."""
@@ -339,12 +339,12 @@ class Optimiser:
                                            u.reasoning if u else 0))
                 if empty:
                     log.warning("sample %s step %d: LLM reply had no usable line; keeping the previous top-K",
-                                state.sample.id, step)
+                                state.sample.seed_id, step)
                 scored = list(zip(fresh, new_values))
                 before = {t for t, _ in state.kept}
                 pool = scored + state.kept if opts.ties == "new_first" else state.kept + scored
                 state.kept, state.shown = self._chosen(pool.__getitem__, np.array([aggregate(v) for _, v in pool]),
-                                                       state.sample.id, step)
+                                                       state.sample.seed_id, step)
                 self._record(state, step, len(fresh), empty, scored)
                 state.unchanged = state.unchanged + 1 if {t for t, _ in state.kept} == before else 0
                 if opts.patience is not None and state.unchanged >= opts.patience:

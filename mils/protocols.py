@@ -11,14 +11,24 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Sample:
-    """One test item: a stable id (seeds derive from it) and its media (a path or an object)."""
+    """One test item: a stable id and its media (a path or an object). Its seeds derive from
+    ``seed_id``: the id within its dataset, or for a file given by path (``mils caption``) the
+    file's content, so where a file happens to sit never changes a result."""
 
     id: str
     media: Any
+    content: str | None = None  # the media's content hash, when the id is only where it sits
+
+    @property
+    def seed_id(self) -> str:
+        return self.content or self.id
 
     @classmethod
     def from_path(cls, path: str | Path) -> "Sample":
-        return cls(id=str(path), media=Path(path))
+        from mils.files import file_hash
+
+        path = Path(path)
+        return cls(id=str(path), media=path, content=file_hash(path) if path.is_file() else None)
 
 
 @runtime_checkable

@@ -133,12 +133,15 @@ def _sleep(seconds: float) -> None:
 
 
 @register("dataset", "fake_text")
-def fake_text_dataset(targets: Sequence[str], broken: Sequence[str] = (), references: bool = True) -> Dataset:
+def fake_text_dataset(targets: Sequence[str], broken: Sequence[str] = (), references: bool = True,
+                      unreferenced: Sequence[str] = ()) -> Dataset:
     """Samples whose media is their target text (reference = target, unless ``references`` is
-    false: a folder of photos has none); ``broken`` are file paths that cannot be read as images."""
+    false: a folder of photos has none); ``broken`` are file paths that cannot be read as images;
+    ``unreferenced`` are samples without references in a split that needs them (skipped at load)."""
     samples = [EvalSample(f"t{i:03d}", t, (t,) if references else ()) for i, t in enumerate(targets)]
     samples += [EvalSample(str(p), Path(p), ("broken",)) for p in broken]
-    return Dataset("fake_text", samples)
+    samples += [EvalSample(f"u{i:03d}", t, ()) for i, t in enumerate(unreferenced)]
+    return Dataset("fake_text", samples, need_references=bool(unreferenced))
 
 
 @register("dataset", "fake_text_sized")

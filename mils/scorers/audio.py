@@ -56,7 +56,7 @@ class ClapScorer(TransformersTwoTower):
                 waves = spread_windows(load_audio(sample.media, self.rate), self.rate, self.windows, self.window_seconds)
             else:
                 waves = [load_audio(sample.media, self.rate, self.max_seconds)]
-            with _seeded_numpy(derive_seed(0, sample.id, 0, "clap-crops")):
+            with _seeded_numpy(derive_seed(0, sample.seed_id, 0, "clap-crops")):
                 inputs = self.processor(audio=waves, sampling_rate=self.rate, return_tensors="pt").to(self.device)
             features = self.model.get_audio_features(**{k: v for k, v in inputs.items() if k != "input_ids"})
             out.append(torch.nn.functional.normalize(projected(features), dim=-1).mean(dim=0, keepdim=True))

@@ -86,6 +86,17 @@ def test_a_dataset_without_references_finishes_with_the_metrics_skipped_and_says
     assert "computed" in capsys.readouterr().out
 
 
+def test_a_sample_skipped_at_load_is_recorded_in_failed_with_its_reason(flow_config):
+    """The folder alone tells what was dropped and why (before, a sample skipped when the dataset
+    loaded was counted in run.json but left no trace in failed/)."""
+    from mils.results import ResultStore
+
+    path, _ = flow_config(dataset={"kind": "fake_text", "args": {"targets": TARGETS, "unreferenced": ["red cat"]}})
+    outcome = run_benchmark(load_config(path))
+    recorded = ResultStore(outcome.results_dir).failures()
+    assert recorded == {"u000": "no non-empty reference"} and outcome.failures == recorded
+
+
 def test_killed_run_resumes_to_the_same_results_without_duplicates(flow_config, repo_on_pythonpath, tmp_path):
     # one sample per batch and shard; the run kills itself (SIGKILL) after its second sample is written
     path, _ = flow_config("killed.yaml", plugins=["tests.fakes", "tests.kill_points"], batch_size=1,

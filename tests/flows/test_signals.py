@@ -66,3 +66,58 @@ def test_a_signal_stops_the_run_at_once_keeps_the_finished_samples_and_its_serve
     print(f"{how}: exit {code} {took:.1f} s after the signal, {len(kept)} of {len(TARGETS)} samples kept")
     rerun = run_benchmark(config)  # resumes: only the rest is computed
     assert rerun.counts["done"] == len(TARGETS) and rerun.counts["resumed"] >= len(kept)
+
+
+def _stopper(tmp_path, body):
+    script = tmp_path / "stopper.py"
+    script.write_text("import sys\nsys.path.insert(0, %r)\nfrom cli.signals import stop_on_signals\n"
+                      "with stop_on_signals('run it again'):\n%s\n" % (str(ROOT), body))
+    return subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def test_sigterm_stops_the_run_at_once_even_when_a_library_took_the_handler_over(tmp_path):
+    """Prefect's flow engine installs its own SIGTERM handler for the flow run (capture_sigterm),
+    which then waited for the shard in flight (a minute at paper settings): the stop must not depend
+    on who holds the Python-level handler."""
+    body = ("    import signal, time\n"
+            "    signal.signal(signal.SIGTERM, lambda *a: print('the library handled it', flush=True))\n"
+            "    print('ready', flush=True)\n    for _ in range(600):\n        time.sleep(0.1)")
+    run = _stopper(tmp_path, body)
+    try:
+        assert run.stdout.readline().strip() == b"ready"
+        time.sleep(0.5)
+        sent = time.monotonic()
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=20) == 143
+        assert time.monotonic() - sent < 10 and b"SIGTERM: stopping; run it again" in run.stdout.read()
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+
+
+def test_a_run_killed_outright_leaves_no_process_behind(tmp_path):
+    """SIGKILL cannot be handled: the watchdog stops the processes the run had started."""
+    body = ("    import subprocess, time\n    child = subprocess.Popen(['sleep', '300'])\n"
+            "    print(child.pid, flush=True)\n    time.sleep(300)")
+    run = _stopper(tmp_path, body)
+    try:
+        child = psutil.Process(int(run.stdout.readline()))
+        time.sleep(1.5)  # the watchdog has seen it
+        run.kill()
+        assert run.wait(timeout=10) == -signal.SIGKILL
+        _, alive = psutil.wait_procs([child], timeout=15)
+        assert alive == [], "the run's child outlived it"
+    finally:
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+
+
+def test_a_run_that_ends_normally_leaves_no_watchdog_and_restores_its_signals(tmp_path):
+    run = _stopper(tmp_path, "    pass\nimport signal\nprint(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL, "
+                             "signal.set_wakeup_fd(-1))")
+    out, _ = run.communicate(timeout=30)
+    assert run.returncode == 0 and out.split() == [b"True", b"-1"]

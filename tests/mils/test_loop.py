@@ -228,3 +228,22 @@ def test_candidate_scorer_with_two_objectives_per_sample_start_and_prompt_extras
 def test_scorer_must_follow_a_protocol(fake_generator):
     with pytest.raises(TypeError, match="neither"):
         Optimiser(fake_generator, object(), get_template("image_captioning"), [], None, LoopOptions())
+
+
+def test_a_file_s_seeds_come_from_its_content_never_from_its_folder(tmp_path, photo_dir, fake_generator, fake_scorer,
+                                                                    fake_bank):
+    """The same photos copied to two folders gained on different photos: seeds came from the path."""
+    import shutil
+
+    from mils.protocols import Sample
+
+    photo = next(photo_dir.glob("*.jpg"))
+    copies = []
+    for folder in ("a", "b/deeper"):
+        (tmp_path / folder).mkdir(parents=True)
+        copies.append(Sample.from_path(shutil.copy(photo, tmp_path / folder / "x.jpg")))
+    assert copies[0].id != copies[1].id and copies[0].seed_id == copies[1].seed_id
+    one, two = (Sample(s.id, "red cat on a sofa", content=s.content) for s in copies)  # the fake scorer reads text
+    runs = [make_optimiser(fake_generator, fake_scorer, fake_bank, steps=3, keep=4, requested=5).run([s])[0]
+            for s in (one, two)]
+    assert runs[0].history == runs[1].history and runs[0].raw_replies == runs[1].raw_replies
