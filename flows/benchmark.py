@@ -75,6 +75,8 @@ def optimise_config(
     todo, unreadable = check_media([s for s in samples if not store.has(s.id)])
     for sample_id, error in [*data.skipped, *unreadable.items()]:  # recorded in failed/ without loading any model
         store.write_failure(sample_id, error)
+    if config.schedule == "async" and config.runner.kind == "threads":  # one process takes one shard at a time:
+        shard_size = max(len(todo), 1)  # a single one keeps the engine fed from the first sample to the last
     shards = [todo[i : i + shard_size] for i in range(0, len(todo), shard_size)]
     already = len(samples) - len(todo) - len(unreadable)
     logger.info("%s: %d samples, %d already done, %d shards to run (%s)", config.name, len(samples), already,

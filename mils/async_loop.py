@@ -43,21 +43,41 @@ def in_flight_of(generator) -> int:
 
 
 def run_async(optimiser: Optimiser, samples: Sequence[Sample], progress=None, in_flight: int | None = None,
-              score_batch: int = 64, score_wait: float = 0.02) -> list[SampleResult]:
-    """Step 0 for all ``samples`` at once, then every sample through its steps independently, at most
-    ``in_flight`` requests out; ``progress`` is an optional tqdm bar (one tick per sample-step)."""
-    states = optimiser.initial(samples)
+              score_batch: int = 64, score_wait: float = 0.02, start_batch: int | None = None,
+              on_done: Callable[[SampleResult], None] | None = None) -> list[SampleResult]:
+    """Every sample through its steps independently, at most ``in_flight`` requests out. Step 0
+    (embedding a sample, scoring the bank) runs ``start_batch`` samples at a time (default: all),
+    when the requests out leave room, so a long list never holds every sample's media at once and
+    the engine never waits between batches. ``on_done``: called with each sample's result as soon
+    as it finishes (the results folder writes it there). ``progress``: an optional tqdm bar (one
+    tick per sample-step). Returns the results in the order of ``samples``."""
     last = optimiser.options.effective_steps
-    if last < 1 or not states:
-        return optimiser.results(states)
     bound = max(1, in_flight or in_flight_of(optimiser.generator))
     arrived: queue.Queue = queue.Queue()
-    waiting = deque((state, 1) for state in states)
+    unstarted, states = deque(samples), []
+    waiting: deque = deque()
     out, error = 0, None
-    with _Sender(optimiser.generator, min(bound, len(states))) as send:
+
+    def done(state) -> None:
+        if on_done is not None:
+            on_done(optimiser.results([state])[0])
+
+    def admit() -> None:
+        batch = [unstarted.popleft() for _ in range(min(start_batch or len(unstarted), len(unstarted)))]
+        for state in optimiser.initial(batch):
+            states.append(state)
+            if last < 1:
+                done(state)
+            else:
+                waiting.append((state, 1))
+
+    with _Sender(optimiser.generator, min(bound, max(len(samples), 1))) as send:
         def launch() -> None:
             nonlocal out
-            while waiting and out < bound:
+            while out < bound and (waiting or unstarted):
+                if not waiting:
+                    admit()
+                    continue
                 state, step = waiting.popleft()
                 prompt, seed = optimiser.request(state, step)
                 start = time.perf_counter()
@@ -73,9 +93,14 @@ def run_async(optimiser: Optimiser, samples: Sequence[Sample], progress=None, in
             error = error or (failures[0] if failures else None)
             if error is not None:  # stop asking; let the requests out finish
                 waiting.clear()
+                unstarted.clear()
                 continue
             optimiser.finish(batch)
-            waiting.extend((a.state, a.step + 1) for a in batch if a.state.stopped_early_at is None and a.step < last)
+            for a in batch:
+                if a.state.stopped_early_at is None and a.step < last:
+                    waiting.append((a.state, a.step + 1))
+                else:
+                    done(a.state)
             launch()
             if progress is not None:
                 progress.update(len(batch))

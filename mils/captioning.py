@@ -70,13 +70,13 @@ class Captioner:
             extra_initial=None if self.seeds_alone else own,
         )
 
-    def _run_halving(self, batch: Sequence[Sample], progress) -> tuple[list[SampleResult], dict[str, str]]:
+    def _run_halving(self, batch: Sequence[Sample], progress, on_done=None) -> tuple[list[SampleResult], dict[str, str]]:
         """One batch; out of memory, its halves (down to single samples, then the sample fails).
         A sample's result does not depend on its batch, so what succeeds equals a fault-free run."""
         try:
-            if self.config.schedule == "async":
-                return run_async(self.optimiser, batch, progress, self.config.in_flight, self.config.score_batch,
-                                 self.config.score_wait), {}
+            if self.config.schedule == "async":  # the whole list at once: in_flight bounds the requests,
+                return run_async(self.optimiser, batch, progress, self.config.in_flight,  # batch_size step 0
+                                 self.config.score_batch, self.config.score_wait, self.config.batch_size, on_done), {}
             return self.optimiser.run(batch, progress), {}
         except MediaError as err:  # one sample's file failed to decode past the up-front check
             if len(batch) == 1:
@@ -84,7 +84,7 @@ class Captioner:
             log.warning("a sample's media failed to decode in a batch of %d (%s): running them one by one", len(batch), err)
             done, failed = [], {}
             for sample in batch:
-                results, errors = self._run_halving([sample], progress)
+                results, errors = self._run_halving([sample], progress, on_done)
                 done, failed = done + results, {**failed, **errors}
             return done, failed
         except Exception as err:
@@ -94,13 +94,15 @@ class Captioner:
                 return [], {batch[0].id: f"out of memory even alone: {err}"}
             log.warning("out of memory on a batch of %d (%s): retrying it as two halves", len(batch), err)
             _free_gpu_cache()
-            first, failed_first = self._run_halving(batch[: len(batch) // 2], progress)
-            second, failed_second = self._run_halving(batch[len(batch) // 2 :], progress)
+            first, failed_first = self._run_halving(batch[: len(batch) // 2], progress, on_done)
+            second, failed_second = self._run_halving(batch[len(batch) // 2 :], progress, on_done)
             return first + second, {**failed_first, **failed_second}
 
-    def caption(self, samples: Sequence[Sample], progress: bool = True, reporter=None) -> CaptionRun:
+    def caption(self, samples: Sequence[Sample], progress: bool = True, reporter=None, on_done=None) -> CaptionRun:
         """``reporter``: instead of a terminal bar, any object with tqdm's ``update(n)`` and
-        ``set_postfix(step=, best=)`` (the orchestration layer logs steps with it)."""
+        ``set_postfix(step=, best=)`` (the orchestration layer logs steps with it). ``on_done``:
+        called with each result as soon as its sample finishes (the async schedule runs the whole
+        list as one batch, so the results folder gets each one then, not at the end)."""
         good, failed = check_media(samples)
         if self.seeds_alone:  # nothing to start from without a seed caption
             for sample in [s for s in good if not self.seeds.get(s.id)]:
@@ -114,10 +116,14 @@ class Captioner:
                   disable=not progress or reporter is not None) as bar:
             start = time.perf_counter()
             results = []
-            for i in range(0, len(good), self.config.batch_size):
-                done, oom = self._run_halving(good[i : i + self.config.batch_size], (reporter or bar) if steps else None)
+            size = max(len(good), 1) if self.config.schedule == "async" else self.config.batch_size
+            for i in range(0, len(good), size):
+                done, oom = self._run_halving(good[i : i + size], (reporter or bar) if steps else None, on_done)
                 results += done
                 failed.update(oom)
+                if on_done is not None and self.config.schedule != "async":
+                    for result in done:
+                        on_done(result)
             self.timer.seconds["loop_total"] += time.perf_counter() - start
             if not steps:
                 bar.update(len(good))

@@ -76,15 +76,15 @@ def optimise_shard_task(config: RunConfig, samples: Sequence[Sample], results_di
     with model_lock():
         captioner = captioner_for(config)
         captioner.timer.seconds.clear()
-        for i in range(0, len(todo), config.batch_size):
-            batch = todo[i : i + config.batch_size]
-            run = captioner.caption(batch, progress=False,
+        for i in range(0, len(todo), config.batch_size):  # async: one call, the loop batches it itself
+            batch = todo[i : i + config.batch_size] if config.schedule == "lockstep" else todo
+            run = captioner.caption(batch, progress=False, on_done=store.write,  # each result on disk when done
                                     reporter=StepLog(get_run_logger(), config.loop.steps, batch[0].id))
-            for result in run.results:
-                store.write(result)
             for sample_id, error in run.failed.items():
                 store.write_failure(sample_id, error)
             failed.update(run.failed)
+            if config.schedule == "async":
+                break
         timings = dict(captioner.timer.seconds)
     if failed:
         get_run_logger().warning("shard: %d samples failed: %s", len(failed), list(failed.items())[:3])

@@ -199,3 +199,19 @@ def test_an_endpoint_s_requests_go_out_from_one_event_loop_without_a_thread_each
             assert run("async", cache) == lockstep and endpoint.requests == sent  # every reply from the cache
     finally:
         endpoint.close()
+
+
+def test_step_0_runs_a_batch_at_a_time_as_room_frees_and_each_result_is_handed_over_when_done(fake_scorer, fake_bank,
+                                                                                               text_samples):
+    """The flow hands the async schedule a whole shard: step 0 must not embed every sample at once,
+    and each result must reach the results folder when its sample finishes, not at the end."""
+    opt = optimiser(ConcurrentFake(), fake_scorer, fake_bank)
+    sizes, handed = [], []
+    initial = opt.initial
+    opt.initial = lambda batch: (sizes.append(len(batch)), initial(batch))[1]
+    results = run_async(opt, text_samples, in_flight=2, start_batch=2, on_done=handed.append)
+    assert max(sizes) <= 2 and sum(sizes) == len(text_samples) and len(sizes) > 1
+    assert sorted(r.sample_id for r in handed) == sorted(s.id for s in text_samples)
+    assert {r.sample_id: r.history for r in handed} == {r.sample_id: r.history for r in results}
+    lockstep = optimiser(FakeGenerator(), fake_scorer, fake_bank).run(text_samples)
+    assert [r.history for r in results] == [r.history for r in lockstep]  # same results, same order
