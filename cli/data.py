@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 
@@ -78,6 +79,9 @@ def cmd_cache(args: argparse.Namespace) -> int:
     if args.cache_command == "prune":
         if args.older_than is None and args.model is None and not args.all:
             raise InputError("say what to prune: --older-than DAYS, --model IDENTITY, or --all")
+        if args.older_than is not None and not (math.isfinite(args.older_than) and args.older_than > 0):
+            raise InputError(f"--older-than is a number of days above 0, not {args.older_than} (every cached reply is "
+                             "money spent: --all removes them all)")
         removed = cache.prune(args.older_than, args.model)
         print(f"removed {removed} cached replies from {cache.path}")
         return 0

@@ -111,9 +111,10 @@ def cmd_frontier(args: argparse.Namespace) -> int:
     folders = [_run_folder(r, args.tracking_uri) for r in args.runs]
     table = frontier(folders, Path(args.out))
     from flows.tracking import log_frontier
-    from mils.config import RunConfig, TrackingConfig
+    from mils.config import TrackingConfig
+    from mils.results import read_run_config
 
-    first = RunConfig.model_validate_json((folders[0] / "config.json").read_text()).tracking
+    first = read_run_config(folders[0]).tracking
     # the store comes from the command line, never from a folder (which could name anyone's server)
     run_id = log_frontier(table, Path(args.out), TrackingConfig(uri=args.log_to or args.tracking_uri,
                                                                 experiment=first.experiment))

@@ -17,6 +17,7 @@ from evaluation.paired import PairedDelta, ScoreComparison, gain_table, paired_m
 from mils.config import RunConfig
 from mils.errors import InputError, MissingInputError
 from mils.files import read_json
+from mils.results import read_run_config
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def side_from_path(spec: str) -> Side:
             raise InputError(f"results folder {folder} has no finished samples")
         pick = (lambda r: r.initial) if stage == "step0" else (lambda r: r.history[-1])
         config_file = folder / "config.json"
-        config = RunConfig.model_validate_json(config_file.read_text()) if config_file.is_file() else None
+        config = read_run_config(config_file) if config_file.is_file() else None
         return Side(spec, {r.sample_id: pick(r).best for r in results}, {r.sample_id: pick(r).best_score for r in results},
                     config, folder / "metrics", direction(results, str(folder)))
     if not folder.is_file():

@@ -21,6 +21,7 @@ from mils.config import RunConfig, ScorerConfig
 from mils.errors import InputError, MissingInputError
 from mils.files import content_hash, save_figure, write_atomic, written
 from mils.records import SampleResult
+from mils.results import read_run_config
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def load_run(folder: Path) -> tuple[RunConfig, list[SampleResult]]:
 
     if not (folder / "samples").is_dir() or not (folder / "config.json").is_file():
         raise MissingInputError(f"{folder} is not a results folder of `mils run` (no samples/ and config.json)")
-    config = RunConfig.model_validate_json((folder / "config.json").read_text())
+    config = read_run_config(folder)
     results = ResultStore(folder).results()
     if not results:
         raise InputError(f"results folder {folder} has no finished samples")

@@ -9,6 +9,8 @@ long run does the same work with the same seeds as the last step of a k-step run
 from __future__ import annotations
 
 import itertools
+import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +46,17 @@ def expand_sweep(path: str | Path) -> tuple[dict[str, list[Any]], Variants]:
     return grid, sweep_variants(raw.pop("profile"), raw, grid)
 
 
+MAX_VARIANTS = int(os.environ.get("MILS_MAX_VARIANTS", "200"))
+
+
 def sweep_variants(profile: str, raw: dict[str, Any], grid: dict[str, list[Any]]) -> Variants:
-    """One validated config per point of ``grid`` (dotted keys -> values) over the base ``raw``."""
+    """One validated config per point of ``grid`` (dotted keys -> values) over the base ``raw``;
+    a grid of more than :data:`MAX_VARIANTS` points is refused before any is built (YAML anchors
+    can multiply a few lines into millions)."""
+    count = math.prod(len(v) for v in grid.values())
+    if count > MAX_VARIANTS:
+        raise InputError(f"the sweep has {count:,} variants ({' x '.join(str(len(v)) for v in grid.values())}); at most "
+                         f"{MAX_VARIANTS} are run (MILS_MAX_VARIANTS raises it): cut the grid or run it in parts")
     variants = []
     for values in itertools.product(*grid.values()):
         point = dict(zip(grid, values))

@@ -161,7 +161,8 @@ class _Gate:
             if rater is None:
                 raise HTTPException(403, "this batch takes raters by invite link only; ask for yours")
             return rater
-        if not RATER_NAME.fullmatch(name or ""):
+        name = (name or "").strip(" ")  # "bob", "bob " and " bob" are one rater (as at ingest)
+        if not RATER_NAME.fullmatch(name):
             raise HTTPException(400, "rater name: 1-64 letters, digits, spaces, . @ - _")
         return name
 

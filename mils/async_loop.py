@@ -51,63 +51,76 @@ def run_async(optimiser: Optimiser, samples: Sequence[Sample], progress=None, in
     the engine never waits between batches. ``on_done``: called with each sample's result as soon
     as it finishes (the results folder writes it there). ``progress``: an optional tqdm bar (one
     tick per sample-step). Returns the results in the order of ``samples``."""
-    last = optimiser.options.effective_steps
-    bound = max(1, in_flight or in_flight_of(optimiser.generator))
-    arrived: queue.Queue = queue.Queue()
-    unstarted, states = deque(samples), []
-    waiting: deque = deque()
-    out, error = 0, None
+    schedule = _Schedule(optimiser, samples, max(1, in_flight or in_flight_of(optimiser.generator)), start_batch,
+                         on_done)
+    with _Sender(optimiser.generator, min(schedule.bound, max(len(samples), 1))) as send:
+        schedule.launch(send)
+        while schedule.out:
+            batch = _gather(schedule.arrived, score_batch, score_wait)
+            if schedule.receive(batch):
+                schedule.launch(send)
+                if progress is not None:
+                    progress.update(len(batch))
+                    progress.set_postfix(step=max(a.step for a in batch),
+                                         best=f"{batch[-1].state.history[-1].best_score:.3f}")
+    if schedule.error is not None:
+        raise schedule.error
+    return optimiser.results(schedule.states)
 
-    def done(state) -> None:
-        if on_done is not None:
-            on_done(optimiser.results([state])[0])
 
-    def admit() -> None:
-        batch = [unstarted.popleft() for _ in range(min(start_batch or len(unstarted), len(unstarted)))]
-        for state in optimiser.initial(batch):
-            states.append(state)
-            if last < 1:
-                done(state)
+class _Schedule:
+    """The samples not started, those waiting for a request, the requests out, the first error."""
+
+    def __init__(self, optimiser: Optimiser, samples: Sequence[Sample], bound: int, start_batch: int | None,
+                 on_done: Callable[[SampleResult], None] | None) -> None:
+        self.optimiser, self.bound, self.start_batch, self.on_done = optimiser, bound, start_batch, on_done
+        self.last = optimiser.options.effective_steps
+        self.unstarted, self.waiting, self.states = deque(samples), deque(), []
+        self.arrived: queue.Queue = queue.Queue()
+        self.out, self.error = 0, None
+
+    def done(self, state) -> None:
+        if self.on_done is not None:
+            self.on_done(self.optimiser.results([state])[0])
+
+    def admit(self) -> None:
+        """Step 0 for the next ``start_batch`` samples."""
+        batch = [self.unstarted.popleft() for _ in range(min(self.start_batch or len(self.unstarted), len(self.unstarted)))]
+        for state in self.optimiser.initial(batch):
+            self.states.append(state)
+            if self.last < 1:
+                self.done(state)
             else:
-                waiting.append((state, 1))
+                self.waiting.append((state, 1))
 
-    with _Sender(optimiser.generator, min(bound, max(len(samples), 1))) as send:
-        def launch() -> None:
-            nonlocal out
-            while out < bound and (waiting or unstarted):
-                if not waiting:
-                    admit()
-                    continue
-                state, step = waiting.popleft()
-                prompt, seed = optimiser.request(state, step)
-                start = time.perf_counter()
-                send(prompt, seed).add_done_callback(
-                    lambda f, s=state, n=step, p=prompt, t=start: arrived.put(_arrival(f, s, n, p, t)))
-                out += 1
-
-        launch()
-        while out:
-            batch = _gather(arrived, score_batch, score_wait)
-            out -= len(batch)
-            failures = [b for b in batch if isinstance(b, BaseException)]
-            error = error or (failures[0] if failures else None)
-            if error is not None:  # stop asking; let the requests out finish
-                waiting.clear()
-                unstarted.clear()
+    def launch(self, send: Callable[[str, int], Future]) -> None:
+        """Requests for waiting samples (starting more when none wait) while the bound leaves room."""
+        while self.error is None and self.out < self.bound and (self.waiting or self.unstarted):
+            if not self.waiting:
+                self.admit()
                 continue
-            optimiser.finish(batch)
-            for a in batch:
-                if a.state.stopped_early_at is None and a.step < last:
-                    waiting.append((a.state, a.step + 1))
-                else:
-                    done(a.state)
-            launch()
-            if progress is not None:
-                progress.update(len(batch))
-                progress.set_postfix(step=max(a.step for a in batch), best=f"{batch[-1].state.history[-1].best_score:.3f}")
-    if error is not None:
-        raise error
-    return optimiser.results(states)
+            state, step = self.waiting.popleft()
+            prompt, seed = self.optimiser.request(state, step)
+            start = time.perf_counter()
+            send(prompt, seed).add_done_callback(
+                lambda f, s=state, n=step, p=prompt, t=start: self.arrived.put(_arrival(f, s, n, p, t)))
+            self.out += 1
+
+    def receive(self, batch: list) -> bool:
+        """Parse and score a micro-batch of replies; False once a request has failed (then the
+        requests out are only waited for)."""
+        self.out -= len(batch)
+        failures = [b for b in batch if isinstance(b, BaseException)]
+        self.error = self.error or (failures[0] if failures else None)
+        if self.error is not None:
+            return False
+        self.optimiser.finish(batch)
+        for a in batch:
+            if a.state.stopped_early_at is None and a.step < self.last:
+                self.waiting.append((a.state, a.step + 1))
+            else:
+                self.done(a.state)
+        return True
 
 
 def _arrival(future: Future, state, step: int, prompt: str, start: float) -> Arrival | BaseException:

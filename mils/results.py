@@ -15,13 +15,16 @@ import os
 import secrets
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import orjson
 
-from mils.errors import InputError, StorageError
+from mils.errors import InputError, MissingInputError, StorageError
 from mils.files import content_hash, write_atomic
 from mils.records import SampleResult, StepCost, StepRecord, StepTrace, Value
+
+if TYPE_CHECKING:
+    from mils.config import RunConfig
 
 SCHEMA_VERSION = 4  # 2: per-step cost records; 3: per-step trace; 4: the score's direction (older: read as higher)
 
@@ -348,3 +351,22 @@ class ResultStore:
             else:
                 problems.append((path, "not a failure record (sample_id and error, both text)"))
         return out
+
+
+def read_run_config(path: str | Path) -> "RunConfig":
+    """A results folder's ``config.json`` (a folder's or the file's path); a missing, corrupt or
+    outdated file is one InputError naming it."""
+    from pydantic import ValidationError
+
+    from mils.config import RunConfig
+
+    path = Path(path)
+    path = path / "config.json" if path.is_dir() else path
+    try:
+        return RunConfig.model_validate_json(path.read_bytes())
+    except OSError as err:
+        raise MissingInputError(f"cannot read {path}: {err.strerror or err}") from None
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise InputError(f"{path} is not a run config this suite can read ({len(err.errors())} problems; first: "
+                         f"{'.'.join(map(str, first['loc'])) or 'config'}: {first['msg']})") from None

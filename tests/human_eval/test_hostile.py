@@ -178,3 +178,12 @@ Promise.allSettled([
             page.wait_for_timeout(500)
             browser.close()
         assert "mallory" not in httpx.get(f"{target}/api/export").text
+
+
+def test_rater_names_differing_only_in_spaces_are_one_rater(caption_batch, answer):
+    out, manifest = caption_batch
+    client = local_client(create_app(out))
+    pairs = sorted(manifest["pairs"])
+    for name, pid in zip(("bob", " bob", "bob "), pairs):
+        assert client.post("/api/answer", json={"rater": name, "pair_id": pid, "choice": "left"}).status_code == 200
+    assert {row.split(",")[2] for row in client.get("/api/export").text.splitlines()[1:]} == {"bob"}

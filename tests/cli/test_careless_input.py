@@ -1,0 +1,40 @@
+"""Issue 37's low items: careless or hostile input gets one clear line, and nothing is lost."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cli.main import main
+from mils.errors import InputError
+
+
+def test_a_sweep_of_a_million_variants_is_refused_before_any_is_built(monkeypatch):
+    from flows import ablation
+
+    built = []
+    monkeypatch.setattr(ablation, "build_config", lambda *a: built.append(a))
+    grid = {f"loop.k{i}": list(range(10)) for i in range(6)}
+    with pytest.raises(InputError, match=r"1,000,000 variants \(10 x 10 x 10 x 10 x 10 x 10\)"):
+        ablation.sweep_variants("offline", {}, grid)
+    assert built == []
+
+
+@pytest.mark.parametrize("days", ["-5", "nan", "0"])
+def test_cache_prune_refuses_days_that_would_delete_everything(tmp_path, days, capsys):
+    from mils.response_cache import ResponseCache
+
+    cache = ResponseCache(tmp_path)
+    cache.put("k", "m", "a reply")
+    assert main(["cache", "prune", "--cache-dir", str(tmp_path), "--older-than", days]) == 2
+    assert "above 0" in capsys.readouterr().err and cache.get("k") is not None
+
+
+def test_a_corrupt_config_json_is_one_line_naming_the_file(tmp_path):
+    from evaluation.rescore import load_run
+
+    (tmp_path / "samples").mkdir()
+    (tmp_path / "config.json").write_text(json.dumps({"profile": "offline", "loop": {"steps": "many"}}))
+    with pytest.raises(InputError, match=r"config.json is not a run config this suite can read"):
+        load_run(tmp_path)
