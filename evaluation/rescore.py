@@ -45,8 +45,9 @@ def rescore(folder: str | Path, scorer_cfg: ScorerConfig, metrics: tuple[str, ..
     runs rescored by one model). ``plugins``: modules to import for a plugin's scorer, from the user
     (never from the folder's config.json: a folder from elsewhere must not choose what code runs)."""
     from evaluation.datasets import config_dataset
-    from mils.components import build_scorer, import_plugins
+    from mils.components import build_scorer
     from mils.config import scorer_options
+    from mils.registry import import_plugins
 
     folder = Path(folder)
     config, results = load_run(folder)

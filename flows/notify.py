@@ -16,9 +16,11 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
+from mils.config import read_yaml
 from mils.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,14 @@ def _post(url: str, data: bytes, seconds: float) -> str | None:
         return pool.submit(run).result()
 
 
+def read_pipeline_notify(path: str | Path) -> tuple[tuple[Webhook, ...], str, str | None]:
+    """Only what a failure alert needs (webhooks, pipeline name, MLflow address): read even when
+    the rest of the YAML is what failed."""
+    raw = read_yaml(path)
+    return (read_notify(raw.get("notify"), f"{path}: notify"), str(raw.get("name") or Path(path).stem),
+            (raw.get("tracking") or {}).get("uri"))
+
+
 def prefect_run_url(flow_run_id: Any) -> str | None:
     """The flow run's page in the Prefect UI, when the API address is known."""
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
@@ -133,8 +143,6 @@ def prefect_run_url(flow_run_id: Any) -> str | None:
 def on_failure(flow, flow_run, state) -> None:
     """Prefect state hook (failed or crashed pipeline runs): tell the pipeline's webhooks. The
     YAML is read again here; one that cannot be read is logged, never raised."""
-    from flows.pipeline import read_pipeline_notify
-
     path = (flow_run.parameters or {}).get("config_path")
     try:
         hooks, name, tracking = read_pipeline_notify(path)

@@ -26,8 +26,8 @@ from flows.ablation import run_variants, sweep_variants
 from flows.benchmark import BenchmarkOutcome, dataset_hash, optimise_config
 from flows.history import log_history
 from flows.notify import Webhook, on_failure, read_notify, regression_message, send
+from flows.retention import prune_dated
 from flows.runners import make_task_runner
-from flows.schedule import prune_dated
 from flows.tracking import end_orphans, log_config_run, start_tracking
 from human_eval.protocol import BatchSettings
 from mils.config import RunConfig, build_config, read_yaml
@@ -86,14 +86,6 @@ def read_pipeline(path: str | Path) -> PipelineSpec:
 
         checked_options("captioner", baseline["captioner"], baseline.get("options") or {}, "baseline.options")
     return PipelineSpec(config, grid, settings, profile, raw, baseline, notify, retention, frontier)
-
-
-def read_pipeline_notify(path: str | Path) -> tuple[tuple[Webhook, ...], str, str | None]:
-    """Only what a failure alert needs (webhooks, pipeline name, MLflow address): read even when
-    the rest of the YAML is what failed."""
-    raw = read_yaml(path)
-    return (read_notify(raw.get("notify"), f"{path}: notify"), str(raw.get("name") or Path(path).stem),
-            (raw.get("tracking") or {}).get("uri"))
 
 
 def _dated(config: RunConfig) -> RunConfig:

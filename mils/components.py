@@ -5,13 +5,11 @@ embeddings and any per-sample seed captions. Running them is :mod:`mils.captioni
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -30,23 +28,15 @@ from mils.bank import (
     template_bank,
 )
 from mils.config import GeneratorConfig, RunConfig, ScorerConfig
-from mils.errors import InputError, MissingDependencyError
+from mils.errors import InputError
 from mils.files import content_hash, read_json
 from mils.loop import PhaseTimer
 from mils.parsing import dedup_key
 from mils.profiles import IMAGENET_TEMPLATES
 from mils.prompts import template_for
 from mils.protocols import ConcurrentGenerator, Generator, Scorer, Workload
+from mils.registry import import_plugins
 from mils.sampling import SamplingOptions, without_later_defaults
-
-
-def import_plugins(modules: Sequence[str]) -> None:
-    """Import the modules a config names, so their components are registered."""
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except ImportError as err:
-            raise MissingDependencyError(f"cannot import plugin module {module!r} named in the config: {err}") from err
 
 
 def build_generator(cfg: GeneratorConfig, cache_dir: Path, workload: Workload | None = None) -> Generator:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mils.errors import InputError, MissingInputError
 from mils.files import content_hash
 from mils.loop import LoopOptions
-from mils.registry import checked_options
+from mils.registry import checked_options, import_plugins
 from mils.sampling import ADDED_LATER as SAMPLING_ADDED_LATER
 from mils.sampling import SamplingOptions
 
@@ -345,7 +345,6 @@ def check_components(config: RunConfig) -> None:
 def _register_components(config: RunConfig) -> None:
     import mils.generators  # noqa: F401  (register the built-in components)
     import mils.scorers  # noqa: F401
-    from mils.components import import_plugins
 
     import_plugins(config.plugins)
 

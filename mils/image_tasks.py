@@ -13,12 +13,13 @@ from typing import Callable, Sequence
 
 from PIL import Image
 
-from mils.components import build_bank, build_generator, build_scorer, import_plugins
+from mils.components import build_bank, build_generator, build_scorer
 from mils.config import RunConfig
 from mils.files import write_atomic, written
 from mils.loop import Optimiser, SampleResult
 from mils.prompts import template_for
 from mils.protocols import Generator, Sample
+from mils.registry import import_plugins
 from mils.results import result_to_dict
 
 

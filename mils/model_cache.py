@@ -14,10 +14,11 @@ import json
 import threading
 
 from mils.captioning import Captioner
-from mils.components import build_generator, build_scorer, import_plugins
+from mils.components import build_generator, build_scorer
 from mils.config import RunConfig
 from mils.files import content_hash
 from mils.protocols import Generator, Scorer
+from mils.registry import import_plugins
 
 _MODELS: dict[str, Generator | Scorer] = {}
 _CAPTIONERS: dict[tuple[str, str], Captioner] = {}

@@ -7,8 +7,9 @@ An unknown name raises an error listing the known names and the closest match.
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from mils.errors import InputError, MilsError
 
@@ -107,3 +108,14 @@ def checked_options(kind: str, name: str, options: dict[str, Any], where: str,
         raise InputError(f"{where}: {kind} {name!r} needs {', '.join(missing)}")
     defaults = {k: p.default for k, p in named.items() if p.default is not p.empty and k not in set(supplied)}
     return {**defaults, **options}
+
+
+def import_plugins(modules: Sequence[str]) -> None:
+    """Import the modules a config names, so their components are registered."""
+    from mils.errors import MissingDependencyError
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise MissingDependencyError(f"cannot import plugin module {module!r} named in the config: {err}") from err

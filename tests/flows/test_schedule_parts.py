@@ -11,7 +11,8 @@ import pytest
 
 from cli.main import main
 from flows.notify import Webhook, read_notify, send
-from flows.schedule import checked_cron, ensure_pool, prune_dated
+from flows.retention import prune_dated
+from flows.schedule import checked_cron, ensure_pool
 from mils.errors import InputError
 
 
