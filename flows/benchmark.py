@@ -26,7 +26,7 @@ from mils.captioning import check_media
 from mils.config import RunConfig
 from mils.files import content_hash, write_atomic
 from mils.records import SampleResult
-from mils.results import ResultStore, write_media_root
+from mils.results import ResultStore, folder_lock, write_media_root
 from tasks.captioning import (
     load_dataset_task,
     metrics_task,
@@ -63,9 +63,14 @@ def optimise_config(
 ) -> BenchmarkOutcome:
     """Run (or resume) one configuration inside the current flow; no MLflow here. ``data``: the
     dataset when the caller has already loaded it (a sweep loads it once for all variants)."""
+    results_dir = results_dir or config.results_dir()
+    with folder_lock(results_dir):  # a second run of the same config refuses instead of computing it all again
+        return _optimise(config, results_dir, data)
+
+
+def _optimise(config: RunConfig, results_dir: Path, data: Dataset | None) -> BenchmarkOutcome:
     logger = get_run_logger()
     start = time.perf_counter()
-    results_dir = results_dir or config.results_dir()
     store = ResultStore(results_dir)
     write_atomic(results_dir / "config.json", config.model_dump_json(indent=2))
     data = data if data is not None else load_dataset_task(config)

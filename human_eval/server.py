@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from human_eval import invites
@@ -63,6 +63,12 @@ def create_app(batch_dir: str | Path, require_invites: bool = False) -> FastAPI:
     db = batch / "judgements.sqlite"
     gate = _Gate(batch, require_invites or invites.active(batch))
     app = FastAPI(title="MILS pairwise judging", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(sqlite3.Error)
+    @app.exception_handler(OSError)
+    def _storage_failed(request: Request, err: Exception) -> JSONResponse:  # a full disk, a read-only batch folder
+        return JSONResponse({"detail": "the batch folder cannot be written or read just now (disk full?): nothing was "
+                                       "stored; try again"}, status_code=503)
 
     @app.get("/", response_class=HTMLResponse)
     def page(request: Request) -> str:

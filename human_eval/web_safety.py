@@ -83,12 +83,14 @@ class Guard:
             return await _refuse(send, 413, f"request body over {self.max_body} bytes")
         received = 0
 
-        async def bounded_receive():
+        async def bounded_receive():  # a chunked body has no length to check first
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_body:
-                raise ValueError("request body over the limit")
+            if received > self.max_body:  # raised where the route reads the body: a JSON 413, not a 500
+                from starlette.exceptions import HTTPException
+
+                raise HTTPException(413, f"request body over {self.max_body} bytes")
             return message
 
         async def send_with_headers(message):

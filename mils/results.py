@@ -13,6 +13,7 @@ import json
 import math
 import os
 import secrets
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
@@ -55,8 +56,8 @@ def trusted_media_root(results_dir: Path) -> tuple[Path | None, str | None]:
     HMAC of the folder and the root with a key in the user's config folder); any other is
     ignored with a reason (``--media-root`` trusts it by the user's say-so)."""
     try:
-        raw = orjson.loads((results_dir / "media.json").read_bytes())
-    except (OSError, orjson.JSONDecodeError):
+        raw = read_result_file(results_dir / "media.json")
+    except InputError:
         return None, None
     root = raw.get("media_root") if isinstance(raw, dict) else None
     if not isinstance(root, str):
@@ -91,8 +92,16 @@ def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
                            "written before are intact: free some space (or fix the folder) and rerun to go on") from err
 
 
+MAX_RESULT_BYTES = 256 * 2**20
+
+
 def read_result_file(path: Path) -> Any:
-    """A result file's JSON, or an InputError naming the file (corrupt, unreadable, a folder)."""
+    """A result file's JSON, or an InputError naming the file (corrupt, unreadable, a folder, a pipe
+    that would block the reader forever, a file far larger than any result)."""
+    if not path.is_file():
+        raise InputError(f"{path} is not a regular file (a folder, a pipe, a device?)")
+    if path.stat().st_size > MAX_RESULT_BYTES:
+        raise InputError(f"{path} is {path.stat().st_size:,} bytes: no result file is that large")
     try:
         return orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as err:  # only possible if someone edited the file by hand
@@ -362,11 +371,34 @@ def read_run_config(path: str | Path) -> "RunConfig":
 
     path = Path(path)
     path = path / "config.json" if path.is_dir() else path
+    if not path.exists():
+        raise MissingInputError(f"{path} not found")
     try:
-        return RunConfig.model_validate_json(path.read_bytes())
-    except OSError as err:
-        raise MissingInputError(f"cannot read {path}: {err.strerror or err}") from None
+        return RunConfig.model_validate(read_result_file(path))
     except ValidationError as err:
         first = err.errors()[0]
         raise InputError(f"{path} is not a run config this suite can read ({len(err.errors())} problems; first: "
                          f"{'.'.join(map(str, first['loc'])) or 'config'}: {first['msg']})") from None
+
+
+@contextmanager
+def folder_lock(results_dir: Path) -> Iterator[None]:
+    """One run writes a results folder at a time (``.lock``, an advisory lock the system releases when
+    the process ends, however it ends): a second run of the same config is refused at once."""
+    import fcntl
+
+    results_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(results_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise InputError(f"another run (pid {holder}) is writing {results_dir}: wait for it or stop it; this run "
+                         "changed nothing") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)

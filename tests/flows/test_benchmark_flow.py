@@ -97,6 +97,18 @@ def test_a_sample_skipped_at_load_is_recorded_in_failed_with_its_reason(flow_con
     assert recorded == {"u000": "no non-empty reference"} and outcome.failures == recorded
 
 
+def test_a_second_run_of_a_config_being_run_is_refused_and_changes_nothing(flow_config):
+    from mils.errors import InputError
+    from mils.results import folder_lock
+
+    config = load_config(flow_config()[0])
+    with folder_lock(config.results_dir()):  # the first run, still writing
+        with pytest.raises(InputError, match=f"another run \\(pid {os.getpid()}\\) is writing"):
+            run_benchmark(config)
+    assert not (config.results_dir() / "samples").exists() or not any((config.results_dir() / "samples").iterdir())
+    assert run_benchmark(config).counts["computed"] == len(TARGETS)  # the lock went with its holder
+
+
 def test_killed_run_resumes_to_the_same_results_without_duplicates(flow_config, repo_on_pythonpath, tmp_path):
     # one sample per batch and shard; the run kills itself (SIGKILL) after its second sample is written
     path, _ = flow_config("killed.yaml", plugins=["tests.fakes", "tests.kill_points"], batch_size=1,

@@ -187,3 +187,24 @@ def test_rater_names_differing_only_in_spaces_are_one_rater(caption_batch, answe
     for name, pid in zip(("bob", " bob", "bob "), pairs):
         assert client.post("/api/answer", json={"rater": name, "pair_id": pid, "choice": "left"}).status_code == 200
     assert {row.split(",")[2] for row in client.get("/api/export").text.splitlines()[1:]} == {"bob"}
+
+
+def test_a_chunked_body_over_the_limit_and_a_full_disk_get_json_answers(caption_batch, monkeypatch):
+    import sqlite3
+
+    out, manifest = caption_batch
+    with served(create_app(out)) as url:
+        def chunks():
+            for _ in range(200):
+                yield b"x" * 4096
+        big = httpx.post(f"{url}/api/answer", content=chunks(), headers={"content-type": "application/json"})
+        assert big.status_code == 413 and big.json()["detail"].startswith("request body over")
+    import human_eval.server as server
+
+    def full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+    monkeypatch.setattr(server, "_connect", full)
+    client = local_client(create_app(out))
+    pid = next(iter(manifest["pairs"]))
+    answer = client.post("/api/answer", json={"rater": "ann", "pair_id": pid, "choice": "left"})
+    assert answer.status_code == 503 and "nothing was stored" in answer.json()["detail"]

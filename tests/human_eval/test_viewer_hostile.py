@@ -152,3 +152,17 @@ def test_a_media_root_the_folder_names_for_itself_widens_nothing(run_dir, tmp_pa
         load_side(str(folder), "final")
     trusted = RunIndex(folder, media_roots=(str(tmp_path),))  # the user's say-so
     assert local_client(create_app(trusted)).get("/media", params={"id": sample_id}).status_code == 200
+
+
+def test_a_pipe_among_the_results_is_listed_not_read_forever(run_dir):  # noqa: F811
+    import threading
+
+    folder, results = run_dir
+    os.mkfifo(folder / "samples" / "zz-pipe.json")
+    os.mkfifo(folder / "media.json.fifo")
+    page = {}
+    reader = threading.Thread(target=lambda: page.update(RunIndex(folder).page()), daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    assert not reader.is_alive(), "the viewer blocked on a pipe"
+    assert any("zz-pipe.json" in path and "not a regular file" in why for path, why in page["problems"])
