@@ -27,7 +27,7 @@ import pandas as pd
 
 from evaluation.bootstrap import DEFAULT_RESAMPLES, Estimate, bootstrap_columns, bootstrap_mean
 from mils.config import CAPTION_METRICS
-from mils.errors import ComponentError, InputError
+from mils.errors import ComponentError, InputError, StorageError
 from mils.files import content_hash, write_atomic, written
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,12 @@ class MetricReport:
     def save(self, stem: Path) -> None:
         """``stem.json`` (corpus values) + ``stem.parquet`` (per sample); the JSON last, so its
         presence means both are whole."""
-        written(stem.with_suffix(".parquet"), self.per_sample.to_parquet)
-        write_atomic(stem.with_suffix(".json"), json.dumps(self.as_dict(), indent=2))
+        try:
+            written(stem.with_suffix(".parquet"), self.per_sample.to_parquet)
+            write_atomic(stem.with_suffix(".json"), json.dumps(self.as_dict(), indent=2))
+        except OSError as err:
+            raise StorageError(f"could not write the metrics cache {stem}.json ({err.strerror or err}): free some "
+                               "space and rerun; the samples already computed are kept") from None
 
     @classmethod
     def load(cls, stem: Path) -> "MetricReport":

@@ -48,7 +48,7 @@ def export_official(results: list[SampleResult], out: Path) -> int:
     if not results:
         raise InputError("nothing to export: the run has no finished samples")
     for result in results:
-        if _UNSAFE_ID.search(result.sample_id):
+        if _UNSAFE_ID.search(result.sample_id) or len(result.sample_id.encode()) > 200:
             raise InputError(f"sample id {result.sample_id!r} cannot be a folder name in the official layout")
     steps = max(len(r.history) for r in results) - 1
     for result in results:

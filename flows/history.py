@@ -104,8 +104,10 @@ def log_history(tracking_uri: str, experiment: str, pipeline_key: str, title: st
     both to the newest rerun's MLflow run."""
     import mlflow
 
+    from flows.report import require_store
     from mils.files import save_figure, write_atomic
 
+    require_store(tracking_uri)
     table = history_table(tracking_uri, experiment, pipeline_key)
     if table.empty:
         raise InputError(f"no finished run of this pipeline (key {pipeline_key}) in {tracking_uri}, "

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from evaluation.tables import text_table
-from mils.errors import InputError
+from mils.errors import InputError, MissingInputError
 
 
 def sweep_children(run_id: str, tracking_uri: str) -> pd.DataFrame:
@@ -72,10 +72,21 @@ def side_from_mlflow(run_id: str, tracking_uri: str):
                 folder / "metrics")
 
 
+def require_store(tracking_uri: str) -> None:
+    """A command that only reads MLflow must not create a store: a SQLite URI whose file does not
+    exist is a MissingInputError (MLflow would create an empty database there)."""
+    if tracking_uri.startswith("sqlite:///"):
+        path = Path(tracking_uri.removeprefix("sqlite:///").split("?")[0])  # sqlite:////abs or sqlite:///relative
+        if not path.is_file():
+            raise MissingInputError(f"no MLflow store at {tracking_uri} (no file {path}): nothing has been logged there; "
+                                    "give --tracking-uri of the store your runs used")
+
+
 def results_dir_from_mlflow(run_id: str, tracking_uri: str) -> Path:
     """The results folder of an MLflow run: its ``mils.results_dir`` tag, or its parent's."""
     import mlflow
 
+    require_store(tracking_uri)
     client = mlflow.tracking.MlflowClient(tracking_uri)
     try:
         run = client.get_run(run_id)

@@ -56,8 +56,12 @@ def create_app(batch_dir: str | Path, require_invites: bool = False) -> FastAPI:
     pairs_file = batch / "pairs.json"
     if not pairs_file.is_file():
         raise MissingInputError(f"{pairs_file} not found: is {batch} a folder written by `mils human-eval export`?")
-    pairs = json.loads(pairs_file.read_text())
-    order = [p["pair_id"] for p in pairs]
+    try:
+        pairs = json.loads(pairs_file.read_text())
+        order = [p["pair_id"] for p in pairs]
+    except (ValueError, TypeError, KeyError) as err:
+        raise InputError(f"{pairs_file} is not a list of pairs with a pair_id each ({type(err).__name__}): export "
+                         "the batch again with `mils human-eval export`") from None
     by_id = {p["pair_id"]: p for p in pairs}
     upload = real_folder(batch / "upload", "this batch is not served; export it again with `mils human-eval export`")
     db = batch / "judgements.sqlite"

@@ -38,3 +38,18 @@ def test_a_corrupt_config_json_is_one_line_naming_the_file(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"profile": "offline", "loop": {"steps": "many"}}))
     with pytest.raises(InputError, match=r"config.json is not a run config this suite can read"):
         load_run(tmp_path)
+
+
+def test_reading_commands_never_create_a_tracking_store(tmp_path, monkeypatch, capsys):
+    """A 32-hex id that is no run, read against a store that does not exist, created an empty one."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["view", "0123456789abcdef0123456789abcdef", "--tracking-uri", f"sqlite:///{tmp_path}/none.db"]) == 2
+    assert "no MLflow store" in capsys.readouterr().err and not (tmp_path / "none.db").exists()
+
+
+def test_malformed_pairs_json_is_one_line(tmp_path):
+    from human_eval.server import create_app
+
+    (tmp_path / "pairs.json").write_text('{"not": "a list"}')
+    with pytest.raises(InputError, match="pairs.json is not a list of pairs"):
+        create_app(tmp_path)
