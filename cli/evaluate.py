@@ -77,15 +77,23 @@ def _run_folder(run: str, tracking_uri: str) -> Path:
 
 
 def cmd_export_official(args: argparse.Namespace) -> int:
-    from evaluation.official_log import export_official
-    from mils.results import ResultStore
+    from evaluation.datasets import config_dataset
+    from evaluation.official_log import export_official, official_folders
+    from mils.results import ResultStore, read_run_config
 
     folder = _run_folder(args.run, args.tracking_uri)
     if not (folder / "samples").is_dir():
         raise MissingInputError(f"{folder} is not a results folder (no samples/)")
-    n = export_official(ResultStore(folder).results(summary=True), Path(args.out))
-    print(f"{n} samples written as {Path(args.out)}/<sample id>/log.txt (best, mean, text per step)")
+    results = ResultStore(folder).results(summary=True)
+    config = read_run_config(folder) if (folder / "config.json").is_file() else None
+    dataset = config_dataset(config.dataset) if config and config.dataset.kind in ROW_NAMED else None  # the CSV again
+    n = export_official(results, Path(args.out), official_folders(dataset, results))
+    named = "the annotation CSV's row" if dataset is not None else "sample id"
+    print(f"{n} samples written as {Path(args.out)}/<{named}>/log.txt (best, mean, text per step)")
     return 0
+
+
+ROW_NAMED = ("clotho", "drawbench")  # the official scripts name these samples' folders by CSV row
 
 
 def cmd_rescore(args: argparse.Namespace) -> int:

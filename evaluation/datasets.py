@@ -233,7 +233,9 @@ def clotho(captions_csv: str | Path, audio_dir: str | Path) -> Dataset:
         caption_cols = [c for c in fields if c.startswith("caption")]
         if "file_name" not in fields or not caption_cols:
             raise InputError(f"{path} needs columns file_name and caption_1..caption_5, has {fields}")
-        rows = [(r["file_name"], audio_dir / r["file_name"], [r[c] or "" for c in caption_cols], {}) for r in reader]
+        # "row": the CSV row the official code names the sample's output folder by (main_audio_captioning.py:40)
+        rows = [(r["file_name"], audio_dir / r["file_name"], [r[c] or "" for c in caption_cols], {"row": n})
+                for n, r in enumerate(reader)]
     return _collect("clotho-eval", rows, media_problem)
 
 
@@ -245,7 +247,7 @@ def drawbench(csv_path: str | Path) -> Dataset:
         reader = csv.DictReader(f)
         if not {"Prompts", "Category"} <= set(reader.fieldnames or []):
             raise InputError(f"{path} needs columns Prompts,Category, has {reader.fieldnames}")
-        rows = [(f"drawbench-{n:03d}", None, [], {"prompt": r["Prompts"], "category": r["Category"]})
+        rows = [(f"drawbench-{n:03d}", None, [], {"prompt": r["Prompts"], "category": r["Category"], "row": n})
                 for n, r in enumerate(reader) if (r["Prompts"] or "").strip()]
     return _collect("drawbench", rows, None, need_references=False)
 

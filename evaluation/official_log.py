@@ -42,17 +42,37 @@ def official_lines(result: SampleResult, steps: int) -> list[str]:
     return lines
 
 
-def export_official(results: list[SampleResult], out: Path) -> int:
-    """Write each result as ``out/<sample id>/log.txt``; returns how many were written. Step 0's
+def official_folders(dataset, results: list[SampleResult]) -> dict[str, str]:
+    """The folder each sample's log goes to, as the official scripts name and read it: the row of
+    the annotation CSV for Clotho and DrawBench (``main_audio_captioning.py:40``,
+    ``eval_utils/audio_captioning.py`` reads ``OUT/<row>/log.txt`` for every row;
+    ``main_image_generation_enhancement.py:43``), the sample id elsewhere (the COCO image id that
+    ``eval_utils/image_captioning.py`` reads back with ``int()``, the MSR-VTT video id).
+    ``dataset``: the run's dataset (its rows carry ``row``), or None for ids as they are."""
+    if dataset is None or not any("row" in s.meta for s in dataset.rows):
+        return {r.sample_id: r.sample_id for r in results}
+    rows = {s.id: s.meta.get("row") for s in dataset.rows}
+    missing = [r.sample_id for r in results if rows.get(r.sample_id) is None]
+    if missing:
+        raise InputError(f"{len(missing)} samples of the run are not in its dataset's annotation file (e.g. "
+                         f"{missing[0]!r}): the official folder names are that file's rows")
+    return {r.sample_id: str(rows[r.sample_id]) for r in results}
+
+
+def export_official(results: list[SampleResult], out: Path, folders: dict[str, str] | None = None) -> int:
+    """Write each result as ``out/<folder>/log.txt`` (``folders``: sample id -> folder name, from
+    :func:`official_folders`; default the sample id); returns how many were written. Step 0's
     mean is ``nan`` for results written before the suite recorded the bank's mean."""
     if not results:
         raise InputError("nothing to export: the run has no finished samples")
+    folders = folders or {r.sample_id: r.sample_id for r in results}
     for result in results:
-        if _UNSAFE_ID.search(result.sample_id) or len(result.sample_id.encode()) > 200:
-            raise InputError(f"sample id {result.sample_id!r} cannot be a folder name in the official layout")
+        name = folders[result.sample_id]
+        if _UNSAFE_ID.search(name) or len(name.encode()) > 200:
+            raise InputError(f"sample id {name!r} cannot be a folder name in the official layout")
     steps = max(len(r.history) for r in results) - 1
     for result in results:
-        folder = out / result.sample_id
+        folder = out / folders[result.sample_id]
         folder.mkdir(parents=True, exist_ok=True)
         write_atomic(folder / "log.txt", "".join(official_lines(result, steps)))
     return len(results)

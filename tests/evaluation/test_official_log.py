@@ -74,3 +74,53 @@ def test_a_malformed_official_log_names_its_line(tmp_path):
     (tmp_path / "7" / "log.txt").write_text("0.3\t0.2\ta cat\nnot a number\tx\n")
     with pytest.raises(InputError, match=r"7/log.txt:2"):
         read_official_logs(tmp_path)
+
+
+def _results(ids, steps=10):
+    return [SampleResult(i, [StepRecord(s, f"caption {n} at step {s}", 0.1 * s, 0.05 * s, 4, scored_mean=0.01)
+                             for s in range(steps + 1)], [("x", 1.0)]) for n, i in enumerate(ids)]
+
+
+def test_every_official_evaluation_script_finds_every_sample_of_an_export(tmp_path):
+    """The path rules of the official readers, copied: audio (eval_utils/audio_captioning.py: every
+    CSV row's index, OUT/<index>/log.txt, field 2 of the last line), video (video_captioning.py:
+    os.walk, the folder's basename, exactly 11 lines), image (image_captioning.py: os.walk,
+    int(basename)). Before, the audio reader found 0 of 8 (the export named folders by file name)."""
+    import csv
+    import os
+
+    from evaluation.datasets import clotho, drawbench
+    from evaluation.official_log import official_folders
+
+    (tmp_path / "audio").mkdir()
+    names = [f"clip {n}.wav" for n in range(8)]
+    with open(tmp_path / "clotho.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file_name", *[f"caption_{k}" for k in range(1, 6)]])
+        writer.writerows([[name, *["a bird sings in the morning"] * 5] for name in names])
+    audio = _results(list(reversed(names)))  # in another order than the CSV's
+    export_official(audio, tmp_path / "audio_out", official_folders(clotho(tmp_path / "clotho.csv", tmp_path / "audio"), audio))
+    found = {}
+    with open(tmp_path / "clotho.csv", newline="") as f:  # the official reader: pandas' row index
+        for index, row in enumerate(csv.DictReader(f)):
+            lines = (tmp_path / "audio_out" / f"{index}" / "log.txt").read_text().splitlines(keepends=True)
+            found[row["file_name"]] = lines[-1].split("\t")[2].strip()
+    assert found == {r.sample_id: r.caption for r in audio}
+
+    (tmp_path / "db.csv").write_text("Prompts,Category\na red cube,Colors\na cat on a mat,Objects\n")
+    prompts = _results(["drawbench-001", "drawbench-000"])
+    folders = official_folders(drawbench(tmp_path / "db.csv"), prompts)
+    assert folders == {"drawbench-001": "1", "drawbench-000": "0"}  # main_image_generation_enhancement.py:43
+
+    video, image = _results(["video7010", "video7011"]), _results(["391895", "522418"])
+    export_official(video, tmp_path / "video_out", official_folders(None, video))
+    export_official(image, tmp_path / "image_out", official_folders(None, image))
+    walked = {}
+    for root, _, files in os.walk(tmp_path / "video_out"):
+        if "log.txt" in files:
+            content = open(os.path.join(root, "log.txt")).readlines()
+            if len(content) == 11:  # video_captioning.py skips any other length
+                walked[os.path.basename(root)] = content[-1].strip().split("\t")[-1]
+    assert walked == {r.sample_id: r.caption for r in video}
+    ids = {int(os.path.basename(root)) for root, _, files in os.walk(tmp_path / "image_out") if "log.txt" in files}
+    assert ids == {391895, 522418}
