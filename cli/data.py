@@ -19,6 +19,9 @@ def cmd_data_get(args: argparse.Namespace) -> int:
         if name != "clotho" or args.version not in CLOTHO_VERSIONS:
             raise InputError(f"--version is for clotho: {' or '.join(CLOTHO_VERSIONS)} (the MILS README uses 1)")
         name = CLOTHO_VERSIONS[args.version]
+    elif name == "clotho":
+        print("# Clotho v2.1 (the default here); the paper used v1 (the MILS README's Zenodo 3490684, and "
+              "configs/paper/audio_captioning_clotho.yaml): add --version 1 for it")
     source, todo = get(name, args.root, mirror=args.mirror)
     for step in todo:
         print(f"still to do: {step}")
@@ -100,7 +103,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     data_get.add_argument("name", help="coco, msrvtt or clotho (`mils data list`)")
     data_get.add_argument("--root", required=True, help="folder to put the files in")
     data_get.add_argument("--mirror", help="fetch the same file names from this base URL instead")
-    data_get.add_argument("--version", help="clotho: 2.1 (default) or 1 (Zenodo 3490684, what the MILS README uses)")
+    data_get.add_argument("--version", help="clotho: 2.1 (default) or 1 (Zenodo 3490684: the paper's, what the MILS "
+                                            "README downloads and configs/paper/ expects)")
     data_get.set_defaults(func=cmd_data_get)
     data_list = data.add_parser("list", help="the known data sources and their files")
     data_list.set_defaults(func=cmd_data_list)

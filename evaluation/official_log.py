@@ -37,7 +37,7 @@ def official_lines(result: SampleResult, steps: int) -> list[str]:
             mean = record.scored_mean if record.scored_mean is not None else math.nan
         else:
             mean = sign * record.mean_topk
-        text = " ".join(record.best.split())  # a tab or newline in a caption would break the columns
+        text = re.sub(r"[\t\r\n]", " ", record.best)  # as written, but a tab or newline would break the columns
         lines.append(f"{record.best_score}\t{mean}\t{text}\n")
     return lines
 

@@ -29,6 +29,7 @@ class PairedDelta:
     high: float
     p_not_better: float  # share of resamples with delta <= 0 (>= 0 where lower is better)
     n: int
+    p_worse: float = float("nan")  # share of resamples with delta < 0 (> 0 where lower is better)
 
     def verdict(self, name: str, higher_is_better: bool = True, scale: float = 100.0) -> str:
         """In words: B better / worse (the 95% interval excludes 0) or no clear difference."""
@@ -58,7 +59,8 @@ def _delta(stat_a, stat_b, n: int, resamples: int, seed: int, higher_is_better: 
     deltas = np.concatenate([stat_b(idx) - stat_a(idx) for idx in resample_chunks(n, resamples, seed)])
     low, high = np.nanpercentile(deltas, [2.5, 97.5])
     not_better = deltas <= 0 if higher_is_better else deltas >= 0
-    return PairedDelta(a, b, b - a, float(low), float(high), float(np.mean(not_better)), n)
+    worse = deltas < 0 if higher_is_better else deltas > 0
+    return PairedDelta(a, b, b - a, float(low), float(high), float(np.mean(not_better)), n, float(np.mean(worse)))
 
 
 def _mean_stat(values: np.ndarray):
@@ -135,16 +137,26 @@ def gain_metrics(metrics: Mapping[str, PairedDelta], scores: ScoreComparison | N
 
 
 def gain_table(metrics: Mapping[str, PairedDelta], scores: ScoreComparison | None, names=("A", "B")) -> str:
-    """Terminal table: metric, A, B, Δ [95% CI], P(Δ <= 0); metrics x100, scorer scores as they are."""
+    """Terminal table: metric, A, B, Δ [95% CI], how often B is better / worse over the bootstrap
+    resamples; metrics x100, scorer scores as they are. A footnote says what is a per-sample mean."""
     from evaluation.tables import text_table
 
+    def odds(d: PairedDelta) -> str:
+        return f"{1 - d.p_not_better:.3f} / {d.p_worse:.3f}"
+
     rows = [(name, f"{100 * d.a:.1f}", f"{100 * d.b:.1f}", f"{100 * d.delta:+.1f} [{100 * d.low:+.1f}, {100 * d.high:+.1f}]",
-             f"{d.p_not_better:.3f}") for name, d in metrics.items()]
+             odds(d)) for name, d in metrics.items()]
     if scores is not None:
         m = scores.mean
         rows.append(("scorer score" + ("" if scores.higher_is_better else " (lower is better)"), f"{m.a:.3f}", f"{m.b:.3f}", f"{m.delta:+.3f} [{m.low:+.3f}, {m.high:+.3f}]",
-                     f"{m.p_not_better:.3f}"))
-    table = text_table(("metric", names[0], names[1], "Δ (B - A) [95% CI]", "P(Δ<=0)"), rows)
+                     odds(m)))
+    table = text_table(("metric", names[0], names[1], "Δ (B - A) [95% CI]", "P(B better) / P(B worse)"), rows)
+    table += ("\nP(B better) / P(B worse): the share of bootstrap resamples in which B beats A / A beats B "
+              "(both near 0: the two are equal on nearly every resample)")
+    if "METEOR" in metrics:
+        table += ("\nMETEOR here is the mean of per-sample scores (paired resampling needs one per sample); the "
+                  "METEOR in the tables above is the corpus value the official script reports, aggregated by "
+                  "METEOR itself: the two differ")
     if scores is not None:
         table += f"\nper sample on the scorer: {scores.wins} wins, {scores.ties} ties, {scores.losses} losses (B vs A)"
     return table

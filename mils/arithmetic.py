@@ -1,5 +1,6 @@
 """Cross-modal arithmetic: invert an image and an audio clip to text with MILS captioning,
-combine the two texts with the LLM (the paper's combine prompt), then generate an image from the
+combine the two texts with the LLM (with this suite's own combine prompt, ``mils.prompts.COMBINE_PROMPT``:
+the official code does not include one and its README points to the paper), then generate an image from the
 combined prompt with MILS text-to-image rewriting. Every intermediate lands in one folder.
 """
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mils.budget import Budget, spent  # noqa: F401  (re-exported)
 from mils.errors import ComponentError, InputError
-from mils.parsing import dedup_key, parse_candidates, parse_official
+from mils.parsing import dedup_key, official_cleanup, parse_candidates, parse_official
 from mils.prompts import PromptTemplate
 from mils.protocols import CandidateScorer, Generator, Rendering, Sample, Scorer, usage_of, whole_lines
 from mils.records import (  # noqa: F401  (re-exported: the loop's results)
@@ -58,6 +58,7 @@ class LoopOptions(BaseModel):
     max_words: int | None = Field(77, ge=1)  # longer candidates are dropped; None: no cap (text-to-image)
     parser: Literal["robust", "official"] = "robust"  # official: the MILS code's line-counter parser
     dedup: Literal["normalised", "exact"] = "normalised"  # exact: the MILS code's string equality
+    cleanup: Literal["none", "official"] = "none"  # official: transformers 4.x's reply clean-up (mils/parsing.py)
     # which of two equal scores wins a step: kept_first (the one already kept) or new_first (the new
     # candidate: the MILS code puts the new ones first in the pool and its sort is stable)
     ties: Literal["kept_first", "new_first"] = "kept_first"
@@ -318,8 +319,9 @@ class Optimiser:
                 state.raw_replies.append(str(reply))  # as the LLM wrote it, a half-written last line too
                 # the official parser reads a cut reply whole, as the MILS code does (its last line counts
                 # when it has a counter); the robust one drops the half-written line
-                found = (parse_official(reply) if opts.parser == "official"
-                         else parse_candidates(whole_lines(reply), max_words=opts.max_words, prompt=a.prompt,
+                tidy = official_cleanup if opts.cleanup == "official" else str
+                found = (parse_official(tidy(str(reply))) if opts.parser == "official"
+                         else parse_candidates(tidy(whole_lines(reply)), max_words=opts.max_words, prompt=a.prompt,
                                                key=self._key))
                 fresh = [t for t in found if self._key(t) not in state.seen]
                 state.seen.update(self._key(t) for t in fresh)

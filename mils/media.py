@@ -42,10 +42,12 @@ def modality_of(path: str | Path) -> str:
     raise MediaError(f"cannot tell the modality of {path} from its extension; pass --modality image|video|audio")
 
 
-def sample_frames(path: str | Path, n: int = 8) -> list[Image.Image]:
-    """``n`` frames at the centres of ``n`` equal segments, found by seeking: only the frames from
-    the nearest keyframe to each target are decoded, one at a time, so memory does not grow with
-    the video's length."""
+def sample_frames(path: str | Path, n: int = 8, choice: str = "centres") -> list[Image.Image]:
+    """``n`` frames. ``centres``: at the centres of ``n`` equal segments, found by seeking (only the
+    frames from the nearest keyframe to each target are decoded, one at a time, so memory does not
+    grow with the video's length). ``official``: as the MILS code (``task_utils/video/utils.py``
+    ``frames2tensor``): every ``N // n``-th decoded frame from frame 0, the first ``n``, each squashed
+    to 224 x 224 (bilinear; the official code uses OpenCV's, which rounds differently)."""
     import av
 
     path = Path(path)
@@ -53,6 +55,10 @@ def sample_frames(path: str | Path, n: int = 8) -> list[Image.Image]:
         raise MediaError(f"video not found: {path}")
     if n < 1:
         raise InputError(f"frames must be >= 1, got {n}")
+    if choice == "official":
+        return _official_frames(path, n)
+    if choice != "centres":
+        raise InputError(f"frame choice is centres or official, not {choice!r}")
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
@@ -77,6 +83,26 @@ def sample_frames(path: str | Path, n: int = 8) -> list[Image.Image]:
                     raise MediaError(f"video {path}: no frame could be decoded near {target:.2f}s")
                 frames.append(chosen.to_image().convert("RGB"))
             return frames
+    except (av.error.FFmpegError, IndexError) as err:
+        raise MediaError(f"cannot read video {path}: {err}") from err
+
+
+def _official_frames(path: Path, n: int) -> list[Image.Image]:
+    import av
+
+    try:
+        with av.open(str(path)) as container:  # first pass: the frame count, as len(list of every frame)
+            total = sum(1 for _ in container.decode(container.streams.video[0]))
+        if total < n:
+            raise MediaError(f"video {path} has {total} frames, fewer than the {n} the official choice takes")
+        wanted, frames = set(range(0, (total // n) * n, total // n)[:n]), []
+        with av.open(str(path)) as container:
+            for i, frame in enumerate(container.decode(container.streams.video[0])):
+                if i in wanted:
+                    frames.append(frame.to_image().convert("RGB").resize((224, 224), Image.BILINEAR))
+                if len(frames) == n:
+                    break
+        return frames
     except (av.error.FFmpegError, IndexError) as err:
         raise MediaError(f"cannot read video {path}: {err}") from err
 

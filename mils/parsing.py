@@ -185,3 +185,19 @@ def annotate_reply(reply: str, new: Iterable[str]) -> list[tuple[str, bool]]:
         out.append((raw, key in fresh))
         fresh.discard(key)  # a candidate written twice was parsed once
     return out
+
+
+# transformers 4.x's clean_up_tokenization (tokenization_utils_base.py), in its order
+_CLEANUP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
+            (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
+
+
+def official_cleanup(text: str) -> str:
+    """A reply as the MILS code read it: its text-generation pipeline (transformers 4.x) decoded with
+    ``clean_up_tokenization_spaces=True`` (Llama 3's tokenizer config), which removes the space before
+    . ? ! , and English contractions (" n't" -> "n't"). transformers 5 does not apply it to BPE
+    tokenizers and engines return their own text, so the paper profile applies it to every backend's
+    reply before parsing (``loop.cleanup: official``)."""
+    for old, new in _CLEANUP:
+        text = text.replace(old, new)
+    return text

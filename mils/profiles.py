@@ -75,7 +75,7 @@ def _paper() -> dict[str, Any]:
         # the release bank is a user file: --bank .../image_descriptions_per_class.txt
         "bank": {"dedup": "exact", "subsample_sampler": "official"},
         "loop": {"steps": 10, "keep": 50, "requested": 50, "seed": 2024, "parser": "official", "dedup": "exact",
-                 "exploration_style": "official", "ties": "new_first"},
+                 "exploration_style": "official", "ties": "new_first", "cleanup": "official"},
         "prompts": "official",
         "dataset": {"seed": 2024, "sampler": "official"},
         "batch_size": 16,
@@ -85,7 +85,8 @@ def _paper() -> dict[str, Any]:
 
 _PAPER_TASKS = {
     # ViCLIP (the paper's video scorer) is in no library: SigLIP on 8 frames, averaged, instead
-    "video_captioning": {"scorer": {"name": "video_frames", "options": {"frames": 8, "image_scorer": _SIGLIP}},
+    "video_captioning": {"scorer": {"name": "video_frames", "options": {"frames": 8, "frame_choice": "official",
+                                                                        "image_scorer": _SIGLIP}},
                          "loop": {"steps": 10, "keep": 50, "requested": 50}, "eval_tokenize": "raw"},
     # ImageBind (the paper's) needs torch 1.13 and torchaudio: CLAP, reading and scoring audio as ImageBind
     # does (three 2 s clips spread over the file, averaged; scores x 20 in the prompt)

@@ -25,9 +25,9 @@ from mils.scorers.weights import unit_rows
 class FrameAveragingScorer:
     """Wraps an image scorer: a video's embedding is the mean of its frames' embeddings."""
 
-    def __init__(self, image_scorer, frames: int = 8) -> None:
+    def __init__(self, image_scorer, frames: int = 8, frame_choice: str = "centres") -> None:
         self.image_scorer = image_scorer
-        self.frames = frames
+        self.frames, self.frame_choice = frames, frame_choice
         self.higher_is_better = image_scorer.higher_is_better
 
     def fingerprint(self) -> str:  # text embeddings are the image scorer's own
@@ -36,7 +36,8 @@ class FrameAveragingScorer:
     def embed_samples(self, samples: Sequence[Sample]) -> np.ndarray:
         out = []
         for sample in samples:
-            frames = [Sample(f"{sample.id}#{i}", f) for i, f in enumerate(sample_frames(sample.media, self.frames))]
+            frames = [Sample(f"{sample.id}#{i}", f)
+                      for i, f in enumerate(sample_frames(sample.media, self.frames, self.frame_choice))]
             out.append(unit_rows(np.asarray(self.image_scorer.embed_samples(frames), np.float32).mean(axis=0)))
         return np.stack(out).astype(np.float32)
 
@@ -48,10 +49,13 @@ class FrameAveragingScorer:
 
 
 @registry.register("scorer", "video_frames")
-def video_frames_scorer(image_scorer: dict[str, Any] | None = None, frames: int = 8) -> FrameAveragingScorer:
-    """``image_scorer``: ``{"name": ..., "options": {...}}`` of a registered image scorer (default concept)."""
+def video_frames_scorer(image_scorer: dict[str, Any] | None = None, frames: int = 8,
+                        frame_choice: str = "centres") -> FrameAveragingScorer:
+    """``image_scorer``: ``{"name": ..., "options": {...}}`` of a registered image scorer (default
+    concept). ``frame_choice``: centres (of equal segments) or official (every N//8-th frame from 0,
+    squashed to 224: the MILS code's; the paper profile's)."""
     spec = image_scorer or {"name": "concept"}
-    return FrameAveragingScorer(registry.create("scorer", spec["name"], **spec.get("options", {})), frames)
+    return FrameAveragingScorer(registry.create("scorer", spec["name"], **spec.get("options", {})), frames, frame_choice)
 
 
 class XClipScorer(TransformersTwoTower):

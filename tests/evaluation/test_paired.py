@@ -71,3 +71,13 @@ def test_compare_scores_both_sides_with_one_tokenisation(monkeypatch):
     comparing.compare(raw, ptb, refs, ["CIDEr"], resamples=10)
     comparing.compare(ptb, comparing.Side("json", predictions), refs, ["CIDEr"], resamples=10)
     assert used == ["raw", "raw", "ptb", "ptb"]  # before: raw for one side, ptb for the other
+
+
+def test_the_gain_table_says_what_its_odds_are_and_that_its_meteor_is_a_mean():
+    """Before: P(Δ<=0)=1.000 beside "no clear difference" when every resample was a tie."""
+    from evaluation.paired import PairedDelta, gain_table
+
+    tie = PairedDelta(0.1, 0.1, 0.0, 0.0, 0.0, 1.0, 8, 0.0)
+    table = gain_table({"METEOR": tie}, None, names=("step 0", "final"))
+    assert "0.000 / 0.000" in table and "P(B better) / P(B worse)" in table
+    assert "mean of per-sample scores" in table and "no clear difference" in tie.verdict("METEOR")

@@ -19,6 +19,17 @@ def test_frames_are_sampled_at_segment_centres_by_seeking(tmp_path):
     assert indices == sorted(indices)
 
 
+def test_the_official_frame_choice_takes_every_nth_frame_from_0_squashed_to_224(tmp_path):
+    """task_utils/video/utils.py frames2tensor: step = len(frames) // 8, frames[::step][:8], cv2.resize
+    to 224 x 224. 43 frames: step 5, frames 0, 5, ..., 35 (the segment centres would be 2, 8, ...)."""
+    video = write_video(tmp_path / "v.mp4", n_frames=43, step=5)
+    frames = sample_frames(video, n=8, choice="official")
+    assert [f.size for f in frames] == [(224, 224)] * 8
+    assert [_frame_index(f, step=5) for f in frames] == [0, 5, 10, 15, 20, 25, 30, 35]
+    with pytest.raises(MediaError, match="fewer than the 8"):
+        sample_frames(write_video(tmp_path / "short.mp4", n_frames=5), n=8, choice="official")
+
+
 def test_bad_videos_are_named(tmp_path):
     with pytest.raises(MediaError, match="video not found"):
         sample_frames(tmp_path / "none.mp4")

@@ -140,3 +140,37 @@ def test_annotated_reply_marks_exactly_the_parsed_lines():
     assert [kept for _, kept in lines] == [False, True, True, False, False, False]
     assert sum(kept for _, kept in lines) == len(parsed)
     assert annotate_reply(reply, []) == [(line, False) for line, _ in lines]  # nothing new: all dropped
+
+
+def test_the_official_cleanup_is_transformers_own_rules_and_the_paper_profile_applies_it(fake_scorer, fake_bank):
+    """The MILS code read replies through transformers 4.x's pipeline, which cleaned up tokenization
+    spaces; transformers still carries the rules (clean_up_tokenization)."""
+    from transformers import PreTrainedTokenizerBase
+
+    from mils.config import build_config
+    from mils.loop import LoopOptions, Optimiser
+    from mils.parsing import official_cleanup
+    from mils.prompts import get_template
+    from mils.protocols import Sample
+    from tests.fakes import FakeGenerator
+
+    text = "1. a dog , a cat . isn't it ? it 's you 're we 've I 'm don 't ! can n't ' quoted ' x"
+    assert official_cleanup(text) == PreTrainedTokenizerBase.clean_up_tokenization(None, text)
+    assert official_cleanup("1. A man , in a hat .") == "1. A man, in a hat."
+    bank = {"bank": {"builtin": "imagenet-templates"}}
+    assert build_config("paper", bank).loop.cleanup == "official" and build_config("offline", {}).loop.cleanup == "none"
+
+    class Spaced(FakeGenerator):
+        def generate(self, prompts, seeds):
+            return ["1. a red cat , on a sofa .\n2. a dog 's ball"] * len(prompts)
+
+    def first_candidates(cleanup):
+        opt = Optimiser(Spaced(), fake_scorer, get_template("image_captioning"), fake_bank,
+                        fake_scorer.embed_texts(fake_bank), LoopOptions(steps=1, keep=3, requested=2, cleanup=cleanup,
+                                                                         max_words=None))
+        return opt.run([Sample("s", "red cat sofa")])[0]
+
+    cleaned, raw = first_candidates("official"), first_candidates("none")
+    assert {t for t, _ in cleaned.trace[-1].new} == {"a red cat, on a sofa", "a dog's ball"}  # the parser drops the "."
+    assert "a dog 's ball" in {t for t, _ in raw.trace[-1].new}
+    assert cleaned.raw_replies == raw.raw_replies  # the reply as the LLM wrote it is kept
