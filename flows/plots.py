@@ -3,6 +3,7 @@ quality each run reached against what it spent."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Mapping
 
 import pandas as pd
@@ -16,7 +17,9 @@ def primary_metric(rows: list[dict[str, Any]]) -> str | None:
 
 
 def plot_sweep(grid: dict[str, list[Any]], rows: list[dict[str, Any]], title: str):
-    """One panel per swept key: final metric (95% CI) per value, step-0 baseline dashed."""
+    """One panel per swept key: the final metric (x100, as the console prints it; bars: bootstrap
+    95% CI) per value, step 0 dashed. Variants that share a value differ in the other keys: each
+    combination of those gets its own colour and marker, side by side, named in the legend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,21 +28,32 @@ def plot_sweep(grid: dict[str, list[Any]], rows: list[dict[str, Any]], title: st
     metric = primary_metric(rows)
     if metric is None:
         return None
-    fig, axes = plt.subplots(1, len(grid), figsize=(4.2 * len(grid), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(grid), figsize=(4.6 * len(grid), 3.8), squeeze=False)
+    markers = "osD^v<>ph*"
     for ax, key in zip(axes[0], grid):
-        values = grid[key]
-        xs = list(range(len(values)))
-        for x, value in zip(xs, values):
-            for r in (r for r in rows if r["point"][key] == value and r["final"] is not None):
-                est, base = r["final"].corpus[metric], r["step0"].corpus[metric]
-                ax.errorbar(x, est.value, yerr=[[est.value - est.low], [est.high - est.value]], fmt="o", capsize=3,
-                            color="C0")
-                ax.plot([x - 0.25, x + 0.25], [base.value] * 2, "--", color="C1")
-        ax.set_xticks(xs, [str(v) for v in values])
+        others = [k for k in grid if k != key]
+        present = {tuple(r["point"][k] for k in others) for r in rows}
+        groups = [g for g in itertools.product(*(grid[k] for k in others)) if g in present]  # in the grid's order
+        width = 0.6 / max(len(groups), 1)
+        for g, group in enumerate(groups):
+            label = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(others, group)) or None
+            style = {"color": f"C{g % 10}", "marker": markers[g % len(markers)]}
+            for x, value in enumerate(grid[key]):
+                for r in (r for r in rows if r["point"][key] == value and r["final"] is not None
+                          and tuple(r["point"][k] for k in others) == group):
+                    est, base = r["final"].corpus[metric], r["step0"].corpus[metric]
+                    offset = x + (g - (len(groups) - 1) / 2) * width
+                    ax.errorbar(offset, 100 * est.value, yerr=[[100 * (est.value - est.low)], [100 * (est.high - est.value)]],
+                                capsize=3, linestyle="none", label=label, **style)
+                    ax.plot([offset - width / 2, offset + width / 2], [100 * base.value] * 2, "--", color=style["color"])
+                    label = None  # once per group in the legend
+        ax.set_xticks(range(len(grid[key])), [str(v) for v in grid[key]])
         ax.set_xlabel(key)
-        ax.set_ylabel(f"{metric} (final; dashed: step 0)")
+        ax.set_ylabel(f"{metric} x100 (final; dashed: step 0)")
         ax.grid(alpha=0.3)
-    fig.suptitle(f"{title}: {metric} vs swept value", fontsize=10)
+        if any(others):
+            ax.legend(fontsize=7, loc="best", title=", ".join(k.split(".")[-1] for k in others), title_fontsize=7)
+    fig.suptitle(f"{title}: {metric} vs swept value (bars: bootstrap 95% CI over samples)", fontsize=10)
     fig.tight_layout()
     return fig
 

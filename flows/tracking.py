@@ -131,11 +131,13 @@ def plot_curves(curves: pd.DataFrame, path: Path, title: str) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot(curves["step"], curves["score/best"], marker="o", label="best")
     ax.plot(curves["step"], curves["score/mean_topk"], marker="s", label="mean of top-K")
     ax.set_xlabel("optimisation step (0 = initial bank)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     ax.set_ylabel("scorer score (mean over samples)")
     ax.set_title(title, fontsize=9)
     ax.legend()

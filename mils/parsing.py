@@ -23,7 +23,8 @@ _SCORE_PREFIX = re.compile(
     r"^(?:the\s+|score\s*)?\(?\s*(?:\d*\.\d+|[01])\s*\)?\s*[:=\-\u2013|]\s*", re.I
 )
 _LABEL = re.compile(
-    r"^(?:(?:[A-Z]|Q|A\d*|Description\s*\d*|Caption\s*\d*|New description\s*\d*|Score)\s*:|\[[A-H]\])\s*",
+    r"^(?:(?:[A-Z]|Q|A\d*|Description\s*\d*|Caption\s*\d*|(?:New|Original|Modified|Improved) description\s*\d*|Score)"
+    r"\s*:|\[[A-H]\])\s*",
     re.I,
 )
 _QUOTED = re.compile(r"""^["\u201c'](.+?)["\u201d'](?=\s|$|[.,;:!?)\-\u2013])""")
@@ -52,13 +53,22 @@ _META = re.compile(
     r"|\b(?:previous|following|above|given) (?:one|descriptions?|examples?)\b|^your (?:\w+ )?descriptions? (?:should|must)\b"
     # talk to the user about their picture or text: "... a more detailed description of your image", praise
     r"|\byour (?:\w+ )?(?:image|photo|picture|video|audio|clip|description|caption|text)s?\b|\bhere'?s\b"
-    r"|\b(?:great|good|excellent|perfect|wonderful) (?:example|job|description|caption)\b|\bthis is a description\b",
+    r"|\b(?:great|good|excellent|perfect|wonderful) (?:example|job|description|caption)\b|\bthis is a description\b"
+    # judgements of a description instead of one: "A plate of food is a high-quality image description"
+    r"|^this description\b|\bis an? (?:[\w-]+ )?(?:image |photo |video |audio )?(?:description|caption)\b",
     re.I,
 )
 # run-on prose: three sentences or more, or two in over 30 words (a caption is a phrase or a sentence)
 _SENTENCE_BREAK = re.compile(r"[.!?]\s+(?=[A-Z\"\u201c])")
 _DANGLING = {"a", "an", "the", "is", "are", "was", "of", "with", "and", "or", "to", "in", "on", "at", "that", "which",
-             "by", "for", "from", "as", "its", "their", "this", "these", "your", "my", "our", "his", "her"}
+             "by", "for", "from", "as", "its", "their", "this", "these", "your", "my", "our", "his", "her", "but", "so",
+             "than", "into", "onto", "over", "under", "behind", "between", "near", "about", "through", "while", "where",
+             "who", "whose", "when", "such", "very", "like", "wearing", "holding", "featuring", "showing", "including",
+             "carrying", "using"}  # a line ending in one is cut off: "A person wearing"
+# a title with a number ("Titanic - 7", "Scene 2 - 3"), an aside in brackets ("[i.e. close-up of ...",
+# "(Note: ...)"): never candidates
+_TITLE = re.compile(r"^[\w'&.,: ]{1,40}\s[-\u2013\u2014]\s*\d+\s*$")
+_ASIDE = re.compile(r"^\s*(?:\(|\[(?![^\]]*\]\s*$))")  # "(" always; "[" unless the line is one bracketed caption
 _WS = re.compile(r"\s+")
 _EDGE_PUNCT = " \t\"'\u201c\u201d`*_.,;:!?"
 
@@ -94,7 +104,9 @@ def _clean_line(line: str) -> tuple[str, bool]:
 
 
 def _usable(text: str, max_words: int | None) -> bool:
-    if len(text) < 3 or not re.search(r"[A-Za-z]{2}", text):
+    if len(text) < 3 or not re.search(r"[A-Za-z]{2}", text) or len(text.split()) < 2:  # "Photo": no description
+        return False
+    if _TITLE.match(text):
         return False
     if text.endswith(":") or _PREAMBLE.match(text) or _META.search(text):
         return False
@@ -111,7 +123,8 @@ def _junk(raw: str) -> bool:
     and lines labelled as a score."""
     line = _MARKER.sub("", raw, count=1) if _MARKER.match(raw) and not _LETTER_LABEL.match(raw) else raw
     introduces = line.rstrip().rstrip("*").endswith(":")  # "Here is a more detailed description of your image:"
-    return bool(_BRACKETED_SCORE.match(line) or _LETTER_LABEL.match(line) or _SCORE_LINE.match(line) or introduces)
+    return bool(_BRACKETED_SCORE.match(line) or _LETTER_LABEL.match(line) or _SCORE_LINE.match(line) or introduces
+                or _ASIDE.match(line))
 
 
 def prompt_lines(prompt: str) -> set[str]:

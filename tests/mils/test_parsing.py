@@ -102,7 +102,9 @@ def test_real_captions_survive_the_junk_filters():
 
 def test_real_smollm2_replies_leave_no_junk():
     """Replies of the real SmolLM2-135M to our meta-prompt: 24 from a pipeline run on the sample
-    photos, 24 from `mils caption` on six scikit-image photos (4 steps, keep 5, 10 requested)."""
+    photos, 24 from `mils caption` on six scikit-image photos (4 steps, keep 5, 10 requested), 16
+    to the captioning prompt with five shown captions (200 tokens; judgements such as "X is a
+    high-quality image description", "Original/Modified description:" labels, narratives)."""
     import json
     from pathlib import Path
 
@@ -122,6 +124,20 @@ def test_real_smollm2_replies_leave_no_junk():
         assert not re.search(r"\byour\b|here'?s|great example", candidate, re.I), candidate
         assert len(re.findall(r"[.!?]\s+[A-Z]", candidate)) < 2, candidate
         assert not re.match(r"^[A-Z][.)]\s", candidate), candidate  # no lettered option ("J. Higher")
+        assert len(candidate.split()) >= 2, candidate  # no one-word line ("Photo")
+        assert not re.search(r"\bdescription\b", candidate, re.I), candidate  # talk about descriptions
+        assert not candidate.startswith("("), candidate
+
+
+def test_titles_fragments_asides_and_one_word_lines_are_not_captions():
+    """The classes an audit found the parser still kept from real SmolLM2 replies: 19 titles like
+    "Titanic - 7" in one reply, fragments ("A person wearing"), bracketed asides, one-word lines."""
+    reply = "\n".join(["1. Titanic - 7", "2. Scene 2 - 3", "3. A person wearing", "4. [i.e. close-up of the face",
+                       "5. (Note: these are guesses)", "6. Photo", "7. A ship on the open sea",
+                       "8. A man - wearing a hat - rides a horse", "9. [a palace with a bell tower]",
+                       "10. A view of Route 66 - 1950s"])
+    assert parse_candidates(reply) == ["A ship on the open sea", "A man - wearing a hat - rides a horse",
+                                       "a palace with a bell tower", "A view of Route 66 - 1950s"]
 
 
 def test_framing_around_a_caption_is_removed():
