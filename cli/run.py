@@ -62,7 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with stop_on_signals(_resume_hint(config)):
         outcome = run_benchmark(config)
     _print_benchmark(outcome)
-    _print_mlflow_hint(config.tracking)
+    _print_mlflow_hint(config.tracking, outcome.mlflow.get("view"))
     return 1 if outcome.failures else 0
 
 
@@ -96,7 +96,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with stop_on_signals(_resume_hint(config)):
         outcome = run_benchmark(config)
     _print_benchmark(outcome)
-    _print_mlflow_hint(config.tracking)
+    _print_mlflow_hint(config.tracking, outcome.mlflow.get("view"))
     return 1 if outcome.failures else 0
 
 

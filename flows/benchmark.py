@@ -19,9 +19,10 @@ from tqdm.auto import tqdm
 
 from evaluation.caption_metrics import MetricReport
 from evaluation.datasets import Dataset
+from flows.dashboard import share_runs_view
 from flows.record import RunRecord, run_record
 from flows.runners import make_task_runner
-from flows.tracking import end_orphans, git_revision, log_config_run, package_versions, start_tracking
+from flows.tracking import created_run, end_orphans, git_revision, log_config_run, package_versions, start_tracking
 from mils.captioning import check_media
 from mils.config import RunConfig
 from mils.files import content_hash, write_atomic
@@ -162,6 +163,7 @@ def benchmark_flow(config: dict[str, Any]) -> RunRecord:
     import mlflow
 
     config = RunConfig.model_validate(config)
+    started = time.time()
     outcome = optimise_config(config)
     counts = {**(outcome.counts or {}), "done": len(outcome.results), "failed": len(outcome.failures),
               "computed": sum(s["computed"] for s in outcome.shard_stats),
@@ -173,14 +175,16 @@ def benchmark_flow(config: dict[str, Any]) -> RunRecord:
     previous = _tracked_run_ids(outcome.results_dir)
     state = {"dataset_hash": dataset_hash(outcome), "done": len(outcome.results), "failed": len(outcome.failures),
              "metrics": list(config.metrics), "eval_tokenize": config.eval_tokenize}
-    with mlflow.start_run(run_id=previous.get("parent"), run_name=f"benchmark {config.name}") as parent:
+    parent_id = previous.get("parent") or created_run(f"benchmark {config.name}", started)
+    with mlflow.start_run(run_id=parent_id) as parent:
         mlflow.set_tag("mils.kind", "benchmark")
         # at once, so that a rerun after a kill during logging reopens this parent instead of adding one
         write_atomic(outcome.results_dir / "mlflow.json", json.dumps({"parent": parent.info.run_id}))
         end_orphans(parent.info.run_id)  # a killed earlier attempt's half-logged child
         child_id = previous.get("child") if previous.get("state") == state and _finished(previous.get("child")) else None
         if child_id is None:  # a finished run whose results have not changed is not logged twice
-            with mlflow.start_run(run_name=f"{config.name} {config.result_key()}", nested=True) as child:
+            name = f"{config.name} {config.result_key()}"
+            with mlflow.start_run(run_id=created_run(name, started, parent.info.run_id), nested=True) as child:
                 log_config_run(config, outcome.results, outcome.failures, outcome.reports,
                                {"mils.kind": "config", "dataset_hash": state["dataset_hash"],
                                 "mils.results_dir": str(outcome.results_dir)},
@@ -189,8 +193,10 @@ def benchmark_flow(config: dict[str, Any]) -> RunRecord:
             child_id = child.info.run_id
         write_atomic(outcome.results_dir / "mlflow.json", json.dumps({"parent": parent.info.run_id, "child": child_id,
                                                                      "state": state}))
+        view = share_runs_view(mlflow.MlflowClient(), parent.info.experiment_id, parent.info.run_id,
+                               primary_metric=next((m for m in ("CIDEr", "METEOR") if m in config.metrics), None))
     record = replace(record, mlflow={"parent": parent.info.run_id, "child": child_id,
-                                     "tracking_uri": config.tracking.uri})
+                                     "tracking_uri": config.tracking.uri, "view": view})
     write_atomic(outcome.results_dir / "run.json", json.dumps(record.as_dict(), indent=2, default=str))
     return record
 

@@ -53,3 +53,25 @@ def share_sweep_view(client, experiment_id: str, parent_run_id: str, title: str,
     client.set_experiment_tag(experiment_id, SHARED_VIEW_TAG + key, json.dumps(sweep_view(parent_run_id, swept,
                                                                                           metrics)))
     return key
+
+
+RUN_PARAMS = ("generator.model", "scorer.name", "loop.steps", "loop.keep", "loop.requested", "loop.seed")
+
+
+def share_runs_view(client, experiment_id: str, parent_run_id: str, primary_metric: str | None = None) -> str:
+    """The view a single run's printed link opens: the experiment's config runs (the ones holding
+    the numbers, not their parents), newest first, key parameters and metrics as columns: the same
+    kind of saved view a sweep gets.
+    Returns the address of the runs table with it."""
+    metrics = [*([f"final/{primary_metric}", f"gain/{primary_metric}"] if primary_metric else []), *HEADLINE]
+    columns = [f"params.`{p}`" for p in RUN_PARAMS] + [f"metrics.`{m}`" for m in metrics]
+    view = {"searchFilter": "tags.`mils.kind` = 'config'",  # the runs that hold the numbers, not their parents
+            "orderByKey": "attributes.start_time", "orderByAsc": False,
+            "selectedColumns": columns, "columnOrder": ["attributes.`Run Name`", *columns],
+            # grouped by kind, as a sweep's view is grouped by sweep: MLflow nests a child under its
+            # collapsed parent otherwise, and the numbers stay hidden
+            "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": "mils.kind"}]},
+            "useGroupedValuesInCharts": False, "runsExpanded": {parent_run_id: True}, "hideEmptyCharts": True}
+    key = "mils-runs"
+    client.set_experiment_tag(experiment_id, SHARED_VIEW_TAG + key, json.dumps(view))
+    return runs_url(experiment_id, key)
