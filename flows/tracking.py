@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import tempfile
 from dataclasses import asdict
@@ -264,8 +265,8 @@ def log_frontier(table: pd.DataFrame, folder: Path, tracking: TrackingConfig) ->
     start_tracking(tracking)
     with mlflow.start_run(run_name=f"frontier of {len(table)} runs", nested=mlflow.active_run() is not None) as run:
         mlflow.set_tags({"mils.kind": "frontier", "mils.frontier_runs": ",".join(table["run"])})
-        for n, row in table.iterrows():
-            prefix = f"{row['strategy']}_{n}"
+        for n, row in table.iterrows():  # named by what differs between the runs (evaluation/frontier.py labels)
+            prefix = re.sub(r"[^\w.\- /]", "_", str(row.get("label") or f"{row['strategy']}_{n}"))[:200]
             mlflow.log_metrics({f"{prefix}/{k}": float(row[k]) for k in ("optimised", "held_out", "CIDEr",
                                                                           "generated_tokens_per_sample",
                                                                           "delta_vs_first", "pareto")
