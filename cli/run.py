@@ -107,10 +107,27 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         summary = pipeline_flow(args.config, fresh=args.fresh)
     print(f"\npipeline {args.config}: MLflow parent run {summary['parent_run_id']} ({summary['tracking_uri']})")
     for stage, info in summary["stages"].items():
-        print(f"  {stage:>9}: {json.dumps(info, default=str)[:300]}")
+        print(f"  {stage:>12}: {_stage_line(info)}")
     print(f"results: {summary['results_dir']}")
     _print_mlflow_hint(read_pipeline(args.config).config.tracking, summary["stages"].get("sweep", {}).get("dashboard"))
     return 1 if summary["stages"]["optimise"]["failed"] else 0
+
+
+def _stage_line(info) -> str:
+    """A pipeline stage's summary as ``key: value`` pairs, long values shortened (not raw JSON cut
+    off mid-key)."""
+    if not isinstance(info, dict):
+        return str(info)
+    parts = []
+    for key, value in info.items():
+        if isinstance(value, float):
+            text = f"{value:.4g}"
+        elif isinstance(value, (dict, list)):
+            text = f"{len(value)} {'entries' if isinstance(value, dict) else 'items'}"
+        else:
+            text = str(value)
+        parts.append(f"{key}: {text if len(text) <= 70 else text[:67] + '...'}")
+    return "; ".join(parts)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -120,8 +137,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     with stop_on_signals("finished samples of every variant are kept; run the same command again to resume"):
         outcome = run_sweep(args.config)
     print(f"\n{outcome['variants']} variants from {outcome['optimisation_runs']} optimisation runs")
-    print(sweep_report(outcome["parent_run_id"], outcome["tracking_uri"]))
     _, variants = expand_sweep(args.config)
+    out = Path(variants[0][1].output_dir) / f"sweep-report-{outcome['parent_run_id'][:8]}"
+    print(sweep_report(outcome["parent_run_id"], outcome["tracking_uri"], out))
+    print(f"again later: mils report {outcome['parent_run_id']} --tracking-uri {outcome['tracking_uri']}")
     _print_mlflow_hint(variants[0][1].tracking, outcome["dashboard"])
     return 0
 
@@ -151,9 +170,10 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from flows.report import sweep_report
+    from flows.report import require_store, sweep_report
 
-    print(sweep_report(args.run_id, args.tracking_uri))
+    require_store(args.tracking_uri)
+    print(sweep_report(args.run_id, args.tracking_uri, Path(args.out or f"outputs/report-{args.run_id[:8]}")))
     return 0
 
 
@@ -234,6 +254,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     report = sub.add_parser("report", help="comparison table of a sweep's child runs")
     report.add_argument("run_id", help="the sweep's parent MLflow run id")
     report.add_argument("--tracking-uri", default="sqlite:///mlruns.db")
+    report.add_argument("--out", help="where report.csv and report.tex (booktabs) go (default outputs/report-<id>)")
     report.set_defaults(func=cmd_report)
 
     pipeline = sub.add_parser("pipeline", help="bank -> optimisation -> metrics -> sweep -> judging batch, one MLflow run")

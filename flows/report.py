@@ -29,21 +29,83 @@ def sweep_children(run_id: str, tracking_uri: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def sweep_report(run_id: str, tracking_uri: str) -> str:
+def paper_table(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per variant: its swept settings, every final metric with its 95% CI (x100), the
+    paired gain over step 0 with its CI, wins/ties/losses on the scorer, and the cost per sample."""
+    swept = [c for c in table.columns if c.startswith("sweep.")]
+    finals = sorted(c.removeprefix("final/") for c in table.columns
+                    if c.startswith("final/") and not c.endswith(("_ci_low", "_ci_high")))
+    out = pd.DataFrame({c.removeprefix("sweep."): table[c] for c in swept})
+    for name in finals:
+        for suffix, column in (("", f"final/{name}"), (" low", f"final/{name}_ci_low"), (" high", f"final/{name}_ci_high")):
+            if column in table:
+                out[f"{name}{suffix}"] = 100 * table[column]
+    for name in [*finals, "score"]:
+        scale = 1 if name == "score" else 100
+        for suffix, column in (("", f"gain/{name}"), (" low", f"gain/{name}_ci_low"), (" high", f"gain/{name}_ci_high")):
+            if column in table:
+                out[f"gain {name}{suffix}"] = scale * table[column]
+    for column in ("gain/wins", "gain/ties", "gain/losses"):
+        if column in table:
+            out[column.removeprefix("gain/")] = table[column]
+    for column in ("cost/generated_tokens_per_sample", "cost/seconds_per_sample", "cost/dollars_per_sample"):
+        if column in table:
+            out[column.removeprefix("cost/")] = table[column]
+    out["run_id"] = table["run_id"]
+    return out
+
+
+def latex_table(table: pd.DataFrame, caption: str) -> str:
+    """``table`` (:func:`paper_table`) as a booktabs LaTeX table, each metric as value [low, high]."""
+    def esc(text) -> str:
+        return "".join("\\" + c if c in "&%$#_{}" else {"~": r"\textasciitilde{}", "^": r"\^{}",
+                                                       "\\": r"\textbackslash{}"}.get(c, c) for c in str(text))
+
+    columns = [c for c in table.columns if not c.endswith((" low", " high")) and c != "run_id"]
+
+    def cell(row, c) -> str:
+        value = row[c]
+        if isinstance(value, float) and f"{c} low" in table:
+            return f"{value:.1f} [{row[c + ' low']:.1f}, {row[c + ' high']:.1f}]"
+        return f"{value:.3g}" if isinstance(value, float) else esc(value)
+
+    lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{" + "l" * len(columns) + "}", r"\toprule",
+             " & ".join(esc(c) for c in columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(cell(row, c) for c in columns) + r" \\" for _, row in table.iterrows()]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\caption{" + esc(caption) + "}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def sweep_report(run_id: str, tracking_uri: str, out: Path | None = None) -> str:
+    """The sweep's variants as a text table; with ``out``, also ``report.csv`` and ``report.tex``
+    (booktabs) there, every metric with its CI, the gain, wins/ties/losses and the cost."""
+    from mils.files import write_atomic, written
+
     table = sweep_children(run_id, tracking_uri)
     if table.empty:
         return f"run {run_id} has no child runs"
     swept = [c for c in table.columns if c.startswith("sweep.")]
     finals = sorted(c for c in table.columns if c.startswith("final/") and not c.endswith(("_ci_low", "_ci_high")))
     lines = []
-    header = [*swept, "score/best", *[f.removeprefix("final/") + " [95% CI]" for f in finals]]
+    header = [*swept, "score/best", *[f.removeprefix("final/") + " [95% CI]" for f in finals], "W/T/L"]
     for _, row in table.iterrows():
         cells = [str(row[c]) for c in swept] + [f"{row.get('score/best', float('nan')):.3f}"]
         for f in finals:
             cells.append(f"{100 * row[f]:.1f} [{100 * row[f + '_ci_low']:.1f}, {100 * row[f + '_ci_high']:.1f}]"
                          if f + "_ci_low" in row else f"{100 * row[f]:.1f}")
+        cells.append("/".join(str(int(row[k])) if k in row and pd.notna(row[k]) else "-"
+                              for k in ("gain/wins", "gain/ties", "gain/losses")))
         lines.append(cells)
-    return text_table(header, lines) + "\n(metrics x100; score/best is the scorer's final best score, mean over samples)"
+    text = text_table(header, lines) + ("\n(metrics x100; score/best is the scorer's final best score, mean over "
+                                        "samples; W/T/L: samples whose score rose, stayed, fell from step 0)")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        paper = paper_table(table)
+        written(out / "report.csv", lambda b: paper.to_csv(b, index=False))
+        write_atomic(out / "report.tex", latex_table(paper, f"MILS sweep (MLflow run {run_id}); metrics x100 with "
+                                                            "bootstrap 95% CIs"))
+        text += f"\nwritten: {out / 'report.csv'}, {out / 'report.tex'} (booktabs)"
+    return text
 
 
 def side_from_mlflow(run_id: str, tracking_uri: str):

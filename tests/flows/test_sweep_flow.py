@@ -40,8 +40,16 @@ def test_sweep_creates_one_child_per_config_and_shares_step_runs(flow_config, tm
         assert row["score/final"] == pytest.approx(child.data.metrics["score/best"])  # the last step's best
         assert row["cost/generated_tokens"] > 0
 
-    report = sweep_report(outcome["parent_run_id"], raw["tracking"]["uri"])
-    assert "sweep.loop.steps" in report and "CIDEr [95% CI]" in report and len(report.splitlines()) == 2 + 4 + 1
+    report = sweep_report(outcome["parent_run_id"], raw["tracking"]["uri"], tmp_path / "report")
+    assert "sweep.loop.steps" in report and "CIDEr [95% CI]" in report and len(report.splitlines()) == 2 + 4 + 1 + 1
+    import pandas as pd
+
+    paper = pd.read_csv(tmp_path / "report" / "report.csv")  # a table for a paper: every metric with its CI
+    assert len(paper) == 4 and {"loop.steps", "CIDEr", "CIDEr low", "CIDEr high", "gain CIDEr", "wins"} <= set(paper)
+    assert ((paper["CIDEr low"] <= paper["CIDEr"]) & (paper["CIDEr"] <= paper["CIDEr high"])).all()
+    tex = (tmp_path / "report" / "report.tex").read_text()
+    assert tex.count(r"\\") == 1 + 4 and r"\toprule" in tex and r"\bottomrule" in tex and "loop.steps" in tex
+    assert r"\begin{tabular}{" + "l" * tex.split(r"\begin{tabular}{")[1].split("}")[0].count("l") + "}" in tex
 
 
 def test_truncated_history_equals_a_real_shorter_run(flow_config):
