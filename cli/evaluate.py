@@ -134,6 +134,26 @@ def cmd_frontier(args: argparse.Namespace) -> int:
     return 0
 
 
+VIEW_PORT = 8766
+
+
+def _free_port(host: str, port: int, explicit: bool) -> int:
+    """``port`` when nothing listens there; else, for the default port, the next free one (a second
+    `mils view` used to print a link that served the first run, then fail); an explicit --port in use
+    is an error."""
+    import socket
+
+    for candidate in [port] if explicit else range(port, port + 50):
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a closed port's TIME_WAIT is free
+            try:
+                s.bind((host, candidate))
+                return candidate
+            except OSError:
+                continue
+    raise InputError(f"port {port} on {host} is in use (another `mils view`?): pass another --port")
+
+
 def cmd_view(args: argparse.Namespace) -> int:
     from human_eval.viewer import RunIndex, create_app
     from human_eval.web_safety import is_loopback
@@ -147,11 +167,12 @@ def cmd_view(args: argparse.Namespace) -> int:
         token = secrets.token_urlsafe(24)  # anyone who can reach the address would see the run otherwise
     import uvicorn
 
-    link = f"http://{args.host}:{args.port}/" + (f"?token={token}" if token else "")
+    port = _free_port(args.host, args.port, explicit=args.port != VIEW_PORT)
+    link = f"http://{args.host}:{port}/" + (f"?token={token}" if token else "")
     print(f"{len(index.rows)} samples of {index.folder}: {link}  (Ctrl-C stops)")
     for path, problem in index.problems[:10]:
         print(f"  not shown: {path}: {problem}")
-    uvicorn.run(create_app(index, token, loopback_only=is_loopback(args.host)), host=args.host, port=args.port,
+    uvicorn.run(create_app(index, token, loopback_only=is_loopback(args.host)), host=args.host, port=port,
                 log_level="warning")
     return 0
 
@@ -263,7 +284,7 @@ def _register_view(sub: argparse._SubParsersAction) -> None:
     view.add_argument("--media-root", action="append", default=[],
                       help="a folder the samples' media may be served from, besides the results folder and the "
                            "dataset folder the run recorded (repeatable)")
-    view.add_argument("--port", type=int, default=8766)
+    view.add_argument("--port", type=int, default=VIEW_PORT, help="default 8766, or the next free one")
     view.add_argument("--tracking-uri", default="sqlite:///mlruns.db")
     view.set_defaults(func=cmd_view)
 

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Sequence
 
-from cli import caption, data, evaluate, human, run
-from mils.errors import MilsError
-from mils.layout import check_layout
+# before Prefect or MLflow is imported: Prefect's temporary server (a child process that inherits
+# this) otherwise starts every run with a telemetry ERROR and a traceback; a user's own setting wins
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+from cli import caption, data, evaluate, human, run  # noqa: E402
+from mils.errors import MilsError  # noqa: E402
+from mils.layout import check_layout  # noqa: E402
 
 GROUPS = (caption, run, data, evaluate, human)
 

@@ -251,11 +251,16 @@ def cached_caption_metrics(predictions: Mapping[str, str], references: Mapping[s
     return report
 
 
+_WARNED: set[str] = set()
+
+
 def _spice_metrics(gts, res, ids, mean_metric, columns, spider: bool) -> dict[str, str]:
     """SPICE (and SPIDEr = (CIDEr + SPICE) / 2) when the CoreNLP jars are there; else the reasons."""
     reason = spice_missing_reason()
     if reason:
-        log.warning("%s", reason)
+        if reason not in _WARNED:  # once per process, not once per stage and shard
+            _WARNED.add(reason)
+            log.warning("%s", reason)
         return {"SPICE": reason, **({"SPIDEr": "SPIDEr = (CIDEr + SPICE) / 2 needs SPICE: " + reason} if spider else {})}
     from pycocoevalcap.spice.spice import Spice
 
@@ -277,8 +282,8 @@ def format_table(report: MetricReport, scale: float = 100.0) -> str:
     lines = [f"{'metric':<8} {'value':>7}   95% CI"]
     for name, est in report.corpus.items():
         lines.append(f"{name:<8} {est.value * scale:7.1f}   [{est.low * scale:.1f}, {est.high * scale:.1f}]")
-    for name, reason in report.unavailable.items():
-        lines.append(f"{name:<8} {'n/a':>7}   {reason}")
+    for name, reason in report.unavailable.items():  # the first sentence: the whole reason is in the warning
+        lines.append(f"{name:<8} {'n/a':>7}   {reason.split('. ')[0].split(', missing from')[0]}")
     return "\n".join(lines)
 
 

@@ -21,7 +21,7 @@ from mils.config import DatasetConfig
 from mils.errors import InputError, MissingInputError
 from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, media_problem
 from mils.protocols import Sample
-from mils.registry import checked_options, create, register
+from mils.registry import checked_options, create, get_factory, register
 
 log = logging.getLogger(__name__)
 
@@ -305,8 +305,17 @@ def load_dataset(kind: str, args: dict[str, Any], limit: int | None = None, seed
 
 
 def check_dataset(cfg: DatasetConfig) -> None:
-    """The dataset kind exists and takes the arguments given (checked before anything is read)."""
+    """The dataset kind exists, takes the arguments given, and every file or folder they name
+    exists: checked before anything is read or any flow starts, so a wrong path is one line, not
+    two flow tracebacks after the models loaded."""
+    import inspect
+
     checked_options("dataset", cfg.kind, cfg.args, "dataset.args")
+    params = inspect.signature(get_factory("dataset", cfg.kind)).parameters
+    for name, value in cfg.args.items():
+        if name in params and "Path" in str(params[name].annotation) and isinstance(value, str):
+            if not Path(value).expanduser().exists():
+                raise MissingInputError(f"dataset.args.{name}: {value} not found (dataset {cfg.kind!r})")
 
 
 def config_dataset(cfg: DatasetConfig) -> Dataset:

@@ -42,7 +42,7 @@ def expand_sweep(path: str | Path) -> tuple[dict[str, list[Any]], Variants]:
     raw.pop("baseline", None)
     if not isinstance(grid, dict) or not grid or not all(isinstance(v, list) and v for v in grid.values()):
         raise InputError(f"{path} needs a 'sweep' mapping of dotted keys to non-empty lists, "
-                         "e.g. sweep: {{loop.steps: [1, 5, 10]}}")
+                         "e.g. sweep: {loop.steps: [1, 5, 10]}")
     return grid, sweep_variants(raw.pop("profile"), raw, grid)
 
 

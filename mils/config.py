@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mils.errors import InputError, MissingInputError
 from mils.files import content_hash
 from mils.loop import LoopOptions
-from mils.registry import checked_options, import_plugins
+from mils.registry import checked_options, import_plugins, validation_problem
 from mils.sampling import ADDED_LATER as SAMPLING_ADDED_LATER
 from mils.sampling import SamplingOptions
 
@@ -293,8 +293,7 @@ def build_config(profile: str, overrides: dict[str, Any] | None = None, task: st
     try:
         config = RunConfig.model_validate(raw)
     except ValidationError as err:  # one line per mistake, each naming its key
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg'].removeprefix('Value error, ')}"
-                             for e in err.errors())
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {validation_problem(e, RunConfig)}" for e in err.errors())
         raise InputError(f"invalid run configuration (profile {profile!r}): {problems}") from err
     if config.prompts not in ("suite", "official"):  # a --prompts folder missing a file fails now, before models load
         from mils.prompts import prompt_text

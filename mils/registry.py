@@ -119,3 +119,17 @@ def import_plugins(modules: Sequence[str]) -> None:
             importlib.import_module(module)
         except ImportError as err:
             raise MissingDependencyError(f"cannot import plugin module {module!r} named in the config: {err}") from err
+
+
+def validation_problem(error: dict, root) -> str:
+    """A pydantic validation error of ``root`` (a model class) in words; an unknown key gets the
+    closest known key of its section (before: "Extra inputs are not permitted")."""
+    if error["type"] != "extra_forbidden":
+        return error["msg"].removeprefix("Value error, ")
+    model: Any = root
+    for part in error["loc"][:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        model = getattr(field, "annotation", None)
+    known = sorted(getattr(model, "model_fields", {}))
+    close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
+    return "not a setting here" + (f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})")

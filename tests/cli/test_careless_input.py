@@ -53,3 +53,28 @@ def test_malformed_pairs_json_is_one_line(tmp_path):
     (tmp_path / "pairs.json").write_text('{"not": "a list"}')
     with pytest.raises(InputError, match="pairs.json is not a list of pairs"):
         create_app(tmp_path)
+
+
+def test_a_busy_view_port_is_skipped_by_default_and_named_when_asked_for():
+    import socket
+
+    from cli.evaluate import _free_port
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert _free_port("127.0.0.1", port, explicit=False) != port
+        with pytest.raises(InputError, match=f"port {port} on 127.0.0.1 is in use"):
+            _free_port("127.0.0.1", port, explicit=True)
+
+
+def test_a_config_key_typo_gets_the_closest_key_and_a_missing_dataset_is_one_line(tmp_path, capsys):
+    from mils.config import build_config
+
+    with pytest.raises(InputError, match=r"loop.stesp: not a setting here; did you mean 'steps'\?"):
+        build_config("offline", {"loop": {"stesp": 3}})
+    (tmp_path / "run.yaml").write_text("profile: offline\ndataset: {kind: folder, args: {directory: /no/such/dir}}\n")
+    assert main(["run", str(tmp_path / "run.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "mils: error: dataset.args.directory: /no/such/dir not found (dataset 'folder')"

@@ -72,21 +72,17 @@ def test_trace_is_stored_with_each_text_once_and_old_files_open_without_it(fake_
 
 def test_a_full_disk_gives_a_clear_error_and_loses_nothing(tmp_path, monkeypatch):
     import errno
-    from pathlib import Path
 
+    import mils.files
     from mils.errors import StorageError
 
     store = ResultStore(tmp_path)
     store.write(_result("a"))
-    real = Path.write_text
 
-    def full_disk(self, *args, **kwargs):
-        if self.name.endswith(".tmp"):
-            real(self, "{half")  # the disk filled up half-way through the file
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, *args, **kwargs)
+    def full_disk(fd):  # the half-written temporary file cannot reach the disk
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(Path, "write_text", full_disk)
+    monkeypatch.setattr(mils.files.os, "fsync", full_disk)
     with pytest.raises(StorageError, match=r"No space left on device.*written before are intact"):
         store.write(_result("b"))
     monkeypatch.undo()
