@@ -26,6 +26,7 @@ from flows.tracking import created_run, end_orphans, git_revision, log_config_ru
 from mils.captioning import check_media
 from mils.config import RunConfig
 from mils.files import content_hash, write_atomic
+from mils.progress import shared_bar
 from mils.records import SampleResult
 from mils.results import ResultStore, folder_lock, write_media_root
 from tasks.captioning import (
@@ -93,7 +94,10 @@ def _optimise(config: RunConfig, results_dir: Path, data: Dataset | None) -> Ben
     for shard in shards:
         futures[optimise_shard_task.submit(config, shard, str(results_dir))] = shard
     stats = [{"computed": 0, "resumed": already, "failed": len(unreadable), "seconds": 0.0, "timings": {}}]
-    with tqdm(total=len(samples), initial=already, desc=f"{config.name} samples", unit="sample") as bar:
+    steps = max(config.loop.effective_steps, 1)  # in sample-steps: it moves at every step, with a rate and an ETA
+    with (tqdm(total=len(samples) * steps, initial=already * steps, desc=f"{config.name} sample-steps",
+               unit="sample-step") as bar, shared_bar(str(results_dir), bar)):
+        finished = already * steps
         for future in as_completed(list(futures)):
             try:
                 stat = future.result()
@@ -103,7 +107,8 @@ def _optimise(config: RunConfig, results_dir: Path, data: Dataset | None) -> Ben
                 stat = _record_lost_shard(store, futures[future], err)
                 logger.error("%d samples recorded failed: %s", stat["failed"], err)
             stats.append(stat)
-            bar.update(stat["computed"] + stat["failed"])
+            finished += (stat["computed"] + stat["failed"]) * steps
+            bar.update(max(0, finished - bar.n))  # a shard in another process, failures, early stops
     order = [s.id for s in samples]
     results = store.results(order, summary=True)  # the trace and replies stay on disk
     failures = {**store.failures(), **{sid: reason for sid, reason in data.skipped}}

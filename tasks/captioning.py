@@ -15,6 +15,7 @@ from mils.config import RunConfig, scorer_record
 from mils.cost import peak_memory_mb
 from mils.errors import MilsError
 from mils.model_cache import captioner_for, model_lock, models_for
+from mils.progress import advance
 from mils.protocols import Sample
 from mils.registry import import_plugins
 from mils.results import ResultStore
@@ -56,11 +57,12 @@ def prepare_models_task(config: RunConfig) -> dict[str, Any]:
 class StepLog:
     """tqdm-shaped reporter that writes each finished step of a batch to the Prefect log."""
 
-    def __init__(self, logger, steps: int, first: str) -> None:
-        self.logger, self.steps, self.first = logger, steps, first
+    def __init__(self, logger, steps: int, first: str, key: str | None = None) -> None:
+        self.logger, self.steps, self.first, self.key = logger, steps, first, key
 
-    def update(self, n: int) -> None:
-        pass
+    def update(self, n: int) -> None:  # sample-steps: the flow's bar, when it runs in this process
+        if self.key is not None:
+            advance(self.key, n)
 
     def set_postfix(self, step: int, best: str) -> None:
         self.logger.info("batch from %s: step %d/%d, mean best score %s", self.first, step, self.steps, best)
@@ -80,7 +82,7 @@ def optimise_shard_task(config: RunConfig, samples: Sequence[Sample], results_di
         for i in range(0, len(todo), config.batch_size):  # async: one call, the loop batches it itself
             batch = todo[i : i + config.batch_size] if config.schedule == "lockstep" else todo
             run = captioner.caption(batch, progress=False, on_done=store.write,  # each result on disk when done
-                                    reporter=StepLog(get_run_logger(), config.loop.steps, batch[0].id))
+                                    reporter=StepLog(get_run_logger(), config.loop.steps, batch[0].id, results_dir))
             for sample_id, error in run.failed.items():
                 store.write_failure(sample_id, error)
             failed.update(run.failed)

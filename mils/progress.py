@@ -1,0 +1,32 @@
+"""A run's progress in sample-steps, shared between the flow's progress bar and the shard tasks
+running in the same process: a bar that moved only when a whole shard finished sat at 0/8 for
+minutes, then jumped to 8/8. Tasks in other processes (Dask workers) find no bar here; the flow
+then advances its bar when their shards finish."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+_BARS: dict[str, object] = {}
+_LOCK = threading.Lock()
+
+
+@contextmanager
+def shared_bar(key: str, bar) -> Iterator[None]:
+    """Make ``bar`` (a tqdm) the one :func:`advance` moves for ``key`` (the results folder)."""
+    with _LOCK:
+        _BARS[key] = bar
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _BARS.pop(key, None)
+
+
+def advance(key: str, n: int) -> None:
+    with _LOCK:
+        bar = _BARS.get(key)
+        if bar is not None:
+            bar.update(n)
