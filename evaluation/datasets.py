@@ -313,7 +313,8 @@ def check_dataset(cfg: DatasetConfig) -> None:
     checked_options("dataset", cfg.kind, cfg.args, "dataset.args")
     params = inspect.signature(get_factory("dataset", cfg.kind)).parameters
     for name, value in cfg.args.items():
-        if name in params and "Path" in str(params[name].annotation) and isinstance(value, str):
+        required = name in params and params[name].default is params[name].empty  # one with a default may be made
+        if required and "Path" in str(params[name].annotation) and isinstance(value, str):
             if not Path(value).expanduser().exists():
                 raise MissingInputError(f"dataset.args.{name}: {value} not found (dataset {cfg.kind!r})")
 

@@ -9,8 +9,10 @@ long run does the same work with the same seeds as the last step of a k-step run
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from flows.runners import make_task_runner
 from flows.tracking import log_config_run
 from mils.config import RunConfig, build_config, read_yaml, set_dotted
 from mils.errors import InputError
+from mils.files import write_atomic
 from mils.records import SampleResult
 from tasks.captioning import load_dataset_task, metrics_task
 
@@ -86,6 +89,16 @@ def _score(results: list[SampleResult], references: dict[str, list[str]], config
                         cache_dir=str(cache_dir), tokenize=config.eval_tokenize)
 
 
+def _folder_name(results_name: str, point: dict[str, Any]) -> str:
+    """``sweep-keep5-explore0.2``: a `mils sweep` variant's results folder named by its settings
+    (steps variants share the longest run's folder, so steps is left out); a pipeline's variants keep
+    the pipeline's name, so the one equal to its base config resumes the base run's folder."""
+    if results_name != "sweep":
+        return results_name
+    settings = "-".join(f"{k.split('.')[-1]}{v}" for k, v in point.items() if k != "loop.steps")
+    return re.sub(r"[^\w.=+-]", "_", f"{results_name}-{settings}" if settings else results_name)[:150]
+
+
 def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, data=None,
                  results_name: str = "sweep") -> dict[str, Any]:
     """Optimise and score every variant inside the current flow; an MLflow run ``sweep TITLE``
@@ -111,7 +124,9 @@ def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, dat
         mlflow.log_dict({"grid": grid}, "sweep.json")
         for members in groups.values():
             longest = max(members, key=lambda m: m[1].loop.steps)[1]
-            outcome = optimise_config(longest.model_copy(update={"name": results_name}), data=data)
+            outcome = optimise_config(longest.model_copy(update={"name": _folder_name(results_name, members[0][0])}),
+                                      data=data)
+            linked = {}
             for point, config in members:
                 results = truncate(outcome, config.loop.steps)
                 cache = outcome.results_dir / "metrics"
@@ -127,6 +142,11 @@ def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, dat
                                             worker_peak_mb=outcome.worker_peak_mb)
                 rows.append({"point": point, "run_id": child.info.run_id, "name": config.name, **logged,
                              "final": reports.get("final"), "step0": reports.get("step0")})
+                linked[config.name] = child.info.run_id
+            # the other way round: from the folder to the MLflow runs read off it (mils.results_dir: run -> folder)
+            write_atomic(outcome.results_dir / "sweep_runs.json", json.dumps(
+                {"sweep": title, "parent_run_id": parent.info.run_id, "tracking_uri": base.tracking.uri,
+                 "variants": linked}, indent=2))
         dashboard = log_sweep_summary(grid, rows, title)
     return {"parent_run_id": parent.info.run_id, "variants": len(variants), "optimisation_runs": len(groups),
             "tracking_uri": base.tracking.uri, "dashboard": dashboard}

@@ -24,6 +24,17 @@ def test_sweep_creates_one_child_per_config_and_shares_step_runs(flow_config, tm
     assert len(children) == 4
     points = sorted((c.data.params["sweep.loop.steps"], c.data.params["sweep.loop.keep"]) for c in children)
     assert points == [("1", "2"), ("1", "4"), ("3", "2"), ("3", "4")]
+    # folders named by their settings, and linked both ways with the MLflow runs read off them
+    import json
+    from pathlib import Path
+
+    folders = sorted(Path(raw["output_dir"]).glob("sweep-keep*"))
+    assert [f.name.rsplit("-", 1)[0] for f in folders] == ["sweep-keep2", "sweep-keep4"]
+    by_id = {c.info.run_id: c for c in children}
+    for folder in folders:
+        linked = json.loads((folder / "sweep_runs.json").read_text())
+        assert linked["parent_run_id"] == outcome["parent_run_id"] and len(linked["variants"]) == 2
+        assert all(by_id[run_id].data.tags["mils.results_dir"] == str(folder) for run_id in linked["variants"].values())
     for child in children:
         steps = int(child.data.params["loop.steps"])
         history = client.get_metric_history(child.info.run_id, "score/best")
