@@ -14,6 +14,7 @@ from typing import Any
 from cli.common import add_run_options, make_config, print_table
 from mils.errors import InputError
 from mils.protocols import Closable, Sample
+from mils.run_folder import RunFolder
 from mils.task_specs import captioning_task
 
 
@@ -84,11 +85,12 @@ def _write_results(out: str | None, config, run) -> Path:
     the config and the media root, under ``out`` (default: a new dated folder in outputs/captions)."""
     from mils.config import scorer_record
     from mils.files import write_atomic
-    from mils.results import ResultStore, write_media_root
+    from mils.results import ResultStore
+    from mils.run_folder import write_media_root
 
     folder = Path(out) if out else Path("outputs/captions") / time.strftime("%Y%m%d-%H%M%S")
     store = ResultStore(folder, scorer_record(config))
-    write_atomic(folder / "config.json", config.model_dump_json(indent=2))
+    write_atomic(RunFolder(folder).config, config.model_dump_json(indent=2))
     write_media_root(folder, [Sample(r.sample_id, Path(r.media)) for r in run.results if r.media])
     for result in run.results:
         store.write(result)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cli.common import read_json_arg
 from mils.errors import InputError, MissingInputError
+from mils.run_folder import RunFolder
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -79,13 +80,14 @@ def _run_folder(run: str, tracking_uri: str) -> Path:
 def cmd_export_official(args: argparse.Namespace) -> int:
     from evaluation.datasets import config_dataset
     from evaluation.official_log import export_official, official_folders
-    from mils.results import ResultStore, read_run_config
+    from mils.results import ResultStore
+    from mils.run_folder import read_run_config
 
     folder = _run_folder(args.run, args.tracking_uri)
-    if not (folder / "samples").is_dir():
+    if not RunFolder(folder).samples.is_dir():
         raise MissingInputError(f"{folder} is not a results folder (no samples/)")
     results = ResultStore(folder).results(summary=True)
-    config = read_run_config(folder) if (folder / "config.json").is_file() else None
+    config = read_run_config(folder) if RunFolder(folder).config.is_file() else None
     dataset = config_dataset(config.dataset) if config and config.dataset.kind in ROW_NAMED else None  # the CSV again
     n = export_official(results, Path(args.out), official_folders(dataset, results))
     named = "the annotation CSV's row" if dataset is not None else "sample id"
@@ -120,7 +122,7 @@ def cmd_frontier(args: argparse.Namespace) -> int:
     table = frontier(folders, Path(args.out))
     from flows.tracking import log_frontier
     from mils.config import TrackingConfig
-    from mils.results import read_run_config
+    from mils.run_folder import read_run_config
 
     first = read_run_config(folders[0]).tracking
     # the store comes from the command line, never from a folder (which could name anyone's server)

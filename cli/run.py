@@ -226,6 +226,19 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+SWEEP_HELP = """a sweep YAML is a run config plus a grid of dotted keys:
+
+  profile: offline
+  sweep:
+    loop.keep: [5, 10]
+    loop.steps: [1, 2, 3]     # steps variants are read off one longest run per other setting
+
+at the end: a table of every variant (metrics x100 with 95% CIs, wins/ties/losses), report.csv and
+report.tex (booktabs) in OUTPUT_DIR/sweep-report-<id>/, sweep_comparison.png and the link to an
+MLflow view of the variants side by side. More than 200 variants are refused (MILS_MAX_VARIANTS).
+Resume: run the same command again. Example: configs/ablation_offline.yaml"""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser("demo", help="benchmark flow on the bundled sample photos (offline), tracked in MLflow")
     demo.add_argument("--out", default="outputs/sample_set", help="where the sample photos are written")
@@ -244,17 +257,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sweep", help="ablation sweep: a base config with a 'sweep:' grid",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run every variant of a grid over a base config, one MLflow child run per variant.",
-        epilog="""a sweep YAML is a run config plus a grid of dotted keys:
-
-  profile: offline
-  sweep:
-    loop.keep: [5, 10]
-    loop.steps: [1, 2, 3]     # steps variants are read off one longest run per other setting
-
-at the end: a table of every variant (metrics x100 with 95% CIs, wins/ties/losses), report.csv and
-report.tex (booktabs) in OUTPUT_DIR/sweep-report-<id>/, sweep_comparison.png and the link to an
-MLflow view of the variants side by side. More than 200 variants are refused (MILS_MAX_VARIANTS).
-Resume: run the same command again. Example: configs/ablation_offline.yaml""")
+        epilog=SWEEP_HELP)
     sweep.add_argument("config", help="YAML run config with a 'sweep:' section")
     sweep.set_defaults(func=cmd_sweep)
 

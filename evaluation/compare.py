@@ -17,7 +17,7 @@ from evaluation.paired import PairedDelta, ScoreComparison, gain_table, paired_m
 from mils.config import RunConfig
 from mils.errors import InputError, MissingInputError
 from mils.files import read_json
-from mils.results import read_run_config
+from mils.run_folder import RunFolder, read_run_config
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +38,17 @@ def side_from_path(spec: str) -> Side:
 
     path, _, stage = spec.partition(":") if not Path(spec).exists() else (spec, "", "")
     folder = Path(path)
-    if (folder / "samples").is_dir():
+    if RunFolder(folder).samples.is_dir():
         if stage not in ("", "final", "step0"):
             raise InputError(f"{spec}: the stage after ':' is final or step0, not {stage!r}")
         results = ResultStore(folder).results()
         if not results:
             raise InputError(f"results folder {folder} has no finished samples")
         pick = (lambda r: r.initial) if stage == "step0" else (lambda r: r.history[-1])
-        config_file = folder / "config.json"
+        config_file = RunFolder(folder).config
         config = read_run_config(config_file) if config_file.is_file() else None
         return Side(spec, {r.sample_id: pick(r).best for r in results}, {r.sample_id: pick(r).best_score for r in results},
-                    config, folder / "metrics", direction(results, str(folder)))
+                    config, RunFolder(folder).metrics, direction(results, str(folder)))
     if not folder.is_file():
         raise MissingInputError(f"{spec}: not a results folder (no samples/), a JSON file or an MLflow run id")
     raw = read_json(folder, "captions")

@@ -20,6 +20,7 @@ import pandas as pd
 
 from mils.errors import InputError
 from mils.files import save_figure, written
+from mils.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def _point(folder: Path) -> tuple[dict, dict[str, float], bool, dict[str, str]]:
         curve = pd.read_csv(rescored[-1], index_col=0)
         row["held_out"] = float(curve["held_out"].iloc[-1])
         row.update({name: float(curve[name].iloc[-1]) for name in curve.columns if name not in ("optimised", "held_out")})
-    record = folder / "run.json"  # a run's record has every reference metric (a sweep variant has none: its rescore's)
+    record = RunFolder(folder).record  # a run's record has every reference metric (a sweep variant has none: its rescore's)
     if record.is_file():
         final = json.loads(record.read_text()).get("reports", {}).get("final", {}).get("corpus", {})
         row.update({name: 100 * value["value"] for name, value in final.items()})

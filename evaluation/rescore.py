@@ -21,7 +21,7 @@ from mils.config import RunConfig, ScorerConfig
 from mils.errors import InputError, MissingInputError
 from mils.files import content_hash, save_figure, write_atomic, written
 from mils.records import SampleResult
-from mils.results import read_run_config
+from mils.run_folder import RunFolder, read_run_config
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 def load_run(folder: Path) -> tuple[RunConfig, list[SampleResult]]:
     from mils.results import ResultStore
 
-    if not (folder / "samples").is_dir() or not (folder / "config.json").is_file():
+    if not RunFolder(folder).samples.is_dir() or not RunFolder(folder).config.is_file():
         raise MissingInputError(f"{folder} is not a results folder of `mils run` (no samples/ and config.json)")
     config = read_run_config(folder)
     results = ResultStore(folder).results()

@@ -22,7 +22,8 @@ from mils.files import content_hash, write_atomic
 from mils.media import load_image
 from mils.records import SampleResult, StepCost, StepRecord, StepTrace
 from mils.registry import create
-from mils.results import ResultStore, write_media_root
+from mils.results import ResultStore
+from mils.run_folder import RunFolder, write_media_root
 
 
 def baseline_dir(config: RunConfig, captioner: str, options: dict[str, Any]) -> Path:
@@ -47,7 +48,7 @@ def run_baseline(config: RunConfig, captioner: str, options: dict[str, Any], bat
 
     folder = baseline_dir(config, captioner, options)
     store = ResultStore(folder)
-    write_atomic(folder / "config.json", config.model_dump_json(indent=2))
+    write_atomic(RunFolder(folder).config, config.model_dump_json(indent=2))
     write_atomic(folder / "captioner.json", json.dumps({"captioner": captioner, "options": options}, indent=2))
     data = data if data is not None else config_dataset(config.dataset)
     write_media_root(folder, [s.as_sample() for s in data.samples])

@@ -28,6 +28,7 @@ from mils.config import RunConfig, build_config, read_yaml, set_dotted
 from mils.errors import InputError
 from mils.files import write_atomic
 from mils.records import SampleResult
+from mils.run_folder import RunFolder
 from tasks.captioning import load_dataset_task, metrics_task
 
 STEPS_KEY = "loop.steps"
@@ -129,7 +130,7 @@ def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, dat
             linked = {}
             for point, config in members:
                 results = truncate(outcome, config.loop.steps)
-                cache = outcome.results_dir / "metrics"
+                cache = RunFolder(outcome.results_dir).metrics
                 reports = {"step0": _score(results, references, config, 0, cache),
                            "final": _score(results, references, config, -1, cache)} if results and config.metrics else {}
                 with mlflow.start_run(run_name=config.name, nested=True) as child:
@@ -144,7 +145,7 @@ def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, dat
                              "final": reports.get("final"), "step0": reports.get("step0")})
                 linked[config.name] = child.info.run_id
             # the other way round: from the folder to the MLflow runs read off it (mils.results_dir: run -> folder)
-            write_atomic(outcome.results_dir / "sweep_runs.json", json.dumps(
+            write_atomic(RunFolder(outcome.results_dir).sweep_runs, json.dumps(
                 {"sweep": title, "parent_run_id": parent.info.run_id, "tracking_uri": base.tracking.uri,
                  "variants": linked}, indent=2))
         dashboard = log_sweep_summary(grid, rows, title)

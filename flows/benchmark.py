@@ -28,7 +28,8 @@ from mils.config import RunConfig
 from mils.files import content_hash, write_atomic
 from mils.progress import shared_bar
 from mils.records import SampleResult
-from mils.results import ResultStore, folder_lock, write_media_root
+from mils.results import ResultStore
+from mils.run_folder import RunFolder, folder_lock, write_media_root
 from tasks.captioning import (
     load_dataset_task,
     metrics_task,
@@ -74,7 +75,7 @@ def _optimise(config: RunConfig, results_dir: Path, data: Dataset | None) -> Ben
     logger = get_run_logger()
     start = time.perf_counter()
     store = ResultStore(results_dir)
-    write_atomic(results_dir / "config.json", config.model_dump_json(indent=2))
+    write_atomic(RunFolder(results_dir).config, config.model_dump_json(indent=2))
     data = data if data is not None else load_dataset_task(config)
     samples = [s.as_sample() for s in data.samples]
     write_media_root(results_dir, samples)
@@ -124,7 +125,7 @@ def _optimise(config: RunConfig, results_dir: Path, data: Dataset | None) -> Ben
             predictions = {r.sample_id: r.at_step(step).best for r in judged}
             refs = {k: references[k] for k in predictions}
             reports[stage] = metrics_task(predictions, refs, config.metrics, seed=config.loop.seed,
-                                          cache_dir=str(results_dir / "metrics"), tokenize=config.eval_tokenize)
+                                          cache_dir=str(RunFolder(results_dir).metrics), tokenize=config.eval_tokenize)
     return BenchmarkOutcome(config, results, failures, reports, results_dir, time.perf_counter() - start, stats,
                             data.counts())
 
@@ -156,7 +157,7 @@ def _finished(run_id: str | None) -> bool:
 
 
 def _tracked_run_ids(results_dir: Path) -> dict[str, Any]:
-    path = results_dir / "mlflow.json"
+    path = RunFolder(results_dir).mlflow
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
@@ -184,7 +185,7 @@ def benchmark_flow(config: dict[str, Any]) -> RunRecord:
     with mlflow.start_run(run_id=parent_id) as parent:
         mlflow.set_tag("mils.kind", "benchmark")
         # at once, so that a rerun after a kill during logging reopens this parent instead of adding one
-        write_atomic(outcome.results_dir / "mlflow.json", json.dumps({"parent": parent.info.run_id}))
+        write_atomic(RunFolder(outcome.results_dir).mlflow, json.dumps({"parent": parent.info.run_id}))
         end_orphans(parent.info.run_id)  # a killed earlier attempt's half-logged child
         child_id = previous.get("child") if previous.get("state") == state and _finished(previous.get("child")) else None
         if child_id is None:  # a finished run whose results have not changed is not logged twice
@@ -196,13 +197,13 @@ def benchmark_flow(config: dict[str, Any]) -> RunRecord:
                                {"time/flow_seconds": outcome.seconds}, counts=outcome.counts, worker_peak_mb=outcome.worker_peak_mb,
                                gain=(record.gain, record.score_gain))
             child_id = child.info.run_id
-        write_atomic(outcome.results_dir / "mlflow.json", json.dumps({"parent": parent.info.run_id, "child": child_id,
+        write_atomic(RunFolder(outcome.results_dir).mlflow, json.dumps({"parent": parent.info.run_id, "child": child_id,
                                                                      "state": state}))
         view = share_runs_view(mlflow.MlflowClient(), parent.info.experiment_id, parent.info.run_id,
                                primary_metric=next((m for m in ("CIDEr", "METEOR") if m in config.metrics), None))
     record = replace(record, mlflow={"parent": parent.info.run_id, "child": child_id,
                                      "tracking_uri": config.tracking.uri, "view": view})
-    write_atomic(outcome.results_dir / "run.json", json.dumps(record.as_dict(), indent=2, default=str))
+    write_atomic(RunFolder(outcome.results_dir).record, json.dumps(record.as_dict(), indent=2, default=str))
     return record
 
 

@@ -34,6 +34,7 @@ from mils.config import RunConfig, build_config, read_yaml
 from mils.errors import InputError
 from mils.files import content_hash, write_atomic
 from mils.registry import checked_options
+from mils.run_folder import RunFolder
 from tasks.captioning import generate_bank_task
 from tasks.judging import judging_task
 
@@ -109,7 +110,7 @@ class _Ledger:
     """``RESULTS/pipeline.json``: the parent MLflow run and which stage outputs it already holds."""
 
     def __init__(self, results_dir: Path) -> None:
-        self.path = results_dir / "pipeline.json"
+        self.path = RunFolder(results_dir).pipeline
         self.data = json.loads(self.path.read_text()) if self.path.is_file() else {"logged": {}}
 
     def logged(self, stage: str, key: str) -> bool:
@@ -182,7 +183,7 @@ def _vs_previous_stage(follows: str, outcome: BenchmarkOutcome, ledger: _Ledger)
     from evaluation.paired import gain_metrics
 
     previous_dir = mlflow.MlflowClient().get_run(follows).data.tags.get("mils.results_dir")
-    if not previous_dir or not (Path(previous_dir) / "samples").is_dir() or not outcome.config.metrics:
+    if not previous_dir or not RunFolder(Path(previous_dir)).samples.is_dir() or not outcome.config.metrics:
         return {"skipped": f"the previous run's results folder is not here ({previous_dir})"}
     if ledger.logged("vs_previous", follows):
         return {"cached": True, "previous": follows}
@@ -244,10 +245,10 @@ def _frontier_stage(config: RunConfig, outcome: BenchmarkOutcome, variants, stag
     folders = [outcome.results_dir] + [c.model_copy(update={"name": config.name}).results_dir() for _, c in variants]
     if "baseline" in stages:
         folders.append(Path(stages["baseline"]["results_dir"]))
-    folders = [f for f in dict.fromkeys(folders) if (f / "samples").is_dir()]
+    folders = [f for f in dict.fromkeys(folders) if RunFolder(f).samples.is_dir()]
     if len(folders) < 2:
         return {"skipped": "one run: a frontier needs a sweep or a baseline beside it"}
-    key = content_hash(json.dumps([[str(f), len(list((f / "samples").glob("*.json")))] for f in folders]), 12)
+    key = content_hash(json.dumps([[str(f), len(list(RunFolder(f).samples.glob("*.json")))] for f in folders]), 12)
     if ledger.logged("frontier", key):
         return {"cached": True, "runs": len(folders), "run_id": ledger.data.get("frontier_run_id")}
     out = outcome.results_dir / "frontier"

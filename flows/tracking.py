@@ -247,7 +247,7 @@ def log_config_run(
                 save_figure(plot_quality_vs_cost({config.name: (curves, costs)}, config.name),
                             folder / "quality_vs_cost.png")
         (folder / "cost.json").write_text(json.dumps(totals, indent=2))
-        write_atomic(folder / "config.json", config.model_dump_json(indent=2))
+        write_atomic(folder / "config.json", config.model_dump_json(indent=2))  # an MLflow artifact
         for stage, report in reports.items():
             (folder / f"metrics_{stage}.json").write_text(json.dumps(report.as_dict(), indent=2))
         if scores is not None:

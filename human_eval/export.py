@@ -21,6 +21,7 @@ from human_eval.protocol import CAPTION_AXES, IMAGE_AXES, Axis
 from mils.errors import InputError, MissingInputError
 from mils.files import content_hash, real_folder, write_atomic, written
 from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS
+from mils.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def load_side(path: str | Path, stage: str = "final") -> dict[str, Entry]:
     Media are checked here: a sample whose media is missing, not a media file, or outside the side's
     own folders (the results folder and the dataset folder it recorded) is refused, by name."""
     path = Path(path)
-    if (path / "samples").is_dir():
+    if RunFolder(path).samples.is_dir():
         from mils.results import ResultStore
 
         roots = [path.resolve()] + _recorded_media_root(path)
@@ -112,7 +113,7 @@ def load_side(path: str | Path, stage: str = "final") -> dict[str, Entry]:
 def _recorded_media_root(folder: Path) -> list[Path]:
     """The dataset folder a run of this user recorded in ``media.json`` (none when absent, unreadable
     or not sealed by this user: mils.results.trusted_media_root)."""
-    from mils.results import trusted_media_root
+    from mils.run_folder import trusted_media_root
 
     root, untrusted = trusted_media_root(folder)
     if untrusted:

@@ -53,26 +53,15 @@ def create_app(batch_dir: str | Path, require_invites: bool = False) -> FastAPI:
     from human_eval.web_safety import Guard
 
     batch = Path(batch_dir).resolve()
-    pairs_file = batch / "pairs.json"
-    if not pairs_file.is_file():
-        raise MissingInputError(f"{pairs_file} not found: is {batch} a folder written by `mils human-eval export`?")
-    try:
-        pairs = json.loads(pairs_file.read_text())
-        order = [p["pair_id"] for p in pairs]
-    except (ValueError, TypeError, KeyError) as err:
-        raise InputError(f"{pairs_file} is not a list of pairs with a pair_id each ({type(err).__name__}): export "
-                         "the batch again with `mils human-eval export`") from None
+    pairs = _pairs(batch)
+    order = [p["pair_id"] for p in pairs]
     by_id = {p["pair_id"]: p for p in pairs}
     upload = real_folder(batch / "upload", "this batch is not served; export it again with `mils human-eval export`")
     db = batch / "judgements.sqlite"
     gate = _Gate(batch, require_invites or invites.active(batch))
     app = FastAPI(title="MILS pairwise judging", docs_url=None, redoc_url=None, openapi_url=None)
-
-    @app.exception_handler(sqlite3.Error)
-    @app.exception_handler(OSError)
-    def _storage_failed(request: Request, err: Exception) -> JSONResponse:  # a full disk, a read-only batch folder
-        return JSONResponse({"detail": "the batch folder cannot be written or read just now (disk full?): nothing was "
-                                       "stored; try again"}, status_code=503)
+    app.add_exception_handler(sqlite3.Error, _storage_failed)
+    app.add_exception_handler(OSError, _storage_failed)
 
     @app.get("/", response_class=HTMLResponse)
     def page(request: Request) -> str:
@@ -120,6 +109,27 @@ def create_app(batch_dir: str | Path, require_invites: bool = False) -> FastAPI:
 
 
 MAX_BODY = 16 * 1024  # an answer is a few hundred bytes
+
+
+def _pairs(batch: Path) -> list[dict]:
+    """The batch's ``pairs.json``; a missing or malformed one is one line naming it."""
+    pairs_file = batch / "pairs.json"
+    if not pairs_file.is_file():
+        raise MissingInputError(f"{pairs_file} not found: is {batch} a folder written by `mils human-eval export`?")
+    try:
+        pairs = json.loads(pairs_file.read_text())
+        if not all(isinstance(p, dict) and isinstance(p["pair_id"], str) for p in pairs):
+            raise TypeError("a pair is not an object with a pair_id")
+    except (ValueError, TypeError, KeyError) as err:
+        raise InputError(f"{pairs_file} is not a list of pairs with a pair_id each ({type(err).__name__}): export "
+                         "the batch again with `mils human-eval export`") from None
+    return pairs
+
+
+def _storage_failed(request: Request, err: Exception) -> JSONResponse:
+    """A full disk or a read-only batch folder: a JSON answer the page can show, not a bare 500."""
+    return JSONResponse({"detail": "the batch folder cannot be written or read just now (disk full?): nothing was "
+                                   "stored; try again"}, status_code=503)
 
 
 def _store_answer(raw: bytes, request: Request, gate: "_Gate", by_id: dict, db: Path) -> dict:

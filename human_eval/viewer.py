@@ -29,14 +29,8 @@ from mils.files import write_atomic
 from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, media_problem, modality_of
 from mils.parsing import annotate_reply
 from mils.records import SampleResult
-from mils.results import (
-    ResultStore,
-    finite_or_null,
-    read_result_file,
-    result_from_dict,
-    trusted_media_root,
-    without_heavy,
-)
+from mils.results import ResultStore, finite_or_null, result_from_dict, without_heavy
+from mils.run_folder import RunFolder, read_result_file, trusted_media_root
 
 PAGE_SIZE_MAX = 500
 SORTS = ("id", "step0", "final", "delta", "gain")  # "gain": the improvement, whichever way the scorer points
@@ -82,13 +76,13 @@ class RunIndex:
         self.rows: dict[str, Row] = {}
         self.step_images: dict[str, list[Path]] = {}
         self.problems: list[tuple[Path, str]] = []  # files that could not be read: listed, the rest shown
-        if (self.folder / "samples").is_dir():
+        if RunFolder(self.folder).samples.is_dir():
             self.rows = {row.sample_id: row for row in _summaries(self.folder, self.problems)}
         else:
             for path, result in _image_task_files(self.folder, self.problems):
                 self.rows[result.sample_id] = _row(result, path)
                 self.step_images[result.sample_id] = sorted(path.parent.glob("step*.png"))  # beside its result
-        if (self.folder / "failed").is_dir():
+        if RunFolder(self.folder).failed.is_dir():
             for sample_id, error in ResultStore(self.folder).failures(self.problems).items():
                 self.rows.setdefault(sample_id, Row(sample_id, error=error))
         directions = {r.higher_is_better for r in self.rows.values() if r.error is None}
@@ -100,7 +94,7 @@ class RunIndex:
         # media are served from the results folder, the dataset root the run recorded, and those given
         recorded, untrusted = trusted_media_root(self.folder)
         if untrusted and not media_roots:
-            self.problems.append((self.folder / "media.json", untrusted))
+            self.problems.append((RunFolder(self.folder).media, untrusted))
         roots = [self.folder, *(Path(r) for r in media_roots), *([recorded] if recorded else [])]
         self.media_roots = [r.expanduser().resolve() for r in roots]
 
@@ -258,14 +252,14 @@ def _summaries(folder: Path, problems: list[tuple[Path, str]]) -> list[Row]:
     kept in ``.viewer_index.json`` beside them, keyed by each file's size and modification time:
     a later open (or a resumed run) reads only the files that changed. A file that cannot be read
     is listed in ``problems``; the others are shown."""
-    cache_path = folder / ".viewer_index.json"
+    cache_path = RunFolder(folder).viewer_index
     try:
         index = orjson.loads(cache_path.read_bytes()) if cache_path.is_file() else {}
         cached = index.get("files", {}) if index.get("version") == INDEX_VERSION else {}
     except (orjson.JSONDecodeError, AttributeError, OSError):
         cached = {}
     cached = cached if isinstance(cached, dict) else {}
-    files = sorted((folder / "samples").glob("*.json"))
+    files = sorted(RunFolder(folder).samples.glob("*.json"))
     rows, fresh, changed = [], {}, False
     for path in tqdm(files, desc="reading results", unit="sample", disable=len(files) < 500, leave=False):
         try:

@@ -8,24 +8,19 @@ names the file when it is from another version or not a result at all.
 
 from __future__ import annotations
 
-import hmac
 import json
 import math
-import os
-import secrets
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-import orjson
-
-from mils.errors import InputError, MissingInputError, StorageError
+from mils.errors import InputError, StorageError
 from mils.files import content_hash, write_atomic
 from mils.records import SampleResult, StepCost, StepRecord, StepTrace, Value
+from mils.run_folder import RunFolder, read_result_file
 
 if TYPE_CHECKING:
-    from mils.config import RunConfig
+    pass
 
 SCHEMA_VERSION = 4  # 2: per-step cost records; 3: per-step trace; 4: the score's direction (older: read as higher)
 
@@ -39,75 +34,12 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     _write_atomic(path, payload)
 
 
-def write_media_root(results_dir: Path, samples: list) -> None:
-    """``RESULTS/media.json``: the folder that holds every sample's media file (besides the results
-    folder, the only place `mils view` and `mils human-eval export` take media from), sealed with
-    this user's key (:func:`trusted_media_root`)."""
-    files = [str(Path(s.media).resolve().parent) for s in samples if isinstance(s.media, Path)]
-    if files:
-        root = os.path.commonpath(files)
-        write_json_atomic(results_dir / "media.json", {"media_root": root, "seal": _seal(results_dir, root)})
-
-
-def trusted_media_root(results_dir: Path) -> tuple[Path | None, str | None]:
-    """(the media folder ``media.json`` names, or None; why it is not trusted, or None). A folder
-    from elsewhere must not widen what is served or copied (``{"media_root": "/"}``): the root is
-    trusted when it lies inside the results folder or carries the seal this user's runs write (an
-    HMAC of the folder and the root with a key in the user's config folder); any other is
-    ignored with a reason (``--media-root`` trusts it by the user's say-so)."""
-    try:
-        raw = read_result_file(results_dir / "media.json")
-    except InputError:
-        return None, None
-    root = raw.get("media_root") if isinstance(raw, dict) else None
-    if not isinstance(root, str):
-        return None, None
-    path = Path(root).expanduser().resolve()
-    folder = results_dir.resolve()
-    if path.is_relative_to(folder) or hmac.compare_digest(str(raw.get("seal", "")), _seal(results_dir, root)):
-        return path, None
-    return None, (f"media.json names {root}, which no run of yours recorded for this folder (a folder from "
-                  f"elsewhere?): its media are not served; pass --media-root {root} if you trust it")
-
-
-def _seal(results_dir: Path, root: str) -> str:
-    key_file = Path(os.environ.get("MILS_CONFIG_DIR", "~/.config/mils")).expanduser() / "seal.key"
-    if not key_file.is_file():
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(secrets.token_bytes(32))
-        except FileExistsError:  # another run made it first
-            pass
-    message = f"{results_dir.resolve()}\n{root}".encode()
-    return hmac.new(key_file.read_bytes(), message, "sha256").hexdigest()
-
-
 def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
     try:
         write_atomic(path, json.dumps(finite_or_null(payload), ensure_ascii=False, allow_nan=False))
     except OSError as err:
         raise StorageError(f"could not write {path.name} in {path.parent} ({err.strerror or err}); the results "
                            "written before are intact: free some space (or fix the folder) and rerun to go on") from err
-
-
-MAX_RESULT_BYTES = 256 * 2**20
-
-
-def read_result_file(path: Path) -> Any:
-    """A result file's JSON, or an InputError naming the file (corrupt, unreadable, a folder, a pipe
-    that would block the reader forever, a file far larger than any result)."""
-    if not path.is_file():
-        raise InputError(f"{path} is not a regular file (a folder, a pipe, a device?)")
-    if path.stat().st_size > MAX_RESULT_BYTES:
-        raise InputError(f"{path} is {path.stat().st_size:,} bytes: no result file is that large")
-    try:
-        return orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as err:  # only possible if someone edited the file by hand
-        raise InputError(f"corrupt result file {path}: {err}; delete it to recompute that sample") from err
-    except OSError as err:
-        raise InputError(f"cannot read result file {path}: {err.strerror or err}") from err
 
 
 def result_to_dict(result: SampleResult) -> dict[str, Any]:
@@ -311,21 +243,21 @@ class ResultStore:
     def __init__(self, directory: str | Path, scorer: dict[str, Any] | None = None) -> None:
         self.directory = Path(directory)
         self.scorer = scorer
-        (self.directory / "samples").mkdir(parents=True, exist_ok=True)
-        (self.directory / "failed").mkdir(parents=True, exist_ok=True)
+        RunFolder(self.directory).samples.mkdir(parents=True, exist_ok=True)
+        RunFolder(self.directory).failed.mkdir(parents=True, exist_ok=True)
 
     def has(self, sample_id: str) -> bool:
-        return (self.directory / "samples" / _file_name(sample_id)).is_file()
+        return (RunFolder(self.directory).samples / _file_name(sample_id)).is_file()
 
     def write(self, result: SampleResult) -> None:
         payload = result_to_dict(result)
         if self.scorer is not None:
             payload["scorer"] = self.scorer
-        _write_atomic(self.directory / "samples" / _file_name(result.sample_id), payload)
-        (self.directory / "failed" / _file_name(result.sample_id)).unlink(missing_ok=True)
+        _write_atomic(RunFolder(self.directory).samples / _file_name(result.sample_id), payload)
+        (RunFolder(self.directory).failed / _file_name(result.sample_id)).unlink(missing_ok=True)
 
     def write_failure(self, sample_id: str, error: str) -> None:
-        _write_atomic(self.directory / "failed" / _file_name(sample_id), {"sample_id": sample_id, "error": error})
+        _write_atomic(RunFolder(self.directory).failed / _file_name(sample_id), {"sample_id": sample_id, "error": error})
 
     def _read(self, folder: str, problems: list[tuple[Path, str]] | None = None) -> Iterator[tuple[Path, Any]]:
         """Each file's JSON; a file that cannot be read raises, or with ``problems`` is listed there and skipped."""
@@ -360,45 +292,3 @@ class ResultStore:
             else:
                 problems.append((path, "not a failure record (sample_id and error, both text)"))
         return out
-
-
-def read_run_config(path: str | Path) -> "RunConfig":
-    """A results folder's ``config.json`` (a folder's or the file's path); a missing, corrupt or
-    outdated file is one InputError naming it."""
-    from pydantic import ValidationError
-
-    from mils.config import RunConfig
-
-    path = Path(path)
-    path = path / "config.json" if path.is_dir() else path
-    if not path.exists():
-        raise MissingInputError(f"{path} not found")
-    try:
-        return RunConfig.model_validate(read_result_file(path))
-    except ValidationError as err:
-        first = err.errors()[0]
-        raise InputError(f"{path} is not a run config this suite can read ({len(err.errors())} problems; first: "
-                         f"{'.'.join(map(str, first['loc'])) or 'config'}: {first['msg']})") from None
-
-
-@contextmanager
-def folder_lock(results_dir: Path) -> Iterator[None]:
-    """One run writes a results folder at a time (``.lock``, an advisory lock the system releases when
-    the process ends, however it ends): a second run of the same config is refused at once."""
-    import fcntl
-
-    results_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(results_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-        os.close(fd)
-        raise InputError(f"another run (pid {holder}) is writing {results_dir}: wait for it or stop it; this run "
-                         "changed nothing") from None
-    try:
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        yield
-    finally:
-        os.close(fd)

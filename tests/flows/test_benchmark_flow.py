@@ -99,7 +99,7 @@ def test_a_sample_skipped_at_load_is_recorded_in_failed_with_its_reason(flow_con
 
 def test_a_second_run_of_a_config_being_run_is_refused_and_changes_nothing(flow_config):
     from mils.errors import InputError
-    from mils.results import folder_lock
+    from mils.run_folder import folder_lock
 
     config = load_config(flow_config()[0])
     with folder_lock(config.results_dir()):  # the first run, still writing

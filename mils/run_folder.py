@@ -1,0 +1,151 @@
+"""The results folder as a whole: its layout (every file name in one place), its lock (one writer
+at a time), its config, and the media folder it may name (trusted only when sealed by this user).
+What is inside ``samples/`` and ``failed/`` is mils/results.py's (:class:`ResultStore`)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import secrets
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import orjson
+
+from mils.errors import InputError, MissingInputError
+from mils.files import write_atomic
+
+if TYPE_CHECKING:
+    from mils.config import RunConfig
+
+
+MAX_RESULT_BYTES = 256 * 2**20
+
+
+def read_result_file(path: Path) -> Any:
+    """A result file's JSON, or an InputError naming the file (corrupt, unreadable, a folder, a pipe
+    that would block the reader forever, a file far larger than any result)."""
+    if not path.is_file():
+        raise InputError(f"{path} is not a regular file (a folder, a pipe, a device?)")
+    if path.stat().st_size > MAX_RESULT_BYTES:
+        raise InputError(f"{path} is {path.stat().st_size:,} bytes: no result file is that large")
+    try:
+        return orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as err:  # only possible if someone edited the file by hand
+        raise InputError(f"corrupt result file {path}: {err}; delete it to recompute that sample") from err
+    except OSError as err:
+        raise InputError(f"cannot read result file {path}: {err.strerror or err}") from err
+
+
+class RunFolder:
+    """A results folder's layout: every file name the suite reads or writes there, in one place.
+
+    ``samples/<id>.json`` (one result per sample), ``failed/<id>.json`` (why a sample was dropped),
+    ``config.json`` (the run's config), ``run.json`` (its record: flows/record.py), ``media.json``
+    (the sealed media folder), ``metrics/`` (the metric cache), ``mlflow.json`` (the MLflow ids a
+    rerun reuses), ``sweep_runs.json`` (the sweep variants read off this folder), ``pipeline.json``
+    (a pipeline's ledger), ``.lock`` (one writer at a time), ``.viewer_index.json`` (mils view)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    samples = property(lambda self: self.root / "samples")
+    failed = property(lambda self: self.root / "failed")
+    config = property(lambda self: self.root / "config.json")
+    record = property(lambda self: self.root / "run.json")
+    media = property(lambda self: self.root / "media.json")
+    metrics = property(lambda self: self.root / "metrics")
+    mlflow = property(lambda self: self.root / "mlflow.json")
+    sweep_runs = property(lambda self: self.root / "sweep_runs.json")
+    pipeline = property(lambda self: self.root / "pipeline.json")
+    lock = property(lambda self: self.root / ".lock")
+    viewer_index = property(lambda self: self.root / ".viewer_index.json")
+
+
+def write_media_root(results_dir: Path, samples: list) -> None:
+    """``RESULTS/media.json``: the folder that holds every sample's media file (besides the results
+    folder, the only place `mils view` and `mils human-eval export` take media from), sealed with
+    this user's key (:func:`trusted_media_root`)."""
+    files = [str(Path(s.media).resolve().parent) for s in samples if isinstance(s.media, Path)]
+    if files:
+        root = os.path.commonpath(files)
+        write_atomic(RunFolder(results_dir).media, json.dumps({"media_root": root, "seal": _seal(results_dir, root)}))
+
+
+def trusted_media_root(results_dir: Path) -> tuple[Path | None, str | None]:
+    """(the media folder ``media.json`` names, or None; why it is not trusted, or None). A folder
+    from elsewhere must not widen what is served or copied (``{"media_root": "/"}``): the root is
+    trusted when it lies inside the results folder or carries the seal this user's runs write (an
+    HMAC of the folder and the root with a key in the user's config folder); any other is
+    ignored with a reason (``--media-root`` trusts it by the user's say-so)."""
+    try:
+        raw = read_result_file(RunFolder(results_dir).media)
+    except InputError:
+        return None, None
+    root = raw.get("media_root") if isinstance(raw, dict) else None
+    if not isinstance(root, str):
+        return None, None
+    path = Path(root).expanduser().resolve()
+    folder = results_dir.resolve()
+    if path.is_relative_to(folder) or hmac.compare_digest(str(raw.get("seal", "")), _seal(results_dir, root)):
+        return path, None
+    return None, (f"media.json names {root}, which no run of yours recorded for this folder (a folder from "
+                  f"elsewhere?): its media are not served; pass --media-root {root} if you trust it")
+
+
+def _seal(results_dir: Path, root: str) -> str:
+    key_file = Path(os.environ.get("MILS_CONFIG_DIR", "~/.config/mils")).expanduser() / "seal.key"
+    if not key_file.is_file():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_bytes(32))
+        except FileExistsError:  # another run made it first
+            pass
+    message = f"{results_dir.resolve()}\n{root}".encode()
+    return hmac.new(key_file.read_bytes(), message, "sha256").hexdigest()
+
+
+def read_run_config(path: str | Path) -> "RunConfig":
+    """A results folder's ``config.json`` (a folder's or the file's path); a missing, corrupt or
+    outdated file is one InputError naming it."""
+    from pydantic import ValidationError
+
+    from mils.config import RunConfig
+
+    path = Path(path)
+    path = RunFolder(path).config if path.is_dir() else path
+    if not path.exists():
+        raise MissingInputError(f"{path} not found")
+    try:
+        return RunConfig.model_validate(read_result_file(path))
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise InputError(f"{path} is not a run config this suite can read ({len(err.errors())} problems; first: "
+                         f"{'.'.join(map(str, first['loc'])) or 'config'}: {first['msg']})") from None
+
+
+@contextmanager
+def folder_lock(results_dir: Path) -> Iterator[None]:
+    """One run writes a results folder at a time (``.lock``, an advisory lock the system releases when
+    the process ends, however it ends): a second run of the same config is refused at once."""
+    import fcntl
+
+    results_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(RunFolder(results_dir).lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise InputError(f"another run (pid {holder}) is writing {results_dir}: wait for it or stop it; this run "
+                         "changed nothing") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)
