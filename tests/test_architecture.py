@@ -74,3 +74,16 @@ def test_a_package_that_shadows_a_top_level_name_is_named(tmp_path, monkeypatch)
     monkeypatch.delitem(sys.modules, "tasks", raising=False)
     with pytest.raises(MissingDependencyError, match=f"'tasks' is {tmp_path / 'tasks'}"):
         check_layout()
+
+
+def test_the_public_api_resolves_and_importing_mils_loads_no_model_library():
+    import subprocess
+    import sys
+
+    import mils
+
+    assert all(getattr(mils, name) is not None for name in mils.__all__)
+    light = subprocess.run([sys.executable, "-c", "import sys, mils, mils.errors; "
+                            "print(sorted(m for m in ('torch', 'transformers', 'open_clip') if m in sys.modules))"],
+                           capture_output=True, text=True, cwd=ROOT)
+    assert light.stdout.strip() == "[]", light.stderr
