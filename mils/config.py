@@ -19,7 +19,6 @@ from mils.errors import InputError, MissingInputError
 from mils.files import content_hash
 from mils.loop import LoopOptions
 from mils.registry import checked_options, import_plugins, validation_problem
-from mils.run_folder import RunFolder
 from mils.sampling import ADDED_LATER as SAMPLING_ADDED_LATER
 from mils.sampling import SamplingOptions
 
@@ -316,6 +315,8 @@ def matched_budget(match: Any) -> dict[str, float]:
     if by not in ("generated_tokens", "llm_seconds", "scorer_calls"):
         raise InputError(f"loop.match.by is generated_tokens, llm_seconds or scorer_calls, not {by!r}")
     folder = Path(match["run"]).expanduser()
+    from mils.run_folder import RunFolder
+
     if not RunFolder(folder).samples.is_dir():
         raise InputError(f"loop.match.run {folder} is not a results folder (no samples/)")
     results = ResultStore(folder).results(summary=True)

@@ -12,8 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-import orjson
-
 from mils.errors import InputError, MissingInputError
 from mils.files import write_atomic
 
@@ -31,6 +29,8 @@ def read_result_file(path: Path) -> Any:
         raise InputError(f"{path} is not a regular file (a folder, a pipe, a device?)")
     if path.stat().st_size > MAX_RESULT_BYTES:
         raise InputError(f"{path} is {path.stat().st_size:,} bytes: no result file is that large")
+    import orjson  # not in every environment that imports the config (the vLLM one)
+
     try:
         return orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as err:  # only possible if someone edited the file by hand
