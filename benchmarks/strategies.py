@@ -27,10 +27,11 @@ sys.path.insert(0, str(ROOT))
 
 def runs(config_path: str) -> list[tuple[dict, Path]]:
     """(swept point, results folder) of each variant, where `mils sweep` wrote it."""
-    from flows.ablation import expand_sweep
+    from flows.ablation import expand_sweep, variant_folder_name
 
     _, variants = expand_sweep(config_path)
-    found = [(point, config.model_copy(update={"name": "sweep"}).results_dir()) for point, config in variants]
+    found = [(point, config.model_copy(update={"name": variant_folder_name("sweep", point)}).results_dir())
+             for point, config in variants]
     missing = [str(folder) for _, folder in found if not (folder / "samples").is_dir()]
     if missing:
         raise SystemExit(f"{len(missing)} runs of {config_path} are missing (e.g. {missing[0]}): "

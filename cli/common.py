@@ -54,7 +54,7 @@ def make_config(args: argparse.Namespace, task: str | None = None):
         if gap and not options:
             raise InputError(f"the offline profile has no weights for {task}: it needs {gap}, or use --profile paper")
         config = build_config(args.profile, overrides, task=task)
-    check_dataset(config.dataset)
+    check_dataset(config.dataset, paths=True)
     return config
 
 

@@ -101,8 +101,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
+    from evaluation.datasets import check_dataset
     from flows.pipeline import pipeline_flow, read_pipeline
 
+    check_dataset(read_pipeline(args.config).config.dataset, paths=True)  # one line before any flow starts
     with stop_on_signals("finished samples are kept; run the same command again to resume"):
         summary = pipeline_flow(args.config, fresh=args.fresh)
     print(f"\npipeline {args.config}: MLflow parent run {summary['parent_run_id']} ({summary['tracking_uri']})")
@@ -131,9 +133,11 @@ def _stage_line(info) -> str:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from evaluation.datasets import check_dataset
     from flows.ablation import expand_sweep, run_sweep
     from flows.report import sweep_report
 
+    check_dataset(expand_sweep(args.config)[1][0][1].dataset, paths=True)  # one line before any flow starts
     with stop_on_signals("finished samples of every variant are kept; run the same command again to resume"):
         outcome = run_sweep(args.config)
     print(f"\n{outcome['variants']} variants from {outcome['optimisation_runs']} optimisation runs")

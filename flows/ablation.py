@@ -90,7 +90,7 @@ def _score(results: list[SampleResult], references: dict[str, list[str]], config
                         cache_dir=str(cache_dir), tokenize=config.eval_tokenize)
 
 
-def _folder_name(results_name: str, point: dict[str, Any]) -> str:
+def variant_folder_name(results_name: str, point: dict[str, Any]) -> str:
     """``sweep-keep5-explore0.2``: a `mils sweep` variant's results folder named by its settings
     (steps variants share the longest run's folder, so steps is left out); a pipeline's variants keep
     the pipeline's name, so the one equal to its base config resumes the base run's folder."""
@@ -125,7 +125,7 @@ def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, dat
         mlflow.log_dict({"grid": grid}, "sweep.json")
         for members in groups.values():
             longest = max(members, key=lambda m: m[1].loop.steps)[1]
-            outcome = optimise_config(longest.model_copy(update={"name": _folder_name(results_name, members[0][0])}),
+            outcome = optimise_config(longest.model_copy(update={"name": variant_folder_name(results_name, members[0][0])}),
                                       data=data)
             linked = {}
             for point, config in members:
