@@ -33,9 +33,9 @@ def official_lines(result: SampleResult, steps: int) -> list[str]:
     lines = []
     for step in range(steps + 1):
         record = result.at_step(step)
-        if step == 0:
+        if step == 0 and result.higher_is_better:  # captioning: np.mean(init_scores), the whole bank
             mean = record.scored_mean if record.scored_mean is not None else math.nan
-        else:
+        else:  # the ranking key's top-K mean (scorer.py:117); a minimised (style) run logs it at step 0 too
             mean = sign * record.mean_topk
         text = re.sub(r"[\t\r\n]", " ", record.best)  # as written, but a tab or newline would break the columns
         lines.append(f"{record.best_score}\t{mean}\t{text}\n")
