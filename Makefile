@@ -4,7 +4,8 @@
 #             vllm where nvidia-smi finds a GPU (it pins its own torch and transformers)
 # make bench  per-sample loop timings at paper-like settings (offline models); video sampling memory;
 #             our decoding loop vs transformers generate; the viewer on 5,000 synthetic results;
-#             the judging page under 50 concurrent raters with a server crash half-way
+#             the judging page under 50 concurrent raters with a server crash half-way;
+#             the suite feeding a simulated H100 serving engine (benchmarks/engine_bench.py)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -67,6 +68,8 @@ bench: setup
 	$(MAKE) vllm
 	$(VLLM_VENV)/bin/python benchmarks/vllm_bench.py
 	$(PY) benchmarks/schedule_bench.py
+	# the suite against a simulated H100 serving engine (the COCO-sized run: --samples 5000 --steps 10, ~22 min)
+	$(PY) benchmarks/engine_bench.py --samples 1000 --steps 2 --speedup 5
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) outputs .pytest_cache
