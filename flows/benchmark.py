@@ -177,11 +177,11 @@ def benchmark_flow(config: dict[str, Any]) -> RunRecord:
     record = run_record(config, outcome.results, outcome.failures, outcome.reports, outcome.results_dir,
                         outcome.seconds, counts, outcome.worker_peak_mb,
                         {"git_revision": git_revision(), **package_versions()}, {})
-    start_tracking(config.tracking)
+    experiment_id = start_tracking(config.tracking)
     previous = _tracked_run_ids(outcome.results_dir)
     state = {"dataset_hash": dataset_hash(outcome), "done": len(outcome.results), "failed": len(outcome.failures),
              "metrics": list(config.metrics), "eval_tokenize": config.eval_tokenize}
-    parent_id = previous.get("parent") or created_run(f"benchmark {config.name}", started)
+    parent_id = previous.get("parent") or created_run(experiment_id, f"benchmark {config.name}", started)
     with mlflow.start_run(run_id=parent_id) as parent:
         mlflow.set_tag("mils.kind", "benchmark")
         # at once, so that a rerun after a kill during logging reopens this parent instead of adding one
@@ -190,7 +190,7 @@ def benchmark_flow(config: dict[str, Any]) -> RunRecord:
         child_id = previous.get("child") if previous.get("state") == state and _finished(previous.get("child")) else None
         if child_id is None:  # a finished run whose results have not changed is not logged twice
             name = f"{config.name} {config.result_key()}"
-            with mlflow.start_run(run_id=created_run(name, started, parent.info.run_id), nested=True) as child:
+            with mlflow.start_run(run_id=created_run(experiment_id, name, started, parent.info.run_id), nested=True) as child:
                 log_config_run(config, outcome.results, outcome.failures, outcome.reports,
                                {"mils.kind": "config", "dataset_hash": state["dataset_hash"],
                                 "mils.results_dir": str(outcome.results_dir)},

@@ -29,9 +29,10 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 PACKAGES = ("torch", "transformers", "open_clip_torch", "prefect", "mlflow", "pycocoevalcap", "mils-suite")
 
 
-def start_tracking(tracking: TrackingConfig) -> None:
+def start_tracking(tracking: TrackingConfig) -> str:
     """Point MLflow at the config's store and experiment, tagged as model development (MLflow 3's
-    UI still opens in its GenAI mode unless the address asks otherwise: see flows/dashboard.py)."""
+    UI still opens in its GenAI mode unless the address asks otherwise: see flows/dashboard.py).
+    Returns the experiment's id."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking.uri)
@@ -39,16 +40,16 @@ def start_tracking(tracking: TrackingConfig) -> None:
     if experiment.tags.get("mlflow.experimentKind") != "custom_model_development":
         mlflow.MlflowClient(tracking.uri).set_experiment_tag(experiment.experiment_id, "mlflow.experimentKind",
                                                              "custom_model_development")
+    return experiment.experiment_id
 
 
-def created_run(name: str, started: float, parent_run_id: str | None = None) -> str:
+def created_run(experiment_id: str, name: str, started: float, parent_run_id: str | None = None) -> str:
     """A run in the active experiment that starts when the work started (``started``: seconds since
     the epoch): ``mlflow.start_run`` stamps the moment logging begins, so a 249 s run showed 1.3 s
     in the UI's Duration column. Open it with ``mlflow.start_run(run_id=...)``."""
     import mlflow
 
     tags = {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
-    experiment_id = mlflow.tracking.fluent._get_experiment_id()
     return mlflow.MlflowClient().create_run(experiment_id, start_time=int(started * 1000), tags=tags,
                                             run_name=name).info.run_id
 

@@ -34,7 +34,7 @@ def read_result_file(path: Path) -> Any:
     try:
         return orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as err:  # only possible if someone edited the file by hand
-        raise InputError(f"corrupt result file {path}: {err}; delete it to recompute that sample") from err
+        raise InputError(f"corrupt file {path}: {err} (a result file: delete it to recompute that sample)") from err
     except OSError as err:
         raise InputError(f"cannot read result file {path}: {err.strerror or err}") from err
 
