@@ -93,12 +93,12 @@ def run_schedule(schedule: str, a, url: str) -> dict:
     import httpx
 
     from benchmarks.gpu_bench import synthetic
-    from mils.async_loop import run_async
+    from mils.engine.loop import LoopOptions, Optimiser
+    from mils.engine.prompts import get_template
+    from mils.engine.sampling import SamplingOptions
+    from mils.engine.schedule import run_async
     from mils.generators.openai_api import OpenAIGenerator
-    from mils.loop import LoopOptions, Optimiser
-    from mils.prompts import get_template
     from mils.protocols import Sample
-    from mils.sampling import SamplingOptions
 
     generator = OpenAIGenerator(url, "sim", SamplingOptions(max_new_tokens=a.reply_tokens), max_concurrency=a.in_flight)
     scorer = GpuLikeScorer(a.speedup, a.score_call_ms, a.score_text_us)

@@ -81,8 +81,8 @@ def tokenizer(folder: str | None = None):
 
     if folder:
         return AutoTokenizer.from_pretrained(folder)
+    from mils.config.profiles import SMOLLM2_GGUF
     from mils.generators.transformers_llm import _package_file
-    from mils.profiles import SMOLLM2_GGUF
 
     try:
         path = _package_file(SMOLLM2_GGUF)
@@ -219,7 +219,7 @@ def _sync(device: str) -> None:
 
 def paper_prompts(n: int, a) -> list[str]:
     """The paper's image prompt with ``keep`` kept captions (1,083 SmolLM2 tokens at 50)."""
-    from mils.prompts import get_template
+    from mils.engine.prompts import get_template
 
     template = get_template("image_captioning")
     return [template.render([(t, 0.3 - j / 1000) for j, t in enumerate(synthetic(a.keep, i))], a.requested)
@@ -227,9 +227,9 @@ def paper_prompts(n: int, a) -> list[str]:
 
 
 def ours_generator(model, tok, new_tokens: int, **decode):
+    from mils.engine.sampling import SamplingOptions
     from mils.generators.decode import DecodeOptions
     from mils.generators.transformers_llm import TransformersGenerator
-    from mils.sampling import SamplingOptions
 
     sampling = SamplingOptions(max_new_tokens=new_tokens, temperature=0.5, top_p=0.9, top_k=50, rng="counter")
     gen = TransformersGenerator(model, tok, sampling, DecodeOptions(**decode))
@@ -283,7 +283,7 @@ def official_pattern(model, tok, scorer, a, bank: list[str], device: str) -> dic
     of 16 through ``generate``; every step re-scores the whole pool (kept + new)."""
     import torch
 
-    from mils.prompts import get_template
+    from mils.engine.prompts import get_template
 
     n = a.official_samples
     template = get_template("image_captioning")
@@ -330,8 +330,8 @@ def official_pattern(model, tok, scorer, a, bank: list[str], device: str) -> dic
 
 
 def our_loop(generator, scorer, a, bank: list[str], device: str, name: str, samples: int) -> dict:
-    from mils.loop import LoopOptions, Optimiser
-    from mils.prompts import get_template
+    from mils.engine.loop import LoopOptions, Optimiser
+    from mils.engine.prompts import get_template
     from mils.protocols import Sample
 
     wrapped = SyntheticReplies(generator, a.requested, device)

@@ -35,9 +35,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from evaluation.sample_set import export
-    from mils.captioning import Captioner
-    from mils.config import build_config
+    from mils.config.run_config import build_config
     from mils.protocols import Sample
+    from mils.run.runner import Captioner
 
     bank = {"path": args.bank, "builtin": None} if Path(args.bank).is_file() else {"builtin": "imagenet-templates"}
     if "path" not in bank:

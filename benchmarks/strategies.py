@@ -42,12 +42,14 @@ def runs(config_path: str) -> list[tuple[dict, Path]]:
 def measure(point: dict, folder: Path, scorers: dict) -> tuple[dict, dict[str, float], pd.DataFrame]:
     """One run's row, its final score per sample and its by-step curve (optimised, CIDEr, BLEU);
     ``scorers``: the scorers loaded so far, by their config (each is loaded once)."""
-    from evaluation.rescore import load_run, rescore
-    from mils.components import build_scorer
-    from mils.config import ScorerConfig
-    from mils.loop import spent
+    from evaluation.finished_run import FinishedRun
+    from evaluation.rescore import rescore
+    from mils.components.build import build_scorer
+    from mils.config.run_config import ScorerConfig
+    from mils.engine.loop import spent
 
-    config, results = load_run(folder)
+    run = FinishedRun.open(folder, need_config=True)
+    config, results = run.config, run.results()
     own = ScorerConfig(name=config.scorer.name, options=config.scorer.options)
     key = own.model_dump_json()
     scorers[key] = scorers.get(key) or build_scorer(own)

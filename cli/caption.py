@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from cli.common import add_run_options, make_config, print_table
+from mils.config.task_specs import captioning_task
 from mils.errors import InputError
 from mils.protocols import Closable, Sample
-from mils.run_folder import RunFolder
-from mils.task_specs import captioning_task
+from mils.storage.run_folder import RunFolder
 
 
 def _result_json(path: str, result) -> dict[str, Any]:
@@ -33,8 +33,8 @@ def _result_json(path: str, result) -> dict[str, Any]:
 
 
 def cmd_caption(args: argparse.Namespace) -> int:
-    from mils.captioning import Captioner, loop_overhead
     from mils.media import MediaError, modality_of
+    from mils.run.runner import Captioner, loop_overhead
 
     paths = list(args.paths)
     modalities = {args.modality} if args.modality else set()
@@ -83,10 +83,10 @@ def cmd_caption(args: argparse.Namespace) -> int:
 def _write_results(out: str | None, config, run) -> Path:
     """The run as `mils run` leaves it: a results folder of one file per sample (and per failure),
     the config and the media root, under ``out`` (default: a new dated folder in outputs/captions)."""
-    from mils.config import scorer_record
+    from mils.config.run_config import scorer_record
     from mils.files import write_atomic
-    from mils.results import ResultStore
-    from mils.run_folder import write_media_root
+    from mils.storage.results import ResultStore
+    from mils.storage.run_folder import write_media_root
 
     folder = Path(out) if out else Path("outputs/captions") / time.strftime("%Y%m%d-%H%M%S")
     store = ResultStore(folder, scorer_record(config))
@@ -100,7 +100,7 @@ def _write_results(out: str | None, config, run) -> Path:
 
 
 def cmd_t2i(args: argparse.Namespace) -> int:
-    from mils.image_tasks import run_text_to_image
+    from mils.run.image_tasks import run_text_to_image
 
     config = make_config(args, task="text_to_image")
     prompts, ids = args.prompts, None
@@ -120,7 +120,7 @@ def cmd_t2i(args: argparse.Namespace) -> int:
 
 
 def cmd_style(args: argparse.Namespace) -> int:
-    from mils.image_tasks import run_style_transfer
+    from mils.run.image_tasks import run_style_transfer
 
     config = make_config(args, task="style_transfer")
     with contextlib.redirect_stdout(sys.stderr):
@@ -131,7 +131,7 @@ def cmd_style(args: argparse.Namespace) -> int:
 
 
 def cmd_arithmetic(args: argparse.Namespace) -> int:
-    from mils.arithmetic import run_arithmetic
+    from mils.run.arithmetic import run_arithmetic
 
     configs = [make_config(args, task=t) for t in ("image_captioning", "audio_captioning", "text_to_image")]
     with contextlib.redirect_stdout(sys.stderr):

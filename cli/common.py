@@ -35,9 +35,9 @@ def loop_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def make_config(args: argparse.Namespace, task: str | None = None):
     from evaluation.datasets import check_dataset
-    from mils.config import build_config, load_config
-    from mils.profiles import offline_gap
-    from mils.task_specs import get_task
+    from mils.config.profiles import offline_gap
+    from mils.config.run_config import build_config, load_config
+    from mils.config.task_specs import get_task
 
     overrides = loop_overrides(args)
     if getattr(args, "tracking_uri", None):

@@ -46,14 +46,14 @@ def cmd_data_list(args: argparse.Namespace) -> int:
 def cmd_bank(args: argparse.Namespace) -> int:
     from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
-    from mils.bank import (
+    from mils.components.bank import (
         AUDIO_BANK_PROMPT,
         BANK_PROMPT,
         generate_bank,
         read_labels,
         save_bank,
     )
-    from mils.components import build_generator
+    from mils.components.build import build_generator
 
     if args.modality == "audio" and not args.labels:
         raise InputError("an audio bank needs --labels (AudioSet class_labels_indices.csv or one label per line)")
@@ -72,7 +72,7 @@ def cmd_bank(args: argparse.Namespace) -> int:
 def cmd_cache(args: argparse.Namespace) -> int:
     import datetime
 
-    from mils.response_cache import FILE, ResponseCache
+    from mils.components.response_cache import FILE, ResponseCache
 
     folder = Path(args.cache_dir).expanduser()
     if not (folder / FILE).is_file():

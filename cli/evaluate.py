@@ -11,7 +11,6 @@ from pathlib import Path
 
 from cli.common import read_json_arg
 from mils.errors import InputError, MissingInputError
-from mils.run_folder import RunFolder
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -79,15 +78,11 @@ def _run_folder(run: str, tracking_uri: str) -> Path:
 
 def cmd_export_official(args: argparse.Namespace) -> int:
     from evaluation.datasets import config_dataset
+    from evaluation.finished_run import FinishedRun
     from evaluation.official_log import export_official, official_folders
-    from mils.results import ResultStore
-    from mils.run_folder import read_run_config
 
-    folder = _run_folder(args.run, args.tracking_uri)
-    if not RunFolder(folder).samples.is_dir():
-        raise MissingInputError(f"{folder} is not a results folder (no samples/)")
-    results = ResultStore(folder).results(summary=True)
-    config = read_run_config(folder) if RunFolder(folder).config.is_file() else None
+    run = FinishedRun.open(_run_folder(args.run, args.tracking_uri))
+    results, config = run.results(summary=True, require=False), run.config
     dataset = config_dataset(config.dataset) if config and config.dataset.kind in ROW_NAMED else None  # the CSV again
     n = export_official(results, Path(args.out), official_folders(dataset, results))
     named = "the annotation CSV's row" if dataset is not None else "sample id"
@@ -100,7 +95,7 @@ ROW_NAMED = ("clotho", "drawbench")  # the official scripts name these samples' 
 
 def cmd_rescore(args: argparse.Namespace) -> int:
     from evaluation.rescore import rescore
-    from mils.config import ScorerConfig
+    from mils.config.run_config import ScorerConfig
 
     spec = args.scorer.strip()
     try:
@@ -121,8 +116,7 @@ def cmd_frontier(args: argparse.Namespace) -> int:
     folders = [_run_folder(r, args.tracking_uri) for r in args.runs]
     table = frontier(folders, Path(args.out))
     from flows.tracking import log_frontier
-    from mils.config import TrackingConfig
-    from mils.run_folder import read_run_config
+    from mils.config.run_config import TrackingConfig, read_run_config
 
     first = read_run_config(folders[0]).tracking
     # the store comes from the command line, never from a folder (which could name anyone's server)
@@ -227,7 +221,7 @@ def cmd_pope_run(args: argparse.Namespace) -> int:
     """POPE's questions put to a captioner, scored; with --instances, CHAIR on its captions too."""
     from evaluation.chair import chair
     from evaluation.pope import ask, load_instances, load_pope_file, pope_metrics
-    from mils import vlm_captioners  # noqa: F401  (registers the captioners)
+    from mils.components import vlm_captioners  # noqa: F401  (registers the captioners)
     from mils.media import load_image
     from mils.registry import create
 

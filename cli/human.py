@@ -26,7 +26,7 @@ def cmd_human_export(args: argparse.Namespace) -> int:
 def cmd_human_ingest(args: argparse.Namespace) -> int:
     from human_eval.ingest import ingest, log_to_mlflow, report_text
     from mils.files import write_atomic
-    from mils.results import finite_or_null
+    from mils.storage.results import finite_or_null
 
     batch = Path(args.batch)
     result = ingest(args.results, batch / "key.json", seed=args.seed)

@@ -17,7 +17,7 @@ def _print_benchmark(record) -> None:
     """The run record (:class:`flows.record.RunRecord`) as tables: nothing is read back or recomputed."""
     from evaluation.caption_metrics import format_table
     from evaluation.paired import gain_table
-    from mils.cost import cost_line
+    from mils.engine.cost import cost_line
 
     print()
     print_table([(Path(s.sample_id).name, s.initial, s.initial_score, s.caption, s.score) for s in record.samples])
@@ -73,8 +73,8 @@ def _resume_hint(config) -> str:
 
 def demo_config(args: argparse.Namespace):
     """The demo's run config: the offline profile with its DEMO_SETTINGS, on the bundled photos."""
-    from mils.config import RunConfig
-    from mils.profiles import DEMO_SETTINGS
+    from mils.config.profiles import DEMO_SETTINGS
+    from mils.config.run_config import RunConfig
 
     config = make_config(args)
     if args.profile == "offline" and not args.config:  # flags given by the user still win
@@ -153,8 +153,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from evaluation.caption_metrics import caption_metrics, format_table
     from evaluation.datasets import config_dataset
     from evaluation.vlm_baseline import run_baseline
-    from mils.cost import cost_line, run_cost
-    from mils.results import ResultStore
+    from mils.engine.cost import cost_line, run_cost
+    from mils.storage.results import ResultStore
 
     config = make_config(args)
     options = {k: v for k, v in (("model", args.model), ("prompt", args.prompt)) if v is not None}

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from evaluation.caption_metrics import MetricReport, cached_caption_metrics
 from evaluation.paired import PairedDelta, ScoreComparison, gain_table, paired_metrics, paired_scores
-from mils.config import RunConfig
+from mils.config.run_config import RunConfig
 from mils.errors import InputError, MissingInputError
 from mils.files import read_json
-from mils.run_folder import RunFolder, read_run_config
+from mils.storage.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -34,21 +34,18 @@ class Side:
 
 def side_from_path(spec: str) -> Side:
     """``FOLDER``, ``FOLDER:step0`` (a results folder) or ``FILE.json`` (id -> caption)."""
-    from mils.results import ResultStore, direction
+    from evaluation.finished_run import FinishedRun
 
     path, _, stage = spec.partition(":") if not Path(spec).exists() else (spec, "", "")
     folder = Path(path)
     if RunFolder(folder).samples.is_dir():
         if stage not in ("", "final", "step0"):
             raise InputError(f"{spec}: the stage after ':' is final or step0, not {stage!r}")
-        results = ResultStore(folder).results()
-        if not results:
-            raise InputError(f"results folder {folder} has no finished samples")
+        run = FinishedRun.open(folder)
+        results = run.results()
         pick = (lambda r: r.initial) if stage == "step0" else (lambda r: r.history[-1])
-        config_file = RunFolder(folder).config
-        config = read_run_config(config_file) if config_file.is_file() else None
         return Side(spec, {r.sample_id: pick(r).best for r in results}, {r.sample_id: pick(r).best_score for r in results},
-                    config, RunFolder(folder).metrics, direction(results, str(folder)))
+                    run.config, RunFolder(folder).metrics, run.higher_is_better(results))
     if not folder.is_file():
         raise MissingInputError(f"{spec}: not a results folder (no samples/), a JSON file or an MLflow run id")
     raw = read_json(folder, "captions")

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from mils.config import DatasetConfig
+from mils.config.run_config import DatasetConfig
 from mils.errors import InputError, MissingInputError
 from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, media_problem
 from mils.protocols import Sample

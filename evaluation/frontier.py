@@ -20,7 +20,6 @@ import pandas as pd
 
 from mils.errors import InputError
 from mils.files import save_figure, written
-from mils.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +34,11 @@ def pareto(cost: Sequence[float], quality: Sequence[float], higher_is_better: bo
 
 
 def _point(folder: Path) -> tuple[dict, dict[str, float], bool, dict[str, str]]:
-    from evaluation.rescore import load_run
-    from mils.cost import run_cost
-    from mils.results import direction
+    from evaluation.finished_run import FinishedRun
+    from mils.engine.cost import run_cost
 
-    config, results = load_run(folder)
+    run = FinishedRun.open(folder, need_config=True)
+    config, results = run.config, run.results()
     cost = run_cost(results, 0.0)
     n = len(results)
     captioner = folder / "captioner.json"  # a VLM baseline written as a run (evaluation/vlm_baseline.py)
@@ -52,12 +51,9 @@ def _point(folder: Path) -> tuple[dict, dict[str, float], bool, dict[str, str]]:
         curve = pd.read_csv(rescored[-1], index_col=0)
         row["held_out"] = float(curve["held_out"].iloc[-1])
         row.update({name: float(curve[name].iloc[-1]) for name in curve.columns if name not in ("optimised", "held_out")})
-    record = RunFolder(folder).record  # a run's record has every reference metric (a sweep variant has none: its rescore's)
-    if record.is_file():
-        final = json.loads(record.read_text()).get("reports", {}).get("final", {}).get("corpus", {})
-        row.update({name: 100 * value["value"] for name, value in final.items()})
+    row.update(run.final_metrics)  # a run's record has every reference metric (a sweep variant has none: its rescore's)
     settings = {k: v for k, v in config.flat().items() if not k.startswith(("tracking.", "output_dir", "cache_dir"))}
-    return row, {r.sample_id: r.score for r in results}, direction(results, str(folder)), settings
+    return row, {r.sample_id: r.score for r in results}, run.higher_is_better(results), settings
 
 
 def labels(settings: Sequence[dict[str, str]]) -> list[str]:

@@ -20,9 +20,9 @@ import math
 import re
 from pathlib import Path
 
+from mils.engine.records import SampleResult
 from mils.errors import InputError, MissingInputError
 from mils.files import write_atomic
-from mils.records import SampleResult
 
 _UNSAFE_ID = re.compile(r"[\\/\x00-\x1f]|^\.\.?$|^$")
 

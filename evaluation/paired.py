@@ -17,7 +17,7 @@ import pandas as pd
 from evaluation.bootstrap import DEFAULT_RESAMPLES, resample_chunks
 from evaluation.caption_metrics import MetricReport, _bleu_from_stats, bleu_from_table
 from mils.errors import InputError
-from mils.results import direction
+from mils.storage.results import direction
 
 
 @dataclass(frozen=True)

@@ -192,7 +192,7 @@ def pope_metrics(questions: Sequence[Question], answers: Iterable[str], resample
 
 
 def ask(captioner, questions: Sequence[Question], image_dir: str | Path, batch_size: int = 8) -> list[str]:
-    """Each question put to ``captioner`` (a :class:`mils.vlm_captioners.VLMCaptioner`) with its image
+    """Each question put to ``captioner`` (a :class:`mils.components.vlm_captioners.VLMCaptioner`) with its image
     from ``image_dir``; the free-form answers, in order."""
     from tqdm.auto import tqdm
 

@@ -17,25 +17,13 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from mils.config import RunConfig, ScorerConfig
-from mils.errors import InputError, MissingInputError
+from evaluation.finished_run import FinishedRun
+from mils.config.run_config import ScorerConfig
+from mils.engine.records import SampleResult
+from mils.errors import InputError
 from mils.files import content_hash, save_figure, write_atomic, written
-from mils.records import SampleResult
-from mils.run_folder import RunFolder, read_run_config
 
 log = logging.getLogger(__name__)
-
-
-def load_run(folder: Path) -> tuple[RunConfig, list[SampleResult]]:
-    from mils.results import ResultStore
-
-    if not RunFolder(folder).samples.is_dir() or not RunFolder(folder).config.is_file():
-        raise MissingInputError(f"{folder} is not a results folder of `mils run` (no samples/ and config.json)")
-    config = read_run_config(folder)
-    results = ResultStore(folder).results()
-    if not results:
-        raise InputError(f"results folder {folder} has no finished samples")
-    return config, results
 
 
 def rescore(folder: str | Path, scorer_cfg: ScorerConfig, metrics: tuple[str, ...] = ("CIDEr", "BLEU"),
@@ -45,12 +33,13 @@ def rescore(folder: str | Path, scorer_cfg: ScorerConfig, metrics: tuple[str, ..
     runs rescored by one model). ``plugins``: modules to import for a plugin's scorer, from the user
     (never from the folder's config.json: a folder from elsewhere must not choose what code runs)."""
     from evaluation.datasets import config_dataset
-    from mils.components import build_scorer
-    from mils.config import scorer_options
+    from mils.components.build import build_scorer
+    from mils.config.run_config import scorer_options
     from mils.registry import import_plugins
 
     folder = Path(folder)
-    config, results = load_run(folder)
+    run = FinishedRun.open(folder, need_config=True)
+    config, results = run.config, run.results()
     data = config_dataset(config.dataset)
     by_id = {s.id: s for s in data.samples}
     missing = [r.sample_id for r in results if r.sample_id not in by_id]

@@ -15,15 +15,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from evaluation.datasets import config_dataset
-from mils.captioning import check_media
-from mils.components import build_scorer
-from mils.config import RunConfig
+from mils.components.build import build_scorer
+from mils.config.run_config import RunConfig
+from mils.engine.records import SampleResult, StepCost, StepRecord, StepTrace
 from mils.files import content_hash, write_atomic
 from mils.media import load_image
-from mils.records import SampleResult, StepCost, StepRecord, StepTrace
 from mils.registry import create
-from mils.results import ResultStore
-from mils.run_folder import RunFolder, write_media_root
+from mils.run.runner import check_media
+from mils.storage.results import ResultStore
+from mils.storage.run_folder import RunFolder, write_media_root
 
 
 def baseline_dir(config: RunConfig, captioner: str, options: dict[str, Any]) -> Path:
@@ -44,7 +44,7 @@ def run_baseline(config: RunConfig, captioner: str, options: dict[str, Any], bat
                  model=None, data=None) -> dict[str, Any]:
     """Caption every sample not yet done (resumable, like a MILS run); returns the folder and counts.
     ``data``: the config's dataset when the caller has it loaded already."""
-    import mils.vlm_captioners  # noqa: F401  (registers the captioners)
+    import mils.components.vlm_captioners  # noqa: F401  (registers the captioners)
 
     folder = baseline_dir(config, captioner, options)
     store = ResultStore(folder)

@@ -24,11 +24,11 @@ from evaluation.datasets import check_dataset
 from flows.benchmark import BenchmarkOutcome, dataset_hash, optimise_config
 from flows.runners import make_task_runner
 from flows.tracking import log_config_run
-from mils.config import RunConfig, build_config, read_yaml, set_dotted
+from mils.config.run_config import RunConfig, build_config, read_yaml, set_dotted
+from mils.engine.records import SampleResult
 from mils.errors import InputError
 from mils.files import write_atomic
-from mils.records import SampleResult
-from mils.run_folder import RunFolder
+from mils.storage.run_folder import RunFolder
 from tasks.captioning import load_dataset_task, metrics_task
 
 STEPS_KEY = "loop.steps"

@@ -23,13 +23,13 @@ from flows.dashboard import share_runs_view
 from flows.record import RunRecord, run_record
 from flows.runners import make_task_runner
 from flows.tracking import created_run, end_orphans, git_revision, log_config_run, package_versions, start_tracking
-from mils.captioning import check_media
-from mils.config import RunConfig
+from mils.config.run_config import RunConfig
+from mils.engine.progress import shared_bar
+from mils.engine.records import SampleResult
 from mils.files import content_hash, write_atomic
-from mils.progress import shared_bar
-from mils.records import SampleResult
-from mils.results import ResultStore
-from mils.run_folder import RunFolder, folder_lock, write_media_root
+from mils.run.runner import check_media
+from mils.storage.results import ResultStore
+from mils.storage.run_folder import RunFolder, folder_lock, write_media_root
 from tasks.captioning import (
     load_dataset_task,
     metrics_task,

@@ -30,11 +30,11 @@ from flows.retention import prune_dated
 from flows.runners import make_task_runner
 from flows.tracking import end_orphans, log_config_run, start_tracking
 from human_eval.protocol import BatchSettings
-from mils.config import RunConfig, build_config, read_yaml
+from mils.config.run_config import RunConfig, build_config, read_yaml
 from mils.errors import InputError
 from mils.files import content_hash, write_atomic
 from mils.registry import checked_options
-from mils.run_folder import RunFolder
+from mils.storage.run_folder import RunFolder
 from tasks.captioning import generate_bank_task
 from tasks.judging import judging_task
 
@@ -83,7 +83,7 @@ def read_pipeline(path: str | Path) -> PipelineSpec:
     config = build_config(profile, raw)
     check_dataset(config.dataset)
     if baseline is not None:  # a misspelt captioner fails now, not after the bank stage
-        import mils.vlm_captioners  # noqa: F401  (registers the built-in captioners)
+        import mils.components.vlm_captioners  # noqa: F401  (registers the built-in captioners)
 
         checked_options("captioner", baseline["captioner"], baseline.get("options") or {}, "baseline.options")
     return PipelineSpec(config, grid, settings, profile, raw, baseline, notify, retention, frontier)
@@ -205,7 +205,7 @@ def _vs_seed_stage(config: RunConfig, outcome: BenchmarkOutcome, ledger: _Ledger
 
     from evaluation.compare import Side, compare, references_for, side_from_path
     from evaluation.paired import gain_metrics
-    from mils.components import load_seed_captions
+    from mils.components.build import load_seed_captions
 
     if not config.metrics:
         return {"skipped": "no metrics configured"}

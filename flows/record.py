@@ -13,10 +13,10 @@ from typing import Any
 
 from evaluation.caption_metrics import MetricReport
 from evaluation.paired import PairedDelta, ScoreComparison, run_gain
-from mils.config import RunConfig
-from mils.cost import run_cost
-from mils.records import SampleResult
-from mils.results import direction
+from mils.config.run_config import RunConfig
+from mils.engine.cost import run_cost
+from mils.engine.records import SampleResult
+from mils.storage.results import direction
 
 RUN_RECORD_VERSION = 1
 

@@ -115,7 +115,7 @@ def side_from_mlflow(run_id: str, tracking_uri: str):
     import mlflow
 
     from evaluation.compare import Side
-    from mils.config import RunConfig
+    from mils.config.run_config import RunConfig
 
     client = mlflow.tracking.MlflowClient(tracking_uri)
     try:

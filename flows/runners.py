@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-from mils.config import RunnerConfig
+from mils.config.run_config import RunnerConfig
 
 
 def gpu_count() -> int:

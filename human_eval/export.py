@@ -21,7 +21,7 @@ from human_eval.protocol import CAPTION_AXES, IMAGE_AXES, Axis
 from mils.errors import InputError, MissingInputError
 from mils.files import content_hash, real_folder, write_atomic, written
 from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS
-from mils.run_folder import RunFolder
+from mils.storage.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +79,11 @@ def load_side(path: str | Path, stage: str = "final") -> dict[str, Entry]:
     own folders (the results folder and the dataset folder it recorded) is refused, by name."""
     path = Path(path)
     if RunFolder(path).samples.is_dir():
-        from mils.results import ResultStore
+        from evaluation.finished_run import FinishedRun
 
         roots = [path.resolve()] + _recorded_media_root(path)
         entries, missing = {}, []
-        for r in ResultStore(path).results():
+        for r in FinishedRun.open(path).results(require=False):
             text = r.initial.best if stage == "step0" else r.caption
             media = None
             if r.media and (Path(r.media).suffix.lower() in MEDIA_EXTS or Path(r.media).exists()):  # not a prompt
@@ -112,8 +112,8 @@ def load_side(path: str | Path, stage: str = "final") -> dict[str, Entry]:
 
 def _recorded_media_root(folder: Path) -> list[Path]:
     """The dataset folder a run of this user recorded in ``media.json`` (none when absent, unreadable
-    or not sealed by this user: mils.results.trusted_media_root)."""
-    from mils.run_folder import trusted_media_root
+    or not sealed by this user: mils.storage.results.trusted_media_root)."""
+    from mils.storage.run_folder import trusted_media_root
 
     root, untrusted = trusted_media_root(folder)
     if untrusted:

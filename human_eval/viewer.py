@@ -24,13 +24,13 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse
 from tqdm.auto import tqdm
 
+from mils.engine.parsing import annotate_reply
+from mils.engine.records import SampleResult
 from mils.errors import InputError, MissingInputError
 from mils.files import write_atomic
 from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, media_problem, modality_of
-from mils.parsing import annotate_reply
-from mils.records import SampleResult
-from mils.results import ResultStore, finite_or_null, result_from_dict, without_heavy
-from mils.run_folder import RunFolder, read_result_file, trusted_media_root
+from mils.storage.results import ResultStore, finite_or_null, result_from_dict, without_heavy
+from mils.storage.run_folder import RunFolder, read_result_file, trusted_media_root
 
 PAGE_SIZE_MAX = 500
 SORTS = ("id", "step0", "final", "delta", "gain")  # "gain": the improvement, whichever way the scorer points

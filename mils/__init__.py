@@ -1,11 +1,13 @@
 """MILS, the engine: the public names, importable as ``from mils import Optimiser, build_config``.
 
 Each name loads its module on first use (PEP 562), so ``import mils`` (and every ``mils.errors``
-import) stays light; torch and the models load only with the parts that need them. Where things
-live: ``loop`` / ``async_loop`` (the optimisation, lockstep and async), ``config`` / ``profiles``
-(a run's settings), ``protocols`` (what a generator and a scorer are), ``registry`` (components by
-name, plugins), ``captioning`` (a config's components run over samples), ``results`` (one sample's
-result files), ``run_folder`` (a results folder as a whole), ``generators/`` and ``scorers/``.
+import) stays light; torch and the models load only with the parts that need them. The rooms:
+``engine/`` (the loop, its async schedule, prompts, parsing, sampling, seeds, cost), ``config/`` (a run's
+settings, profiles, task specs), ``components/`` (building what a config names, the registry, banks,
+response cache), ``generators/`` and ``scorers/`` (the two roles' implementations), ``run/`` (running a
+task over samples: the runner, image tasks, arithmetic, model cache), ``storage/`` (result files, the
+results folder, the atomic writer); ``protocols`` (what a generator and a scorer are), ``media``
+(reading samples) and ``errors`` sit at the top.
 """
 
 from __future__ import annotations
@@ -14,16 +16,16 @@ import importlib
 
 _WHERE = {
     # the optimisation
-    "Optimiser": "mils.loop", "LoopOptions": "mils.loop", "run_async": "mils.async_loop",
-    "SampleResult": "mils.records", "StepRecord": "mils.records",
+    "Optimiser": "mils.engine.loop", "LoopOptions": "mils.engine.loop", "run_async": "mils.engine.schedule",
+    "SampleResult": "mils.engine.records", "StepRecord": "mils.engine.records",
     # what a component is, and how one is named
     "Sample": "mils.protocols", "Generator": "mils.protocols", "Scorer": "mils.protocols", "Reply": "mils.protocols",
     "register": "mils.registry", "create": "mils.registry", "import_plugins": "mils.registry",
     # a run's settings, and running them
-    "RunConfig": "mils.config", "build_config": "mils.config", "load_config": "mils.config",
-    "Captioner": "mils.captioning",
+    "RunConfig": "mils.config.run_config", "build_config": "mils.config.run_config", "load_config": "mils.config.run_config",
+    "Captioner": "mils.run.runner",
     # what a run leaves behind
-    "ResultStore": "mils.results", "RunFolder": "mils.run_folder", "read_run_config": "mils.run_folder",
+    "ResultStore": "mils.storage.results", "RunFolder": "mils.storage.run_folder", "read_run_config": "mils.config.run_config",
     # errors a user can meet (one line each)
     "MilsError": "mils.errors", "InputError": "mils.errors", "MissingInputError": "mils.errors",
 }

@@ -10,15 +10,15 @@ from prefect import get_run_logger, task
 
 from evaluation.caption_metrics import MetricReport, cached_caption_metrics
 from evaluation.datasets import Dataset, config_dataset
-from mils.components import ensure_generated_bank, generated_bank_path
-from mils.config import RunConfig, scorer_record
-from mils.cost import peak_memory_mb
+from mils.components.build import ensure_generated_bank, generated_bank_path
+from mils.config.run_config import RunConfig, scorer_record
+from mils.engine.cost import peak_memory_mb
+from mils.engine.progress import advance
 from mils.errors import MilsError
-from mils.model_cache import captioner_for, model_lock, models_for
-from mils.progress import advance
 from mils.protocols import Sample
 from mils.registry import import_plugins
-from mils.results import ResultStore
+from mils.run.model_cache import captioner_for, model_lock, models_for
+from mils.storage.results import ResultStore
 
 
 @task(name="load-dataset")

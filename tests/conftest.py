@@ -104,8 +104,8 @@ def tiny_llama_dir(tmp_path_factory, smollm2):
 @pytest.fixture(scope="session")
 def smollm2():
     """The real SmolLM2-135M-Instruct generator (GGUF converted once into the mils cache)."""
-    from mils.components import build_generator
-    from mils.config import build_config
+    from mils.components.build import build_generator
+    from mils.config.run_config import build_config
 
     config = build_config("offline", {"generator": {"max_new_tokens": 96}})
     return build_generator(config.generator, config.cache_path())
@@ -183,8 +183,8 @@ def load_counts(monkeypatch):
     """Counts constructions of the fake generator and scorer (wrapping their registered factories),
     with the process's model cache emptied first."""
     import tests.fakes  # noqa: F401  (registers the fakes)
-    from mils import model_cache as models
     from mils import registry
+    from mils.run import model_cache as models
 
     counts = {"generator": 0, "scorer": 0}
     for kind, name in (("generator", "fake"), ("scorer", "fake_bow")):

@@ -63,7 +63,7 @@ elif POINT == "mlflow":
     mlflow.log_metrics = dying_log_metrics
 
 elif POINT == "second-sample":
-    from mils.results import ResultStore
+    from mils.storage.results import ResultStore
 
     real_write, written = ResultStore.write, []
 
@@ -76,9 +76,9 @@ elif POINT == "second-sample":
     ResultStore.write = dying_write
 
 elif POINT == "generated-bank":
-    import mils.bank
+    import mils.components.bank
 
-    real_write_atomic = mils.bank.write_atomic
+    real_write_atomic = mils.components.bank.write_atomic
 
     def half_write_atomic(path, text):
         if str(path).endswith(".provenance.json"):
@@ -87,4 +87,4 @@ elif POINT == "generated-bank":
             f.write(text[: len(text) // 2])
         _die()
 
-    mils.bank.write_atomic = half_write_atomic
+    mils.components.bank.write_atomic = half_write_atomic

@@ -87,3 +87,31 @@ def test_the_public_api_resolves_and_importing_mils_loads_no_model_library():
                             "print(sorted(m for m in ('torch', 'transformers', 'open_clip') if m in sys.modules))"],
                            capture_output=True, text=True, cwd=ROOT)
     assert light.stdout.strip() == "[]", light.stderr
+
+
+# mils/ in rooms, each importing only the foundation (the top-level modules) and the rooms before it
+ROOMS = ["engine", "generators", "scorers", "storage", "config", "components", "run"]
+FOUNDATION = {"errors", "protocols", "registry", "files", "media", "layout"}
+
+
+def imported_mils_parts(path: Path) -> set[str]:
+    parts = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        modules = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+            [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
+        parts |= {m.split(".")[1] for m in modules if m.startswith("mils.")}
+    return parts
+
+
+def test_mils_rooms_import_only_the_foundation_and_earlier_rooms():
+    assert {p.name for p in (ROOT / "mils").iterdir() if p.is_dir() and p.name != "__pycache__"} == set(ROOMS)
+    assert {p.stem for p in (ROOT / "mils").glob("*.py")} == FOUNDATION | {"__init__"}
+    offences = []
+    for index, room in enumerate(ROOMS):
+        allowed = FOUNDATION | set(ROOMS[: index + 1])
+        for path in (ROOT / "mils" / room).rglob("*.py"):
+            offences += [f"{path.relative_to(ROOT)} imports mils.{part}" for part in imported_mils_parts(path) - allowed]
+    for name in FOUNDATION:  # the foundation imports no room
+        path = ROOT / "mils" / f"{name}.py"
+        offences += [f"{path.relative_to(ROOT)} imports mils.{part}" for part in imported_mils_parts(path) & set(ROOMS)]
+    assert offences == []

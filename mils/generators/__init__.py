@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from mils.engine.sampling import SamplingOptions
 from mils.errors import require
 from mils.generators.decode import DecodeOptions
 from mils.generators.transformers_llm import TransformersGenerator
 from mils.protocols import Workload
 from mils.registry import register
-from mils.sampling import SamplingOptions
 
 _SAMPLING = set(SamplingOptions.model_fields)
 log = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ import threading
 from concurrent.futures import Future
 from typing import Any, Sequence
 
+from mils.engine.sampling import SamplingOptions
 from mils.errors import ComponentError, InputError
 from mils.protocols import Reply, TokenUsage
-from mils.sampling import SamplingOptions
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class OpenAIGenerator:
 
     @property
     def max_in_flight(self) -> int:
-        """What the async schedule keeps in flight (mils/async_loop.py)."""
+        """What the async schedule keeps in flight (mils/engine/schedule.py)."""
         return self.maximum
 
     def submit(self, prompt: str, seed: int) -> Future:

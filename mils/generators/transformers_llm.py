@@ -16,12 +16,12 @@ from typing import Sequence
 
 import torch
 
+from mils.engine.sampling import SamplingOptions
 from mils.errors import InputError, MissingInputError
 from mils.files import content_hash
 from mils.generators.decode import BatchDecoder, DecodeOptions, rows_that_fit
 from mils.generators.sampler import TokenSampler
 from mils.protocols import Reply, TokenUsage
-from mils.sampling import SamplingOptions
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from mils.engine.sampling import SamplingOptions
 from mils.errors import require
 from mils.protocols import Reply, TokenUsage
-from mils.sampling import SamplingOptions
 
 # on a CPU build: whole prefills; no torch.compile (its warm-up took 400 s on 2 cores); float32 for
 # "auto" (vLLM would pick bfloat16; the transformers backend computes in float32 on a CPU). The KV

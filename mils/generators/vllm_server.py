@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mils.engine.sampling import SamplingOptions
 from mils.errors import ComponentError
 from mils.generators.openai_api import OpenAIGenerator
 from mils.generators.vllm_memory import engine_error
-from mils.sampling import SamplingOptions
 
 log = logging.getLogger(__name__)
 

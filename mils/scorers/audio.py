@@ -12,13 +12,13 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from mils.engine.seeding import derive_seed
 from mils.errors import require
 from mils.media import load_audio, spread_windows
 from mils.protocols import Sample
 from mils.registry import register
 from mils.scorers.hf import TransformersTwoTower, projected
 from mils.scorers.weights import weights_digest
-from mils.seeding import derive_seed
 
 
 @contextmanager

@@ -23,7 +23,7 @@ def test_a_sweep_of_a_million_variants_is_refused_before_any_is_built(monkeypatc
 
 @pytest.mark.parametrize("days", ["-5", "nan", "0"])
 def test_cache_prune_refuses_days_that_would_delete_everything(tmp_path, days, capsys):
-    from mils.response_cache import ResponseCache
+    from mils.components.response_cache import ResponseCache
 
     cache = ResponseCache(tmp_path)
     cache.put("k", "m", "a reply")
@@ -32,12 +32,12 @@ def test_cache_prune_refuses_days_that_would_delete_everything(tmp_path, days, c
 
 
 def test_a_corrupt_config_json_is_one_line_naming_the_file(tmp_path):
-    from evaluation.rescore import load_run
+    from evaluation.finished_run import FinishedRun
 
     (tmp_path / "samples").mkdir()
     (tmp_path / "config.json").write_text(json.dumps({"profile": "offline", "loop": {"steps": "many"}}))
     with pytest.raises(InputError, match=r"config.json is not a run config this suite can read"):
-        load_run(tmp_path)
+        FinishedRun.open(tmp_path).config
 
 
 def test_reading_commands_never_create_a_tracking_store(tmp_path, monkeypatch, capsys):
@@ -70,7 +70,7 @@ def test_a_busy_view_port_is_skipped_by_default_and_named_when_asked_for():
 
 
 def test_a_config_key_typo_gets_the_closest_key_and_a_missing_dataset_is_one_line(tmp_path, capsys):
-    from mils.config import build_config
+    from mils.config.run_config import build_config
 
     with pytest.raises(InputError, match=r"loop.stesp: not a setting here; did you mean 'steps'\?"):
         build_config("offline", {"loop": {"stesp": 3}})

@@ -45,7 +45,7 @@ def test_unknown_components_are_user_errors(capsys, tmp_path):
 
 def test_demo_uses_the_tuned_settings_unless_told_otherwise():
     from cli.run import demo_config
-    from mils.profiles import DEMO_SETTINGS
+    from mils.config.profiles import DEMO_SETTINGS
 
     parser = cli_main.build_parser()
     config = demo_config(parser.parse_args(["demo"]))
@@ -65,7 +65,7 @@ def test_t2i_without_prompts_rewrites_the_configs_drawbench_prompts(monkeypatch,
     def fake_run(config, prompts, out, ids=None):
         seen.update(prompts=prompts, ids=ids, task=config.task)
         return []
-    monkeypatch.setattr("mils.image_tasks.run_text_to_image", fake_run)
+    monkeypatch.setattr("mils.run.image_tasks.run_text_to_image", fake_run)
     assert cli_main.main(["t2i", "--config", str(config), "--out", str(tmp_path / "out")]) == 0
     assert seen == {"prompts": ["A red colored car.", "A cube on a ball."], "ids": ["drawbench-000", "drawbench-002"],
                     "task": "text_to_image"}

@@ -9,9 +9,9 @@ import pytest
 
 from cli.main import main
 from evaluation.official_log import export_official, read_official_logs
+from mils.engine.records import SampleResult, StepRecord
 from mils.errors import InputError
-from mils.records import SampleResult, StepRecord
-from mils.results import ResultStore
+from mils.storage.results import ResultStore
 from tests.mils.test_loop import make_optimiser
 
 

@@ -60,7 +60,7 @@ def test_scores_win_tie_loss_and_flat_metrics():
 
 def test_compare_scores_both_sides_with_one_tokenisation(monkeypatch):
     from evaluation import compare as comparing
-    from mils.config import build_config
+    from mils.config.run_config import build_config
 
     used = []
     monkeypatch.setattr(comparing, "cached_caption_metrics", lambda predictions, refs, metrics, seed, cache, tokenize:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mils.config import build_config
+from mils.config.run_config import build_config
 
 pytestmark = pytest.mark.slow
 
@@ -11,7 +11,7 @@ def test_baseline_run_is_a_one_step_run_the_suite_reads(tmp_path, photo_dir, tin
     from evaluation.compare import side_from_path
     from evaluation.vlm_baseline import run_baseline
     from human_eval.viewer import RunIndex
-    from mils.results import ResultStore
+    from mils.storage.results import ResultStore
     from tests.tiny_models import tiny_blip2
 
     (photo_dir / "broken.jpg").write_bytes(b"not an image")

@@ -10,8 +10,8 @@ import mlflow
 import pytest
 
 from flows.benchmark import run_benchmark
-from mils.config import load_config
-from mils.results import ResultStore
+from mils.config.run_config import load_config
+from mils.storage.results import ResultStore
 from tests.flows.conftest import TARGETS
 
 
@@ -89,7 +89,7 @@ def test_a_dataset_without_references_finishes_with_the_metrics_skipped_and_says
 def test_a_sample_skipped_at_load_is_recorded_in_failed_with_its_reason(flow_config):
     """The folder alone tells what was dropped and why (before, a sample skipped when the dataset
     loaded was counted in run.json but left no trace in failed/)."""
-    from mils.results import ResultStore
+    from mils.storage.results import ResultStore
 
     path, _ = flow_config(dataset={"kind": "fake_text", "args": {"targets": TARGETS, "unreferenced": ["red cat"]}})
     outcome = run_benchmark(load_config(path))
@@ -99,7 +99,7 @@ def test_a_sample_skipped_at_load_is_recorded_in_failed_with_its_reason(flow_con
 
 def test_a_second_run_of_a_config_being_run_is_refused_and_changes_nothing(flow_config):
     from mils.errors import InputError
-    from mils.run_folder import folder_lock
+    from mils.storage.run_folder import folder_lock
 
     config = load_config(flow_config()[0])
     with folder_lock(config.results_dir()):  # the first run, still writing

@@ -4,8 +4,8 @@ import pytest
 
 from cli.main import main
 from flows.benchmark import run_benchmark
-from mils.config import load_config
-from mils.results import ResultStore
+from mils.config.run_config import load_config
+from mils.storage.results import ResultStore
 from tests.flows.conftest import TARGETS
 
 
@@ -49,7 +49,7 @@ def test_compare_a_run_with_another_systems_json_and_an_mlflow_run(two_runs, tmp
 def load_config_uri(outcome):
     from pathlib import Path
 
-    from mils.config import RunConfig
+    from mils.config.run_config import RunConfig
 
     return RunConfig.model_validate_json((Path(str(outcome.results_dir)) / "config.json").read_text()).tracking.uri
 

@@ -9,7 +9,7 @@ import pytest
 from cli.main import main
 from evaluation.frontier import pareto
 from flows.benchmark import run_benchmark
-from mils.config import ScorerConfig, load_config
+from mils.config.run_config import ScorerConfig, load_config
 from mils.errors import InputError
 
 
@@ -39,7 +39,7 @@ def test_strategies_at_matched_cost_a_held_out_judge_and_the_frontier(flow_confi
 
     def no_llm(*args, **kwargs):
         raise AssertionError("rescoring called the generator")
-    monkeypatch.setattr("mils.components.build_generator", no_llm)
+    monkeypatch.setattr("mils.components.build.build_generator", no_llm)
     from evaluation.rescore import rescore
 
     table, curve, out = rescore(mils.results_dir, ScorerConfig(name="fake_bow"))  # the run's own scorer
@@ -88,7 +88,7 @@ def test_a_held_out_curve_counts_a_sample_that_stopped_early_at_its_last_step(fl
     import numpy as np
 
     from evaluation.rescore import rescore
-    from mils.results import ResultStore
+    from mils.storage.results import ResultStore
 
     path, _ = flow_config("mils.yaml", generator={"backend": "fake", "model": "fake", "max_new_tokens": 30})
     run = run_benchmark(load_config(path))

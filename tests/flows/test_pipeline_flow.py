@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from flows.pipeline import pipeline_flow, read_pipeline
-from mils import model_cache as models
+from mils.run import model_cache as models
 from tests.flows.conftest import TARGETS
 
 
@@ -100,7 +100,7 @@ def test_fresh_reruns_get_dated_folders_and_follow_the_previous_run(flow_config)
 def test_a_significant_drop_against_the_previous_run_is_tagged_a_regression(flow_config):
     from dataclasses import replace
 
-    from mils.results import ResultStore
+    from mils.storage.results import ResultStore
 
     path, raw = _pipeline_yaml(flow_config, sweep=None, judging=False)
     first = pipeline_flow(str(path), fresh=True)
@@ -150,7 +150,7 @@ def test_vlm_plus_mils_is_one_pipeline_config(flow_config, tmp_path):
     path.write_text(yaml.safe_dump(raw))
     summary = pipeline_flow(str(path))
     stages = summary["stages"]
-    from mils.results import ResultStore
+    from mils.storage.results import ResultStore
 
     bank_size = len(Path(raw["bank"]["path"]).read_text().splitlines())
     results = ResultStore(summary["results_dir"]).results()
@@ -167,7 +167,7 @@ def test_vlm_plus_mils_is_one_pipeline_config(flow_config, tmp_path):
 
 def test_a_captioner_then_mils_seeded_by_it_in_one_pipeline(tmp_path, tiny_clip_name):
     """baseline (a tiny BLIP-2) -> its captions seed MILS -> paired comparison -> judging batch vs the VLM."""
-    from mils.results import ResultStore
+    from mils.storage.results import ResultStore
     from tests.tiny_models import tiny_blip2
 
     bank = tmp_path / "bank.txt"

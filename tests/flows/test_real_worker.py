@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import mlflow
 
-from mils.results import ResultStore
+from mils.storage.results import ResultStore
 from tests.flows.conftest import TARGETS
 from tests.flows.test_real_server import BIN, _start, _stop, _wait, prefect_server  # noqa: F401 (a fixture)
 from tests.flows.test_schedule_parts import Receiver

@@ -3,7 +3,7 @@ import os
 import pytest
 
 from flows.runners import local_cluster_plan, pinned_cluster, pinned_worker_specs
-from mils.config import RunnerConfig
+from mils.config.run_config import RunnerConfig
 
 
 def _devices(specs):

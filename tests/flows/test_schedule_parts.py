@@ -175,7 +175,7 @@ def test_retention_keeps_the_newest_and_every_folder_a_regression_involves(tmp_p
 
 def test_a_models_revision_changes_when_its_weights_do(tmp_path, monkeypatch):
     from flows.tracking import model_revision, model_revisions
-    from mils.config import build_config
+    from mils.config.run_config import build_config
 
     weights = tmp_path / "scorer"
     weights.mkdir()

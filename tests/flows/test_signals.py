@@ -11,8 +11,8 @@ import psutil
 import pytest
 
 from flows.benchmark import run_benchmark
-from mils.config import load_config
-from mils.results import ResultStore
+from mils.config.run_config import load_config
+from mils.storage.results import ResultStore
 from tests.flows.conftest import TARGETS
 
 

@@ -66,8 +66,8 @@ def test_sweep_creates_one_child_per_config_and_shares_step_runs(flow_config, tm
 def test_truncated_history_equals_a_real_shorter_run(flow_config):
     """Reading a 1-step variant off a 3-step run is exact."""
     from flows.benchmark import run_benchmark
-    from mils.config import load_config
-    from mils.results import ResultStore
+    from mils.config.run_config import load_config
+    from mils.storage.results import ResultStore
 
     long_path, _ = flow_config("long.yaml")
     short_path, _ = flow_config("short.yaml", loop={"steps": 1, "keep": 4, "requested": 5, "seed": 5})

@@ -115,8 +115,8 @@ def test_load_side_from_json_and_results_folder(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"1": 3}))
     with pytest.raises(ValueError, match="entry '1'"):
         load_side(tmp_path / "bad.json")
-    from mils.records import SampleResult, StepRecord
-    from mils.results import ResultStore
+    from mils.engine.records import SampleResult, StepRecord
+    from mils.storage.results import ResultStore
 
     store = ResultStore(tmp_path / "run")
     store.write(SampleResult("img1", [StepRecord(0, "first", 0.1, 0.1, 3), StepRecord(1, "second", 0.2, 0.15, 2)], []))

@@ -85,8 +85,8 @@ def test_export_takes_only_real_media_from_a_side_s_own_folder(tmp_path, photo_d
 
 
 def test_export_refuses_a_results_folder_whose_media_are_missing(tmp_path, photo_dir):
-    from mils.records import SampleResult, StepRecord
-    from mils.results import ResultStore
+    from mils.engine.records import SampleResult, StepRecord
+    from mils.storage.results import ResultStore
 
     store = ResultStore(tmp_path / "run")
     history = [StepRecord(0, "first", 0.1, 0.1, 3), StepRecord(1, "second", 0.2, 0.15, 2)]

@@ -8,8 +8,8 @@ import pytest
 
 from human_eval.viewer import RunIndex, create_app
 from mils.protocols import Sample
-from mils.results import ResultStore, result_to_dict
-from mils.run_folder import write_media_root
+from mils.storage.results import ResultStore, result_to_dict
+from mils.storage.run_folder import write_media_root
 from tests.browser import launch_chromium, served
 from tests.conftest import local_client
 from tests.mils.test_loop import make_optimiser

@@ -4,11 +4,11 @@ import threading
 
 import pytest
 
-from mils.async_loop import run_async
+from mils.engine.loop import LoopOptions, Optimiser
+from mils.engine.prompts import get_template
+from mils.engine.schedule import run_async
+from mils.engine.seeding import derive_seed
 from mils.errors import InputError
-from mils.loop import LoopOptions, Optimiser
-from mils.prompts import get_template
-from mils.seeding import derive_seed
 from tests.fakes import FakeGenerator
 
 
@@ -59,8 +59,8 @@ def test_a_fast_sample_does_not_wait_for_a_slow_one(fake_scorer, fake_bank, text
 
 
 def test_async_needs_a_generator_that_takes_concurrent_requests(tmp_path, fake_scorer, fake_bank):
-    from mils.captioning import Captioner
-    from mils.config import build_config
+    from mils.config.run_config import build_config
+    from mils.run.runner import Captioner
 
     (tmp_path / "bank.txt").write_text("\n".join(fake_bank))
     config = build_config("offline", {"bank": {"path": str(tmp_path / "bank.txt"), "builtin": None},
@@ -76,11 +76,11 @@ def test_async_cost_is_measured_inside_the_scorer_lock(monkeypatch, fake_bank, t
     import time
     import types
 
-    import mils.loop
+    import mils.engine.loop
     from tests.fakes import FakeScorer
 
     clock = [0.0]
-    monkeypatch.setattr(mils.loop, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(mils.engine.loop, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
     arrived = threading.Barrier(len(text_samples), timeout=30)
 
     class Together(ConcurrentFake):
@@ -160,10 +160,10 @@ def test_an_endpoint_s_requests_go_out_from_one_event_loop_without_a_thread_each
     """The openai backend hands the async schedule a future per request (``submit``): 300 samples
     with 16 in flight add one thread (its event loop), not 16 or 300, and give lockstep's results;
     through the response cache, a second run sends nothing."""
+    from mils.components.response_cache import CachedGenerator, ResponseCache
+    from mils.engine.sampling import SamplingOptions
     from mils.generators.openai_api import OpenAIGenerator
     from mils.protocols import Sample
-    from mils.response_cache import CachedGenerator, ResponseCache
-    from mils.sampling import SamplingOptions
     from tests.fakes import FakeScorer
     from tests.openai_fake import FakeEndpoint
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mils.captioning import Captioner, check_media
-from mils.config import build_config
-from mils.loop import Optimiser
+from mils.config.run_config import build_config
+from mils.engine.loop import Optimiser
 from mils.media import MediaError, media_problem
 from mils.protocols import Sample
-from mils.results import ResultStore, result_from_dict
+from mils.run.runner import Captioner, check_media
+from mils.storage.results import ResultStore, result_from_dict
 from tests.mils.test_loop import make_optimiser
 
 
@@ -61,7 +61,7 @@ def test_a_sample_that_fails_to_decode_inside_the_loop_fails_alone(fake_generato
 
 
 def test_results_record_absolute_media_paths(photo_dir, monkeypatch):
-    from mils.loop import _media_name
+    from mils.engine.loop import _media_name
 
     monkeypatch.chdir(photo_dir.parent)
     assert _media_name(Path(photo_dir.name) / "chelsea.jpg") == str(photo_dir / "chelsea.jpg")  # typed relative

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mils.bank import (
+from mils.components.bank import (
     Bank,
     bank_embeddings,
     generate_bank,
@@ -87,7 +87,7 @@ def test_mils_release_bank_loads():
 
 
 def test_audio_bank_recipe_from_audioset_labels(tmp_path, fake_generator):
-    from mils.bank import AUDIO_BANK_PROMPT, read_labels
+    from mils.components.bank import AUDIO_BANK_PROMPT, read_labels
 
     labels = tmp_path / "class_labels_indices.csv"
     labels.write_text('index,mid,display_name\n0,/m/09x0r,Speech\n1,/m/05zppz,"Male speech, man speaking"\n')

@@ -4,9 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mils.captioning import Captioner, loop_overhead
-from mils.config import build_config
+from mils.config.run_config import build_config
 from mils.protocols import Sample
+from mils.run.runner import Captioner, loop_overhead
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_cli_caption_json_offline_profile(tmp_path, photo_dir, capsys):
     # the same results folder `mils run` writes: the viewer, compare and the judging export read it
     from evaluation.compare import side_from_path
     from human_eval.viewer import RunIndex
-    from mils.results import ResultStore
+    from mils.storage.results import ResultStore
 
     store = ResultStore(out)
     assert [r.caption for r in store.results()] == [result["caption"]]

@@ -109,8 +109,8 @@ def tiny_llm(smollm2):
     """A 1-layer random Llama with SmolLM2's real tokenizer and chat template, in the real generator."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from mils.engine.sampling import SamplingOptions
     from mils.generators.transformers_llm import TransformersGenerator
-    from mils.sampling import SamplingOptions
 
     torch.manual_seed(0)
     tokenizer = smollm2.tokenizer
@@ -206,8 +206,8 @@ def test_vllm_requests_carry_the_sampling_settings_and_a_seed_per_prompt(monkeyp
 @pytest.mark.slow
 def test_vllm_gets_the_resolved_model_whole_prefills_and_the_run_s_context_and_cache(monkeypatch, tiny_llama_dir):
     import mils.generators  # noqa: F401
-    from mils.components import build_generator, workload_of
-    from mils.config import build_config
+    from mils.components.build import build_generator, workload_of
+    from mils.config.run_config import build_config
     from mils.generators import transformers_llm, vllm_llm
 
     _fake_vllm(monkeypatch)

@@ -1,6 +1,6 @@
 import pytest
 
-from mils.config import build_config, load_config
+from mils.config.run_config import build_config, load_config
 from mils.registry import UnknownComponentError
 
 
@@ -98,7 +98,7 @@ def test_a_config_mistake_is_refused_when_the_config_is_built(override, message)
 
 def test_a_dataset_kind_and_its_arguments_are_checked_before_anything_is_read():
     from evaluation.datasets import check_dataset
-    from mils.config import DatasetConfig
+    from mils.config.run_config import DatasetConfig
 
     with pytest.raises(UnknownComponentError, match="Did you mean 'coco_karpathy'"):
         check_dataset(DatasetConfig(kind="coco_karpathi"))
@@ -119,7 +119,7 @@ def test_a_dataset_kind_and_its_arguments_are_checked_before_anything_is_read():
 def test_a_config_that_would_fail_late_or_write_elsewhere_is_refused_when_built(change, message):
     """Before: a name with ../ put the results outside output_dir; a wrong option type was a
     TypeError after the models had loaded."""
-    from mils.config import build_config
+    from mils.config.run_config import build_config
     from mils.errors import InputError
 
     with pytest.raises(InputError, match=message):

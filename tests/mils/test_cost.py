@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from mils.cost import run_cost, step_costs
-from mils.loop import SampleResult, StepCost, StepRecord, _shares
+from mils.engine.cost import run_cost, step_costs
+from mils.engine.loop import SampleResult, StepCost, StepRecord, _shares
 from tests.mils.test_loop import make_optimiser
 
 

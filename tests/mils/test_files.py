@@ -3,7 +3,7 @@
 import pytest
 
 from mils import files
-from mils.bank import Bank, load_bank, save_bank
+from mils.components.bank import Bank, load_bank, save_bank
 
 
 def test_an_interrupted_bank_write_leaves_no_bank_and_no_temporary_file(tmp_path, monkeypatch):

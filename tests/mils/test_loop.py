@@ -3,9 +3,9 @@ import re
 import numpy as np
 import pytest
 
-from mils.loop import LoopOptions, Optimiser
-from mils.parsing import normalise
-from mils.prompts import get_template
+from mils.engine.loop import LoopOptions, Optimiser
+from mils.engine.parsing import normalise
+from mils.engine.prompts import get_template
 from mils.protocols import Sample
 from tests.fakes import FakeGenerator
 

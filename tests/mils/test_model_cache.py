@@ -1,5 +1,5 @@
-from mils import model_cache as models
-from mils.config import build_config
+from mils.config.run_config import build_config
+from mils.run import model_cache as models
 
 
 def _base(tmp_path, fake_bank):

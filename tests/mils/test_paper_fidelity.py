@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from evaluation.datasets import Dataset, EvalSample
-from mils.config import build_config
+from mils.config.run_config import build_config
+from mils.engine.loop import LoopOptions, Optimiser
+from mils.engine.official_prompts import OFFICIAL_FILES, OFFICIAL_PROMPTS
+from mils.engine.parsing import parse_candidates, parse_official
+from mils.engine.prompts import template_for
 from mils.errors import MissingInputError
-from mils.loop import LoopOptions, Optimiser
 from mils.media import load_audio, spread_windows
-from mils.official_prompts import OFFICIAL_FILES, OFFICIAL_PROMPTS
-from mils.parsing import parse_candidates, parse_official
-from mils.prompts import template_for
 
 RELEASE_PROMPTS = Path(__file__).resolve().parents[3] / "shared" / "data" / "mils_release" / "prompts"
 LLAMA_REPLY = """Here are 5 new image descriptions:
@@ -296,7 +296,7 @@ def test_official_exploration_keeps_the_pure_top_k_and_only_shows_the_explored(f
 
 
 def test_the_official_bank_subset_is_random_sample_over_the_files_lines(tmp_path):
-    from mils.components import build_bank
+    from mils.components.build import build_bank
 
     lines = [f"caption {i}" for i in range(40)] + ["A dog.", "a dog", "A dog."]
     (tmp_path / "bank.txt").write_text("\n".join(lines))
@@ -376,8 +376,8 @@ def test_the_paper_profile_samples_as_the_official_generate_call():
 ])
 def test_one_config_per_paper_row_brings_its_task_dataset_and_settings(row, task, kind, scorer):
     from evaluation.datasets import check_dataset
-    from mils.config import load_config
-    from mils.profiles import task_defaults
+    from mils.config.profiles import task_defaults
+    from mils.config.run_config import load_config
 
     config = load_config(Path(__file__).parents[2] / "configs" / "paper" / f"{row}.yaml")
     check_dataset(config.dataset)

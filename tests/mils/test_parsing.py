@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from mils.parsing import annotate_reply, normalise, parse_candidates
+from mils.engine.parsing import annotate_reply, normalise, parse_candidates
 
 # Replies in the shapes SmolLM2 and Llama actually produce for the MILS prompt.
 MESSY = """Here are 8 new short image descriptions:
@@ -70,7 +70,7 @@ def test_normalise_ignores_case_spacing_and_edge_punctuation(a, b):
 
 
 def _prompt() -> str:
-    from mils.prompts import get_template
+    from mils.engine.prompts import get_template
 
     return get_template("image_captioning").render([("a photo of a tiger cat.", 0.553)], 10)
 
@@ -108,7 +108,7 @@ def test_real_smollm2_replies_leave_no_junk():
     import json
     from pathlib import Path
 
-    from mils.parsing import prompt_lines
+    from mils.engine.parsing import prompt_lines
 
     replies = json.loads((Path(__file__).parent / "data" / "smollm2_replies.json").read_text())
     prompt = _prompt()
@@ -163,10 +163,10 @@ def test_the_official_cleanup_is_transformers_own_rules_and_the_paper_profile_ap
     spaces; transformers still carries the rules (clean_up_tokenization)."""
     from transformers import PreTrainedTokenizerBase
 
-    from mils.config import build_config
-    from mils.loop import LoopOptions, Optimiser
-    from mils.parsing import official_cleanup
-    from mils.prompts import get_template
+    from mils.config.run_config import build_config
+    from mils.engine.loop import LoopOptions, Optimiser
+    from mils.engine.parsing import official_cleanup
+    from mils.engine.prompts import get_template
     from mils.protocols import Sample
     from tests.fakes import FakeGenerator
 

@@ -1,6 +1,6 @@
 import pytest
 
-from mils.prompts import COMBINE_PROMPT, TEMPLATES, format_score, get_template
+from mils.engine.prompts import COMBINE_PROMPT, TEMPLATES, format_score, get_template
 from mils.registry import UnknownComponentError
 
 

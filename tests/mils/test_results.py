@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from mils.records import SampleResult, StepRecord
-from mils.results import SCHEMA_VERSION, ResultStore, result_from_dict, result_to_dict
+from mils.engine.records import SampleResult, StepRecord
+from mils.storage.results import SCHEMA_VERSION, ResultStore, result_from_dict, result_to_dict
 
 
 def _result(sample_id, caption="a cat", media=None):
@@ -101,7 +101,7 @@ def _minimised(sample_id, start, final):
 def test_the_scores_direction_is_recorded_and_read_back_everywhere(tmp_path):
     from evaluation.paired import run_gain
     from human_eval.viewer import RunIndex
-    from mils.results import direction
+    from mils.storage.results import direction
 
     store = ResultStore(tmp_path, scorer={"name": "style_transfer", "options": {"steps": 20}})
     store.write(_minimised("a", 1.0, 0.5))  # got better
@@ -120,7 +120,7 @@ def test_the_scores_direction_is_recorded_and_read_back_everywhere(tmp_path):
 
 
 def test_results_of_both_directions_are_not_one_run():
-    from mils.results import direction
+    from mils.storage.results import direction
 
     with pytest.raises(ValueError, match="maximised and a minimised"):
         direction([_result("a"), _minimised("b", 1.0, 0.5)])

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from mils.config import build_config
+from mils.config.run_config import build_config
+from mils.engine.loop import spent
 from mils.errors import InputError
-from mils.loop import spent
-from mils.results import ResultStore
+from mils.storage.results import ResultStore
 from tests.fakes import FakeGenerator
 from tests.mils.test_loop import make_optimiser
 

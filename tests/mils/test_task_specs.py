@@ -1,8 +1,8 @@
 import pytest
 
-from mils.config import build_config
-from mils.profiles import task_defaults
-from mils.task_specs import TASKS, get_task, task_names
+from mils.config.profiles import task_defaults
+from mils.config.run_config import build_config
+from mils.config.task_specs import TASKS, get_task, task_names
 
 
 @pytest.mark.parametrize("spec", TASKS, ids=lambda s: s.name)
@@ -33,7 +33,7 @@ def test_a_plugin_profile_gets_its_own_task_settings_never_another_profiles(monk
     """A profile that lists no settings for a task runs it on its own base (it used to get the
     offline profile's per-task settings: another scorer than the one it named)."""
     from mils import registry
-    from mils.profiles import get_profile
+    from mils.config.profiles import get_profile
 
     base = get_profile("offline")
     lab = {**base, "loop": {**base["loop"], "steps": 2}, "tasks": {"audio_captioning": {"loop": {"steps": 1}}}}

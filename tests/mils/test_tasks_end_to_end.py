@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from mils.captioning import Captioner
-from mils.config import build_config
+from mils.config.run_config import build_config
 from mils.protocols import Sample
+from mils.run.runner import Captioner
 from tests.conftest import write_audio, write_video
 
 
@@ -59,13 +59,13 @@ def test_audio_captioning(tmp_path, bank_file, tiny_clap_dir, fake_generator):
 
 
 def get_template_text(name):
-    from mils.prompts import get_template
+    from mils.engine.prompts import get_template
 
     return get_template(name).text
 
 
 def test_text_to_image(tmp_path, tiny_sd_dir, tiny_pickscore_dir, fake_generator):
-    from mils.image_tasks import run_text_to_image
+    from mils.run.image_tasks import run_text_to_image
 
     scorer = {"name": "pickscore_t2i", "options": {"pipeline": str(tiny_sd_dir), "reward": str(tiny_pickscore_dir),
                                                    "steps": 2, "guidance": None, "size": 32, "device": "cpu"}}
@@ -87,7 +87,7 @@ def test_text_to_image(tmp_path, tiny_sd_dir, tiny_pickscore_dir, fake_generator
 
 
 def test_style_transfer(tmp_path, tiny_pix2pix_dir, photo_dir, fake_generator):
-    from mils.image_tasks import run_style_transfer
+    from mils.run.image_tasks import run_style_transfer
 
     bank = tmp_path / "pix2pix.txt"
     bank.write_text("make it a watercolour painting\nturn it into a mosaic\nadd snow\nmake it look like a sketch\n")
@@ -108,7 +108,7 @@ def test_style_transfer(tmp_path, tiny_pix2pix_dir, photo_dir, fake_generator):
 
 def test_cross_modal_arithmetic(tmp_path, bank_file, tiny_clip_name, tiny_clap_dir, tiny_sd_dir, tiny_pickscore_dir,
                                 fake_generator, photo_dir):
-    from mils.arithmetic import run_arithmetic
+    from mils.run.arithmetic import run_arithmetic
 
     torch.manual_seed(0)
     image_cfg = _config("image_captioning", {"name": "open_clip", "options": {
@@ -138,7 +138,7 @@ def test_cross_modal_arithmetic(tmp_path, bank_file, tiny_clip_name, tiny_clap_d
 
 
 def test_combine_retries_and_then_names_the_reply():
-    from mils.arithmetic import combine
+    from mils.run.arithmetic import combine
 
     class Muted:
         calls = 0

@@ -8,10 +8,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from mils.engine.sampling import SamplingOptions
 from mils.errors import ComponentError
 from mils.generators.vllm_server import VLLMServerGenerator, server_flags
 from mils.protocols import whole_lines
-from mils.sampling import SamplingOptions
 
 
 class _Handler(BaseHTTPRequestHandler):

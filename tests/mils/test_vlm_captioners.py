@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from mils import registry
-from mils.vlm_captioners import load_vlm
+from mils.components.vlm_captioners import load_vlm
 
 FAMILIES = {"blip2": ("Blip2ForConditionalGeneration", False), "llava": ("LlavaForConditionalGeneration", True),
             "qwen2-vl": ("Qwen2VLForConditionalGeneration", True), "smolvlm": ("Idefics3ForConditionalGeneration", True)}

@@ -8,10 +8,10 @@ import pytest
 
 vllm = pytest.importorskip("vllm")
 
-from mils.loop import LoopOptions, Optimiser  # noqa: E402
-from mils.parsing import parse_candidates  # noqa: E402
-from mils.profiles import SMOLLM2_GGUF  # noqa: E402
-from mils.prompts import get_template  # noqa: E402
+from mils.config.profiles import SMOLLM2_GGUF  # noqa: E402
+from mils.engine.loop import LoopOptions, Optimiser  # noqa: E402
+from mils.engine.parsing import parse_candidates  # noqa: E402
+from mils.engine.prompts import get_template  # noqa: E402
 from mils.protocols import Sample, whole_lines  # noqa: E402
 from mils.registry import create  # noqa: E402
 
@@ -106,13 +106,13 @@ def test_the_openai_backend_on_vllms_own_server(generator, tmp_path):
     import time
     from pathlib import Path
 
+    from mils.components.response_cache import CachedGenerator, ResponseCache
+    from mils.engine.sampling import SamplingOptions
     from mils.generators.openai_api import OpenAIGenerator
     from mils.generators.transformers_llm import resolve_model_dir
     from mils.generators.vllm_llm import engine_arguments
     from mils.generators.vllm_memory import plan, sized
     from mils.generators.vllm_server import VLLMServer
-    from mils.response_cache import CachedGenerator, ResponseCache
-    from mils.sampling import SamplingOptions
 
     model_dir = resolve_model_dir(SMOLLM2_GGUF, Path(os.environ.get("MILS_CACHE_DIR", "~/.cache/mils")).expanduser())
     engine = engine_arguments({"dtype": "float32", "enforce_eager": True, "max_model_len": 2048}, False)

@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
+from mils.engine.sampling import SamplingOptions
 from mils.errors import InputError
 from mils.generators.decode import BatchDecoder, DecodeOptions, kv_bytes_per_token, rows_that_fit
 from mils.generators.sampler import TokenSampler, counter_uniforms, split_seeds
 from mils.generators.transformers_llm import TransformersGenerator
-from mils.sampling import SamplingOptions
 
 PROMPTS = ["a man sitting on a red car near the beach", "the dog", "a small bird in the sky with a boat",
            "two cats", "a train on the street of a small town"]
@@ -183,8 +183,8 @@ def test_decode_options_are_checked(bad, match):
 
 
 def test_the_paper_profile_draws_on_the_device_and_the_offline_one_keeps_its_keys():
-    from mils.config import build_config
-    from mils.profiles import get_profile
+    from mils.config.profiles import get_profile
+    from mils.config.run_config import build_config
 
     assert get_profile("paper")["generator"]["rng"] == "counter"
     offline = build_config("offline")

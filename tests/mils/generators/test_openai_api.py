@@ -7,10 +7,10 @@ import logging
 
 import pytest
 
+from mils.components.response_cache import CachedGenerator, ResponseCache
+from mils.engine.sampling import SamplingOptions
 from mils.errors import ComponentError, InputError
 from mils.generators.openai_api import OpenAIGenerator, strip_reasoning
-from mils.response_cache import CachedGenerator, ResponseCache
-from mils.sampling import SamplingOptions
 from tests.openai_fake import FakeEndpoint
 
 
@@ -104,9 +104,9 @@ def test_mils_cache_info_and_prune(endpoint, tmp_path, capsys):
 
 
 def test_an_engine_on_loopback_gets_hundreds_of_requests_at_once_a_remote_host_eight():
-    from mils.async_loop import in_flight_of
+    from mils.engine.sampling import SamplingOptions
+    from mils.engine.schedule import in_flight_of
     from mils.generators.openai_api import OpenAIGenerator, default_concurrency
-    from mils.sampling import SamplingOptions
 
     assert default_concurrency("http://127.0.0.1:8000/v1") == default_concurrency("http://localhost:30000/v1") == 256
     assert default_concurrency("https://api.example.com/v1") == 8
@@ -116,7 +116,7 @@ def test_an_engine_on_loopback_gets_hundreds_of_requests_at_once_a_remote_host_e
 
 
 def test_a_key_pasted_as_the_variable_name_or_echoed_by_the_endpoint_is_never_shown(caplog):
-    from mils.config import build_config
+    from mils.config.run_config import build_config
 
     key = "sk-proj-abc123SECRET"
     with pytest.raises(InputError, match="not a variable name") as err:

@@ -2,9 +2,9 @@
 
 import pytest
 
+from mils.engine.prompts import get_template
+from mils.engine.sampling import SamplingOptions
 from mils.generators.transformers_llm import resolve_model_dir
-from mils.prompts import get_template
-from mils.sampling import SamplingOptions
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ def test_reply_stops_at_max_new_tokens(smollm2):
 
 
 def test_gguf_is_converted_once_into_the_cache(tmp_path, monkeypatch):
-    from mils.config import build_config
+    from mils.config.run_config import build_config
     from mils.generators import transformers_llm
 
     conversions = []
@@ -64,9 +64,9 @@ def test_sampling_options_are_validated():
 
 def test_real_llm_combines_an_image_and_a_sound_description(smollm2):
     """The cross-modal combine step is about the LLM: run it on the real SmolLM2."""
-    from mils.arithmetic import combine
-    from mils.parsing import normalise, prompt_lines
-    from mils.prompts import COMBINE_PROMPT
+    from mils.engine.parsing import normalise, prompt_lines
+    from mils.engine.prompts import COMBINE_PROMPT
+    from mils.run.arithmetic import combine
 
     combined = combine(smollm2, "a tabby cat sleeping on a sofa", "a dog barking in the distance", seed=3)
     assert combine(smollm2, "a tabby cat sleeping on a sofa", "a dog barking in the distance", seed=3) == combined

@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import threading
 
-from mils.captioning import Captioner
-from mils.components import build_generator, build_scorer
-from mils.config import RunConfig
+from mils.components.build import build_generator, build_scorer
+from mils.config.run_config import RunConfig
 from mils.files import content_hash
 from mils.protocols import Generator, Scorer
 from mils.registry import import_plugins
+from mils.run.runner import Captioner
 
 _MODELS: dict[str, Generator | Scorer] = {}
 _CAPTIONERS: dict[tuple[str, str], Captioner] = {}

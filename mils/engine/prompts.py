@@ -126,7 +126,7 @@ def get_template(name: str) -> PromptTemplate:
 def prompt_text(task: str, prompts: str = "suite") -> str | None:
     """The text ``prompts`` gives ``task``: None for this suite's own template (``suite``), the
     official MILS prompt (``official``), or the official file name read from a folder (a path)."""
-    from mils.official_prompts import OFFICIAL_FILES, OFFICIAL_PROMPTS
+    from mils.engine.official_prompts import OFFICIAL_FILES, OFFICIAL_PROMPTS
 
     if prompts == "suite":
         return None

@@ -1,6 +1,6 @@
 """Build the components a run config names: plugins, the generator (with its response cache), the
 scorer, the initial bank (generated once and cached, or read, or built from templates), the bank's
-embeddings and any per-sample seed captions. Running them is :mod:`mils.captioning`.
+embeddings and any per-sample seed captions. Running them is :mod:`mils.run.runner`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mils import registry
-from mils.bank import (
+from mils.components.bank import (
     AUDIO_BANK_PROMPT,
     BANK_PROMPT,
     Bank,
@@ -27,16 +27,16 @@ from mils.bank import (
     save_bank,
     template_bank,
 )
-from mils.config import GeneratorConfig, RunConfig, ScorerConfig
+from mils.config.profiles import IMAGENET_TEMPLATES
+from mils.config.run_config import GeneratorConfig, RunConfig, ScorerConfig
+from mils.engine.loop import PhaseTimer
+from mils.engine.parsing import dedup_key
+from mils.engine.prompts import template_for
+from mils.engine.sampling import SamplingOptions, without_later_defaults
 from mils.errors import InputError
 from mils.files import content_hash, read_json
-from mils.loop import PhaseTimer
-from mils.parsing import dedup_key
-from mils.profiles import IMAGENET_TEMPLATES
-from mils.prompts import template_for
 from mils.protocols import ConcurrentGenerator, Generator, Scorer, Workload
 from mils.registry import import_plugins
-from mils.sampling import SamplingOptions, without_later_defaults
 
 
 def build_generator(cfg: GeneratorConfig, cache_dir: Path, workload: Workload | None = None) -> Generator:
@@ -50,7 +50,7 @@ def build_generator(cfg: GeneratorConfig, cache_dir: Path, workload: Workload | 
     generator = registry.create("generator", cfg.backend, cache_dir=cache_dir, **options, **cfg.options)
     if not (cfg.cache if cfg.cache is not None else cfg.backend in REMOTE_BACKENDS):
         return generator
-    from mils.response_cache import CachedGenerator, ResponseCache
+    from mils.components.response_cache import CachedGenerator, ResponseCache
 
     identity = json.dumps([cfg.backend, cfg.model, {k: v for k, v in cfg.options.items() if k in IDENTITY_OPTIONS}])
     sampling = cfg.model_dump(include=set(SamplingOptions.model_fields))

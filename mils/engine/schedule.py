@@ -29,8 +29,8 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Sequence
 
+from mils.engine.loop import Arrival, Optimiser, SampleResult
 from mils.errors import ComponentError
-from mils.loop import Arrival, Optimiser, SampleResult
 from mils.protocols import Sample
 
 DEFAULT_IN_FLIGHT = 256  # for a generator that states no concurrency of its own

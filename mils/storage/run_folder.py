@@ -1,6 +1,6 @@
 """The results folder as a whole: its layout (every file name in one place), its lock (one writer
 at a time), its config, and the media folder it may name (trusted only when sealed by this user).
-What is inside ``samples/`` and ``failed/`` is mils/results.py's (:class:`ResultStore`)."""
+What is inside ``samples/`` and ``failed/`` is mils/storage/results.py's (:class:`ResultStore`)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,10 @@ import os
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
-from mils.errors import InputError, MissingInputError
+from mils.errors import InputError
 from mils.files import write_atomic
-
-if TYPE_CHECKING:
-    from mils.config import RunConfig
-
 
 MAX_RESULT_BYTES = 256 * 2**20
 
@@ -107,25 +103,6 @@ def _seal(results_dir: Path, root: str) -> str:
             pass
     message = f"{results_dir.resolve()}\n{root}".encode()
     return hmac.new(key_file.read_bytes(), message, "sha256").hexdigest()
-
-
-def read_run_config(path: str | Path) -> "RunConfig":
-    """A results folder's ``config.json`` (a folder's or the file's path); a missing, corrupt or
-    outdated file is one InputError naming it."""
-    from pydantic import ValidationError
-
-    from mils.config import RunConfig
-
-    path = Path(path)
-    path = RunFolder(path).config if path.is_dir() else path
-    if not path.exists():
-        raise MissingInputError(f"{path} not found")
-    try:
-        return RunConfig.model_validate(read_result_file(path))
-    except ValidationError as err:
-        first = err.errors()[0]
-        raise InputError(f"{path} is not a run config this suite can read ({len(err.errors())} problems; first: "
-                         f"{'.'.join(map(str, first['loc'])) or 'config'}: {first['msg']})") from None
 
 
 @contextmanager

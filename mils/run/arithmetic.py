@@ -1,5 +1,5 @@
 """Cross-modal arithmetic: invert an image and an audio clip to text with MILS captioning,
-combine the two texts with the LLM (with this suite's own combine prompt, ``mils.prompts.COMBINE_PROMPT``:
+combine the two texts with the LLM (with this suite's own combine prompt, ``mils.engine.prompts.COMBINE_PROMPT``:
 the official code does not include one and its README points to the paper), then generate an image from the
 combined prompt with MILS text-to-image rewriting. Every intermediate lands in one folder.
 """
@@ -9,16 +9,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mils.captioning import Captioner
-from mils.components import build_generator
-from mils.config import RunConfig
+from mils.components.build import build_generator
+from mils.config.run_config import RunConfig
+from mils.engine.parsing import parse_candidates
+from mils.engine.prompts import COMBINE_PROMPT
+from mils.engine.seeding import derive_seed
 from mils.errors import InputError
 from mils.files import write_atomic
-from mils.image_tasks import run_text_to_image
-from mils.parsing import parse_candidates
-from mils.prompts import COMBINE_PROMPT
 from mils.protocols import Generator, Sample, whole_lines
-from mils.seeding import derive_seed
+from mils.run.image_tasks import run_text_to_image
+from mils.run.runner import Captioner
 
 TRIES = 3
 

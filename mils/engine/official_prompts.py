@@ -1,6 +1,6 @@
 """The meta-prompts of the official MILS code (facebookresearch/MILS at 2843135, ``prompts/*.txt``),
 byte for byte: the ``paper`` profile's prompts. CC-BY-NC 4.0, like the MILS release; this suite's
-own wording (``mils/prompts.py``, the ``offline`` profile's) differs in a few words and spaces.
+own wording (``mils/engine/prompts.py``, the ``offline`` profile's) differs in a few words and spaces.
 """
 
 OFFICIAL_FILES = {  # task -> the official file name (what ``--prompts DIR`` reads from a folder)

@@ -114,7 +114,7 @@ _PAPER_TASKS = {
 def task_defaults(profile: str, task: str) -> dict[str, Any]:
     """What ``task`` changes in ``profile``: its ``tasks`` section's entry (an unknown task name gets
     the registry's did-you-mean; a task the profile does not list changes nothing)."""
-    from mils.task_specs import get_task
+    from mils.config.task_specs import get_task
 
     get_task(task)
     return get_factory("profile", profile)().get("tasks", {}).get(task, {})
@@ -122,7 +122,7 @@ def task_defaults(profile: str, task: str) -> dict[str, Any]:
 
 def offline_gap(task: str) -> str | None:
     """What the offline profile lacks for ``task`` (None when it runs as is)."""
-    from mils.task_specs import get_task
+    from mils.config.task_specs import get_task
 
     return get_task(task).offline_gap
 

@@ -1,6 +1,6 @@
 """One place lists the MILS tasks: each spec carries its modality, meta-prompt, initial candidates,
 what the offline profile lacks for it, and how the CLI reaches it (the settings a task changes in a
-profile live with the profile: :mod:`mils.profiles`).
+profile live with the profile: :mod:`mils.config.profiles`).
 
 Prompts, profiles, the config and the CLI all read this registry; an unknown task name gets the
 registry's did-you-mean error.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mils.prompts import PromptTemplate, get_template
+from mils.engine.prompts import PromptTemplate, get_template
 from mils.registry import get_factory, known, register
 
 

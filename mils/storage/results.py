@@ -14,10 +14,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
+from mils.engine.records import SampleResult, StepCost, StepRecord, StepTrace, Value
 from mils.errors import InputError, StorageError
 from mils.files import content_hash, write_atomic
-from mils.records import SampleResult, StepCost, StepRecord, StepTrace, Value
-from mils.run_folder import RunFolder, read_result_file
+from mils.storage.run_folder import RunFolder, read_result_file
 
 if TYPE_CHECKING:
     pass
@@ -292,3 +292,26 @@ class ResultStore:
             else:
                 problems.append((path, "not a failure record (sample_id and error, both text)"))
         return out
+
+
+def matched_budget(match: Any) -> dict[str, float]:
+    """``loop.match: {run: RESULTS_DIR, by: generated_tokens | llm_seconds | scorer_calls}``: the budget
+    that run spent per sample on average (its ledger), so strategies compare at equal cost."""
+    from mils.engine.loop import spent
+
+    if not isinstance(match, dict) or set(match) - {"run", "by"} or "run" not in match:
+        raise InputError(f"loop.match is {{run: RESULTS_DIR, by: generated_tokens}}, not {match!r}")
+    by = match.get("by", "generated_tokens")
+    if by not in ("generated_tokens", "llm_seconds", "scorer_calls"):
+        raise InputError(f"loop.match.by is generated_tokens, llm_seconds or scorer_calls, not {by!r}")
+    folder = Path(match["run"]).expanduser()
+    if not RunFolder(folder).samples.is_dir():
+        raise InputError(f"loop.match.run {folder} is not a results folder (no samples/)")
+    results = ResultStore(folder).results(summary=True)
+    ledgers = [r.cost for r in results if any(c.step > 0 for c in r.cost)]
+    if not ledgers or (by == "generated_tokens" and any(c.generated_tokens is None for led in ledgers for c in led
+                                                        if c.step > 0)):
+        raise InputError(f"loop.match.run {folder} has no cost ledger for {by} (results written before the "
+                         "ledger, or a generator that counts no tokens): give loop.budget instead")
+    mean = sum(spent(led, by) for led in ledgers) / len(ledgers)
+    return {by: mean if by == "llm_seconds" else max(1, round(mean))}

@@ -1,6 +1,6 @@
 """What a run records per sample: the step history, the per-step cost and trace, the final kept
 set and the raw replies (:class:`SampleResult`), and the score's direction. Written by the loop,
-stored by :mod:`mils.results`, read by the evaluation, the viewer and the judging tools."""
+stored by :mod:`mils.storage.results`, read by the evaluation, the viewer and the judging tools."""
 
 from __future__ import annotations
 

@@ -21,12 +21,10 @@ from typing import Callable, Iterator, Literal, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from mils.budget import Budget, spent  # noqa: F401  (re-exported)
-from mils.errors import ComponentError, InputError
-from mils.parsing import dedup_key, official_cleanup, parse_candidates, parse_official
-from mils.prompts import PromptTemplate
-from mils.protocols import CandidateScorer, Generator, Rendering, Sample, Scorer, usage_of, whole_lines
-from mils.records import (  # noqa: F401  (re-exported: the loop's results)
+from mils.engine.budget import Budget, spent  # noqa: F401  (re-exported)
+from mils.engine.parsing import dedup_key, official_cleanup, parse_candidates, parse_official
+from mils.engine.prompts import PromptTemplate
+from mils.engine.records import (  # noqa: F401  (re-exported: the loop's results)
     TRACE_KEPT,
     TRACE_NEW,
     SampleResult,
@@ -36,7 +34,9 @@ from mils.records import (  # noqa: F401  (re-exported: the loop's results)
     Value,
     aggregate,
 )
-from mils.seeding import derive_seed
+from mils.engine.seeding import derive_seed
+from mils.errors import ComponentError, InputError
+from mils.protocols import CandidateScorer, Generator, Rendering, Sample, Scorer, usage_of, whole_lines
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class LoopOptions(BaseModel):
     max_words: int | None = Field(77, ge=1)  # longer candidates are dropped; None: no cap (text-to-image)
     parser: Literal["robust", "official"] = "robust"  # official: the MILS code's line-counter parser
     dedup: Literal["normalised", "exact"] = "normalised"  # exact: the MILS code's string equality
-    cleanup: Literal["none", "official"] = "none"  # official: transformers 4.x's reply clean-up (mils/parsing.py)
+    cleanup: Literal["none", "official"] = "none"  # official: transformers 4.x's reply clean-up (mils/engine/parsing.py)
     # which of two equal scores wins a step: kept_first (the one already kept) or new_first (the new
     # candidate: the MILS code puts the new ones first in the pool and its sort is stable)
     ties: Literal["kept_first", "new_first"] = "kept_first"
@@ -110,7 +110,7 @@ class PhaseTimer:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
-        self._lock = threading.Lock()  # samples may advance in threads (mils/async_loop.py)
+        self._lock = threading.Lock()  # samples may advance in threads (mils/engine/schedule.py)
 
     @contextmanager
     def __call__(self, phase: str) -> Iterator[None]:

@@ -6,7 +6,7 @@ from typing import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mils.records import StepCost
+from mils.engine.records import StepCost
 
 
 class Budget(BaseModel):

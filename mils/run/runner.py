@@ -1,6 +1,6 @@
 """Caption (optimise) lists of samples with the components a config names: media checked up front,
 batches halved on out-of-memory, the lockstep or async schedule. Building the components is
-:mod:`mils.components`; this is the entry point that the CLI, the demo and the Prefect tasks wrap.
+:mod:`mils.components.build`; this is the entry point that the CLI, the demo and the Prefect tasks wrap.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from mils.async_loop import run_async
-from mils.bank import Bank
-from mils.components import build_components
-from mils.config import RunConfig
-from mils.loop import LoopOptions, Optimiser, PhaseTimer, SampleResult
+from mils.components.bank import Bank
+from mils.components.build import build_components
+from mils.config.run_config import RunConfig
+from mils.engine.loop import LoopOptions, Optimiser, PhaseTimer, SampleResult
+from mils.engine.prompts import template_for
+from mils.engine.schedule import run_async
 from mils.media import MediaError, media_problem
-from mils.prompts import template_for
 from mils.protocols import Generator, Sample, Scorer
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class CaptionRun:
 
 
 class Captioner:
-    """Builds the components once (:func:`mils.components.build_components`); caption as many sample
+    """Builds the components once (:func:`mils.components.build.build_components`); caption as many sample
     lists as you like with them."""
 
     def __init__(self, config: RunConfig, generator: Generator | None = None, scorer: Scorer | None = None):

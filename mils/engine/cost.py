@@ -13,7 +13,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from mils.records import SampleResult
+from mils.engine.records import SampleResult
 
 COLUMNS = ("prompt_tokens", "generated_tokens", "llm_seconds", "candidates_scored", "scorer_seconds", "renders",
            "cached_prompt_tokens", "cached_generated_tokens", "reasoning_tokens")

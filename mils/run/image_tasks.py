@@ -13,14 +13,14 @@ from typing import Callable, Sequence
 
 from PIL import Image
 
-from mils.components import build_bank, build_generator, build_scorer
-from mils.config import RunConfig
+from mils.components.build import build_bank, build_generator, build_scorer
+from mils.config.run_config import RunConfig
+from mils.engine.loop import Optimiser, SampleResult
+from mils.engine.prompts import template_for
 from mils.files import write_atomic, written
-from mils.loop import Optimiser, SampleResult
-from mils.prompts import template_for
 from mils.protocols import Generator, Sample
 from mils.registry import import_plugins
-from mils.results import result_to_dict
+from mils.storage.results import result_to_dict
 
 
 def _save_steps(result: SampleResult, image_of: Callable[[str], Image.Image], folder: Path) -> list[str]:

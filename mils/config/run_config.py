@@ -15,12 +15,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mils.engine.loop import LoopOptions
+from mils.engine.sampling import ADDED_LATER as SAMPLING_ADDED_LATER
+from mils.engine.sampling import SamplingOptions
 from mils.errors import InputError, MissingInputError
 from mils.files import content_hash
-from mils.loop import LoopOptions
 from mils.registry import checked_options, import_plugins, validation_problem
-from mils.sampling import ADDED_LATER as SAMPLING_ADDED_LATER
-from mils.sampling import SamplingOptions
+from mils.storage.results import matched_budget
+from mils.storage.run_folder import RunFolder, read_result_file
 
 CAPTION_METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr", "SPICE", "SPIDEr")  # what evaluation computes
 
@@ -44,7 +46,7 @@ class GeneratorConfig(SamplingOptions):
     device: str | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     options: dict[str, Any] = Field(default_factory=dict)  # backend extras (e.g. vLLM engine args)
-    # the response cache (mils/response_cache.py): None = on for remote endpoints (backend openai), off otherwise
+    # the response cache (mils/components/response_cache.py): None = on for remote endpoints (backend openai), off otherwise
     cache: bool | None = None
     price: Price | None = None  # dollars per million tokens: the cost ledger in money
 
@@ -149,7 +151,7 @@ _ADDED_LATER = (("bank", "generate", None), ("bank", "seed_captions", None), ("l
 class RunConfig(_Frozen):
     profile: str
     name: str = "benchmark"
-    task: str = "image_captioning"  # a registered task (mils/task_specs.py)
+    task: str = "image_captioning"  # a registered task (mils/config/task_specs.py)
     plugins: tuple[str, ...] = ()  # modules imported first: they register custom components
     generator: GeneratorConfig
     scorer: ScorerConfig
@@ -205,7 +207,7 @@ class RunConfig(_Frozen):
     @field_validator("task")
     @classmethod
     def _known_task(cls, task: str) -> str:
-        from mils.task_specs import get_task
+        from mils.config.task_specs import get_task
 
         get_task(task)  # unknown names get the registry's did-you-mean error
         return task
@@ -234,7 +236,7 @@ class RunConfig(_Frozen):
             if (dumped[section].get(key) if section else dumped.get(key)) == default:
                 del (dumped[section] if section else dumped)[key]
         if dumped.get("prompts"):  # a folder: the text, not the path, changes results
-            from mils.prompts import prompt_text
+            from mils.engine.prompts import prompt_text
 
             dumped["prompts"] = content_hash(prompt_text(self.task, self.prompts), None)
         if dumped["bank"].get("seed_captions"):  # the file's content, not its path, changes results
@@ -270,7 +272,7 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 def build_config(profile: str, overrides: dict[str, Any] | None = None, task: str | None = None) -> RunConfig:
     """The named profile (for ``task``, default image captioning) with ``overrides`` applied."""
-    from mils.profiles import get_profile, task_defaults
+    from mils.config.profiles import get_profile, task_defaults
 
     base = get_profile(profile)
     task = task or (overrides or {}).get("task")  # a YAML's `task:` brings its defaults too
@@ -296,37 +298,11 @@ def build_config(profile: str, overrides: dict[str, Any] | None = None, task: st
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {validation_problem(e, RunConfig)}" for e in err.errors())
         raise InputError(f"invalid run configuration (profile {profile!r}): {problems}") from err
     if config.prompts not in ("suite", "official"):  # a --prompts folder missing a file fails now, before models load
-        from mils.prompts import prompt_text
+        from mils.engine.prompts import prompt_text
 
         prompt_text(config.task, config.prompts)
     check_components(config)
     return config
-
-
-def matched_budget(match: Any) -> dict[str, float]:
-    """``loop.match: {run: RESULTS_DIR, by: generated_tokens | llm_seconds | scorer_calls}``: the budget
-    that run spent per sample on average (its ledger), so strategies compare at equal cost."""
-    from mils.loop import spent
-    from mils.results import ResultStore
-
-    if not isinstance(match, dict) or set(match) - {"run", "by"} or "run" not in match:
-        raise InputError(f"loop.match is {{run: RESULTS_DIR, by: generated_tokens}}, not {match!r}")
-    by = match.get("by", "generated_tokens")
-    if by not in ("generated_tokens", "llm_seconds", "scorer_calls"):
-        raise InputError(f"loop.match.by is generated_tokens, llm_seconds or scorer_calls, not {by!r}")
-    folder = Path(match["run"]).expanduser()
-    from mils.run_folder import RunFolder
-
-    if not RunFolder(folder).samples.is_dir():
-        raise InputError(f"loop.match.run {folder} is not a results folder (no samples/)")
-    results = ResultStore(folder).results(summary=True)
-    ledgers = [r.cost for r in results if any(c.step > 0 for c in r.cost)]
-    if not ledgers or (by == "generated_tokens" and any(c.generated_tokens is None for led in ledgers for c in led
-                                                        if c.step > 0)):
-        raise InputError(f"loop.match.run {folder} has no cost ledger for {by} (results written before the "
-                         "ledger, or a generator that counts no tokens): give loop.budget instead")
-    mean = sum(spent(led, by) for led in ledgers) / len(ledgers)
-    return {by: mean if by == "llm_seconds" else max(1, round(mean))}
 
 
 def check_components(config: RunConfig) -> None:
@@ -380,6 +356,21 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(raw, dict) or "profile" not in raw:
         raise InputError(f"config {path} must be a mapping with a 'profile' key (offline or paper)")
     return raw
+
+
+def read_run_config(path: str | Path) -> RunConfig:
+    """A results folder's ``config.json`` (a folder's or the file's path); a missing, corrupt or
+    outdated file is one InputError naming it."""
+    path = Path(path)
+    path = RunFolder(path).config if path.is_dir() else path
+    if not path.exists():
+        raise MissingInputError(f"{path} not found")
+    try:
+        return RunConfig.model_validate(read_result_file(path))
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise InputError(f"{path} is not a run config this suite can read ({len(err.errors())} problems; first: "
+                         f"{'.'.join(map(str, first['loc'])) or 'config'}: {first['msg']})") from None
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:

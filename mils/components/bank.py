@@ -19,11 +19,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from mils.engine.parsing import normalise, parse_candidates
+from mils.engine.seeding import derive_seed
 from mils.errors import InputError, MissingInputError
 from mils.files import content_hash, write_atomic
-from mils.parsing import normalise, parse_candidates
 from mils.protocols import Generator, Scorer, whole_lines
-from mils.seeding import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def read_bank_lines(path: str | Path) -> list[str]:
 
 def load_bank(path: str | Path, key: Callable[[str], str] = normalise) -> Bank:
     """A bank from a text file, one caption per line (the MILS release format); duplicates by ``key``
-    (see :func:`mils.parsing.dedup_key`) dropped."""
+    (see :func:`mils.engine.parsing.dedup_key`) dropped."""
     path = Path(path)
     lines = read_bank_lines(path)
     texts = dedup(lines, key)
