@@ -183,3 +183,26 @@ def test_rerunning_a_finished_config_logs_nothing_twice(flow_config):
     assert len(client.search_runs([experiment], "tags.`mils.kind` = 'config'")) == 1
     more = run_benchmark(config.model_copy(update={"metrics": ("BLEU",)}))  # other metrics: logged anew
     assert more.mlflow["child"] != first.mlflow["child"] and more.mlflow["parent"] == first.mlflow["parent"]
+
+
+def test_a_results_folder_written_before_the_rooms_opens_and_resumes(tmp_path):
+    """tests/data/run_before_rooms: a run written by the code before mils/ moved into rooms (de7eaca).
+    It reads back typed, its result key is the one it was written under, and a rerun resumes every sample
+    (its bank file, under /tmp/oldgen there, is not read: nothing is recomputed)."""
+    import shutil
+
+    from evaluation.finished_run import FinishedRun
+
+    old = Path(__file__).resolve().parents[1] / "data" / "run_before_rooms"
+    folder = tmp_path / "runs" / "fake-5761315fca45"
+    shutil.copytree(old, folder)
+    run = FinishedRun.open(folder, need_config=True)
+    assert run.config.result_key() == "5761315fca45" == run.record["result_key"]
+    assert len(run.results()) == 3 and run.final_metrics["CIDEr"] == pytest.approx(170.2930032023685)
+    config = run.config.model_copy(update={"output_dir": str(tmp_path / "runs"), "cache_dir": str(tmp_path / "cache"),
+                                           "tracking": run.config.tracking.model_copy(
+                                               update={"uri": f"sqlite:///{tmp_path / 'mlruns.db'}"})})
+    before = {p.name: p.read_bytes() for p in (folder / "samples").iterdir()}
+    outcome = run_benchmark(config)
+    assert outcome.results_dir == folder and outcome.counts["resumed"] == 3 and outcome.counts["computed"] == 0
+    assert {p.name: p.read_bytes() for p in (folder / "samples").iterdir()} == before
