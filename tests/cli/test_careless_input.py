@@ -37,7 +37,7 @@ def test_a_corrupt_config_json_is_one_line_naming_the_file(tmp_path):
     (tmp_path / "samples").mkdir()
     (tmp_path / "config.json").write_text(json.dumps({"profile": "offline", "loop": {"steps": "many"}}))
     with pytest.raises(InputError, match=r"config.json is not a run config this suite can read"):
-        FinishedRun.open(tmp_path).config
+        assert FinishedRun.open(tmp_path).config is None  # never reached: reading it raises
 
 
 def test_reading_commands_never_create_a_tracking_store(tmp_path, monkeypatch, capsys):
