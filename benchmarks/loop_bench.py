@@ -37,7 +37,7 @@ def main() -> None:
     from evaluation.sample_set import export
     from mils.config.run_config import build_config
     from mils.protocols import Sample
-    from mils.run.runner import Captioner
+    from mils.run.runner import TaskRunner
 
     bank = {"path": args.bank, "builtin": None} if Path(args.bank).is_file() else {"builtin": "imagenet-templates"}
     if "path" not in bank:
@@ -51,13 +51,13 @@ def main() -> None:
             "generator": {"max_new_tokens": args.max_new_tokens},
         })
         start = time.perf_counter()
-        captioner = Captioner(config)
+        runner = TaskRunner(config)
         setup = time.perf_counter() - start
         n = args.samples_batch_1 if batch_size == 1 else max(batch_size, 1)
         samples = [Sample.from_path(p) for p in (photos * 2)[:n]]
         samples = [Sample(f"{s.id}#{i}", s.media) for i, s in enumerate(samples)]
-        captioner.timer.seconds.clear()
-        run = captioner.caption(samples)
+        runner.timer.seconds.clear()
+        run = runner.run(samples)
         t = run.timings
         total = t["loop_total"]
         row = {

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 def runs(config_path: str) -> list[tuple[dict, Path]]:
     """(swept point, results folder) of each variant, where `mils sweep` wrote it."""
-    from flows.ablation import expand_sweep, variant_folder_name
+    from flows.sweep import expand_sweep, variant_folder_name
 
     _, variants = expand_sweep(config_path)
     found = [(point, config.model_copy(update={"name": variant_folder_name("sweep", point)}).results_dir())

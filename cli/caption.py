@@ -34,7 +34,7 @@ def _result_json(path: str, result) -> dict[str, Any]:
 
 def cmd_caption(args: argparse.Namespace) -> int:
     from mils.media import MediaError, modality_of
-    from mils.run.runner import Captioner, loop_overhead
+    from mils.run.runner import TaskRunner, loop_overhead
 
     paths = list(args.paths)
     modalities = {args.modality} if args.modality else set()
@@ -49,12 +49,12 @@ def cmd_caption(args: argparse.Namespace) -> int:
     config = make_config(args, task=captioning_task(modalities.pop()).name)
     # third-party loaders print to stdout; keep stdout for our results (JSON lines stay parseable)
     with contextlib.redirect_stdout(sys.stderr):
-        captioner = Captioner(config)
+        runner = TaskRunner(config)
         try:
-            run = captioner.caption([Sample.from_path(p) for p in paths], progress=not args.json)
+            run = runner.run([Sample.from_path(p) for p in paths], progress=not args.json)
         finally:  # a vLLM server started for this run stops now, not at exit
-            if isinstance(captioner.generator, Closable):
-                captioner.generator.close()
+            if isinstance(runner.generator, Closable):
+                runner.generator.close()
     out = _write_results(args.out, config, run)
     by_id = {r.sample_id: r for r in run.results}
     if args.json:

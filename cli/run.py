@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cli.common import add_run_options, make_config, print_table, read_json_arg
 from cli.signals import stop_on_signals
+from mils.config.metrics import primary_metric
 from mils.errors import InputError
 
 
@@ -33,7 +34,7 @@ def _print_benchmark(record) -> None:
     if record.score_gain is not None:
         print("\nMILS's gain over its starting point: paired bootstrap (one resample of the samples scores both)")
         print(gain_table(record.gain, record.score_gain, names=("step 0", "final")))
-        primary = next((m for m in ("CIDEr", "METEOR", "BLEU-4") if m in record.gain), None)
+        primary = primary_metric(record.gain)
         if primary:
             print(record.gain[primary].verdict(primary).replace("B ", "MILS final ", 1))
     print("\n" + cost_line(record.cost))
@@ -134,8 +135,8 @@ def _stage_line(info) -> str:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from evaluation.datasets import check_dataset
-    from flows.ablation import expand_sweep, run_sweep
     from flows.report import sweep_report
+    from flows.sweep import expand_sweep, run_sweep
 
     check_dataset(expand_sweep(args.config)[1][0][1].dataset, paths=True)  # one line before any flow starts
     with stop_on_signals("finished samples of every variant are kept; run the same command again to resume"):

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.bootstrap import DEFAULT_RESAMPLES, Estimate, bootstrap_columns, bootstrap_mean
-from mils.config.run_config import CAPTION_METRICS
+from mils.config.metrics import CAPTION_METRICS
 from mils.errors import ComponentError, InputError, StorageError
 from mils.files import content_hash, write_atomic, written
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from evaluation.caption_metrics import MetricReport, cached_caption_metrics
 from evaluation.paired import PairedDelta, ScoreComparison, gain_table, paired_metrics, paired_scores
+from mils.config.metrics import VERDICTS
 from mils.config.run_config import RunConfig
 from mils.errors import InputError, MissingInputError
 from mils.files import read_json
@@ -81,7 +82,7 @@ class Comparison:
         if self.scores is None:
             lines.append("(scorer scores: only when both sides are MILS runs with the same scorer)")
         lines.append("\nverdict: " + "; ".join(d.verdict(name) for name, d in self.metrics.items()
-                                               if name in ("CIDEr", "METEOR", "BLEU-4", "ROUGE_L", "SPICE")))
+                                               if name in VERDICTS))
         return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from evaluation.bootstrap import DEFAULT_RESAMPLES, resample_chunks
 from evaluation.caption_metrics import MetricReport, _bleu_from_stats, bleu_from_table
+from mils.config.metrics import higher_is_better as metric_direction
 from mils.errors import InputError
 from mils.storage.results import direction
 
@@ -31,8 +32,10 @@ class PairedDelta:
     n: int
     p_worse: float = float("nan")  # share of resamples with delta < 0 (> 0 where lower is better)
 
-    def verdict(self, name: str, higher_is_better: bool = True, scale: float = 100.0) -> str:
-        """In words: B better / worse (the 95% interval excludes 0) or no clear difference."""
+    def verdict(self, name: str, higher_is_better: bool | None = None, scale: float = 100.0) -> str:
+        """In words: B better / worse (the 95% interval excludes 0) or no clear difference; the
+        direction is the metric registry's for ``name`` unless given."""
+        higher_is_better = metric_direction(name) if higher_is_better is None else higher_is_better
         better = self.low > 0 if higher_is_better else self.high < 0
         worse = self.high < 0 if higher_is_better else self.low > 0
         word = "better" if better else "worse" if worse else "no clear difference"
@@ -91,10 +94,10 @@ def paired_metrics(a: MetricReport, b: MetricReport, resamples: int = DEFAULT_RE
     for name in (n for n in a.corpus if n in b.corpus):
         if name.startswith("BLEU-") and "bleu_stat/testlen" in ta and "bleu_stat/testlen" in tb:
             k = int(name[-1]) - 1
-            out[name] = _delta(_bleu_stat(ta, k), _bleu_stat(tb, k), len(ids), resamples, seed)
+            out[name] = _delta(_bleu_stat(ta, k), _bleu_stat(tb, k), len(ids), resamples, seed, metric_direction(name))
         elif name in ta and name in tb:
             out[name] = _delta(_mean_stat(ta[name].to_numpy(float)), _mean_stat(tb[name].to_numpy(float)),
-                               len(ids), resamples, seed)
+                               len(ids), resamples, seed, metric_direction(name))
     return out
 
 

@@ -23,6 +23,7 @@ from flows.dashboard import share_runs_view
 from flows.record import RunRecord, run_record
 from flows.runners import make_task_runner
 from flows.tracking import created_run, end_orphans, git_revision, log_config_run, package_versions, start_tracking
+from mils.config.metrics import primary_metric
 from mils.config.run_config import RunConfig
 from mils.engine.progress import shared_bar
 from mils.engine.records import SampleResult
@@ -30,7 +31,7 @@ from mils.files import content_hash, write_atomic
 from mils.run.runner import check_media
 from mils.storage.results import ResultStore
 from mils.storage.run_folder import RunFolder, folder_lock, write_media_root
-from tasks.captioning import (
+from tasks.benchmark import (
     load_dataset_task,
     metrics_task,
     optimise_shard_task,
@@ -200,7 +201,7 @@ def benchmark_flow(config: dict[str, Any]) -> RunRecord:
         write_atomic(RunFolder(outcome.results_dir).mlflow, json.dumps({"parent": parent.info.run_id, "child": child_id,
                                                                      "state": state}))
         view = share_runs_view(mlflow.MlflowClient(), parent.info.experiment_id, parent.info.run_id,
-                               primary_metric=next((m for m in ("CIDEr", "METEOR") if m in config.metrics), None))
+                               primary_metric=primary_metric(config.metrics))
     record = replace(record, mlflow={"parent": parent.info.run_id, "child": child_id,
                                      "tracking_uri": config.tracking.uri, "view": view})
     write_atomic(RunFolder(outcome.results_dir).record, json.dumps(record.as_dict(), indent=2, default=str))

@@ -16,9 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from mils.config.metrics import HEADLINE
 from mils.errors import InputError
-
-HEADLINE = ("CIDEr", "SPICE", "METEOR", "BLEU-4", "ROUGE_L", "SPIDEr")
 
 
 def history_table(tracking_uri: str, experiment: str, pipeline_key: str) -> pd.DataFrame:

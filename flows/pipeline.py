@@ -22,20 +22,21 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from evaluation.datasets import check_dataset
-from flows.ablation import run_variants, sweep_variants
 from flows.benchmark import BenchmarkOutcome, dataset_hash, optimise_config
 from flows.history import log_history
 from flows.notify import Webhook, on_failure, read_notify, regression_message, send
 from flows.retention import prune_dated
 from flows.runners import make_task_runner
+from flows.sweep import run_variants, sweep_variants
 from flows.tracking import end_orphans, log_config_run, start_tracking
 from human_eval.protocol import BatchSettings
+from mils.config.metrics import VERDICTS
 from mils.config.run_config import RunConfig, build_config, read_yaml
 from mils.errors import InputError
 from mils.files import content_hash, write_atomic
 from mils.registry import checked_options
 from mils.storage.run_folder import RunFolder
-from tasks.captioning import generate_bank_task
+from tasks.benchmark import generate_bank_task
 from tasks.judging import judging_task
 
 
@@ -217,7 +218,7 @@ def _vs_seed_stage(config: RunConfig, outcome: BenchmarkOutcome, ledger: _Ledger
     mlflow.log_metrics(gain_metrics(result.metrics, result.scores, prefix="vs_seed"))
     ledger.mark("vs_seed", config.result_key())
     return {"n": result.n, "delta": {name: round(d.delta, 4) for name, d in result.metrics.items()},
-            "verdicts": [d.verdict(name) for name, d in result.metrics.items() if name in ("CIDEr", "METEOR")]}
+            "verdicts": [d.verdict(name) for name, d in result.metrics.items() if name in VERDICTS]}
 
 
 def _baseline_stage(spec: PipelineSpec, config: RunConfig) -> tuple[RunConfig, PipelineSpec, dict[str, Any]]:

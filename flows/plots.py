@@ -8,12 +8,12 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-PREFERRED = ("CIDEr", "METEOR", "BLEU-4", "ROUGE_L")
+from mils.config.metrics import primary_metric
 
 
-def primary_metric(rows: list[dict[str, Any]]) -> str | None:
+def rows_primary_metric(rows: list[dict[str, Any]]) -> str | None:
     names = [n for r in rows if r["final"] is not None for n in r["final"].corpus]
-    return next((m for m in PREFERRED if m in names), names[0] if names else None)
+    return primary_metric(names)
 
 
 def plot_sweep(grid: dict[str, list[Any]], rows: list[dict[str, Any]], title: str):
@@ -25,7 +25,7 @@ def plot_sweep(grid: dict[str, list[Any]], rows: list[dict[str, Any]], title: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metric = primary_metric(rows)
+    metric = rows_primary_metric(rows)
     if metric is None:
         return None
     fig, axes = plt.subplots(1, len(grid), figsize=(4.6 * len(grid), 3.8), squeeze=False)

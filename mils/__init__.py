@@ -23,7 +23,7 @@ _WHERE = {
     "register": "mils.registry", "create": "mils.registry", "import_plugins": "mils.registry",
     # a run's settings, and running them
     "RunConfig": "mils.config.run_config", "build_config": "mils.config.run_config", "load_config": "mils.config.run_config",
-    "Captioner": "mils.run.runner",
+    "TaskRunner": "mils.run.runner",
     # what a run leaves behind
     "ResultStore": "mils.storage.results", "RunFolder": "mils.storage.run_folder", "read_run_config": "mils.config.run_config",
     # errors a user can meet (one line each)

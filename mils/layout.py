@@ -1,7 +1,7 @@
 """The suite's top-level packages are named like common ones (``tasks``, ``flows``, ``evaluation``,
 ``human_eval``, ``cli`` exist on the package index or in other evaluation tools): a check that
 each of them is this suite's, so that a shadowing install fails with one line naming it, not with
-``No module named 'tasks.captioning'`` half-way through a run."""
+``No module named 'tasks.benchmark'`` half-way through a run."""
 
 from __future__ import annotations
 

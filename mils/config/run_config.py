@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mils.config.metrics import CAPTION_METRICS, DEFAULT_METRICS
 from mils.engine.loop import LoopOptions
 from mils.engine.sampling import ADDED_LATER as SAMPLING_ADDED_LATER
 from mils.engine.sampling import SamplingOptions
@@ -23,8 +24,6 @@ from mils.files import content_hash
 from mils.registry import checked_options, import_plugins, validation_problem
 from mils.storage.results import matched_budget
 from mils.storage.run_folder import RunFolder, read_result_file
-
-CAPTION_METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr", "SPICE", "SPIDEr")  # what evaluation computes
 
 
 class _Frozen(BaseModel):
@@ -161,7 +160,7 @@ class RunConfig(_Frozen):
     # the meta-prompt: suite (this suite's wording), official (the MILS files, byte for byte), or a
     # folder with files named like the MILS repository's prompts/
     prompts: str = "suite"
-    metrics: tuple[str, ...] = ("BLEU", "METEOR", "ROUGE_L", "CIDEr", "SPICE")
+    metrics: tuple[str, ...] = DEFAULT_METRICS
     # ptb: every caption PTB-tokenised (COCO practice); raw: strings as they are (the official
     # code's audio and video scoring, which the paper's audio/video tables used)
     eval_tokenize: Literal["ptb", "raw"] = "ptb"

@@ -18,7 +18,7 @@ from mils.errors import InputError
 from mils.files import write_atomic
 from mils.protocols import Generator, Sample, whole_lines
 from mils.run.image_tasks import run_text_to_image
-from mils.run.runner import Captioner
+from mils.run.runner import TaskRunner
 
 TRIES = 3
 
@@ -46,7 +46,7 @@ def run_arithmetic(image_config: RunConfig, audio_config: RunConfig, t2i_config:
     generator = generator or build_generator(t2i_config.generator, t2i_config.cache_path())
     steps = {}
     for name, config, path in (("image", image_config, image), ("audio", audio_config, audio)):
-        run = Captioner(config, generator=generator, scorer=scorers.get(name)).caption([Sample.from_path(path)],
+        run = TaskRunner(config, generator=generator, scorer=scorers.get(name)).run([Sample.from_path(path)],
                                                                                        progress=False)
         if run.failed:
             raise InputError(f"cannot caption the {name} input: {next(iter(run.failed.values()))}")

@@ -4,7 +4,7 @@ Prefect task that runs there.
 A worker (this process with the threads runner, or one Dask worker process owning one GPU)
 keeps one (generator, scorer) pair per model configuration: the generator and scorer settings
 alone, so a sweep over the bank, the loop or the dataset never reloads them. On top of that it
-keeps one Captioner per bank (the bank's embeddings). The lock serialises model use inside a
+keeps one TaskRunner per bank (the bank's embeddings). The lock serialises model use inside a
 process: one accelerator, one batch at a time.
 """
 
@@ -18,10 +18,10 @@ from mils.config.run_config import RunConfig
 from mils.files import content_hash
 from mils.protocols import Generator, Scorer
 from mils.registry import import_plugins
-from mils.run.runner import Captioner
+from mils.run.runner import TaskRunner
 
 _MODELS: dict[str, Generator | Scorer] = {}
-_CAPTIONERS: dict[tuple[str, str], Captioner] = {}
+_RUNNERS: dict[tuple[str, str], TaskRunner] = {}
 _LOCK = threading.RLock()
 
 
@@ -54,16 +54,16 @@ def models_for(config: RunConfig) -> tuple[Generator, Scorer]:
         return _MODELS[generator_key], _MODELS[scorer_key]
 
 
-def captioner_for(config: RunConfig) -> Captioner:
-    """The process's Captioner for these models and this bank, with ``config``'s loop options."""
+def runner_for(config: RunConfig) -> TaskRunner:
+    """The process's TaskRunner for these models and this bank, with ``config``'s loop options."""
     key = (model_key(config), _hash(config.model_dump(include={"bank", "task"})))
     with _LOCK:
-        if key not in _CAPTIONERS:
+        if key not in _RUNNERS:
             generator, scorer = models_for(config)
-            _CAPTIONERS[key] = Captioner(config, generator=generator, scorer=scorer)
-        captioner = _CAPTIONERS[key]
-        captioner.set_loop(config)
-        return captioner
+            _RUNNERS[key] = TaskRunner(config, generator=generator, scorer=scorer)
+        runner = _RUNNERS[key]
+        runner.set_loop(config)
+        return runner
 
 
 def model_lock() -> threading.RLock:

@@ -40,7 +40,7 @@ def check_media(samples: Sequence[Sample]) -> tuple[list[Sample], dict[str, str]
 
 
 @dataclass
-class CaptionRun:
+class RunnerOutput:
     results: list[SampleResult]
     failed: dict[str, str]
     timings: dict[str, float]
@@ -48,8 +48,8 @@ class CaptionRun:
     config: RunConfig
 
 
-class Captioner:
-    """Builds the components once (:func:`mils.components.build.build_components`); caption as many sample
+class TaskRunner:
+    """Builds the components once (:func:`mils.components.build.build_components`); run as many sample
     lists as you like with them."""
 
     def __init__(self, config: RunConfig, generator: Generator | None = None, scorer: Scorer | None = None):
@@ -98,7 +98,7 @@ class Captioner:
             second, failed_second = self._run_halving(batch[len(batch) // 2 :], progress, on_done)
             return first + second, {**failed_first, **failed_second}
 
-    def caption(self, samples: Sequence[Sample], progress: bool = True, reporter=None, on_done=None) -> CaptionRun:
+    def run(self, samples: Sequence[Sample], progress: bool = True, reporter=None, on_done=None) -> RunnerOutput:
         """``reporter``: instead of a terminal bar, any object with tqdm's ``update(n)`` and
         ``set_postfix(step=, best=)`` (the orchestration layer logs steps with it). ``on_done``:
         called with each result as soon as its sample finishes (the async schedule runs the whole
@@ -127,7 +127,7 @@ class Captioner:
             self.timer.seconds["loop_total"] += time.perf_counter() - start
             if not steps:
                 bar.update(len(good))
-        return CaptionRun(results, failed, dict(self.timer.seconds), self.bank, self.config)
+        return RunnerOutput(results, failed, dict(self.timer.seconds), self.bank, self.config)
 
 
 def _free_gpu_cache() -> None:
@@ -151,4 +151,4 @@ def loop_overhead(timings: dict[str, float]) -> float:
     return float(np.clip((total - model_time) / total, 0, 1)) if total else float("nan")
 
 
-__all__ = ["CaptionRun", "Captioner", "LoopOptions", "check_media"]
+__all__ = ["RunnerOutput", "TaskRunner", "LoopOptions", "check_media"]

@@ -11,13 +11,13 @@ from mils.errors import InputError
 
 
 def test_a_sweep_of_a_million_variants_is_refused_before_any_is_built(monkeypatch):
-    from flows import ablation
+    from flows import sweep
 
     built = []
-    monkeypatch.setattr(ablation, "build_config", lambda *a: built.append(a))
+    monkeypatch.setattr(sweep, "build_config", lambda *a: built.append(a))
     grid = {f"loop.k{i}": list(range(10)) for i in range(6)}
     with pytest.raises(InputError, match=r"1,000,000 variants \(10 x 10 x 10 x 10 x 10 x 10\)"):
-        ablation.sweep_variants("offline", {}, grid)
+        sweep.sweep_variants("offline", {}, grid)
     assert built == []
 
 

@@ -112,3 +112,17 @@ def test_bad_inputs_name_the_ids(preds, refs, message):
 def test_unknown_metric_lists_the_known_ones():
     with pytest.raises(ValueError, match="CIDEr"):
         caption_metrics(PREDS, REFS, metrics=["CIDER-X"])
+
+
+def test_the_metric_registry_names_exactly_what_evaluation_reports():
+    """mils/config/metrics.py is the one list: each metric's reported columns are what caption_metrics
+    computes for it, every headline and verdict name is reported by some metric."""
+    from mils.config.metrics import HEADLINE, METRICS, VERDICTS, headline, primary_metric
+
+    preds, refs = {"a": "a cat on a mat", "b": "a dog"}, {"a": ["a cat sits on the mat"], "b": ["a brown dog"]}
+    for metric in ("BLEU", "METEOR", "ROUGE_L", "CIDEr"):
+        assert tuple(caption_metrics(preds, refs, metrics=[metric], resamples=10).corpus) == METRICS[metric].reports
+    reported = {column for m in METRICS.values() for column in m.reports}
+    assert set(HEADLINE) <= reported and set(VERDICTS) <= reported
+    assert headline(["BLEU-1", "METEOR", "CIDEr"]) == ["CIDEr", "METEOR", "BLEU-1"]
+    assert primary_metric(["BLEU-4", "ROUGE_L"]) == "BLEU-4" and primary_metric([]) is None

@@ -16,8 +16,8 @@ import mlflow
 import pytest
 import yaml
 
-from flows.ablation import run_sweep
 from flows.dashboard import UI
+from flows.sweep import run_sweep
 from tests.browser import free_port, launch_chromium
 
 pytestmark = pytest.mark.slow

@@ -61,7 +61,7 @@ def test_a_second_run_recomputes_nothing(flow_config, load_counts, monkeypatch):
     path, raw = _pipeline_yaml(flow_config)
     first = pipeline_flow(str(path))
     models._MODELS.clear()
-    models._CAPTIONERS.clear()
+    models._RUNNERS.clear()
     loads = dict(load_counts)
 
     def no_metrics(*args, **kwargs):

@@ -2,8 +2,8 @@ import mlflow
 import pytest
 import yaml
 
-from flows.ablation import expand_sweep, run_sweep
 from flows.report import sweep_report
+from flows.sweep import expand_sweep, run_sweep
 
 
 def test_sweep_creates_one_child_per_config_and_shares_step_runs(flow_config, tmp_path):

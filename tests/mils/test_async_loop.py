@@ -60,13 +60,13 @@ def test_a_fast_sample_does_not_wait_for_a_slow_one(fake_scorer, fake_bank, text
 
 def test_async_needs_a_generator_that_takes_concurrent_requests(tmp_path, fake_scorer, fake_bank):
     from mils.config.run_config import build_config
-    from mils.run.runner import Captioner
+    from mils.run.runner import TaskRunner
 
     (tmp_path / "bank.txt").write_text("\n".join(fake_bank))
     config = build_config("offline", {"bank": {"path": str(tmp_path / "bank.txt"), "builtin": None},
                                       "schedule": "async", "cache_dir": str(tmp_path)})
     with pytest.raises(InputError, match="schedule 'async'.*lockstep"):
-        Captioner(config, generator=FakeGenerator(), scorer=fake_scorer)
+        TaskRunner(config, generator=FakeGenerator(), scorer=fake_scorer)
 
 
 def test_async_cost_is_measured_inside_the_scorer_lock(monkeypatch, fake_bank, text_samples):

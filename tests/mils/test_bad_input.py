@@ -10,7 +10,7 @@ from mils.config.run_config import build_config
 from mils.engine.loop import Optimiser
 from mils.media import MediaError, media_problem
 from mils.protocols import Sample
-from mils.run.runner import Captioner, check_media
+from mils.run.runner import TaskRunner, check_media
 from mils.storage.results import ResultStore, result_from_dict
 from tests.mils.test_loop import make_optimiser
 
@@ -51,11 +51,11 @@ class _DecodesLate:
 def test_a_sample_that_fails_to_decode_inside_the_loop_fails_alone(fake_generator, fake_scorer, fake_bank, text_samples):
     config = build_config("offline", {"loop": {"steps": 1, "keep": 3, "requested": 3}, "batch_size": 8})
     scorer = _DecodesLate(fake_scorer, "s2")
-    captioner = Captioner.__new__(Captioner)
-    captioner.config, captioner.seeds, captioner.seeds_alone = config, None, False
-    captioner.optimiser = make_optimiser(fake_generator, scorer, fake_bank, steps=1, keep=3, requested=3)
-    assert isinstance(captioner.optimiser, Optimiser)
-    results, failed = captioner._run_halving(text_samples, None)
+    runner = TaskRunner.__new__(TaskRunner)
+    runner.config, runner.seeds, runner.seeds_alone = config, None, False
+    runner.optimiser = make_optimiser(fake_generator, scorer, fake_bank, steps=1, keep=3, requested=3)
+    assert isinstance(runner.optimiser, Optimiser)
+    results, failed = runner._run_halving(text_samples, None)
     assert sorted(r.sample_id for r in results) == ["s0", "s1", "s3", "s4"]
     assert failed == {"s2": "cannot read image s2: broken data stream"}
 

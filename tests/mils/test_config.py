@@ -52,7 +52,7 @@ def test_yaml_config(tmp_path):
 def test_shipped_configs_are_valid():
     from pathlib import Path
 
-    from flows.ablation import expand_sweep
+    from flows.sweep import expand_sweep
 
     folder = Path(__file__).resolve().parents[2] / "configs"
     files = sorted(folder.glob("*.yaml"))

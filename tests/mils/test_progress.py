@@ -5,7 +5,7 @@ import logging
 
 def test_a_shard_s_steps_move_the_flow_s_bar_in_this_process():
     from mils.engine.progress import advance, shared_bar
-    from tasks.captioning import StepLog
+    from tasks.benchmark import StepLog
 
     class Bar:
         n = 0

@@ -8,7 +8,7 @@ from prefect.states import Failed
 
 from mils.errors import InputError, MissingInputError
 from mils.registry import UnknownComponentError
-from tasks.captioning import generate_bank_task, prepare_models_task, transient
+from tasks.benchmark import generate_bank_task, prepare_models_task, transient
 
 
 @pytest.mark.parametrize("error, retried", [

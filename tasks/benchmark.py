@@ -17,7 +17,7 @@ from mils.engine.progress import advance
 from mils.errors import MilsError
 from mils.protocols import Sample
 from mils.registry import import_plugins
-from mils.run.model_cache import captioner_for, model_lock, models_for
+from mils.run.model_cache import model_lock, models_for, runner_for
 from mils.storage.results import ResultStore
 
 
@@ -49,9 +49,9 @@ def transient(task, task_run, state) -> bool:
 @task(name="load-models-and-encode-bank", retries=2, retry_delay_seconds=30, retry_condition_fn=transient)
 def prepare_models_task(config: RunConfig) -> dict[str, Any]:
     """Load the models in this process and make sure the bank embeddings are cached on disk."""
-    captioner = captioner_for(config)
-    return {"bank_size": len(captioner.bank), "bank_hash": captioner.bank.content_hash(),
-            "bank_provenance": captioner.bank.provenance}
+    runner = runner_for(config)
+    return {"bank_size": len(runner.bank), "bank_hash": runner.bank.content_hash(),
+            "bank_provenance": runner.bank.provenance}
 
 
 class StepLog:
@@ -77,18 +77,18 @@ def optimise_shard_task(config: RunConfig, samples: Sequence[Sample], results_di
     start = time.perf_counter()
     failed: dict[str, str] = {}
     with model_lock():
-        captioner = captioner_for(config)
-        captioner.timer.seconds.clear()
+        runner = runner_for(config)
+        runner.timer.seconds.clear()
         for i in range(0, len(todo), config.batch_size):  # async: one call, the loop batches it itself
             batch = todo[i : i + config.batch_size] if config.schedule == "lockstep" else todo
-            run = captioner.caption(batch, progress=False, on_done=store.write,  # each result on disk when done
+            run = runner.run(batch, progress=False, on_done=store.write,  # each result on disk when done
                                     reporter=StepLog(get_run_logger(), config.loop.steps, batch[0].id, results_dir))
             for sample_id, error in run.failed.items():
                 store.write_failure(sample_id, error)
             failed.update(run.failed)
             if config.schedule == "async":
                 break
-        timings = dict(captioner.timer.seconds)
+        timings = dict(runner.timer.seconds)
     if failed:
         get_run_logger().warning("shard: %d samples failed: %s", len(failed), list(failed.items())[:3])
     return {"computed": len(todo) - len(failed), "resumed": done_before, "failed": len(failed),

@@ -29,7 +29,7 @@ from mils.engine.records import SampleResult
 from mils.errors import InputError
 from mils.files import write_atomic
 from mils.storage.run_folder import RunFolder
-from tasks.captioning import load_dataset_task, metrics_task
+from tasks.benchmark import load_dataset_task, metrics_task
 
 STEPS_KEY = "loop.steps"
 
@@ -178,13 +178,13 @@ def log_sweep_summary(grid: dict[str, list[Any]], rows: list[dict[str, Any]], ti
     import mlflow
 
     from flows.dashboard import runs_url, share_sweep_view
-    from flows.plots import plot_quality_vs_cost, plot_sweep, primary_metric
+    from flows.plots import plot_quality_vs_cost, plot_sweep, rows_primary_metric
 
     if not rows:
         return None
     run = mlflow.active_run()
     key = share_sweep_view(mlflow.MlflowClient(), run.info.experiment_id, run.info.run_id, title,
-                           [r["run_id"] for r in rows], grid, primary_metric(rows))
+                           [r["run_id"] for r in rows], grid, rows_primary_metric(rows))
     url = runs_url(run.info.experiment_id, key)
     mlflow.set_tag("mils.dashboard", url)
     mlflow.log_table(comparison_table(grid, rows), "sweep_table.json")
