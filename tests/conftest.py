@@ -17,6 +17,11 @@ if "MILS_CONFIG_DIR" not in os.environ:  # the key that seals media.json: the te
 
     os.environ["MILS_CONFIG_DIR"] = tempfile.mkdtemp(prefix="mils-test-config-")
 
+# the MILS release data (banks, prompts; ../shared/data beside the checkout, or MILS_SHARED_DATA): the
+# tests that compare against it byte for byte are skipped, with this reason printed (-rs), where it is absent
+RELEASE = Path(os.environ.get("MILS_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data") / "mils_release"
+NO_RELEASE = f"the MILS release data is not at {RELEASE} (set MILS_SHARED_DATA to the folder holding mils_release/)"
+
 from mils.protocols import Sample  # noqa: E402
 from tests.fakes import WORDS, FakeGenerator, FakeScorer  # noqa: E402,F401
 
@@ -196,5 +201,5 @@ def load_counts(monkeypatch):
 
         monkeypatch.setitem(registry._FACTORIES, (kind, name), counting)
     monkeypatch.setattr(models, "_MODELS", {})
-    monkeypatch.setattr(models, "_CAPTIONERS", {})
+    monkeypatch.setattr(models, "_RUNNERS", {})
     return counts

@@ -1,6 +1,5 @@
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +12,8 @@ from mils.components.bank import (
     save_bank,
     template_bank,
 )
+from tests.conftest import NO_RELEASE, RELEASE
 from tests.fakes import FakeGenerator
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mils_release"
 
 
 def test_load_bank_strips_and_dedups(tmp_path):
@@ -80,9 +78,9 @@ def test_generate_bank_with_the_paper_recipe(fake_generator):
     assert fake_generator.batches == [2, 1]
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data (MILS release banks) not present in this checkout")
+@pytest.mark.skipif(not RELEASE.is_dir(), reason=NO_RELEASE)
 def test_mils_release_bank_loads():
-    bank = load_bank(SHARED / "image_descriptions_per_class.txt")
+    bank = load_bank(RELEASE / "image_descriptions_per_class.txt")
     assert 28_000 < len(bank) <= 28_379
 
 

@@ -148,8 +148,11 @@ def _fake_vllm(monkeypatch):
     return requests
 
 
-@pytest.fixture(params=["transformers", "vllm", "openai", "fake"])
-def generator(request, monkeypatch):
+@pytest.fixture(params=["transformers", "openai"])
+def generator(request):
+    """The real backends this environment can run: transformers on a tiny real-class model, and the
+    openai client (its real request path) against a loopback endpoint. vLLM's contract runs on real
+    vLLM in its own environment (tests/vllm/test_vllm_real.py); the tests' fake generator is no backend."""
     import mils.generators  # noqa: F401
 
     if request.param == "openai":  # a loopback OpenAI-compatible endpoint (tests/openai_fake.py)
@@ -158,15 +161,7 @@ def generator(request, monkeypatch):
         endpoint = FakeEndpoint()
         request.addfinalizer(endpoint.close)
         return registry.create("generator", "openai", model="fake-llm", cache_dir="/unused", base_url=endpoint.base_url)
-    if request.param == "transformers":
-        return request.getfixturevalue("tiny_llm")
-    if request.param == "vllm":
-        _fake_vllm(monkeypatch)
-        return registry.create("generator", "vllm", model=request.getfixturevalue("tiny_llama_dir"), cache_dir="/unused",
-                               temperature=0.7, max_new_tokens=64, max_model_len=2048)
-    import tests.fakes  # noqa: F401
-
-    return registry.create("generator", "fake")
+    return request.getfixturevalue("tiny_llm")
 
 
 @pytest.mark.slow

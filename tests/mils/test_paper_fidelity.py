@@ -15,8 +15,9 @@ from mils.engine.parsing import parse_candidates, parse_official
 from mils.engine.prompts import template_for
 from mils.errors import MissingInputError
 from mils.media import load_audio, spread_windows
+from tests.conftest import NO_RELEASE, RELEASE
 
-RELEASE_PROMPTS = Path(__file__).resolve().parents[3] / "shared" / "data" / "mils_release" / "prompts"
+RELEASE_PROMPTS = RELEASE / "prompts"
 LLAMA_REPLY = """Here are 5 new image descriptions:
 
 1. A dog running on a sandy beach (at sunset)
@@ -93,8 +94,8 @@ def test_the_paper_prompts_hash_as_the_official_files(task):
     assert hashlib.sha256(template_for(task, "official").text.encode()).hexdigest() == shipped[task]
 
 
-@pytest.mark.skipif(not RELEASE_PROMPTS.is_dir(), reason="the MILS release prompts are not here (../shared/data); "
-                    "their hashes are checked by test_the_paper_prompts_hash_as_the_official_files")
+@pytest.mark.skipif(not RELEASE_PROMPTS.is_dir(), reason=f"{NO_RELEASE}; their hashes are checked by "
+                    "test_the_paper_prompts_hash_as_the_official_files")
 @pytest.mark.parametrize("task", sorted(OFFICIAL_FILES))
 def test_the_paper_prompts_are_the_official_files_byte_for_byte(task):
     official = (RELEASE_PROMPTS / OFFICIAL_FILES[task]).read_bytes()
