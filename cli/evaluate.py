@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 
 from cli.common import read_json_arg
+from mils.config.metrics import CAPTION_METRICS
 from mils.errors import InputError, MissingInputError
 
 
@@ -82,7 +83,7 @@ def cmd_export_official(args: argparse.Namespace) -> int:
     from evaluation.official_log import export_official, official_folders
 
     run = FinishedRun.open(_run_folder(args.run, args.tracking_uri))
-    results, config = run.results(summary=True, require=False), run.config
+    results, config = run.results(require=False), run.config  # with the trace: a style run's best pairs
     dataset = config_dataset(config.dataset) if config and config.dataset.kind in ROW_NAMED else None  # the CSV again
     n = export_official(results, Path(args.out), official_folders(dataset, results))
     named = "the annotation CSV's row" if dataset is not None else "sample id"
@@ -329,7 +330,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     evaluate = sub.add_parser("eval", help="captioning metrics with bootstrap CIs for a predictions file")
     evaluate.add_argument("--predictions", required=True, help="JSON: id -> caption")
     evaluate.add_argument("--references", required=True, help="JSON: id -> [reference captions]")
-    evaluate.add_argument("--metrics", nargs="+", default=["BLEU", "METEOR", "ROUGE_L", "CIDEr", "SPICE", "SPIDEr"])
+    evaluate.add_argument("--metrics", nargs="+", default=list(CAPTION_METRICS))
     evaluate.add_argument("--bertscore-model", help="also BERTScore with this model (HF id or local directory)")
     evaluate.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
     evaluate.add_argument("--seed", type=int, default=0)

@@ -3,7 +3,8 @@
 The official scripts write ``OUTPUT_DIR/<sample id>/log.txt``: one line per step, ``best \\t mean \\t text``
 (`main_image_captioning.py:113, 129`; the video, audio and text-to-image scripts alike). Its columns:
 
-- ``best``: the best score of the step's pool, ``text``: its text (the official evaluation scripts
+- ``best``: the best score of the step's pool (style transfer: its ``(style, content)`` distance pair
+  as Python prints a tuple), ``text``: its text (the official evaluation scripts
   read the caption as the last tab-separated field of line ``index_to_choose``, -1 by default);
 - ``mean`` at step 0: the mean score over the WHOLE initial bank (``np.mean(init_scores)``; for
   text-to-image the user's prompt is the only candidate, so it is its score);
@@ -19,6 +20,8 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+
+import numpy as np
 
 from mils.engine.records import SampleResult
 from mils.errors import InputError, MissingInputError
@@ -38,8 +41,19 @@ def official_lines(result: SampleResult, steps: int) -> list[str]:
         else:  # the ranking key's top-K mean (scorer.py:117); a minimised (style) run logs it at step 0 too
             mean = sign * record.mean_topk
         text = re.sub(r"[\t\r\n]", " ", record.best)  # as written, but a tab or newline would break the columns
-        lines.append(f"{record.best_score}\t{mean}\t{text}\n")
+        lines.append(f"{_best_column(result, step, record.best_score)}\t{mean}\t{text}\n")
     return lines
+
+
+def _best_column(result: SampleResult, step: int, best_score: float) -> str:
+    """Column 1: the best score; a run ranked by a sum of objectives (style transfer's (style,
+    content) distances) prints the best's pair as the official log does, a Python tuple of float32s
+    under numpy < 2 (``main_style_transfer.py:123``, ``f'{best_value[0]}'``), taken from the step's trace."""
+    if result.trace:
+        value = result.trace[min(step, len(result.trace) - 1)].kept[0][1]
+        if isinstance(value, tuple):
+            return "(" + ", ".join(str(np.float32(v)) for v in value) + ")"
+    return f"{best_score}"
 
 
 def official_folders(dataset, results: list[SampleResult]) -> dict[str, str]:
@@ -78,9 +92,16 @@ def export_official(results: list[SampleResult], out: Path, folders: dict[str, s
     return len(results)
 
 
+def _number(column: str) -> float:
+    if column.startswith("(") and column.endswith(")"):
+        return float(sum(float(part) for part in column[1:-1].split(",")))
+    return float(column)
+
+
 def read_official_logs(folder: Path) -> dict[str, list[tuple[float, float, str]]]:
     """``{sample id: [(best, mean, text) per step]}`` of an official output folder (or an export),
-    so the two codes' runs can be compared line by line."""
+    so the two codes' runs can be compared line by line; a ``(style, content)`` best is read as its
+    sum, the official ranking key (``key=lambda x: x[0] + x[1]``)."""
     if not folder.is_dir():
         raise MissingInputError(f"no such folder: {folder}")
     logs = {}
@@ -89,7 +110,7 @@ def read_official_logs(folder: Path) -> dict[str, list[tuple[float, float, str]]
         for n, line in enumerate(log.read_text(encoding="utf-8").splitlines(), 1):
             best, mean, text = (line.split("\t", 2) + ["", ""])[:3]
             try:
-                rows.append((float(best), float(mean), text.strip()))
+                rows.append((_number(best), float(mean), text.strip()))
             except ValueError:
                 raise InputError(f"{log}:{n} is not 'best<TAB>mean<TAB>text': {line[:80]!r}") from None
         logs[log.parent.name] = rows

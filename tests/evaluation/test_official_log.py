@@ -9,7 +9,7 @@ import pytest
 
 from cli.main import main
 from evaluation.official_log import export_official, read_official_logs
-from mils.engine.records import SampleResult, StepRecord
+from mils.engine.records import SampleResult, StepRecord, StepTrace
 from mils.errors import InputError
 from mils.storage.results import ResultStore
 from tests.mils.test_loop import make_optimiser
@@ -53,6 +53,23 @@ def test_a_minimised_score_keeps_its_sign_and_an_early_stop_repeats_its_last_ste
     rows = read_official_logs(tmp_path)["content"]
     # step 0 of a minimised (style) run: the top-K mean, as main_style_transfer.py logs Scorer.average_value
     assert rows == [(2.0, 2.5, "make it blue"), (1.5, 1.8, "paint it blue"), (1.5, 1.8, "paint it blue")]
+
+
+def test_a_style_run_logs_its_best_distance_pair_as_the_official_tuple(tmp_path):
+    """main_style_transfer.py writes ``best_value[0]``, the (style, content) pair of np.float32s: under
+    numpy < 2 (its environment.yml) that prints as ``(0.7, 0.3)``; the pair comes from the step's trace."""
+    import ast
+
+    pairs = [(float(np.float32(1.2)), float(np.float32(0.8))), (float(np.float32(0.7)), float(np.float32(0.3)))]
+    result = SampleResult("content", [StepRecord(0, "make it blue", sum(pairs[0]), 2.5, 4, scored_mean=3.0),
+                                      StepRecord(1, "paint it blue", sum(pairs[1]), 1.8, 4)], [("paint it blue", pairs[1])],
+                          trace=[StepTrace([("make it blue", pairs[0])]), StepTrace([("paint it blue", pairs[1])])],
+                          higher_is_better=False)
+    export_official([result], tmp_path)
+    columns = [line.split("\t")[0] for line in (tmp_path / "content" / "log.txt").read_text().splitlines()]
+    assert columns == ["(1.2, 0.8)", "(0.7, 0.3)"]
+    assert ast.literal_eval(columns[1]) == (0.7, 0.3)  # what a reader of the official tuple gets
+    assert [best for best, _, _ in read_official_logs(tmp_path)["content"]] == pytest.approx([2.0, 1.0])
 
 
 def test_results_from_before_the_bank_mean_was_recorded_export_nan_at_step_0(tmp_path):
