@@ -5,7 +5,7 @@ and it shows a sweep as one collapsed parent run with no metric columns. Its sha
 both: an experiment tag ``mlflow.sharedViewState.<key>`` holds a view (search filter, columns,
 grouping) that the address ``...?viewStateShareKey=<key>`` opens. Each sweep writes one: its
 variants, grouped under the sweep, with the swept parameters and the headline metrics as columns;
-the chart view then draws a chart per metric with one bar or line per variant (``score/best`` by
+the chart view then draws a chart per metric with one bar or line per variant (``by_step/best`` by
 step as lines).
 """
 
@@ -16,7 +16,7 @@ from typing import Iterable
 
 UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
 SHARED_VIEW_TAG = "mlflow.sharedViewState."
-HEADLINE = ("score/best", "gain/score", "gain/wins", "gain/losses", "cost/generated_tokens", "cost/seconds_per_sample")
+HEADLINE = ("by_step/best", "gain/score", "gain/wins", "gain/losses", "cost/generated_tokens", "cost/seconds_per_sample")
 
 
 def runs_url(experiment_id: str, share_key: str | None = None, ui: str = UI) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from evaluation.tables import text_table
+from flows.tracking import BEST_BY_STEP
 from mils.errors import InputError, MissingInputError
 
 
@@ -24,7 +25,10 @@ def sweep_children(run_id: str, tracking_uri: str) -> pd.DataFrame:
     for run in runs:
         row = {"run": run.info.run_name, "run_id": run.info.run_id}
         row.update({k: v for k, v in run.data.params.items() if k.startswith("sweep.")})
-        row.update(run.data.metrics)
+        metrics = dict(run.data.metrics)
+        if "score/best" in metrics:  # logged before the per-step scores moved under by_step/
+            metrics.setdefault(BEST_BY_STEP, metrics.pop("score/best"))
+        row.update(metrics)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -87,16 +91,16 @@ def sweep_report(run_id: str, tracking_uri: str, out: Path | None = None) -> str
     swept = [c for c in table.columns if c.startswith("sweep.")]
     finals = sorted(c for c in table.columns if c.startswith("final/") and not c.endswith(("_ci_low", "_ci_high")))
     lines = []
-    header = [*swept, "score/best", *[f.removeprefix("final/") + " [95% CI]" for f in finals], "W/T/L"]
+    header = [*swept, "best score", *[f.removeprefix("final/") + " [95% CI]" for f in finals], "W/T/L"]
     for _, row in table.iterrows():
-        cells = [str(row[c]) for c in swept] + [f"{row.get('score/best', float('nan')):.3f}"]
+        cells = [str(row[c]) for c in swept] + [f"{row.get(BEST_BY_STEP, float('nan')):.3f}"]
         for f in finals:
             cells.append(f"{100 * row[f]:.1f} [{100 * row[f + '_ci_low']:.1f}, {100 * row[f + '_ci_high']:.1f}]"
                          if f + "_ci_low" in row else f"{100 * row[f]:.1f}")
         cells.append("/".join(str(int(row[k])) if k in row and pd.notna(row[k]) else "-"
                               for k in ("gain/wins", "gain/ties", "gain/losses")))
         lines.append(cells)
-    text = text_table(header, lines) + ("\n(metrics x100; score/best is the scorer's final best score, mean over "
+    text = text_table(header, lines) + ("\n(metrics x100; best score: the scorer's final best score, mean over "
                                         "samples; W/T/L: samples whose score rose, stayed, fell from step 0)")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

@@ -126,6 +126,12 @@ def model_revisions(config: RunConfig) -> dict[str, str]:
     return out
 
 
+# MLflow's run page draws one section of charts per metric prefix, sections in alphabetical order:
+# the per-step scores go under ``by_step/`` so they come first, before cost/, final/, gain/ ...
+BEST_BY_STEP, MEAN_TOPK_BY_STEP = "by_step/best", "by_step/mean_topk"
+ONLY_IF_ANY = ("cached_prompt_tokens", "cached_generated_tokens", "reasoning_tokens", "renders")
+
+
 def step_curves(results: Sequence[SampleResult], steps: int) -> pd.DataFrame:
     """Mean over samples of best score and top-K mean per step (early-stopped samples carry
     their last values forward)."""
@@ -189,13 +195,17 @@ def metric_values(stage: str, report: MetricReport) -> dict[str, float]:
 def log_cost(results: Sequence[SampleResult], costs: pd.DataFrame, wall_seconds: float,
              dataset_size: int | None, worker_peak_mb: float | None = None,
              price: dict[str, float] | None = None) -> dict[str, float]:
-    """The cost ledger into the active run: ``cost/<total>`` once and ``cost/step_<x>`` per step."""
+    """The cost ledger into the active run: ``cost/<total>`` once and ``cost/step_<x>`` per step. A
+    per-step column that is zero at every step, and a zero total of a counter most runs never move
+    (``ONLY_IF_ANY``: cached tokens without a response cache, reasoning tokens, image renders), are left
+    out: a flat zero chart at the top of the run page says nothing (the totals stay in cost.json)."""
     import mlflow
 
+    costs = costs.loc[:, [c for c in costs.columns if (costs[c].fillna(0) != 0).any()]]
     for step, row in costs.iterrows():
         mlflow.log_metrics({f"cost/step_{k}": float(v) for k, v in row.items() if pd.notna(v)}, step=int(step))
     totals = run_cost(results, wall_seconds, dataset_size, worker_peak_mb, price)
-    mlflow.log_metrics({f"cost/{k}": v for k, v in totals.items() if pd.notna(v)})
+    mlflow.log_metrics({f"cost/{k}": v for k, v in totals.items() if pd.notna(v) and not (k in ONLY_IF_ANY and v == 0)})
     return totals
 
 
@@ -223,7 +233,7 @@ def log_config_run(
                      "scorer.higher_is_better": str(direction(results)).lower()})
     curves = step_curves(results, config.loop.effective_steps) if results else pd.DataFrame()
     for row in curves.itertuples(index=False):
-        mlflow.log_metrics({"score/best": row[1], "score/mean_topk": row[2]}, step=int(row[0]))
+        mlflow.log_metrics({BEST_BY_STEP: row[1], MEAN_TOPK_BY_STEP: row[2]}, step=int(row[0]))
     metrics = {"samples/done": float(len(results)), "samples/failed": float(len(failures)), **(extra_metrics or {}),
                **{f"samples/{k}": float(v) for k, v in (counts or {}).items()}}
     for stage, report in reports.items():

@@ -29,7 +29,7 @@ def test_benchmark_logs_per_step_metrics_and_records_bad_samples(flow_config):
     client = mlflow.tracking.MlflowClient(config.tracking.uri)
     child = client.get_run(outcome.mlflow["child"])
     assert child.data.tags["mlflow.parentRunId"] == outcome.mlflow["parent"]
-    history = client.get_metric_history(child.info.run_id, "score/best")
+    history = client.get_metric_history(child.info.run_id, "by_step/best")
     assert sorted(m.step for m in history) == [0, 1, 2, 3]
     values = [m.value for m in sorted(history, key=lambda m: m.step)]
     assert values == sorted(values)  # mean best score never decreases
@@ -160,7 +160,7 @@ def test_a_rerun_after_a_kill_during_mlflow_logging_leaves_no_run_running(flow_c
     client = mlflow.tracking.MlflowClient(config.tracking.uri)
     experiment = client.get_run(first.mlflow["parent"]).info.experiment_id
     orphan = client.create_run(experiment, tags={"mlflow.parentRunId": first.mlflow["parent"]}).info.run_id
-    client.log_metric(orphan, "score/best", 0.5)
+    client.log_metric(orphan, "by_step/best", 0.5)
     client.update_run(first.mlflow["parent"], status="RUNNING")
 
     second = run_benchmark(config)

@@ -37,7 +37,7 @@ def test_sweep_creates_one_child_per_config_and_shares_step_runs(flow_config, tm
         assert all(by_id[run_id].data.tags["mils.results_dir"] == str(folder) for run_id in linked["variants"].values())
     for child in children:
         steps = int(child.data.params["loop.steps"])
-        history = client.get_metric_history(child.info.run_id, "score/best")
+        history = client.get_metric_history(child.info.run_id, "by_step/best")
         assert sorted(m.step for m in history) == list(range(steps + 1))
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"sweep_comparison.png", "quality_vs_cost.png", "sweep_table.json"} <= artifacts
@@ -48,7 +48,7 @@ def test_sweep_creates_one_child_per_config_and_shares_step_runs(flow_config, tm
         child = by_id[row["run_id"]]
         assert (str(row["loop.steps"]), str(row["loop.keep"])) == (child.data.params["sweep.loop.steps"],
                                                         child.data.params["sweep.loop.keep"])
-        assert row["score/final"] == pytest.approx(child.data.metrics["score/best"])  # the last step's best
+        assert row["score/final"] == pytest.approx(child.data.metrics["by_step/best"])  # the last step's best
         assert row["cost/generated_tokens"] > 0
 
     report = sweep_report(outcome["parent_run_id"], raw["tracking"]["uri"], tmp_path / "report")
