@@ -163,13 +163,12 @@ def _tracked_run_ids(results_dir: Path) -> dict[str, Any]:
 
 
 @flow(name="mils-benchmark")
-def benchmark_flow(config: dict[str, Any]) -> RunRecord:
-    """One configuration (a RunConfig as JSON: flow parameters must be plain data for deployments):
-    optimise every sample, score step 0 and the final step, log to MLflow. Returns the run's
-    record, also written as ``run.json`` in the results folder."""
+def benchmark_flow(config: RunConfig) -> RunRecord:
+    """One configuration: optimise every sample, score step 0 and the final step, log to MLflow.
+    Returns the run's record, also written as ``run.json`` in the results folder. (A deployment
+    passes the config as JSON; Prefect validates it into a RunConfig by this annotation.)"""
     import mlflow
 
-    config = RunConfig.model_validate(config)
     started = time.time()
     outcome = optimise_config(config)
     counts = {**(outcome.counts or {}), "done": len(outcome.results), "failed": len(outcome.failures),
@@ -210,4 +209,4 @@ def benchmark_flow(config: dict[str, Any]) -> RunRecord:
 
 def run_benchmark(config: RunConfig) -> RunRecord:
     """Run the benchmark flow on the task runner the config asks for."""
-    return benchmark_flow.with_options(task_runner=make_task_runner(config.runner))(config.model_dump(mode="json"))
+    return benchmark_flow.with_options(task_runner=make_task_runner(config.runner))(config)
