@@ -55,7 +55,7 @@ def prepare_models_task(config: RunConfig) -> dict[str, Any]:
 
 
 class StepLog:
-    """tqdm-shaped reporter that writes each finished step of a batch to the Prefect log."""
+    """tqdm-shaped reporter that writes each finished step of a shard's batches to the Prefect log."""
 
     def __init__(self, logger, steps: int, first: str, key: str | None = None) -> None:
         self.logger, self.steps, self.first, self.key = logger, steps, first, key
@@ -65,30 +65,25 @@ class StepLog:
             advance(self.key, n)
 
     def set_postfix(self, step: int, best: str) -> None:
-        self.logger.info("batch from %s: step %d/%d, mean best score %s", self.first, step, self.steps, best)
+        self.logger.info("shard from %s: step %d/%d, mean best score of the batch %s", self.first, step, self.steps, best)
 
 
 @task(name="optimise-shard")
 def optimise_shard_task(config: RunConfig, samples: Sequence[Sample], results_dir: str) -> dict[str, Any]:
-    """Optimise the shard's unfinished samples; each result is on disk as soon as its batch ends."""
+    """Optimise the shard's unfinished samples (the runner cuts the batches); each result is on disk
+    as soon as its sample finishes."""
     store = ResultStore(results_dir, scorer_record(config))
     todo = [s for s in samples if not store.has(s.id)]
     done_before = len(samples) - len(todo)
     start = time.perf_counter()
-    failed: dict[str, str] = {}
     with model_lock():
         runner = runner_for(config)
         runner.timer.seconds.clear()
-        for i in range(0, len(todo), config.batch_size):  # async: one call, the loop batches it itself
-            batch = todo[i : i + config.batch_size] if config.schedule == "lockstep" else todo
-            run = runner.run(batch, progress=False, on_done=store.write,  # each result on disk when done
-                                    reporter=StepLog(get_run_logger(), config.loop.steps, batch[0].id, results_dir))
-            for sample_id, error in run.failed.items():
-                store.write_failure(sample_id, error)
-            failed.update(run.failed)
-            if config.schedule == "async":
-                break
-        timings = dict(runner.timer.seconds)
+        run = runner.run(todo, progress=False, on_done=store.write, checked=True,  # media: checked by the flow
+                         reporter=StepLog(get_run_logger(), config.loop.steps, todo[0].id, results_dir) if todo else None)
+        for sample_id, error in run.failed.items():
+            store.write_failure(sample_id, error)
+        timings, failed = dict(runner.timer.seconds), run.failed
     if failed:
         get_run_logger().warning("shard: %d samples failed: %s", len(failed), list(failed.items())[:3])
     return {"computed": len(todo) - len(failed), "resumed": done_before, "failed": len(failed),

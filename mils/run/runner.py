@@ -98,12 +98,15 @@ class TaskRunner:
             second, failed_second = self._run_halving(batch[len(batch) // 2 :], progress, on_done)
             return first + second, {**failed_first, **failed_second}
 
-    def run(self, samples: Sequence[Sample], progress: bool = True, reporter=None, on_done=None) -> RunnerOutput:
-        """``reporter``: instead of a terminal bar, any object with tqdm's ``update(n)`` and
+    def run(self, samples: Sequence[Sample], progress: bool = True, reporter=None, on_done=None,
+            checked: bool = False) -> RunnerOutput:
+        """Cut ``samples`` into batches (one batch under the async schedule) and run them.
+        ``reporter``: instead of a terminal bar, any object with tqdm's ``update(n)`` and
         ``set_postfix(step=, best=)`` (the orchestration layer logs steps with it). ``on_done``:
         called with each result as soon as its sample finishes (the async schedule runs the whole
-        list as one batch, so the results folder gets each one then, not at the end)."""
-        good, failed = check_media(samples)
+        list as one batch, so the results folder gets each one then, not at the end). ``checked``:
+        the caller has checked the samples' media already (the flow does, once, before sharding)."""
+        good, failed = (list(samples), {}) if checked else check_media(samples)
         if self.seeds_alone:  # nothing to start from without a seed caption
             for sample in [s for s in good if not self.seeds.get(s.id)]:
                 failed[sample.id] = (f"no caption for {sample.id} in {self.config.bank.seed_captions} (bank: builtin "
