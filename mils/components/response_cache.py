@@ -14,11 +14,11 @@ import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from mils.errors import StorageError
 from mils.files import content_hash
-from mils.protocols import Reply, TokenUsage
+from mils.protocols import Closable, Reply, TokenUsage
 
 FILE = "responses.sqlite"
 _SCHEMA = """CREATE TABLE IF NOT EXISTS responses (
@@ -97,10 +97,26 @@ class CachedGenerator:
         self.inner, self.cache, self.identity, self.sampling = inner, cache, identity, sampling
         self.sent = 0  # requests that reached the model in this process
 
-    def __getattr__(self, name: str):  # concurrent, close, renderer...: the inner generator's
-        if name == "submit" and hasattr(self.inner, "submit"):  # one request without waiting, through the cache
-            return self._submit
-        return getattr(self.inner, name)
+    # what the schedule and the CLI ask of a generator, answered for the inner one (named, not forwarded
+    # wholesale: a wrapper that answers everything hides which parts of a generator the suite uses)
+    @property
+    def concurrent(self) -> bool:
+        return bool(getattr(self.inner, "concurrent", False))
+
+    @property
+    def max_in_flight(self) -> int | None:
+        return getattr(self.inner, "max_in_flight", None)
+
+    @property
+    def submit(self) -> Callable[[str, int], Future]:
+        """One request without waiting, through the cache; absent when the inner generator has none."""
+        if not hasattr(self.inner, "submit"):
+            raise AttributeError(f"{type(self.inner).__name__} takes no single requests (no submit)")
+        return self._submit
+
+    def close(self) -> None:
+        if isinstance(self.inner, Closable):
+            self.inner.close()
 
     def _submit(self, prompt: str, seed: int) -> Future:
         key = request_key(self.identity, prompt, self.sampling, seed)
