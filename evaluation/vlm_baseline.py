@@ -20,6 +20,7 @@ from mils.config.run_config import RunConfig
 from mils.engine.records import SampleResult, StepCost, StepRecord, StepTrace
 from mils.files import content_hash, write_atomic
 from mils.media import load_image
+from mils.protocols import usage_of
 from mils.registry import create
 from mils.run.runner import check_media
 from mils.storage.results import ResultStore
@@ -67,7 +68,7 @@ def run_baseline(config: RunConfig, captioner: str, options: dict[str, Any], bat
         text_emb = np.asarray(scorer.embed_texts(captions), np.float32)  # one call for the batch's captions
         scores = [float(np.asarray(scorer.similarity(e[None], t[None]))[0, 0]) for e, t in zip(emb, text_emb)]
         scoring = (time.perf_counter() - begin) / len(batch)
-        usage = getattr(vlm, "last_usage", None) or [None] * len(batch)
+        usage = [usage_of(c) for c in captions]  # a plugin's captioner may return plain strings: None
         tokens = [u.generated if u else 0 for u in usage]  # the batch's time shared by generated tokens
         shares = [llm * t / sum(tokens) for t in tokens] if sum(tokens) else [llm / len(batch)] * len(batch)
         for sample, caption, score, u, seconds in zip(batch, captions, scores, usage, shares):

@@ -14,12 +14,13 @@ from typing import Sequence
 import torch
 from PIL import Image
 
-from mils.protocols import TokenUsage
+from mils.protocols import Reply, TokenUsage
 from mils.registry import register
 
 
 class VLMCaptioner:
-    """``caption(images) -> captions``; ``last_usage``: prompt and generated tokens per row."""
+    """``caption(images) -> captions``, each a :class:`Reply` carrying its prompt and generated tokens
+    (as a generator's replies do: ``usage_of(caption)``)."""
 
     def __init__(self, model, processor, prompt: str = "", chat: bool = True, max_new_tokens: int = 40) -> None:
         self.model, self.processor = model.eval(), processor
@@ -28,7 +29,6 @@ class VLMCaptioner:
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        self.last_usage: list[TokenUsage] = []
 
     def _text(self, prompt: str | None = None) -> str:
         prompt = self.prompt if prompt is None else prompt
@@ -46,8 +46,8 @@ class VLMCaptioner:
         return self.generate(images, prompts)
 
     @torch.inference_mode()
-    def generate(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> list[str]:
-        """The model's reply to each (image, prompt) pair: greedy, the prompt cut off."""
+    def generate(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> list[Reply]:
+        """The model's reply to each (image, prompt) pair: greedy, the prompt cut off, with its usage."""
         if not images:
             return []
         images = [im.convert("RGB") for im in images]
@@ -61,8 +61,8 @@ class VLMCaptioner:
         new = out[:, enc["input_ids"].shape[1]:]
         pad = self.processor.tokenizer.pad_token_id
         prompt_tokens = enc["attention_mask"].sum(-1).tolist()
-        self.last_usage = [TokenUsage(int(n), int((row != pad).sum())) for n, row in zip(prompt_tokens, new)]
-        return [t.strip() for t in self.processor.batch_decode(new, skip_special_tokens=True)]
+        usage = [TokenUsage(int(n), int((row != pad).sum())) for n, row in zip(prompt_tokens, new)]
+        return [Reply(t.strip(), u) for t, u in zip(self.processor.batch_decode(new, skip_special_tokens=True), usage)]
 
 
 def load_vlm(model_class: str, model: str, prompt: str, chat: bool, device: str | None = None,

@@ -6,6 +6,7 @@ from PIL import Image
 
 from mils import registry
 from mils.components.vlm_captioners import load_vlm
+from mils.protocols import usage_of
 
 FAMILIES = {"blip2": ("Blip2ForConditionalGeneration", False), "llava": ("LlavaForConditionalGeneration", True),
             "qwen2-vl": ("Qwen2VLForConditionalGeneration", True), "smolvlm": ("Idefics3ForConditionalGeneration", True)}
@@ -36,7 +37,7 @@ def test_a_caption_does_not_depend_on_its_batch_mates(family, tiny_vlm_dirs):
     assert len(batch) == 4 and all(isinstance(c, str) for c in batch)
     for n, image in enumerate(images(3)):
         assert captioner.caption([image]) == [batch[n]]
-    assert all(0 < u.generated <= 6 and u.prompt > 0 for u in captioner.last_usage)
+    assert all(0 < u.generated <= 6 and u.prompt > 0 for u in map(usage_of, batch))
     assert captioner.caption([]) == []
 
 
