@@ -62,9 +62,12 @@ class Closable(Protocol):
 @runtime_checkable
 class Rendering(Protocol):
     """A scorer that makes images to score (text-to-image renders, style edits): the cost ledger
-    counts them."""
+    counts them, and the image tasks write out the image each step's best text became."""
 
     images_made: int
+
+    def image_of(self, sample: Sample, text: str) -> Any:
+        """The image ``text`` became for ``sample`` (a PIL image; cached, so nothing is made again)."""
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ from mils.components.build import build_bank, build_generator, build_scorer
 from mils.config.run_config import RunConfig
 from mils.engine.loop import Optimiser, SampleResult
 from mils.engine.prompts import template_for
+from mils.errors import InputError
 from mils.files import write_atomic, written
-from mils.protocols import Generator, Sample
+from mils.protocols import Generator, Rendering, Sample
 from mils.registry import import_plugins
 from mils.storage.results import result_to_dict
 
@@ -33,6 +34,15 @@ def _save_steps(result: SampleResult, image_of: Callable[[str], Image.Image], fo
     return paths
 
 
+def _image_scorer(config: RunConfig, scorer):
+    """The run's scorer, which must make the images it scores (:class:`Rendering`)."""
+    scorer = scorer or build_scorer(config.scorer)
+    if not isinstance(scorer, Rendering):
+        raise InputError(f"scorer {config.scorer.name!r} makes no images, so this task cannot write them out: "
+                         f"use one that renders or edits (pickscore_t2i, style_transfer)")
+    return scorer
+
+
 def _write(folder: Path, payload: dict) -> None:
     write_atomic(folder / "result.json", json.dumps(payload, indent=2, ensure_ascii=False))
 
@@ -43,7 +53,7 @@ def run_text_to_image(config: RunConfig, prompts: Sequence[str], out_dir: str | 
     """Rewrite each prompt with MILS; ``out_dir/<id>/`` (default ids ``prompt000``...) gets the best
     image of every step."""
     import_plugins(config.plugins)
-    scorer = scorer or build_scorer(config.scorer)
+    scorer = _image_scorer(config, scorer)
     generator = generator or build_generator(config.generator, config.cache_path())
     samples = [Sample(i, p) for i, p in zip(ids or [f"prompt{n:03d}" for n in range(len(prompts))], prompts)]
     optimiser = Optimiser(generator, scorer, template_for("text_to_image", config.prompts), [], None, config.loop,
@@ -52,7 +62,7 @@ def run_text_to_image(config: RunConfig, prompts: Sequence[str], out_dir: str | 
     payloads = []
     for result, sample in zip(optimiser.run_batched(samples, config.batch_size), samples):
         folder = out / sample.id
-        images = _save_steps(result, lambda text: scorer.renderer.render([text])[0], folder)
+        images = _save_steps(result, lambda text, s=sample: scorer.image_of(s, text), folder)
         payload = {"prompt": sample.media, "best_prompt": result.caption, "images": images,
                    **result_to_dict(result)}
         _write(folder, payload)
@@ -64,15 +74,15 @@ def run_style_transfer(config: RunConfig, content: str | Path, style: str | Path
                        generator: Generator | None = None, scorer=None) -> dict:
     """Find the edit instruction that moves ``content`` towards ``style``'s look."""
     import_plugins(config.plugins)
-    scorer = scorer or build_scorer(config.scorer)
+    scorer = _image_scorer(config, scorer)
     generator = generator or build_generator(config.generator, config.cache_path())
     bank = build_bank(config, generator)
     sample = Sample(f"{Path(content).stem}+{Path(style).stem}", {"content": str(content), "style": str(style)})
     optimiser = Optimiser(generator, scorer, template_for("style_transfer", config.prompts), bank.texts, None, config.loop)
     result = optimiser.run([sample])[0]
     folder = Path(out_dir)
-    images = _save_steps(result, lambda text: scorer.edit(sample, [text])[0], folder)
+    images = _save_steps(result, lambda text: scorer.image_of(sample, text), folder)
     payload = {"content": str(content), "style": str(style), "best_instruction": result.caption,
-               "images": images, "edits_rendered": scorer.edits, **result_to_dict(result)}
+               "images": images, "edits_rendered": scorer.images_made, **result_to_dict(result)}
     _write(folder, payload)
     return payload

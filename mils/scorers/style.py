@@ -192,6 +192,9 @@ class StyleTransferScorer:
         scale = self.size / max(image.size)
         return image.resize((max(8, round(image.width * scale / 8) * 8), max(8, round(image.height * scale / 8) * 8)))
 
+    def image_of(self, sample: Sample, text: str) -> Image.Image:
+        return self.edit(sample, [text])[0]
+
     def edit(self, sample: Sample, instructions: Sequence[str]) -> list[Image.Image]:
         content = self._content(sample)
         missing = [t for t in dict.fromkeys(instructions) if (sample.id, t) not in self.cache]

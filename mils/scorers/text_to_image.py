@@ -97,6 +97,9 @@ class TextToImageScorer:
         """Renders so far: the cost ledger's ``renders``."""
         return self.renderer.renders
 
+    def image_of(self, sample: Sample, text: str) -> Image.Image:
+        return self.renderer.render([text])[0]
+
     def score(self, samples: Sequence[Sample], candidates: Sequence[Sequence[str]]) -> list[np.ndarray]:
         out = []
         for sample, texts in zip(samples, candidates):

@@ -163,3 +163,15 @@ def test_a_custom_video_scorer_plugs_in_by_name(tmp_path, fake_generator):
     videos = [write_video(tmp_path / "dark.mp4", 12, step=1), write_video(tmp_path / "bright.mp4", 12, step=20)]
     run = TaskRunner(config, generator=fake_generator).run([Sample.from_path(v) for v in videos], progress=False)
     assert [r.history[0].best for r in run.results] == ["a dark scene", "a bright scene"]
+
+
+def test_an_image_task_with_a_scorer_that_makes_no_images_is_one_line(tmp_path, fake_generator, fake_scorer):
+    """The image tasks write out the image each step's best text became (Rendering.image_of): a
+    two-tower scorer has none to write, said before any step runs."""
+    from mils.errors import InputError
+    from mils.run.image_tasks import run_text_to_image
+
+    config = build_config("offline", task="text_to_image")
+    with pytest.raises(InputError, match="makes no images"):
+        run_text_to_image(config, ["a red cat"], tmp_path / "out", generator=fake_generator, scorer=fake_scorer)
+    assert not (tmp_path / "out").exists()
