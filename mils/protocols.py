@@ -62,9 +62,15 @@ class Closable(Protocol):
 @runtime_checkable
 class Rendering(Protocol):
     """A scorer that makes images to score (text-to-image renders, style edits): the cost ledger
-    counts them, and the image tasks write out the image each step's best text became."""
+    counts them."""
 
     images_made: int
+
+
+@runtime_checkable
+class ImageMaker(Rendering, Protocol):
+    """A rendering scorer that gives back the image a text became: the image tasks write out each
+    step's best one."""
 
     def image_of(self, sample: Sample, text: str) -> Any:
         """The image ``text`` became for ``sample`` (a PIL image; cached, so nothing is made again)."""

@@ -16,14 +16,12 @@ from mils.engine.cost import peak_memory_mb
 from mils.engine.progress import advance
 from mils.errors import MilsError
 from mils.protocols import Sample
-from mils.registry import import_plugins
 from mils.run.model_cache import model_lock, models_for, runner_for
 from mils.storage.results import ResultStore
 
 
 @task(name="load-dataset")
 def load_dataset_task(config: RunConfig) -> Dataset:
-    import_plugins(config.plugins)
     data = config_dataset(config.dataset)
     logger = get_run_logger()
     counts = data.counts()

@@ -36,7 +36,6 @@ from mils.engine.sampling import SamplingOptions, without_later_defaults
 from mils.errors import InputError
 from mils.files import content_hash, read_json
 from mils.protocols import ConcurrentGenerator, Generator, Scorer, Workload
-from mils.registry import import_plugins
 
 
 def build_generator(cfg: GeneratorConfig, cache_dir: Path, workload: Workload | None = None) -> Generator:
@@ -171,7 +170,6 @@ def build_components(config: RunConfig, generator: Generator | None = None, scor
     """Load what ``config`` names (``generator``/``scorer``: already loaded ones to use instead);
     ``timer`` records model loading and bank encoding."""
     timer = timer or PhaseTimer()
-    import_plugins(config.plugins)
     cache = config.cache_path()
     with timer("model_loading"):
         scorer = scorer or build_scorer(config.scorer)

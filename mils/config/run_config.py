@@ -223,6 +223,14 @@ class RunConfig(_Frozen):
                 raise InputError(f"unknown metric {name!r} in metrics; known: {', '.join(CAPTION_METRICS)}{hint}")
         return metrics
 
+    def __setstate__(self, state: Any) -> None:
+        """A config unpickled in another process (a Dask worker's shard) imports its plugins there, so
+        the components it names are registered wherever it runs. The plugins of a config are imported
+        in two places only: here and :func:`build_config`; a config read back from a results folder
+        (:func:`read_run_config`) never imports the folder's plugins."""
+        super().__setstate__(state)
+        _register_components(self)
+
     def cache_path(self) -> Path:
         return Path(self.cache_dir).expanduser()
 

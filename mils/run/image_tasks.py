@@ -19,8 +19,7 @@ from mils.engine.loop import Optimiser, SampleResult
 from mils.engine.prompts import template_for
 from mils.errors import InputError
 from mils.files import write_atomic, written
-from mils.protocols import Generator, Rendering, Sample
-from mils.registry import import_plugins
+from mils.protocols import Generator, ImageMaker, Sample
 from mils.storage.results import result_to_dict
 
 
@@ -35,9 +34,9 @@ def _save_steps(result: SampleResult, image_of: Callable[[str], Image.Image], fo
 
 
 def _image_scorer(config: RunConfig, scorer):
-    """The run's scorer, which must make the images it scores (:class:`Rendering`)."""
+    """The run's scorer, which must make the images it scores (:class:`ImageMaker`)."""
     scorer = scorer or build_scorer(config.scorer)
-    if not isinstance(scorer, Rendering):
+    if not isinstance(scorer, ImageMaker):
         raise InputError(f"scorer {config.scorer.name!r} makes no images, so this task cannot write them out: "
                          f"use one that renders or edits (pickscore_t2i, style_transfer)")
     return scorer
@@ -52,7 +51,6 @@ def run_text_to_image(config: RunConfig, prompts: Sequence[str], out_dir: str | 
                       ids: Sequence[str] | None = None) -> list[dict]:
     """Rewrite each prompt with MILS; ``out_dir/<id>/`` (default ids ``prompt000``...) gets the best
     image of every step."""
-    import_plugins(config.plugins)
     scorer = _image_scorer(config, scorer)
     generator = generator or build_generator(config.generator, config.cache_path())
     samples = [Sample(i, p) for i, p in zip(ids or [f"prompt{n:03d}" for n in range(len(prompts))], prompts)]
@@ -73,7 +71,6 @@ def run_text_to_image(config: RunConfig, prompts: Sequence[str], out_dir: str | 
 def run_style_transfer(config: RunConfig, content: str | Path, style: str | Path, out_dir: str | Path,
                        generator: Generator | None = None, scorer=None) -> dict:
     """Find the edit instruction that moves ``content`` towards ``style``'s look."""
-    import_plugins(config.plugins)
     scorer = _image_scorer(config, scorer)
     generator = generator or build_generator(config.generator, config.cache_path())
     bank = build_bank(config, generator)

@@ -17,7 +17,6 @@ from mils.components.build import build_generator, build_scorer
 from mils.config.run_config import RunConfig
 from mils.files import content_hash
 from mils.protocols import Generator, Scorer
-from mils.registry import import_plugins
 from mils.run.runner import TaskRunner
 
 _MODELS: dict[str, Generator | Scorer] = {}
@@ -46,7 +45,6 @@ def models_for(config: RunConfig) -> tuple[Generator, Scorer]:
     every config that names the same one."""
     generator_key, scorer_key = _keys(config)
     with _LOCK:
-        import_plugins(config.plugins)
         if generator_key not in _MODELS:
             _MODELS[generator_key] = build_generator(config.generator, config.cache_path())
         if scorer_key not in _MODELS:

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from mils.config.run_config import build_config, load_config
@@ -124,3 +126,19 @@ def test_a_config_that_would_fail_late_or_write_elsewhere_is_refused_when_built(
 
     with pytest.raises(InputError, match=message):
         build_config("offline", change)
+
+
+def test_a_config_brings_its_plugins_to_the_process_that_unpickles_it(tmp_path):
+    """A Dask worker gets its shard's config pickled: unpickling imports the config's plugins there
+    (build_config and unpickling are the two places plugins are imported)."""
+    import pickle
+    import subprocess
+    import sys
+
+    config = build_config("offline", {"plugins": ["tests.fakes"], "generator": {"backend": "fake", "model": "fake"}})
+    (tmp_path / "config.pkl").write_bytes(pickle.dumps(config))
+    check = ("import pickle, sys; from mils import registry; before = 'fake' in registry.known('generator'); "
+             f"config = pickle.loads(open({str(tmp_path / 'config.pkl')!r}, 'rb').read()); "
+             "print(before, 'fake' in registry.known('generator'), 'tests.fakes' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    assert out.stdout.split() == ["False", "True", "True"], out.stderr

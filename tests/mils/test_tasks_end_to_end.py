@@ -166,7 +166,7 @@ def test_a_custom_video_scorer_plugs_in_by_name(tmp_path, fake_generator):
 
 
 def test_an_image_task_with_a_scorer_that_makes_no_images_is_one_line(tmp_path, fake_generator, fake_scorer):
-    """The image tasks write out the image each step's best text became (Rendering.image_of): a
+    """The image tasks write out the image each step's best text became (ImageMaker.image_of): a
     two-tower scorer has none to write, said before any step runs."""
     from mils.errors import InputError
     from mils.run.image_tasks import run_text_to_image
