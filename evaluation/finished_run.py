@@ -18,7 +18,7 @@ from mils.config.run_config import RunConfig, read_run_config
 from mils.engine.records import SampleResult
 from mils.errors import InputError, MissingInputError
 from mils.storage.results import ResultStore, direction
-from mils.storage.run_folder import RunFolder
+from mils.storage.run_folder import MAX_RESULT_BYTES, RunFolder
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,10 @@ class FinishedRun:
     def record(self) -> dict[str, Any]:
         """``run.json`` as the flow wrote it (NaN where a metric had none); {} when the folder has none."""
         path = RunFolder(self.folder).record
-        if not path.is_file():
+        if not path.is_file():  # a pipe planted under the name is no record either: never opened
             return {}
+        if path.stat().st_size > MAX_RESULT_BYTES:
+            raise InputError(f"{path} is {path.stat().st_size:,} bytes: no run record is that large")
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, OSError) as err:
@@ -69,4 +71,7 @@ class FinishedRun:
     def final_metrics(self) -> dict[str, float]:
         """The recorded corpus metrics of the final captions, x100 as printed (empty without run.json)."""
         final = self.record.get("reports", {}).get("final", {}).get("corpus", {})
+        if not isinstance(final, dict) or not all(isinstance(v, dict) and isinstance(v.get("value"), (int, float))
+                                                  for v in final.values()):
+            raise InputError(f"{RunFolder(self.folder).record}: reports.final.corpus is not {{metric: {{value: number}}}}")
         return {name: 100 * value["value"] for name, value in final.items()}

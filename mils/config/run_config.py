@@ -229,7 +229,7 @@ class RunConfig(_Frozen):
         in two places only: here and :func:`build_config`; a config read back from a results folder
         (:func:`read_run_config`) never imports the folder's plugins."""
         super().__setstate__(state)
-        _register_components(self)
+        import_plugins(self.plugins)  # the built-in components register when they are first built
 
     def cache_path(self) -> Path:
         return Path(self.cache_dir).expanduser()

@@ -78,3 +78,22 @@ def test_a_config_key_typo_gets_the_closest_key_and_a_missing_dataset_is_one_lin
     assert main(["run", str(tmp_path / "run.yaml")]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "mils: error: dataset.args.directory: /no/such/dir not found (dataset 'folder')"
+
+
+def test_a_planted_or_malformed_run_record_is_one_line_or_nothing(tmp_path):
+    """run.json of a folder from elsewhere: a pipe under the name is never opened (no record), a
+    record of the wrong shape is one InputError naming the file, NaN metrics (as the flow writes
+    them) are read as NaN."""
+    import os
+
+    from evaluation.finished_run import FinishedRun
+
+    (tmp_path / "samples").mkdir()
+    os.mkfifo(tmp_path / "run.json")
+    assert FinishedRun.open(tmp_path).final_metrics == {}
+    os.remove(tmp_path / "run.json")
+    (tmp_path / "run.json").write_text(json.dumps({"reports": {"final": {"corpus": {"CIDEr": 3}}}}))
+    with pytest.raises(InputError, match=r"run.json: reports.final.corpus is not"):
+        FinishedRun.open(tmp_path).final_metrics  # noqa: B018
+    (tmp_path / "run.json").write_text('{"reports": {"final": {"corpus": {"CIDEr": {"value": NaN}}}}}')
+    assert str(FinishedRun.open(tmp_path).final_metrics) == "{'CIDEr': nan}"
