@@ -46,10 +46,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _side(spec: str, tracking_uri: str):
-    from evaluation.compare import side_from_path
+    from evaluation.compare import system_from_path
 
     if Path(spec.partition(":")[0]).exists() or spec.endswith(".json"):
-        return side_from_path(spec)
+        return system_from_path(spec)
     from flows.report import side_from_mlflow  # anything else is taken for an MLflow run id
 
     return side_from_mlflow(spec, tracking_uri)
@@ -294,8 +294,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     compare.add_argument("a", help="baseline: results folder (FOLDER:step0 for its step 0), id -> caption JSON, "
                                    "or an MLflow run id")
     compare.add_argument("b", help="the system compared with it, same forms")
-    compare.add_argument("--references", help="JSON id -> [captions] (default: the dataset of a MILS side)")
-    compare.add_argument("--metrics", nargs="+", help="default: the MILS side's configured metrics")
+    compare.add_argument("--references", help="JSON id -> [captions] (default: the dataset of a MILS system)")
+    compare.add_argument("--metrics", nargs="+", help="default: the MILS system's configured metrics")
     compare.add_argument("--tracking-uri", default="sqlite:///mlruns.db")
     compare.add_argument("--resamples", type=int, default=1000)
     compare.add_argument("--seed", type=int, default=0)

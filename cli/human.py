@@ -8,9 +8,9 @@ from pathlib import Path
 
 
 def cmd_human_export(args: argparse.Namespace) -> int:
-    from human_eval.export import export_batch, load_side
+    from human_eval.export import export_batch, load_system
 
-    a, b = load_side(args.a, args.stage_a), load_side(args.b, args.stage_b)
+    a, b = load_system(args.a, args.stage_a), load_system(args.b, args.stage_b)
     manifest = export_batch(a, b, args.out, axes=args.axes, names=tuple(args.names), seed=args.seed,
                             assignments=args.assignments, catch_fraction=args.catch, base_url=args.base_url,
                             run_id=args.mlflow_run_id)

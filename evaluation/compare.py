@@ -1,6 +1,6 @@
 """`mils compare A B`: two systems on the same samples, paired.
 
-A side is a results folder (its final captions, or ``FOLDER:step0`` for the initial-bank
+A system is a results folder (its final captions, or ``FOLDER:step0`` for the initial-bank
 retrieval baseline), a JSON file id -> caption from any other system, or (through the CLI) an
 MLflow run's results table. References come from a results folder's dataset (or ``--references``).
 """
@@ -24,16 +24,16 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Side:
+class System:
     name: str
     predictions: dict[str, str]
-    scores: dict[str, float] | None = None  # the scorer's score per sample, when the side is a MILS run
+    scores: dict[str, float] | None = None  # the scorer's score per sample, when the system is a MILS run
     config: RunConfig | None = None
     cache_dir: Path | None = None  # where its metric reports are cached
     higher_is_better: bool = True  # the direction its results recorded
 
 
-def side_from_path(spec: str) -> Side:
+def system_from_path(spec: str) -> System:
     """``FOLDER``, ``FOLDER:step0`` (a results folder) or ``FILE.json`` (id -> caption)."""
     from evaluation.finished_run import FinishedRun
 
@@ -45,23 +45,23 @@ def side_from_path(spec: str) -> Side:
         run = FinishedRun.open(folder)
         results = run.results()
         pick = (lambda r: r.initial) if stage == "step0" else (lambda r: r.history[-1])
-        return Side(spec, {r.sample_id: pick(r).best for r in results}, {r.sample_id: pick(r).best_score for r in results},
+        return System(spec, {r.sample_id: pick(r).best for r in results}, {r.sample_id: pick(r).best_score for r in results},
                     run.config, RunFolder(folder).metrics, run.higher_is_better(results))
     if not folder.is_file():
         raise MissingInputError(f"{spec}: not a results folder (no samples/), a JSON file or an MLflow run id")
     raw = read_json(folder, "captions")
     if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
         raise InputError(f"{folder} must map sample id -> caption (a JSON object of strings)")
-    return Side(spec, raw)
+    return System(spec, raw)
 
 
-def references_for(a: Side, b: Side, references: str | None = None) -> dict[str, list[str]]:
+def references_for(a: System, b: System, references: str | None = None) -> dict[str, list[str]]:
     if references:
         raw = json.loads(Path(references).read_text(encoding="utf-8"))
         return {k: [v] if isinstance(v, str) else list(v) for k, v in raw.items()}
     config = a.config or b.config
     if config is None:
-        raise InputError("neither side is a MILS run with a dataset: give --references refs.json (id -> captions)")
+        raise InputError("neither system is a MILS run with a dataset: give --references refs.json (id -> captions)")
     from evaluation.datasets import config_dataset
 
     data = config_dataset(config.dataset)
@@ -70,8 +70,8 @@ def references_for(a: Side, b: Side, references: str | None = None) -> dict[str,
 
 @dataclass(frozen=True)
 class Comparison:
-    a: Side
-    b: Side
+    a: System
+    b: System
     n: int
     metrics: dict[str, PairedDelta]
     scores: ScoreComparison | None
@@ -80,28 +80,28 @@ class Comparison:
         lines = [f"A = {self.a.name}\nB = {self.b.name}\n{self.n} shared samples; metrics x100; paired bootstrap",
                  gain_table(self.metrics, self.scores)]
         if self.scores is None:
-            lines.append("(scorer scores: only when both sides are MILS runs with the same scorer)")
+            lines.append("(scorer scores: only when both systems are MILS runs with the same scorer)")
         lines.append("\nverdict: " + "; ".join(d.verdict(name) for name, d in self.metrics.items()
                                                if name in VERDICTS))
         return "\n".join(lines)
 
 
-def compare(a: Side, b: Side, references: dict[str, list[str]], metrics, seed: int = 0,
+def compare(a: System, b: System, references: dict[str, list[str]], metrics, seed: int = 0,
             resamples: int = 1000) -> Comparison:
     shared = sorted(set(a.predictions) & set(b.predictions) & set(references))
     if not shared:
         raise InputError(f"{a.name} and {b.name} share no sample id that has references")
 
-    # one tokenisation for both sides (A's when the configs disagree), or the deltas compare two metrics
-    configs = [side.config for side in (a, b) if side.config]
+    # one tokenisation for both systems (A's when the configs disagree), or the deltas compare two metrics
+    configs = [system.config for system in (a, b) if system.config]
     tokenize = configs[0].eval_tokenize if configs else "ptb"
     if len({c.eval_tokenize for c in configs}) > 1:
         log.warning("%s evaluates %s strings and %s %s ones: both are scored %s here", a.name, a.config.eval_tokenize,
                     b.name, b.config.eval_tokenize, tokenize)
 
-    def report(side: Side) -> MetricReport:
-        return cached_caption_metrics({i: side.predictions[i] for i in shared}, {i: references[i] for i in shared},
-                                      list(metrics), seed, side.cache_dir, tokenize)
+    def report(system: System) -> MetricReport:
+        return cached_caption_metrics({i: system.predictions[i] for i in shared}, {i: references[i] for i in shared},
+                                      list(metrics), seed, system.cache_dir, tokenize)
 
     same_scorer = a.config and b.config and a.config.scorer == b.config.scorer
     if same_scorer and a.higher_is_better != b.higher_is_better:

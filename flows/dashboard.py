@@ -16,7 +16,8 @@ from typing import Iterable
 
 UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
 SHARED_VIEW_TAG = "mlflow.sharedViewState."
-HEADLINE = ("by_step/best", "gain/score", "gain/wins", "gain/losses", "cost/generated_tokens", "cost/seconds_per_sample")
+# the metric columns of a saved runs view (after the primary metric's final value and gain)
+VIEW_COLUMNS = ("by_step/best", "gain/score", "gain/wins", "gain/losses", "cost/generated_tokens", "cost/seconds_per_sample")
 
 
 def runs_url(experiment_id: str, share_key: str | None = None, ui: str = UI) -> str:
@@ -46,7 +47,7 @@ def share_sweep_view(client, experiment_id: str, parent_run_id: str, title: str,
     for run_id in child_run_ids:
         client.set_tag(run_id, "mils.sweep_run", parent_run_id)
         client.set_tag(run_id, "mils.sweep", title)
-    metrics = list(HEADLINE)
+    metrics = list(VIEW_COLUMNS)
     if primary_metric:
         metrics[1:1] = [f"final/{primary_metric}", f"gain/{primary_metric}"]
     key = f"mils-sweep-{parent_run_id[:12]}"
@@ -63,7 +64,7 @@ def share_runs_view(client, experiment_id: str, parent_run_id: str, primary_metr
     the numbers, not their parents), newest first, key parameters and metrics as columns: the same
     kind of saved view a sweep gets.
     Returns the address of the runs table with it."""
-    metrics = [*([f"final/{primary_metric}", f"gain/{primary_metric}"] if primary_metric else []), *HEADLINE]
+    metrics = [*([f"final/{primary_metric}", f"gain/{primary_metric}"] if primary_metric else []), *VIEW_COLUMNS]
     columns = [f"params.`{p}`" for p in RUN_PARAMS] + [f"metrics.`{m}`" for m in metrics]
     view = {"searchFilter": "tags.`mils.kind` = 'config'",  # the runs that hold the numbers, not their parents
             "orderByKey": "attributes.start_time", "orderByAsc": False,

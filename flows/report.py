@@ -113,12 +113,12 @@ def sweep_report(run_id: str, tracking_uri: str, out: Path | None = None) -> str
 
 
 def side_from_mlflow(run_id: str, tracking_uri: str):
-    """A `mils compare` side from an MLflow run of a config (its results.parquet and config.json)."""
+    """A `mils compare` system from an MLflow run of a config (its results.parquet and config.json)."""
     import tempfile
 
     import mlflow
 
-    from evaluation.compare import Side
+    from evaluation.compare import System
     from mils.config.run_config import RunConfig
 
     client = mlflow.tracking.MlflowClient(tracking_uri)
@@ -134,7 +134,7 @@ def side_from_mlflow(run_id: str, tracking_uri: str):
     except Exception as err:
         raise InputError(f"MLflow run {run_id} has no results.parquet/config.json: is it a config's (child) run? "
                          f"({err})") from err
-    return Side(f"MLflow run {run_id}", table["caption"].to_dict(), table["score"].astype(float).to_dict(), config,
+    return System(f"MLflow run {run_id}", table["caption"].to_dict(), table["score"].astype(float).to_dict(), config,
                 folder / "metrics")
 
 

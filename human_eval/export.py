@@ -72,7 +72,7 @@ def _media_file(path: Path, roots: list[Path], sample_id: str, source: Path) -> 
     return resolved
 
 
-def load_side(path: str | Path, stage: str = "final") -> dict[str, Entry]:
+def load_system(path: str | Path, stage: str = "final") -> dict[str, Entry]:
     """One side of the comparison: a benchmark results folder (captions of ``stage``: final or
     step0; the sample's image shown as context) or a JSON file id -> caption | {text|image, ...}.
     Media are checked here: a sample whose media is missing, not a media file, or outside the side's
@@ -307,4 +307,4 @@ def question_template(kind: str) -> str:
 """
 
 
-__all__ = ["Entry", "escape_cell", "html_cell", "export_batch", "load_side", "question_template", "write_csv"]
+__all__ = ["Entry", "escape_cell", "html_cell", "export_batch", "load_system", "question_template", "write_csv"]

@@ -8,14 +8,14 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-PACKAGES = ("cli", "evaluation", "flows", "human_eval", "tasks")
+SUITE_PACKAGES = ("cli", "evaluation", "flows", "human_eval", "tasks")
 ROOT = Path(__file__).resolve().parents[1]  # the folder holding mils/ and its sibling packages
 
 
 def foreign_packages() -> dict[str, str]:
     """{package: where Python finds it} for each top-level package that is not this suite's."""
     foreign = {}
-    for name in PACKAGES:
+    for name in SUITE_PACKAGES:
         spec = importlib.util.find_spec(name)
         places = [Path(p).resolve() for p in (spec.submodule_search_locations or [])] if spec else []
         if not any(place == ROOT / name for place in places):

@@ -8,7 +8,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from human_eval.export import export_batch, load_side
+from human_eval.export import export_batch, load_system
 from human_eval.protocol import BatchSettings
 from mils.files import content_hash
 
@@ -18,10 +18,10 @@ def judging_task(results_dir: str, settings: BatchSettings, run_id: str | None =
     """Export the batch into ``results_dir/judging-<key>/``, where the key hashes the settings and
     both sides' outputs: the same inputs reuse the folder. Returns its path, or why it was skipped."""
     if settings.against == "step0":
-        baseline = load_side(results_dir, "step0")
+        baseline = load_system(results_dir, "step0")
     else:
-        baseline = load_side(settings.against, "final")
-    mils = load_side(results_dir, "final")
+        baseline = load_system(settings.against, "final")
+    mils = load_system(results_dir, "final")
     payload = json.dumps([settings.model_dump(), sorted((k, repr(v)) for k, v in baseline.items()),
                           sorted((k, repr(v)) for k, v in mils.items())])
     folder = Path(results_dir) / f"judging-{content_hash(payload, 12)}"

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from mils.engine.records import Value
 from mils.errors import InputError, MissingInputError
 from mils.registry import get_factory, register
-
-Score = float | tuple[float, ...]
 
 _CAPTIONING = """You need to provide a short {medium} description.
 I am providing to you a list of short {medium} descriptions and scores.
@@ -72,7 +71,7 @@ class PromptTemplate:
     official: bool = False  # filled as the MILS code fills its prompt files (see render)
 
     def render(
-        self, scored: Sequence[tuple[str, Score]], requested: int, **extra: str
+        self, scored: Sequence[tuple[str, Value]], requested: int, **extra: str
     ) -> str:
         """Fill the template; ``scored`` is ordered best-first by the caller. An official
         template is filled the MILS code's way: every example line ends in a newline and the
@@ -87,7 +86,7 @@ class PromptTemplate:
         return self.text.format(descriptions=lines, requested_number=requested, **extra)
 
 
-def format_score(score: Score) -> str:
+def format_score(score: Value) -> str:
     if isinstance(score, tuple):
         return ", ".join(f"{float(s):.3f}" for s in score)
     return f"{float(score):.3f}"

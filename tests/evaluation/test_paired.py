@@ -66,10 +66,10 @@ def test_compare_scores_both_sides_with_one_tokenisation(monkeypatch):
     monkeypatch.setattr(comparing, "cached_caption_metrics", lambda predictions, refs, metrics, seed, cache, tokenize:
                         used.append(tokenize) or _report({k: 0.5 for k in predictions}))
     predictions, refs = {"1": "a cat", "2": "a dog"}, {"1": ["a cat"], "2": ["a dog"]}
-    raw = comparing.Side("raw", predictions, config=build_config("offline", {"eval_tokenize": "raw"}))
-    ptb = comparing.Side("ptb", predictions, config=build_config("offline"))
+    raw = comparing.System("raw", predictions, config=build_config("offline", {"eval_tokenize": "raw"}))
+    ptb = comparing.System("ptb", predictions, config=build_config("offline"))
     comparing.compare(raw, ptb, refs, ["CIDEr"], resamples=10)
-    comparing.compare(ptb, comparing.Side("json", predictions), refs, ["CIDEr"], resamples=10)
+    comparing.compare(ptb, comparing.System("json", predictions), refs, ["CIDEr"], resamples=10)
     assert used == ["raw", "raw", "ptb", "ptb"]  # before: raw for one side, ptb for the other
 
 

@@ -8,7 +8,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_baseline_run_is_a_one_step_run_the_suite_reads(tmp_path, photo_dir, tiny_clip_name):
-    from evaluation.compare import side_from_path
+    from evaluation.compare import system_from_path
     from evaluation.vlm_baseline import run_baseline
     from human_eval.viewer import RunIndex
     from mils.storage.results import ResultStore
@@ -26,7 +26,7 @@ def test_baseline_run_is_a_one_step_run_the_suite_reads(tmp_path, photo_dir, tin
     for r in results:
         assert len(r.history) == 1 and r.caption == r.initial.best and r.media.endswith(".jpg")
         assert r.cost[0].generated_tokens > 0 and r.cost[0].llm_seconds > 0
-    side = side_from_path(outcome["results_dir"])
+    side = system_from_path(outcome["results_dir"])
     assert side.predictions == {r.sample_id: r.caption for r in results} and side.config is not None
     assert len(RunIndex(outcome["results_dir"]).rows) == 4  # three captions and the failure
 

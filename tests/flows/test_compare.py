@@ -38,7 +38,7 @@ def test_compare_a_run_with_another_systems_json_and_an_mlflow_run(two_runs, tmp
     assert main(["compare", str(other), str(first.results_dir)]) == 0
     out = capsys.readouterr().out
     assert "B better" in out or "no clear difference" in out
-    assert "only when both sides are MILS runs" in out  # a JSON side has no scorer scores
+    assert "only when both systems are MILS runs" in out  # a JSON system has no scorer scores
 
     uri = load_config_uri(first)
     assert main(["compare", first.mlflow["child"], str(first.results_dir), "--tracking-uri", uri]) == 0

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from human_eval.export import Entry, escape_cell, export_batch, load_side
+from human_eval.export import Entry, escape_cell, export_batch, load_system
 from human_eval.ingest import ingest, report_text
 
 
@@ -105,23 +105,23 @@ def test_ingest_names_bad_files(caption_batch, tmp_path):
         ingest(tmp_path / "wrong.csv", out / "key.json")
 
 
-def test_load_side_from_json_and_results_folder(tmp_path):
+def test_load_system_from_json_and_results_folder(tmp_path):
     from PIL import Image
 
     Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
     (tmp_path / "a.json").write_text(json.dumps({"1": "a cat", "2": {"image": "x.png", "prompt": "p", "category": "c"}}))
-    side = load_side(tmp_path / "a.json")  # an image path is relative to the file
+    side = load_system(tmp_path / "a.json")  # an image path is relative to the file
     assert side["1"].text == "a cat" and side["2"].image == str(tmp_path / "x.png") and side["2"].category == "c"
     (tmp_path / "bad.json").write_text(json.dumps({"1": 3}))
     with pytest.raises(ValueError, match="entry '1'"):
-        load_side(tmp_path / "bad.json")
+        load_system(tmp_path / "bad.json")
     from mils.engine.records import SampleResult, StepRecord
     from mils.storage.results import ResultStore
 
     store = ResultStore(tmp_path / "run")
     store.write(SampleResult("img1", [StepRecord(0, "first", 0.1, 0.1, 3), StepRecord(1, "second", 0.2, 0.15, 2)], []))
-    assert load_side(tmp_path / "run", "step0")["img1"].text == "first"
-    assert load_side(tmp_path / "run")["img1"].text == "second"
+    assert load_system(tmp_path / "run", "step0")["img1"].text == "first"
+    assert load_system(tmp_path / "run")["img1"].text == "second"
 
 
 def test_identical_outputs_are_not_shown_and_count_as_ties(tmp_path):

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from human_eval import invites
-from human_eval.export import Entry, export_batch, load_side
+from human_eval.export import Entry, export_batch, load_system
 from human_eval.ingest import ingest, report_text
 from human_eval.server import create_app
 from mils.errors import InputError
@@ -77,11 +77,11 @@ def test_rater_names_with_a_newline_are_refused_and_the_export_escapes_formula_n
 def test_export_takes_only_real_media_from_a_side_s_own_folder(tmp_path, photo_dir):
     (tmp_path / "a.json").write_text(json.dumps({"s1": {"image": "/etc/passwd"}}))
     with pytest.raises(InputError, match="outside"):
-        load_side(tmp_path / "a.json")
+        load_system(tmp_path / "a.json")
     (tmp_path / "passwd.png").write_text("root:x:0:0")
     (tmp_path / "b.json").write_text(json.dumps({"s1": {"image": "passwd.png"}}))
     with pytest.raises(InputError, match="unreadable image"):
-        load_side(tmp_path / "b.json")
+        load_system(tmp_path / "b.json")
 
 
 def test_export_refuses_a_results_folder_whose_media_are_missing(tmp_path, photo_dir):
@@ -92,7 +92,7 @@ def test_export_refuses_a_results_folder_whose_media_are_missing(tmp_path, photo
     history = [StepRecord(0, "first", 0.1, 0.1, 3), StepRecord(1, "second", 0.2, 0.15, 2)]
     store.write(SampleResult("img1", history, [], media="photos/gone.jpg"))  # relative: from another folder
     with pytest.raises(InputError, match=r"1 sample\(s\) .* no usable media.*img1"):
-        load_side(tmp_path / "run")
+        load_system(tmp_path / "run")
 
 
 def test_question_html_cells_are_escaped(tmp_path):

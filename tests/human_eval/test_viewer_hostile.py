@@ -137,7 +137,7 @@ def test_injected_markup_never_runs_in_the_browser(run_dir):  # noqa: F811
 def test_a_media_root_the_folder_names_for_itself_widens_nothing(run_dir, tmp_path, photo_dir):  # noqa: F811
     """media.json from elsewhere saying ``"/"``: the viewer serves nothing outside the folder (and says
     why) and the export copies nothing from there, unless the user names the root."""
-    from human_eval.export import load_side
+    from human_eval.export import load_system
 
     folder, results = run_dir
     outside = tmp_path / "elsewhere.png"
@@ -149,7 +149,7 @@ def test_a_media_root_the_folder_names_for_itself_widens_nothing(run_dir, tmp_pa
     assert any("media.json names /" in why for _, why in index.page()["problems"])
     assert local_client(create_app(index)).get("/media", params={"id": sample_id}).status_code == 404
     with pytest.raises(Exception, match="elsewhere.png"):
-        load_side(str(folder), "final")
+        load_system(str(folder), "final")
     trusted = RunIndex(folder, media_roots=(str(tmp_path),))  # the user's say-so
     assert local_client(create_app(trusted)).get("/media", params={"id": sample_id}).status_code == 200
 

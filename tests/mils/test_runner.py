@@ -99,7 +99,7 @@ def test_cli_caption_json_offline_profile(tmp_path, photo_dir, capsys):
     assert "cat" in result["history"][0]["best"]  # the concept scorer knows ImageNet cats
 
     # the same results folder `mils run` writes: the viewer, compare and the judging export read it
-    from evaluation.compare import side_from_path
+    from evaluation.compare import system_from_path
     from human_eval.viewer import RunIndex
     from mils.storage.results import ResultStore
 
@@ -108,7 +108,7 @@ def test_cli_caption_json_offline_profile(tmp_path, photo_dir, capsys):
     assert list(store.failures()) == [str(broken)]
     index = RunIndex(out)
     assert index.page()["total"] == 2 and not index.problems and index.config["scorer"]["name"] == "concept"
-    assert side_from_path(str(out)).predictions == {str(cat): result["caption"]}
+    assert system_from_path(str(out)).predictions == {str(cat): result["caption"]}
 
 
 def test_a_reporter_sees_every_step(tmp_path, bank_file, fake_generator, fake_scorer, text_samples):
