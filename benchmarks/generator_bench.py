@@ -57,10 +57,11 @@ def main() -> None:
     parser.add_argument("--ours-only", action="store_true", help="skip transformers' generate (vllm_bench.py)")
     args = parser.parse_args()
     from mils.components.build import build_generator
+    from mils.components.plan import plan_run
     from mils.config.run_config import build_config
 
     config = build_config("offline", {"generator": {"max_new_tokens": args.new_tokens}})
-    generator = build_generator(config.generator, config.cache_path())
+    generator = build_generator(plan_run(config).generator)
     eos = list(generator.eos_ids)
     rows = []
     for size in args.batches:

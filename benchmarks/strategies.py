@@ -45,6 +45,7 @@ def measure(point: dict, folder: Path, scorers: dict) -> tuple[dict, dict[str, f
     from evaluation.finished_run import FinishedRun
     from evaluation.rescore import rescore
     from mils.components.build import build_scorer
+    from mils.components.plan import plan_scorer
     from mils.config.run_config import ScorerConfig
     from mils.engine.loop import spent
 
@@ -52,7 +53,7 @@ def measure(point: dict, folder: Path, scorers: dict) -> tuple[dict, dict[str, f
     config, results = run.config, run.results()
     own = ScorerConfig(name=config.scorer.name, options=config.scorer.options)
     key = own.model_dump_json()
-    scorers[key] = scorers.get(key) or build_scorer(own)
+    scorers[key] = scorers.get(key) or build_scorer(plan_scorer(own, config.plugins))
     table, curve, _ = rescore(folder, own, metrics=("CIDEr", "BLEU"), scorer=scorers[key])
     steps = table[table["step"] != "kept"]
     drift = float((steps["optimised"] - steps["held_out"]).abs().max())

@@ -55,7 +55,7 @@ def cmd_caption(args: argparse.Namespace) -> int:
         finally:  # a vLLM server started for this run stops now, not at exit
             if isinstance(runner.generator, Closable):
                 runner.generator.close()
-    out = _write_results(args.out, config, run)
+    out = _write_results(args.out, runner.plan, run)
     by_id = {r.sample_id: r for r in run.results}
     if args.json:
         for path in paths:
@@ -80,17 +80,16 @@ def cmd_caption(args: argparse.Namespace) -> int:
     return 1 if run.failed else 0
 
 
-def _write_results(out: str | None, config, run) -> Path:
+def _write_results(out: str | None, plan, run) -> Path:
     """The run as `mils run` leaves it: a results folder of one file per sample (and per failure),
     the config and the media root, under ``out`` (default: a new dated folder in outputs/captions)."""
-    from mils.config.run_config import scorer_record
     from mils.files import write_atomic
     from mils.storage.results import ResultStore
     from mils.storage.run_folder import write_media_root
 
     folder = Path(out) if out else Path("outputs/captions") / time.strftime("%Y%m%d-%H%M%S")
-    store = ResultStore(folder, scorer_record(config))
-    write_atomic(RunFolder(folder).config, config.model_dump_json(indent=2))
+    store = ResultStore(folder, plan.scorer.record)
+    write_atomic(RunFolder(folder).config, plan.config.model_dump_json(indent=2))
     write_media_root(folder, [Sample(r.sample_id, Path(r.media)) for r in run.results if r.media])
     for result in run.results:
         store.write(result)

@@ -54,13 +54,14 @@ def cmd_bank(args: argparse.Namespace) -> int:
         save_bank,
     )
     from mils.components.build import build_generator
+    from mils.components.plan import plan_run
 
     if args.modality == "audio" and not args.labels:
         raise InputError("an audio bank needs --labels (AudioSet class_labels_indices.csv or one label per line)")
     config = make_config(args)
     names = read_labels(args.labels) if args.labels else list(IMAGENET_CLASSNAMES)
     classes = names[: args.classes] if args.classes else names
-    generator = build_generator(config.generator, config.cache_path())
+    generator = build_generator(plan_run(config).generator)
     prompt = AUDIO_BANK_PROMPT if args.modality == "audio" else BANK_PROMPT
     bank = generate_bank(generator, classes, args.per_class, seed=config.loop.seed, batch_size=config.batch_size,
                          generator_name=config.generator.model, prompt=prompt)

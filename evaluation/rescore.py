@@ -34,7 +34,7 @@ def rescore(folder: str | Path, scorer_cfg: ScorerConfig, metrics: tuple[str, ..
     (never from the folder's config.json: a folder from elsewhere must not choose what code runs)."""
     from evaluation.datasets import config_dataset
     from mils.components.build import build_scorer
-    from mils.config.run_config import scorer_options
+    from mils.components.plan import plan_scorer
     from mils.registry import import_plugins
 
     folder = Path(folder)
@@ -52,8 +52,8 @@ def rescore(folder: str | Path, scorer_cfg: ScorerConfig, metrics: tuple[str, ..
     if scorer_cfg.name == config.scorer.name and scorer_cfg.options == config.scorer.options:
         log.warning("%s is the scorer this run optimised: its scores are not held out (they rise by construction); "
                     "rescore with another scorer for a held-out judge", scorer_cfg.name)
-    scorer_options(scorer_cfg.name, scorer_cfg.options, "--scorer options")
-    scorer = scorer or build_scorer(scorer_cfg)
+    judge = plan_scorer(scorer_cfg, plugins, where="--scorer options")
+    scorer = scorer or build_scorer(judge)
     samples = [by_id[r.sample_id].as_sample() for r in results]
     rows = []
     for result, sample in zip(results, samples):

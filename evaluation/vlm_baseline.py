@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from evaluation.datasets import config_dataset
 from mils.components.build import build_scorer
+from mils.components.plan import plan_scorer
 from mils.config.run_config import RunConfig
 from mils.engine.records import SampleResult, StepCost, StepRecord, StepTrace
 from mils.files import content_hash, write_atomic
@@ -57,7 +58,7 @@ def run_baseline(config: RunConfig, captioner: str, options: dict[str, Any], bat
     for sample_id, error in [*data.skipped, *failed.items()]:  # unreadable when listed, or when checked
         store.write_failure(sample_id, error)
     vlm = model or (create("captioner", captioner, **options) if good else None)  # nothing to do: no model
-    scorer = build_scorer(config.scorer) if good else None
+    scorer = build_scorer(plan_scorer(config.scorer, config.plugins, config.cache_dir)) if good else None
     for start in tqdm(range(0, len(good), batch_size), desc=f"{captioner} captions", unit="batch"):
         batch = good[start : start + batch_size]
         begin = time.perf_counter()

@@ -7,9 +7,8 @@ config's result key; running the same config again resumes where a crash or kill
 from __future__ import annotations
 
 import json
-import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,13 @@ from tqdm.auto import tqdm
 from evaluation.caption_metrics import MetricReport
 from evaluation.datasets import Dataset
 from flows.dashboard import share_runs_view
-from flows.record import RunRecord, run_record
+from flows.record import BenchmarkOutcome, RunRecord, run_record
 from flows.runners import make_task_runner
 from flows.tracking import created_run, end_orphans, git_revision, log_config_run, package_versions, start_tracking
+from mils.components.plan import RunPlan, plan_run
 from mils.config.metrics import primary_metric
 from mils.config.run_config import RunConfig
 from mils.engine.progress import shared_bar
-from mils.engine.records import SampleResult
 from mils.files import content_hash, write_atomic
 from mils.run.runner import check_media
 from mils.storage.results import ResultStore
@@ -39,45 +38,21 @@ from tasks.benchmark import (
 )
 
 
-@dataclass
-class BenchmarkOutcome:
-    config: RunConfig
-    results: list[SampleResult]
-    failures: dict[str, str]
-    reports: dict[str, MetricReport]
-    results_dir: Path
-    seconds: float
-    shard_stats: list[dict[str, Any]]
-    counts: dict[str, int] | None = None  # Dataset.counts(): the split, the drawn subset, the skipped
-
-    @property
-    def worker_peak_mb(self) -> float | None:
-        """The largest peak RSS of the worker processes (not this one) that ran shards: Dask's."""
-        peaks = [s["peak_rss_mb"] for s in self.shard_stats if s.get("pid") not in (None, os.getpid())]
-        return max(peaks) if peaks else None
-
-    @property
-    def dataset_size(self) -> int | None:
-        """The split's size before any subsample: for the cost projection."""
-        return self.counts["original"] if self.counts else None
+def optimise_config(plan: RunPlan, data: Dataset | None = None) -> BenchmarkOutcome:
+    """Run (or resume) one planned configuration (:func:`mils.components.plan.plan_run`) inside the
+    current flow; no MLflow here. ``data``: the dataset when the caller has already loaded it (a
+    sweep loads it once for all variants)."""
+    with folder_lock(plan.results_dir):  # a second run of the same config refuses instead of computing it all again
+        return _optimise(plan, data)
 
 
-def optimise_config(
-    config: RunConfig, results_dir: Path | None = None, data: Dataset | None = None
-) -> BenchmarkOutcome:
-    """Run (or resume) one configuration inside the current flow; no MLflow here. ``data``: the
-    dataset when the caller has already loaded it (a sweep loads it once for all variants)."""
-    results_dir = results_dir or config.results_dir()
-    with folder_lock(results_dir):  # a second run of the same config refuses instead of computing it all again
-        return _optimise(config, results_dir, data)
-
-
-def _optimise(config: RunConfig, results_dir: Path, data: Dataset | None) -> BenchmarkOutcome:
+def _optimise(plan: RunPlan, data: Dataset | None) -> BenchmarkOutcome:
     logger = get_run_logger()
     start = time.perf_counter()
+    config, results_dir = plan.config, plan.results_dir
     store = ResultStore(results_dir)
     write_atomic(RunFolder(results_dir).config, config.model_dump_json(indent=2))
-    data = data if data is not None else load_dataset_task(config)
+    data = data if data is not None else load_dataset_task(config.dataset)
     samples = [s.as_sample() for s in data.samples]
     write_media_root(results_dir, samples)
     shard_size = config.runner.shard_size
@@ -91,10 +66,10 @@ def _optimise(config: RunConfig, results_dir: Path, data: Dataset | None) -> Ben
     logger.info("%s: %d samples, %d already done, %d shards to run (%s)", config.name, len(samples), already,
                 len(shards), results_dir)
     if shards:  # a finished run loads no model
-        prepare_models_task(config)  # loads models in the flow process; encodes + caches the bank once
+        prepare_models_task(plan)  # loads models in the flow process; encodes + caches the bank once
     futures = {}
     for shard in shards:
-        futures[optimise_shard_task.submit(config, shard, str(results_dir))] = shard
+        futures[optimise_shard_task.submit(plan, shard)] = shard
     stats = [{"computed": 0, "resumed": already, "failed": len(unreadable), "seconds": 0.0, "timings": {}}]
     steps = max(config.loop.effective_steps, 1)  # in sample-steps: it moves at every step, with a rate and an ETA
     with (tqdm(total=len(samples) * steps, initial=already * steps, desc=f"{config.name} sample-steps",
@@ -127,8 +102,7 @@ def _optimise(config: RunConfig, results_dir: Path, data: Dataset | None) -> Ben
             refs = {k: references[k] for k in predictions}
             reports[stage] = metrics_task(predictions, refs, config.metrics, seed=config.loop.seed,
                                           cache_dir=str(RunFolder(results_dir).metrics), tokenize=config.eval_tokenize)
-    return BenchmarkOutcome(config, results, failures, reports, results_dir, time.perf_counter() - start, stats,
-                            data.counts())
+    return BenchmarkOutcome(plan, results, failures, reports, time.perf_counter() - start, stats, data.counts())
 
 
 def _record_lost_shard(store: ResultStore, shard: list, err: Exception) -> dict[str, Any]:
@@ -170,13 +144,12 @@ def benchmark_flow(config: RunConfig) -> RunRecord:
     import mlflow
 
     started = time.time()
-    outcome = optimise_config(config)
+    plan = plan_run(config)  # the only place a benchmark run resolves its config
+    outcome = optimise_config(plan)
     counts = {**(outcome.counts or {}), "done": len(outcome.results), "failed": len(outcome.failures),
               "computed": sum(s["computed"] for s in outcome.shard_stats),
               "resumed": sum(s["resumed"] for s in outcome.shard_stats)}
-    record = run_record(config, outcome.results, outcome.failures, outcome.reports, outcome.results_dir,
-                        outcome.seconds, counts, outcome.worker_peak_mb,
-                        {"git_revision": git_revision(), **package_versions()}, {})
+    record = run_record(outcome, counts, {"git_revision": git_revision(), **package_versions()})
     experiment_id = start_tracking(config.tracking)
     previous = _tracked_run_ids(outcome.results_dir)
     state = {"dataset_hash": dataset_hash(outcome), "done": len(outcome.results), "failed": len(outcome.failures),
@@ -189,9 +162,9 @@ def benchmark_flow(config: RunConfig) -> RunRecord:
         end_orphans(parent.info.run_id)  # a killed earlier attempt's half-logged child
         child_id = previous.get("child") if previous.get("state") == state and _finished(previous.get("child")) else None
         if child_id is None:  # a finished run whose results have not changed is not logged twice
-            name = f"{config.name} {config.result_key()}"
+            name = f"{config.name} {plan.key}"
             with mlflow.start_run(run_id=created_run(experiment_id, name, started, parent.info.run_id), nested=True) as child:
-                log_config_run(config, outcome.results, outcome.failures, outcome.reports,
+                log_config_run(config, plan.key, outcome.results, outcome.failures, outcome.reports,
                                {"mils.kind": "config", "dataset_hash": state["dataset_hash"],
                                 "mils.results_dir": str(outcome.results_dir)},
                                {"time/flow_seconds": outcome.seconds}, counts=outcome.counts, worker_peak_mb=outcome.worker_peak_mb,

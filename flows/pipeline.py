@@ -22,14 +22,16 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from evaluation.datasets import check_dataset
-from flows.benchmark import BenchmarkOutcome, dataset_hash, optimise_config
+from flows.benchmark import dataset_hash, optimise_config
 from flows.history import log_history
 from flows.notify import Webhook, on_failure, read_notify, regression_message, send
+from flows.record import BenchmarkOutcome
 from flows.retention import prune_dated
 from flows.runners import make_task_runner
 from flows.sweep import run_variants, sweep_variants
 from flows.tracking import end_orphans, log_config_run, start_tracking
 from human_eval.protocol import BatchSettings
+from mils.components.plan import RunPlan, plan_run
 from mils.config.metrics import VERDICTS
 from mils.config.run_config import RunConfig, build_config, read_yaml
 from mils.errors import InputError
@@ -122,12 +124,12 @@ class _Ledger:
         write_atomic(self.path, json.dumps(self.data, indent=2))
 
 
-def _bank_stage(config: RunConfig, ledger: _Ledger) -> dict[str, Any]:
+def _bank_stage(plan: RunPlan, ledger: _Ledger) -> dict[str, Any]:
     import mlflow
 
-    if config.bank.generate is None:
-        return {"source": config.bank.path or config.bank.builtin}
-    bank = generate_bank_task(config)
+    if plan.bank.generated is None:
+        return {"source": plan.bank.config.path or plan.bank.config.builtin}
+    bank = generate_bank_task(plan)
     if not ledger.logged("bank", bank["path"]):
         mlflow.log_artifact(bank["path"], "bank")
         mlflow.log_artifact(bank["path"] + ".provenance.json", "bank")
@@ -135,16 +137,16 @@ def _bank_stage(config: RunConfig, ledger: _Ledger) -> dict[str, Any]:
     return bank
 
 
-def _optimise_stage(config: RunConfig, ledger: _Ledger) -> tuple[BenchmarkOutcome, dict[str, Any]]:
+def _optimise_stage(plan: RunPlan, ledger: _Ledger) -> tuple[BenchmarkOutcome, dict[str, Any]]:
     import mlflow
 
-    outcome = optimise_config(config)
+    outcome, config = optimise_config(plan), plan.config
     reports = json.dumps({s: r.as_dict() for s, r in outcome.reports.items()}, sort_keys=True)
     key = content_hash(reports, 12) + f"-{len(outcome.results)}"
     computed = sum(s["computed"] for s in outcome.shard_stats)
     if not ledger.logged("optimise", key):
-        with mlflow.start_run(run_name=f"{config.name} {config.result_key()}", nested=True):
-            log_config_run(config, outcome.results, outcome.failures, outcome.reports,
+        with mlflow.start_run(run_name=f"{config.name} {plan.key}", nested=True):
+            log_config_run(config, plan.key, outcome.results, outcome.failures, outcome.reports,
                            {"mils.kind": "config", "dataset_hash": dataset_hash(outcome),
                             "mils.results_dir": str(outcome.results_dir)},
                            {"time/flow_seconds": outcome.seconds}, counts=outcome.counts,
@@ -180,7 +182,7 @@ def _vs_previous_stage(follows: str, outcome: BenchmarkOutcome, ledger: _Ledger)
     the same samples, logged as ``vs_previous/...``; a significant drop tags ``mils.regression``."""
     import mlflow
 
-    from evaluation.compare import compare, references_for, side_from_path
+    from evaluation.compare import compare, references_for, system_from_path
     from evaluation.paired import gain_metrics
 
     previous_dir = mlflow.MlflowClient().get_run(follows).data.tags.get("mils.results_dir")
@@ -188,7 +190,7 @@ def _vs_previous_stage(follows: str, outcome: BenchmarkOutcome, ledger: _Ledger)
         return {"skipped": f"the previous run's results folder is not here ({previous_dir})"}
     if ledger.logged("vs_previous", follows):
         return {"cached": True, "previous": follows}
-    before, now = side_from_path(previous_dir), side_from_path(str(outcome.results_dir))
+    before, now = system_from_path(previous_dir), system_from_path(str(outcome.results_dir))
     result = compare(before, now, references_for(before, now), outcome.config.metrics, seed=outcome.config.loop.seed)
     drops = [name for name, d in result.metrics.items() if d.high < 0]
     mlflow.log_metrics(gain_metrics(result.metrics, result.scores, prefix="vs_previous"))
@@ -204,19 +206,19 @@ def _vs_seed_stage(config: RunConfig, outcome: BenchmarkOutcome, ledger: _Ledger
     first) against what MILS made of them, paired on the same samples, logged as ``vs_seed/...``."""
     import mlflow
 
-    from evaluation.compare import Side, compare, references_for, side_from_path
+    from evaluation.compare import System, compare, references_for, system_from_path
     from evaluation.paired import gain_metrics
     from mils.components.build import load_seed_captions
 
     if not config.metrics:
         return {"skipped": "no metrics configured"}
-    if ledger.logged("vs_seed", config.result_key()):
+    if ledger.logged("vs_seed", outcome.plan.key):
         return {"cached": True}
     seeds = {k: texts[0] for k, texts in load_seed_captions(config.bank.seed_captions).items() if texts}
-    before, now = Side(f"seed captions {config.bank.seed_captions}", seeds), side_from_path(str(outcome.results_dir))
+    before, now = System(f"seed captions {config.bank.seed_captions}", seeds), system_from_path(str(outcome.results_dir))
     result = compare(before, now, references_for(before, now), config.metrics, seed=config.loop.seed)
     mlflow.log_metrics(gain_metrics(result.metrics, result.scores, prefix="vs_seed"))
-    ledger.mark("vs_seed", config.result_key())
+    ledger.mark("vs_seed", outcome.plan.key)
     return {"n": result.n, "delta": {name: round(d.delta, 4) for name, d in result.metrics.items()},
             "verdicts": [d.verdict(name) for name, d in result.metrics.items() if name in VERDICTS]}
 
@@ -281,7 +283,8 @@ def pipeline_stages(config_path: str, fresh: bool = False) -> dict[str, Any]:
     stages: dict[str, Any] = {}
     if spec.baseline:  # before the results folder is named: the seed captions are part of its key
         config, spec, stages["baseline"] = _baseline_stage(spec, config)
-    results_dir = config.results_dir()
+    plan = plan_run(config)
+    results_dir = plan.results_dir
     results_dir.mkdir(parents=True, exist_ok=True)
     ledger = _Ledger(results_dir)
     start_tracking(config.tracking)
@@ -293,8 +296,8 @@ def pipeline_stages(config_path: str, fresh: bool = False) -> dict[str, Any]:
         mlflow.set_tags({"mils.kind": "pipeline", "mils.pipeline_key": spec.key(), "mils.config": str(config_path),
                          "mils.results_dir": str(results_dir), "mils.scheduled": str(fresh).lower(),
                          **({"mils.follows": follows} if follows else {})})
-        stages["bank"] = _bank_stage(config, ledger)
-        outcome, stages["optimise"] = _optimise_stage(config, ledger)
+        stages["bank"] = _bank_stage(plan, ledger)
+        outcome, stages["optimise"] = _optimise_stage(plan, ledger)
         if follows:
             stages["vs_previous"] = _vs_previous_stage(follows, outcome, ledger)
             if stages["vs_previous"].get("regression") and spec.notify:

@@ -1,4 +1,5 @@
-"""The typed, versioned record of one benchmark run: what the flow computed, once.
+"""What one benchmark run computed: the full outcome in memory (:class:`BenchmarkOutcome`, which a
+sweep truncates and MLflow logs) and the typed, versioned record kept of it (:class:`RunRecord`).
 
 The benchmark flow returns a :class:`RunRecord` and writes it as ``run.json`` in the results
 folder (``as_dict``); the CLI only formats it (``mils run``, ``mils demo``), so nothing is read
@@ -7,18 +8,53 @@ back or recomputed after the run. Bump ``RUN_RECORD_VERSION`` when a field chang
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evaluation.caption_metrics import MetricReport
 from evaluation.paired import PairedDelta, ScoreComparison, run_gain
+from mils.components.plan import RunPlan
 from mils.config.run_config import RunConfig
 from mils.engine.cost import run_cost
 from mils.engine.records import SampleResult
 from mils.storage.results import direction
 
 RUN_RECORD_VERSION = 1
+
+
+@dataclass
+class BenchmarkOutcome:
+    """What optimising one config computed (full results, in memory): the flow's record of it
+    (:func:`flows.record.run_record`, run.json) and the MLflow logging are made from this."""
+
+    plan: RunPlan
+    results: list[SampleResult]
+    failures: dict[str, str]
+    reports: dict[str, MetricReport]
+    seconds: float
+    shard_stats: list[dict[str, Any]]
+    counts: dict[str, int] | None = None  # Dataset.counts(): the split, the drawn subset, the skipped
+
+    @property
+    def config(self) -> RunConfig:
+        return self.plan.config
+
+    @property
+    def results_dir(self) -> Path:
+        return self.plan.results_dir
+
+    @property
+    def worker_peak_mb(self) -> float | None:
+        """The largest peak RSS of the worker processes (not this one) that ran shards: Dask's."""
+        peaks = [s["peak_rss_mb"] for s in self.shard_stats if s.get("pid") not in (None, os.getpid())]
+        return max(peaks) if peaks else None
+
+    @property
+    def dataset_size(self) -> int | None:
+        """The split's size before any subsample: for the cost projection."""
+        return self.counts["original"] if self.counts else None
 
 
 @dataclass(frozen=True)
@@ -45,6 +81,7 @@ class RunRecord:
     ``gain``/``score_gain``: final vs step 0, paired, per metric and on the scorer's own score."""
 
     config: RunConfig
+    result_key: str
     results_dir: Path
     samples: tuple[SampleLine, ...]
     failures: dict[str, str]
@@ -64,10 +101,6 @@ class RunRecord:
         """``completed``, or ``completed with failures`` (some samples failed; a rerun retries them)."""
         return "completed with failures" if self.failures else "completed"
 
-    @property
-    def result_key(self) -> str:
-        return self.config.result_key()
-
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON data (what ``run.json`` holds)."""
         return {
@@ -82,13 +115,13 @@ class RunRecord:
         }
 
 
-def run_record(config: RunConfig, results: list[SampleResult], failures: dict[str, str],
-               reports: dict[str, MetricReport], results_dir: Path, seconds: float, counts: dict[str, int],
-               worker_peak_mb: float | None, provenance: dict[str, str],
-               mlflow_ids: dict[str, str | None]) -> RunRecord:
-    """The record of a finished run: the paired gain and the cost computed here, once."""
-    gain, score_gain = run_gain(results, reports, seed=config.loop.seed)
+def run_record(outcome: BenchmarkOutcome, counts: dict[str, int], provenance: dict[str, str]) -> RunRecord:
+    """The record of a finished run (its MLflow ids come later): the paired gain and the cost
+    computed here, once."""
+    config, results = outcome.config, outcome.results
+    gain, score_gain = run_gain(results, outcome.reports, seed=config.loop.seed)
     price = config.generator.price.model_dump() if config.generator.price else None
-    cost = run_cost(results, seconds, counts.get("original"), worker_peak_mb, price)
-    return RunRecord(config, results_dir, tuple(SampleLine.of(r) for r in results), failures, counts, reports,
-                     gain, score_gain, cost, direction(results), provenance, mlflow_ids, seconds)
+    cost = run_cost(results, outcome.seconds, counts.get("original"), outcome.worker_peak_mb, price)
+    return RunRecord(config, outcome.plan.key, outcome.results_dir, tuple(SampleLine.of(r) for r in results),
+                     outcome.failures, counts, outcome.reports, gain, score_gain, cost, direction(results), provenance,
+                     {}, outcome.seconds)

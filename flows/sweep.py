@@ -21,9 +21,11 @@ from prefect import flow, get_run_logger
 
 from evaluation.caption_metrics import MetricReport
 from evaluation.datasets import check_dataset
-from flows.benchmark import BenchmarkOutcome, dataset_hash, optimise_config
+from flows.benchmark import dataset_hash, optimise_config
+from flows.record import BenchmarkOutcome
 from flows.runners import make_task_runner
 from flows.tracking import log_config_run
+from mils.components.plan import plan_run
 from mils.config.run_config import RunConfig, build_config, read_yaml, set_dotted
 from mils.engine.records import SampleResult
 from mils.errors import InputError
@@ -116,7 +118,7 @@ def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, dat
     for point, config in variants:
         groups.setdefault(_group_key(config), []).append((point, config))
     logger.info("%d variants in %d optimisation runs (step-count variants share one run)", len(variants), len(groups))
-    data = data if data is not None else load_dataset_task(base)
+    data = data if data is not None else load_dataset_task(base.dataset)
     references = data.references()
     start_tracking(base.tracking)
     rows = []
@@ -125,8 +127,8 @@ def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, dat
         mlflow.log_dict({"grid": grid}, "sweep.json")
         for members in groups.values():
             longest = max(members, key=lambda m: m[1].loop.steps)[1]
-            outcome = optimise_config(longest.model_copy(update={"name": variant_folder_name(results_name, members[0][0])}),
-                                      data=data)
+            named = longest.model_copy(update={"name": variant_folder_name(results_name, members[0][0])})
+            outcome = optimise_config(plan_run(named), data=data)
             linked = {}
             for point, config in members:
                 results = truncate(outcome, config.loop.steps)
@@ -135,7 +137,7 @@ def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, dat
                            "final": _score(results, references, config, -1, cache)} if results and config.metrics else {}
                 with mlflow.start_run(run_name=config.name, nested=True) as child:
                     mlflow.log_params({f"sweep.{k}": str(v) for k, v in point.items()})
-                    logged = log_config_run(config, results, outcome.failures, reports,
+                    logged = log_config_run(config, config.result_key(), results, outcome.failures, reports,
                                             {"mils.kind": "config", "dataset_hash": dataset_hash(outcome),
                                              "mils.results_dir": str(outcome.results_dir),
                                              "derived_from_steps": str(outcome.config.loop.steps)},

@@ -26,7 +26,7 @@ from mils.storage.results import direction
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-PACKAGES = ("torch", "transformers", "open_clip_torch", "prefect", "mlflow", "pycocoevalcap", "mils-suite")
+VERSIONED_PACKAGES = ("torch", "transformers", "open_clip_torch", "prefect", "mlflow", "pycocoevalcap", "mils-suite")
 
 
 def start_tracking(tracking: TrackingConfig) -> str:
@@ -81,7 +81,7 @@ def git_revision() -> str:
 
 def package_versions() -> dict[str, str]:
     versions = {}
-    for name in PACKAGES:
+    for name in VERSIONED_PACKAGES:
         try:
             versions[f"version.{name}"] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -211,6 +211,7 @@ def log_cost(results: Sequence[SampleResult], costs: pd.DataFrame, wall_seconds:
 
 def log_config_run(
     config: RunConfig,
+    result_key: str,
     results: Sequence[SampleResult],
     failures: dict[str, str],
     reports: dict[str, MetricReport],
@@ -228,7 +229,7 @@ def log_config_run(
     import mlflow
 
     mlflow.log_params(config.flat())
-    mlflow.set_tags({**tags, "result_key": config.result_key(), "git_revision": git_revision(), **package_versions(),
+    mlflow.set_tags({**tags, "result_key": result_key, "git_revision": git_revision(), **package_versions(),
                      **model_revisions(config),
                      "scorer.higher_is_better": str(direction(results)).lower()})
     curves = step_curves(results, config.loop.effective_steps) if results else pd.DataFrame()
@@ -253,7 +254,7 @@ def log_config_run(
         if failures:
             pd.Series(failures, name="error").rename_axis("sample_id").to_csv(folder / "failed.csv")
         if len(curves):
-            plot_curves(curves, folder / "score_vs_step.png", f"{config.name} ({config.result_key()})")
+            plot_curves(curves, folder / "score_vs_step.png", f"{config.name} ({result_key})")
             if len(costs):
                 save_figure(plot_quality_vs_cost({config.name: (curves, costs)}, config.name),
                             folder / "quality_vs_cost.png")

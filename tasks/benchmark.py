@@ -10,19 +10,20 @@ from prefect import get_run_logger, task
 
 from evaluation.caption_metrics import MetricReport, cached_caption_metrics
 from evaluation.datasets import Dataset, config_dataset
-from mils.components.build import ensure_generated_bank, generated_bank_path
-from mils.config.run_config import RunConfig, scorer_record
+from mils.components.build import ensure_generated_bank
+from mils.components.plan import RunPlan
+from mils.config.run_config import DatasetConfig
 from mils.engine.cost import peak_memory_mb
 from mils.engine.progress import advance
-from mils.errors import MilsError
+from mils.errors import InputError, MilsError
 from mils.protocols import Sample
 from mils.run.model_cache import model_lock, models_for, runner_for
 from mils.storage.results import ResultStore
 
 
 @task(name="load-dataset")
-def load_dataset_task(config: RunConfig) -> Dataset:
-    data = config_dataset(config.dataset)
+def load_dataset_task(dataset: DatasetConfig) -> Dataset:
+    data = config_dataset(dataset)
     logger = get_run_logger()
     counts = data.counts()
     logger.info("dataset %s: %d samples (%d drawn of %d, %d of them skipped)", data.name, len(data), counts["drawn"],
@@ -45,9 +46,9 @@ def transient(task, task_run, state) -> bool:
 
 # Loading from a hub can fail transiently (network, rate limits): that alone is retried.
 @task(name="load-models-and-encode-bank", retries=2, retry_delay_seconds=30, retry_condition_fn=transient)
-def prepare_models_task(config: RunConfig) -> dict[str, Any]:
+def prepare_models_task(plan: RunPlan) -> dict[str, Any]:
     """Load the models in this process and make sure the bank embeddings are cached on disk."""
-    runner = runner_for(config)
+    runner = runner_for(plan)
     return {"bank_size": len(runner.bank), "bank_hash": runner.bank.content_hash(),
             "bank_provenance": runner.bank.provenance}
 
@@ -67,18 +68,19 @@ class StepLog:
 
 
 @task(name="optimise-shard")
-def optimise_shard_task(config: RunConfig, samples: Sequence[Sample], results_dir: str) -> dict[str, Any]:
+def optimise_shard_task(plan: RunPlan, samples: Sequence[Sample]) -> dict[str, Any]:
     """Optimise the shard's unfinished samples (the runner cuts the batches); each result is on disk
-    as soon as its sample finishes."""
-    store = ResultStore(results_dir, scorer_record(config))
+    in the plan's results folder as soon as its sample finishes."""
+    store = ResultStore(plan.results_dir, plan.scorer.record)
     todo = [s for s in samples if not store.has(s.id)]
     done_before = len(samples) - len(todo)
     start = time.perf_counter()
     with model_lock():
-        runner = runner_for(config)
+        runner = runner_for(plan)
         runner.timer.seconds.clear()
         run = runner.run(todo, progress=False, on_done=store.write, checked=True,  # media: checked by the flow
-                         reporter=StepLog(get_run_logger(), config.loop.steps, todo[0].id, results_dir) if todo else None)
+                         reporter=StepLog(get_run_logger(), plan.loop.steps, todo[0].id, str(plan.results_dir))
+                         if todo else None)
         for sample_id, error in run.failed.items():
             store.write_failure(sample_id, error)
         timings, failed = dict(runner.timer.seconds), run.failed
@@ -98,13 +100,15 @@ def metrics_task(predictions: dict[str, str], references: dict[str, list[str]], 
 
 
 @task(name="generate-bank", retries=2, retry_delay_seconds=30, retry_condition_fn=transient)
-def generate_bank_task(config: RunConfig) -> dict[str, Any]:
-    """The bank ``config.bank.generate`` describes: generated with the run's LLM, or reused from the
-    cache when the same recipe was generated before (keyed by recipe, prompt and LLM settings)."""
-    path, generated = generated_bank_path(config), False
+def generate_bank_task(plan: RunPlan) -> dict[str, Any]:
+    """The bank ``bank.generate`` describes: generated with the run's LLM, or reused from the cache
+    when the same recipe was generated before (keyed by recipe, prompt and LLM settings)."""
+    path, generated = plan.bank.generated, False
+    if path is None:
+        raise InputError("the config's bank is not a generated one (bank.generate is not set)")
     if not path.is_file():  # only then are the models needed
         with model_lock():
-            generator, _ = models_for(config)
-            path, generated = ensure_generated_bank(config, generator)
+            generator, _ = models_for(plan)
+            path, generated = ensure_generated_bank(plan.bank, generator)
     get_run_logger().info("bank %s: %s", "generated" if generated else "reused from the cache", path)
     return {"path": str(path), "generated": generated}

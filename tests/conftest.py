@@ -110,10 +110,10 @@ def tiny_llama_dir(tmp_path_factory, smollm2):
 def smollm2():
     """The real SmolLM2-135M-Instruct generator (GGUF converted once into the mils cache)."""
     from mils.components.build import build_generator
+    from mils.components.plan import plan_run
     from mils.config.run_config import build_config
 
-    config = build_config("offline", {"generator": {"max_new_tokens": 96}})
-    return build_generator(config.generator, config.cache_path())
+    return build_generator(plan_run(build_config("offline", {"generator": {"max_new_tokens": 96}})).generator)
 
 
 def write_video(path: Path, n_frames: int, fps: int = 10, size: tuple[int, int] = (64, 48), step: int = 6) -> Path:

@@ -252,8 +252,9 @@ class RunConfig(_Frozen):
         payload = json.dumps(dumped, sort_keys=True, default=str)
         return content_hash(payload, 12)
 
-    def results_dir(self) -> Path:
-        return Path(self.output_dir) / f"{self.name}-{self.result_key()}"
+    def results_dir(self, key: str | None = None) -> Path:
+        """``output_dir/<name>-<result key>`` (``key``: the result key, when it is computed already)."""
+        return Path(self.output_dir) / f"{self.name}-{key or self.result_key()}"
 
     def flat(self) -> dict[str, str]:
         """Dotted key -> value, for MLflow params."""
@@ -331,13 +332,6 @@ def _register_components(config: RunConfig) -> None:
     import mils.scorers  # noqa: F401
 
     import_plugins(config.plugins)
-
-
-def scorer_record(config: RunConfig) -> dict[str, Any]:
-    """The scorer's name and effective options, as each result file records them."""
-    _register_components(config)
-    options = scorer_options(config.scorer.name, config.scorer.options, "scorer.options")
-    return {"name": config.scorer.name, "options": json.loads(json.dumps(options, default=str))}
 
 
 def scorer_options(name: str, options: dict[str, Any], where: str) -> dict[str, Any]:

@@ -22,6 +22,9 @@ class TaskSpec:
     initial: str  # where the initial candidates come from
     offline_gap: str | None = None  # what the offline profile lacks (None: runs as is)
     scorer_flags: dict[str, str] = field(default_factory=dict)  # CLI flag -> scorer option
+    # a task whose sample is a text to rewrite: the sample is its own (only) initial candidate and
+    # fills this slot of the meta-prompt (no initial bank)
+    sample_slot: str | None = None
 
     @property
     def template(self) -> PromptTemplate:
@@ -36,7 +39,8 @@ TASKS = (
              scorer_flags={"scorer_model": "model"}),
     TaskSpec("text_to_image", "text", "t2i", "the prompt itself",
              offline_gap="diffusion and PickScore weights; give --pipeline DIR and --reward DIR",
-             scorer_flags={"pipeline": "pipeline", "reward": "reward", "reward_processor": "reward_processor"}),
+             scorer_flags={"pipeline": "pipeline", "reward": "reward", "reward_processor": "reward_processor"},
+             sample_slot="init_description"),
     TaskSpec("style_transfer", "image pair", "style", "the edit-instruction bank (pix2pix_descriptions.txt)",
              offline_gap="an InstructPix2Pix pipeline; give --editor DIR",
              scorer_flags={"editor": "editor"}),

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from mils.components.build import build_generator
+from mils.components.plan import plan_run
 from mils.config.run_config import RunConfig
 from mils.engine.parsing import parse_candidates
 from mils.engine.prompts import COMBINE_PROMPT
@@ -43,7 +44,7 @@ def run_arithmetic(image_config: RunConfig, audio_config: RunConfig, t2i_config:
     scorers = scorers or {}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    generator = generator or build_generator(t2i_config.generator, t2i_config.cache_path())
+    generator = generator or build_generator(plan_run(t2i_config).generator)
     steps = {}
     for name, config, path in (("image", image_config, image), ("audio", audio_config, audio)):
         run = TaskRunner(config, generator=generator, scorer=scorers.get(name)).run([Sample.from_path(path)],

@@ -1,8 +1,8 @@
 """Tasks whose candidates become images: text-to-image prompt rewriting and style transfer.
 
-Both use the same loop as captioning with a CandidateScorer that renders (or edits) each
-candidate; rendered images are cached by text, so after the run the best image of every step
-is written out without rendering anything again.
+Both run through the TaskRunner, as captioning does, with a CandidateScorer that renders (or edits)
+each candidate (the task's spec says where a sample's initial candidates come from); rendered images
+are cached by text, so the best image of every step is written out without rendering anything again.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from typing import Callable, Sequence
 
 from PIL import Image
 
-from mils.components.build import build_bank, build_generator, build_scorer
+from mils.components.build import build_scorer
+from mils.components.plan import plan_run
 from mils.config.run_config import RunConfig
-from mils.engine.loop import Optimiser, SampleResult
-from mils.engine.prompts import template_for
-from mils.errors import InputError
+from mils.engine.records import SampleResult
+from mils.errors import ComponentError, InputError
 from mils.files import write_atomic, written
 from mils.protocols import Generator, ImageMaker, Sample
+from mils.run.runner import RunnerOutput, TaskRunner
 from mils.storage.results import result_to_dict
 
 
@@ -33,13 +34,25 @@ def _save_steps(result: SampleResult, image_of: Callable[[str], Image.Image], fo
     return paths
 
 
-def _image_scorer(config: RunConfig, scorer):
-    """The run's scorer, which must make the images it scores (:class:`ImageMaker`)."""
-    scorer = scorer or build_scorer(config.scorer)
+def _runner(config: RunConfig, task: str, generator: Generator | None, scorer) -> TaskRunner:
+    """The TaskRunner of an image task's config; its scorer must make the images it scores (:class:`ImageMaker`)."""
+    if config.task != task:
+        raise InputError(f"this runs {task}, but the config is for {config.task!r}: build it with task={task!r} "
+                         "(its scorer and meta-prompt are the task's)")
+    plan = plan_run(config)
+    scorer = scorer or build_scorer(plan.scorer)
     if not isinstance(scorer, ImageMaker):
-        raise InputError(f"scorer {config.scorer.name!r} makes no images, so this task cannot write them out: "
+        raise InputError(f"scorer {plan.scorer.name!r} makes no images, so this task cannot write them out: "
                          f"use one that renders or edits (pickscore_t2i, style_transfer)")
-    return scorer
+    return TaskRunner(plan, generator=generator, scorer=scorer)
+
+
+def _failed(run: RunnerOutput) -> None:
+    """What finished is written already; a sample that failed (out of memory even alone) is one error."""
+    if run.failed:
+        sample_id, error = next(iter(run.failed.items()))
+        raise ComponentError(f"{len(run.failed)} of {len(run.failed) + len(run.results)} samples failed (the others "
+                             f"are written): {sample_id}: {error}")
 
 
 def _write(folder: Path, payload: dict) -> None:
@@ -50,36 +63,32 @@ def run_text_to_image(config: RunConfig, prompts: Sequence[str], out_dir: str | 
                       generator: Generator | None = None, scorer=None, progress: bool = True,
                       ids: Sequence[str] | None = None) -> list[dict]:
     """Rewrite each prompt with MILS; ``out_dir/<id>/`` (default ids ``prompt000``...) gets the best
-    image of every step."""
-    scorer = _image_scorer(config, scorer)
-    generator = generator or build_generator(config.generator, config.cache_path())
+    image of every step, as soon as its prompt is done."""
+    runner = _runner(config, "text_to_image", generator, scorer)
     samples = [Sample(i, p) for i, p in zip(ids or [f"prompt{n:03d}" for n in range(len(prompts))], prompts)]
-    optimiser = Optimiser(generator, scorer, template_for("text_to_image", config.prompts), [], None, config.loop,
-                          initial_texts=lambda s: [s.media], prompt_extra=lambda s: {"init_description": s.media})
-    out = Path(out_dir)
-    payloads = []
-    for result, sample in zip(optimiser.run_batched(samples, config.batch_size), samples):
-        folder = out / sample.id
-        images = _save_steps(result, lambda text, s=sample: scorer.image_of(s, text), folder)
-        payload = {"prompt": sample.media, "best_prompt": result.caption, "images": images,
-                   **result_to_dict(result)}
-        _write(folder, payload)
-        payloads.append(payload)
-    return payloads
+    out, payloads, by_id = Path(out_dir), {}, {s.id: s for s in samples}
+
+    def write(result: SampleResult) -> None:
+        sample = by_id[result.sample_id]
+        images = _save_steps(result, lambda text: runner.scorer.image_of(sample, text), out / sample.id)
+        payloads[sample.id] = {"prompt": sample.media, "best_prompt": result.caption, "images": images,
+                               **result_to_dict(result)}
+        _write(out / sample.id, payloads[sample.id])
+
+    _failed(runner.run(samples, progress, on_done=write))
+    return [payloads[s.id] for s in samples]
 
 
 def run_style_transfer(config: RunConfig, content: str | Path, style: str | Path, out_dir: str | Path,
-                       generator: Generator | None = None, scorer=None) -> dict:
+                       generator: Generator | None = None, scorer=None, progress: bool = True) -> dict:
     """Find the edit instruction that moves ``content`` towards ``style``'s look."""
-    scorer = _image_scorer(config, scorer)
-    generator = generator or build_generator(config.generator, config.cache_path())
-    bank = build_bank(config, generator)
+    runner = _runner(config, "style_transfer", generator, scorer)
     sample = Sample(f"{Path(content).stem}+{Path(style).stem}", {"content": str(content), "style": str(style)})
-    optimiser = Optimiser(generator, scorer, template_for("style_transfer", config.prompts), bank.texts, None, config.loop)
-    result = optimiser.run([sample])[0]
-    folder = Path(out_dir)
-    images = _save_steps(result, lambda text: scorer.image_of(sample, text), folder)
+    run = runner.run([sample], progress)
+    _failed(run)
+    result, folder = run.results[0], Path(out_dir)
+    images = _save_steps(result, lambda text: runner.scorer.image_of(sample, text), folder)
     payload = {"content": str(content), "style": str(style), "best_instruction": result.caption,
-               "images": images, "edits_rendered": scorer.images_made, **result_to_dict(result)}
+               "images": images, "edits_rendered": runner.scorer.images_made, **result_to_dict(result)}
     _write(folder, payload)
     return payload

@@ -10,57 +10,37 @@ process: one accelerator, one batch at a time.
 
 from __future__ import annotations
 
-import json
 import threading
 
 from mils.components.build import build_generator, build_scorer
-from mils.config.run_config import RunConfig
-from mils.files import content_hash
+from mils.components.plan import RunPlan
 from mils.protocols import Generator, Scorer
 from mils.run.runner import TaskRunner
 
 _MODELS: dict[str, Generator | Scorer] = {}
-_RUNNERS: dict[tuple[str, str], TaskRunner] = {}
+_RUNNERS: dict[tuple[str, str, str], TaskRunner] = {}
 _LOCK = threading.RLock()
 
 
-def _hash(parts: dict) -> str:
-    return content_hash(json.dumps(parts, sort_keys=True, default=str), 16)
-
-
-def _keys(config: RunConfig) -> tuple[str, str]:
-    common = config.model_dump(include={"plugins", "cache_dir"})
-    return (_hash({**common, "generator": config.generator.model_dump()}),
-            _hash({**common, "scorer": config.scorer.model_dump()}))
-
-
-def model_key(config: RunConfig) -> str:
-    """What the loaded models depend on: the generator and the scorer settings (not the bank, the
-    loop, the task or the dataset)."""
-    return _hash(_keys(config))
-
-
-def models_for(config: RunConfig) -> tuple[Generator, Scorer]:
-    """The process's (generator, scorer) for ``config``; each is loaded on first use and shared by
-    every config that names the same one."""
-    generator_key, scorer_key = _keys(config)
+def models_for(plan: RunPlan) -> tuple[Generator, Scorer]:
+    """The process's (generator, scorer) for ``plan``; each is loaded on first use and shared by
+    every run that names the same one (the same settings, plugins and cache folder)."""
     with _LOCK:
-        if generator_key not in _MODELS:
-            _MODELS[generator_key] = build_generator(config.generator, config.cache_path())
-        if scorer_key not in _MODELS:
-            _MODELS[scorer_key] = build_scorer(config.scorer)
-        return _MODELS[generator_key], _MODELS[scorer_key]
+        if plan.generator.key not in _MODELS:
+            _MODELS[plan.generator.key] = build_generator(plan.generator)  # shared by runs of any workload
+        if plan.scorer.key not in _MODELS:
+            _MODELS[plan.scorer.key] = build_scorer(plan.scorer)
+        return _MODELS[plan.generator.key], _MODELS[plan.scorer.key]
 
 
-def runner_for(config: RunConfig) -> TaskRunner:
-    """The process's TaskRunner for these models and this bank, with ``config``'s loop options."""
-    key = (model_key(config), _hash(config.model_dump(include={"bank", "task"})))
+def runner_for(plan: RunPlan) -> TaskRunner:
+    """The process's TaskRunner for these models and this bank, with ``plan``'s loop options."""
     with _LOCK:
-        if key not in _RUNNERS:
-            generator, scorer = models_for(config)
-            _RUNNERS[key] = TaskRunner(config, generator=generator, scorer=scorer)
-        runner = _RUNNERS[key]
-        runner.set_loop(config)
+        if plan.runner_key not in _RUNNERS:
+            generator, scorer = models_for(plan)
+            _RUNNERS[plan.runner_key] = TaskRunner(plan, generator=generator, scorer=scorer)
+        runner = _RUNNERS[plan.runner_key]
+        runner.set_loop(plan)
         return runner
 
 

@@ -16,9 +16,9 @@ from tqdm.auto import tqdm
 
 from mils.components.bank import Bank
 from mils.components.build import build_components
+from mils.components.plan import RunPlan, plan_run
 from mils.config.run_config import RunConfig
 from mils.engine.loop import LoopOptions, Optimiser, PhaseTimer, SampleResult
-from mils.engine.prompts import template_for
 from mils.engine.schedule import run_async
 from mils.media import MediaError, media_problem
 from mils.protocols import Generator, Sample, Scorer
@@ -44,39 +44,50 @@ class RunnerOutput:
     results: list[SampleResult]
     failed: dict[str, str]
     timings: dict[str, float]
-    bank: Bank
+    bank: Bank | None  # None: each sample was its own initial candidate (text-to-image)
     config: RunConfig
 
 
 class TaskRunner:
     """Builds the components once (:func:`mils.components.build.build_components`); run as many sample
-    lists as you like with them."""
+    lists as you like with them. Given a config, it plans it (:func:`mils.components.plan.plan_run`);
+    the flow hands it the run's plan instead."""
 
-    def __init__(self, config: RunConfig, generator: Generator | None = None, scorer: Scorer | None = None):
-        self.config = config
+    def __init__(self, plan: RunPlan | RunConfig, generator: Generator | None = None, scorer: Scorer | None = None):
+        plan = plan if isinstance(plan, RunPlan) else plan_run(plan)
         self.timer = PhaseTimer()
-        parts = build_components(config, generator, scorer, self.timer)
+        parts = build_components(plan, generator, scorer, self.timer)
         self.generator, self.scorer, self.bank, self.bank_emb = parts.generator, parts.scorer, parts.bank, parts.bank_emb
         self.seeds, self.seeds_alone = parts.seeds, parts.seeds_alone
-        self.set_loop(config)
+        self.set_loop(plan)
 
-    def set_loop(self, config: RunConfig) -> None:
-        """Use ``config``'s loop options (steps, top-K, ...) with the already loaded models."""
-        self.config = config
+    def set_loop(self, plan: RunPlan) -> None:
+        """Use ``plan``'s loop options (steps, top-K, ...) and schedule with the already loaded models."""
+        self.plan, self.schedule = plan, plan.schedule
         own = (lambda s: self.seeds.get(s.id, [])) if self.seeds is not None else None
+        slot = plan.task.sample_slot
+        if slot:  # the sample (a prompt) is its own initial candidate and fills its slot of the meta-prompt
+            initial, extra = (lambda s: [s.media]), (lambda s: {slot: s.media})
+        else:
+            initial, extra = (own if self.seeds_alone else None), None
         self.optimiser = Optimiser(
-            self.generator, self.scorer, template_for(config.task, config.prompts), self.bank.texts, self.bank_emb,
-            config.loop, self.timer, initial_texts=own if self.seeds_alone else None,
-            extra_initial=None if self.seeds_alone else own,
+            self.generator, self.scorer, plan.template, self.bank.texts if self.bank else (), self.bank_emb,
+            plan.loop, self.timer, initial_texts=initial, prompt_extra=extra,
+            extra_initial=None if self.seeds_alone or slot else own,
         )
+
+    @property
+    def config(self) -> RunConfig:
+        return self.plan.config
 
     def _run_halving(self, batch: Sequence[Sample], progress, on_done=None) -> tuple[list[SampleResult], dict[str, str]]:
         """One batch; out of memory, its halves (down to single samples, then the sample fails).
         A sample's result does not depend on its batch, so what succeeds equals a fault-free run."""
         try:
-            if self.config.schedule == "async":  # the whole list at once: in_flight bounds the requests,
-                return run_async(self.optimiser, batch, progress, self.config.in_flight,  # batch_size step 0
-                                 self.config.score_batch, self.config.score_wait, self.config.batch_size, on_done), {}
+            schedule = self.schedule
+            if schedule.kind == "async":  # the whole list at once: in_flight bounds the requests, batch_size step 0
+                return run_async(self.optimiser, batch, progress, schedule.in_flight, schedule.score_batch,
+                                 schedule.score_wait, schedule.batch_size, on_done), {}
             return self.optimiser.run(batch, progress), {}
         except MediaError as err:  # one sample's file failed to decode past the up-front check
             if len(batch) == 1:
@@ -109,22 +120,22 @@ class TaskRunner:
         good, failed = (list(samples), {}) if checked else check_media(samples)
         if self.seeds_alone:  # nothing to start from without a seed caption
             for sample in [s for s in good if not self.seeds.get(s.id)]:
-                failed[sample.id] = (f"no caption for {sample.id} in {self.config.bank.seed_captions} (bank: builtin "
+                failed[sample.id] = (f"no caption for {sample.id} in {self.plan.bank.config.seed_captions} (bank: builtin "
                                      "'none' with seed_captions starts each sample from its seed captions alone)")
             good = [s for s in good if s.id not in failed]
         for sample_id, error in failed.items():
             log.error("skipping %s: %s", sample_id, error)
-        steps = self.config.loop.effective_steps
+        steps = self.plan.loop.effective_steps
         with tqdm(total=len(good) * max(steps, 1), desc="MILS", unit="sample-step",
                   disable=not progress or reporter is not None) as bar:
             start = time.perf_counter()
             results = []
-            size = max(len(good), 1) if self.config.schedule == "async" else self.config.batch_size
+            size = max(len(good), 1) if self.schedule.kind == "async" else self.schedule.batch_size
             for i in range(0, len(good), size):
                 done, oom = self._run_halving(good[i : i + size], (reporter or bar) if steps else None, on_done)
                 results += done
                 failed.update(oom)
-                if on_done is not None and self.config.schedule != "async":
+                if on_done is not None and self.schedule.kind != "async":
                     for result in done:
                         on_done(result)
             self.timer.seconds["loop_total"] += time.perf_counter() - start

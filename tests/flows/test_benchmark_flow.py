@@ -19,6 +19,18 @@ def _results(results_dir) -> dict:
     return {r.sample_id: (r.history, r.kept) for r in ResultStore(results_dir).results()}
 
 
+def test_a_benchmark_run_resolves_its_config_once(flow_config, monkeypatch):
+    """The result key is worked out once per run (the plan), whatever the rooms and tasks need of it."""
+    from mils.config.run_config import RunConfig
+
+    computed = []
+    key = RunConfig.result_key
+    monkeypatch.setattr(RunConfig, "result_key", lambda self: computed.append(self.name) or key(self))
+    record = run_benchmark(load_config(flow_config()[0]))
+    assert computed == ["fake"] and record.result_key == key(record.config)
+    assert json.loads((record.results_dir / "run.json").read_text())["result_key"] == record.result_key
+
+
 def test_benchmark_logs_per_step_metrics_and_records_bad_samples(flow_config):
     path, raw = flow_config()
     config = load_config(path)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mils.components.plan import plan_run
 from mils.config.run_config import build_config
 from mils.engine.loop import Optimiser
 from mils.media import MediaError, media_problem
@@ -52,7 +53,8 @@ def test_a_sample_that_fails_to_decode_inside_the_loop_fails_alone(fake_generato
     config = build_config("offline", {"loop": {"steps": 1, "keep": 3, "requested": 3}, "batch_size": 8})
     scorer = _DecodesLate(fake_scorer, "s2")
     runner = TaskRunner.__new__(TaskRunner)
-    runner.config, runner.seeds, runner.seeds_alone = config, None, False
+    plan = plan_run(config)
+    runner.plan, runner.schedule, runner.seeds, runner.seeds_alone = plan, plan.schedule, None, False
     runner.optimiser = make_optimiser(fake_generator, scorer, fake_bank, steps=1, keep=3, requested=3)
     assert isinstance(runner.optimiser, Optimiser)
     results, failed = runner._run_halving(text_samples, None)

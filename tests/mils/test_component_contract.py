@@ -201,7 +201,8 @@ def test_vllm_requests_carry_the_sampling_settings_and_a_seed_per_prompt(monkeyp
 @pytest.mark.slow
 def test_vllm_gets_the_resolved_model_whole_prefills_and_the_run_s_context_and_cache(monkeypatch, tiny_llama_dir):
     import mils.generators  # noqa: F401
-    from mils.components.build import build_generator, workload_of
+    from mils.components.build import build_generator
+    from mils.components.plan import plan_run
     from mils.config.run_config import build_config
     from mils.generators import transformers_llm, vllm_llm
 
@@ -209,8 +210,10 @@ def test_vllm_gets_the_resolved_model_whole_prefills_and_the_run_s_context_and_c
     resolved = []
     monkeypatch.setattr(transformers_llm, "resolve_model_dir",
                         lambda model, cache: resolved.append((model, cache)) or tiny_llama_dir)
-    config = build_config("offline", {"generator": {"backend": "vllm"}, "loop": {"keep": 5}, "batch_size": 4})
-    generator = build_generator(config.generator, Path("/c"), workload_of(config))
+    config = build_config("offline", {"generator": {"backend": "vllm"}, "loop": {"keep": 5}, "batch_size": 4,
+                                      "cache_dir": "/c"})
+    plan = plan_run(config)
+    generator = build_generator(plan.generator, plan.workload)
     assert generator.llm.model == tiny_llama_dir and resolved == [(config.generator.model, Path("/c"))]
     engine = generator.llm.engine_args
     # the context: the run's longest prompt (5 shown candidates of <= 77 words) plus its 200 new tokens
@@ -219,7 +222,7 @@ def test_vllm_gets_the_resolved_model_whole_prefills_and_the_run_s_context_and_c
     per_token = 2 * 2 * 2 * 16 * 4  # k+v, 2 layers, 2 kv heads, head dim 16, float32
     assert engine["kv_cache_memory_bytes"] >= 4 * engine["max_model_len"] * per_token
     assert "gpu_memory_utilization" not in engine
-    bigger = build_generator(config.generator, Path("/c"), workload_of(config.model_copy(update={"batch_size": 8})))
+    bigger = build_generator(plan.generator, plan_run(config.model_copy(update={"batch_size": 8})).workload)
     assert bigger.llm.engine_args["kv_cache_memory_bytes"] > engine["kv_cache_memory_bytes"]
     # CPU vLLM crashes on seeded requests whose prefill is chunked: unless told otherwise, none is
     # (and no torch.compile, whose warm-up takes minutes on a CPU; float32 where vLLM would pick bfloat16)

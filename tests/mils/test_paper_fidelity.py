@@ -298,12 +298,14 @@ def test_official_exploration_keeps_the_pure_top_k_and_only_shows_the_explored(f
 
 def test_the_official_bank_subset_is_random_sample_over_the_files_lines(tmp_path):
     from mils.components.build import build_bank
+    from mils.components.plan import plan_run
 
     lines = [f"caption {i}" for i in range(40)] + ["A dog.", "a dog", "A dog."]
     (tmp_path / "bank.txt").write_text("\n".join(lines))
 
     def bank(**options):
-        return build_bank(build_config("offline", {"bank": {"path": str(tmp_path / "bank.txt"), **options}})).texts
+        config = build_config("offline", {"bank": {"path": str(tmp_path / "bank.txt"), **options}})
+        return build_bank(plan_run(config).bank).texts
 
     random.seed(0)
     drawn = random.sample(lines, 30)

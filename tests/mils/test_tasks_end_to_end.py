@@ -175,3 +175,13 @@ def test_an_image_task_with_a_scorer_that_makes_no_images_is_one_line(tmp_path, 
     with pytest.raises(InputError, match="makes no images"):
         run_text_to_image(config, ["a red cat"], tmp_path / "out", generator=fake_generator, scorer=fake_scorer)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_image_task_given_another_task_s_config_says_so_before_loading_anything(tmp_path, fake_generator):
+    from mils.errors import InputError
+    from mils.run.image_tasks import run_style_transfer
+
+    with pytest.raises(InputError, match="this runs style_transfer, but the config is for 'text_to_image'"):
+        run_style_transfer(build_config("offline", task="text_to_image"), "a.jpg", "b.jpg", tmp_path / "out",
+                           generator=fake_generator)
+    assert not (tmp_path / "out").exists()
