@@ -3,7 +3,7 @@
 Each name loads its module on first use (PEP 562), so ``import mils`` (and every ``mils.errors``
 import) stays light; torch and the models load only with the parts that need them. The rooms:
 ``engine/`` (the loop, its async schedule, prompts, parsing, sampling, seeds, cost), ``config/`` (a run's
-settings, profiles, task specs), ``components/`` (building what a config names, the registry, banks,
+settings, profiles, task specs), ``components/`` (a config planned once, building what the plan names, banks,
 response cache), ``generators/`` and ``scorers/`` (the two roles' implementations), ``run/`` (running a
 task over samples: the runner, image tasks, arithmetic, model cache), ``storage/`` (result files, the
 results folder, the atomic writer); ``protocols`` (what a generator and a scorer are), ``media``
@@ -23,7 +23,7 @@ _WHERE = {
     "register": "mils.registry", "create": "mils.registry", "import_plugins": "mils.registry",
     # a run's settings, and running them
     "RunConfig": "mils.config.run_config", "build_config": "mils.config.run_config", "load_config": "mils.config.run_config",
-    "TaskRunner": "mils.run.runner",
+    "RunPlan": "mils.components.plan", "plan_run": "mils.components.plan", "TaskRunner": "mils.run.runner",
     # what a run leaves behind
     "ResultStore": "mils.storage.results", "RunFolder": "mils.storage.run_folder", "read_run_config": "mils.config.run_config",
     # errors a user can meet (one line each)
