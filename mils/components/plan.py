@@ -106,19 +106,19 @@ class RunPlan:
 
 def plan_run(config: RunConfig) -> RunPlan:
     """Check ``config``'s components and resolve it (see the module's docstring)."""
-    check_components(config)  # the plugins' components registered, every option checked
-    cache_dir = config.cache_path()
-    key = config.result_key()
-    generator, scorer = _generator_plan(config, cache_dir), _scorer_plan(config)
+    effective = check_components(config)  # the plugins' components registered, every option checked
+    cache_dir, key, template = config.cache_path(), config.result_key(), template_for(config.task, config.prompts)
+    generator = _generator_plan(config, cache_dir)
+    scorer = _scorer_plan(config.scorer, effective, config.plugins, config.cache_dir)
     return RunPlan(
         config=config, task=get_task(config.task), key=key, results_dir=config.results_dir(key),
         generator=generator, scorer=scorer,
-        bank=BankPlan(config.bank, generated_bank_path(config) if config.bank.generate else None, cache_dir / "banks",
-                      config.generator.model, config.batch_size),
-        loop=config.loop, template=template_for(config.task, config.prompts),
+        bank=BankPlan(config.bank, generated_bank_path(config, cache_dir) if config.bank.generate else None,
+                      cache_dir / "banks", config.generator.model, config.batch_size),
+        loop=config.loop, template=template,
         schedule=SchedulePlan(config.schedule, config.batch_size, config.in_flight, config.score_batch,
                               config.score_wait),
-        workload=workload_of(config),
+        workload=workload_of(config, template),
         runner_key=(generator.key, scorer.key, _hash([config.bank.model_dump(), config.task])))
 
 
@@ -134,8 +134,8 @@ def _generator_plan(config: RunConfig, cache_dir: Path) -> GeneratorPlan:
                          _hash({**common, "generator": cfg.model_dump()}))
 
 
-def _scorer_plan(config: RunConfig) -> ScorerPlan:
-    return plan_scorer(config.scorer, config.plugins, config.cache_dir)
+def _scorer_plan(cfg: ScorerConfig, options: dict[str, Any], plugins: Sequence[str], cache_dir: str) -> ScorerPlan:
+    return ScorerPlan(cfg.name, options, _hash({"plugins": list(plugins), "cache_dir": cache_dir, "scorer": cfg.model_dump()}))
 
 
 def plan_scorer(cfg: ScorerConfig, plugins: Sequence[str] = (), cache_dir: str = "",
@@ -144,12 +144,10 @@ def plan_scorer(cfg: ScorerConfig, plugins: Sequence[str] = (), cache_dir: str =
     ``where``, and filled in. ``plugins``: already imported; they and ``cache_dir`` are part of the key."""
     import mils.scorers  # noqa: F401  (registers the built-in scorers)
 
-    options = scorer_options(cfg.name, cfg.options, where)
-    return ScorerPlan(cfg.name, options, _hash({"plugins": list(plugins), "cache_dir": cache_dir,
-                                                "scorer": cfg.model_dump()}))
+    return _scorer_plan(cfg, scorer_options(cfg.name, cfg.options, where), plugins, cache_dir)
 
 
-def generated_bank_path(config: RunConfig) -> Path:
+def generated_bank_path(config: RunConfig, cache_dir: Path) -> Path:
     """Where the bank that ``config.bank.generate`` describes is cached: a hash of the recipe, the
     prompt and the generator settings, so the same recipe with the same LLM is generated once."""
     recipe = config.bank.generate
@@ -157,14 +155,13 @@ def generated_bank_path(config: RunConfig) -> Path:
     generator = without_later_defaults(config.generator.model_dump(exclude={"device", "dtype"}))
     payload = json.dumps({"recipe": recipe.model_dump(), "prompt": prompt, "plugins": config.plugins,
                           "generator": generator}, sort_keys=True)
-    return config.cache_path() / "banks" / f"generated-{content_hash(payload, 16)}.txt"
+    return cache_dir / "banks" / f"generated-{content_hash(payload, 16)}.txt"
 
 
-def workload_of(config: RunConfig) -> Workload:
-    """The longest prompt ``config``'s loop can build (its template with no candidates in it, plus
+def workload_of(config: RunConfig, template: PromptTemplate) -> Workload:
+    """The longest prompt ``config``'s loop can build (its ``template`` with no candidates in it, plus
     ``keep`` candidates of at most ``max_words`` words; a task's own slots, e.g. the prompt being
     rewritten, count as one more line each) and how many prompts are in flight at once."""
-    template = template_for(config.task, config.prompts)
     extras = sorted(set(re.findall(r"(?<!\{)\{(\w+)\}(?!\})", template.text)) - {"descriptions", "requested_number"})
     frame = template.render([], config.loop.requested, **dict.fromkeys(extras, ""))
     return Workload(frame, config.loop.keep + len(extras), config.loop.max_words, config.batch_size)

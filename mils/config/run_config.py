@@ -313,9 +313,10 @@ def build_config(profile: str, overrides: dict[str, Any] | None = None, task: st
     return config
 
 
-def check_components(config: RunConfig) -> None:
+def check_components(config: RunConfig) -> dict[str, Any]:
     """The generator backend and the scorer the config names exist (after importing its plugins)
-    and take the options it gives them: checked when the config is built, before any model loads."""
+    and take the options it gives them: checked when the config is built, before any model loads.
+    Returns the scorer's effective options (its factory's defaults filled in)."""
     _register_components(config)
     gen = config.generator
     if "api_key_env" in gen.options and gen.options["api_key_env"] is not None:
@@ -324,7 +325,7 @@ def check_components(config: RunConfig) -> None:
         check_key_env(gen.options["api_key_env"])
     checked_options("generator", gen.backend, gen.options, "generator.options",
                     supplied=[*gen.model_dump(exclude={"backend", "options", "cache", "price"}), "cache_dir", "workload"])
-    scorer_options(config.scorer.name, config.scorer.options, "scorer.options")
+    return scorer_options(config.scorer.name, config.scorer.options, "scorer.options")
 
 
 def _register_components(config: RunConfig) -> None:

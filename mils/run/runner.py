@@ -63,7 +63,7 @@ class TaskRunner:
 
     def set_loop(self, plan: RunPlan) -> None:
         """Use ``plan``'s loop options (steps, top-K, ...) and schedule with the already loaded models."""
-        self.plan, self.schedule = plan, plan.schedule
+        self.plan = plan
         own = (lambda s: self.seeds.get(s.id, [])) if self.seeds is not None else None
         slot = plan.task.sample_slot
         if slot:  # the sample (a prompt) is its own initial candidate and fills its slot of the meta-prompt
@@ -84,7 +84,7 @@ class TaskRunner:
         """One batch; out of memory, its halves (down to single samples, then the sample fails).
         A sample's result does not depend on its batch, so what succeeds equals a fault-free run."""
         try:
-            schedule = self.schedule
+            schedule = self.plan.schedule
             if schedule.kind == "async":  # the whole list at once: in_flight bounds the requests, batch_size step 0
                 return run_async(self.optimiser, batch, progress, schedule.in_flight, schedule.score_batch,
                                  schedule.score_wait, schedule.batch_size, on_done), {}
@@ -130,12 +130,13 @@ class TaskRunner:
                   disable=not progress or reporter is not None) as bar:
             start = time.perf_counter()
             results = []
-            size = max(len(good), 1) if self.schedule.kind == "async" else self.schedule.batch_size
+            schedule = self.plan.schedule
+            size = max(len(good), 1) if schedule.kind == "async" else schedule.batch_size
             for i in range(0, len(good), size):
                 done, oom = self._run_halving(good[i : i + size], (reporter or bar) if steps else None, on_done)
                 results += done
                 failed.update(oom)
-                if on_done is not None and self.schedule.kind != "async":
+                if on_done is not None and schedule.kind != "async":
                     for result in done:
                         on_done(result)
             self.timer.seconds["loop_total"] += time.perf_counter() - start

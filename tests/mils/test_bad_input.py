@@ -54,7 +54,7 @@ def test_a_sample_that_fails_to_decode_inside_the_loop_fails_alone(fake_generato
     scorer = _DecodesLate(fake_scorer, "s2")
     runner = TaskRunner.__new__(TaskRunner)
     plan = plan_run(config)
-    runner.plan, runner.schedule, runner.seeds, runner.seeds_alone = plan, plan.schedule, None, False
+    runner.plan, runner.seeds, runner.seeds_alone = plan, None, False
     runner.optimiser = make_optimiser(fake_generator, scorer, fake_bank, steps=1, keep=3, requested=3)
     assert isinstance(runner.optimiser, Optimiser)
     results, failed = runner._run_halving(text_samples, None)
