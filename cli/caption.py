@@ -102,7 +102,7 @@ def cmd_t2i(args: argparse.Namespace) -> int:
     from mils.run.image_tasks import run_text_to_image
 
     config = make_config(args, task="text_to_image")
-    prompts, ids = args.prompts, None
+    prompts, ids = args.texts, None
     if not prompts:
         if config.dataset.kind != "drawbench":
             raise InputError("give prompts, or a --config whose dataset is drawbench (configs/paper/text_to_image.yaml)")
@@ -159,7 +159,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     caption.set_defaults(func=cmd_caption)
 
     t2i = sub.add_parser("t2i", help="text-to-image prompt rewriting (LLM + diffusion + PickScore)")
-    t2i.add_argument("prompts", nargs="*", help="default: the prompts of the --config's drawbench dataset")
+    # not dest 'prompts': that is --prompts, the meta-prompt choice every command takes
+    t2i.add_argument("texts", nargs="*", metavar="PROMPT", help="default: the prompts of the --config's drawbench dataset")
     _add_t2i_flags(t2i)
     t2i.add_argument("--out", default="outputs/t2i")
     add_run_options(t2i)

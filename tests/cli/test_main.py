@@ -69,5 +69,8 @@ def test_t2i_without_prompts_rewrites_the_configs_drawbench_prompts(monkeypatch,
     assert cli_main.main(["t2i", "--config", str(config), "--out", str(tmp_path / "out")]) == 0
     assert seen == {"prompts": ["A red colored car.", "A cube on a ball."], "ids": ["drawbench-000", "drawbench-002"],
                     "task": "text_to_image"}
+    seen.clear()  # prompts given on the command line, beside the meta-prompt choice (--prompts)
+    assert cli_main.main(["t2i", "a red cat", "two boats", "--profile", "paper", "--prompts", "official", "--out", str(tmp_path / "o")]) == 0
+    assert seen == {"prompts": ["a red cat", "two boats"], "ids": None, "task": "text_to_image"}
     assert cli_main.main(["t2i", "--profile", "paper"]) == 2
     assert "give prompts, or a --config whose dataset is drawbench" in capsys.readouterr().err
