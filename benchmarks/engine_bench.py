@@ -92,7 +92,7 @@ def start_engine(a) -> tuple[subprocess.Popen, str]:
 def run_schedule(schedule: str, a, url: str) -> dict:
     import httpx
 
-    from benchmarks.gpu_bench import synthetic
+    from benchmarks.gpu_models import synthetic
     from mils.engine.loop import LoopOptions, Optimiser
     from mils.engine.prompts import get_template
     from mils.engine.sampling import SamplingOptions

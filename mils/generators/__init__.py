@@ -20,13 +20,14 @@ log = logging.getLogger(__name__)
 def transformers_generator(model: str, cache_dir: str | Path, device: str | None = None, dtype: str = "auto",
                            kv_cache: str = "auto", cuda_graphs: bool | None = None, sync_every: int | None = None,
                            prefill_chunk: int = 512, max_batch: int | None = None, memory_fraction: float = 0.9,
-                           fold_gqa: bool | None = None, **sampling) -> TransformersGenerator:
+                           fold_gqa: bool | None = None, reserved_gib: float | None = None,
+                           **sampling) -> TransformersGenerator:
     """``sampling``: temperature, top_p, max_new_tokens (SamplingOptions' defaults otherwise). The
     decoding options (kv_cache, cuda_graphs, sync_every, prefill_chunk, max_batch, memory_fraction,
-    fold_gqa: mils/generators/decode.py) change speed and memory, not what is sampled."""
+    fold_gqa, reserved_gib: mils/generators/decode.py) change speed and memory, not what is sampled."""
     decode = DecodeOptions(kv_cache=kv_cache, cuda_graphs=cuda_graphs, sync_every=sync_every,
                            prefill_chunk=prefill_chunk, max_batch=max_batch, memory_fraction=memory_fraction,
-                           fold_gqa=fold_gqa)
+                           fold_gqa=fold_gqa, reserved_gib=reserved_gib)
     return TransformersGenerator.load(model, cache_dir, SamplingOptions(**sampling), device=device, dtype=dtype,
                                       decode=decode)
 

@@ -47,6 +47,7 @@ class DecodeOptions:
     prefill_chunk: int = 512  # prompt positions per prefill forward
     max_batch: int | None = None  # rows per forward (None: sized from the model and total memory)
     memory_fraction: float = 0.9  # of the device's total memory, weights included
+    reserved_gib: float | None = None  # kept for models sharing the device (None: SCORER_GIB on a GPU, 0 on a CPU)
     fold_gqa: bool | None = None  # None: on a GPU, with KV slots
 
     def __post_init__(self) -> None:
@@ -56,6 +57,8 @@ class DecodeOptions:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise InputError(f"generator.options.{name} must be a whole number >= 1, not {value!r}")
+        if self.reserved_gib is not None and not 0 <= self.reserved_gib < 2**20:
+            raise InputError(f"generator.options.reserved_gib must be >= 0, not {self.reserved_gib!r}")
         if not 0 < self.memory_fraction <= 1:
             raise InputError(f"generator.options.memory_fraction must be in (0, 1], not {self.memory_fraction!r}")
 
@@ -95,10 +98,22 @@ def total_memory(device: torch.device) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+# what a scorer beside the LLM on one GPU takes: SigLIP ViT-SO400M-14 in bf16 is 1.7 GiB of weights; its
+# batches (1,024 texts or 64 images) up to about 1 GiB of activations; the rest is the allocator's slack
+SCORER_GIB = 4.0
+
+
+def reserved_bytes(options: DecodeOptions, device: torch.device) -> int:
+    """Memory the LLM's rows leave for the other models on the device (the scorer)."""
+    gib = options.reserved_gib if options.reserved_gib is not None else (SCORER_GIB if device.type == "cuda" else 0.0)
+    return int(gib * 2**30)
+
+
 def rows_that_fit(model, prompt_tokens: int, new_tokens: int, options: DecodeOptions, memory: int | None = None) -> int:
     """Rows per forward: the memory ``options.memory_fraction`` of the device's total leaves beside
-    the weights, over one row's KV slots (prompt + reply), its prefill activations and its
-    sampling buffers. ``options.max_batch`` wins when given."""
+    the weights and what is reserved for the scorer (``reserved_gib``), over one row's KV slots
+    (prompt + reply), its prefill activations and its sampling buffers. ``options.max_batch`` wins
+    when given."""
     if options.max_batch is not None:
         return options.max_batch
     param = next(model.parameters())
@@ -110,11 +125,14 @@ def rows_that_fit(model, prompt_tokens: int, new_tokens: int, options: DecodeOpt
     per_row = (kv_bytes_per_token(model.config, param.dtype) * length + activations + chunk * length * item
                + 32 * text.vocab_size)
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    free_for_rows = (memory if memory is not None else total_memory(param.device)) * options.memory_fraction - weights
+    reserved = reserved_bytes(options, param.device)
+    free_for_rows = ((memory if memory is not None else total_memory(param.device)) * options.memory_fraction
+                     - weights - reserved)
     if free_for_rows < per_row:
         raise InputError(f"one row of {length} tokens needs {per_row / 2**30:.2f} GiB beside the model's "
-                         f"{weights / 2**30:.1f} GiB, more than {options.memory_fraction:.0%} of the device holds: lower "
-                         "generator.max_new_tokens or the prompt, or use a larger device")
+                         f"{weights / 2**30:.1f} GiB and {reserved / 2**30:.1f} GiB kept for the scorer, more than "
+                         f"{options.memory_fraction:.0%} of the device holds: lower generator.max_new_tokens or the "
+                         "prompt, or generator.options.reserved_gib, or use a larger device")
     return int(free_for_rows // per_row)
 
 
@@ -168,6 +186,31 @@ class SlotCache(Cache):
         return keys[:, :, : self.visible], values[:, :, : self.visible]
 
 
+class CudaGraphs:
+    """Capture and replay of one decode step on a GPU. A stand-in with the same four methods runs the
+    graph path on a CPU (benchmarks/gpu_selfcheck.py: ReplayStandIn)."""
+
+    def supports(self, device: torch.device) -> bool:
+        return device.type == "cuda"
+
+    def warm_up(self, step: Callable[[], None], times: int) -> None:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(times):
+                step()
+        torch.cuda.current_stream().wait_stream(side)
+
+    def capture(self, step: Callable[[], None]) -> Callable[[], None]:
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            step()
+        return graph.replay
+
+    def synchronize(self) -> None:
+        torch.cuda.synchronize()
+
+
 @dataclass
 class Decoded:
     """A batch's replies as token ids (host lists), prompt lengths, and whether each ended by itself."""
@@ -178,18 +221,20 @@ class Decoded:
 
 
 class BatchDecoder:
-    """Decodes one left-padded batch; every per-token tensor stays on the device."""
+    """Decodes one left-padded batch; every per-token tensor stays on the device. ``graph_backend``
+    captures and replays a step (CUDA graphs; a stand-in runs the graph path on a CPU)."""
 
     def __init__(self, model, sampler: TokenSampler, eos_ids: Sequence[int], pad_id: int, rng: Rng,
-                 options: DecodeOptions, keeps_logits: bool) -> None:
+                 options: DecodeOptions, keeps_logits: bool, graph_backend: CudaGraphs | None = None) -> None:
         self.model, self.sampler, self.pad_id, self.rng, self.options = model, sampler, pad_id, rng, options
+        self.graph_backend = graph_backend or CudaGraphs()
         self.device = model.device
         self.eos = torch.tensor(list(eos_ids), device=self.device)
         self.last_only = {"logits_to_keep": 1} if keeps_logits else {}
         self.slots = options.kv_cache == "slots" or (options.kv_cache == "auto" and slots_supported(model.config))
         on_gpu = self.device.type == "cuda"
         graphs = options.cuda_graphs if options.cuda_graphs is not None else on_gpu
-        self.graphs = graphs and on_gpu and self.slots and rng == "counter"
+        self.graphs = graphs and self.graph_backend.supports(self.device) and self.slots and rng == "counter"
         if options.cuda_graphs and not self.graphs:
             log.warning("cuda_graphs needs a GPU, kv_cache slots and rng counter: decoding eagerly")
         self.sync_every = options.sync_every or (32 if on_gpu else 1)
@@ -225,11 +270,13 @@ class BatchDecoder:
     def _decode(self, prompt: int, max_new: int) -> None:
         made = 1
         step: Callable[[], None] = self._step
+        replayed = False  # a captured step attends over the whole reserved length (its shapes are fixed)
         if self.graphs and not self.graph_failed and max_new > 3:
             made, step = self._captured(made)
+            replayed = step is not self._step
         while made < max_new:
             for _ in range(min(self.sync_every, max_new - made)):
-                if self.cache is not None and not self.graphs:
+                if self.cache is not None and not replayed:
                     self.cache.visible = prompt + made  # eager: attend to the filled positions only
                 step()
                 made += 1
@@ -298,25 +345,20 @@ class BatchDecoder:
         self._sample_into(out.logits[:, -1, :])
 
     def _captured(self, made: int) -> tuple[int, Callable[[], None]]:
-        """Two eager steps on a side stream (they are real tokens), then one step captured."""
+        """Two eager steps (they are real tokens; a GPU runs them on a side stream), then one step
+        captured. A capture that fails returns the eager step: the caller then sets what each step
+        sees, as for a batch that never tried a graph."""
         self.cache.visible = None
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(2):
-                self._step()
-        torch.cuda.current_stream().wait_stream(side)
+        self.graph_backend.warm_up(self._step, 2)
         made += 2
-        graph = torch.cuda.CUDAGraph()
         try:
-            with torch.cuda.graph(graph):
-                self._step()
+            replay = self.graph_backend.capture(self._step)
         except Exception as err:  # noqa: BLE001  (a forward that waits on the host cannot be captured)
             log.warning("CUDA graph capture failed (%s): decoding eagerly", str(err).splitlines()[0])
             self.graph_failed = True
-            torch.cuda.synchronize()
+            self.graph_backend.synchronize()
             return made, self._step
-        return made, graph.replay
+        return made, replay
 
     def _collect(self, max_new: int) -> Decoded:
         is_end = (self.out[..., None] == self.eos).any(-1)

@@ -5,8 +5,8 @@ exact sampling, the KV slots against transformers' own cache, rows sized from th
 import numpy as np
 import pytest
 import torch
-from torch.overrides import TorchFunctionMode
 
+from benchmarks.gpu_selfcheck import HostWaits as HostReads  # the self-check counts the same way
 from mils.engine.sampling import SamplingOptions
 from mils.errors import InputError
 from mils.generators.decode import BatchDecoder, DecodeOptions, kv_bytes_per_token, rows_that_fit
@@ -21,7 +21,7 @@ PROMPTS = ["a man sitting on a red car near the beach", "the dog", "a small bird
 def tiny():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from benchmarks.gpu_bench import word_tokenizer
+    from benchmarks.gpu_models import word_tokenizer
 
     tok = word_tokenizer()
     torch.manual_seed(0)
@@ -93,20 +93,6 @@ def test_the_sampler_draws_exactly_from_the_filtered_distribution(top_k, window_
     assert set(tokens) == set(nucleus.tolist())
     observed = np.bincount(tokens, minlength=len(probs))[nucleus]
     assert chisquare(observed, expected[nucleus] * len(tokens)).pvalue > 0.001
-
-
-class HostReads(TorchFunctionMode):
-    """Counts the tensor operations that make the host wait for the device."""
-
-    WAITS = {"item", "tolist", "__bool__", "__int__", "__float__", "__index__", "cpu", "numpy", "nonzero"}
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.count += getattr(func, "__name__", "") in self.WAITS
-        return func(*args, **(kwargs or {}))
 
 
 def test_the_decode_loop_reads_nothing_from_the_device_per_token(tiny):
@@ -217,3 +203,56 @@ def test_the_folded_decode_samples_what_the_plain_one_samples(tiny):
     folded = generator(tiny, new=16, fold_gqa=True).generate(PROMPTS, seeds)
     assert folded == generator(tiny, new=16, fold_gqa=False).generate(PROMPTS, seeds)
     assert tiny[0].config._attn_implementation == "sdpa"  # restored after the decode
+
+
+def _greedy(model, backend, **options) -> BatchDecoder:
+    return BatchDecoder(model, TokenSampler(1.0, 1, 1.0), [-1], 0, "counter",
+                        DecodeOptions(kv_cache="slots", cuda_graphs=True, **options), keeps_logits=True,
+                        graph_backend=backend)
+
+
+def test_the_graph_path_replays_its_step_and_decodes_what_generate_decodes():
+    """The GPU-only branch on a CPU: a stand-in records the step at capture and runs it at replay."""
+    from benchmarks.gpu_selfcheck import ReplayStandIn, left_padded, reference, tiny_llama
+
+    model = tiny_llama(torch.device("cpu"))
+    ids, mask = left_padded(torch.device("cpu"))
+    backend = ReplayStandIn()
+    out = _greedy(model, backend, fold_gqa=True).run(ids, mask, list(range(8)), 16)
+    assert out.tokens == reference(model, ids, mask, 16)
+    assert backend.captures == 1 and backend.replays == 16 - 3  # token 0: prefill; 1-2: warm-up steps
+
+
+@pytest.mark.parametrize("new", [2, 3])
+def test_a_short_reply_on_the_graph_path_attends_to_what_it_generated(new):
+    from benchmarks.gpu_selfcheck import ReplayStandIn, left_padded, reference, tiny_llama
+
+    model = tiny_llama(torch.device("cpu"))
+    ids, mask = left_padded(torch.device("cpu"))
+    assert _greedy(model, ReplayStandIn()).run(ids, mask, list(range(8)), new).tokens == reference(model, ids, mask, new)
+
+
+def test_after_a_failed_capture_every_later_batch_still_decodes_what_generate_decodes(caplog):
+    from benchmarks.gpu_selfcheck import ReplayStandIn, left_padded, reference, tiny_llama
+
+    model = tiny_llama(torch.device("cpu"))
+    decoder = _greedy(model, ReplayStandIn(fail=True))
+    for seed in (1, 2, 3):  # the batch whose capture failed, then two more
+        ids, mask = left_padded(torch.device("cpu"), seed)
+        assert decoder.run(ids, mask, list(range(8)), 12).tokens == reference(model, ids, mask, 12)
+    assert decoder.graph_failed and sum("capture failed" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_rows_leave_room_for_the_scorer_on_a_gpu(tiny):
+    from mils.generators.decode import SCORER_GIB, reserved_bytes
+
+    model, _ = tiny
+    memory = 2**33
+    assert reserved_bytes(DecodeOptions(), torch.device("cuda")) == SCORER_GIB * 2**30
+    assert reserved_bytes(DecodeOptions(), torch.device("cpu")) == 0
+    kept = rows_that_fit(model, 100, 50, DecodeOptions(reserved_gib=4), memory=memory)
+    assert kept < rows_that_fit(model, 100, 50, DecodeOptions(), memory=memory)
+    with pytest.raises(InputError, match="kept for the scorer"):
+        rows_that_fit(model, 100, 50, DecodeOptions(reserved_gib=8), memory=memory)
+    with pytest.raises(InputError, match="reserved_gib"):
+        DecodeOptions(reserved_gib=-1)
