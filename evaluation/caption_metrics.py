@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ import pandas as pd
 from evaluation.bootstrap import DEFAULT_RESAMPLES, Estimate, bootstrap_columns, bootstrap_mean
 from mils.config.metrics import CAPTION_METRICS
 from mils.errors import ComponentError, InputError, StorageError
-from mils.files import content_hash, write_atomic, written
+from mils.files import content_hash, own_folder, write_atomic, written
 
 log = logging.getLogger(__name__)
 
@@ -242,13 +243,32 @@ def cached_caption_metrics(predictions: Mapping[str, str], references: Mapping[s
         inputs = [predictions, references, list(metrics), seed] + ([tokenize] if tokenize != "ptb" else [])
         payload = json.dumps(inputs, sort_keys=True)
         stem = Path(cache_dir) / f"metrics-{content_hash(payload, 16)}"
-        if stem.with_suffix(".json").is_file():
-            return MetricReport.load(stem)
+        cached = _cached_report(stem)
+        if cached is not None:
+            return cached
     report = caption_metrics(predictions, references, metrics=list(metrics), seed=seed, tokenize=tokenize)
     if stem is not None:
-        stem.parent.mkdir(parents=True, exist_ok=True)
+        own_folder(stem.parent, then="the metrics were not cached: move it away")
         report.save(stem)
     return report
+
+
+def _cached_report(stem: Path) -> MetricReport | None:
+    """A cache entry, when both its files are regular files (never read through a link planted in a
+    folder from elsewhere) and whole; otherwise None, and the metrics are computed again."""
+    import stat
+
+    files = [stem.with_suffix(".json"), stem.with_suffix(".parquet")]
+    try:
+        if not all(stat.S_ISREG(os.lstat(f).st_mode) for f in files):
+            log.warning("metrics cache %s is not two regular files: computed again", stem)
+            return None
+        return MetricReport.load(stem)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as err:  # a torn or edited entry: recompute, say so
+        log.warning("metrics cache %s is unreadable (%s): computed again", stem, type(err).__name__)
+        return None
 
 
 _WARNED: set[str] = set()

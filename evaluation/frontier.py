@@ -19,7 +19,7 @@ from typing import Sequence
 import pandas as pd
 
 from mils.errors import InputError
-from mils.files import save_figure, written
+from mils.files import own_folder, save_figure, written
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def frontier(folders: Sequence[str | Path], out: str | Path, seed: int = 0) -> p
     table = pd.DataFrame(rows)
     table["pareto"] = pareto(list(table["generated_tokens_per_sample"].fillna(0.0)), list(table["optimised"]), higher)
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+    own_folder(folder)
     written(folder / "frontier.csv", lambda b: table.to_csv(b, index=False))
     _plot(table, folder / "frontier.png")
     return table

@@ -25,7 +25,7 @@ import numpy as np
 
 from mils.engine.records import SampleResult
 from mils.errors import InputError, MissingInputError
-from mils.files import write_atomic
+from mils.files import own_folder, write_atomic
 
 _UNSAFE_ID = re.compile(r"[\\/\x00-\x1f]|^\.\.?$|^$")
 
@@ -85,9 +85,10 @@ def export_official(results: list[SampleResult], out: Path, folders: dict[str, s
         if _UNSAFE_ID.search(name) or len(name.encode()) > 200:
             raise InputError(f"sample id {name!r} cannot be a folder name in the official layout")
     steps = max(len(r.history) for r in results) - 1
+    own_folder(out, then="nothing was exported: name a real folder")
     for result in results:
         folder = out / folders[result.sample_id]
-        folder.mkdir(parents=True, exist_ok=True)
+        own_folder(folder, base=out)
         write_atomic(folder / "log.txt", "".join(official_lines(result, steps)))
     return len(results)
 

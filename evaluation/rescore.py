@@ -21,7 +21,7 @@ from evaluation.finished_run import FinishedRun
 from mils.config.run_config import ScorerConfig
 from mils.engine.records import SampleResult
 from mils.errors import InputError
-from mils.files import content_hash, save_figure, write_atomic, written
+from mils.files import content_hash, own_folder, save_figure, write_atomic, written
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ def rescore(folder: str | Path, scorer_cfg: ScorerConfig, metrics: tuple[str, ..
     curve = by_step(table[table["step"] != "kept"].astype({"step": int}))
     _reference_curve(curve, results, data.references(), metrics, resamples)
     out = folder / f"rescore-{scorer_cfg.name}-{content_hash(scorer_cfg.model_dump_json(), 8)}"
-    out.mkdir(exist_ok=True)
+    own_folder(out, then="nothing was rescored into it: move it away")  # a link planted under this
+    # predictable name would take every file below it elsewhere
     written(out / "by_sample.csv", lambda b: table.to_csv(b, index=False))
     written(out / "by_step.csv", curve.to_csv)
     write_atomic(out / "scorer.json", json.dumps(scorer_cfg.model_dump(mode="json"), indent=2))

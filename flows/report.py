@@ -83,7 +83,7 @@ def latex_table(table: pd.DataFrame, caption: str) -> str:
 def sweep_report(run_id: str, tracking_uri: str, out: Path | None = None) -> str:
     """The sweep's variants as a text table; with ``out``, also ``report.csv`` and ``report.tex``
     (booktabs) there, every metric with its CI, the gain, wins/ties/losses and the cost."""
-    from mils.files import write_atomic, written
+    from mils.files import own_folder, write_atomic, written
 
     table = sweep_children(run_id, tracking_uri)
     if table.empty:
@@ -103,7 +103,7 @@ def sweep_report(run_id: str, tracking_uri: str, out: Path | None = None) -> str
     text = text_table(header, lines) + ("\n(metrics x100; best score: the scorer's final best score, mean over "
                                         "samples; W/T/L: samples whose score rose, stayed, fell from step 0)")
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        own_folder(out)
         paper = paper_table(table)
         written(out / "report.csv", lambda b: paper.to_csv(b, index=False))
         write_atomic(out / "report.tex", latex_table(paper, f"MILS sweep (MLflow run {run_id}); metrics x100 with "

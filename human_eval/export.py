@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from human_eval.protocol import CAPTION_AXES, IMAGE_AXES, Axis
 from mils.errors import InputError, MissingInputError
-from mils.files import content_hash, real_folder, write_atomic, written
+from mils.files import content_hash, own_folder, write_atomic, written
 from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS
 from mils.storage.run_folder import RunFolder
 
@@ -162,8 +162,8 @@ class _Media:
     """Copies media into ``upload/`` under content-hash names (or maps them to URLs)."""
 
     def __init__(self, batch_dir: Path, base_url: str | None) -> None:
-        self.upload = real_folder(batch_dir / "upload", "nothing was copied: export to a new folder")  # never copy through a link planted in an old batch
-        self.upload.mkdir(parents=True, exist_ok=True)
+        # never copy through a link planted in an old batch
+        self.upload = own_folder(batch_dir / "upload", then="nothing was copied: export to a new folder").resolve()
         self.base_url = base_url.rstrip("/") + "/" if base_url else None
 
     def __call__(self, path: str | Path | None) -> str:

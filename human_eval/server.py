@@ -25,7 +25,7 @@ from human_eval.export import escape_cell
 from human_eval.protocol import CHOICES, RATER_NAME
 from human_eval.web_safety import is_loopback
 from mils.errors import InputError, MissingInputError
-from mils.files import real_folder
+from mils.files import plain_file_or_absent, real_folder
 
 MAX_REASONS = 5
 
@@ -37,8 +37,16 @@ class Answer(BaseModel):
     reasons: list[int] = Field(default_factory=list, max_length=MAX_REASONS)
 
 
+def _plain_database(db: Path) -> Path:
+    """The database and SQLite's side files must be regular files or absent: SQLite follows a link
+    planted in a batch from elsewhere (into another database, anywhere)."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        plain_file_or_absent(f"{db}{suffix}", "the judging page does not open it; export the batch again")
+    return db
+
+
 def _connect(db: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(db, timeout=30, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(_plain_database(db), timeout=30, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(
         "CREATE TABLE IF NOT EXISTS answers (rater TEXT NOT NULL, pair_id TEXT NOT NULL, choice TEXT NOT NULL, "
@@ -57,7 +65,7 @@ def create_app(batch_dir: str | Path, require_invites: bool = False) -> FastAPI:
     order = [p["pair_id"] for p in pairs]
     by_id = {p["pair_id"]: p for p in pairs}
     upload = real_folder(batch / "upload", "this batch is not served; export it again with `mils human-eval export`")
-    db = batch / "judgements.sqlite"
+    db = _plain_database(batch / "judgements.sqlite")
     gate = _Gate(batch, require_invites or invites.active(batch))
     app = FastAPI(title="MILS pairwise judging", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_exception_handler(sqlite3.Error, _storage_failed)

@@ -65,6 +65,50 @@ def real_folder(path: str | Path, then: str) -> Path:
     return path.resolve()
 
 
+def own_folder(path: str | Path, base: str | Path | None = None,
+               then: str = "move it away or pick another folder") -> Path:
+    """``path`` as a real folder the suite may write into: made when absent (with its parents);
+    every folder from below ``base`` (or just ``path`` itself) down to ``path`` that exists must be a
+    real folder, never a link or a file (InputError naming it). Use it for every folder created or
+    reused inside a folder the suite did not make: ``mkdir(exist_ok=True)`` accepts a planted link
+    (``rescore-x -> ~/.bashrc.d``) and every later write would land where the link points."""
+    import stat
+
+    from mils.errors import InputError
+
+    path = Path(path)
+    below = Path(base) if base is not None else path.parent
+    chain = [path, *[p for p in path.parents if p != below and below in p.parents]]
+    for folder in reversed(chain):
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            pass
+        except FileNotFoundError:  # a parent above base is missing: made as asked
+            folder.mkdir(parents=True, exist_ok=True)
+        mode = os.lstat(folder).st_mode
+        if stat.S_ISLNK(mode) or not stat.S_ISDIR(mode):
+            raise InputError(f"{folder} is not a real folder (a link or a file): nothing is written through it; {then}")
+    return path
+
+
+def plain_file_or_absent(path: str | Path, then: str = "move it away") -> Path:
+    """``path`` when nothing is there or a regular file is (not a link, a folder or a pipe): for a
+    file the suite opens by name inside a folder it did not make (SQLite follows links)."""
+    import stat
+
+    from mils.errors import InputError
+
+    path = Path(path)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return path
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{path} is not a regular file (a link, a folder or a device): it is not opened; {then}")
+    return path
+
+
 def read_json(path: str | Path, what: str) -> Any:
     """A JSON file's content; a missing or malformed file is named (as ``what``) in the error."""
     from mils.errors import InputError, MissingInputError

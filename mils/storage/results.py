@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from mils.engine.records import SampleResult, StepCost, StepRecord, StepTrace, Value
 from mils.errors import InputError, StorageError
-from mils.files import content_hash, write_atomic
+from mils.files import content_hash, own_folder, write_atomic
 from mils.storage.run_folder import RunFolder, read_result_file
 
 if TYPE_CHECKING:
@@ -243,8 +243,8 @@ class ResultStore:
     def __init__(self, directory: str | Path, scorer: dict[str, Any] | None = None) -> None:
         self.directory = Path(directory)
         self.scorer = scorer
-        RunFolder(self.directory).samples.mkdir(parents=True, exist_ok=True)
-        RunFolder(self.directory).failed.mkdir(parents=True, exist_ok=True)
+        own_folder(RunFolder(self.directory).samples)
+        own_folder(RunFolder(self.directory).failed)
 
     def has(self, sample_id: str) -> bool:
         return (RunFolder(self.directory).samples / _file_name(sample_id)).is_file()

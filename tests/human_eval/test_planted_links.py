@@ -77,3 +77,24 @@ def test_a_batch_whose_upload_is_a_link_is_not_served_nor_exported_into(caption_
     with pytest.raises(InputError, match="upload is not a real folder"):
         export_batch(a, b, batch, axes=["faithfulness"], catch_fraction=0.0)
     assert sorted(p.name for p in outside.iterdir()) == ["passwd"]  # nothing copied through the link
+
+
+def test_the_judging_page_never_opens_its_database_through_a_link(caption_batch, tmp_path):
+    """Issue 47, item 1: SQLite follows links (it made databases elsewhere, and switched a copy of an
+    MLflow store to WAL); the database and its side files are regular files or absent."""
+    import shutil
+
+    import pytest
+
+    from human_eval.server import create_app
+    from mils.errors import InputError
+
+    for name in ("judgements.sqlite", "judgements.sqlite-wal", "judgements.sqlite-journal"):
+        batch = tmp_path / name
+        shutil.copytree(caption_batch[0], batch)
+        elsewhere = tmp_path / f"{name}.elsewhere"
+        elsewhere.write_bytes(b"")
+        (batch / name).symlink_to(elsewhere)
+        with pytest.raises(InputError, match="not a regular file"):
+            create_app(batch)
+        assert elsewhere.read_bytes() == b""
