@@ -13,7 +13,7 @@ import io
 import json
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -244,7 +244,8 @@ def export_batch(
         for axis_name in axes:
             left_is_a = rng.random() < 0.5
             pid = pair_id(sample_id, axis_name)
-            rows.append(_row(pid, axis_table[axis_name], ea, *map(side, (ea, eb) if left_is_a else (eb, ea)), media))
+            rows.append(_row(pid, axis_table[axis_name], _context(ea, eb), *map(side, (ea, eb) if left_is_a else (eb, ea)),
+                             media))
             key[pid] = {"sample_id": sample_id, "axis": axis_name, "left": "A" if left_is_a else "B",
                         "catch": False, "category": ea.category or eb.category}
     n_catch = round(len(rows) * catch_fraction)
@@ -253,8 +254,8 @@ def export_batch(
         good, broken = b[sample_id], _broken(b[sample_id], out)
         good_left = rng.random() < 0.5
         pid = pair_id("catch", str(n), sample_id, axis_name)
-        rows.append(_row(pid, axis_table[axis_name], good, *map(side, (good, broken) if good_left else (broken, good)),
-                         media))
+        rows.append(_row(pid, axis_table[axis_name], _context(good, a[sample_id]),
+                         *map(side, (good, broken) if good_left else (broken, good)), media))
         key[pid] = {"sample_id": sample_id, "axis": axis_name, "catch": True, "good": "left" if good_left else "right"}
     rng.shuffle(rows)
     write_csv(out / "amt_input.csv", rows, COLUMNS, cell=html_cell)
@@ -265,6 +266,13 @@ def export_batch(
                 "assignments": assignments, "pairs": key, "mlflow_run_id": run_id, "base_url": base_url}
     write_atomic(out / "key.json", json.dumps(manifest, indent=1))
     return manifest
+
+
+def _context(first: Entry, other: Entry) -> Entry:
+    """What a rater sees above a pair: the image and prompt of whichever side has them (a JSON file
+    of captions has no image; the results folder beside it does), ``first``'s when both do."""
+    return replace(first, context_image=first.context_image or other.context_image,
+                               prompt=first.prompt or other.prompt)
 
 
 def _row(pid: str, axis: Axis, context: Entry, left: tuple[str, str], right: tuple[str, str], media) -> dict:

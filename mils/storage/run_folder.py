@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import os
 import secrets
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from mils.errors import InputError
 from mils.files import write_atomic
 
 MAX_RESULT_BYTES = 256 * 2**20
+log = logging.getLogger(__name__)
 
 
 def read_result_file(path: Path) -> Any:
@@ -67,7 +69,13 @@ def write_media_root(results_dir: Path, samples: list) -> None:
     files = [str(Path(s.media).resolve().parent) for s in samples if isinstance(s.media, Path)]
     if files:
         root = os.path.commonpath(files)
-        write_atomic(RunFolder(results_dir).media, json.dumps({"media_root": root, "seal": _seal(results_dir, root)}))
+        key = _seal_key(create=True)
+        if key is None:
+            log.warning("no seal key could be written in %s (read-only or absent?): media.json is written unsealed, "
+                        "so `mils view` and the judging export serve its media only with --media-root %s",
+                        _key_file().parent, root)
+        seal = _seal(key, results_dir, root) if key else ""
+        write_atomic(RunFolder(results_dir).media, json.dumps({"media_root": root, "seal": seal}))
 
 
 def trusted_media_root(results_dir: Path) -> tuple[Path | None, str | None]:
@@ -85,24 +93,58 @@ def trusted_media_root(results_dir: Path) -> tuple[Path | None, str | None]:
         return None, None
     path = Path(root).expanduser().resolve()
     folder = results_dir.resolve()
-    if path.is_relative_to(folder) or hmac.compare_digest(str(raw.get("seal", "")), _seal(results_dir, root)):
+    if path.is_relative_to(folder):
         return path, None
-    return None, (f"media.json names {root}, which no run of yours recorded for this folder (a folder from "
-                  f"elsewhere?): its media are not served; pass --media-root {root} if you trust it")
+    key = _seal_key(create=False)  # checking never writes: a read-only config folder still reads results
+    if key is not None and hmac.compare_digest(str(raw.get("seal", "")), _seal(key, results_dir, root)):
+        return path, None
+    why = "which no run of yours recorded for this folder (a folder from elsewhere?)" if key else (
+        f"unsealed (no seal key in {_key_file().parent})")
+    return None, f"media.json names {root}, {why}: its media are not served; pass --media-root {root} if you trust it"
 
 
-def _seal(results_dir: Path, root: str) -> str:
-    key_file = Path(os.environ.get("MILS_CONFIG_DIR", "~/.config/mils")).expanduser() / "seal.key"
-    if not key_file.is_file():
+KEY_BYTES = 32
+
+
+def _key_file() -> Path:
+    return Path(os.environ.get("MILS_CONFIG_DIR", "~/.config/mils")).expanduser() / "seal.key"
+
+
+def _seal_key(create: bool) -> bytes | None:
+    """This user's seal key; None where there is none (or a short one: an empty file a full disk left
+    would make every seal forgeable). ``create``: make one (replacing a short one, atomically) where
+    the config folder is writable; None where it is not."""
+    key_file = _key_file()
+    try:
+        key = key_file.read_bytes() if key_file.is_file() else None
+    except OSError:
+        key = None
+    if key is not None and len(key) >= KEY_BYTES:
+        return key
+    if not create:
+        return None
+    try:
         key_file.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(secrets.token_bytes(32))
-        except FileExistsError:  # another run made it first
-            pass
+        if key is not None:  # short: replaced whole (a rename), never rewritten in place
+            write_atomic(key_file, secrets.token_bytes(KEY_BYTES), private=True)
+        else:  # absent: a whole file linked in under the name, so two runs starting together share one key
+            staged = write_atomic(key_file.with_name(f".seal.key.{secrets.token_hex(8)}"),
+                                  secrets.token_bytes(KEY_BYTES), private=True)
+            try:
+                os.link(staged, key_file)
+            except FileExistsError:  # another run made it first: theirs is used
+                pass
+            finally:
+                staged.unlink(missing_ok=True)
+        key = key_file.read_bytes()
+    except OSError:
+        return None
+    return key if len(key) >= KEY_BYTES else None
+
+
+def _seal(key: bytes, results_dir: Path, root: str) -> str:
     message = f"{results_dir.resolve()}\n{root}".encode()
-    return hmac.new(key_file.read_bytes(), message, "sha256").hexdigest()
+    return hmac.new(key, message, "sha256").hexdigest()
 
 
 @contextmanager

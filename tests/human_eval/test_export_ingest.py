@@ -154,3 +154,18 @@ def test_rates_are_logged_to_the_mlflow_run_that_made_the_pairs(caption_batch, a
     logged = client.get_run(run.info.run_id)
     assert logged.data.metrics["human/faithfulness/win"] == 1.0
     assert {"human/faithfulness/win_ci_low", "human/faithfulness/lose"} <= set(logged.data.metrics)
+
+
+@pytest.mark.parametrize("pictured", ["A", "B"])
+def test_every_pair_shows_the_picture_whichever_side_carries_it(photo_dir, tmp_path, pictured):
+    """Issue 47, item 3: captions from a JSON file (no image) against a results folder (the image),
+    in both orders: every row, catch trials included, shows the picture being captioned."""
+    photos = sorted(photo_dir.glob("*.jpg"))
+    ids = [f"s{i}" for i in range(4)]
+    with_image = {i: Entry(i, text=f"a photo of thing {n}", context_image=str(photos[n % len(photos)]))
+                  for n, i in enumerate(ids)}
+    bare = {i: Entry(i, text=f"another caption {n}") for n, i in enumerate(ids)}
+    a, b = (with_image, bare) if pictured == "A" else (bare, with_image)
+    export_batch(a, b, tmp_path / "batch", axes=["faithfulness"], seed=2, catch_fraction=0.5)
+    rows = list(csv.DictReader((tmp_path / "batch" / "amt_input.csv").open()))
+    assert len(rows) == 6 and all(r["context_url"].startswith("upload/") for r in rows)
