@@ -48,7 +48,10 @@ def make_config(args: argparse.Namespace, task: str | None = None):
     if options:
         overrides["scorer"] = {"options": options}
     if args.config:
-        config = load_config(args.config, overrides)
+        from mils.config.foreign import check_foreign
+
+        trust, mine = getattr(args, "trust_config", False), getattr(args, "mine", False)
+        config = load_config(args.config, overrides, vet=lambda raw: check_foreign(args.config, raw, trust, mine))
     else:
         gap = offline_gap(task) if args.profile == "offline" and task else None
         if gap and not options:
@@ -58,9 +61,18 @@ def make_config(args: argparse.Namespace, task: str | None = None):
     return config
 
 
+def add_trust_options(parser: argparse.ArgumentParser) -> None:
+    """What a results folder's config.json may choose (mils/config/foreign.py): by default, nothing of yours."""
+    parser.add_argument("--trust-config", action="store_true", help="a results folder's config.json: use its "
+                        "endpoint, key variable, tracking store, plugins and folders as written")
+    parser.add_argument("--mine", action="store_true", help="a results folder's config.json: rerun its science with "
+                        "your own endpoint, key, tracking store, plugins and folders (defaults and flags)")
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="offline", help="model profile: offline (default, no hub needed) or paper")
     parser.add_argument("--config", help="YAML run config (profile + overrides); flags below override it")
+    add_trust_options(parser)
     parser.add_argument("--steps", type=int, help="optimisation steps")
     parser.add_argument("--keep", type=int, help="top-K candidates kept per step")
     parser.add_argument("--requested", type=int, help="new candidates requested per step")

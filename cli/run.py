@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from cli.common import add_run_options, make_config, print_table, read_json_arg
+from cli.common import add_run_options, add_trust_options, make_config, print_table, read_json_arg
 from cli.signals import stop_on_signals
 from mils.config.metrics import primary_metric
 from mils.errors import InputError
@@ -254,6 +254,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run (or resume) a benchmark config through Prefect, log to MLflow")
     run.add_argument("config", help="YAML run config")
     run.add_argument("--tracking-uri", help="MLflow tracking URI (overrides the config)")
+    add_trust_options(run)
     run.set_defaults(func=cmd_run, profile="offline")
     for name in ("steps", "keep", "requested", "exploration", "seed", "bank", "bank_size", "batch_size", "cache_dir"):
         run.set_defaults(**{name: None})

@@ -375,9 +375,10 @@ def read_run_config(path: str | Path) -> RunConfig:
                          f"{'.'.join(map(str, first['loc'])) or 'config'}: {first['msg']})") from None
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """A YAML file with ``profile:`` and any overrides of it (a ``sweep:`` section is not allowed)."""
-    raw = read_yaml(path)
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None, vet=None) -> RunConfig:
+    """A YAML file with ``profile:`` and any overrides of it (a ``sweep:`` section is not allowed).
+    ``vet(raw) -> raw``: a check of the file's own settings before anything is built (or imported)."""
+    raw = vet(read_yaml(path)) if vet else read_yaml(path)
     if "sweep" in raw:
         raise InputError(f"config {path} has a 'sweep' section: run it with `mils sweep`")
     profile = raw.pop("profile")
