@@ -54,7 +54,7 @@ class LoopOptions(BaseModel):
     # official: the pure top-K survives a step and the explored items are only shown in the prompt (the MILS code)
     exploration_style: Literal["suite", "official"] = "suite"
     patience: int | None = Field(None, ge=1)  # early stop after this many steps without a change
-    seed: int = 0
+    seed: int = Field(0, ge=-(2**63), lt=2**63)  # a torch generator and the engines take 64 bits
     max_words: int | None = Field(77, ge=1)  # longer candidates are dropped; None: no cap (text-to-image)
     parser: Literal["robust", "official"] = "robust"  # official: the MILS code's line-counter parser
     dedup: Literal["normalised", "exact"] = "normalised"  # exact: the MILS code's string equality

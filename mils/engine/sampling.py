@@ -13,7 +13,7 @@ class SamplingOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    temperature: float = Field(0.5, gt=0)  # > 0: greedy decoding repeats itself
+    temperature: float = Field(0.5, gt=0, allow_inf_nan=False)  # > 0: greedy decoding repeats itself
     top_p: float = Field(0.9, gt=0, le=1)
     max_new_tokens: int = Field(1024, ge=1)
     # top-k before top-p (None: none). The official code's HF generate applied transformers' default 50

@@ -92,11 +92,72 @@ class AdaptiveLimit:
 
 def strip_reasoning(text: str, tag: str | None) -> str:
     """The reply without its ``<tag>...</tag>`` blocks (a reasoning model's thinking); an unclosed
-    block (the token limit cut the thinking) leaves nothing after its opening tag."""
+    block (the token limit cut the thinking) leaves nothing after its opening tag. One pass over the
+    text (a regex over a long reply with many opening tags was quadratic); the tag is literal text."""
     if not tag:
         return text
-    text = re.sub(rf"<{tag}>.*?</{tag}>", "", text, flags=re.S)
-    return text.split(f"<{tag}>")[0].strip() if f"<{tag}>" in text else text.strip()
+    opening, closing = f"<{tag}>", f"</{tag}>"
+    if opening not in text:
+        return text
+    kept, at = [], 0
+    while True:
+        start = text.find(opening, at)
+        if start < 0:
+            kept.append(text[at:])
+            break
+        kept.append(text[at:start])
+        end = text.find(closing, start + len(opening))
+        if end < 0:  # unclosed: nothing after it
+            break
+        at = end + len(closing)
+    return "".join(kept).strip()
+
+
+def reply_limit(max_new_tokens: int) -> int:
+    """The most bytes a reply body may have: generous for ``max_new_tokens`` tokens (a token is at
+    most ~16 characters, JSON may escape each to 6 bytes) plus the envelope; a gateway's 3 GB body
+    is refused, not read."""
+    return 2**20 + 128 * max_new_tokens
+
+
+def reply_content(message: Any) -> str:
+    """A chat reply's text: a string, or a list of text parts (``[{"type": "text", "text": ...}]``);
+    anything else is malformed (ValueError: the request is retried)."""
+    content = message.get("content") if isinstance(message, dict) else None
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(p, dict) and isinstance(p.get("text", ""), str) for p in content):
+        return "".join(p.get("text", "") for p in content if p.get("type", "text") == "text")
+    raise ValueError(f"content is a {type(content).__name__}, not text")
+
+
+def _check_options(max_concurrency, max_retries, timeout, backoff) -> None:
+    """Ranges a run would otherwise meet late: -5 requests at once waited forever, -1 retries was an
+    AssertionError, an infinite timeout never fails."""
+    import math
+
+    def whole(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    problems = []
+    if max_concurrency is not None and not (whole(max_concurrency) and max_concurrency >= 1):
+        problems.append(f"max_concurrency must be a whole number >= 1, not {max_concurrency!r}")
+    if not (whole(max_retries) and 0 <= max_retries <= 100):
+        problems.append(f"max_retries must be a whole number from 0 to 100, not {max_retries!r}")
+    for name, value in (("timeout", timeout), ("backoff", backoff)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+            problems.append(f"{name} must be a finite number of seconds > 0, not {value!r}")
+    if problems:
+        raise InputError("generator.options." + "; ".join(problems))
+
+
+def _count(usage: dict, key: str) -> int:
+    value = usage.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 2**40:
+        raise ValueError(f"usage.{key} is {value!r}, not a token count")
+    return int(value)
 
 
 class OpenAIGenerator:
@@ -105,6 +166,7 @@ class OpenAIGenerator:
     def __init__(self, base_url: str, model: str, sampling: SamplingOptions, api_key: str | None = None,
                  system_prompt: str | None = None, max_concurrency: int | None = None, max_retries: int = 5,
                  timeout: float = 600.0, backoff: float = 1.0, reasoning_tag: str | None = "think") -> None:
+        _check_options(max_concurrency=max_concurrency, max_retries=max_retries, timeout=timeout, backoff=backoff)
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model, self.sampling, self.system_prompt = model, sampling, system_prompt
         self.max_retries, self.backoff, self.reasoning_tag = max_retries, backoff, reasoning_tag
@@ -139,8 +201,20 @@ class OpenAIGenerator:
                 "max_tokens": s.max_new_tokens, "seed": int(seed) % (2**31), **({"top_k": s.top_k} if s.top_k else {})}
 
     def masked(self, text: str) -> str:
-        """``text`` (an error body, an exception) with the API key masked: some endpoints echo it."""
-        return text.replace(self._key, "***") if self._key else text
+        """``text`` (an error body, an exception) with the API key masked: some endpoints echo it,
+        whole, cut by a length limit, or base64-encoded; any piece of 8 characters or more goes."""
+        if not self._key:
+            return text
+        import base64
+
+        for secret in (self._key, base64.b64encode(self._key.encode()).decode(),
+                       base64.urlsafe_b64encode(self._key.encode()).decode()):
+            for size in range(len(secret), 7, -1):
+                for start in range(len(secret) - size + 1):
+                    piece = secret[start: start + size]
+                    if piece in text:
+                        text = text.replace(piece, "***")
+        return text
 
     def failed(self, why: str) -> ComponentError:
         """The error a request that cannot succeed raises (the vllm backend adds its server's log)."""
@@ -151,34 +225,69 @@ class OpenAIGenerator:
 
         try:
             async with self.limit, self.client.post(self.url, json=body) as response:
-                status, after, text = response.status, response.headers.get("Retry-After", ""), await response.text()
+                status, after = response.status, response.headers.get("Retry-After", "")
+                text = await self._body(response, reply_limit(int(body.get("max_tokens") or 0)))
         except (asyncio.TimeoutError, aiohttp.ClientError) as err:  # a stall, a refused or cut connection
             raise _Retry(f"{type(err).__name__}: {err}") from err
         if status == 429:
             self.limit.throttled()
-            raise _Retry("HTTP 429 (rate limited)", float(after) if after.replace(".", "", 1).isdigit() else None)
+            raise _Retry("HTTP 429 (rate limited)", self._retry_after(after))
         if status >= 500:
-            raise _Retry(f"HTTP {status}: {text[:200]}")
+            raise _Retry(f"HTTP {status}: {self.masked(text)[:200]}")
         if status >= 400:
-            raise self.failed(f"the endpoint {self.url} refused a request (HTTP {status}): {text[:300]}")
+            raise self.failed(f"the endpoint {self.url} refused a request (HTTP {status}): {self.masked(text)[:300]}")
         try:
             reply = json.loads(text)
             choice, usage = reply["choices"][0], reply.get("usage") or {}
-            text = choice["message"]["content"] or ""
-        except (ValueError, KeyError, IndexError, TypeError) as err:
-            raise _Retry(f"a malformed reply ({type(err).__name__}): {text[:120]!r}") from err
+            result = self._reply(reply_content(choice["message"]), usage, choice.get("finish_reason") == "length")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as err:
+            raise _Retry(f"a malformed reply ({type(err).__name__}): {self.masked(text)[:120]!r}") from err
         await self.limit.succeeded()
-        return self._reply(text, usage, choice.get("finish_reason") == "length")
+        return result
+
+    async def _body(self, response, limit: int) -> str:
+        """The body, read up to ``limit`` bytes: a larger Content-Length is refused unread, a body
+        that runs past the limit stops being read (a retry, at most ``max_retries`` times)."""
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise _Retry(f"a reply of {int(declared):,} bytes (Content-Length), more than the {limit:,} that "
+                         f"{self.sampling.max_new_tokens} new tokens can take: not read")
+        chunks, size = [], 0
+        async for chunk in response.content.iter_chunked(1 << 16):
+            size += len(chunk)
+            if size > limit:
+                raise _Retry(f"a reply past {limit:,} bytes, more than {self.sampling.max_new_tokens} new tokens "
+                             "can take: reading stopped")
+            chunks.append(chunk)
+        return b"".join(chunks).decode(response.charset or "utf-8", errors="replace")
+
+    def _retry_after(self, value: str) -> float | None:
+        """The wait a 429 asks for, at most the request timeout; a longer one fails with its value."""
+        try:
+            wait = float(value)
+        except ValueError:
+            return None
+        if not wait >= 0:  # NaN, negative: ignored
+            return None
+        if wait > self._timeout:
+            raise self.failed(f"the endpoint {self.url} asked to wait {value} s before retrying (Retry-After), longer "
+                              f"than the {self._timeout:.0f} s timeout: try again later or raise generator.options.timeout")
+        return wait
 
     def _reply(self, text: str, usage: dict, cut: bool) -> Reply:
+        if not isinstance(usage, dict):
+            raise ValueError("usage is not an object")
         details = usage.get("completion_tokens_details") or {}
-        reasoning = int(details.get("reasoning_tokens") or 0)
+        reasoning = _count(details, "reasoning_tokens") if isinstance(details, dict) and details.get(
+            "reasoning_tokens") else 0
         if self.reasoning_tag and f"<{self.reasoning_tag}>" in text:
             visible = strip_reasoning(text, self.reasoning_tag)
             if not reasoning and usage.get("completion_tokens"):  # the share of the text that was thinking
                 reasoning = round(int(usage["completion_tokens"]) * (1 - len(visible) / max(len(text), 1)))
             text = visible
-        tokens = TokenUsage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
+        if not isinstance(usage, dict) or not isinstance(details, dict):
+            raise ValueError("usage is not an object")
+        tokens = TokenUsage(_count(usage, "prompt_tokens"), _count(usage, "completion_tokens"),
                             reasoning=reasoning) if usage else None
         return Reply(text, tokens, cut)
 

@@ -151,3 +151,142 @@ def test_a_key_pasted_as_the_variable_name_or_echoed_by_the_endpoint_is_never_sh
     finally:
         server.shutdown()
         server.server_close()
+
+
+class Scripted:
+    """A loopback endpoint answering each request with the next scripted (status, headers, body);
+    a body may be a generator of chunks (sent without Content-Length, chunked)."""
+
+    def __init__(self, script):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.script, self.requests = list(script), 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802 (the http.server API)
+                self.rfile.read(int(self.headers["Content-Length"]))
+                owner.requests += 1
+                status, headers, body = owner.script.pop(0) if owner.script else (200, {}, _ok("1. a red cat"))
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                try:
+                    if isinstance(body, bytes):
+                        if "Content-Length" not in headers:
+                            self.send_header("Content-Length", str(len(body)))
+                        self.end_headers()
+                        self.wfile.write(body)
+                    else:
+                        self.send_header("Transfer-Encoding", "chunked")
+                        self.end_headers()
+                        for chunk in body:
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):  # the client stopped reading: as it should
+                    self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _ok(content, usage=None) -> bytes:
+    import json
+
+    return json.dumps({"choices": [{"message": {"content": content}, "finish_reason": "stop"}],
+                       "usage": usage if usage is not None else {"prompt_tokens": 3, "completion_tokens": 4}}).encode()
+
+
+def test_a_reply_body_larger_than_the_reply_can_be_is_not_read():
+    """Issue 47, item 5: a 3 GB body took the process to 3.5 GB; the bound comes from max_new_tokens."""
+    from mils.generators.openai_api import reply_limit
+
+    limit = reply_limit(64)
+    endless = (b"x" * 65536 for _ in range(10**6))  # 64 GB if read to the end
+    server = Scripted([(200, {"Content-Length": str(3 * 2**30)}, b""), (200, {}, endless)])
+    try:
+        with pytest.raises(ComponentError, match="failed 2 times; last: a reply past") as err:
+            _generator(server.url, max_retries=1, timeout=30.0).generate(["p"], [0])
+        assert server.requests == 2 and f"{limit:,}" in str(err.value)
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("bad", [
+    _ok(5), _ok("a", usage={"prompt_tokens": "many"}), _ok("a", usage=[1, 2]),
+    b'{"choices": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    _ok([{"type": "image", "url": 3}, 7]),
+])
+def test_a_malformed_reply_is_retried_not_a_crash(bad, caplog):
+    server = Scripted([(200, {}, bad)])
+    try:
+        reply = _generator(server.url, max_retries=2).generate(["p"], [0])[0]
+        assert reply == "1. a red cat" and server.requests == 2
+        assert any("malformed" in r.message for r in caplog.records)
+    finally:
+        server.close()
+
+
+def test_content_given_as_text_parts_is_their_text_not_their_repr():
+    server = Scripted([(200, {}, _ok([{"type": "text", "text": "1. a cat"}, {"type": "text", "text": "\n2. a dog"}]))])
+    try:
+        assert _generator(server.url).generate(["p"], [0])[0] == "1. a cat\n2. a dog"
+    finally:
+        server.close()
+
+
+def test_a_retry_after_longer_than_the_timeout_fails_with_the_servers_value():
+    server = Scripted([(429, {"Retry-After": "99999999"}, b"{}")])
+    try:
+        with pytest.raises(ComponentError, match="asked to wait 99999999 s"):
+            _generator(server.url, timeout=5.0).generate(["p"], [0])
+        assert server.requests == 1
+    finally:
+        server.close()
+
+
+def test_the_key_is_masked_whole_cut_short_or_base64_encoded():
+    import base64
+
+    key = "sk-proj-abcdefghijklmnop0123456789"
+    generator = OpenAIGenerator("http://127.0.0.1:9/v1", "m", SamplingOptions(max_new_tokens=8), api_key=key)
+    for text in (f"bad key {key}", f"bad key {key[:20]}", f"auth {base64.b64encode(key.encode()).decode()}",
+                 f"suffix {key[-9:]}"):
+        shown = generator.masked(text)
+        assert "***" in shown and key[:8] not in shown and key[-8:] not in shown
+    assert generator.masked("nothing secret here: sk-") == "nothing secret here: sk-"  # short pieces stay
+
+
+def test_reasoning_tags_are_literal_text_and_unclosed_blocks_end_the_reply():
+    assert strip_reasoning("<th|nk>x</th|nk>1. a cat", "th|nk") == "1. a cat"
+    assert strip_reasoning("1. a<think>b</think> cat<think>c</think>", "think") == "1. a cat"
+    assert strip_reasoning("1. a cat" + "<think>" * 10_000, "think") == "1. a cat"
+
+
+@pytest.mark.parametrize("bad,match", [({"max_concurrency": -5}, "max_concurrency"), ({"max_retries": -1}, "max_retries"),
+                                       ({"timeout": float("inf")}, "timeout")])
+def test_client_options_out_of_range_are_refused_at_once(bad, match):
+    with pytest.raises(InputError, match=match):
+        OpenAIGenerator("http://127.0.0.1:9/v1", "m", SamplingOptions(max_new_tokens=8), **bad)
+
+
+def test_sampling_and_seed_ranges_are_checked():
+    from pydantic import ValidationError
+
+    from mils.engine.loop import LoopOptions
+
+    with pytest.raises(ValidationError):
+        SamplingOptions(temperature=float("inf"))
+    with pytest.raises(ValidationError):
+        LoopOptions(seed=2**80)
