@@ -50,7 +50,9 @@ def _side(spec: str, tracking_uri: str):
 
     if Path(spec.partition(":")[0]).exists() or spec.endswith(".json"):
         return system_from_path(spec)
-    from flows.report import side_from_mlflow  # anything else is taken for an MLflow run id
+    if not re.fullmatch(r"[0-9a-f]{32}", spec):  # a typo is named, and no MLflow store is opened (or created)
+        raise MissingInputError(f"{spec}: no such results folder or JSON file (nor an MLflow run id, 32 hex digits)")
+    from flows.report import side_from_mlflow  # an MLflow run id
 
     return side_from_mlflow(spec, tracking_uri)
 

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from human_eval.protocol import CAPTION_AXES, IMAGE_AXES, Axis
 from mils.errors import InputError, MissingInputError
-from mils.files import content_hash, own_folder, write_atomic, written
+from mils.files import content_hash, own_folder, real_folder, write_atomic, written
 from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS
 from mils.storage.run_folder import RunFolder
 
@@ -162,8 +162,8 @@ class _Media:
     """Copies media into ``upload/`` under content-hash names (or maps them to URLs)."""
 
     def __init__(self, batch_dir: Path, base_url: str | None) -> None:
-        # never copy through a link planted in an old batch
-        self.upload = own_folder(batch_dir / "upload", then="nothing was copied: export to a new folder").resolve()
+        # never copy through a link planted in an old batch; made at the first copy (a refused export leaves none)
+        self.upload = real_folder(batch_dir / "upload", "nothing was copied: export to a new folder")
         self.base_url = base_url.rstrip("/") + "/" if base_url else None
 
     def __call__(self, path: str | Path | None) -> str:
@@ -173,7 +173,7 @@ class _Media:
         if not source.is_file():
             raise MissingInputError(f"media file not found: {source}")
         name = content_hash(source.read_bytes(), 16) + source.suffix.lower()
-        target = self.upload / name
+        target = own_folder(self.upload, then="nothing was copied: export to a new folder") / name
         if target.is_symlink() or not target.is_file():
             written(target, lambda buffer: buffer.write(source.read_bytes()))
         return (self.base_url or "upload/") + name

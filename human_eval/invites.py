@@ -50,6 +50,7 @@ def invite(batch_dir: str | Path, names: Iterable[str]) -> dict[str, str]:
     """A token per rater (an active rater keeps theirs; a revoked one gets a new one)."""
     if not (Path(batch_dir) / "pairs.json").is_file():
         raise InputError(f"{batch_dir} is not a judging batch (no pairs.json)")
+    names = [n.strip(" ") for n in names]  # " bob " and "bob" are one rater (a newline is still refused)
     data = read(batch_dir)
     data["admin"] = data.get("admin") or secrets.token_urlsafe(24)
     for name in names:
@@ -63,6 +64,7 @@ def invite(batch_dir: str | Path, names: Iterable[str]) -> dict[str, str]:
 
 
 def revoke(batch_dir: str | Path, names: Iterable[str]) -> None:
+    names = [n.strip(" ") for n in names]
     data = read(batch_dir)
     unknown = [n for n in names if n not in data["raters"]]
     if unknown:

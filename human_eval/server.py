@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTex
 from pydantic import BaseModel, Field, ValidationError
 
 from human_eval import invites
-from human_eval.export import escape_cell
+from human_eval.export import COLUMNS, escape_cell
 from human_eval.protocol import CHOICES, RATER_NAME
 from human_eval.web_safety import is_loopback
 from mils.errors import InputError, MissingInputError
@@ -126,11 +126,17 @@ def _pairs(batch: Path) -> list[dict]:
         raise MissingInputError(f"{pairs_file} not found: is {batch} a folder written by `mils human-eval export`?")
     try:
         pairs = json.loads(pairs_file.read_text())
-        if not all(isinstance(p, dict) and isinstance(p["pair_id"], str) for p in pairs):
-            raise TypeError("a pair is not an object with a pair_id")
-    except (ValueError, TypeError, KeyError) as err:
-        raise InputError(f"{pairs_file} is not a list of pairs with a pair_id each ({type(err).__name__}): export "
-                         "the batch again with `mils human-eval export`") from None
+        if not isinstance(pairs, list):
+            raise TypeError("not a list")
+        for n, pair in enumerate(pairs):  # every field the page shows: a missing one was a 500 on every /api/next
+            missing = [c for c in COLUMNS if c != "reasons" and not isinstance(pair.get(c) if isinstance(pair, dict)
+                                                                               else None, str)]
+            if missing:
+                raise KeyError(f"pair {n} has no text for {', '.join(missing)}")
+    except (ValueError, TypeError, KeyError, RecursionError) as err:
+        raise InputError(f"{pairs_file} is not a list of pairs, each with {', '.join(COLUMNS[:-1])} "
+                         f"({type(err).__name__}: {str(err)[:120]}): export the batch again with `mils human-eval "
+                         "export`") from None
     return pairs
 
 

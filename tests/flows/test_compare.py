@@ -59,3 +59,11 @@ def test_compare_names_bad_sides(tmp_path, capsys):
     bad.write_text("[1, 2]")
     assert main(["compare", str(bad), str(bad), "--references", str(bad)]) == 2
     assert "must map sample id -> caption" in capsys.readouterr().err
+
+
+def test_compare_with_a_mistyped_folder_names_it_and_creates_no_store(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", "outputs/runs/typo", "outputs/runs/other"]) != 0
+    err = capsys.readouterr().err
+    assert "outputs/runs/typo: no such results folder" in err and err.count("\n") == 1
+    assert not (tmp_path / "mlruns.db").exists()

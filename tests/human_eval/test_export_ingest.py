@@ -169,3 +169,13 @@ def test_every_pair_shows_the_picture_whichever_side_carries_it(photo_dir, tmp_p
     export_batch(a, b, tmp_path / "batch", axes=["faithfulness"], seed=2, catch_fraction=0.5)
     rows = list(csv.DictReader((tmp_path / "batch" / "amt_input.csv").open()))
     assert len(rows) == 6 and all(r["context_url"].startswith("upload/") for r in rows)
+
+
+def test_a_refused_export_leaves_no_upload_folder(photo_dir, tmp_path):
+    from mils.errors import InputError
+
+    photo = str(sorted(photo_dir.glob("*.jpg"))[0])
+    same = {"s": Entry("s", text="a cat", context_image=photo)}
+    with pytest.raises(InputError, match="identical outputs"):
+        export_batch(same, dict(same), tmp_path / "batch", axes=["faithfulness"], catch_fraction=0.0)
+    assert not (tmp_path / "batch" / "upload").exists()

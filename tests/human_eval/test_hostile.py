@@ -208,3 +208,20 @@ def test_a_chunked_body_over_the_limit_and_a_full_disk_get_json_answers(caption_
     pid = next(iter(manifest["pairs"]))
     answer = client.post("/api/answer", json={"rater": "ann", "pair_id": pid, "choice": "left"})
     assert answer.status_code == 503 and "nothing was stored" in answer.json()["detail"]
+
+
+def test_a_pairs_file_with_a_pair_missing_a_field_is_refused_at_start(caption_batch):
+    """Issue 47 (low): the server started, then every /api/next was a 500."""
+    import json
+
+    import pytest
+
+    from human_eval.server import create_app
+    from mils.errors import InputError
+
+    batch, _ = caption_batch
+    pairs = json.loads((batch / "pairs.json").read_text())
+    del pairs[1]["left_text"]
+    (batch / "pairs.json").write_text(json.dumps(pairs))
+    with pytest.raises(InputError, match="pair 1 has no text for left_text"):
+        create_app(batch)

@@ -76,3 +76,13 @@ def test_a_rater_answers_through_an_invite_link_in_the_browser(caption_batch):
     rows = list(csv.DictReader(io.StringIO(local_client(create_app(out)).get("/api/export",
                                                                           params={"admin": admin}).text)))
     assert [r["WorkerId"] for r in rows] == ["carol"]
+
+
+def test_rater_names_are_trimmed_so_one_rater_has_one_token(caption_batch):
+    from human_eval.invites import invite, read, revoke
+
+    batch, _ = caption_batch
+    first = invite(batch, ["  bob "])
+    assert list(first) == ["bob"] and invite(batch, ["bob"]) == first
+    revoke(batch, [" bob"])
+    assert read(batch)["raters"]["bob"]["revoked"]
