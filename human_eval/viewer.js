@@ -12,7 +12,7 @@ async function loadList() {
   $("title").textContent = "MILS run viewer: " + (data.name || "run") + (data.task ? " (" + data.task + ")" : "");
   $("summary").textContent = data.samples + " samples, " + data.failed + " failed; scores: " +
     (data.lower_is_better ? "lower is better (gain = step 0 - final)" : "higher is better (gain = final - step 0)");
-  $("problems").textContent = data.problems.length ? data.problems.length + " result file(s) could not be read and are not shown: " +
+  $("problems").textContent = data.problem_count ? data.problem_count + " result file(s) could not be read and are not shown: " +
     data.problems.slice(0, 20).map(([path, why]) => path + " (" + why + ")").join("; ") : "";
   const body = $("rows"); body.innerHTML = "";
   for (const row of data.rows) {

@@ -116,7 +116,8 @@ class RunIndex:
                 "lower_is_better": self.lower_is_better, "samples": len(self.rows),
                 "failed": sum(r.error is not None for r in self.rows.values()),
                 "name": _text(self.config.get("name")), "task": _text(self.config.get("task")),
-                "problems": [[_shown_path(path, self.folder), problem] for path, problem in self.problems]}
+                "problem_count": len(self.problems),  # every page names the first few, not all (100k corrupt: 18 MB)
+                "problems": [[_shown_path(path, self.folder), problem] for path, problem in self.problems[:PROBLEMS_SHOWN]]}
 
     def result(self, sample_id: str) -> SampleResult:
         row = self.rows.get(sample_id)
@@ -247,19 +248,24 @@ def _cached_row(entry: Any, stamp: list[int], path: Path) -> Row | None:
     return None
 
 
+PROBLEMS_SHOWN = 20
+INDEX_BYTES_PER_FILE = 64 * 1024  # a cached row is ~1 KB: its caption, scores and counts
+
+
 def _summaries(folder: Path, problems: list[tuple[Path, str]]) -> list[Row]:
     """One row per ``samples/*.json``. Reading 5,000 full results takes seconds, so the rows are
     kept in ``.viewer_index.json`` beside them, keyed by each file's size and modification time:
     a later open (or a resumed run) reads only the files that changed. A file that cannot be read
     is listed in ``problems``; the others are shown."""
     cache_path = RunFolder(folder).viewer_index
-    try:
-        index = orjson.loads(cache_path.read_bytes()) if cache_path.is_file() else {}
+    files = sorted(RunFolder(folder).samples.glob("*.json"))
+    try:  # a cache far larger than its rows can be (a folder from elsewhere: 6 GB) is not read, but rebuilt
+        small = cache_path.is_file() and cache_path.stat().st_size <= INDEX_BYTES_PER_FILE * (len(files) + 16)
+        index = orjson.loads(cache_path.read_bytes()) if small else {}
         cached = index.get("files", {}) if index.get("version") == INDEX_VERSION else {}
     except (orjson.JSONDecodeError, AttributeError, OSError):
         cached = {}
     cached = cached if isinstance(cached, dict) else {}
-    files = sorted(RunFolder(folder).samples.glob("*.json"))
     rows, fresh, changed = [], {}, False
     for path in tqdm(files, desc="reading results", unit="sample", disable=len(files) < 500, leave=False):
         try:

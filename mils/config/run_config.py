@@ -319,10 +319,9 @@ def check_components(config: RunConfig) -> dict[str, Any]:
     Returns the scorer's effective options (its factory's defaults filled in)."""
     _register_components(config)
     gen = config.generator
-    if "api_key_env" in gen.options and gen.options["api_key_env"] is not None:
-        from mils.generators.openai_api import check_key_env
+    from mils.generators.openai_api import check_endpoint_options
 
-        check_key_env(gen.options["api_key_env"])
+    check_endpoint_options(gen.options)
     checked_options("generator", gen.backend, gen.options, "generator.options",
                     supplied=[*gen.model_dump(exclude={"backend", "options", "cache", "price"}), "cache_dir", "workload"])
     return scorer_options(config.scorer.name, config.scorer.options, "scorer.options")

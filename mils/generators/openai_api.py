@@ -343,6 +343,27 @@ def default_concurrency(base_url: str) -> int:
     return LOCAL_CONCURRENCY if host in ("localhost", "::1") or host.startswith("127.") else REMOTE_CONCURRENCY
 
 
+def check_endpoint_options(options: dict) -> None:
+    """An endpoint's options as a config gives them, checked before anything is written: the key's
+    variable name, and a ``base_url`` without a user name or password (a password there would be
+    stored in config.json, run.json, the response cache, MLflow and Prefect)."""
+    from urllib.parse import urlsplit
+
+    if options.get("api_key_env") is not None:
+        check_key_env(options["api_key_env"])
+    url = options.get("base_url")
+    if isinstance(url, str):
+        try:
+            parts = urlsplit(url)
+            credentials = parts.username is not None or parts.password is not None
+        except ValueError:
+            raise InputError("generator.options.base_url is not a valid URL (not shown: it may hold a secret)") from None
+        if credentials:
+            raise InputError("generator.options.base_url carries a user name or password: it would be stored in "
+                             "config.json, run.json, the response cache, MLflow and Prefect. Give the URL without it "
+                             "and the key in the variable generator.options.api_key_env names; nothing was written")
+
+
 def check_key_env(value) -> None:
     """``api_key_env`` must name a variable (``OPENAI_API_KEY``): a key pasted there by mistake would
     land in config.json, MLflow and Prefect's stored parameters. The value is never shown."""

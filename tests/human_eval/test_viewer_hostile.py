@@ -166,3 +166,28 @@ def test_a_pipe_among_the_results_is_listed_not_read_forever(run_dir):  # noqa: 
     reader.join(timeout=30)
     assert not reader.is_alive(), "the viewer blocked on a pipe"
     assert any("zz-pipe.json" in path and "not a regular file" in why for path, why in page["problems"])
+
+
+def test_a_page_names_the_first_problems_and_counts_the_rest(run_dir):  # noqa: F811
+    from human_eval.viewer import PROBLEMS_SHOWN
+
+    folder, _ = run_dir
+    for n in range(PROBLEMS_SHOWN + 10):
+        (folder / "samples" / f"corrupt-{n:03d}.json").write_text("{not json")
+    page = RunIndex(folder).page()
+    assert page["problem_count"] >= PROBLEMS_SHOWN + 10 and len(page["problems"]) == PROBLEMS_SHOWN
+
+
+def test_a_viewer_cache_far_larger_than_its_rows_is_rebuilt_not_read(run_dir, monkeypatch):  # noqa: F811
+    import human_eval.viewer as viewer
+
+    folder, _ = run_dir
+    before = RunIndex(folder).page()["samples"]
+    cache = folder / ".viewer_index.json"
+    monkeypatch.setattr(viewer, "INDEX_BYTES_PER_FILE", 8)  # as if the cache were gigabytes
+    cache.write_bytes(b'{"version": 0, "files": {}}' + b" " * 10_000)
+    read = []
+    real = viewer.orjson.loads
+    monkeypatch.setattr(viewer.orjson, "loads", lambda data: read.append(len(data)) or real(data))
+    assert RunIndex(folder).page()["samples"] == before
+    assert all(n < 10_000 for n in read)  # the oversized cache was never read whole

@@ -290,3 +290,13 @@ def test_sampling_and_seed_ranges_are_checked():
         SamplingOptions(temperature=float("inf"))
     with pytest.raises(ValidationError):
         LoopOptions(seed=2**80)
+
+
+@pytest.mark.parametrize("url", ["http://user:hunter2@127.0.0.1:9/v1", "https://token@api.example.test/v1",
+                                 "http://[::1/v1"])
+def test_a_base_url_with_a_password_or_malformed_is_refused_before_anything_is_written(url):
+    from mils.config.run_config import build_config
+
+    with pytest.raises(InputError, match="base_url") as err:
+        build_config("offline", {"generator": {"backend": "openai", "model": "m", "options": {"base_url": url}}})
+    assert "hunter2" not in str(err.value) and "token@" not in str(err.value)
