@@ -38,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    # Prefect's temporary server gets 20 s to start by default: a loaded machine (a busy GPU box, a test
+    # suite at load 8) needs more. The user's own setting wins.
+    os.environ.setdefault(EPHEMERAL_STARTUP, str(EPHEMERAL_STARTUP_SECONDS))
     try:
         check_layout()  # before anything imports a shadowed package half-way through
         return args.func(args)
@@ -46,6 +49,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"mils: error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:
+        if args.verbose or "ephemeral Prefect API server" not in str(err):
+            raise
+        print(f"mils: error: Prefect's temporary server did not start within {os.environ[EPHEMERAL_STARTUP]} s (a "
+              f"loaded machine?): set {EPHEMERAL_STARTUP} higher, or start a server (`prefect server start`) and "
+              "set PREFECT_API_URL to it", file=sys.stderr)
+        return 2
+
+
+EPHEMERAL_STARTUP, EPHEMERAL_STARTUP_SECONDS = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 120
 
 
 if __name__ == "__main__":

@@ -74,3 +74,24 @@ def test_t2i_without_prompts_rewrites_the_configs_drawbench_prompts(monkeypatch,
     assert seen == {"prompts": ["a red cat", "two boats"], "ids": None, "task": "text_to_image"}
     assert cli_main.main(["t2i", "--profile", "paper"]) == 2
     assert "give prompts, or a --config whose dataset is drawbench" in capsys.readouterr().err
+
+
+def test_prefects_temporary_server_gets_time_to_start_and_a_failure_is_one_line(monkeypatch, capsys):
+    """Issue 47 (under load): at load 8 a `mils run` failed with Prefect's 20 s start-up limit."""
+    import cli.evaluate
+    from cli.main import EPHEMERAL_STARTUP, main
+
+    monkeypatch.delenv(EPHEMERAL_STARTUP, raising=False)
+
+    def slow_server(args):
+        raise RuntimeError("Timed out while attempting to connect to ephemeral Prefect API server. stdout: ...")
+
+    monkeypatch.setattr(cli.evaluate, "cmd_compare", slow_server)
+    assert main(["compare", "a", "b"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"set {EPHEMERAL_STARTUP} higher" in err and "within 120 s" in err
+    import os
+
+    assert os.environ[EPHEMERAL_STARTUP] == "120"
+    monkeypatch.setenv(EPHEMERAL_STARTUP, "300")  # the user's own setting wins
+    assert main(["compare", "a", "b"]) == 2 and "within 300 s" in capsys.readouterr().err
