@@ -8,8 +8,9 @@ with the paper's audio and video tables.
 
 Corpus values are pycocoevalcap's own (BLEU from summed n-gram statistics; METEOR from the
 Java scorer's aggregate; ROUGE-L, CIDEr-D and SPICE as means over samples). 95% intervals come
-from a seeded bootstrap over samples: BLEU re-aggregates the resampled n-gram statistics, the
-others resample per-sample scores.
+from a seeded bootstrap over samples and are always of the number they stand beside: BLEU and
+METEOR re-aggregate the resampled statistics (METEOR as its Java scorer aggregates them), the others
+resample per-sample scores.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from evaluation.bootstrap import DEFAULT_RESAMPLES, Estimate, bootstrap_columns, bootstrap_mean
+from evaluation.bootstrap import DEFAULT_RESAMPLES, Estimate, bootstrap, bootstrap_columns, bootstrap_mean
 from mils.config.metrics import CAPTION_METRICS
 from mils.errors import ComponentError, InputError, StorageError
 from mils.files import content_hash, own_folder, write_atomic, written
@@ -178,8 +179,67 @@ def _scored(metric, gts, res, ids):
     return float(corpus), np.asarray(per_sample, float)
 
 
+# METEOR 1.5 as pycocoevalcap runs it (-l en -norm): alpha, beta, gamma, delta; module weights
+# (exact, stem, synonym, paraphrase). Checked against the Java scorer's own aggregate on every call.
+METEOR_EN = (0.85, 0.20, 0.60, 0.75, (1.0, 0.60, 0.80, 0.60))
+
+
+def meteor_from_stats(stats: np.ndarray) -> np.ndarray:
+    """METEOR of summed sufficient statistics (``[..., 23]``: test and reference length, function
+    words, then per module test/reference content/function matches, chunks, word matches), as
+    MeteorScorer.computeMetrics scores them; any leading batch axes are kept."""
+    alpha, beta, gamma, delta, weights = METEOR_EN
+    stages = stats[..., 4:20].reshape(*stats.shape[:-1], 4, 4)  # [..., module, (tc, rc, tf, rf)]
+    w = np.asarray(weights)
+    test_matches = (stages[..., 0] * w).sum(-1) * delta + (stages[..., 2] * w).sum(-1) * (1 - delta)
+    ref_matches = (stages[..., 1] * w).sum(-1) * delta + (stages[..., 3] * w).sum(-1) * (1 - delta)
+    test_len = delta * (stats[..., 0] - stats[..., 2]) + (1 - delta) * stats[..., 2]
+    ref_len = delta * (stats[..., 1] - stats[..., 3]) + (1 - delta) * stats[..., 3]
+    test_total, ref_total = stages[..., [0, 2]].sum((-1, -2)), stages[..., [1, 3]].sum((-1, -2))
+    chunks = stats[..., 20]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision, recall = test_matches / test_len, ref_matches / ref_len
+        f_mean = 1.0 / ((1 - alpha) / precision + alpha / recall)
+        perfect = (test_total == stats[..., 0]) & (ref_total == stats[..., 1]) & (chunks == 1)
+        frag = np.where(perfect, 0.0, chunks / ((test_total + ref_total) / 2))
+        score = f_mean * (1 - gamma * frag**beta)
+    return np.where(np.isnan(score), 0.0, np.maximum(score, 0.0))
+
+
+def _meteor_stats(lines: list[str]) -> np.ndarray:
+    """Per-sample statistics, with the chunks of a perfect match zeroed (MeteorStats.addStats does
+    not add them), so that a sum over samples is the Java scorer's aggregate."""
+    stats = np.array([[float(v) for v in line.split()] for line in lines]).reshape(len(lines), 23)
+    stages = stats[:, 4:20].reshape(-1, 4, 4)
+    perfect = ((stages[..., [0, 2]].sum((1, 2)) == stats[:, 0]) & (stages[..., [1, 3]].sum((1, 2)) == stats[:, 1])
+               & (stats[:, 20] == 1))
+    stats[perfect, 20] = 0.0
+    return stats
+
+
+def _meteor(gts, res, ids, resamples, seed) -> tuple[Estimate, np.ndarray]:
+    """METEOR as the official script reports it (the Java scorer's aggregate over every sample's
+    statistics, not the mean of sample scores) with an interval of that same number: each resample
+    sums the resampled samples' statistics and scores them as the Java scorer does."""
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    meteor = Meteor()
+    with meteor.lock:
+        lines = [meteor._stat(res[i][0], gts[i]) for i in ids]  # what compute_score sends, sample by sample
+        meteor.meteor_p.stdin.write(("EVAL ||| " + " ||| ".join(lines) + "\n").encode())
+        meteor.meteor_p.stdin.flush()
+        per_sample = [float(meteor.meteor_p.stdout.readline().strip()) for _ in lines]
+        corpus = float(meteor.meteor_p.stdout.readline().strip())
+    stats = _meteor_stats(lines)
+    ours = float(meteor_from_stats(stats.sum(0)))
+    if abs(ours - corpus) > 1e-9:  # another METEOR build or parameter set: no interval rather than a wrong one
+        log.warning("METEOR's aggregate %.6f differs from the re-aggregation %.6f: no interval for it", corpus, ours)
+        return Estimate(corpus, float("nan"), float("nan")), np.asarray(per_sample, float)
+    estimate = bootstrap(lambda idx: meteor_from_stats(stats[idx].sum(1)), len(ids), corpus, resamples, seed)
+    return estimate, np.asarray(per_sample, float)
+
+
 _MEAN_METRICS = {  # name -> pycocoevalcap scorer (module, class); corpus value = mean of per-sample scores
-    "METEOR": ("pycocoevalcap.meteor.meteor", "Meteor"),
     "ROUGE_L": ("pycocoevalcap.rouge.rouge", "Rouge"),
     "CIDEr": ("pycocoevalcap.cider.cider", "Cider"),
 }
@@ -219,6 +279,8 @@ def caption_metrics(
         estimates, cols = _bleu(gts, res, ids, resamples, seed)
         corpus.update(estimates)
         columns.update(cols)
+    if "METEOR" in metrics:
+        corpus["METEOR"], columns["METEOR"] = _meteor(gts, res, ids, resamples, seed)
     wanted = set(metrics) | ({"CIDEr", "SPICE"} if "SPIDEr" in metrics else set())
     for name, (module, cls) in _MEAN_METRICS.items():
         if name in wanted:

@@ -126,3 +126,34 @@ def test_the_metric_registry_names_exactly_what_evaluation_reports():
     assert set(HEADLINE) <= reported and set(VERDICTS) <= reported
     assert headline(["BLEU-1", "METEOR", "CIDEr"]) == ["CIDEr", "METEOR", "BLEU-1"]
     assert primary_metric(["BLEU-4", "ROUGE_L"]) == "BLEU-4" and primary_metric([]) is None
+
+
+def test_the_meteor_interval_is_of_the_corpus_meteor_printed_beside_it():
+    """Issue 48, item 3: the corpus METEOR (the Java scorer's aggregate, what the official script
+    reports) was printed with an interval of the per-sample mean. Long captions matched, short ones
+    missed: the aggregate (0.84) lies far outside the mean's interval (0.36-0.68)."""
+    from evaluation.bootstrap import bootstrap_mean
+    from evaluation.caption_metrics import _meteor_stats, meteor_from_stats
+
+    long = "a man in a blue shirt is riding a red bicycle down a busy city street next to a bus"
+    preds = {**{f"l{i}": long for i in range(20)}, **{f"s{i}": "zebra" for i in range(20)}}
+    refs = {**{f"l{i}": [long] for i in range(20)}, **{f"s{i}": ["a cat on a sofa"] for i in range(20)}}
+    report = caption_metrics(preds, refs, metrics=["METEOR"], resamples=300, tokenize="raw")
+    meteor = report.corpus["METEOR"]
+    mean_interval = bootstrap_mean(report.per_sample["METEOR"].to_numpy(), 300, 0)
+    assert not mean_interval.low <= meteor.value <= mean_interval.high  # the old pairing excluded its own value
+    assert meteor.low <= meteor.value <= meteor.high and meteor.high - meteor.low > 0.05
+
+    # the re-aggregation is the Java scorer's own, on real statistics lines
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    scorer = Meteor()
+    lines = [scorer._stat(p, refs[k]) for k, p in sorted(preds.items())][::3]
+    with scorer.lock:
+        scorer.meteor_p.stdin.write(("EVAL ||| " + " ||| ".join(lines) + "\n").encode())
+        scorer.meteor_p.stdin.flush()
+        singles = [float(scorer.meteor_p.stdout.readline()) for _ in lines]
+        aggregate = float(scorer.meteor_p.stdout.readline())
+    stats = _meteor_stats(lines)
+    assert meteor_from_stats(stats.sum(0)) == pytest.approx(aggregate, abs=1e-12)
+    assert meteor_from_stats(stats) == pytest.approx(singles, abs=1e-12)
