@@ -26,6 +26,9 @@ $(STAMP): pyproject.toml constraints.txt
 	command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq default-jre-headless)
 	# the judging-page browser test drives Debian's Chromium through Playwright (never `playwright install`)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	# `mils report` writes a LaTeX table; a test compiles it (booktabs is in texlive-latex-recommended)
+	command -v pdflatex >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+	  texlive-latex-base texlive-latex-recommended)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'

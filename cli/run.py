@@ -178,7 +178,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from flows.report import require_store, sweep_report
 
     require_store(args.tracking_uri)
-    print(sweep_report(args.run_id, args.tracking_uri, Path(args.out or f"outputs/report-{args.run_id[:8]}")))
+    print(sweep_report(args.run_id, args.tracking_uri, Path(args.out or f"outputs/report-{args.run_id[:8]}"),
+                       full=args.full))
     return 0
 
 
@@ -278,6 +279,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     report.add_argument("run_id", help="the sweep's parent MLflow run id")
     report.add_argument("--tracking-uri", default="sqlite:///mlruns.db")
     report.add_argument("--out", help="where report.csv and report.tex (booktabs) go (default outputs/report-<id>)")
+    report.add_argument("--full", action="store_true", help="report.tex with every column of report.csv (default: "
+                        "the headline table that fits a page)")
     report.set_defaults(func=cmd_report)
 
     pipeline = sub.add_parser("pipeline", help="bank -> optimisation -> metrics -> sweep -> judging batch, one MLflow run")

@@ -33,56 +33,11 @@ def sweep_children(run_id: str, tracking_uri: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def paper_table(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per variant: its swept settings, every final metric with its 95% CI (x100), the
-    paired gain over step 0 with its CI, wins/ties/losses on the scorer, and the cost per sample."""
-    swept = [c for c in table.columns if c.startswith("sweep.")]
-    finals = sorted(c.removeprefix("final/") for c in table.columns
-                    if c.startswith("final/") and not c.endswith(("_ci_low", "_ci_high")))
-    out = pd.DataFrame({c.removeprefix("sweep."): table[c] for c in swept})
-    for name in finals:
-        for suffix, column in (("", f"final/{name}"), (" low", f"final/{name}_ci_low"), (" high", f"final/{name}_ci_high")):
-            if column in table:
-                out[f"{name}{suffix}"] = 100 * table[column]
-    for name in [*finals, "score"]:
-        scale = 1 if name == "score" else 100
-        for suffix, column in (("", f"gain/{name}"), (" low", f"gain/{name}_ci_low"), (" high", f"gain/{name}_ci_high")):
-            if column in table:
-                out[f"gain {name}{suffix}"] = scale * table[column]
-    for column in ("gain/wins", "gain/ties", "gain/losses"):
-        if column in table:
-            out[column.removeprefix("gain/")] = table[column]
-    for column in ("cost/generated_tokens_per_sample", "cost/seconds_per_sample", "cost/dollars_per_sample"):
-        if column in table:
-            out[column.removeprefix("cost/")] = table[column]
-    out["run_id"] = table["run_id"]
-    return out
-
-
-def latex_table(table: pd.DataFrame, caption: str) -> str:
-    """``table`` (:func:`paper_table`) as a booktabs LaTeX table, each metric as value [low, high]."""
-    def esc(text) -> str:
-        return "".join("\\" + c if c in "&%$#_{}" else {"~": r"\textasciitilde{}", "^": r"\^{}",
-                                                       "\\": r"\textbackslash{}"}.get(c, c) for c in str(text))
-
-    columns = [c for c in table.columns if not c.endswith((" low", " high")) and c != "run_id"]
-
-    def cell(row, c) -> str:
-        value = row[c]
-        if isinstance(value, float) and f"{c} low" in table:
-            return f"{value:.1f} [{row[c + ' low']:.1f}, {row[c + ' high']:.1f}]"
-        return f"{value:.3g}" if isinstance(value, float) else esc(value)
-
-    lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{" + "l" * len(columns) + "}", r"\toprule",
-             " & ".join(esc(c) for c in columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(cell(row, c) for c in columns) + r" \\" for _, row in table.iterrows()]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\caption{" + esc(caption) + "}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
-
-
-def sweep_report(run_id: str, tracking_uri: str, out: Path | None = None) -> str:
-    """The sweep's variants as a text table; with ``out``, also ``report.csv`` and ``report.tex``
-    (booktabs) there, every metric with its CI, the gain, wins/ties/losses and the cost."""
+def sweep_report(run_id: str, tracking_uri: str, out: Path | None = None, full: bool = False) -> str:
+    """The sweep's variants as a text table; with ``out``, also ``report.csv`` (every metric with
+    its CI, every gain, W/T/L and the cost, units in the headers) and ``report.tex`` (booktabs: the
+    headline table that fits a page, or with ``full`` every column of the CSV)."""
+    from evaluation.paper_table import caption_for, full_table, headline_table, latex, setting_names
     from mils.files import own_folder, write_atomic, written
 
     table = sweep_children(run_id, tracking_uri)
@@ -104,11 +59,12 @@ def sweep_report(run_id: str, tracking_uri: str, out: Path | None = None) -> str
                                         "samples; W/T/L: samples whose score rose, stayed, fell from step 0)")
     if out is not None:
         own_folder(out)
-        paper = paper_table(table)
-        written(out / "report.csv", lambda b: paper.to_csv(b, index=False))
-        write_atomic(out / "report.tex", latex_table(paper, f"MILS sweep (MLflow run {run_id}); metrics x100 with "
-                                                            "bootstrap 95% CIs"))
-        text += f"\nwritten: {out / 'report.csv'}, {out / 'report.tex'} (booktabs)"
+        written(out / "report.csv", lambda b: full_table(table).to_csv(b, index=False))
+        shown = full_table(table) if full else headline_table(table)
+        tex = latex(shown, caption_for(shown, list(setting_names(table).values())), "tab:mils-sweep",
+                    comment=f"MILS sweep, MLflow run {run_id} in {tracking_uri}")
+        write_atomic(out / "report.tex", tex)
+        text += f"\nwritten: {out / 'report.csv'}, {out / 'report.tex'} (booktabs, {'every column' if full else 'headline'})"
     return text
 
 

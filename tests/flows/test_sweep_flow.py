@@ -55,12 +55,15 @@ def test_sweep_creates_one_child_per_config_and_shares_step_runs(flow_config, tm
     assert "sweep.loop.steps" in report and "CIDEr [95% CI]" in report and len(report.splitlines()) == 2 + 4 + 1 + 1
     import pandas as pd
 
-    paper = pd.read_csv(tmp_path / "report" / "report.csv")  # a table for a paper: every metric with its CI
-    assert len(paper) == 4 and {"loop.steps", "CIDEr", "CIDEr low", "CIDEr high", "gain CIDEr", "wins"} <= set(paper)
-    assert ((paper["CIDEr low"] <= paper["CIDEr"]) & (paper["CIDEr"] <= paper["CIDEr high"])).all()
+    paper = pd.read_csv(tmp_path / "report" / "report.csv")  # a table for a paper: every metric with its CI, units said
+    assert len(paper) == 4 and {"steps", "keep", "CIDEr (x100)", "CIDEr (x100) low", "CIDEr (x100) high",
+                                "change in CIDEr from step 0 (x100)", "samples improved"} <= set(paper)
+    assert ((paper["CIDEr (x100) low"] <= paper["CIDEr (x100)"]) & (paper["CIDEr (x100)"] <= paper["CIDEr (x100) high"])).all()
     tex = (tmp_path / "report" / "report.tex").read_text()
-    assert tex.count(r"\\") == 1 + 4 and r"\toprule" in tex and r"\bottomrule" in tex and "loop.steps" in tex
-    assert r"\begin{tabular}{" + "l" * tex.split(r"\begin{tabular}{")[1].split("}")[0].count("l") + "}" in tex
+    assert tex.count(r"\\") == 1 + 4 and r"\toprule" in tex and r"\label{tab:mils-sweep}" in tex
+    header = tex.split(r"\toprule")[1].split(r"\\")[0]
+    assert {"steps", "keep", "CIDEr", r"$\Delta$ score"} <= {h.strip() for h in header.split("&")}, header
+    assert "sweep." not in tex and outcome["parent_run_id"] not in tex.split("\n", 1)[1]  # only in the comment
 
 
 def test_truncated_history_equals_a_real_shorter_run(flow_config):
