@@ -125,9 +125,9 @@ def cmd_frontier(args: argparse.Namespace) -> int:
     # the store comes from the command line, never from a folder (which could name anyone's server)
     run_id = log_frontier(table, Path(args.out), TrackingConfig(uri=args.log_to or args.tracking_uri,
                                                                 experiment=first.experiment))
-    shown = [c for c in ("strategy", "run", "generated_tokens_per_sample", "llm_seconds_per_sample", "optimised",
-                         "held_out", "CIDEr", "delta_vs_first", "delta_low", "delta_high", "pareto") if c in table]
-    print(table[shown].round(4).to_string(index=False))
+    from evaluation.frontier import console_table
+
+    print(console_table(table))
     print(f"\n{Path(args.out)}/frontier.csv, frontier.png (deltas: the optimised score vs the first run, paired); "
           f"MLflow run {run_id}")
     return 0

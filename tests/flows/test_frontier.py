@@ -119,3 +119,31 @@ def test_a_frontier_of_runs_over_different_samples_compares_the_common_ones_and_
     assert table["optimised"].iloc[1] == pytest.approx(sum(common.values()) / 4)  # over the common samples only
     assert any("over the 4 they all have" in r.getMessage() for r in caplog.records)
     assert table["label"].iloc[1].startswith("steps=2") or "steps=2" in table["label"].iloc[1]
+    # issue 48, item 1: every column over the shared samples, not each run's own (cost, CIDEr)
+    from mils.engine.cost import run_cost
+    from mils.storage.results import ResultStore
+
+    every = ResultStore(runs[1].results_dir).results()
+    shared = [r for r in every if r.sample_id in common]
+    assert table["generated_tokens_per_sample"].iloc[1] == pytest.approx(run_cost(shared, 0.0)["generated_tokens"] / 4)
+    assert table["generated_tokens_per_sample"].iloc[1] != pytest.approx(
+        run_cost(every, 0.0)["generated_tokens"] / len(TARGETS))
+    assert table["CIDEr n"].iloc[0] == 4 and pd.isna(table["CIDEr"].iloc[1])  # no CIDEr of those 4 captions there
+    assert all("name=" not in label and "metrics=" not in label for label in table["label"])
+
+
+def test_a_frontier_reads_the_metrics_a_sweep_folder_computed(flow_config, tmp_path):
+    """A sweep variant's folder has no run record; its metrics cache holds the final captions' report."""
+    import json
+
+    from evaluation.frontier import frontier
+
+    small = {"backend": "fake", "model": "fake", "max_new_tokens": 30}
+    a, _ = flow_config("a.yaml", generator=small)
+    b, _ = flow_config("b.yaml", generator=small, loop={"steps": 2, "keep": 4, "requested": 5, "seed": 5})
+    runs = [run_benchmark(load_config(p)) for p in (a, b)]
+    record = runs[1].results_dir / "run.json"
+    recorded = json.loads(record.read_text())["reports"]["final"]["corpus"]["CIDEr"]["value"]
+    record.unlink()  # as a sweep variant's folder: no record, only the metrics cache
+    table = frontier([r.results_dir for r in runs], tmp_path / "frontier")
+    assert table["CIDEr"].iloc[1] == pytest.approx(100 * recorded)
