@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -35,11 +36,27 @@ def cmd_human_ingest(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else batch / "human_eval_report.json"
     write_atomic(out, json.dumps(finite_or_null(result.as_dict()), indent=2, allow_nan=False))
     print(f"report: {out}")
-    run_id = args.mlflow_run_id or json.loads((batch / "key.json").read_text()).get("mlflow_run_id")
+    run_id = args.mlflow_run_id or _sealed_run_id(batch)
     if run_id:
         log_to_mlflow(result, run_id, args.tracking_uri)
         print(f"logged to MLflow run {run_id} ({args.tracking_uri})")
     return 0
+
+
+def _sealed_run_id(batch: Path) -> str | None:
+    """The MLflow run key.json names, when an export of this user's sealed it: a batch from elsewhere
+    does not choose the run that judgements are written into (``--mlflow-run-id`` does)."""
+    from mils.storage.run_folder import sealed
+
+    key = json.loads((batch / "key.json").read_text())
+    run_id = key.get("mlflow_run_id") if isinstance(key, dict) else None
+    if not isinstance(run_id, str) or not run_id:
+        return None
+    if sealed(batch.resolve(), run_id, key.get("mlflow_seal")):
+        return run_id
+    print(f"key.json names MLflow run {run_id[:40]!r}, which no export of yours sealed for this batch: not logged there "
+          f"(pass --mlflow-run-id {run_id[:40]} if you trust it)", file=sys.stderr)
+    return None
 
 
 def cmd_judge_serve(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from human_eval.protocol import CAPTION_AXES, IMAGE_AXES, Axis
 from mils.errors import InputError, MissingInputError
 from mils.files import content_hash, own_folder, real_folder, write_atomic, written
 from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS
-from mils.storage.run_folder import RunFolder
+from mils.storage.run_folder import RunFolder, seal
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,8 @@ def export_batch(
     write_atomic(out / "question.html", question_template(kind))
     manifest = {"names": {"A": names[0], "B": names[1]}, "kind": kind, "axes": list(axes), "seed": seed,
                 "identical": {i: a[i].category or b[i].category for i in identical},
-                "assignments": assignments, "pairs": key, "mlflow_run_id": run_id, "base_url": base_url}
+                "assignments": assignments, "pairs": key, "mlflow_run_id": run_id, "base_url": base_url,
+                "mlflow_seal": seal(out, run_id) if run_id else ""}  # ingest logs there only if this user sealed it
     write_atomic(out / "key.json", json.dumps(manifest, indent=1))
     return manifest
 

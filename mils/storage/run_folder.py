@@ -106,6 +106,19 @@ def trusted_media_root(results_dir: Path) -> tuple[Path | None, str | None]:
 KEY_BYTES = 32
 
 
+def seal(folder: Path, text: str) -> str:
+    """This user's seal of ``text`` for ``folder`` (an HMAC with the key in their config folder);
+    empty where no key can be written. What a folder from elsewhere cannot forge."""
+    key = _seal_key(create=True)
+    return _seal(key, folder, text) if key else ""
+
+
+def sealed(folder: Path, text: str, given: object) -> bool:
+    """Whether ``given`` is this user's seal of ``text`` for ``folder`` (checking writes nothing)."""
+    key = _seal_key(create=False)
+    return bool(key and isinstance(given, str) and given and hmac.compare_digest(given, _seal(key, folder, text)))
+
+
 def _key_file() -> Path:
     return Path(os.environ.get("MILS_CONFIG_DIR", "~/.config/mils")).expanduser() / "seal.key"
 

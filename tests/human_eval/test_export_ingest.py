@@ -179,3 +179,21 @@ def test_a_refused_export_leaves_no_upload_folder(photo_dir, tmp_path):
     with pytest.raises(InputError, match="identical outputs"):
         export_batch(same, dict(same), tmp_path / "batch", axes=["faithfulness"], catch_fraction=0.0)
     assert not (tmp_path / "batch" / "upload").exists()
+
+
+def test_a_batch_chooses_the_mlflow_run_for_judgements_only_when_this_user_sealed_it(photo_dir, tmp_path, capsys):
+    """Issue 47 (low): a batch's key.json chose the MLflow run that judgements were written into."""
+    import json
+
+    from cli.human import _sealed_run_id
+
+    photo = str(sorted(photo_dir.glob("*.jpg"))[0])
+    a = {"s": Entry("s", text="a cat", context_image=photo)}
+    b = {"s": Entry("s", text="a dog", context_image=photo)}
+    export_batch(a, b, tmp_path / "batch", axes=["faithfulness"], catch_fraction=0.0, run_id="a" * 32)
+    assert _sealed_run_id(tmp_path / "batch") == "a" * 32  # our own export: logged where it says
+    key = json.loads((tmp_path / "batch" / "key.json").read_text())
+    key["mlflow_run_id"] = "b" * 32  # a batch from elsewhere naming someone's run
+    (tmp_path / "batch" / "key.json").write_text(json.dumps(key))
+    assert _sealed_run_id(tmp_path / "batch") is None
+    assert "no export of yours sealed" in capsys.readouterr().err
