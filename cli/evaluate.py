@@ -59,7 +59,9 @@ def _side(spec: str, tracking_uri: str):
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from evaluation.compare import compare, references_for
+    from mils.registry import import_plugins
 
+    import_plugins(args.plugins)  # a plugin's dataset (the references) or components: only the modules named here
     a, b = _side(args.a, args.tracking_uri), _side(args.b, args.tracking_uri)
     metrics = args.metrics or list((a.config or b.config).metrics if (a.config or b.config) else ["BLEU", "CIDEr"])
     result = compare(a, b, references_for(a, b, args.references), metrics, seed=args.seed, resamples=args.resamples)
@@ -80,13 +82,14 @@ def _run_folder(run: str, tracking_uri: str) -> Path:
 
 
 def cmd_export_official(args: argparse.Namespace) -> int:
-    from evaluation.datasets import config_dataset
+    from evaluation.datasets import folder_dataset
     from evaluation.finished_run import FinishedRun
     from evaluation.official_log import export_official, official_folders
 
     run = FinishedRun.open(_run_folder(args.run, args.tracking_uri))
     results, config = run.results(require=False), run.config  # with the trace: a style run's best pairs
-    dataset = config_dataset(config.dataset) if config and config.dataset.kind in ROW_NAMED else None  # the CSV again
+    dataset = (folder_dataset(config.dataset, run.folder, "the export names these samples' folders by the "
+                              "annotation CSV's rows") if config and config.dataset.kind in ROW_NAMED else None)
     n = export_official(results, Path(args.out), official_folders(dataset, results))
     named = "the annotation CSV's row" if dataset is not None else "sample id"
     print(f"{n} samples written as {Path(args.out)}/<{named}>/log.txt (best, mean, text per step)")
@@ -301,6 +304,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     compare.add_argument("--tracking-uri", default="sqlite:///mlruns.db")
     compare.add_argument("--resamples", type=int, default=1000)
     compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--plugins", nargs="*", default=[], help="modules to import for a plugin's dataset (a "
+                         "folder's config.json never imports any)")
     compare.set_defaults(func=cmd_compare)
 
     rescore = sub.add_parser("rescore", help="score each step's best of a run with another scorer (a held-out "

@@ -62,10 +62,11 @@ def references_for(a: System, b: System, references: str | None = None) -> dict[
     config = a.config or b.config
     if config is None:
         raise InputError("neither system is a MILS run with a dataset: give --references refs.json (id -> captions)")
-    from evaluation.datasets import config_dataset
+    from evaluation.datasets import folder_dataset
 
-    data = config_dataset(config.dataset)
-    return data.references()
+    return folder_dataset(config.dataset, a.name if a.config else b.name,
+                          "give --references refs.json (id -> captions), or --plugins MODULE for a plugin's dataset"
+                          ).references()
 
 
 @dataclass(frozen=True)

@@ -324,3 +324,15 @@ def check_dataset(cfg: DatasetConfig, paths: bool = False) -> None:
 def config_dataset(cfg: DatasetConfig) -> Dataset:
     """The dataset a run config's ``dataset`` section describes."""
     return load_dataset(cfg.kind, cfg.args, cfg.limit, cfg.seed, cfg.sampler)
+
+
+def folder_dataset(cfg: DatasetConfig, folder: str | Path, instead: str) -> Dataset:
+    """The dataset a finished run's config.json names, for a command that reads results (rescore,
+    compare, the official export). The paths come from the folder, maybe from elsewhere: an error
+    names the dataset's kind and how many arguments it had, never the paths (``/proc/self/environ``)."""
+    try:
+        return config_dataset(cfg)
+    except (InputError, OSError, ValueError) as err:
+        raise InputError(f"the {cfg.kind!r} dataset that {Path(folder).name}/config.json names could not be loaded "
+                         f"({type(err).__name__}; its {len(cfg.args)} path argument(s) are not shown: they come from "
+                         f"the folder); {instead}") from None

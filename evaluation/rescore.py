@@ -32,7 +32,7 @@ def rescore(folder: str | Path, scorer_cfg: ScorerConfig, metrics: tuple[str, ..
     step, when the run's dataset has references. ``scorer``: ``scorer_cfg`` already loaded (several
     runs rescored by one model). ``plugins``: modules to import for a plugin's scorer, from the user
     (never from the folder's config.json: a folder from elsewhere must not choose what code runs)."""
-    from evaluation.datasets import config_dataset
+    from evaluation.datasets import folder_dataset
     from mils.components.build import build_scorer
     from mils.components.plan import plan_scorer
     from mils.registry import import_plugins
@@ -40,7 +40,8 @@ def rescore(folder: str | Path, scorer_cfg: ScorerConfig, metrics: tuple[str, ..
     folder = Path(folder)
     run = FinishedRun.open(folder, need_config=True)
     config, results = run.config, run.results()
-    data = config_dataset(config.dataset)
+    import_plugins(plugins)  # before the dataset: a plugin's dataset kind is registered by its module
+    data = folder_dataset(config.dataset, folder, "pass --plugins MODULE for a plugin's dataset")
     by_id = {s.id: s for s in data.samples}
     missing = [r.sample_id for r in results if r.sample_id not in by_id]
     if missing:

@@ -67,3 +67,19 @@ def test_compare_with_a_mistyped_folder_names_it_and_creates_no_store(tmp_path, 
     err = capsys.readouterr().err
     assert "outputs/runs/typo: no such results folder" in err and err.count("\n") == 1
     assert not (tmp_path / "mlruns.db").exists()
+
+
+def test_a_foreign_folders_dataset_path_is_never_echoed(two_runs, tmp_path, capsys):
+    """Issue 47 (low): a config.json naming /proc/self/environ as its data had it echoed in errors."""
+    import json
+    import shutil
+
+    first, _ = two_runs
+    copy = tmp_path / "copy"
+    shutil.copytree(first.results_dir, copy)
+    raw = json.loads((copy / "config.json").read_text())
+    raw["dataset"] = {"kind": "coco_captions", "args": {"annotations_json": "/proc/self/environ", "images_dir": "/secret/dir"}}
+    (copy / "config.json").write_text(json.dumps(raw))
+    assert main(["compare", f"{copy}:step0", str(copy), "--resamples", "20"]) == 2
+    err = capsys.readouterr().err
+    assert "'coco_captions' dataset" in err and "not shown" in err and "/proc/self/environ" not in err and "/secret" not in err
