@@ -63,7 +63,7 @@ def cmd_judge_serve(args: argparse.Namespace) -> int:
     from human_eval.server import serve
 
     print(f"judging page for {args.batch_dir}: http://{args.host}:{args.port}/  (Ctrl-C stops; answers are kept)")
-    serve(args.batch_dir, args.host, args.port)
+    serve(args.batch_dir, args.host, args.port, tuple(args.origin))
     return 0
 
 
@@ -120,6 +120,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     judge_serve.add_argument("batch_dir")
     judge_serve.add_argument("--host", default="127.0.0.1")
     judge_serve.add_argument("--port", type=int, default=8765)
+    judge_serve.add_argument("--origin", action="append", default=[], help="the public origin a reverse proxy serves "
+                             "the page from (https://judge.example.org), when the proxy rewrites the Host header "
+                             "(better: proxy_set_header Host $host); repeatable")
     judge_serve.set_defaults(func=cmd_judge_serve)
     judge_invite = judge.add_parser("invite", help="secret links for raters on other machines")
     judge_invite.add_argument("batch_dir")

@@ -55,7 +55,7 @@ def _connect(db: Path) -> sqlite3.Connection:
     return conn
 
 
-def create_app(batch_dir: str | Path, require_invites: bool = False) -> FastAPI:
+def create_app(batch_dir: str | Path, require_invites: bool = False, origins: tuple[str, ...] = ()) -> FastAPI:
     """The judging page's routes. ``require_invites`` (a server for the network) and invites present
     at start both fix invite mode for the server's life, whatever happens to ``invites.json`` later."""
     from human_eval.web_safety import Guard
@@ -113,7 +113,7 @@ def create_app(batch_dir: str | Path, require_invites: bool = False) -> FastAPI:
         gate.require_admin(request)
         return export_csv(db)
 
-    return Guard(app, loopback_only=not require_invites, max_body=MAX_BODY)
+    return Guard(app, loopback_only=not require_invites, max_body=MAX_BODY, origins=origins)
 
 
 MAX_BODY = 16 * 1024  # an answer is a few hundred bytes
@@ -229,8 +229,9 @@ def _media_url(value: str) -> str:
     return "/media/" + value.removeprefix("upload/") if value.startswith("upload/") else value
 
 
-def serve(batch_dir: str | Path, host: str = "127.0.0.1", port: int = 8765) -> None:
-    """Loopback for anyone at this machine; any other address only with invite links."""
+def serve(batch_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, origins: tuple[str, ...] = ()) -> None:
+    """Loopback for anyone at this machine; any other address only with invite links. ``origins``:
+    where a reverse proxy that rewrites Host serves the page (answers from there are accepted)."""
     import uvicorn
 
     network = not is_loopback(host)
@@ -238,7 +239,8 @@ def serve(batch_dir: str | Path, host: str = "127.0.0.1", port: int = 8765) -> N
         raise InputError(f"refusing to serve {batch_dir} on {host} to everyone who can reach it: create invite "
                          f"links first (mils judge invite {batch_dir} NAME...), or serve on 127.0.0.1")
 
-    uvicorn.run(create_app(batch_dir, require_invites=network), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(batch_dir, require_invites=network, origins=origins), host=host, port=port,
+                log_level="warning")
 
 
 PAGE = """<!doctype html>

@@ -49,8 +49,10 @@ def _host_name(header: str) -> str:
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-def cross_site_write(headers: dict[str, str]) -> str | None:
-    """Why a state-changing request with these (lower-cased) headers is refused, or None."""
+def cross_site_write(headers: dict[str, str], origins: tuple[str, ...] = ()) -> str | None:
+    """Why a state-changing request with these (lower-cased) headers is refused, or None.
+    ``origins``: the public origins a reverse proxy serves the page from (``--origin``), for a proxy
+    that rewrites Host (better: ``proxy_set_header Host $host``)."""
     from urllib.parse import urlsplit
 
     if headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
@@ -59,6 +61,8 @@ def cross_site_write(headers: dict[str, str]) -> str | None:
     if site not in ("same-origin", "none"):
         return f"a request from another site (Sec-Fetch-Site: {site}) cannot change anything here"
     origin = headers.get("origin")
+    if origin is not None and origin.rstrip("/").lower() in origins:
+        return None
     if origin is not None and (origin == "null" or urlsplit(origin).netloc.lower() != headers.get("host", "").lower()):
         return f"a request from another origin ({origin}) cannot change anything here"
     return None
@@ -67,8 +71,9 @@ def cross_site_write(headers: dict[str, str]) -> str | None:
 class Guard:
     """ASGI middleware: the Host check (``loopback_only``), the security headers, the body limit."""
 
-    def __init__(self, app, loopback_only: bool, max_body: int = 64 * 1024) -> None:
+    def __init__(self, app, loopback_only: bool, max_body: int = 64 * 1024, origins: tuple[str, ...] = ()) -> None:
         self.app, self.loopback_only, self.max_body = app, loopback_only, max_body
+        self.origins = tuple(o.rstrip("/").lower() for o in origins)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -76,7 +81,7 @@ class Guard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         if self.loopback_only and not is_loopback(_host_name(headers.get("host", ""))):
             return await _refuse(send, 403, "this server answers requests to localhost only (Host header)")
-        if scope.get("method", "GET") in UNSAFE_METHODS and (why := cross_site_write(headers)):
+        if scope.get("method", "GET") in UNSAFE_METHODS and (why := cross_site_write(headers, self.origins)):
             return await _refuse(send, 415 if "Content-Type" in why else 403, why)
         length = headers.get("content-length", "0")
         if not length.isdigit() or int(length) > self.max_body:

@@ -225,3 +225,24 @@ def test_a_pairs_file_with_a_pair_missing_a_field_is_refused_at_start(caption_ba
     (batch / "pairs.json").write_text(json.dumps(pairs))
     with pytest.raises(InputError, match="pair 1 has no text for left_text"):
         create_app(batch)
+
+
+def test_behind_a_proxy_that_rewrites_host_answers_from_the_named_origin_are_accepted(caption_batch):
+    """Issue 47 (low): every answer was refused behind a reverse proxy that rewrites Host."""
+    from human_eval.server import create_app
+    from human_eval.web_safety import cross_site_write
+    from tests.conftest import local_client
+
+    proxied = {"content-type": "application/json", "host": "127.0.0.1:8765", "origin": "https://judge.example.org"}
+    assert "another origin" in cross_site_write(proxied)
+    assert cross_site_write(proxied, ("https://judge.example.org",)) is None
+    assert "another origin" in cross_site_write({**proxied, "origin": "https://evil.example"}, ("https://judge.example.org",))
+    batch, manifest = caption_batch
+    pid = next(iter(manifest["pairs"]))
+    headers = {"origin": "https://judge.example.org"}
+    refused = local_client(create_app(batch)).post("/api/answer", json={"rater": "ann", "pair_id": pid, "choice": "left"},
+                                                   headers=headers)
+    assert refused.status_code == 403
+    accepted = local_client(create_app(batch, origins=("https://judge.example.org/",))).post(
+        "/api/answer", json={"rater": "ann", "pair_id": pid, "choice": "left"}, headers=headers)
+    assert accepted.status_code != 403, accepted.text
