@@ -129,10 +129,22 @@ def _collect(
     return Dataset(name, samples, check, need_references)
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _checked(name: str, rows: list[EvalSample], check: Callable[[Path], str | None] | None,
              need_references: bool) -> tuple[list[EvalSample], list[tuple[str, str]]]:
     samples, skipped = [], []
     for sample in rows:
+        if not _utf8(sample.id):  # a file name in another encoding: every JSON write of it would fail later
+            shown = sample.id.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            skipped.append((shown, "its file name is not valid UTF-8: rename the file to include it"))
+            continue
         problem = "no non-empty reference" if need_references and not sample.references else None
         if problem is None and check and sample.media is not None:
             problem = check(sample.media)

@@ -160,3 +160,21 @@ def test_the_subset_is_drawn_before_any_sample_is_checked(tmp_path, sampler):
     assert [s.id for s in hit.samples] == [d for d in drawn if d != drawn[1]]
     assert [sid for sid, _ in hit.skipped] == [drawn[1]]  # a drawn one is the run's failure
     assert hit.counts() == {"original": 12, "drawn": 4, "skipped": 1}
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_named_not_a_crash(tmp_path, photo_dir):
+    """Issue 47 (low): one such name stopped `mils caption` and `mils run` (every JSON write of its id failed)."""
+    import json
+    import os
+    import shutil
+
+    from evaluation.datasets import load_dataset
+
+    photo = sorted(photo_dir.glob("*.jpg"))[0]
+    shutil.copy(photo, tmp_path / "good.jpg")
+    shutil.copy(photo, os.path.join(os.fsencode(tmp_path), b"caf\xe9.jpg"))  # Latin-1, not UTF-8
+    data = load_dataset("folder", {"directory": str(tmp_path)})
+    assert [s.id for s in data.samples] == ["good.jpg"]
+    (shown, why), = data.skipped
+    assert shown == "caf\\xe9.jpg" and "not valid UTF-8" in why
+    json.dumps({"id": shown}, ensure_ascii=False).encode("utf-8")  # what failed/ writes: encodable now
