@@ -7,7 +7,6 @@ MLflow run's results table. References come from a results folder's dataset (or 
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +56,9 @@ def system_from_path(spec: str) -> System:
 
 def references_for(a: System, b: System, references: str | None = None) -> dict[str, list[str]]:
     if references:
-        raw = json.loads(Path(references).read_text(encoding="utf-8"))
+        raw = read_json(references, "references")
+        if not isinstance(raw, dict):
+            raise InputError(f"{references} must map sample id -> caption or list of captions")
         return {k: [v] if isinstance(v, str) else list(v) for k, v in raw.items()}
     config = a.config or b.config
     if config is None:

@@ -51,7 +51,7 @@ class FinishedRun:
             raise InputError(f"{path} is {path.stat().st_size:,} bytes: no run record is that large")
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, OSError) as err:
+        except (ValueError, OSError, RecursionError) as err:
             raise InputError(f"cannot read run record {path}: {err}") from None
         if not isinstance(record, dict):
             raise InputError(f"{path} is not a run record (a JSON object)")

@@ -103,7 +103,7 @@ def load_system(path: str | Path, stage: str = "final") -> dict[str, Entry]:
         raise MissingInputError(f"results not found: {path} (a benchmark results folder or a JSON file)")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise InputError(f"{path} is not valid JSON: {err}") from err
     if not isinstance(raw, dict) or not raw:
         raise InputError(f"{path} must be a non-empty JSON object: id -> caption or entry")
@@ -221,8 +221,7 @@ def export_batch(
 ) -> dict[str, Any]:
     """Build one row per (sample, axis) with left/right randomised, plus catch trials."""
     common, kind, axis_table = _check_batch(a, b, axes, catch_fraction, assignments)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = own_folder(Path(out_dir), then="nothing was exported: name a new folder for the batch")
     media = _Media(out, base_url)
     rng = random.Random(seed)
     rows, key = [], {}

@@ -121,7 +121,7 @@ def _printable(value: str | None, limit: int = 200) -> str | None:
 def _manifest(key_path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(key_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise InputError(f"unblinding key {key_path} is not valid JSON: {err}") from err
     pairs = manifest.get("pairs") if isinstance(manifest, dict) else None
     if not isinstance(pairs, dict) or not all(

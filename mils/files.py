@@ -18,6 +18,10 @@ def write_atomic(path: str | Path, data: str | bytes, private: bool = False) -> 
     replaces a link at ``path`` itself, not the file it points to). A kill leaves the old file or
     none, never half of the new one. ``private``: readable by the owner only (tokens)."""
     path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        from mils.errors import InputError
+
+        raise InputError(f"{path} is a folder: name a file to write (nothing was written)")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         if not private:  # mkstemp makes 0600; a plain file gets what the umask allows
@@ -118,7 +122,7 @@ def read_json(path: str | Path, what: str) -> Any:
         raise MissingInputError(f"{what} file not found: {path}")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise InputError(f"{what} file {path} is not valid JSON: {err}") from err
 
 

@@ -97,3 +97,34 @@ def test_a_planted_or_malformed_run_record_is_one_line_or_nothing(tmp_path):
         FinishedRun.open(tmp_path).final_metrics  # noqa: B018
     (tmp_path / "run.json").write_text('{"reports": {"final": {"corpus": {"CIDEr": {"value": NaN}}}}}')
     assert str(FinishedRun.open(tmp_path).final_metrics) == "{'CIDEr': nan}"
+
+
+def test_careless_outputs_and_deep_json_are_one_line(tmp_path, capsys):
+    """Issue 47 (low): tracebacks for an output that is a file or a folder, and 100k-deep JSON."""
+    import json
+
+    from cli.main import main
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps({"s": "a cat"}))
+    b.write_text(json.dumps({"s": "a dog"}))
+    (tmp_path / "a-file").write_text("")
+    for argv in (["eval", "--predictions", str(deep), "--references", str(deep)],
+                 ["compare", str(deep), str(deep), "--references", str(deep)],
+                 ["human-eval", "export", "--a", str(deep), "--b", str(b), "--out", str(tmp_path / "batch")],
+                 ["human-eval", "export", "--a", str(a), "--b", str(b), "--out", str(tmp_path / "a-file")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("mils: error:") and err.count("\n") == 1, err[-500:]
+
+
+def test_writing_over_a_folder_is_refused_in_one_line(tmp_path):
+    import pytest
+
+    from mils.errors import InputError
+    from mils.files import write_atomic
+
+    with pytest.raises(InputError, match="is a folder"):
+        write_atomic(tmp_path, "{}")
