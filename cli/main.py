@@ -41,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Prefect's temporary server gets 20 s to start by default: a loaded machine (a busy GPU box, a test
     # suite at load 8) needs more. The user's own setting wins.
     os.environ.setdefault(EPHEMERAL_STARTUP, str(EPHEMERAL_STARTUP_SECONDS))
+    if not args.verbose:  # a user error is one line, printed below: Prefect's run loggers keep theirs short
+        for name in ("prefect.flow_runs", "prefect.task_runs"):
+            logging.getLogger(name).addFilter(_no_traceback_for_user_errors)
     try:
         check_layout()  # before anything imports a shadowed package half-way through
         return args.func(args)
@@ -56,6 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"loaded machine?): set {EPHEMERAL_STARTUP} higher, or start a server (`prefect server start`) and "
               "set PREFECT_API_URL to it", file=sys.stderr)
         return 2
+
+
+def _no_traceback_for_user_errors(record: logging.LogRecord) -> bool:
+    """A flow or task that failed on a user error (MilsError) logs its message without the traceback."""
+    if record.exc_info and isinstance(record.exc_info[1], MilsError):
+        record.exc_info, record.exc_text = None, None
+    return True
 
 
 EPHEMERAL_STARTUP, EPHEMERAL_STARTUP_SECONDS = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 120

@@ -95,3 +95,32 @@ def test_prefects_temporary_server_gets_time_to_start_and_a_failure_is_one_line(
     assert os.environ[EPHEMERAL_STARTUP] == "120"
     monkeypatch.setenv(EPHEMERAL_STARTUP, "300")  # the user's own setting wins
     assert main(["compare", "a", "b"]) == 2 and "within 300 s" in capsys.readouterr().err
+
+
+def test_a_flow_failing_on_a_user_error_logs_no_traceback_above_the_one_line(capsys, monkeypatch):
+    """Issue 47 (low): Prefect printed 1-4 tracebacks above every failed flow's `mils: error:`."""
+    import logging
+
+    import cli.evaluate
+    from cli.main import main
+    from mils.errors import InputError
+
+    def failing_flow(args):
+        try:
+            raise InputError("the dataset has no samples")
+        except InputError:
+            logging.getLogger("prefect.flow_runs").error("Encountered exception during execution", exc_info=True)
+            raise
+
+    import io
+
+    monkeypatch.setattr(cli.evaluate, "cmd_compare", failing_flow)
+    logged = io.StringIO()
+    handler = logging.StreamHandler(logged)
+    logging.getLogger("prefect.flow_runs").addHandler(handler)
+    try:
+        assert main(["compare", "a", "b"]) == 2
+    finally:
+        logging.getLogger("prefect.flow_runs").removeHandler(handler)
+    assert "Encountered exception" in logged.getvalue() and "Traceback" not in logged.getvalue()
+    assert capsys.readouterr().err.endswith("mils: error: the dataset has no samples\n")
