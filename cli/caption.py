@@ -134,7 +134,7 @@ def cmd_arithmetic(args: argparse.Namespace) -> int:
 
     configs = [make_config(args, task=t) for t in ("image_captioning", "audio_captioning", "text_to_image")]
     with contextlib.redirect_stdout(sys.stderr):
-        summary = run_arithmetic(*configs, args.image, args.audio, args.out)
+        summary = run_arithmetic(*configs, args.image, args.audio, args.out, combine_prompt=args.combine_prompt)
     for key in ("image_caption", "audio_caption", "combined_prompt", "final_prompt", "final_image"):
         print(f"{key:>16}: {summary[key]}")
     return 0
@@ -178,6 +178,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     arithmetic.add_argument("image")
     arithmetic.add_argument("audio")
     arithmetic.add_argument("--scorer-model", help="audio scorer (ClapModel id or directory)")
+    arithmetic.add_argument("--combine-prompt", help="a text file with the prompt that combines the two captions, "
+                            "slots {image_caption} and {audio_caption} (the paper's Appendix B prompt; default: this "
+                            "suite's own)")
     _add_t2i_flags(arithmetic)
     arithmetic.add_argument("--out", default="outputs/arithmetic")
     add_run_options(arithmetic)

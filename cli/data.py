@@ -110,7 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     data_list = data.add_parser("list", help="the known data sources and their files")
     data_list.set_defaults(func=cmd_data_list)
 
-    bank = sub.add_parser("bank", help="generate an initial caption bank with the LLM (paper recipe)")
+    bank = sub.add_parser("bank", help="generate an initial caption bank with the LLM (the paper's method, this suite's prompts)")
     bank.add_argument("--out", required=True, help="output text file")
     bank.add_argument("--per-class", type=int, default=10, help="captions per class (paper: 50 for audio)")
     bank.add_argument("--classes", type=int, help="only the first N classes (quick runs)")

@@ -31,13 +31,15 @@ BANK_PROMPT = """Write {per_class} different short image descriptions of photos 
 Vary the scene, the viewpoint, the other objects and the setting, as real photo captions do.
 Put each description in a different line, with a counter at the beginning (e.g. "1. ..."), and keep them very short (up to 10 words).
 """
-"""Bank-generation prompt (the paper's recipe: an LLM writes N captions per ImageNet class)."""
+"""Bank-generation prompt: this suite's, after the paper's method (an LLM writes N captions per ImageNet
+class); the paper's own bank came from Gandelsman et al., 40 per class (docs/paper_differences.md row 32)."""
 
 AUDIO_BANK_PROMPT = """Write {per_class} different short descriptions of sound recordings in which you can hear: {class_name}.
 Vary the setting, the other sounds around it and how it changes over time, as real audio captions do.
 Put each description in a different line, with a counter at the beginning (e.g. "1. ..."), and keep them short (under 20 words).
 """
-"""Audio bank prompt (the paper's recipe: N captions per AudioSet class label)."""
+"""Audio bank prompt: this suite's wording of the paper's method (N captions per AudioSet class
+label); the paper's Appendix B.1 prints its own (docs/paper_differences.md row 32)."""
 
 
 def read_labels(path: str | Path) -> list[str]:
@@ -166,7 +168,7 @@ def generate_bank(
     generator_name: str = "",
     prompt: str = BANK_PROMPT,
 ) -> Bank:
-    """The paper's recipe: ask the LLM for ``per_class`` captions per class, dedup, keep provenance."""
+    """After the paper's method (its prompts differ: docs/paper_differences.md row 32): ask the LLM for ``per_class`` captions per class, dedup, keep provenance."""
     texts: list[str] = []
     empty: list[str] = []
     for start in tqdm(range(0, len(class_names), batch_size), desc="bank", unit="batch"):

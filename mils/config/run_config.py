@@ -56,7 +56,8 @@ class ScorerConfig(_Frozen):
 
 
 class BankRecipe(_Frozen):
-    """The paper's recipe for an initial bank: the run's LLM writes ``per_class`` captions for each
+    """An initial bank made after the paper's method (this suite's prompts: docs/paper_differences.md
+    row 32): the run's LLM writes ``per_class`` captions for each
     class (ImageNet's 1000, or the names in ``labels``: a text file or AudioSet's CSV)."""
 
     per_class: int = Field(50, ge=1)
@@ -87,7 +88,7 @@ class BankConfig(_Frozen):
             raise InputError(
                 "bank needs exactly one of 'path' (a caption file, e.g. the MILS release's "
                 "image_descriptions_per_class.txt), 'builtin' ('imagenet-templates', or 'none' for "
-                "text-to-image, where each prompt starts from itself) or 'generate' (the paper's recipe: "
+                "text-to-image, where each prompt starts from itself) or 'generate' (the run's LLM writes it: "
                 "{per_class: 50, classes: null, labels: null, modality: image})"
             )
         return self

@@ -52,3 +52,23 @@ def test_modality_from_extension():
     assert [modality_of(p) for p in ("a.JPG", "b.mp4", "c.flac")] == ["image", "video", "audio"]
     with pytest.raises(MediaError, match="--modality"):
         modality_of("notes.txt")
+
+
+def test_official_video_frames_are_resized_as_opencv_resizes_them():
+    """Issue 49, item 2: the official frames2tensor resizes with cv2.resize (bilinear, no antialiasing);
+    PIL's bilinear antialiases when it shrinks (up to ~50/255 a pixel apart here)."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    from mils.media import opencv_bilinear
+
+    for picture in (data.astronaut(), data.chelsea(), data.coffee()):
+        frame = Image.fromarray(picture).resize((320, 240))  # MSR-VTT's frame size
+        ours = np.asarray(opencv_bilinear(frame, (224, 224))).astype(int)
+        theirs = cv2.resize(np.asarray(frame), (224, 224), interpolation=cv2.INTER_LINEAR).astype(int)
+        assert np.abs(ours - theirs).max() <= 1  # OpenCV rounds in fixed point
+        assert np.abs(np.asarray(frame.resize((224, 224), Image.BILINEAR)).astype(int) - theirs).max() > 10
+        up = np.asarray(opencv_bilinear(Image.fromarray(picture[:100, :150]), (224, 224))).astype(int)
+        assert np.abs(up - cv2.resize(picture[:100, :150], (224, 224), interpolation=cv2.INTER_LINEAR)).max() <= 1

@@ -185,3 +185,29 @@ def test_an_image_task_given_another_task_s_config_says_so_before_loading_anythi
         run_style_transfer(build_config("offline", task="text_to_image"), "a.jpg", "b.jpg", tmp_path / "out",
                            generator=fake_generator)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_combine_prompt_file_with_the_papers_slots_is_what_the_llm_is_asked(tmp_path):
+    """Issue 49, item 1: the paper's Appendix B prompt uses {image_caption} and {audio_caption}; a
+    file with those slots replaces this suite's prompt, and one without them is refused up front."""
+    import pytest
+
+    from mils.errors import InputError
+    from mils.protocols import Reply
+    from mils.run.arithmetic import combine, combine_template
+
+    asked = []
+
+    class Recorder:
+        def generate(self, prompts, seeds):
+            asked.extend(prompts)
+            return [Reply("1. a dog barking in a quiet kitchen")]
+
+    file = tmp_path / "combine.txt"
+    file.write_text("Image: {image_caption}\nAudio: {audio_caption}\nOne sentence {not a slot}:\n")
+    assert combine(Recorder(), "a kitchen", "a dog barks", 0, combine_template(file)) == "a dog barking in a quiet kitchen"
+    assert asked == ["Image: a kitchen\nAudio: a dog barks\nOne sentence {not a slot}:\n"]
+    (tmp_path / "bad.txt").write_text("Image: {image_description}\n")
+    with pytest.raises(InputError, match=r"no \{image_caption\} or \{audio_caption\} slot"):
+        combine_template(tmp_path / "bad.txt")
+    assert "{image_description}" in combine_template(None)  # this suite's own, the default
