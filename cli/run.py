@@ -11,7 +11,7 @@ from pathlib import Path
 from cli.common import add_run_options, add_trust_options, make_config, print_table, read_json_arg
 from cli.signals import stop_on_signals
 from mils.config.metrics import primary_metric
-from mils.errors import InputError
+from mils.errors import InputError, MilsError
 
 
 def _print_benchmark(record) -> None:
@@ -63,6 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with stop_on_signals(_resume_hint(config)):
         outcome = run_benchmark(config)
     _print_benchmark(outcome)
+    _write_html_report(Path(outcome.results_dir))
     _print_mlflow_hint(config.tracking, outcome.mlflow.get("view"))
     return 1 if outcome.failures else 0
 
@@ -97,6 +98,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with stop_on_signals(_resume_hint(config)):
         outcome = run_benchmark(config)
     _print_benchmark(outcome)
+    _write_html_report(Path(outcome.results_dir))
     _print_mlflow_hint(config.tracking, outcome.mlflow.get("view"))
     return 1 if outcome.failures else 0
 
@@ -174,9 +176,28 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return 1 if outcome["failed"] else 0
 
 
+def _write_html_report(folder: Path, dataset=None) -> None:
+    """RUN/report.html: the run as one static page (evaluation/run_report.py). References come from
+    the run's dataset when it loads (never shown from a path: folder_dataset)."""
+    from evaluation.datasets import folder_dataset
+    from evaluation.run_report import write_run_report
+    from mils.config.run_config import read_run_config
+
+    references = None
+    try:
+        data = dataset or folder_dataset(read_run_config(folder).dataset, folder, "the report shows no references")
+        references = data.references()
+    except MilsError as err:
+        print(f"report: {err}", file=sys.stderr)
+    print(f"report: {write_run_report(folder, references=references)} (one static page: share it as it is)")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from flows.report import require_store, sweep_report
 
+    if (Path(args.run_id) / "samples").is_dir():  # a results folder: its static HTML report
+        _write_html_report(Path(args.run_id))
+        return 0
     require_store(args.tracking_uri)
     print(sweep_report(args.run_id, args.tracking_uri, Path(args.out or f"outputs/report-{args.run_id[:8]}"),
                        full=args.full))
@@ -276,7 +297,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     baseline.set_defaults(func=cmd_baseline)
 
     report = sub.add_parser("report", help="comparison table of a sweep's child runs")
-    report.add_argument("run_id", help="the sweep's parent MLflow run id")
+    report.add_argument("run_id", help="the sweep's parent MLflow run id (its table for a paper), or a results "
+                        "folder (its report.html: one static page)")
     report.add_argument("--tracking-uri", default="sqlite:///mlruns.db")
     report.add_argument("--out", help="where report.csv and report.tex (booktabs) go (default outputs/report-<id>)")
     report.add_argument("--full", action="store_true", help="report.tex with every column of report.csv (default: "

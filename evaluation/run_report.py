@@ -1,0 +1,161 @@
+"""One shareable report per run: a single static HTML file (no server, no script, images inline)
+that a researcher can mail or attach: the headline sentence, one metric table (step 0, final, the
+paired change with its interval and the share of resamples in which it is positive), every sample's
+best score by step (thin lines, the mean in bold), and the most improved and most hurt samples with
+their image, step-0 caption, final caption and references. ``mils report RUN_FOLDER`` writes it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mils.config.metrics import headline
+from mils.files import write_atomic
+
+SHOWN = 3  # most improved and most hurt samples
+STYLE = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}"
+         "table{border-collapse:collapse;margin:1em 0}td,th{border-bottom:1px solid #ddd;padding:4px 10px;"
+         "text-align:right}td:first-child,th:first-child{text-align:left}.headline{font-size:1.15em;"
+         "background:#f4f7fb;padding:.8em 1em;border-radius:6px}.sample{display:flex;gap:1em;margin:1em 0;"
+         "border:1px solid #ddd;border-radius:6px;padding:.8em}.sample img{max-width:220px;max-height:220px}"
+         ".muted{color:#666;font-size:.9em}.up{color:#1a7f37}.down{color:#b42318}")
+
+
+def headline_sentence(record: dict[str, Any]) -> str:
+    """One sentence: how the optimised score and the headline metric moved, and what it cost."""
+    parts = []
+    gain = record.get("score_gain") or {}
+    n = sum(int(gain.get(k, 0)) for k in ("wins", "ties", "losses"))
+    if n:
+        parts.append(f"MILS raised the optimised score on {gain['wins']} of {n} samples (mean change "
+                     f"{gain['delta']:+.3f}, 95% interval [{gain['low']:+.3f}, {gain['high']:+.3f}])")
+    metric = next(iter(headline(record.get("gain") or {})), None)
+    if metric:
+        g = record["gain"][metric]
+        parts.append(f"{metric} went from {100 * g['a']:.1f} to {100 * g['b']:.1f} ({100 * g['delta']:+.1f} "
+                     f"[{100 * g['low']:+.1f}, {100 * g['high']:+.1f}])")
+    cost = record.get("cost") or {}
+    if cost.get("generated_tokens") is not None and cost.get("samples"):
+        parts.append(f"at {cost['generated_tokens'] / cost['samples']:,.0f} generated tokens per sample")
+    return ("; ".join(parts) + ".") if parts else "No recorded metrics: this folder has no run record (run.json)."
+
+
+def metric_rows(record: dict[str, Any]) -> list[list[str]]:
+    """metric | step 0 | final | change [95% CI] | share of resamples with a positive change (x100)."""
+    rows = []
+    for name in headline(record.get("gain") or {}):
+        g = record["gain"][name]
+        rows.append([name, f"{100 * g['a']:.1f}", f"{100 * g['b']:.1f}",
+                     f"{100 * g['delta']:+.1f} [{100 * g['low']:+.1f}, {100 * g['high']:+.1f}]",
+                     f"{1 - g.get('p_not_better', float('nan')):.0%}"])
+    return rows
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def curves_plot(results) -> str:
+    """Every sample's best score by step (thin), their mean (bold), as an inline PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
+    longest = max(len(r.history) for r in results)
+    curves = np.array([[h.best_score for h in r.history] + [r.history[-1].best_score] * (longest - len(r.history))
+                       for r in results])
+    for curve in curves:
+        ax.plot(range(longest), curve, color="#8aa4c8", linewidth=0.8, alpha=0.6)
+    ax.plot(range(longest), curves.mean(0), color="#1f3b73", linewidth=2.5, label=f"mean of {len(results)} samples")
+    ax.set_xlabel("step (0 = the initial bank's best)")
+    ax.set_ylabel("best score so far")
+    ax.set_xticks(range(longest))
+    ax.legend()
+    return _png(fig)
+
+
+def _thumbnail(path: str | None, root: Path | None, folder: Path) -> str | None:
+    """The sample's image, small and inline, when it lies in the results folder or the trusted media root."""
+    if not path:
+        return None
+    from PIL import Image, UnidentifiedImageError
+
+    file = Path(path).resolve()
+    if not any(base is not None and file.is_relative_to(base.resolve()) for base in (folder, root)):
+        return None
+    try:
+        with Image.open(file) as image:
+            image = image.convert("RGB")
+            image.thumbnail((256, 256))
+            buffer = io.BytesIO()
+            image.save(buffer, "JPEG", quality=85)
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _sample_card(result, change: float, references: list[str], picture: str | None) -> str:
+    esc = html.escape
+    image = f'<img alt="" src="{picture}">' if picture else '<div class="muted">(no image shown)</div>'
+    refs = "".join(f"<li>{esc(r)}</li>" for r in references) or "<li class='muted'>(no references here)</li>"
+    css = "up" if change > 0 else "down" if change < 0 else ""
+    return (f'<div class="sample">{image}<div><b>{esc(result.sample_id)}</b> <span class="{css}">{change:+.3f}'
+            f"</span><br><span class='muted'>step 0 ({result.initial.best_score:.3f}):</span> "
+            f"{esc(result.initial.best)}<br><span class='muted'>final ({result.score:.3f}):</span> "
+            f"{esc(result.history[-1].best)}<br><span class='muted'>references:</span><ul>{refs}</ul></div></div>")
+
+
+def run_report_html(folder: str | Path, references: dict[str, list[str]] | None = None) -> str:
+    """The report of a finished run (its results, and its record when there is one)."""
+    from evaluation.finished_run import FinishedRun
+    from mils.storage.run_folder import trusted_media_root
+
+    run = FinishedRun.open(folder)
+    results, record = run.results(), run.record
+    higher = run.higher_is_better(results)
+    sign = 1.0 if higher else -1.0
+    changes = sorted(((sign * (r.score - r.initial.best_score), r) for r in results), key=lambda c: c[0])
+    root, _ = trusted_media_root(run.folder)
+    references = references or {}
+    esc = html.escape
+    name = (record.get("config") or {}).get("name") or run.folder.name
+    table = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in metric_rows(record))
+    header = ("<tr><th>metric (x100)</th><th>step 0</th><th>final</th><th>change [95% CI]</th>"
+              "<th>share of resamples with change &gt; 0</th></tr>")
+
+    def cards(chosen) -> str:
+        return "".join(_sample_card(r, c, references.get(r.sample_id, []), _thumbnail(r.media, root, run.folder))
+                       for c, r in chosen)
+
+    improved = [c for c in reversed(changes) if c[0] > 0][:SHOWN]
+    hurt = [c for c in changes if c[0] < 0][:SHOWN]
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; "
+            f"style-src 'unsafe-inline'\"><title>MILS run {esc(name)}</title><style>{STYLE}</style></head><body>"
+            f"<h1>MILS run {esc(name)}</h1><p class='muted'>{len(results)} samples; scores "
+            f"{'higher' if higher else 'lower'} is better; {esc(str(run.folder))}</p>"
+            f"<p class='headline'>{esc(headline_sentence(record))}</p>"
+            + (f"<h2>Metrics</h2><table>{header}{table}</table>" if table else "")
+            + f"<h2>Best score by step</h2><img alt='best score by step' src='{curves_plot(results)}'>"
+            f"<h2>Most improved</h2>{cards(improved) or '<p class=muted>none</p>'}"
+            f"<h2>Most hurt</h2>{cards(hurt) or '<p class=muted>none</p>'}</body></html>\n")
+
+
+def write_run_report(folder: str | Path, out: str | Path | None = None,
+                     references: dict[str, list[str]] | None = None) -> Path:
+    """``report.html`` in the results folder (or at ``out``)."""
+    path = Path(out) if out else Path(folder) / "report.html"
+    return write_atomic(path, run_report_html(folder, references))
