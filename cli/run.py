@@ -18,6 +18,7 @@ def _print_benchmark(record) -> None:
     """The run record (:class:`flows.record.RunRecord`) as tables: nothing is read back or recomputed."""
     from evaluation.caption_metrics import format_table
     from evaluation.paired import gain_table
+    from evaluation.run_report import headline_sentence
     from mils.engine.cost import cost_line
 
     print()
@@ -40,6 +41,7 @@ def _print_benchmark(record) -> None:
     print("\n" + cost_line(record.cost))
     print(f"\nresults: {record.results_dir}  ({record.counts['computed']} computed, "
           f"{record.counts['resumed']} resumed, {record.seconds:.0f}s; {record.status}; run.json: the record)")
+    print("\n" + headline_sentence(record.as_dict()))
 
 
 def _print_mlflow_hint(tracking, dashboard: str | None = None) -> None:
