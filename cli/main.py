@@ -44,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:  # a user error is one line, printed below: Prefect's run loggers keep theirs short
         for name in ("prefect.flow_runs", "prefect.task_runs"):
             logging.getLogger(name).addFilter(_no_traceback_for_user_errors)
+            logging.getLogger(name).addFilter(_not_every_finished_state)
     try:
         check_layout()  # before anything imports a shadowed package half-way through
         return args.func(args)
@@ -66,6 +67,11 @@ def _no_traceback_for_user_errors(record: logging.LogRecord) -> bool:
     if record.exc_info and isinstance(record.exc_info[1], MilsError):
         record.exc_info, record.exc_text = None, None
     return True
+
+
+def _not_every_finished_state(record: logging.LogRecord) -> bool:
+    """Prefect's "Finished in state Completed()" after every task (--verbose shows them)."""
+    return not (record.levelno <= logging.INFO and str(record.msg).startswith("Finished in state Completed"))
 
 
 EPHEMERAL_STARTUP, EPHEMERAL_STARTUP_SECONDS = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 120

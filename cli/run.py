@@ -16,9 +16,7 @@ from mils.errors import InputError, MilsError
 
 def _print_benchmark(record) -> None:
     """The run record (:class:`flows.record.RunRecord`) as tables: nothing is read back or recomputed."""
-    from evaluation.caption_metrics import format_table
-    from evaluation.paired import gain_table
-    from evaluation.run_report import headline_sentence
+    from evaluation.run_report import console_table, headline_sentence
     from mils.engine.cost import cost_line
 
     print()
@@ -28,16 +26,11 @@ def _print_benchmark(record) -> None:
     print("\nbest score by step (0 = initial bank):")
     for s in record.samples:
         print(f"  {Path(s.sample_id).name:<22} " + " -> ".join(f"{v:.3f}" for v in s.by_step))
-    labels = {"step0": "initial-bank best (step 0, retrieval baseline)", "final": "MILS final"}
-    for stage, report in record.reports.items():
-        print(f"\n{labels.get(stage, stage)}: {len(record.samples)} samples, x100, bootstrap 95% CI")
-        print(format_table(report))
-    if record.score_gain is not None:
-        print("\nMILS's gain over its starting point: paired bootstrap (one resample of the samples scores both)")
-        print(gain_table(record.gain, record.score_gain, names=("step 0", "final")))
-        primary = primary_metric(record.gain)
-        if primary:
-            print(record.gain[primary].verdict(primary).replace("B ", "MILS final ", 1))
+    print(f"\n{len(record.samples)} samples, step 0 (the initial bank's best: a retrieval baseline) vs final:")
+    print(console_table(record.as_dict()))
+    primary = primary_metric(record.gain) if record.gain else None
+    if primary:
+        print(record.gain[primary].verdict(primary).replace("B ", "MILS final ", 1))
     print("\n" + cost_line(record.cost))
     print(f"\nresults: {record.results_dir}  ({record.counts['computed']} computed, "
           f"{record.counts['resumed']} resumed, {record.seconds:.0f}s; {record.status}; run.json: the record)")

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -92,12 +93,31 @@ def check_inputs(predictions: Mapping[str, str], references: Mapping[str, Sequen
         raise InputError("no predictions to evaluate")
 
 
+class _QuietPopen(subprocess.Popen):
+    """The tokenizer's Java process with its stderr read: the "PTBTokenizer tokenized N tokens" line
+    it prints on every call is dropped; anything else it says is logged."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("stderr", subprocess.PIPE)
+        super().__init__(*args, **kwargs)
+
+    def communicate(self, *args, **kwargs):
+        out, err = super().communicate(*args, **kwargs)
+        for line in (err or b"").decode(errors="replace").splitlines():
+            if line.strip() and not line.startswith("PTBTokenizer tokenized"):
+                log.warning("PTB tokenizer: %s", line)
+        return out, err
+
+
 def ptb_tokenize(texts: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     """PTB-tokenise (lower-case, punctuation removed) with pycocoevalcap's Stanford tokenizer."""
-    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+    import types
+
+    from pycocoevalcap.tokenizer import ptbtokenizer
 
     require_java("the PTB tokenizer")
-    return PTBTokenizer().tokenize({k: [{"caption": t} for t in v] for k, v in texts.items()})
+    ptbtokenizer.subprocess = types.SimpleNamespace(Popen=_QuietPopen, PIPE=subprocess.PIPE)  # its only two uses
+    return ptbtokenizer.PTBTokenizer().tokenize({k: [{"caption": t} for t in v] for k, v in texts.items()})
 
 
 def require_java(what: str) -> None:
@@ -217,7 +237,7 @@ def _meteor_stats(lines: list[str]) -> np.ndarray:
     return stats
 
 
-def _meteor(gts, res, ids, resamples, seed) -> tuple[Estimate, np.ndarray]:
+def _meteor(gts, res, ids, resamples, seed) -> tuple[Estimate, np.ndarray, np.ndarray | None]:
     """METEOR as the official script reports it (the Java scorer's aggregate over every sample's
     statistics, not the mean of sample scores) with an interval of that same number: each resample
     sums the resampled samples' statistics and scores them as the Java scorer does."""
@@ -234,9 +254,12 @@ def _meteor(gts, res, ids, resamples, seed) -> tuple[Estimate, np.ndarray]:
     ours = float(meteor_from_stats(stats.sum(0)))
     if abs(ours - corpus) > 1e-9:  # another METEOR build or parameter set: no interval rather than a wrong one
         log.warning("METEOR's aggregate %.6f differs from the re-aggregation %.6f: no interval for it", corpus, ours)
-        return Estimate(corpus, float("nan"), float("nan")), np.asarray(per_sample, float)
+        return Estimate(corpus, float("nan"), float("nan")), np.asarray(per_sample, float), None
     estimate = bootstrap(lambda idx: meteor_from_stats(stats[idx].sum(1)), len(ids), corpus, resamples, seed)
-    return estimate, np.asarray(per_sample, float)
+    return estimate, np.asarray(per_sample, float), stats
+
+
+METEOR_STATS = [f"meteor_stat/{k}" for k in range(23)]  # per-sample columns: a paired comparison re-aggregates them
 
 
 _MEAN_METRICS = {  # name -> pycocoevalcap scorer (module, class); corpus value = mean of per-sample scores
@@ -280,7 +303,9 @@ def caption_metrics(
         corpus.update(estimates)
         columns.update(cols)
     if "METEOR" in metrics:
-        corpus["METEOR"], columns["METEOR"] = _meteor(gts, res, ids, resamples, seed)
+        corpus["METEOR"], columns["METEOR"], stats = _meteor(gts, res, ids, resamples, seed)
+        if stats is not None:
+            columns.update({name: stats[:, k] for k, name in enumerate(METEOR_STATS)})
     wanted = set(metrics) | ({"CIDEr", "SPICE"} if "SPIDEr" in metrics else set())
     for name, (module, cls) in _MEAN_METRICS.items():
         if name in wanted:

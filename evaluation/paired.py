@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.bootstrap import DEFAULT_RESAMPLES, resample_chunks
-from evaluation.caption_metrics import MetricReport, _bleu_from_stats, bleu_from_table
+from evaluation.caption_metrics import METEOR_STATS, MetricReport, _bleu_from_stats, bleu_from_table, meteor_from_stats
 from mils.config.metrics import higher_is_better as metric_direction
 from mils.errors import InputError
 from mils.storage.results import direction
@@ -70,6 +70,12 @@ def _mean_stat(values: np.ndarray):
     return lambda idx: values.mean() if idx is None else values[idx].mean(axis=1)
 
 
+def _meteor_stat(table: pd.DataFrame):
+    """Corpus METEOR of the rows (all, or each resample's), from the per-sample sufficient statistics."""
+    stats = table[METEOR_STATS].to_numpy(float)
+    return lambda idx: float(meteor_from_stats(stats.sum(0))) if idx is None else meteor_from_stats(stats[idx].sum(1))
+
+
 def _bleu_stat(table: pd.DataFrame, k: int):
     """Corpus BLEU-(k+1) of the rows (all, or each resample's), from the per-sample n-gram statistics."""
     testlen, reflen = table["bleu_stat/testlen"].to_numpy(float), table["bleu_stat/reflen"].to_numpy(float)
@@ -85,9 +91,10 @@ def _bleu_stat(table: pd.DataFrame, k: int):
 
 def paired_metrics(a: MetricReport, b: MetricReport, resamples: int = DEFAULT_RESAMPLES,
                    seed: int = 0) -> dict[str, PairedDelta]:
-    """Paired Δ for every metric both reports have, over the samples both scored. BLEU is
-    re-aggregated from n-gram statistics on each resample (corpus BLEU); the other metrics are
-    means of per-sample scores (METEOR's corpus value is the mean here, not the Java aggregate)."""
+    """Paired Δ for every metric both reports have, over the samples both scored. BLEU and METEOR
+    are re-aggregated from per-sample statistics on each resample (corpus BLEU, the Java scorer's
+    corpus METEOR); the other metrics are means of per-sample scores (reports cached before METEOR
+    kept its statistics: the mean of its sample scores)."""
     ids = sorted(set(a.per_sample.index) & set(b.per_sample.index))
     ta, tb = a.per_sample.loc[ids], b.per_sample.loc[ids]
     out = {}
@@ -95,6 +102,8 @@ def paired_metrics(a: MetricReport, b: MetricReport, resamples: int = DEFAULT_RE
         if name.startswith("BLEU-") and "bleu_stat/testlen" in ta and "bleu_stat/testlen" in tb:
             k = int(name[-1]) - 1
             out[name] = _delta(_bleu_stat(ta, k), _bleu_stat(tb, k), len(ids), resamples, seed, metric_direction(name))
+        elif name == "METEOR" and METEOR_STATS[0] in ta and METEOR_STATS[0] in tb:
+            out[name] = _delta(_meteor_stat(ta), _meteor_stat(tb), len(ids), resamples, seed, metric_direction(name))
         elif name in ta and name in tb:
             out[name] = _delta(_mean_stat(ta[name].to_numpy(float)), _mean_stat(tb[name].to_numpy(float)),
                                len(ids), resamples, seed, metric_direction(name))
@@ -127,14 +136,16 @@ def paired_scores(a: Mapping[str, float], b: Mapping[str, float], higher_is_bett
 
 
 def gain_metrics(metrics: Mapping[str, PairedDelta], scores: ScoreComparison | None, prefix: str = "gain") -> dict:
-    """Flat MLflow metrics: ``gain/CIDEr``, ``gain/CIDEr_ci_low``, ..., ``gain/score``, ``gain/wins``."""
+    """Flat MLflow metrics: ``gain/CIDEr``, ``gain/CIDEr_ci_low``, ..., ``gain/CIDEr_share_positive`` (the
+    share of resamples with change > 0: the name the console and the report use), ``gain/score``, ``gain/wins``."""
     out = {}
     for name, d in metrics.items():
         out.update({f"{prefix}/{name}": d.delta, f"{prefix}/{name}_ci_low": d.low, f"{prefix}/{name}_ci_high": d.high,
-                    f"{prefix}/{name}_p_not_better": d.p_not_better})
+                    f"{prefix}/{name}_share_positive": 1 - d.p_not_better})
     if scores is not None:
         out.update({f"{prefix}/score": scores.mean.delta, f"{prefix}/score_ci_low": scores.mean.low,
-                    f"{prefix}/score_ci_high": scores.mean.high, f"{prefix}/wins": float(scores.wins),
+                    f"{prefix}/score_ci_high": scores.mean.high,
+                    f"{prefix}/score_share_positive": 1 - scores.mean.p_not_better, f"{prefix}/wins": float(scores.wins),
                     f"{prefix}/ties": float(scores.ties), f"{prefix}/losses": float(scores.losses)})
     return out
 
@@ -153,13 +164,11 @@ def gain_table(metrics: Mapping[str, PairedDelta], scores: ScoreComparison | Non
         m = scores.mean
         rows.append(("scorer score" + ("" if scores.higher_is_better else " (lower is better)"), f"{m.a:.3f}", f"{m.b:.3f}", f"{m.delta:+.3f} [{m.low:+.3f}, {m.high:+.3f}]",
                      odds(m)))
-    table = text_table(("metric", names[0], names[1], "Δ (B - A) [95% CI]", "P(B better) / P(B worse)"), rows)
-    table += ("\nP(B better) / P(B worse): the share of bootstrap resamples in which B beats A / A beats B "
-              "(both near 0: the two are equal on nearly every resample)")
-    if "METEOR" in metrics:
-        table += ("\nMETEOR here is the mean of per-sample scores (paired resampling needs one per sample); the "
-                  "METEOR in the tables above is the corpus value the official script reports, aggregated by "
-                  "METEOR itself: the two differ")
+    table = text_table(("metric", names[0], names[1], "Δ (B - A) [95% CI]", "share of resamples with change > 0 / < 0"),
+                       rows)
+    table += ("\nshare of resamples with change > 0 / < 0: of the paired bootstrap resamples, those in which B beats A "
+              "/ A beats B (both near 0: the two are equal on nearly every resample)")
+
     if scores is not None:
         table += f"\nper sample on the scorer: {scores.wins} wins, {scores.ties} ties, {scores.losses} losses (B vs A)"
     return table

@@ -57,6 +57,31 @@ def metric_rows(record: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+SHARE = "share of resamples with change > 0"  # one name for it: console, report, README
+
+
+def score_row(record: dict[str, Any]) -> list[str] | None:
+    """The optimised scorer's row, on its own scale (3 decimals)."""
+    g = record.get("score_gain")
+    if not g:
+        return None
+    way = "" if g.get("higher_is_better", True) else " (lower is better)"
+    return [f"optimised score{way}", f"{g['a']:.3f}", f"{g['b']:.3f}",
+            f"{g['delta']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}]", f"{1 - g.get('p_not_better', float('nan')):.0%}"]
+
+
+def console_table(record: dict[str, Any]) -> str:
+    """The run's one metric table for the terminal: metric | step 0 | final | change [CI] | share."""
+    from evaluation.tables import text_table
+
+    rows = metric_rows(record) + ([score_row(record)] if score_row(record) else [])
+    if not rows:
+        return "(no metrics recorded)"
+    return (text_table(("metric (x100)", "step 0", "final", "change [95% CI]", SHARE), rows)
+            + "\n(paired bootstrap over the samples: one resample scores both steps; corpus values as the official "
+              "scripts report them)")
+
+
 def _png(fig) -> str:
     import matplotlib.pyplot as plt
 
@@ -132,9 +157,10 @@ def run_report_html(folder: str | Path, references: dict[str, list[str]] | None 
     references = references or {}
     esc = html.escape
     name = (record.get("config") or {}).get("name") or run.folder.name
-    table = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in metric_rows(record))
+    rows = metric_rows(record) + ([score_row(record)] if score_row(record) else [])
+    table = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
     header = ("<tr><th>metric (x100)</th><th>step 0</th><th>final</th><th>change [95% CI]</th>"
-              "<th>share of resamples with change &gt; 0</th></tr>")
+              f"<th>{esc(SHARE)}</th></tr>")
 
     def cards(chosen) -> str:
         return "".join(_sample_card(r, c, references.get(r.sample_id, []), _thumbnail(r.media, root, run.folder))

@@ -166,7 +166,7 @@ def comparison_table(grid: dict[str, list[Any]], rows: list[dict[str, Any]]) -> 
             row.update({"score/step0": float(curves["score/best"].iloc[0]),
                         "score/final": float(curves["score/best"].iloc[-1])})
         row.update({k: v for k, v in metrics.items() if k.startswith(("final/", "gain/"))
-                    and not k.endswith(("_ci_low", "_ci_high", "_p_not_better"))})
+                    and not k.endswith(("_ci_low", "_ci_high", "_share_positive"))})
         row.update({f"cost/{k}": cost[k] for k in ("generated_tokens", "llm_seconds", "seconds_per_sample")})
         out.append({**row, "run_id": r["run_id"]})
     return pd.DataFrame(out)

@@ -72,6 +72,18 @@ class LoopOptions(BaseModel):
         return 0 if self.strategy == "retrieval" else self.steps
 
 
+def _log_empty_replies(arrivals: Sequence[Arrival], empty: Sequence[bool], steps: int) -> None:
+    """One line per step (not one per reply): how many replies had no usable line (their samples keep
+    the previous top-K; each sample's record marks the step)."""
+    by_step: dict[int, list[bool]] = {}
+    for a, e in zip(arrivals, empty):
+        by_step.setdefault(a.step, []).append(e)
+    for step, flags in sorted(by_step.items()):
+        if any(flags):
+            log.warning("step %d/%d: %d of %d replies had no usable line (those samples keep their top-K)", step, steps,
+                        sum(flags), len(flags))
+
+
 def _shares(total: float, weights: Sequence[float]) -> list[float]:
     """``total`` split in proportion to ``weights`` (equally when they are all zero)."""
     weight = float(sum(weights))
@@ -329,6 +341,7 @@ class Optimiser:
         values, seconds, made = self._score_timed([a.state.sample for a in arrivals],
                                                   [a.state.embedding for a in arrivals],
                                                   [fresh for fresh, _ in new_per_state])
+        _log_empty_replies(arrivals, [empty for _, empty in new_per_state], opts.steps)
         counts = [len(fresh) for fresh, _ in new_per_state]
         scorer_seconds, renders = _shares(seconds, counts), _shares(made, counts)
         with self.timer("other"):
@@ -339,9 +352,6 @@ class Optimiser:
                                            a.llm_seconds, len(fresh), scorer_seconds[n], renders[n],
                                            u.prompt if cached else 0, u.generated if cached else 0,
                                            u.reasoning if u else 0))
-                if empty:
-                    log.warning("sample %s step %d: LLM reply had no usable line; keeping the previous top-K",
-                                state.sample.seed_id, step)
                 scored = list(zip(fresh, new_values))
                 before = {t for t, _ in state.kept}
                 pool = scored + state.kept if opts.ties == "new_first" else state.kept + scored

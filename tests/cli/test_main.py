@@ -124,3 +124,16 @@ def test_a_flow_failing_on_a_user_error_logs_no_traceback_above_the_one_line(cap
         logging.getLogger("prefect.flow_runs").removeHandler(handler)
     assert "Encountered exception" in logged.getvalue() and "Traceback" not in logged.getvalue()
     assert capsys.readouterr().err.endswith("mils: error: the dataset has no samples\n")
+
+
+def test_prefects_finished_state_lines_are_not_shown_by_default():
+    import logging
+
+    from cli.main import _not_every_finished_state
+
+    def record(msg, level=logging.INFO):
+        return logging.LogRecord("prefect.task_runs", level, __file__, 1, msg, None, None)
+
+    assert not _not_every_finished_state(record("Finished in state Completed()"))
+    assert _not_every_finished_state(record("Finished in state Failed('boom')", logging.ERROR))
+    assert _not_every_finished_state(record("shard from t000: step 1/2"))

@@ -157,3 +157,10 @@ def test_the_meteor_interval_is_of_the_corpus_meteor_printed_beside_it():
     stats = _meteor_stats(lines)
     assert meteor_from_stats(stats.sum(0)) == pytest.approx(aggregate, abs=1e-12)
     assert meteor_from_stats(stats) == pytest.approx(singles, abs=1e-12)
+
+
+def test_the_ptb_tokenizer_prints_nothing_on_the_console(capfd):
+    """Issue 48, item 5: every metric call printed 'PTBTokenizer tokenized N tokens at ...'."""
+    report = caption_metrics(PREDS, REFS, metrics=["BLEU", "CIDEr"], resamples=10)
+    assert report.corpus["CIDEr"].value > 0
+    assert "PTBTokenizer" not in capfd.readouterr().err

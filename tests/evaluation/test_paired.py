@@ -54,7 +54,7 @@ def test_scores_win_tie_loss_and_flat_metrics():
     assert (lower.wins, lower.losses) == (1, 0)  # a distance that went down is a win
     flat = gain_metrics({"CIDEr": paired_metrics(_report({"1": 0.1}), _report({"1": 0.2}), resamples=10)["CIDEr"]},
                         scores)
-    assert {"gain/CIDEr", "gain/CIDEr_ci_low", "gain/CIDEr_p_not_better", "gain/score", "gain/wins"} <= set(flat)
+    assert {"gain/CIDEr", "gain/CIDEr_ci_low", "gain/CIDEr_share_positive", "gain/score", "gain/wins"} <= set(flat)
     assert "1 wins, 1 ties, 1 losses" in gain_table({}, scores)
 
 
@@ -73,11 +73,28 @@ def test_compare_scores_both_sides_with_one_tokenisation(monkeypatch):
     assert used == ["raw", "raw", "ptb", "ptb"]  # before: raw for one side, ptb for the other
 
 
-def test_the_gain_table_says_what_its_odds_are_and_that_its_meteor_is_a_mean():
+def test_the_gain_table_says_what_its_odds_are():
     """Before: P(Δ<=0)=1.000 beside "no clear difference" when every resample was a tie."""
     from evaluation.paired import PairedDelta, gain_table
 
     tie = PairedDelta(0.1, 0.1, 0.0, 0.0, 0.0, 1.0, 8, 0.0)
     table = gain_table({"METEOR": tie}, None, names=("step 0", "final"))
-    assert "0.000 / 0.000" in table and "P(B better) / P(B worse)" in table
-    assert "mean of per-sample scores" in table and "no clear difference" in tie.verdict("METEOR")
+    assert "0.000 / 0.000" in table and "share of resamples with change > 0 / < 0" in table
+    assert "no clear difference" in tie.verdict("METEOR")
+
+
+def test_the_paired_meteor_is_the_corpus_meteor_of_each_side():
+    """Issue 48, item 3: the gain's METEOR was the mean of sample scores beside the corpus METEOR of
+    the tables; each side is now the Java scorer's aggregate, re-aggregated on every resample."""
+    from evaluation.caption_metrics import caption_metrics
+    from evaluation.paired import paired_metrics
+
+    refs = {str(i): [f"a man riding a red bicycle down the street number {i}"] for i in range(12)}
+    before = {str(i): ("a man" if i % 2 else "a man riding a bicycle down the street") for i in range(12)}
+    after = {str(i): f"a man riding a red bicycle down the street number {i}" for i in range(12)}
+    a = caption_metrics(before, refs, metrics=["METEOR"], resamples=50, tokenize="raw")
+    b = caption_metrics(after, refs, metrics=["METEOR"], resamples=50, tokenize="raw")
+    delta = paired_metrics(a, b, resamples=200)["METEOR"]
+    assert delta.a == pytest.approx(a.corpus["METEOR"].value) and delta.b == pytest.approx(b.corpus["METEOR"].value)
+    assert delta.a != pytest.approx(a.per_sample["METEOR"].mean())  # the mean is another number
+    assert delta.low <= delta.delta <= delta.high

@@ -11,8 +11,9 @@ def test_the_report_is_one_static_page_with_the_headline_the_curves_and_the_extr
     from evaluation.run_report import SHOWN, write_run_report
 
     folder, results = run_dir
-    record = {"config": {"name": "demo"}, "score_gain": {"wins": 4, "ties": 1, "losses": 1, "delta": 0.041,
-                                                         "low": 0.0, "high": 0.122},
+    record = {"config": {"name": "demo"}, "score_gain": {"wins": 4, "ties": 1, "losses": 1, "a": 0.7, "b": 0.741,
+                                                         "delta": 0.041, "low": 0.0, "high": 0.122,
+                                                         "p_not_better": 0.1},
               "gain": {"CIDEr": {"a": 0.20, "b": 0.25, "delta": 0.05, "low": -0.01, "high": 0.11,
                                  "p_not_better": 0.2}},
               "cost": {"generated_tokens": 3412.0, "samples": 8.0}}
@@ -22,6 +23,7 @@ def test_the_report_is_one_static_page_with_the_headline_the_curves_and_the_extr
     assert "raised the optimised score on 4 of 6 samples (mean change +0.041, 95% interval [+0.000, +0.122])" in page
     assert "CIDEr went from 20.0 to 25.0 (+5.0 [-1.0, +11.0])" in page and "426 generated tokens per sample" in page
     assert "<td>80%</td>" in page  # the share of resamples with a positive change
+    assert "<td>optimised score</td><td>0.700</td><td>0.741</td><td>+0.041 [+0.000, +0.122]</td><td>90%</td>" in page
     assert page.count("data:image/png;base64,") == 1  # the curves, inline
     assert "<script" not in page and "http://" not in page and "https://" not in page  # nothing fetched
     gains = sorted(r.score - r.initial.best_score for r in results)

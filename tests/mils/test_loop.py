@@ -247,3 +247,19 @@ def test_a_file_s_seeds_come_from_its_content_never_from_its_folder(tmp_path, ph
     runs = [make_optimiser(fake_generator, fake_scorer, fake_bank, steps=3, keep=4, requested=5).run([s])[0]
             for s in (one, two)]
     assert runs[0].history == runs[1].history and runs[0].raw_replies == runs[1].raw_replies
+
+
+def test_replies_with_no_usable_line_are_one_warning_per_step(fake_scorer, fake_bank, text_samples, caplog):
+    """Issue 48, item 5: the demo printed 13 warnings, one per reply; now one line per step."""
+    import logging
+
+    class Prose:  # every other sample's reply is prose about the task: no candidate in it
+        def generate(self, prompts, seeds):
+            return ["I think these captions are good." if n % 2 else "1. red cat\n2. blue boat"
+                    for n, _ in enumerate(prompts)]
+
+    with caplog.at_level(logging.WARNING, logger="mils.engine.loop"):
+        make_optimiser(Prose(), fake_scorer, fake_bank, steps=3, keep=4, requested=5).run(text_samples[:4])
+    lines = [r.getMessage() for r in caplog.records if "usable line" in r.getMessage()]
+    assert lines == [f"step {s}/3: 2 of 4 replies had no usable line (those samples keep their top-K)"
+                     for s in (1, 2, 3)]
