@@ -34,8 +34,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(argv: Sequence[str] | None):
+    """The arguments; an unknown flag is reported with the usage of the (sub)command it was given to,
+    not with the list of every command."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        command = parser
+        while True:  # down to the deepest subcommand the arguments chose
+            subs = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+            name = getattr(args, subs[0].dest, None) if subs else None
+            if name not in (subs[0].choices if subs else {}):
+                break
+            command = subs[0].choices[name]
+        command.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     # Prefect's temporary server gets 20 s to start by default: a loaded machine (a busy GPU box, a test

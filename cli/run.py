@@ -53,8 +53,10 @@ def _print_mlflow_hint(tracking, dashboard: str | None = None) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from flows.benchmark import run_benchmark
+    from mils.storage.run_folder import ensure_unlocked
 
     config = make_config(args)
+    ensure_unlocked(config.results_dir())  # a second start of the same run: one line, no flow
     with stop_on_signals(_resume_hint(config)):
         outcome = run_benchmark(config)
     _print_benchmark(outcome)

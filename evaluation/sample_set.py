@@ -6,6 +6,7 @@ them as JPEG files so every code path (file reading, errors) is the one users' d
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Callable
 
@@ -13,6 +14,8 @@ import numpy as np
 from PIL import Image
 
 from mils.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:
@@ -76,12 +79,17 @@ def export(directory: str | Path, names: list[str] | None = None, heldout: bool 
     unknown = sorted(set(names) - set(table))
     if unknown:
         raise InputError(f"unknown sample images {unknown}; known: {sorted(table)}")
-    paths = []
+    paths, written = [], []
     for name in names:
         path = directory / f"{name}.jpg"
         if not path.is_file():
             Image.fromarray(table[name]()).convert("RGB").save(path, quality=92)
+            written.append(path.name)
         paths.append(path)
+    if written:  # a mistyped folder is not silently a benchmark of the bundled photos: say where they went
+        log.warning("the %s dataset wrote %d bundled photo(s) into %s (%s): it runs on these; is the folder name "
+                    "the one you meant?", "sample_heldout" if heldout else "sample", len(written), directory,
+                    ", ".join(written[:3]) + (", ..." if len(written) > 3 else ""))
     return paths
 
 

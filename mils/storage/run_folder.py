@@ -160,6 +160,44 @@ def _seal(key: bytes, results_dir: Path, root: str) -> str:
     return hmac.new(key, message, "sha256").hexdigest()
 
 
+def _open_lock(results_dir: Path, flags: int) -> int:
+    """The lock file, never through a link; a folder, a link or a device there is one InputError."""
+    import stat
+
+    try:
+        fd = os.open(RunFolder(results_dir).lock, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as err:
+        raise InputError(f"{RunFolder(results_dir).lock} cannot be the run's lock file ({err.strerror}): remove it "
+                         "and run again") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(f"{RunFolder(results_dir).lock} is not a regular file: remove it and run again")
+    return fd
+
+
+def _refuse_locked(fd: int, results_dir: Path) -> None:
+    raw = os.read(fd, 32).decode(errors="replace").strip()
+    os.close(fd)
+    holder = raw if raw.isdigit() else "?"  # whatever else the file holds is not echoed
+    raise InputError(f"another run (pid {holder}) is writing {results_dir}: wait for it or stop it; this run "
+                     "changed nothing")
+
+
+def ensure_unlocked(results_dir: Path) -> None:
+    """Refuse at once, before any flow starts, when another run holds the folder's lock (the flow
+    checks again under the lock itself): one line instead of a failed flow's reports."""
+    import fcntl
+
+    if not RunFolder(results_dir).lock.exists() and not RunFolder(results_dir).lock.is_symlink():
+        return
+    fd = _open_lock(results_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        _refuse_locked(fd, results_dir)
+    os.close(fd)
+
+
 @contextmanager
 def folder_lock(results_dir: Path) -> Iterator[None]:
     """One run writes a results folder at a time (``.lock``, an advisory lock the system releases when
@@ -167,14 +205,11 @@ def folder_lock(results_dir: Path) -> Iterator[None]:
     import fcntl
 
     results_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(RunFolder(results_dir).lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    fd = _open_lock(results_dir, os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-        os.close(fd)
-        raise InputError(f"another run (pid {holder}) is writing {results_dir}: wait for it or stop it; this run "
-                         "changed nothing") from None
+        _refuse_locked(fd, results_dir)
     try:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())

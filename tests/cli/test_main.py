@@ -137,3 +137,16 @@ def test_prefects_finished_state_lines_are_not_shown_by_default():
     assert not _not_every_finished_state(record("Finished in state Completed()"))
     assert _not_every_finished_state(record("Finished in state Failed('boom')", logging.ERROR))
     assert _not_every_finished_state(record("shard from t000: step 1/2"))
+
+
+def test_an_unknown_flag_shows_the_usage_of_its_subcommand(capsys):
+    """Issue 48, item 5: the usage of all 24 commands was printed for a typo in one."""
+    import pytest
+
+    from cli.main import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["export", "official", "RUN", "OUT", "--nope"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith("usage: mils export official")
+    assert "unrecognized arguments: --nope" in err and "caption,t2i" not in err

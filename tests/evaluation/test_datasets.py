@@ -178,3 +178,18 @@ def test_a_file_name_that_is_not_utf8_is_skipped_and_named_not_a_crash(tmp_path,
     (shown, why), = data.skipped
     assert shown == "caf\\xe9.jpg" and "not valid UTF-8" in why
     json.dumps({"id": shown}, ensure_ascii=False).encode("utf-8")  # what failed/ writes: encodable now
+
+
+def test_the_sample_dataset_says_where_it_writes_the_bundled_photos(tmp_path, caplog):
+    """Issue 48, item 5: a mistyped folder silently became a 3-minute benchmark of the bundled photos."""
+    import logging
+
+    from evaluation.datasets import load_dataset
+
+    with caplog.at_level(logging.WARNING):
+        first = load_dataset("sample", {"directory": str(tmp_path / "my_photoz")})
+    assert len(first.samples) == 8
+    assert any(f"wrote 8 bundled photo(s) into {tmp_path / 'my_photoz'}" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    load_dataset("sample", {"directory": str(tmp_path / "my_photoz")})  # already there: nothing to say
+    assert not [r for r in caplog.records if "bundled photo" in r.getMessage()]

@@ -218,3 +218,23 @@ def test_a_results_folder_written_before_the_rooms_opens_and_resumes(tmp_path):
     outcome = run_benchmark(config)
     assert outcome.results_dir == folder and outcome.counts["resumed"] == 3 and outcome.counts["computed"] == 0
     assert {p.name: p.read_bytes() for p in (folder / "samples").iterdir()} == before
+
+
+def test_starting_a_run_that_is_running_is_one_line_before_any_flow(flow_config, capsys, monkeypatch):
+    """Issue 48, item 5: a 23-line Prefect traceback and the message 4 times; and an odd .lock (47)."""
+    import flows.benchmark
+    from cli.main import main
+    from mils.storage.run_folder import folder_lock
+
+    path = flow_config()[0]
+    config = load_config(path)
+    monkeypatch.setattr(flows.benchmark, "benchmark_flow", lambda *a, **k: pytest.fail("a flow started"))
+    with folder_lock(config.results_dir()):
+        assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"another run (pid {os.getpid()}) is writing" in err
+    lock = config.results_dir() / ".lock"
+    lock.unlink()
+    lock.mkdir()  # an odd .lock: a folder
+    assert main(["run", str(path)]) == 2
+    assert ".lock is not a regular file: remove it" in capsys.readouterr().err
