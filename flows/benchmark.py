@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from evaluation.caption_metrics import MetricReport
 from evaluation.datasets import Dataset
+from evaluation.run_report import headline_sentence
 from flows.dashboard import share_runs_view
 from flows.record import BenchmarkOutcome, RunRecord, run_record
 from flows.runners import make_task_runner
@@ -170,6 +171,10 @@ def benchmark_flow(config: RunConfig) -> RunRecord:
                                {"time/flow_seconds": outcome.seconds}, counts=outcome.counts, worker_peak_mb=outcome.worker_peak_mb,
                                gain=(record.gain, record.score_gain))
             child_id = child.info.run_id
+        # the run's overview opens on its headline sentence (MLflow's description), not on raw floats
+        note = headline_sentence(record.as_dict())
+        for run_id in (parent.info.run_id, child_id):
+            mlflow.MlflowClient().set_tag(run_id, "mlflow.note.content", note)
         write_atomic(RunFolder(outcome.results_dir).mlflow, json.dumps({"parent": parent.info.run_id, "child": child_id,
                                                                      "state": state}))
         view = share_runs_view(mlflow.MlflowClient(), parent.info.experiment_id, parent.info.run_id,
