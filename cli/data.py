@@ -71,7 +71,7 @@ def cmd_bank(args: argparse.Namespace) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    import datetime
+    import sqlite3
 
     from mils.components.response_cache import FILE, ResponseCache
 
@@ -79,7 +79,16 @@ def cmd_cache(args: argparse.Namespace) -> int:
     if not (folder / FILE).is_file():
         print(f"no response cache in {folder} (a run writes {FILE} there when its generator's cache is on)")
         return 0
-    cache = ResponseCache(folder)
+    try:
+        return _cache_command(args, ResponseCache(folder))
+    except sqlite3.Error as err:
+        raise InputError(f"{folder / FILE} is not a response cache this suite can read ({err}): move it away; a run "
+                         "writes a new one") from None
+
+
+def _cache_command(args: argparse.Namespace, cache) -> int:
+    import datetime
+
     if args.cache_command == "prune":
         if args.older_than is None and args.model is None and not args.all:
             raise InputError("say what to prune: --older-than DAYS, --model IDENTITY, or --all")

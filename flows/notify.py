@@ -47,7 +47,11 @@ def read_notify(raw: Any, where: str = "notify") -> tuple[Webhook, ...]:
             (entry.get("url"), entry.get("format")) if isinstance(entry, dict) else (None, None))
         if isinstance(url, str) and any(ord(c) < 33 or ord(c) == 127 for c in url):
             raise InputError(f"{where}[{n}]: a webhook URL cannot hold spaces or control characters (CR, LF, tab)")
-        parsed = urlparse(url) if isinstance(url, str) else None
+        try:
+            parsed = urlparse(url) if isinstance(url, str) else None
+            _ = parsed.hostname if parsed else None  # a malformed IPv6 address raises only when this is read
+        except ValueError:
+            raise InputError(f"{where}[{n}]: not a valid URL (a malformed IPv6 address?)") from None
         if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise InputError(f"{where}[{n}]: not an http(s) URL (host {host_of(url)!r})")
         if isinstance(entry, dict) and set(entry) - {"url", "format"}:
@@ -75,7 +79,10 @@ def summary_text(message: dict[str, Any]) -> str:
 
 def host_of(url: Any) -> str:
     """What a log may say of a webhook: its host (the path and query of a Slack URL are its secret)."""
-    return (urlparse(url).hostname or "?") if isinstance(url, str) else "?"
+    try:
+        return (urlparse(url).hostname or "?") if isinstance(url, str) else "?"
+    except ValueError:  # a malformed IPv6 address
+        return "?"
 
 
 def send(hooks: tuple[Webhook, ...], message: dict[str, Any], attempts: int = ATTEMPTS,

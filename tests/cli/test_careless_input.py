@@ -128,3 +128,22 @@ def test_writing_over_a_folder_is_refused_in_one_line(tmp_path):
 
     with pytest.raises(InputError, match="is a folder"):
         write_atomic(tmp_path, "{}")
+
+
+def test_a_malformed_ipv6_webhook_and_a_broken_response_cache_are_one_line(tmp_path, capsys):
+    """Issue 47 (low): both were tracebacks."""
+    import pytest
+
+    from cli.main import main
+    from flows.notify import read_notify
+    from mils.errors import InputError
+
+    with pytest.raises(InputError, match=r"notify\[0\]: not a valid URL"):
+        read_notify(["http://[::1/hook"])
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "responses.sqlite") as db:  # a database, with another table called responses
+        db.execute("CREATE TABLE responses (x TEXT)")
+    assert main(["cache", "info", "--cache-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a response cache this suite can read" in err and err.count("\n") == 1
