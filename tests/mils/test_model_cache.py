@@ -33,3 +33,27 @@ def test_another_generator_setting_loads_new_models(tmp_path, fake_bank, load_co
     _runner(base)
     _runner({**base, "generator": {**base["generator"], "temperature": 0.9}})
     assert load_counts == {"generator": 2, "scorer": 1}  # the scorer is shared
+
+
+def test_torch_computes_with_the_same_threads_in_a_worker_process_as_in_the_flows(tmp_path):
+    """Issue 47 (across runners): a Dask worker starts with OMP_NUM_THREADS=1, the flow's process
+    with every core; scores differed in the 7th digit. A shard now sets the count itself."""
+    import os
+    import subprocess
+    import sys
+
+    from mils.run.model_cache import intra_op_threads
+
+    probe = ("import torch\nfrom mils.config.run_config import build_config\nfrom mils.components.plan import plan_run\n"
+             "from mils.run import model_cache\n"
+             "model_cache.models_for = lambda plan: (None, None)\n"
+             "model_cache.TaskRunner = lambda plan, generator, scorer: type('R', (), {'set_loop': lambda self, p: None})()\n"
+             "before = torch.get_num_threads()\n"
+             "model_cache.runner_for(plan_run(build_config('offline')))\n"
+             "print(before, torch.get_num_threads())\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # what Dask's nanny gives its workers
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert out.returncode == 0, out.stderr[-2000:]
+    before, after = map(int, out.stdout.split())
+    assert before == 1 and after == intra_op_threads()
