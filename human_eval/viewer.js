@@ -10,6 +10,7 @@ async function loadList() {
   if (!r.ok) { $("summary").textContent = data.detail; return; }
   state.total = data.total;
   $("title").textContent = "MILS run viewer: " + (data.name || "run") + (data.task ? " (" + data.task + ")" : "");
+  $("headline").textContent = data.headline || "";
   $("summary").textContent = data.samples + " samples, " + data.failed + " failed; scores: " +
     (data.lower_is_better ? "lower is better (gain = step 0 - final)" : "higher is better (gain = final - step 0)");
   $("problems").textContent = data.problem_count ? data.problem_count + " result file(s) could not be read and are not shown: " +
@@ -106,7 +107,11 @@ async function openSample(id) {
 document.querySelectorAll("th.sort").forEach(th => th.onclick = () => {
   state.desc = state.sort === th.dataset.sort ? !state.desc : th.dataset.sort !== "id"; state.sort = th.dataset.sort; state.offset = 0; loadList();
 });
-$("filter").onchange = () => { state.filter = $("filter").value; state.offset = 0; loadList(); };
+$("filter").onchange = () => {
+  state.filter = $("filter").value; state.offset = 0;
+  if (state.filter === "gain" || state.filter === "hurt") { state.sort = "gain"; state.desc = state.filter === "gain"; }
+  loadList();
+};
 $("prev").onclick = () => { state.offset = Math.max(0, state.offset - state.limit); loadList(); };
 $("next").onclick = () => { state.offset += state.limit; loadList(); };
 document.addEventListener("keydown", (e) => {

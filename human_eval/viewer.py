@@ -34,7 +34,7 @@ from mils.storage.run_folder import RunFolder, read_result_file, trusted_media_r
 
 PAGE_SIZE_MAX = 500
 SORTS = ("id", "step0", "final", "delta", "gain")  # "gain": the improvement, whichever way the scorer points
-FILTERS = ("all", "no_gain", "gain", "failed", "empty")
+FILTERS = ("all", "no_gain", "gain", "hurt", "failed", "empty")
 
 
 INDEX_VERSION = 2  # .viewer_index.json's rows; 2: each row's score direction
@@ -91,6 +91,7 @@ class RunIndex:
                                                "shown as higher-is-better"))
         self.lower_is_better = directions == {False}
         self.config = _config(self.folder, self.problems)
+        self.headline = _headline(self.folder, self.problems)
         # media are served from the results folder, the dataset root the run recorded, and those given
         recorded, untrusted = trusted_media_root(self.folder)
         if untrusted and not media_roots:
@@ -106,7 +107,8 @@ class RunIndex:
         keep = {"all": lambda r: True, "failed": lambda r: r["error"] is not None,
                 "empty": lambda r: r["empty_replies"] > 0,
                 "no_gain": lambda r: r["gain"] is not None and r["gain"] <= 0,
-                "gain": lambda r: r["gain"] is not None and r["gain"] > 0}[filter]
+                "gain": lambda r: r["gain"] is not None and r["gain"] > 0,
+                "hurt": lambda r: r["gain"] is not None and r["gain"] < 0}[filter]
         rows = [r for r in rows if keep(r)]
         key = "sample_id" if sort == "id" else sort
         missing = [r for r in rows if r[key] is None]  # failed samples have no scores: always last
@@ -116,7 +118,7 @@ class RunIndex:
                 "lower_is_better": self.lower_is_better, "samples": len(self.rows),
                 "failed": sum(r.error is not None for r in self.rows.values()),
                 "name": _text(self.config.get("name")), "task": _text(self.config.get("task")),
-                "problem_count": len(self.problems),  # every page names the first few, not all (100k corrupt: 18 MB)
+                "headline": self.headline, "problem_count": len(self.problems),  # every page names the first few, not all (100k corrupt: 18 MB)
                 "problems": [[_shown_path(path, self.folder), problem] for path, problem in self.problems[:PROBLEMS_SHOWN]]}
 
     def result(self, sample_id: str) -> SampleResult:
@@ -202,6 +204,22 @@ def _checked_media(path: Path) -> str | None:
 @functools.lru_cache(maxsize=4096)
 def _media_problem_of(path: Path, size: int, mtime_ns: int) -> str | None:
     return media_problem(path)
+
+
+def _headline(folder: Path, problems: list[tuple[Path, str]]) -> str:
+    """The run record's headline sentence (gain with its interval, W/T/L, the headline metric from
+    step 0 to final, tokens per sample); empty without a record."""
+    from evaluation.run_report import headline_sentence
+
+    path = RunFolder(folder).record
+    if not path.is_file():
+        return ""
+    try:
+        record = read_result_file(path)
+        return headline_sentence(record) if isinstance(record, dict) else ""
+    except (InputError, KeyError, TypeError, ValueError) as err:
+        problems.append((path, f"unreadable run record: {err}"))
+        return ""
 
 
 def _config(folder: Path, problems: list[tuple[Path, str]], name: str = "config.json") -> dict[str, Any]:

@@ -168,3 +168,20 @@ def test_video_samples_get_a_frame_strip_and_audio_samples_their_file(run_dir, t
     assert image.height == 120 and image.width > 5 * 120  # six frames side by side
     sound = client.get(index.detail("s1")["media"]["url"])
     assert sound.status_code == 200 and sound.content == audio.read_bytes()
+
+
+def test_the_viewer_shows_the_runs_headline_and_filters_the_most_hurt(run_dir):
+    """Issue 48, item 4: a summary strip (the headline sentence) and most improved / most hurt filters."""
+    import json
+
+    folder, results = run_dir
+    (folder / "run.json").write_text(json.dumps({"score_gain": {"wins": 4, "ties": 1, "losses": 1, "delta": 0.041,
+                                                                "low": 0.0, "high": 0.122}}))
+    for n, path in enumerate(sorted((folder / "samples").glob("*.json"))[:2]):  # two samples made worse
+        raw = json.loads(path.read_text())
+        raw["history"][-1]["best_score"] = raw["history"][0]["best_score"] - 0.1 * (n + 1)
+        path.write_text(json.dumps(raw))
+    page = RunIndex(folder).page()
+    assert page["headline"].startswith("MILS raised the optimised score on 4 of 6 samples")
+    hurt = RunIndex(folder).page(filter="hurt", sort="gain")["rows"]
+    assert [round(r["gain"], 6) for r in hurt] == [-0.2, -0.1]  # the most hurt first
