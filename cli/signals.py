@@ -58,7 +58,11 @@ def stop_on_signals(resume: str) -> Iterator[None]:
     processes this one started are stopped, ``resume`` says how to go on, and the exit code is
     128 + the signal (130, 143)."""
 
+    once = threading.Lock()  # the Python handler and the wakeup thread both see one signal: one stop, one line
+
     def stop(signum: int) -> None:
+        if not once.acquire(blocking=False):
+            return
         print(f"\nmils: {signal.Signals(signum).name}: stopping; {resume}", file=sys.stderr, flush=True)
         stop_children()
         os._exit(128 + signum)

@@ -7,6 +7,7 @@ config's result key; running the same config again resumes where a crash or kill
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.futures import as_completed
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from evaluation.caption_metrics import MetricReport
 from evaluation.datasets import Dataset
@@ -73,8 +75,10 @@ def _optimise(plan: RunPlan, data: Dataset | None) -> BenchmarkOutcome:
         futures[optimise_shard_task.submit(plan, shard)] = shard
     stats = [{"computed": 0, "resumed": already, "failed": len(unreadable), "seconds": 0.0, "timings": {}}]
     steps = max(config.loop.effective_steps, 1)  # in sample-steps: it moves at every step, with a rate and an ETA
+    loggers = [logging.root, *(logging.getLogger(n) for n in ("prefect", "prefect.flow_runs", "prefect.task_runs"))]
     with (tqdm(total=len(samples) * steps, initial=already * steps, desc=f"{config.name} sample-steps",
-               unit="sample-step") as bar, shared_bar(str(results_dir), bar)):
+               unit="sample-step") as bar, shared_bar(str(results_dir), bar),
+          logging_redirect_tqdm(loggers)):  # log lines print above the bar, not glued to it
         finished = already * steps
         for future in as_completed(list(futures)):
             try:

@@ -121,3 +121,18 @@ def test_a_run_that_ends_normally_leaves_no_watchdog_and_restores_its_signals(tm
                              "signal.set_wakeup_fd(-1))")
     out, _ = run.communicate(timeout=30)
     assert run.returncode == 0 and out.split() == [b"True", b"-1"]
+
+
+def test_ctrl_c_prints_its_line_once(tmp_path):
+    """Issue 48, item 5: the Python handler and the wakeup thread both saw the signal: two lines."""
+    body = "    import time\n    print('ready', flush=True)\n    for _ in range(600):\n        time.sleep(0.1)"
+    run = _stopper(tmp_path, body)
+    try:
+        assert run.stdout.readline().strip() == b"ready"
+        time.sleep(0.5)
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=20) == 130
+        assert run.stdout.read().count(b"SIGINT: stopping; run it again") == 1
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
