@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -75,10 +76,9 @@ def _optimise(plan: RunPlan, data: Dataset | None) -> BenchmarkOutcome:
         futures[optimise_shard_task.submit(plan, shard)] = shard
     stats = [{"computed": 0, "resumed": already, "failed": len(unreadable), "seconds": 0.0, "timings": {}}]
     steps = max(config.loop.effective_steps, 1)  # in sample-steps: it moves at every step, with a rate and an ETA
-    loggers = [logging.root, *(logging.getLogger(n) for n in ("prefect", "prefect.flow_runs", "prefect.task_runs"))]
     with (tqdm(total=len(samples) * steps, initial=already * steps, desc=f"{config.name} sample-steps",
                unit="sample-step") as bar, shared_bar(str(results_dir), bar),
-          logging_redirect_tqdm(loggers)):  # log lines print above the bar, not glued to it
+          logging_redirect_tqdm(_console_loggers())):  # log lines print above the bar, not glued to it
         finished = already * steps
         for future in as_completed(list(futures)):
             try:
@@ -108,6 +108,14 @@ def _optimise(plan: RunPlan, data: Dataset | None) -> BenchmarkOutcome:
             reports[stage] = metrics_task(predictions, refs, config.metrics, seed=config.loop.seed,
                                           cache_dir=str(RunFolder(results_dir).metrics), tokenize=config.eval_tokenize)
     return BenchmarkOutcome(plan, results, failures, reports, time.perf_counter() - start, stats, data.counts())
+
+
+def _console_loggers() -> list[logging.Logger]:
+    """The loggers that print on the terminal (ours through the root, Prefect's own): only those get
+    tqdm's handler, which would otherwise print a propagated line twice."""
+    names = ("", "prefect", "prefect.flow_runs", "prefect.task_runs")
+    return [logger for logger in map(logging.getLogger, names)
+            if any(isinstance(h, logging.StreamHandler) and h.stream in (sys.stdout, sys.stderr) for h in logger.handlers)]
 
 
 def _record_lost_shard(store: ResultStore, shard: list, err: Exception) -> dict[str, Any]:
