@@ -29,6 +29,9 @@ def sweep_children(run_id: str, tracking_uri: str) -> pd.DataFrame:
         if "score/best" in metrics:  # logged before the per-step scores moved under by_step/
             metrics.setdefault(BEST_BY_STEP, metrics.pop("score/best"))
         row.update(metrics)
+        if metrics.get("cost/samples"):  # per sample, as the tables show it (the run logs totals)
+            row["cost/generated_tokens_per_sample"] = metrics.get("cost/generated_tokens", float("nan")) / metrics[
+                "cost/samples"]
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -46,17 +49,23 @@ def sweep_report(run_id: str, tracking_uri: str, out: Path | None = None, full: 
     swept = [c for c in table.columns if c.startswith("sweep.")]
     finals = sorted(c for c in table.columns if c.startswith("final/") and not c.endswith(("_ci_low", "_ci_high")))
     lines = []
-    header = [*swept, "best score", *[f.removeprefix("final/") + " [95% CI]" for f in finals], "W/T/L"]
+    header = [*swept, "best score", *[f.removeprefix("final/") + " [95% CI]" for f in finals], "Δ score [95% CI]",
+              "W/T/L", "tokens/sample"]
     for _, row in table.iterrows():
         cells = [str(row[c]) for c in swept] + [f"{row.get(BEST_BY_STEP, float('nan')):.3f}"]
         for f in finals:
             cells.append(f"{100 * row[f]:.1f} [{100 * row[f + '_ci_low']:.1f}, {100 * row[f + '_ci_high']:.1f}]"
                          if f + "_ci_low" in row else f"{100 * row[f]:.1f}")
+        cells.append(f"{row['gain/score']:+.3f} [{row['gain/score_ci_low']:+.3f}, {row['gain/score_ci_high']:+.3f}]"
+                     if pd.notna(row.get("gain/score")) and "gain/score_ci_low" in row else "-")
         cells.append("/".join(str(int(row[k])) if k in row and pd.notna(row[k]) else "-"
                               for k in ("gain/wins", "gain/ties", "gain/losses")))
+        tokens = row.get("cost/generated_tokens_per_sample")
+        cells.append(f"{tokens:,.0f}" if tokens is not None and pd.notna(tokens) else "-")
         lines.append(cells)
     text = text_table(header, lines) + ("\n(metrics x100; best score: the scorer's final best score, mean over "
-                                        "samples; W/T/L: samples whose score rose, stayed, fell from step 0)")
+                                        "samples; Δ score: its paired change from step 0; W/T/L: samples whose score "
+                                        "rose, stayed, fell from step 0)")
     if out is not None:
         own_folder(out)
         written(out / "report.csv", lambda b: full_table(table).to_csv(b, index=False))

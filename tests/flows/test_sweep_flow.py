@@ -62,7 +62,8 @@ def test_sweep_creates_one_child_per_config_and_shares_step_runs(flow_config, tm
     tex = (tmp_path / "report" / "report.tex").read_text()
     assert tex.count(r"\\") == 1 + 4 and r"\toprule" in tex and r"\label{tab:mils-sweep}" in tex
     header = tex.split(r"\toprule")[1].split(r"\\")[0]
-    assert {"steps", "keep", "CIDEr", r"$\Delta$ score"} <= {h.strip() for h in header.split("&")}, header
+    assert {"steps", "keep", "CIDEr", r"$\Delta$ score", "tokens / sample"} <= {h.strip() for h in header.split("&")}, header
+    assert "Δ score [95% CI]" in report and "tokens/sample" in report  # the console table has them too
     assert "sweep." not in tex and outcome["parent_run_id"] not in tex.split("\n", 1)[1]  # only in the comment
 
 
