@@ -186,7 +186,10 @@ def _write_html_report(folder: Path, dataset=None) -> None:
         references = data.references()
     except MilsError as err:
         print(f"report: {err}", file=sys.stderr)
-    print(f"report: {write_run_report(folder, references=references)} (one static page: share it as it is)")
+    try:
+        print(f"report: {write_run_report(folder, references=references)} (one static page: share it as it is)")
+    except MilsError as err:  # a run whose every sample failed has nothing to report; the run itself stands
+        print(f"report: not written: {err}", file=sys.stderr)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
