@@ -183,7 +183,7 @@ def _write_html_report(folder: Path, dataset=None) -> None:
     references = None
     try:
         data = dataset or folder_dataset(read_run_config(folder).dataset, folder, "the report shows no references")
-        references = data.references()
+        references = {s.id: list(s.references) for s in data.rows}  # no media check: a report needs the texts only
     except MilsError as err:
         print(f"report: {err}", file=sys.stderr)
     try:
