@@ -46,6 +46,23 @@ def headline_sentence(record: dict[str, Any]) -> str:
     return ("; ".join(parts) + ".") if parts else "No recorded metrics: this folder has no run record (run.json)."
 
 
+def folder_headline(folder: Path, problems: list[tuple[Path, str]]) -> str:
+    """The headline sentence of a results folder's record (empty without one; an unreadable record is
+    added to ``problems``, as the viewer lists them)."""
+    from mils.errors import InputError
+    from mils.storage.run_folder import RunFolder, read_result_file
+
+    path = RunFolder(folder).record
+    if not path.is_file():
+        return ""
+    try:
+        record = read_result_file(path)
+        return headline_sentence(record) if isinstance(record, dict) else ""
+    except (InputError, KeyError, TypeError, ValueError) as err:
+        problems.append((path, f"unreadable run record: {err}"))
+        return ""
+
+
 def metric_rows(record: dict[str, Any]) -> list[list[str]]:
     """metric | step 0 | final | change [95% CI] | share of resamples with a positive change (x100)."""
     rows = []

@@ -24,6 +24,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse
 from tqdm.auto import tqdm
 
+from evaluation.run_report import folder_headline
 from mils.engine.parsing import annotate_reply
 from mils.engine.records import SampleResult
 from mils.errors import InputError, MissingInputError
@@ -91,7 +92,7 @@ class RunIndex:
                                                "shown as higher-is-better"))
         self.lower_is_better = directions == {False}
         self.config = _config(self.folder, self.problems)
-        self.headline = _headline(self.folder, self.problems)
+        self.headline = folder_headline(self.folder, self.problems)
         # media are served from the results folder, the dataset root the run recorded, and those given
         recorded, untrusted = trusted_media_root(self.folder)
         if untrusted and not media_roots:
@@ -204,22 +205,6 @@ def _checked_media(path: Path) -> str | None:
 @functools.lru_cache(maxsize=4096)
 def _media_problem_of(path: Path, size: int, mtime_ns: int) -> str | None:
     return media_problem(path)
-
-
-def _headline(folder: Path, problems: list[tuple[Path, str]]) -> str:
-    """The run record's headline sentence (gain with its interval, W/T/L, the headline metric from
-    step 0 to final, tokens per sample); empty without a record."""
-    from evaluation.run_report import headline_sentence
-
-    path = RunFolder(folder).record
-    if not path.is_file():
-        return ""
-    try:
-        record = read_result_file(path)
-        return headline_sentence(record) if isinstance(record, dict) else ""
-    except (InputError, KeyError, TypeError, ValueError) as err:
-        problems.append((path, f"unreadable run record: {err}"))
-        return ""
 
 
 def _config(folder: Path, problems: list[tuple[Path, str]], name: str = "config.json") -> dict[str, Any]:
