@@ -35,13 +35,24 @@ def _get(raw: dict[str, Any], dotted: str) -> Any:
     return value
 
 
+def _defaults() -> dict[str, Any]:
+    """What a config holds when nobody chose: a folder's config.json at these values chooses nothing."""
+    from mils.config.run_config import RunConfig, TrackingConfig
+
+    cache = RunConfig.model_fields["cache_dir"].default_factory()
+    return {"tracking.uri": TrackingConfig().uri, "output_dir": RunConfig.model_fields["output_dir"].default,
+            "cache_dir": cache}
+
+
 def user_settings(raw: dict[str, Any]) -> dict[str, Any]:
-    """The user's settings a raw config sets (dotted name -> value), in a stable order."""
+    """The user's settings a raw config sets to something other than their defaults (dotted name ->
+    value), in a stable order."""
     found = {name: _get(raw, name) for name in USER_SETTINGS}
     options = _get(raw, "generator.options") or {}
     if isinstance(options, dict):
         found.update({f"generator.options.{k}": options[k] for k in USER_GENERATOR_OPTIONS if k in options})
-    return {k: v for k, v in found.items() if v not in (None, (), [], "")}
+    defaults = _defaults()
+    return {k: v for k, v in found.items() if v not in (None, (), [], "") and v != defaults.get(k)}
 
 
 def without_user_settings(raw: dict[str, Any]) -> dict[str, Any]:

@@ -142,3 +142,16 @@ def test_a_config_brings_its_plugins_to_the_process_that_unpickles_it(tmp_path):
              "print(before, 'fake' in registry.known('generator'), 'tests.fakes' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=Path(__file__).parents[2])
     assert out.stdout.split() == ["False", "True", "True"], out.stderr
+
+
+def test_a_folders_config_at_the_default_settings_chooses_nothing_of_the_users():
+    """Issue 47, item 2: only settings a folder actually chose are refused (a demo folder's own config
+    names the default store, folders and no plugins, and reruns as it is)."""
+    from mils.config.foreign import user_settings
+    from mils.config.run_config import build_config
+
+    raw = build_config("offline").model_dump(mode="json")
+    assert user_settings(raw) == {}
+    raw["tracking"]["uri"] = "sqlite:////elsewhere/mlruns.db"
+    raw["plugins"] = ["their_module"]
+    assert user_settings(raw) == {"plugins": ["their_module"], "tracking.uri": "sqlite:////elsewhere/mlruns.db"}
