@@ -220,7 +220,7 @@ def meteor_from_stats(stats: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         precision, recall = test_matches / test_len, ref_matches / ref_len
         f_mean = 1.0 / ((1 - alpha) / precision + alpha / recall)
-        perfect = (test_total == stats[..., 0]) & (ref_total == stats[..., 1]) & (chunks == 1)
+        perfect = _perfect(stats)
         frag = np.where(perfect, 0.0, chunks / ((test_total + ref_total) / 2))
         score = f_mean * (1 - gamma * frag**beta)
     return np.where(np.isnan(score), 0.0, np.maximum(score, 0.0))
@@ -230,11 +230,15 @@ def _meteor_stats(lines: list[str]) -> np.ndarray:
     """Per-sample statistics, with the chunks of a perfect match zeroed (MeteorStats.addStats does
     not add them), so that a sum over samples is the Java scorer's aggregate."""
     stats = np.array([[float(v) for v in line.split()] for line in lines]).reshape(len(lines), 23)
-    stages = stats[:, 4:20].reshape(-1, 4, 4)
-    perfect = ((stages[..., [0, 2]].sum((1, 2)) == stats[:, 0]) & (stages[..., [1, 3]].sum((1, 2)) == stats[:, 1])
-               & (stats[:, 20] == 1))
-    stats[perfect, 20] = 0.0
+    stats[_perfect(stats), 20] = 0.0
     return stats
+
+
+def _perfect(stats: np.ndarray) -> np.ndarray:
+    """Whether each row of statistics is a perfect match (every word matched, one chunk)."""
+    stages = stats[..., 4:20].reshape(*stats.shape[:-1], 4, 4)
+    return ((stages[..., [0, 2]].sum((-1, -2)) == stats[..., 0]) & (stages[..., [1, 3]].sum((-1, -2)) == stats[..., 1])
+            & (stats[..., 20] == 1))
 
 
 def _meteor(gts, res, ids, resamples, seed) -> tuple[Estimate, np.ndarray, np.ndarray | None]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
@@ -49,8 +50,8 @@ class _Run:
     higher: bool
     settings: dict[str, str]
 
-    @property
-    def scores(self) -> dict[str, float]:
+    @cached_property
+    def scores(self) -> dict[str, float]:  # read in a loop over the shared samples: built once
         return {r.sample_id: r.score for r in self.results}
 
 

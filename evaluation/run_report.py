@@ -77,6 +77,12 @@ def metric_rows(record: dict[str, Any]) -> list[list[str]]:
 SHARE = "share of resamples with change > 0"  # one name for it: console, report, README
 
 
+def table_rows(record: dict[str, Any]) -> list[list[str]]:
+    """The metric rows, then the optimised scorer's row when the record has one."""
+    score = score_row(record)
+    return metric_rows(record) + ([score] if score else [])
+
+
 def score_row(record: dict[str, Any]) -> list[str] | None:
     """The optimised scorer's row, on its own scale (3 decimals)."""
     g = record.get("score_gain")
@@ -91,7 +97,7 @@ def console_table(record: dict[str, Any]) -> str:
     """The run's one metric table for the terminal: metric | step 0 | final | change [CI] | share."""
     from evaluation.tables import text_table
 
-    rows = metric_rows(record) + ([score_row(record)] if score_row(record) else [])
+    rows = table_rows(record)
     if not rows:
         return "(no metrics recorded)"
     return (text_table(("metric (x100)", "step 0", "final", "change [95% CI]", SHARE), rows)
@@ -174,7 +180,7 @@ def run_report_html(folder: str | Path, references: dict[str, list[str]] | None 
     references = references or {}
     esc = html.escape
     name = (record.get("config") or {}).get("name") or run.folder.name
-    rows = metric_rows(record) + ([score_row(record)] if score_row(record) else [])
+    rows = table_rows(record)
     table = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
     header = ("<tr><th>metric (x100)</th><th>step 0</th><th>final</th><th>change [95% CI]</th>"
               f"<th>{esc(SHARE)}</th></tr>")
