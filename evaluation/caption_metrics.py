@@ -94,8 +94,7 @@ def check_inputs(predictions: Mapping[str, str], references: Mapping[str, Sequen
 
 
 class _QuietPopen(subprocess.Popen):
-    """The tokenizer's Java process with its stderr read: the "PTBTokenizer tokenized N tokens" line
-    it prints on every call is dropped; anything else it says is logged."""
+    """The tokenizer's Java process: its per-call "PTBTokenizer tokenized" line dropped, the rest logged."""
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("stderr", subprocess.PIPE)
