@@ -24,7 +24,7 @@ from evaluation.datasets import Dataset
 from evaluation.run_report import headline_sentence
 from flows.dashboard import share_runs_view
 from flows.record import BenchmarkOutcome, RunRecord, run_record
-from flows.runners import make_task_runner
+from flows.runners import run_flow
 from flows.tracking import created_run, end_orphans, git_revision, log_config_run, package_versions, start_tracking
 from mils.components.plan import RunPlan, plan_run
 from mils.config.metrics import primary_metric
@@ -199,4 +199,4 @@ def benchmark_flow(config: RunConfig) -> RunRecord:
 
 def run_benchmark(config: RunConfig) -> RunRecord:
     """Run the benchmark flow on the task runner the config asks for."""
-    return benchmark_flow.with_options(task_runner=make_task_runner(config.runner))(config)
+    return run_flow(benchmark_flow, config.runner, config)

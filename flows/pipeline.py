@@ -27,7 +27,7 @@ from flows.history import log_history
 from flows.notify import Webhook, on_failure, read_notify, regression_message, send
 from flows.record import BenchmarkOutcome
 from flows.retention import prune_dated
-from flows.runners import make_task_runner
+from flows.runners import run_flow
 from flows.sweep import run_variants, sweep_variants
 from flows.tracking import end_orphans, log_config_run, start_tracking
 from human_eval.protocol import BatchSettings
@@ -336,5 +336,4 @@ def pipeline_flow(config_path: str, fresh: bool = False) -> dict[str, Any]:
     a flag), so a deployment can carry them; the config is read at run time, and the stages run on
     the task runner it names."""
     spec = read_pipeline(config_path)  # fail here, with the file's name, before any stage starts
-    runner = make_task_runner(spec.config.runner)
-    return pipeline_stages.with_options(task_runner=runner)(str(Path(config_path).resolve()), fresh)
+    return run_flow(pipeline_stages, spec.config.runner, str(Path(config_path).resolve()), fresh)

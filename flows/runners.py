@@ -3,14 +3,22 @@
 A local Dask cluster gets one single-threaded worker process per GPU, each pinned to its own
 device: dask-cuda's ``LocalCUDACluster`` when it is installed, else a cluster whose worker ``i``
 starts with ``CUDA_VISIBLE_DEVICES=i``. Each worker loads its models once and keeps them.
+
+Dask workers run Prefect's task engine, which reports to the API in the flow's settings:
+:func:`run_flow` gives them the flow's own (see :func:`workers_report_here`).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from mils.config.run_config import RunnerConfig
+from mils.errors import InputError
 
 
 def gpu_count() -> int:
@@ -64,3 +72,45 @@ def make_task_runner(runner: RunnerConfig):
         return DaskTaskRunner(address=runner.address)
     cluster_class, kwargs = local_cluster_plan(runner, gpu_count(), importlib.util.find_spec("dask_cuda") is not None)
     return DaskTaskRunner(cluster_class=cluster_class, cluster_kwargs=kwargs)
+
+
+def run_flow(flow_fn, runner: RunnerConfig, *args: Any) -> Any:
+    """Call the Prefect flow ``flow_fn(*args)`` on the task runner ``runner`` names."""
+    task_runner = make_task_runner(runner)
+    with workers_report_here(runner):
+        return flow_fn.with_options(task_runner=task_runner)(*args)
+
+
+@contextmanager
+def workers_report_here(runner: RunnerConfig) -> Iterator[None]:
+    """Dask workers report their task runs to the flow's Prefect API. With no ``PREFECT_API_URL`` each
+    worker would start a temporary server of its own: task runs lost in a throwaway database per worker,
+    and a server left running when its worker stops. So the flow starts its temporary server first and
+    hands its address on (in the settings Prefect sends with every task). That server listens on
+    loopback: a cluster elsewhere needs a server its workers can reach, and this says so."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE, temporary_settings
+
+    if runner.kind != "dask" or PREFECT_API_URL.value() or not PREFECT_SERVER_ALLOW_EPHEMERAL_MODE.value():
+        yield
+        return
+    if runner.address and not _on_loopback(runner.address):
+        raise InputError(
+            f"runner.address {runner.address} is another machine: its workers cannot report to this run's temporary "
+            "Prefect server (on 127.0.0.1). Start one they can reach (`prefect server start --host 0.0.0.0`) and set "
+            "PREFECT_API_URL=http://THIS_HOST:4200/api here")
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # the one Prefect itself would start for this process
+    server.start()
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield
+
+
+def _on_loopback(address: str) -> bool:
+    host = urlsplit(address if "://" in address else f"tcp://{address}").hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -23,7 +23,7 @@ from evaluation.caption_metrics import MetricReport
 from evaluation.datasets import check_dataset
 from flows.benchmark import dataset_hash, optimise_config
 from flows.record import BenchmarkOutcome
-from flows.runners import make_task_runner
+from flows.runners import run_flow
 from flows.tracking import log_config_run
 from mils.components.plan import plan_run
 from mils.config.run_config import RunConfig, build_config, read_yaml, set_dotted
@@ -210,4 +210,4 @@ def sweep_flow(config_path: str) -> dict[str, Any]:
 
 def run_sweep(config_path: str) -> dict[str, Any]:
     _, variants = expand_sweep(config_path)
-    return sweep_flow.with_options(task_runner=make_task_runner(variants[0][1].runner))(config_path)
+    return run_flow(sweep_flow, variants[0][1].runner, config_path)

@@ -122,6 +122,36 @@ def fake_scorer_factory(delay_per_sample: float = 0.0) -> "FakeScorer":
     return scorer
 
 
+class WideScorer(FakeScorer):
+    """FakeScorer whose embeddings pass through a 20,000-wide float32 layer in torch, as a real encoder's do:
+    the last digits of a long float32 reduction depend on how many threads torch splits it over."""
+
+    def __init__(self) -> None:
+        import torch
+
+        super().__init__()
+        rng = torch.Generator().manual_seed(0)
+        self._layers = (torch.randn(64, 20_000, generator=rng), torch.randn(20_000, 64, generator=rng))
+
+    def fingerprint(self) -> str:
+        return "fake-wide-20000"
+
+    def embed_samples(self, samples: Sequence[Sample]) -> np.ndarray:
+        return self._wide(super().embed_samples(samples))
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return self._wide(super().embed_texts(texts))
+
+    def _wide(self, bags: np.ndarray) -> np.ndarray:
+        import torch
+
+        out = (torch.tanh(torch.from_numpy(bags) @ self._layers[0]) @ self._layers[1]).numpy()
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+register("scorer", "fake_wide")(WideScorer)
+
+
 SIMULATED = {"seconds": 0.0}  # model latency slept in this process (benchmarks subtract it from wall time)
 
 
