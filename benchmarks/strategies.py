@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT))
 
 def runs(config_path: str) -> list[tuple[dict, Path]]:
     """(swept point, results folder) of each variant, where `mils sweep` wrote it."""
-    from flows.sweep import expand_sweep, variant_folder_name
+    from flows.sweep import expand_sweep, sweep_name, variant_config
 
     _, variants = expand_sweep(config_path)
-    found = [(point, config.model_copy(update={"name": variant_folder_name("sweep", point)}).results_dir())
+    found = [(point, variant_config(config, sweep_name(config_path), point, per_variant=True).results_dir())
              for point, config in variants]
     missing = [str(folder) for _, folder in found if not (folder / "samples").is_dir()]
     if missing:

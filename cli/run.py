@@ -135,14 +135,14 @@ def _stage_line(info) -> str:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from evaluation.datasets import check_dataset
     from flows.report import sweep_report
-    from flows.sweep import expand_sweep, run_sweep
+    from flows.sweep import expand_sweep, run_sweep, sweep_name
 
     check_dataset(expand_sweep(args.config)[1][0][1].dataset, paths=True)  # one line before any flow starts
     with stop_on_signals("finished samples of every variant are kept; run the same command again to resume"):
         outcome = run_sweep(args.config)
     print(f"\n{outcome['variants']} variants from {outcome['optimisation_runs']} optimisation runs")
     _, variants = expand_sweep(args.config)
-    out = Path(variants[0][1].output_dir) / f"sweep-report-{outcome['parent_run_id'][:8]}"
+    out = Path(variants[0][1].output_dir) / f"{sweep_name(args.config)}-report-{outcome['parent_run_id'][:8]}"
     print(sweep_report(outcome["parent_run_id"], outcome["tracking_uri"], out))
     print(f"again later: mils report {outcome['parent_run_id']} --tracking-uri {outcome['tracking_uri']}")
     _print_mlflow_hint(variants[0][1].tracking, outcome["dashboard"])
@@ -260,8 +260,9 @@ SWEEP_HELP = """a sweep YAML is a run config plus a grid of dotted keys:
     loop.keep: [5, 10]
     loop.steps: [1, 2, 3]     # steps variants are read off one longest run per other setting
 
-at the end: a table of every variant (metrics x100 with 95% CIs, wins/ties/losses), report.csv and
-report.tex (booktabs) in OUTPUT_DIR/sweep-report-<id>/, sweep_comparison.png and the link to an
+at the end: a table of every variant (metrics x100 with 95% CIs, wins/ties/losses); report.html (one
+static page), report.csv and report.tex (booktabs) in OUTPUT_DIR/NAME-report-<id>/ (NAME: the
+config's name, which also starts every variant's name and folder); sweep_comparison.png and the link to an
 MLflow view of the variants side by side. More than 200 variants are refused (MILS_MAX_VARIANTS).
 Resume: run the same command again. Example: configs/ablation_offline.yaml"""
 

@@ -24,6 +24,7 @@ STYLE = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto
          "text-align:right}td:first-child,th:first-child{text-align:left}.headline{font-size:1.15em;"
          "background:#f4f7fb;padding:.8em 1em;border-radius:6px}.sample{display:flex;gap:1em;margin:1em 0;"
          "border:1px solid #ddd;border-radius:6px;padding:.8em}.sample img{max-width:220px;max-height:220px}"
+         ".wide{overflow-x:auto}.wide td{white-space:nowrap}"
          ".muted{color:#666;font-size:.9em}.up{color:#1a7f37}.down{color:#b42318}")
 
 
@@ -166,6 +167,20 @@ def _sample_card(result, change: float, references: list[str], picture: str | No
             f"{esc(result.history[-1].best)}<br><span class='muted'>references:</span><ul>{refs}</ul></div></div>")
 
 
+def page(title: str, body: str) -> str:
+    """A self-contained page: no script, nothing fetched (the policy allows inline images and style only)."""
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; "
+            f"style-src 'unsafe-inline'\"><title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1>{body}</body></html>\n")
+
+
+def html_table(header, rows) -> str:
+    esc = html.escape
+    return ("<table><tr>" + "".join(f"<th>{esc(str(c))}</th>" for c in header) + "</tr>"
+            + "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in rows) + "</table>")
+
+
 def run_report_html(folder: str | Path, references: dict[str, list[str]] | None = None) -> str:
     """The report of a finished run (its results, and its record when there is one)."""
     from evaluation.finished_run import FinishedRun
@@ -181,9 +196,7 @@ def run_report_html(folder: str | Path, references: dict[str, list[str]] | None 
     esc = html.escape
     name = (record.get("config") or {}).get("name") or run.folder.name
     rows = table_rows(record)
-    table = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    header = ("<tr><th>metric (x100)</th><th>step 0</th><th>final</th><th>change [95% CI]</th>"
-              f"<th>{esc(SHARE)}</th></tr>")
+    header = ("metric (x100)", "step 0", "final", "change [95% CI]", SHARE)
 
     def cards(chosen) -> str:
         return "".join(_sample_card(r, c, references.get(r.sample_id, []), _thumbnail(r.media, root, run.folder))
@@ -191,16 +204,22 @@ def run_report_html(folder: str | Path, references: dict[str, list[str]] | None 
 
     improved = [c for c in reversed(changes) if c[0] > 0][:SHOWN]
     hurt = [c for c in changes if c[0] < 0][:SHOWN]
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            f"<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; "
-            f"style-src 'unsafe-inline'\"><title>MILS run {esc(name)}</title><style>{STYLE}</style></head><body>"
-            f"<h1>MILS run {esc(name)}</h1><p class='muted'>{len(results)} samples; scores "
-            f"{'higher' if higher else 'lower'} is better; {esc(str(run.folder))}</p>"
-            f"<p class='headline'>{esc(headline_sentence(record))}</p>"
-            + (f"<h2>Metrics</h2><table>{header}{table}</table>" if table else "")
-            + f"<h2>Best score by step</h2><img alt='best score by step' src='{curves_plot(results)}'>"
-            f"<h2>Most improved</h2>{cards(improved) or '<p class=muted>none</p>'}"
-            f"<h2>Most hurt</h2>{cards(hurt) or '<p class=muted>none</p>'}</body></html>\n")
+    return page(f"MILS run {name}",
+                f"<p class='muted'>{len(results)} samples; scores {'higher' if higher else 'lower'} is better; "
+                f"{esc(str(run.folder))}</p><p class='headline'>{esc(headline_sentence(record))}</p>"
+                + (f"<h2>Metrics</h2>{html_table(header, rows)}" if rows else "")
+                + f"<h2>Best score by step</h2><img alt='best score by step' src='{curves_plot(results)}'>"
+                f"<h2>Most improved</h2>{cards(improved) or '<p class=muted>none</p>'}"
+                f"<h2>Most hurt</h2>{cards(hurt) or '<p class=muted>none</p>'}")
+
+
+def sweep_report_html(title: str, headline: str, header, rows, note: str, plots: dict[str, bytes]) -> str:
+    """A sweep's report: the headline, the variants' table, and the sweep's plots (PNG bytes by caption)."""
+    esc = html.escape
+    figures = "".join(f"<h2>{esc(caption)}</h2><img alt='{esc(caption)}' style='max-width:100%' "
+                      f"src='data:image/png;base64,{base64.b64encode(data).decode()}'>" for caption, data in plots.items())
+    return page(f"MILS sweep {title}", f"<p class='headline'>{esc(headline)}</p><h2>Variants</h2>"
+                f"<div class='wide'>{html_table(header, rows)}</div><p class='muted'>{esc(note)}</p>{figures}")
 
 
 def write_run_report(folder: str | Path, out: str | Path | None = None,

@@ -170,7 +170,7 @@ def _sweep_stage(spec: PipelineSpec, config: RunConfig, variants, ledger: _Ledge
     if ledger.logged("sweep", key):
         return {"cached": True, "variants": len(variants), "parent_run_id": ledger.data.get("sweep_run_id"),
                 "dashboard": ledger.data.get("sweep_dashboard")}
-    summary = run_variants(spec.sweep, variants, config.name, results_name=config.name)
+    summary = run_variants(spec.sweep, variants, config.name, per_variant=False)
     ledger.data["sweep_run_id"] = summary["parent_run_id"]
     ledger.data["sweep_dashboard"] = summary["dashboard"]
     ledger.mark("sweep", key)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from evaluation.run_report import sweep_report_html
 from evaluation.tables import text_table
 from flows.tracking import BEST_BY_STEP
 from mils.errors import InputError, MissingInputError
@@ -20,7 +21,7 @@ def sweep_children(run_id: str, tracking_uri: str) -> pd.DataFrame:
     except Exception as err:  # MLflow raises its own exception types for unknown ids
         raise InputError(f"no MLflow run {run_id!r} in {tracking_uri}: {err}") from err
     runs = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'",
-                              order_by=["attributes.start_time ASC"])
+                              order_by=["attributes.start_time ASC", "attributes.run_name ASC"])
     rows = []
     for run in runs:
         row = {"run": run.info.run_name, "run_id": run.info.run_id}
@@ -73,8 +74,76 @@ def sweep_report(run_id: str, tracking_uri: str, out: Path | None = None, full: 
         tex = latex(shown, caption_for(shown, list(setting_names(table).values())), "tab:mils-sweep",
                     comment=f"MILS sweep, MLflow run {run_id} in {tracking_uri}")
         write_atomic(out / "report.tex", tex)
-        text += f"\nwritten: {out / 'report.csv'}, {out / 'report.tex'} (booktabs, {'every column' if full else 'headline'})"
+        page_header, page_rows = _page_columns(table, header, lines)
+        write_atomic(out / "report.html", sweep_report_html(
+            _parent_name(run_id, tracking_uri), sweep_headline(table), page_header, page_rows,
+            text.rsplit("\n", 1)[1].strip("()") + "; every metric: report.csv", _sweep_plots(run_id, tracking_uri)))
+        text += (f"\nwritten: {out / 'report.html'} (one static page: share it as it is), {out / 'report.csv'}, "
+                 f"{out / 'report.tex'} (booktabs, {'every column' if full else 'headline'})")
     return text
+
+
+def sweep_headline(table: pd.DataFrame) -> str:
+    """One sentence: how many variants, which is best on the headline metric and which gains most."""
+    from evaluation.paper_table import setting_names
+    from mils.config.metrics import higher_is_better, primary_metric
+
+    names = setting_names(table)
+
+    def label(row) -> str:
+        return ", ".join(f"{short}={row[column]}" for column, short in names.items()) or str(row.get("run", ""))
+
+    parts = [f"{len(table)} variants"]
+    metric = primary_metric(c.removeprefix("final/") for c in table.columns
+                            if c.startswith("final/") and not c.endswith(("_ci_low", "_ci_high")))
+    if metric and table[f"final/{metric}"].notna().any():
+        column = table[f"final/{metric}"]
+        row = table.loc[column.idxmax() if higher_is_better(metric) else column.idxmin()]
+        parts.append(f"best {metric}: {label(row)} ({100 * row[f'final/{metric}']:.1f})")
+    if "gain/score" in table and table["gain/score"].notna().any():
+        row = table.loc[table["gain/score"].idxmax()]
+        interval = (f" [{row['gain/score_ci_low']:+.3f}, {row['gain/score_ci_high']:+.3f}]"
+                    if "gain/score_ci_low" in row else "")
+        parts.append(f"largest change in the optimised score from step 0: {label(row)} ({row['gain/score']:+.3f}{interval})")
+    return "; ".join(parts) + "."
+
+
+def _page_columns(table: pd.DataFrame, header: list[str], lines: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """The console table's headline columns for the page (settings by their short names, the headline metric)."""
+    from evaluation.paper_table import setting_names
+    from mils.config.metrics import primary_metric
+
+    names = setting_names(table)
+    metric = primary_metric(h.removesuffix(" [95% CI]") for h in header if h.endswith(" [95% CI]") and h[0] != "Δ")
+    keep = [i for i, h in enumerate(header) if h in names or h in ("best score", "Δ score [95% CI]", "W/T/L",
+                                                                   "tokens/sample", f"{metric} [95% CI]")]
+    return [names.get(header[i], header[i]) for i in keep], [[line[i] for i in keep] for line in lines]
+
+
+def _parent_name(run_id: str, tracking_uri: str) -> str:
+    import mlflow
+
+    return (mlflow.tracking.MlflowClient(tracking_uri).get_run(run_id).info.run_name or run_id).removeprefix("sweep ")
+
+
+SWEEP_PLOTS = {"sweep_comparison.png": "Each metric against each swept setting",
+               "quality_vs_cost.png": "Quality against cost, every variant"}
+
+
+def _sweep_plots(run_id: str, tracking_uri: str) -> dict[str, bytes]:
+    """The sweep run's plots that MLflow holds (a sweep logged before a plot existed lacks it)."""
+    import tempfile
+
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    logged = {a.path for a in client.list_artifacts(run_id)}
+    plots = {}
+    with tempfile.TemporaryDirectory(prefix="mils-sweep-") as folder:
+        for name, caption in SWEEP_PLOTS.items():
+            if name in logged:
+                plots[caption] = Path(client.download_artifacts(run_id, name, folder)).read_bytes()
+    return plots
 
 
 def side_from_mlflow(run_id: str, tracking_uri: str):

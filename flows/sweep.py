@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from evaluation.datasets import check_dataset
 from flows.benchmark import dataset_hash, optimise_config
 from flows.record import BenchmarkOutcome
 from flows.runners import run_flow
-from flows.tracking import log_config_run
+from flows.tracking import created_run, log_config_run
 from mils.components.plan import plan_run
 from mils.config.run_config import RunConfig, build_config, read_yaml, set_dotted
 from mils.engine.records import SampleResult
@@ -92,22 +93,40 @@ def _score(results: list[SampleResult], references: dict[str, list[str]], config
                         cache_dir=str(cache_dir), tokenize=config.eval_tokenize)
 
 
-def variant_folder_name(results_name: str, point: dict[str, Any]) -> str:
-    """``sweep-keep5-explore0.2``: a `mils sweep` variant's results folder named by its settings
-    (steps variants share the longest run's folder, so steps is left out); a pipeline's variants keep
-    the pipeline's name, so the one equal to its base config resumes the base run's folder."""
-    if results_name != "sweep":
+def variant_folder_name(results_name: str, point: dict[str, Any], per_variant: bool = True) -> str:
+    """``demo-keep=5-explore=0.2``: a `mils sweep` variant's results folder, the sweep's name and the
+    variant's settings (steps variants share the longest run's folder, so steps is left out). A
+    pipeline's variants (``per_variant`` False) keep the pipeline's name, so the one equal to its base
+    config resumes the base run's folder."""
+    if not per_variant:
         return results_name
-    settings = "-".join(f"{k.split('.')[-1]}{v}" for k, v in point.items() if k != "loop.steps")
+    settings = "-".join(f"{k.split('.')[-1]}={v}" for k, v in point.items() if k != STEPS_KEY)
     return re.sub(r"[^\w.=+-]", "_", f"{results_name}-{settings}" if settings else results_name)[:150]
 
 
+def variant_config(config: RunConfig, results_name: str, point: dict[str, Any], per_variant: bool) -> RunConfig:
+    """``config`` writing to its variant's folder; one this suite named ``sweep-keep5`` before sweeps took
+    their config's name is resumed where it is."""
+    named = config.model_copy(update={"name": variant_folder_name(results_name, point, per_variant)})
+    if per_variant and not named.results_dir().exists():
+        old = "-".join(["sweep", *(f"{k.split('.')[-1]}{v}" for k, v in point.items() if k != STEPS_KEY)])
+        legacy = config.model_copy(update={"name": re.sub(r"[^\w.=+-]", "_", old)[:150]})
+        if legacy.results_dir().is_dir():
+            return legacy
+    return named
+
+
+def sweep_name(path: str | Path) -> str:
+    """A sweep's one name: its config's ``name`` (the variants' names and folders start with it)."""
+    return str(read_yaml(path).get("name") or "sweep")
+
+
 def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, data=None,
-                 results_name: str = "sweep") -> dict[str, Any]:
+                 per_variant: bool = True) -> dict[str, Any]:
     """Optimise and score every variant inside the current flow; an MLflow run ``sweep TITLE``
     (nested under the active run, if any) with one child per variant and the comparison plot.
-    Results go to ``<results_name>-<result key>``: a variant equal to an earlier run of that name
-    (the pipeline's base config) resumes its folder instead of running again."""
+    Results go to ``TITLE-<settings>-<result key>``; a pipeline's (``per_variant`` False) to
+    ``TITLE-<result key>``, so a variant equal to the pipeline's base config resumes its folder."""
     import mlflow
 
     from flows.tracking import start_tracking
@@ -127,15 +146,16 @@ def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, dat
         mlflow.log_dict({"grid": grid}, "sweep.json")
         for members in groups.values():
             longest = max(members, key=lambda m: m[1].loop.steps)[1]
-            named = longest.model_copy(update={"name": variant_folder_name(results_name, members[0][0])})
-            outcome = optimise_config(plan_run(named), data=data)
+            started = time.time()
+            outcome = optimise_config(plan_run(variant_config(longest, title, members[0][0], per_variant)), data=data)
             linked = {}
             for point, config in members:
                 results = truncate(outcome, config.loop.steps)
                 cache = RunFolder(outcome.results_dir).metrics
                 reports = {"step0": _score(results, references, config, 0, cache),
                            "final": _score(results, references, config, -1, cache)} if results and config.metrics else {}
-                with mlflow.start_run(run_name=config.name, nested=True) as child:
+                child_id = created_run(parent.info.experiment_id, config.name, started, parent.info.run_id)
+                with mlflow.start_run(run_id=child_id, nested=True) as child:  # its duration: the optimisation's
                     mlflow.log_params({f"sweep.{k}": str(v) for k, v in point.items()})
                     logged = log_config_run(config, config.result_key(), results, outcome.failures, reports,
                                             {"mils.kind": "config", "dataset_hash": dataset_hash(outcome),
@@ -205,7 +225,7 @@ def log_sweep_summary(grid: dict[str, list[Any]], rows: list[dict[str, Any]], ti
 @flow(name="mils-sweep")
 def sweep_flow(config_path: str) -> dict[str, Any]:
     grid, variants = expand_sweep(config_path)
-    return run_variants(grid, variants, Path(config_path).stem)
+    return run_variants(grid, variants, sweep_name(config_path))
 
 
 def run_sweep(config_path: str) -> dict[str, Any]:

@@ -28,14 +28,17 @@ def test_sweep_creates_one_child_per_config_and_shares_step_runs(flow_config, tm
     import json
     from pathlib import Path
 
-    folders = sorted(Path(raw["output_dir"]).glob("sweep-keep*"))
-    assert [f.name.rsplit("-", 1)[0] for f in folders] == ["sweep-keep2", "sweep-keep4"]
+    folders = sorted(Path(raw["output_dir"]).glob("fake-keep*"))  # one name: the config's, then the settings
+    assert [f.name.rsplit("-", 1)[0] for f in folders] == ["fake-keep=2", "fake-keep=4"]
+    assert parent.info.run_name == "sweep fake" and {c.info.run_name.split("-")[0] for c in children} == {"fake"}
     by_id = {c.info.run_id: c for c in children}
     for folder in folders:
         linked = json.loads((folder / "sweep_runs.json").read_text())
         assert linked["parent_run_id"] == outcome["parent_run_id"] and len(linked["variants"]) == 2
         assert all(by_id[run_id].data.tags["mils.results_dir"] == str(folder) for run_id in linked["variants"].values())
-    for child in children:
+    for child in children:  # a variant's run lasts as long as its optimisation did (not the 1 s of logging it)
+        first_sample = min(f.stat().st_mtime for f in Path(child.data.tags["mils.results_dir"]).glob("samples/*.json"))
+        assert child.info.start_time / 1000 <= first_sample
         steps = int(child.data.params["loop.steps"])
         history = client.get_metric_history(child.info.run_id, "by_step/best")
         assert sorted(m.step for m in history) == list(range(steps + 1))
@@ -65,6 +68,23 @@ def test_sweep_creates_one_child_per_config_and_shares_step_runs(flow_config, tm
     assert {"steps", "keep", "CIDEr", r"$\Delta$ score", "tokens / sample"} <= {h.strip() for h in header.split("&")}, header
     assert "Δ score [95% CI]" in report and "tokens/sample" in report  # the console table has them too
     assert "sweep." not in tex and outcome["parent_run_id"] not in tex.split("\n", 1)[1]  # only in the comment
+    page = (tmp_path / "report" / "report.html").read_text()  # one page to share: the headline, the table, the plots
+    assert "<title>MILS sweep fake</title>" in page and "4 variants; best CIDEr: " in page
+    assert page.count("data:image/png;base64,") == 2 and page.count("<tr>") == 1 + 4
+
+
+def test_a_sweep_resumes_a_folder_an_earlier_version_named(flow_config, tmp_path):
+    from flows.sweep import expand_sweep, variant_config
+
+    path, raw = flow_config("sweep.yaml")
+    raw["sweep"] = {"loop.keep": [2]}
+    path.write_text(yaml.safe_dump(raw))
+    (point, config), = expand_sweep(path)[1]
+    assert variant_config(config, "fake", point, True).name == "fake-keep=2"
+    legacy = config.model_copy(update={"name": "sweep-keep2"}).results_dir()
+    legacy.mkdir(parents=True)
+    assert variant_config(config, "fake", point, True).results_dir() == legacy
+    assert variant_config(config, "fake", point, False).name == "fake"  # a pipeline's variants keep its name
 
 
 def test_truncated_history_equals_a_real_shorter_run(flow_config):
