@@ -7,11 +7,12 @@ import argparse
 import json
 import re
 import secrets
+import sys
 from pathlib import Path
 
 from cli.common import read_json_arg
 from mils.config.metrics import CAPTION_METRICS
-from mils.errors import InputError, MissingInputError
+from mils.errors import InputError, MilsError, MissingInputError
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -157,11 +158,19 @@ def _free_port(host: str, port: int, explicit: bool) -> int:
 
 
 def cmd_view(args: argparse.Namespace) -> int:
+    from evaluation.datasets import folder_references
     from human_eval.viewer import RunIndex, create_app
     from human_eval.web_safety import is_loopback
+    from mils.storage.run_folder import RunFolder
 
     folder = _run_folder(args.run, args.tracking_uri)
-    index = RunIndex(folder, tuple(args.media_root))
+    references = None
+    if RunFolder(folder).config.is_file():  # a `mils t2i` / `mils style` output has no dataset
+        try:
+            references = folder_references(folder, "the viewer shows no references")
+        except MilsError as err:
+            print(f"view: {err}", file=sys.stderr)
+    index = RunIndex(folder, tuple(args.media_root), references)
     token = args.token
     if token is not None and len(token) < 16:  # an unset variable ("") or a guessable word
         raise InputError("--token must be at least 16 characters (leave it out for a random one)")

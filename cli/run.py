@@ -176,14 +176,13 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 def _write_html_report(folder: Path, dataset=None) -> None:
     """RUN/report.html: the run as one static page (evaluation/run_report.py). References come from
     the run's dataset when it loads (never shown from a path: folder_dataset)."""
-    from evaluation.datasets import folder_dataset
+    from evaluation.datasets import folder_references
     from evaluation.run_report import write_run_report
-    from mils.config.run_config import read_run_config
 
     references = None
     try:
-        data = dataset or folder_dataset(read_run_config(folder).dataset, folder, "the report shows no references")
-        references = {s.id: list(s.references) for s in data.rows}  # no media check: a report needs the texts only
+        references = ({s.id: list(s.references) for s in dataset.rows} if dataset else
+                      folder_references(folder, "the report shows no references"))
     except MilsError as err:
         print(f"report: {err}", file=sys.stderr)
     try:

@@ -333,7 +333,7 @@ def cached_caption_metrics(predictions: Mapping[str, str], references: Mapping[s
         inputs = [predictions, references, list(metrics), seed] + ([tokenize] if tokenize != "ptb" else [])
         payload = json.dumps(inputs, sort_keys=True)
         stem = Path(cache_dir) / f"metrics-{content_hash(payload, 16)}"
-        cached = _cached_report(stem)
+        cached = read_cached_report(stem)
         if cached is not None:
             return cached
     report = caption_metrics(predictions, references, metrics=list(metrics), seed=seed, tokenize=tokenize)
@@ -343,7 +343,7 @@ def cached_caption_metrics(predictions: Mapping[str, str], references: Mapping[s
     return report
 
 
-def _cached_report(stem: Path) -> MetricReport | None:
+def read_cached_report(stem: Path) -> MetricReport | None:
     """A cache entry, when both its files are regular files (never read through a link planted in a
     folder from elsewhere) and whole; otherwise None, and the metrics are computed again."""
     import stat

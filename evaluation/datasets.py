@@ -348,3 +348,13 @@ def folder_dataset(cfg: DatasetConfig, folder: str | Path, instead: str) -> Data
         raise InputError(f"the {cfg.kind!r} dataset that {Path(folder).name}/config.json names could not be loaded "
                          f"({type(err).__name__}; its {len(cfg.args)} path argument(s) are not shown: they come from "
                          f"the folder); {instead}") from None
+
+
+
+def folder_references(folder: str | Path, instead: str) -> dict[str, list[str]]:
+    """Each sample's references, from the dataset a finished run's config.json names (the texts only:
+    no media is checked); an InputError ending with ``instead`` when it does not load."""
+    from mils.config.run_config import read_run_config
+
+    data = folder_dataset(read_run_config(folder).dataset, folder, instead)
+    return {s.id: list(s.references) for s in data.rows}

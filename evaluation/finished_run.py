@@ -75,3 +75,26 @@ class FinishedRun:
                                                   for v in final.values()):
             raise InputError(f"{RunFolder(self.folder).record}: reports.final.corpus is not {{metric: {{value: number}}}}")
         return {name: 100 * value["value"] for name, value in final.items()}
+
+    @cached_property
+    def cached_reports(self) -> list:
+        """Every whole entry of the run's metrics cache (``metrics/``; none read through a link), read once."""
+        from evaluation.caption_metrics import read_cached_report
+
+        folder = RunFolder(self.folder).metrics
+        if not folder.is_dir() or folder.is_symlink():
+            return []
+        reports = (read_cached_report(path.with_suffix("")) for path in sorted(folder.glob("metrics-*.json")))
+        return [r for r in reports if r is not None and "prediction" in r.per_sample]
+
+    @cached_property
+    def sample_metrics(self) -> dict[tuple[str, str], dict[str, float]]:
+        """(sample id, caption) -> that caption's own metric scores (x100), from the metrics cache: every
+        caption the run's tables scored (step 0's and the final). Per-sample statistics are left out."""
+        out: dict[tuple[str, str], dict[str, float]] = {}
+        for report in self.cached_reports:
+            table = report.per_sample
+            scores = [c for c in table.columns if c != "prediction" and "_stat/" not in c]
+            for sample_id, row in table.iterrows():
+                out[(str(sample_id), str(row["prediction"]))] = {c: 100 * float(row[c]) for c in scores}
+        return out

@@ -78,15 +78,11 @@ def _held_out(folder: Path, common: set[str]) -> float:
 def _reference_metrics(point: _Run, common: set[str]) -> dict[str, float]:
     """Reference metrics (x100) of the final captions of exactly the shared samples: the run record's
     when the run has no other samples, else a metrics-cache entry over exactly those captions."""
-    from evaluation.caption_metrics import _cached_report
-    from mils.storage.run_folder import RunFolder
-
     captions = {r.sample_id: r.history[-1].best for r in point.results if r.sample_id in common}
     if len(point.results) == len(common) and point.run.final_metrics:
         return point.run.final_metrics
-    for stem in sorted(RunFolder(point.folder).metrics.glob("metrics-*.json")):
-        report = _cached_report(stem.with_suffix(""))
-        if report is not None and report.per_sample["prediction"].to_dict() == captions:
+    for report in point.run.cached_reports:
+        if report.per_sample["prediction"].to_dict() == captions:
             return {name: 100 * est.value for name, est in report.corpus.items()}
     return {}
 

@@ -75,7 +75,7 @@ function showStep(n) {
   const s = sample.steps[step];
   $("stepname").textContent = "step " + s.step + " of " + (sample.steps.length - 1);
   $("stepinfo").textContent = "score " + fmt(s.best_score) + (s.step ? " \u00b7 " + s.new_unique + " new candidates" : " \u00b7 initial candidates") +
-    (s.empty_reply ? " \u00b7 empty reply" : "") + (sample.stopped_early_at === s.step ? " \u00b7 stopped early" : "");
+    (s.empty_reply ? " \u00b7 the LLM's reply had no usable line: this step added no candidates" : "") + (sample.stopped_early_at === s.step ? " \u00b7 stopped early" : "");
   $("best").textContent = s.best;
   pairs("kept", s.kept); pairs("new", s.step === 0 ? [] : s.new);
   const reply = $("reply"); reply.innerHTML = "";
@@ -88,6 +88,20 @@ function showStep(n) {
   $("sprev").disabled = step === 0; $("snext").disabled = step === sample.steps.length - 1;
 }
 
+// under the image: the sample's own reference metrics at step 0 and final, and its references
+function showScores(metrics, references) {
+  const at = (step, n) => metrics[step] && typeof metrics[step][n] === "number" ? metrics[step][n].toFixed(1) : "-";
+  const names = Object.keys(metrics.final || metrics["step 0"] || {});
+  const shown = ["CIDEr", "SPICE", "METEOR", "BLEU-4"].filter(n => names.includes(n));
+  $("scores").textContent = shown.length ? "this sample (x100): " + shown.map(n => n + " " + at("step 0", n) +
+    " \u2192 " + at("final", n)).join(" \u00b7 ") + " (step 0 \u2192 final)" : "no reference metrics recorded for this sample";
+  const refs = $("refs"); refs.innerHTML = "";
+  const head = document.createElement("b"); head.textContent = references.length ? "References" : "";
+  const list = document.createElement("ul");
+  for (const text of references) { const li = document.createElement("li"); li.textContent = text; list.appendChild(li); }
+  refs.appendChild(head); refs.appendChild(list);
+}
+
 async function openSample(id) {
   const r = await fetch("/api/sample?id=" + encodeURIComponent(id)); const data = await r.json();
   if (!r.ok) { sample = null; $("detail").textContent = data.detail; return; }
@@ -97,6 +111,7 @@ async function openSample(id) {
   const m = data.media;
   if (m.kind === "image" || m.kind === "video") { const img = document.createElement("img"); img.src = m.url; img.alt = data.sample_id; $("media").appendChild(img); }
   else if (m.kind === "audio") { const a = document.createElement("audio"); a.controls = true; a.src = m.url; $("media").appendChild(a); }
+  showScores(data.metrics || {}, data.references || []);
   for (const [i, url] of m.steps.entries()) { const img = document.createElement("img"); img.src = url; img.title = "best image after step " + i; img.onclick = () => showStep(i); $("stepimgs").appendChild(img); }
   $("chart").replaceChildren(chart(data.steps, data.lower_is_better));
   $("sprev").onclick = () => showStep(step - 1); $("snext").onclick = () => showStep(step + 1);

@@ -24,6 +24,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse
 from tqdm.auto import tqdm
 
+from evaluation.finished_run import FinishedRun
 from evaluation.run_report import folder_headline
 from mils.engine.parsing import annotate_reply
 from mils.engine.records import SampleResult
@@ -36,8 +37,6 @@ from mils.storage.run_folder import RunFolder, read_result_file, trusted_media_r
 PAGE_SIZE_MAX = 500
 SORTS = ("id", "step0", "final", "delta", "gain")  # "gain": the improvement, whichever way the scorer points
 FILTERS = ("all", "no_gain", "gain", "hurt", "failed", "empty")
-
-
 INDEX_VERSION = 2  # .viewer_index.json's rows; 2: each row's score direction
 
 
@@ -70,8 +69,10 @@ class RunIndex:
     output of `mils t2i` / `mils style` (``result.json`` beside its step images, or one such
     folder per prompt)."""
 
-    def __init__(self, folder: str | Path, media_roots: tuple[str | Path, ...] = ()) -> None:
+    def __init__(self, folder: str | Path, media_roots: tuple[str | Path, ...] = (),
+                 references: dict[str, list[str]] | None = None) -> None:
         self.folder = Path(folder).resolve()
+        self.references, self.run = references or {}, FinishedRun(self.folder)  # references: cli's folder_references
         if not self.folder.is_dir():
             raise MissingInputError(f"no such results folder: {folder}")
         self.rows: dict[str, Row] = {}
@@ -146,9 +147,16 @@ class RunIndex:
                 "reply": [{"line": line, "parsed": parsed} for line, parsed in annotate_reply(reply, new)]
                 if reply is not None else None,
             })
-        return {"sample_id": r.sample_id, "media": self._media(r), "steps": steps,
+        return {"sample_id": r.sample_id, "media": self._media(r), "steps": steps, "metrics": self._metrics(r),
+                "references": [_text(t) for t in self.references.get(sample_id, [])],
                 "stopped_early_at": r.stopped_early_at, "lower_is_better": self.lower_is_better,
                 "final_kept": [[t, _number(v)] for t, v in r.kept]}
+
+    def _metrics(self, r: SampleResult) -> dict[str, dict[str, float]]:
+        """The sample's own metric scores (x100) at step 0 and final, where the run's metrics cache has them."""
+        scores = self.run.sample_metrics  # read once, when a sample is first opened
+        found = {"step 0": scores.get((r.sample_id, r.initial.best)), "final": scores.get((r.sample_id, r.history[-1].best))}
+        return {step: values for step, values in found.items() if values}
 
     def _media(self, r: SampleResult) -> dict[str, Any]:
         kind = modality_of(r.media) if r.media and Path(r.media).suffix.lower() in KNOWN_MEDIA else None

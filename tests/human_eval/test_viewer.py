@@ -91,9 +91,16 @@ def test_text_to_image_output_opens_with_step_images(tmp_path, run_dir):
 def test_browser_sorts_opens_a_sample_and_steps_through(run_dir, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
+    from evaluation.caption_metrics import cached_caption_metrics
+
     folder, results = run_dir
     best = max(results, key=lambda r: r.score - r.initial.best_score)
-    with served(create_app(RunIndex(folder))) as url, sync_playwright() as p:
+    references = {r.sample_id: [f"reference {n} of {r.sample_id}" for n in range(2)] for r in results}
+    references[best.sample_id] = [best.caption, "<b>a second</b> reference"]  # the final caption is a reference
+    for step in (0, -1):  # the metrics cache, as the run's tables left it: step 0's captions and the final ones
+        cached_caption_metrics({r.sample_id: r.at_step(step).best for r in results}, references, ["CIDEr", "BLEU"],
+                               cache_dir=folder / "metrics")
+    with served(create_app(RunIndex(folder, references=references))) as url, sync_playwright() as p:
         browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(url)
@@ -108,6 +115,9 @@ def test_browser_sorts_opens_a_sample_and_steps_through(run_dir, tmp_path):
         expect(page.locator("#sid")).to_have_text(best.sample_id)
         expect(page.locator("#stepname")).to_have_text("step 3 of 3")
         expect(page.locator("#best")).to_have_text(best.caption)
+        expect(page.locator("#refs li")).to_have_text([best.caption, "<b>a second</b> reference"])  # text, not markup
+        final_cider = page.locator("#scores").inner_text().split("CIDEr ")[1].split(" \u2192 ")[1].split()[0]
+        assert float(final_cider) > 0 and "BLEU-4" in page.locator("#scores").inner_text()
         expect(page.locator("#media img")).to_have_js_property("complete", True)
         assert page.locator("#media img").evaluate("im => im.naturalWidth") > 0  # the photo itself loaded
         page.keyboard.press("ArrowLeft")
@@ -185,3 +195,25 @@ def test_the_viewer_shows_the_runs_headline_and_filters_the_most_hurt(run_dir):
     assert page["headline"].startswith("MILS raised the optimised score on 4 of 6 samples")
     hurt = RunIndex(folder).page(filter="hurt", sort="gain")["rows"]
     assert [round(r["gain"], 6) for r in hurt] == [-0.2, -0.1]  # the most hurt first
+
+
+def test_cli_view_shows_the_references_of_the_runs_dataset(run_dir, monkeypatch, capsys):
+    """`mils view` reads the references from the dataset the folder's config names; one that does not
+    load is one line, and the viewer still opens."""
+    import uvicorn
+
+    import evaluation.datasets
+    from cli.main import main
+
+    folder, results = run_dir
+    served_apps = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served_apps.append(app))
+    monkeypatch.setattr(evaluation.datasets, "folder_references", lambda f, instead: {results[0].sample_id: ["a ref"]})
+    assert main(["view", str(folder)]) == 0
+    sample = local_client(served_apps[-1]).get("/api/sample", params={"id": results[0].sample_id}).json()
+    assert sample["references"] == ["a ref"]
+
+    monkeypatch.undo()
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served_apps.append(app))
+    assert main(["view", str(folder)]) == 0  # this folder's config.json is no full config: no references
+    assert "view: " in capsys.readouterr().err and len(served_apps) == 2
