@@ -48,7 +48,9 @@ def _print_mlflow_hint(tracking, dashboard: str | None = None) -> None:
     url = dashboard or (runs_url(experiment.experiment_id) if experiment else None)
     print(f"MLflow experiment {tracking.experiment!r} logged to {tracking.uri}; to browse it:\n"
           f"  {Path(sys.executable).parent / 'mlflow'} ui --backend-store-uri {tracking.uri} "
-          f"--host 127.0.0.1 --port 5000" + (f"\n  then open {url}" if url else ""))
+          f"--host 127.0.0.1 --port 5000" + (f"\n  then open {url}" if url else "")
+          + (f"\n  once per browser, so that runs opened from the table keep this layout: open {url.split('?')[0]} "
+             "and click 'Model training' (top left)" if url else ""))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -76,6 +76,8 @@ def metric_rows(record: dict[str, Any]) -> list[list[str]]:
 
 
 SHARE = "share of resamples with change > 0"  # one name for it: console, report, README
+HEADER = ("metric", "step 0", "final", "change [95% CI]", SHARE)
+UNITS = "reference metrics x100; the optimised score on its scorer's own scale"
 
 
 def table_rows(record: dict[str, Any]) -> list[list[str]]:
@@ -101,9 +103,9 @@ def console_table(record: dict[str, Any]) -> str:
     rows = table_rows(record)
     if not rows:
         return "(no metrics recorded)"
-    return (text_table(("metric (x100)", "step 0", "final", "change [95% CI]", SHARE), rows)
-            + "\n(paired bootstrap over the samples: one resample scores both steps; corpus values as the official "
-              "scripts report them)")
+    return (text_table(HEADER, rows)
+            + f"\n({UNITS}; paired bootstrap over the samples: one resample scores both steps; corpus values as the "
+              "official scripts report them)")
 
 
 def _png(fig) -> str:
@@ -196,7 +198,6 @@ def run_report_html(folder: str | Path, references: dict[str, list[str]] | None 
     esc = html.escape
     name = (record.get("config") or {}).get("name") or run.folder.name
     rows = table_rows(record)
-    header = ("metric (x100)", "step 0", "final", "change [95% CI]", SHARE)
 
     def cards(chosen) -> str:
         return "".join(_sample_card(r, c, references.get(r.sample_id, []), _thumbnail(r.media, root, run.folder))
@@ -207,7 +208,7 @@ def run_report_html(folder: str | Path, references: dict[str, list[str]] | None 
     return page(f"MILS run {name}",
                 f"<p class='muted'>{len(results)} samples; scores {'higher' if higher else 'lower'} is better; "
                 f"{esc(str(run.folder))}</p><p class='headline'>{esc(headline_sentence(record))}</p>"
-                + (f"<h2>Metrics</h2>{html_table(header, rows)}" if rows else "")
+                + (f"<h2>Metrics</h2>{html_table(HEADER, rows)}<p class='muted'>{UNITS}</p>" if rows else "")
                 + f"<h2>Best score by step</h2><img alt='best score by step' src='{curves_plot(results)}'>"
                 f"<h2>Most improved</h2>{cards(improved) or '<p class=muted>none</p>'}"
                 f"<h2>Most hurt</h2>{cards(hurt) or '<p class=muted>none</p>'}")

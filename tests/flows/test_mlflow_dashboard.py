@@ -147,4 +147,12 @@ def test_a_single_run_link_opens_on_its_numbers(flow_config, tmp_path):
             close_assistant.click()
         page.wait_for_timeout(500)
         page.screenshot(path=str(tmp_path / "mlflow_runs_view.png"))
+        # MLflow's link from the table to a run drops the classic layout; the printed hint's one click keeps it:
+        # the experiment's address without the setting, "Model training" (MLflow stores a change of layout only)
+        page.goto(f"{base}/#/experiments/{child.info.experiment_id}/runs")
+        page.get_by_text("Model training", exact=True).first.click()
+        page.goto(record.mlflow["view"].replace(UI, base))
+        page.get_by_role("link", name=child.info.run_name, exact=True).first.click()
+        expect(page.get_by_text(child.info.run_id, exact=True).first).to_be_visible(timeout=60_000)  # the run's page
+        assert page.get_by_text("Evaluation runs", exact=True).count() == 0  # the classic side bar, not GenAI's
         browser.close()
