@@ -195,8 +195,9 @@ def _write_html_report(folder: Path, dataset=None) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from flows.report import require_store, sweep_report
+    from mils.storage.run_folder import RunFolder
 
-    if (Path(args.run_id) / "samples").is_dir():  # a results folder: its static HTML report
+    if RunFolder(args.run_id).samples.is_dir():  # a results folder: its static HTML report
         _write_html_report(Path(args.run_id))
         return 0
     require_store(args.tracking_uri)

@@ -29,14 +29,13 @@ import numpy as np
 import pandas as pd
 
 from evaluation.bootstrap import DEFAULT_RESAMPLES, Estimate, bootstrap, bootstrap_columns, bootstrap_mean
-from mils.config.metrics import CAPTION_METRICS
+from mils.config.metrics import CAPTION_METRICS, METRICS, metric_names
 from mils.errors import ComponentError, InputError, StorageError
 from mils.files import content_hash, own_folder, write_atomic, written
 
 log = logging.getLogger(__name__)
 
-ALL_METRICS = CAPTION_METRICS  # the names a config is checked against when it is built
-"""Metric families; BLEU expands to BLEU-1..4."""
+ALL_METRICS = CAPTION_METRICS  # the caption metric families (BLEU expands to BLEU-1..4); a task's own: METRICS
 
 
 @dataclass
@@ -48,11 +47,8 @@ class MetricReport:
     unavailable: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {
-            "corpus": {k: v.as_dict() for k, v in self.corpus.items()},
-            "unavailable": self.unavailable,
-            "n_samples": int(len(self.per_sample)),
-        }
+        return {"corpus": {k: v.as_dict() for k, v in self.corpus.items()}, "unavailable": self.unavailable,
+                "n_samples": int(len(self.per_sample))}
 
     def save(self, stem: Path) -> None:
         """``stem.json`` (corpus values) + ``stem.parquet`` (per sample); the JSON last, so its
@@ -282,14 +278,14 @@ def caption_metrics(
     """Score ``predictions`` (id -> caption) against ``references`` (id -> captions).
     ``tokenize``: ``ptb`` (pycocoevalcap's PTB tokenizer, as COCO's evaluation does) or ``raw``
     (the strings as they are: how the official MILS code scores audio and video captions)."""
-    unknown = sorted(set(metrics) - set(ALL_METRICS))
+    unknown = sorted(set(metrics) - set(metric_names()))
     if unknown:
-        raise InputError(f"unknown metrics {unknown}; known: {', '.join(ALL_METRICS)}")
+        raise InputError(f"unknown metrics {unknown}; known: {', '.join(metric_names())}")
     check_inputs(predictions, references)
     ids = sorted(predictions)
     if tokenize not in ("ptb", "raw"):
         raise InputError(f"tokenize must be 'ptb' or 'raw', got {tokenize!r}")
-    prepare = ptb_tokenize if tokenize == "ptb" else dict
+    prepare = ptb_tokenize if tokenize == "ptb" and set(metrics) & set(CAPTION_METRICS) else dict  # a task's own: raw
     gts = prepare({i: [r for r in references[i] if r.strip()] for i in ids})
     res = prepare({i: [predictions[i]] for i in ids})
     corpus: dict[str, Estimate] = {}
@@ -318,6 +314,9 @@ def caption_metrics(
     if "CIDEr" not in metrics:
         corpus.pop("CIDEr", None)
         columns.pop("CIDEr", None)
+    for metric in (METRICS[name] for name in metrics if METRICS[name].score is not None):  # a task's own: raw texts
+        values = np.array([float(metric.score(predictions[i], list(references[i]))) for i in ids])
+        mean_metric(metric.name, float(values.mean()), values)
     table = pd.DataFrame(columns, index=pd.Index(ids, name="id"))
     table.insert(0, "prediction", [predictions[i] for i in ids])
     return MetricReport(corpus, table, unavailable)

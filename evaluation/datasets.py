@@ -35,7 +35,8 @@ class EvalSample:
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def as_sample(self) -> Sample:
-        return Sample(self.id, self.media)
+        """The loop's sample: the media, and the texts of ``meta`` (a task's prompt slots, e.g. a question)."""
+        return Sample(self.id, self.media, fields={k: v for k, v in self.meta.items() if isinstance(v, str)})
 
 
 @dataclass

@@ -215,8 +215,8 @@ def _media_problem_of(path: Path, size: int, mtime_ns: int) -> str | None:
     return media_problem(path)
 
 
-def _config(folder: Path, problems: list[tuple[Path, str]], name: str = "config.json") -> dict[str, Any]:
-    path = folder / name
+def _config(folder: Path, problems: list[tuple[Path, str]]) -> dict[str, Any]:
+    path = RunFolder(folder).config
     if not path.is_file():
         return {}
     try:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -18,6 +18,7 @@ class Sample:
     id: str
     media: Any
     content: str | None = None  # the media's content hash, when the id is only where it sits
+    fields: Mapping[str, str] = field(default_factory=dict, compare=False)  # its texts beside the media (a question)
 
     @property
     def seed_id(self) -> str:

@@ -48,9 +48,9 @@ def transient(task, task_run, state) -> bool:
 @task(name="load-models-and-encode-bank", retries=2, retry_delay_seconds=30, retry_condition_fn=transient)
 def prepare_models_task(plan: RunPlan) -> dict[str, Any]:
     """Load the models in this process and make sure the bank embeddings are cached on disk."""
-    runner = runner_for(plan)
-    return {"bank_size": len(runner.bank), "bank_hash": runner.bank.content_hash(),
-            "bank_provenance": runner.bank.provenance}
+    bank = runner_for(plan).bank  # None: the task's samples bring their own initial candidates
+    return {"bank_size": len(bank) if bank else 0, "bank_hash": bank.content_hash() if bank else None,
+            "bank_provenance": bank.provenance if bank else None}
 
 
 class StepLog:

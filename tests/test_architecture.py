@@ -119,3 +119,23 @@ def test_mils_rooms_import_only_the_foundation_and_earlier_rooms():
         path = ROOT / "mils" / f"{name}.py"
         offences += [f"{path.relative_to(ROOT)} imports mils.{part}" for part in imported_mils_parts(path) & set(ROOMS)]
     assert offences == []
+
+
+RESULTS_FILES = {"config.json", "run.json", "media.json", "mlflow.json", "sweep_runs.json", "pipeline.json", ".lock",
+                 ".viewer_index.json"}
+MLFLOW_ARTIFACTS = {("flows/tracking.py", "config.json"), ("flows/report.py", "config.json"),
+                    ("flows/pipeline.py", "pipeline.json")}  # names inside an MLflow run, not a results folder
+
+
+def test_only_the_run_folder_spells_a_results_folder_file_name():
+    """RunFolder (mils/storage/run_folder.py) owns every name in a results folder: a rename is one line."""
+    offences = []
+    for room in ("mils", "flows", "tasks", "cli", "evaluation", "human_eval", "benchmarks", "examples"):
+        for path in (ROOT / room).rglob("*.py"):
+            where = str(path.relative_to(ROOT))
+            if where == "mils/storage/run_folder.py":
+                continue
+            offences += [f"{where}:{node.lineno} {node.value}" for node in ast.walk(ast.parse(path.read_text()))
+                         if isinstance(node, ast.Constant) and node.value in RESULTS_FILES
+                         and (where, node.value) not in MLFLOW_ARTIFACTS]
+    assert offences == []

@@ -137,7 +137,7 @@ def build_components(plan: RunPlan, generator: Generator | None = None, scorer: 
     if plan.schedule.kind == "async" and not (isinstance(generator, ConcurrentGenerator) and generator.concurrent):
         raise InputError(f"schedule 'async' needs a generator that takes concurrent requests (backend 'vllm'); "
                          f"{type(generator).__name__} does not: use schedule 'lockstep'")
-    if plan.task.sample_slot:  # each sample is its own initial candidate
+    if not plan.task.uses_bank:  # each sample is its own initial candidate
         return Components(generator, scorer, None, None)
     seed_file = plan.bank.config.seed_captions
     seeds = load_seed_captions(seed_file) if seed_file else None

@@ -20,7 +20,8 @@ from typing import Any, Literal, Sequence
 
 from mils import registry
 from mils.components.bank import AUDIO_BANK_PROMPT, BANK_PROMPT
-from mils.config.run_config import BankConfig, RunConfig, ScorerConfig, check_components, scorer_options
+from mils.config.checks import check_components, scorer_options
+from mils.config.run_config import BankConfig, RunConfig, ScorerConfig
 from mils.config.task_specs import TaskSpec, get_task
 from mils.engine.loop import LoopOptions
 from mils.engine.prompts import PromptTemplate, template_for

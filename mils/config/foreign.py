@@ -20,10 +20,12 @@ ACCEPT = ("--trust-config (use them as written: you trust the folder's author), 
 
 def from_results_folder(path: str | Path) -> bool:
     """A config.json inside a results folder: written by whoever made that folder, maybe not you."""
+    from mils.storage.run_folder import RunFolder
+
     path = Path(path)
-    folder = path if path.is_dir() else path.parent
-    return path.name in ("config.json", folder.name) and any(
-        (folder / name).exists() for name in ("samples", "run.json", "media.json", "mlflow.json"))
+    layout = RunFolder(path if path.is_dir() else path.parent)
+    return path.name in (layout.config.name, layout.root.name) and any(
+        p.exists() for p in (layout.samples, layout.record, layout.media, layout.mlflow))
 
 
 def _get(raw: dict[str, Any], dotted: str) -> Any:

@@ -7,14 +7,40 @@ config can be checked without importing pycocoevalcap."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable, Sequence
 
 
 @dataclass(frozen=True)
 class Metric:
+    """A metric: its name, its columns and its direction; a task's own metric (a plugin's) also brings
+    ``score(prediction, references) -> float``, one sample's value: the corpus value is their mean,
+    with the same bootstrap interval as every mean metric."""
+
     name: str  # what a config's ``metrics`` lists
-    reports: tuple[str, ...]  # the columns it yields (BLEU yields BLEU-1 .. BLEU-4)
+    reports: tuple[str, ...] = ()  # the columns it yields (BLEU yields BLEU-1 .. BLEU-4; default: its name)
     higher_is_better: bool = True
+    score: Callable[[str, Sequence[str]], float] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.reports:
+            object.__setattr__(self, "reports", (self.name,))
+
+
+def register_metric(metric: Metric) -> Metric:
+    """Add a task's metric (a plugin's): configs may then list it and every table reports it."""
+    from mils.errors import InputError
+
+    if metric.score is None:
+        raise InputError(f"metric {metric.name!r} needs score(prediction, references) -> float")
+    if METRICS.get(metric.name, metric) != metric:
+        raise InputError(f"metric {metric.name!r} is already registered")
+    METRICS[metric.name] = metric
+    return metric
+
+
+def metric_names() -> tuple[str, ...]:
+    """The names a config's ``metrics`` may list: the caption metrics, then those tasks registered."""
+    return tuple(METRICS)
 
 
 METRICS = {m.name: m for m in (
@@ -25,7 +51,7 @@ METRICS = {m.name: m for m in (
     Metric("SPICE", ("SPICE",)),
     Metric("SPIDEr", ("SPIDEr",)),  # (CIDEr + SPICE) / 2
 )}
-CAPTION_METRICS = tuple(METRICS)  # the names a config is checked against when it is built
+CAPTION_METRICS = tuple(METRICS)  # the caption metrics (a task's own: metric_names())
 DEFAULT_METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr", "SPICE")  # a run's, unless its profile says otherwise
 HEADLINE = ("CIDEr", "SPICE", "METEOR", "BLEU-4", "ROUGE_L", "SPIDEr")  # reported names, most telling first
 VERDICTS = ("CIDEr", "METEOR", "BLEU-4", "ROUGE_L", "SPICE")  # the ones a comparison states a verdict on

@@ -11,8 +11,8 @@
 
 A profile's settings for each (profile, task) live here and nowhere else: the profile's base, plus
 its ``tasks`` section (what a task changes in it: scorer, bank, loop sizes, metrics). A profile
-registered by a plugin lists its own ``tasks``; a task it does not list runs on its base as is
-(never on another profile's settings).
+registered by a plugin lists its own ``tasks``; a task it does not list runs on its base with the
+task's own ``TaskSpec.defaults`` ({} for the built-in tasks; never another profile's settings).
 """
 
 from __future__ import annotations
@@ -113,12 +113,13 @@ _PAPER_TASKS = {
 
 
 def task_defaults(profile: str, task: str) -> dict[str, Any]:
-    """What ``task`` changes in ``profile``: its ``tasks`` section's entry (an unknown task name gets
-    the registry's did-you-mean; a task the profile does not list changes nothing)."""
+    """What ``task`` changes in ``profile``: its ``tasks`` section's entry, else the task's own defaults
+    (an unknown task name gets the registry's did-you-mean)."""
     from mils.config.task_specs import get_task
 
-    get_task(task)
-    return get_factory("profile", profile)().get("tasks", {}).get(task, {})
+    spec = get_task(task)
+    listed = get_factory("profile", profile)().get("tasks", {})
+    return listed[task] if task in listed else spec.defaults  # a plugin's task brings its own
 
 
 def offline_gap(task: str) -> str | None:

@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from mils.config.metrics import CAPTION_METRICS, DEFAULT_METRICS
+from mils.config.metrics import DEFAULT_METRICS, metric_names
 from mils.engine.loop import LoopOptions
 from mils.engine.sampling import ADDED_LATER as SAMPLING_ADDED_LATER
 from mils.engine.sampling import SamplingOptions
 from mils.errors import InputError, MissingInputError
 from mils.files import content_hash
-from mils.registry import checked_options, import_plugins, validation_problem
+from mils.registry import import_plugins, validation_problem
 from mils.storage.results import matched_budget
 from mils.storage.run_folder import RunFolder, read_result_file
 
@@ -206,22 +206,23 @@ class RunConfig(_Frozen):
 
     @field_validator("task")
     @classmethod
-    def _known_task(cls, task: str) -> str:
+    def _known_task(cls, task: str, info: ValidationInfo) -> str:
         from mils.config.task_specs import get_task
 
-        get_task(task)  # unknown names get the registry's did-you-mean error
+        if not _reading_back(info):
+            get_task(task)  # unknown names get the registry's did-you-mean error
         return task
 
     @field_validator("metrics")
     @classmethod
-    def _known_metrics(cls, metrics: tuple[str, ...]) -> tuple[str, ...]:
+    def _known_metrics(cls, metrics: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
         """Refused when the config is built, not after the optimisation that they would score."""
+        known = metric_names()
         for name in metrics:
-            if name not in CAPTION_METRICS:
-                close = difflib.get_close_matches(name.upper(), [m.upper() for m in CAPTION_METRICS], n=1)
-                hint = f"; did you mean {CAPTION_METRICS[[m.upper() for m in CAPTION_METRICS].index(close[0])]!r}?" \
-                    if close else ""
-                raise InputError(f"unknown metric {name!r} in metrics; known: {', '.join(CAPTION_METRICS)}{hint}")
+            if name not in known and not _reading_back(info):
+                close = difflib.get_close_matches(name.upper(), [m.upper() for m in known], n=1)
+                hint = f"; did you mean {known[[m.upper() for m in known].index(close[0])]!r}?" if close else ""
+                raise InputError(f"unknown metric {name!r} in metrics; known: {', '.join(known)}{hint}")
         return metrics
 
     def __setstate__(self, state: Any) -> None:
@@ -284,6 +285,9 @@ def build_config(profile: str, overrides: dict[str, Any] | None = None, task: st
     from mils.config.profiles import get_profile, task_defaults
 
     base = get_profile(profile)
+    plugins = (overrides or {}).get("plugins")
+    if isinstance(plugins, (list, tuple)):  # before the task is resolved: a plugin may register it
+        import_plugins([str(p) for p in plugins])
     task = task or (overrides or {}).get("task")  # a YAML's `task:` brings its defaults too
     if task:
         defaults = task_defaults(profile, task)
@@ -310,41 +314,10 @@ def build_config(profile: str, overrides: dict[str, Any] | None = None, task: st
         from mils.engine.prompts import prompt_text
 
         prompt_text(config.task, config.prompts)
+    from mils.config.checks import check_components
+
     check_components(config)
     return config
-
-
-def check_components(config: RunConfig) -> dict[str, Any]:
-    """The generator backend and the scorer the config names exist (after importing its plugins)
-    and take the options it gives them: checked when the config is built, before any model loads.
-    Returns the scorer's effective options (its factory's defaults filled in)."""
-    _register_components(config)
-    gen = config.generator
-    from mils.generators.openai_api import check_endpoint_options
-
-    check_endpoint_options(gen.options)
-    checked_options("generator", gen.backend, gen.options, "generator.options",
-                    supplied=[*gen.model_dump(exclude={"backend", "options", "cache", "price"}), "cache_dir", "workload"])
-    return scorer_options(config.scorer.name, config.scorer.options, "scorer.options")
-
-
-def _register_components(config: RunConfig) -> None:
-    import mils.generators  # noqa: F401  (register the built-in components)
-    import mils.scorers  # noqa: F401
-
-    import_plugins(config.plugins)
-
-
-def scorer_options(name: str, options: dict[str, Any], where: str) -> dict[str, Any]:
-    """The scorer's effective options (its factory's defaults filled in), checked; a scorer built
-    on another (``video_frames``' ``image_scorer: {name, options}``) is checked too."""
-    effective = checked_options("scorer", name, options, where)
-    for key, value in options.items():
-        if key.endswith("_scorer") and isinstance(value, dict):
-            if not isinstance(value.get("name"), str):
-                raise InputError(f"{where}.{key} needs a scorer name: {{name: ..., options: {{...}}}}")
-            scorer_options(value["name"], value.get("options") or {}, f"{where}.{key}.options")
-    return effective
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -360,6 +333,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return raw
 
 
+def _reading_back(info: ValidationInfo) -> bool:
+    """A results folder's config read back (:func:`read_run_config`): a task or metric that a plugin
+    registered is kept by name (the folder's plugins are never imported; a command that needs them
+    takes ``--plugins``)."""
+    return bool(info.context and info.context.get("read_back"))
+
+
 def read_run_config(path: str | Path) -> RunConfig:
     """A results folder's ``config.json`` (a folder's or the file's path); a missing, corrupt or
     outdated file is one InputError naming it."""
@@ -368,7 +348,7 @@ def read_run_config(path: str | Path) -> RunConfig:
     if not path.exists():
         raise MissingInputError(f"{path} not found")
     try:
-        return RunConfig.model_validate(read_result_file(path))
+        return RunConfig.model_validate(read_result_file(path), context={"read_back": True})
     except ValidationError as err:
         first = err.errors()[0]
         raise InputError(f"{path} is not a run config this suite can read ({len(err.errors())} problems; first: "

@@ -9,13 +9,17 @@ registry's did-you-mean error.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
 from mils.engine.prompts import PromptTemplate, get_template
+from mils.protocols import Sample
 from mils.registry import get_factory, known, register
 
 
 @dataclass(frozen=True)
 class TaskSpec:
+    """A task's whole definition. A plugin adds one with :func:`register_task` (examples/visual_qa.py)."""
+
     name: str
     modality: str  # what a sample is: image, video, audio, text (a prompt) or image pair
     verb: str  # the CLI command that runs it
@@ -25,10 +29,37 @@ class TaskSpec:
     # a task whose sample is a text to rewrite: the sample is its own (only) initial candidate and
     # fills this slot of the meta-prompt (no initial bank)
     sample_slot: str | None = None
+    # a task's own meta-prompt ({descriptions}, {requested_number} and its slots), registered under its name
+    prompt: str | None = None
+    slots: Callable[[Sample], dict[str, str]] | None = None  # meta-prompt slots a sample fills (its fields)
+    candidates: Callable[[Sample], Sequence[str]] | None = None  # a sample's own initial candidates, beside the bank
+    defaults: dict[str, Any] = field(default_factory=dict)  # its settings in a profile that does not list it
+    bank: bool = True  # False: a sample's own candidates are all its initial candidates (no bank is read)
 
     @property
     def template(self) -> PromptTemplate:
         return get_template(self.name)
+
+    @property
+    def uses_bank(self) -> bool:
+        """False for a task whose samples bring all their initial candidates (text-to-image: itself)."""
+        return self.bank and self.sample_slot is None
+
+    def sample_slots(self, sample: Sample) -> dict[str, str]:
+        own = {self.sample_slot: sample.media} if self.sample_slot else {}
+        return {**own, **(self.slots(sample) if self.slots else {})}
+
+    def own_candidates(self, sample: Sample) -> list[str]:
+        own = [sample.media] if self.sample_slot else []
+        return own + list(self.candidates(sample) if self.candidates else [])
+
+
+def register_task(spec: TaskSpec) -> TaskSpec:
+    """Make ``spec`` a task configs can name (``task: NAME``), with its own meta-prompt when it has one."""
+    register("task", spec.name)(lambda: spec)
+    if spec.prompt is not None:
+        register("prompt", spec.name)(lambda: PromptTemplate(spec.name, spec.prompt))
+    return spec
 
 
 TASKS = (
@@ -47,7 +78,7 @@ TASKS = (
 )
 
 for _spec in TASKS:
-    register("task", _spec.name)(lambda _s=_spec: _s)
+    register_task(_spec)
 
 
 def get_task(name: str) -> TaskSpec:

@@ -64,16 +64,18 @@ class TaskRunner:
     def set_loop(self, plan: RunPlan) -> None:
         """Use ``plan``'s loop options (steps, top-K, ...) and schedule with the already loaded models."""
         self.plan = plan
+        spec = plan.task
         own = (lambda s: self.seeds.get(s.id, [])) if self.seeds is not None else None
-        slot = plan.task.sample_slot
-        if slot:  # the sample (a prompt) is its own initial candidate and fills its slot of the meta-prompt
-            initial, extra = (lambda s: [s.media]), (lambda s: {slot: s.media})
-        else:
-            initial, extra = (own if self.seeds_alone else None), None
+        if not spec.uses_bank:  # the sample (a prompt) is its own initial candidate
+            initial, beside_bank = spec.own_candidates, None
+        else:  # the bank, and beside it the sample's seed captions and the task's own candidates
+            initial = own if self.seeds_alone else None
+            parts = [f for f in ((None if self.seeds_alone else own), spec.candidates) if f is not None]
+            beside_bank = (lambda s: [t for f in parts for t in f(s)]) if parts else None
         self.optimiser = Optimiser(
             self.generator, self.scorer, plan.template, self.bank.texts if self.bank else (), self.bank_emb,
-            plan.loop, self.timer, initial_texts=initial, prompt_extra=extra,
-            extra_initial=None if self.seeds_alone or slot else own,
+            plan.loop, self.timer, initial_texts=initial, extra_initial=beside_bank,
+            prompt_extra=spec.sample_slots if spec.sample_slot or spec.slots else None,
         )
 
     @property

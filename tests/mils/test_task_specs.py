@@ -26,7 +26,7 @@ def test_unknown_task_names_the_closest():
         get_task("video_captionin")
     with pytest.raises(KeyError, match="Did you mean 'text_to_image'"):
         build_config("offline", {"task": "text_to_imag"})
-    assert set(task_names()) == {s.name for s in TASKS}
+    assert {s.name for s in TASKS} <= set(task_names())  # and those a plugin imported here registered
 
 
 def test_a_plugin_profile_gets_its_own_task_settings_never_another_profiles(monkeypatch):
