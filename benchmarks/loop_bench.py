@@ -35,6 +35,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from evaluation.sample_set import export
+    from mils.components.plan import plan_run
     from mils.config.run_config import build_config
     from mils.protocols import Sample
     from mils.run.runner import TaskRunner
@@ -51,7 +52,7 @@ def main() -> None:
             "generator": {"max_new_tokens": args.max_new_tokens},
         })
         start = time.perf_counter()
-        runner = TaskRunner(config)
+        runner = TaskRunner(plan_run(config))
         setup = time.perf_counter() - start
         n = args.samples_batch_1 if batch_size == 1 else max(batch_size, 1)
         samples = [Sample.from_path(p) for p in (photos * 2)[:n]]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.common import add_run_options, make_config, print_table
+from mils.components.plan import plan_run
 from mils.config.task_specs import captioning_task
 from mils.errors import InputError
 from mils.protocols import Closable, Sample
@@ -49,7 +50,7 @@ def cmd_caption(args: argparse.Namespace) -> int:
     config = make_config(args, task=captioning_task(modalities.pop()).name)
     # third-party loaders print to stdout; keep stdout for our results (JSON lines stay parseable)
     with contextlib.redirect_stdout(sys.stderr):
-        runner = TaskRunner(config)
+        runner = TaskRunner(plan_run(config))
         try:
             run = runner.run([Sample.from_path(p) for p in paths], progress=not args.json)
         finally:  # a vLLM server started for this run stops now, not at exit

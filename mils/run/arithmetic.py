@@ -73,7 +73,7 @@ def run_arithmetic(image_config: RunConfig, audio_config: RunConfig, t2i_config:
     generator = generator or build_generator(plan_run(t2i_config).generator)
     steps = {}
     for name, config, path in (("image", image_config, image), ("audio", audio_config, audio)):
-        run = TaskRunner(config, generator=generator, scorer=scorers.get(name)).run([Sample.from_path(path)],
+        run = TaskRunner(plan_run(config), generator=generator, scorer=scorers.get(name)).run([Sample.from_path(path)],
                                                                                        progress=False)
         if run.failed:
             raise InputError(f"cannot caption the {name} input: {next(iter(run.failed.values()))}")

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from mils.components.bank import Bank
 from mils.components.build import build_components
-from mils.components.plan import RunPlan, plan_run
+from mils.components.plan import RunPlan
 from mils.config.run_config import RunConfig
 from mils.engine.loop import LoopOptions, Optimiser, PhaseTimer, SampleResult
 from mils.engine.schedule import run_async
@@ -49,12 +49,10 @@ class RunnerOutput:
 
 
 class TaskRunner:
-    """Builds the components once (:func:`mils.components.build.build_components`); run as many sample
-    lists as you like with them. Given a config, it plans it (:func:`mils.components.plan.plan_run`);
-    the flow hands it the run's plan instead."""
+    """Builds the components of a plan once (:func:`mils.components.build.build_components`); run as many
+    sample lists as you like with them. A config becomes a plan with :func:`mils.components.plan.plan_run`."""
 
-    def __init__(self, plan: RunPlan | RunConfig, generator: Generator | None = None, scorer: Scorer | None = None):
-        plan = plan if isinstance(plan, RunPlan) else plan_run(plan)
+    def __init__(self, plan: RunPlan, generator: Generator | None = None, scorer: Scorer | None = None):
         self.timer = PhaseTimer()
         parts = build_components(plan, generator, scorer, self.timer)
         self.generator, self.scorer, self.bank, self.bank_emb = parts.generator, parts.scorer, parts.bank, parts.bank_emb

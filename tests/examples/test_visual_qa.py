@@ -68,6 +68,21 @@ def test_the_question_fills_the_tasks_own_prompt_and_the_answers_start_each_samp
         spec.sample_slots(Sample("x", None))  # a sample without its question is not asked about
 
 
+def test_a_plan_of_the_plugins_task_travels_to_a_worker_process():
+    """A Dask worker gets the plan pickled: the spec's functions travel by name, the config imports the plugin."""
+    import pickle
+
+    from mils.components.plan import plan_run
+    from mils.config.run_config import build_config
+
+    config = build_config("offline", {"plugins": ["examples.visual_qa"], "task": "visual_qa",
+                                      "dataset": {"kind": "visual_qa_photos"}})
+    assert config.metrics == ("answer_accuracy",) and config.loop.max_words == 8  # the task's own defaults
+    plan = pickle.loads(pickle.dumps(plan_run(config)))
+    sample = __import__("examples.visual_qa").visual_qa.visual_qa_photos().rows[1].as_sample()
+    assert plan.task.sample_slots(sample) == {"question": "What is in the cup?"}
+
+
 def test_a_folder_of_an_unknown_task_reads_back_but_a_new_config_naming_it_is_refused(tmp_path):
     from mils.config.run_config import RunConfig, build_config, read_run_config
     from mils.registry import UnknownComponentError

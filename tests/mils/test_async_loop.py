@@ -4,6 +4,7 @@ import threading
 
 import pytest
 
+from mils.components.plan import plan_run
 from mils.engine.loop import LoopOptions, Optimiser
 from mils.engine.prompts import get_template
 from mils.engine.schedule import run_async
@@ -66,7 +67,7 @@ def test_async_needs_a_generator_that_takes_concurrent_requests(tmp_path, fake_s
     config = build_config("offline", {"bank": {"path": str(tmp_path / "bank.txt"), "builtin": None},
                                       "schedule": "async", "cache_dir": str(tmp_path)})
     with pytest.raises(InputError, match="schedule 'async'.*lockstep"):
-        TaskRunner(config, generator=FakeGenerator(), scorer=fake_scorer)
+        TaskRunner(plan_run(config), generator=FakeGenerator(), scorer=fake_scorer)
 
 
 def test_async_cost_is_measured_inside_the_scorer_lock(monkeypatch, fake_bank, text_samples):

@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mils.components.plan import plan_run
 from mils.config.run_config import build_config
 from mils.protocols import Sample
 from mils.run.runner import TaskRunner, loop_overhead
@@ -28,7 +29,7 @@ def fake_config(tmp_path, bank_file, **loop):
 def test_bank_is_encoded_once_across_many_samples_and_runs(tmp_path, bank_file, fake_bank, fake_generator,
                                                           fake_scorer, text_samples):
     config = fake_config(tmp_path, bank_file)
-    runner = TaskRunner(config, generator=fake_generator, scorer=fake_scorer)
+    runner = TaskRunner(plan_run(config), generator=fake_generator, scorer=fake_scorer)
     bank_calls = [t for t in fake_scorer.texts_embedded if t in set(fake_bank)]
     assert len(bank_calls) == len(fake_bank)
     run = runner.run(text_samples, progress=False)
@@ -37,7 +38,7 @@ def test_bank_is_encoded_once_across_many_samples_and_runs(tmp_path, bank_file, 
     assert len(run.results) == len(text_samples) and fake_generator.batches[:2] == [2, 2]
     # a second runner (a new process) reads the bank embeddings from the disk cache
     fresh = type(fake_scorer)()
-    TaskRunner(config, generator=fake_generator, scorer=fresh)
+    TaskRunner(plan_run(config), generator=fake_generator, scorer=fresh)
     assert fresh.texts_embedded == []
     assert 0.0 <= loop_overhead(run.timings) <= 1.0
 
@@ -52,7 +53,7 @@ def test_unreadable_images_are_reported_and_the_rest_still_run(tmp_path, bank_fi
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\x00garbage")
     samples = [Sample("ok", "red cat"), Sample.from_path(broken), Sample.from_path(tmp_path / "gone.png")]
-    run = TaskRunner(fake_config(tmp_path, bank_file), generator=fake_generator, scorer=fake_scorer).run(
+    run = TaskRunner(plan_run(fake_config(tmp_path, bank_file)), generator=fake_generator, scorer=fake_scorer).run(
         samples, progress=False)
     assert [r.sample_id for r in run.results] == ["ok"]
     assert set(run.failed) == {str(broken), str(tmp_path / "gone.png")}
@@ -68,7 +69,7 @@ def test_real_smollm2_with_tiny_open_clip(tmp_path, bank_file, smollm2, tiny_cli
         "cache_dir": str(tmp_path / "cache"),
     })
     photos = sorted(photo_dir.glob("*.jpg"))
-    run = TaskRunner(config, generator=smollm2).run([Sample.from_path(p) for p in photos], progress=False)
+    run = TaskRunner(plan_run(config), generator=smollm2).run([Sample.from_path(p) for p in photos], progress=False)
     assert len(run.results) == len(photos) and not run.failed
     for result in run.results:
         assert [h.step for h in result.history] == [0, 1, 2, 3]
@@ -124,7 +125,7 @@ def test_a_reporter_sees_every_step(tmp_path, bank_file, fake_generator, fake_sc
 
     reporter = Reporter()
     config = fake_config(tmp_path, bank_file)
-    TaskRunner(config, generator=fake_generator, scorer=fake_scorer).run(text_samples, reporter=reporter)
+    TaskRunner(plan_run(config), generator=fake_generator, scorer=fake_scorer).run(text_samples, reporter=reporter)
     assert reporter.steps == [1, 2, 1, 2, 1, 2]  # 3 batches of 2 x 2 steps
     assert reporter.updates == len(text_samples) * 2
 
@@ -137,7 +138,7 @@ def test_seed_captions_are_scored_beside_the_bank_and_refined(tmp_path, bank_fil
     plain = fake_config(tmp_path, bank_file)
     config = plain.model_copy(update={"bank": plain.bank.model_copy(update={"seed_captions": str(seeds)})})
     assert config.result_key() != plain.result_key()
-    run = TaskRunner(config, generator=fake_generator, scorer=fake_scorer).run(text_samples, progress=False)
+    run = TaskRunner(plan_run(config), generator=fake_generator, scorer=fake_scorer).run(text_samples, progress=False)
     by_id = {r.sample_id: r for r in run.results}
     assert by_id["s0"].initial.best == "red cat on sofa" and by_id["s1"].initial.best == "blue boat river"
     assert by_id["s0"].cost[0].candidates_scored == len(run.bank) + 1
@@ -154,13 +155,13 @@ def test_seed_captions_alone_and_samples_without_one_fail_clearly(tmp_path, fake
     config = build_config("offline", {"bank": {"builtin": "none", "seed_captions": str(seeds)},
                                       "loop": {"steps": 2, "keep": 4, "requested": 5}, "batch_size": 2,
                                       "cache_dir": str(tmp_path / "cache")})
-    run = TaskRunner(config, generator=fake_generator, scorer=fake_scorer).run(text_samples, progress=False)
+    run = TaskRunner(plan_run(config), generator=fake_generator, scorer=fake_scorer).run(text_samples, progress=False)
     assert {r.sample_id: r.initial.best for r in run.results} == {"s0": "a cat", "s1": "a boat"}
     assert all(r.history[-1].best_score >= r.initial.best_score for r in run.results)
     assert set(run.failed) == {"s2", "s3", "s4"} and "no caption for s2 in" in run.failed["s2"]
     seeds.write_text("[1, 2]")
     with pytest.raises(ValueError, match="must map sample id"):
-        TaskRunner(config, generator=fake_generator, scorer=fake_scorer)
+        TaskRunner(plan_run(config), generator=fake_generator, scorer=fake_scorer)
 
 
 def test_out_of_memory_batches_are_halved_and_what_succeeds_equals_a_fault_free_run(
@@ -170,7 +171,7 @@ def test_out_of_memory_batches_are_halved_and_what_succeeds_equals_a_fault_free_
     from tests.fakes import FakeGenerator, FakeScorer
 
     config = fake_config(tmp_path, bank_file).model_copy(update={"batch_size": 5})
-    clean = TaskRunner(config, generator=FakeGenerator(), scorer=FakeScorer()).run(text_samples, progress=False)
+    clean = TaskRunner(plan_run(config), generator=FakeGenerator(), scorer=FakeScorer()).run(text_samples, progress=False)
 
     class SmallGPU(FakeGenerator):  # more than two prompts at once do not fit
         calls: list[int] = []
@@ -188,14 +189,14 @@ def test_out_of_memory_batches_are_halved_and_what_succeeds_equals_a_fault_free_
             return super().embed_samples(samples)
 
     generator = SmallGPU()
-    run = TaskRunner(config, generator=generator, scorer=FakeScorer()).run(text_samples, progress=False)
+    run = TaskRunner(plan_run(config), generator=generator, scorer=FakeScorer()).run(text_samples, progress=False)
     # 5 fails -> 2 (two steps) + 3 fails -> 1 (two steps) + 2 (two steps)
     assert generator.calls == [5, 2, 2, 3, 1, 1, 2, 2]
     def outcome(results):  # everything but the timings in the cost ledger
         return [(r.sample_id, r.history, r.kept, r.raw_replies, r.trace) for r in results]
 
     assert run.failed == {} and outcome(run.results) == outcome(clean.results)  # identical, sample for sample
-    run = TaskRunner(config, generator=FakeGenerator(), scorer=HugeSample()).run(text_samples, progress=False)
+    run = TaskRunner(plan_run(config), generator=FakeGenerator(), scorer=HugeSample()).run(text_samples, progress=False)
     assert list(run.failed) == ["s3"] and "out of memory even alone" in run.failed["s3"]
     assert outcome(run.results) == outcome([r for r in clean.results if r.sample_id != "s3"])
 
@@ -204,4 +205,4 @@ def test_out_of_memory_batches_are_halved_and_what_succeeds_equals_a_fault_free_
             raise ValueError("a real bug")
 
     with pytest.raises(ValueError, match="a real bug"):
-        TaskRunner(config, generator=Broken(), scorer=FakeScorer()).run(text_samples, progress=False)
+        TaskRunner(plan_run(config), generator=Broken(), scorer=FakeScorer()).run(text_samples, progress=False)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from mils.components.plan import plan_run
 from mils.config.run_config import build_config
 from mils.protocols import Sample
 from mils.run.runner import TaskRunner
@@ -33,7 +34,7 @@ def test_video_captioning(tmp_path, bank_file, tiny_clip_name, fake_generator):
         "name": "open_clip", "options": {"model": tiny_clip_name, "pretrained": None, "device": "cpu"}}}}
     config = _config("video_captioning", scorer, tmp_path, bank_file)
     videos = [write_video(tmp_path / f"v{i}.mp4", n_frames=20 + 10 * i) for i in range(2)]
-    runner = TaskRunner(config, generator=fake_generator)
+    runner = TaskRunner(plan_run(config), generator=fake_generator)
     run = runner.run([Sample.from_path(v) for v in videos], progress=False)
     assert len(run.results) == 2 and not run.failed
     assert all([h.step for h in r.history] == [0, 1, 2] for r in run.results)
@@ -44,7 +45,7 @@ def test_video_captioning(tmp_path, bank_file, tiny_clip_name, fake_generator):
         assert result.history[0].best == texts[int(np.argmax(sims))]
         assert result.history[0].best_score == pytest.approx(float(np.max(sims)), abs=1e-5)
         assert [h.best_score for h in result.history] == sorted(h.best_score for h in result.history)
-    assert "short video descriptions" in TaskRunner(config, generator=fake_generator).optimiser.template.text
+    assert "short video descriptions" in TaskRunner(plan_run(config), generator=fake_generator).optimiser.template.text
 
 
 def test_audio_captioning(tmp_path, bank_file, tiny_clap_dir, fake_generator):
@@ -53,7 +54,7 @@ def test_audio_captioning(tmp_path, bank_file, tiny_clap_dir, fake_generator):
     clips = [write_audio(tmp_path / "a.wav", 1.0, 44100), write_audio(tmp_path / "b.flac", 0.7, 16000, 1)]
     (tmp_path / "bad.wav").write_bytes(b"junk")
     samples = [Sample.from_path(c) for c in clips] + [Sample("bad", tmp_path / "bad.wav")]
-    run = TaskRunner(config, generator=fake_generator).run(samples, progress=False)
+    run = TaskRunner(plan_run(config), generator=fake_generator).run(samples, progress=False)
     assert len(run.results) == 2 and list(run.failed) == ["bad"] and "bad.wav" in run.failed["bad"]
     assert config.loop.keep == 3 and "short audio descriptions" in get_template_text("audio_captioning")
 
@@ -131,7 +132,7 @@ def test_cross_modal_arithmetic(tmp_path, bank_file, tiny_clip_name, tiny_clap_d
     t2i = json.loads((out / "text_to_image" / "prompt000" / "result.json").read_text())
     assert t2i["prompt"] == summary["combined_prompt"] and t2i["best_prompt"] == summary["final_prompt"]
     torch.manual_seed(0)  # the same random tiny CLIP as the arithmetic run built first
-    alone = TaskRunner(image_cfg, generator=fake_generator).run([Sample.from_path(photo_dir / "chelsea.jpg")],
+    alone = TaskRunner(plan_run(image_cfg), generator=fake_generator).run([Sample.from_path(photo_dir / "chelsea.jpg")],
                                                                  progress=False)
     assert summary["image_caption"] == alone.results[0].caption
     assert json.loads((out / "arithmetic.json").read_text())["final_image"].endswith("step01.png")
@@ -161,7 +162,7 @@ def test_a_custom_video_scorer_plugs_in_by_name(tmp_path, fake_generator):
                                       "loop": {"steps": 1, "keep": 1, "requested": 3},
                                       "cache_dir": str(tmp_path / "cache")}, task="video_captioning")
     videos = [write_video(tmp_path / "dark.mp4", 12, step=1), write_video(tmp_path / "bright.mp4", 12, step=20)]
-    run = TaskRunner(config, generator=fake_generator).run([Sample.from_path(v) for v in videos], progress=False)
+    run = TaskRunner(plan_run(config), generator=fake_generator).run([Sample.from_path(v) for v in videos], progress=False)
     assert [r.history[0].best for r in run.results] == ["a dark scene", "a bright scene"]
 
 
