@@ -161,10 +161,12 @@ def cmd_view(args: argparse.Namespace) -> int:
     from evaluation.datasets import folder_references
     from human_eval.viewer import RunIndex, create_app
     from human_eval.web_safety import is_loopback
+    from mils.registry import import_plugins
     from mils.storage.run_folder import RunFolder
 
     folder = _run_folder(args.run, args.tracking_uri)
     references = None
+    import_plugins(args.plugins)  # a plugin task's dataset: only the modules named here
     if RunFolder(folder).config.is_file():  # a `mils t2i` / `mils style` output has no dataset
         try:
             references = folder_references(folder, "the viewer shows no references")
@@ -297,6 +299,8 @@ def _register_view(sub: argparse._SubParsersAction) -> None:
                            "dataset folder the run recorded (repeatable)")
     view.add_argument("--port", type=int, default=VIEW_PORT, help="default 8766, or the next free one")
     view.add_argument("--tracking-uri", default="sqlite:///mlruns.db")
+    view.add_argument("--plugins", nargs="*", default=[], help="modules to import for a plugin task's dataset (its "
+                      "references under each sample; a folder's config.json never imports any)")
     view.set_defaults(func=cmd_view)
 
 

@@ -195,9 +195,11 @@ def _write_html_report(folder: Path, dataset=None) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from flows.report import require_store, sweep_report
+    from mils.registry import import_plugins
     from mils.storage.run_folder import RunFolder
 
     if RunFolder(args.run_id).samples.is_dir():  # a results folder: its static HTML report
+        import_plugins(args.plugins)  # a plugin's dataset, for the references: only the modules named here
         _write_html_report(Path(args.run_id))
         return 0
     require_store(args.tracking_uri)
@@ -306,6 +308,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     report.add_argument("--out", help="where report.csv and report.tex (booktabs) go (default outputs/report-<id>)")
     report.add_argument("--full", action="store_true", help="report.tex with every column of report.csv (default: "
                         "the headline table that fits a page)")
+    report.add_argument("--plugins", nargs="*", default=[], help="modules to import for a plugin task's dataset "
+                        "(the references of a results folder's report; a folder's config.json never imports any)")
     report.set_defaults(func=cmd_report)
 
     pipeline = sub.add_parser("pipeline", help="bank -> optimisation -> metrics -> sweep -> judging batch, one MLflow run")

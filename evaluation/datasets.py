@@ -343,8 +343,13 @@ def folder_dataset(cfg: DatasetConfig, folder: str | Path, instead: str) -> Data
     """The dataset a finished run's config.json names, for a command that reads results (rescore,
     compare, the official export). The paths come from the folder, maybe from elsewhere: an error
     names the dataset's kind and how many arguments it had, never the paths (``/proc/self/environ``)."""
+    from mils.registry import UnknownComponentError
+
     try:
         return config_dataset(cfg)
+    except UnknownComponentError:
+        raise InputError(f"{Path(folder).name}/config.json names dataset kind {cfg.kind[:60]!r}, which no module "
+                         f"imported here registers (a plugin's? name it with --plugins MODULE); {instead}") from None
     except (InputError, OSError, ValueError) as err:
         raise InputError(f"the {cfg.kind!r} dataset that {Path(folder).name}/config.json names could not be loaded "
                          f"({type(err).__name__}; its {len(cfg.args)} path argument(s) are not shown: they come from "

@@ -50,6 +50,9 @@ def test_a_plugin_task_runs_resumes_logs_opens_and_reports(tmp_path):
     report = _mils("report", str(folder), cwd=tmp_path)
     assert report.returncode == 0, report.stderr[-2000:]
     assert "answer_accuracy" in (folder / "report.html").read_text()
+    assert "--plugins MODULE); the report shows no references" in report.stderr  # a folder imports nothing
+    named = _mils("report", str(folder), "--plugins", "examples.visual_qa", cwd=tmp_path)
+    assert named.returncode == 0 and "no references" not in named.stderr, named.stderr[-2000:]
 
 
 def test_the_question_fills_the_tasks_own_prompt_and_the_answers_start_each_sample():
