@@ -94,7 +94,7 @@ class FinishedRun:
         out: dict[tuple[str, str], dict[str, float]] = {}
         for report in self.cached_reports:
             table = report.per_sample
-            scores = [c for c in table.columns if c != "prediction" and "_stat/" not in c]
-            for sample_id, row in table.iterrows():
-                out[(str(sample_id), str(row["prediction"]))] = {c: 100 * float(row[c]) for c in scores}
+            scores = (100 * table[[c for c in table.columns if c != "prediction" and "_stat/" not in c]]).astype(float)
+            for sample_id, prediction, row in zip(table.index, table["prediction"], scores.to_dict("records")):
+                out[(str(sample_id), str(prediction))] = row
         return out
