@@ -306,10 +306,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "folder (its report.html: one static page)")
     report.add_argument("--tracking-uri", default="sqlite:///mlruns.db")
     report.add_argument("--out", help="where report.csv and report.tex (booktabs) go (default outputs/report-<id>)")
-    report.add_argument("--full", action="store_true", help="report.tex with every column of report.csv (default: "
-                        "the headline table that fits a page)")
-    report.add_argument("--plugins", nargs="*", default=[], help="modules to import for a plugin task's dataset "
-                        "(the references of a results folder's report; a folder's config.json never imports any)")
+    report.add_argument("--full", action="store_true", help="report.tex with every column (default: the headline)")
+    report.add_argument("--plugins", nargs="*", default=[], help="modules for a plugin task's dataset (references)")
     report.set_defaults(func=cmd_report)
 
     pipeline = sub.add_parser("pipeline", help="bank -> optimisation -> metrics -> sweep -> judging batch, one MLflow run")
