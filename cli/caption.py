@@ -1,4 +1,5 @@
-"""`mils caption | t2i | style | arithmetic`: run MILS directly on files (no Prefect, no MLflow)."""
+"""`mils caption | arithmetic`: run MILS directly on files (no Prefect, no MLflow); `mils t2i | style`:
+the image tasks on inputs given here, through the benchmark flow (a results folder, MLflow, resume)."""
 
 from __future__ import annotations
 
@@ -99,35 +100,34 @@ def _write_results(out: str | None, plan, run) -> Path:
     return folder
 
 
+def _benchmark_of(config, dataset: dict | None, out: str | None):
+    """An image task's config as the benchmark flow runs it: its dataset (the inputs given on the
+    command line, else the config's) and its results under ``out`` (else the config's output_dir)."""
+    from evaluation.datasets import check_dataset
+    from mils.config.run_config import DatasetConfig
+
+    if dataset is not None:
+        config = config.model_copy(update={"dataset": DatasetConfig(**dataset)})
+        check_dataset(config.dataset, paths=True)
+    return config.model_copy(update={"output_dir": out}) if out else config
+
+
 def cmd_t2i(args: argparse.Namespace) -> int:
-    from mils.run.image_tasks import run_text_to_image
+    from cli.run import run_and_report
 
     config = make_config(args, task="text_to_image")
-    prompts, ids = args.texts, None
-    if not prompts:
-        if config.dataset.kind != "drawbench":
-            raise InputError("give prompts, or a --config whose dataset is drawbench (configs/paper/text_to_image.yaml)")
-        from evaluation.datasets import config_dataset
-
-        drawn = config_dataset(config.dataset).samples
-        prompts, ids = [s.meta["prompt"] for s in drawn], [s.id for s in drawn]
-    with contextlib.redirect_stdout(sys.stderr):
-        results = run_text_to_image(config, prompts, args.out, ids=ids)
-    for r in results:
-        print(f"{r['prompt']!r}\n  -> {r['best_prompt']!r} (PickScore {r['score']:.3f}, step 0: "
-              f"{r['history'][0]['best_score']:.3f})\n  images per step: {Path(r['images'][0]).parent}")
-    return 0
+    given = {"kind": "prompts", "args": {"prompts": list(args.texts)}} if args.texts else None
+    if given is None and config.dataset.kind not in ("drawbench", "prompts"):
+        raise InputError("give prompts, or a --config whose dataset is drawbench (configs/paper/text_to_image.yaml)")
+    return run_and_report(_benchmark_of(config, given, args.out))
 
 
 def cmd_style(args: argparse.Namespace) -> int:
-    from mils.run.image_tasks import run_style_transfer
+    from cli.run import run_and_report
 
     config = make_config(args, task="style_transfer")
-    with contextlib.redirect_stdout(sys.stderr):
-        result = run_style_transfer(config, args.content, args.style, args.out)
-    print(f"best instruction: {result['best_instruction']!r} (style + content distance {result['score']:.3f})")
-    print(f"images per step and result.json: {args.out}")
-    return 0
+    given = {"kind": "style_pairs", "args": {"content": args.content, "style": args.style}}
+    return run_and_report(_benchmark_of(config, given, args.out))
 
 
 def cmd_arithmetic(args: argparse.Namespace) -> int:
@@ -159,19 +159,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_run_options(caption)
     caption.set_defaults(func=cmd_caption)
 
-    t2i = sub.add_parser("t2i", help="text-to-image prompt rewriting (LLM + diffusion + PickScore)")
+    t2i = sub.add_parser("t2i", help="text-to-image prompt rewriting (LLM + diffusion + PickScore), as `mils run`")
     # not dest 'prompts': that is --prompts, the meta-prompt choice every command takes
     t2i.add_argument("texts", nargs="*", metavar="PROMPT", help="default: the prompts of the --config's drawbench dataset")
     _add_t2i_flags(t2i)
-    t2i.add_argument("--out", default="outputs/t2i")
+    t2i.add_argument("--out", help="the folder its results folder goes in (default: the config's output_dir)")
     add_run_options(t2i)
     t2i.set_defaults(func=cmd_t2i)
 
-    style = sub.add_parser("style", help="style transfer: find the edit instruction (InstructPix2Pix + VGG)")
-    style.add_argument("content")
-    style.add_argument("style")
+    style = sub.add_parser("style", help="style transfer: find the edit instruction (InstructPix2Pix + VGG), as `mils run`")
+    style.add_argument("content", help="the content image (or a folder of them: every pair is a sample)")
+    style.add_argument("style", help="the style image (or a folder of them)")
     style.add_argument("--editor", help="InstructPix2Pix pipeline id or local directory")
-    style.add_argument("--out", default="outputs/style")
+    style.add_argument("--out", help="the folder its results folder goes in (default: the config's output_dir)")
     add_run_options(style)
     style.set_defaults(func=cmd_style)
 

@@ -167,7 +167,7 @@ def cmd_view(args: argparse.Namespace) -> int:
     folder = _run_folder(args.run, args.tracking_uri)
     references = None
     import_plugins(args.plugins)  # a plugin task's dataset: only the modules named here
-    if RunFolder(folder).config.is_file():  # a `mils t2i` / `mils style` output has no dataset
+    if RunFolder(folder).config.is_file():  # an older `mils t2i` / `mils style` output has no config
         try:
             references = folder_references(folder, "the viewer shows no references")
         except MilsError as err:
@@ -290,8 +290,8 @@ def _register_pope(sub: argparse._SubParsersAction) -> None:
 
 def _register_view(sub: argparse._SubParsersAction) -> None:
     view = sub.add_parser("view", help="browse one run sample by sample: scores by step, kept sets, raw replies")
-    view.add_argument("run", help="a results folder (a benchmark's or a pipeline's), a `mils t2i`/`mils style` "
-                                  "output folder, or an MLflow run id")
+    view.add_argument("run", help="a results folder (of mils run, pipeline, t2i or style), an older `mils t2i`/"
+                                  "`mils style` output folder, or an MLflow run id")
     view.add_argument("--host", default="127.0.0.1", help="loopback by default; any other address gets a secret link")
     view.add_argument("--token", help="the secret the link carries (default on a non-loopback --host: a new random one)")
     view.add_argument("--media-root", action="append", default=[],

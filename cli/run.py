@@ -54,10 +54,15 @@ def _print_mlflow_hint(tracking, dashboard: str | None = None) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    return run_and_report(make_config(args))
+
+
+def run_and_report(config) -> int:
+    """Run (or resume) ``config`` through the benchmark flow, then print its record, write its
+    report.html and say how to open it in MLflow: every verb that runs a benchmark (run, t2i, style)."""
     from flows.benchmark import run_benchmark
     from mils.storage.run_folder import ensure_unlocked
 
-    config = make_config(args)
     ensure_unlocked(config.results_dir())  # a second start of the same run: one line, no flow
     with stop_on_signals(_resume_hint(config)):
         outcome = run_benchmark(config)

@@ -19,7 +19,7 @@ import numpy as np
 
 from mils.config.run_config import DatasetConfig
 from mils.errors import InputError, MissingInputError
-from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, media_problem
+from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, media_problem, sample_media_problem
 from mils.protocols import Sample
 from mils.registry import checked_options, create, get_factory, register
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class EvalSample:
     id: str
-    media: Path | None
+    media: Path | str | dict[str, Path] | None  # a file; a text sample's text (a prompt); style transfer's pair
     references: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -260,9 +260,37 @@ def drawbench(csv_path: str | Path) -> Dataset:
         reader = csv.DictReader(f)
         if not {"Prompts", "Category"} <= set(reader.fieldnames or []):
             raise InputError(f"{path} needs columns Prompts,Category, has {reader.fieldnames}")
-        rows = [(f"drawbench-{n:03d}", None, [], {"prompt": r["Prompts"], "category": r["Category"], "row": n})
+        rows = [(f"drawbench-{n:03d}", r["Prompts"], [], {"prompt": r["Prompts"], "category": r["Category"], "row": n})
                 for n, r in enumerate(reader) if (r["Prompts"] or "").strip()]
     return _collect("drawbench", rows, None, need_references=False)
+
+
+@register("dataset", "prompts")
+def prompts(prompts: list[str]) -> Dataset:
+    """Prompts given in the config (`mils t2i "a red cat" ...`): ``prompt000``, ``prompt001``... in order."""
+    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+        raise InputError("dataset prompts: args.prompts is a list of texts")
+    rows = [(f"prompt{n:03d}", p, [], {"prompt": p}) for n, p in enumerate(prompts) if p.strip()]
+    if not rows:
+        raise InputError("dataset prompts: every prompt given is empty")
+    return _collect("prompts", rows, None, need_references=False)
+
+
+@register("dataset", "style_pairs")
+def style_pairs(content: str | Path, style: str | Path) -> Dataset:
+    """Style transfer's samples: every content image with every style image (``content`` and
+    ``style``: an image file or a folder of them); sample id ``<content stem>+<style stem>``."""
+    def images(path: str | Path, what: str) -> list[Path]:
+        path = Path(path).expanduser()
+        if path.is_dir():
+            return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        return [_require_file(path, what)]
+
+    rows = [(f"{c.stem}+{s.stem}", {"content": c, "style": s}, [], {}) for c in images(content, "content image")
+            for s in images(style, "style image")]
+    if not rows:
+        raise InputError(f"dataset style_pairs: no images in {content} or {style}")
+    return _collect("style_pairs", rows, sample_media_problem, need_references=False)
 
 
 @register("dataset", "folder")

@@ -66,7 +66,7 @@ class Row:
 class RunIndex:
     """The summary row of every sample of one run, built once; a sample's full record is read
     from its file when it is opened. A run is a results folder (``samples/``, ``failed/``) or the
-    output of `mils t2i` / `mils style` (``result.json`` beside its step images, or one such
+    output of an older `mils t2i` / `mils style` (``result.json`` beside its step images, or one such
     folder per prompt)."""
 
     def __init__(self, folder: str | Path, media_roots: tuple[str | Path, ...] = (),
@@ -160,9 +160,9 @@ class RunIndex:
 
     def _media(self, r: SampleResult) -> dict[str, Any]:
         kind = modality_of(r.media) if r.media and Path(r.media).suffix.lower() in KNOWN_MEDIA else None
+        images = self.step_images.get(r.sample_id) or sorted(RunFolder(self.folder).step_images(r.sample_id).glob("step*.png"))
         return {"kind": kind, "url": f"/media?id={quote(r.sample_id, safe='')}" if kind else None,
-                "steps": [f"/files/{quote(p.relative_to(self.folder).as_posix())}"
-                          for p in self.step_images.get(r.sample_id, [])]}
+                "steps": [f"/files/{quote(p.relative_to(self.folder).as_posix())}" for p in images]}
 
     def media_file(self, sample_id: str) -> Path:
         """The file a sample's result names (a client never chooses the path), served only when it

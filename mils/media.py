@@ -193,3 +193,15 @@ def media_problem(path: str | Path) -> str | None:
     except Exception as err:  # each decoder raises its own types for corrupt files
         return f"unreadable {kind} {path}: {err}"
     return None
+
+
+def sample_media_problem(media: Any) -> str | None:
+    """Why a sample's media cannot be used, or None: a file is checked whole, a mapping of files
+    (style transfer's content and style) each of its files; a text or an in-memory object has
+    nothing to read."""
+    if isinstance(media, Path):
+        return media_problem(media)
+    if isinstance(media, dict):
+        return next((f"{role}: {problem}" for role, path in media.items()
+                     if isinstance(path, Path) and (problem := media_problem(path))), None)
+    return None

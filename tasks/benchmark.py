@@ -18,6 +18,7 @@ from mils.engine.progress import advance
 from mils.errors import InputError, MilsError
 from mils.protocols import Sample
 from mils.run.model_cache import model_lock, models_for, runner_for
+from mils.run.runner import run_into_folder
 from mils.storage.results import ResultStore
 
 
@@ -78,11 +79,9 @@ def optimise_shard_task(plan: RunPlan, samples: Sequence[Sample]) -> dict[str, A
     with model_lock():
         runner = runner_for(plan)
         runner.timer.seconds.clear()
-        run = runner.run(todo, progress=False, on_done=store.write, checked=True,  # media: checked by the flow
-                         reporter=StepLog(get_run_logger(), plan.loop.steps, todo[0].id, str(plan.results_dir))
-                         if todo else None)
-        for sample_id, error in run.failed.items():
-            store.write_failure(sample_id, error)
+        run = run_into_folder(runner, todo, checked=True,  # media: checked by the flow
+                              reporter=StepLog(get_run_logger(), plan.loop.steps, todo[0].id, str(plan.results_dir))
+                              if todo else None)
         timings, failed = dict(runner.timer.seconds), run.failed
     if failed:
         get_run_logger().warning("shard: %d samples failed: %s", len(failed), list(failed.items())[:3])

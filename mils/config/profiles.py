@@ -51,9 +51,9 @@ def _offline() -> dict[str, Any]:
                                  "loop": _SMALL_LOOP},
             "text_to_image": {"scorer": {"name": "pickscore_t2i",
                                          "options": {"pipeline": "black-forest-labs/FLUX.1-schnell"}},
-                              "bank": {"builtin": "none"}, "loop": {**_SMALL_LOOP, "max_words": None}},
+                              "bank": {"builtin": "none"}, "loop": {**_SMALL_LOOP, "max_words": None}, "metrics": []},
             "style_transfer": {"scorer": {"name": "style_transfer", "options": {"editor": "timbrooks/instruct-pix2pix"}},
-                               "loop": _SMALL_LOOP},
+                               "loop": _SMALL_LOOP, "metrics": []},
         },
     }
 
@@ -101,14 +101,15 @@ _PAPER_TASKS = {
     "text_to_image": {"scorer": {"name": "pickscore_t2i", "options": {
                           "pipeline": "black-forest-labs/FLUX.1-schnell", "dtype": "bfloat16", "size": 256,
                           "max_sequence_length": 256, "seed": 2024, "guidance": 7.0, "scaled": False}},
-                      "bank": {"builtin": "none"}, "loop": {"steps": 19, "keep": 20, "requested": 50, "max_words": None}},
+                      "bank": {"builtin": "none"}, "loop": {"steps": 19, "keep": 20, "requested": 50, "max_words": None},
+                      "metrics": []},  # no references: the images are the result (images/ of the results folder)
     # the official code's score (pre-ReLU conv1_1..conv3_1 Gram MSE x 1000 + conv2_2 content MSE,
     # torchvision VGG19) and editor settings (100 Euler-ancestral steps, seed 2024, 256 px crop)
     "style_transfer": {"scorer": {"name": "style_transfer", "options": {
                            "editor": "timbrooks/instruct-pix2pix", "loss": "official", "vgg_weights": "torchvision",
                            "style_weight": 1000.0, "steps": 100, "seed": 2024, "size": 256, "crop": True,
                            "scheduler": "EulerAncestralDiscreteScheduler"}},
-                       "loop": {"steps": 20, "keep": 100, "requested": 1000}},
+                       "loop": {"steps": 20, "keep": 100, "requested": 1000}, "metrics": []},
 }
 
 

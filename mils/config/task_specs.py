@@ -35,6 +35,7 @@ class TaskSpec:
     candidates: Callable[[Sample], Sequence[str]] | None = None  # a sample's own initial candidates, beside the bank
     defaults: dict[str, Any] = field(default_factory=dict)  # its settings in a profile that does not list it
     bank: bool = True  # False: a sample's own candidates are all its initial candidates (no bank is read)
+    images: bool = False  # its candidates become images (rendered, edited): each step's best is kept in images/
 
     @property
     def template(self) -> PromptTemplate:
@@ -71,10 +72,10 @@ TASKS = (
     TaskSpec("text_to_image", "text", "t2i", "the prompt itself",
              offline_gap="diffusion and PickScore weights; give --pipeline DIR and --reward DIR",
              scorer_flags={"pipeline": "pipeline", "reward": "reward", "reward_processor": "reward_processor"},
-             sample_slot="init_description"),
+             sample_slot="init_description", images=True),
     TaskSpec("style_transfer", "image pair", "style", "the edit-instruction bank (pix2pix_descriptions.txt)",
              offline_gap="an InstructPix2Pix pipeline; give --editor DIR",
-             scorer_flags={"editor": "editor"}),
+             scorer_flags={"editor": "editor"}, images=True),
 )
 
 for _spec in TASKS:

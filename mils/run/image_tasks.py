@@ -1,50 +1,50 @@
-"""Tasks whose candidates become images: text-to-image prompt rewriting and style transfer.
+"""Tasks whose candidates become images, run in-process on given inputs: text-to-image prompt
+rewriting and style transfer (cross-modal arithmetic's last stage; `mils t2i` and `mils style` run
+them through the benchmark flow instead).
 
-Both run through the TaskRunner, as captioning does, with a CandidateScorer that renders (or edits)
-each candidate (the task's spec says where a sample's initial candidates come from); rendered images
-are cached by text, so the best image of every step is written out without rendering anything again.
+Both run through :func:`mils.run.runner.run_into_folder`, as every task does, into a normal results
+folder under ``out_dir`` (named by the config and its inputs, so a rerun resumes): each sample's
+result in ``samples/``, the best image of every step in ``images/`` (the scorer renders or edits each
+candidate and caches the image by text, so nothing is made again to write them out).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Callable, Sequence
-
-from PIL import Image
+from typing import Any, Sequence
 
 from mils.components.build import build_scorer
 from mils.components.plan import plan_run
-from mils.config.run_config import RunConfig
-from mils.engine.records import SampleResult
+from mils.config.run_config import DatasetConfig, RunConfig
 from mils.errors import ComponentError, InputError
-from mils.files import write_atomic, written
+from mils.files import write_atomic
 from mils.protocols import Generator, ImageMaker, Sample
-from mils.run.runner import RunnerOutput, TaskRunner
-from mils.storage.results import result_to_dict
+from mils.run.runner import RunnerOutput, TaskRunner, run_into_folder
+from mils.storage.results import ResultStore, result_to_dict
+from mils.storage.run_folder import RunFolder
 
 
-def _save_steps(result: SampleResult, image_of: Callable[[str], Image.Image], folder: Path) -> list[str]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for record in result.history:
-        path = folder / f"step{record.step:02d}.png"
-        written(path, lambda buffer, r=record: image_of(r.best).save(buffer, "PNG"))
-        paths.append(str(path))
-    return paths
-
-
-def _runner(config: RunConfig, task: str, generator: Generator | None, scorer) -> TaskRunner:
-    """The TaskRunner of an image task's config; its scorer must make the images it scores (:class:`ImageMaker`)."""
+def _run(config: RunConfig, task: str, dataset: DatasetConfig, samples: list[Sample], out_dir: str | Path,
+         generator: Generator | None, scorer, progress: bool) -> tuple[TaskRunner, list[dict[str, Any]]]:
+    """Run ``samples`` (``dataset``'s, which names them in the results folder's key) into the
+    results folder under ``out_dir``; each result as a dict with its step images."""
     if config.task != task:
         raise InputError(f"this runs {task}, but the config is for {config.task!r}: build it with task={task!r} "
                          "(its scorer and meta-prompt are the task's)")
-    plan = plan_run(config)
+    plan = plan_run(config.model_copy(update={"dataset": dataset, "output_dir": str(out_dir)}))
     scorer = scorer or build_scorer(plan.scorer)
     if not isinstance(scorer, ImageMaker):
         raise InputError(f"scorer {plan.scorer.name!r} makes no images, so this task cannot write them out: "
                          f"use one that renders or edits (pickscore_t2i, style_transfer)")
-    return TaskRunner(plan, generator=generator, scorer=scorer)
+    runner = TaskRunner(plan, generator=generator, scorer=scorer)
+    folder = RunFolder(plan.results_dir)
+    folder.root.mkdir(parents=True, exist_ok=True)
+    write_atomic(folder.config, plan.config.model_dump_json(indent=2))
+    _failed(run_into_folder(runner, samples, progress=progress))
+    results = ResultStore(folder.root).results([s.id for s in samples])
+    return runner, [{**result_to_dict(r), "results_dir": str(folder.root),
+                     "images": [str(folder.step_images(r.sample_id) / RunFolder.step_image(h.step)) for h in r.history]}
+                    for r in results]
 
 
 def _failed(run: RunnerOutput) -> None:
@@ -55,40 +55,22 @@ def _failed(run: RunnerOutput) -> None:
                              f"are written): {sample_id}: {error}")
 
 
-def _write(folder: Path, payload: dict) -> None:
-    write_atomic(folder / "result.json", json.dumps(payload, indent=2, ensure_ascii=False))
-
-
 def run_text_to_image(config: RunConfig, prompts: Sequence[str], out_dir: str | Path,
-                      generator: Generator | None = None, scorer=None, progress: bool = True,
-                      ids: Sequence[str] | None = None) -> list[dict]:
-    """Rewrite each prompt with MILS; ``out_dir/<id>/`` (default ids ``prompt000``...) gets the best
-    image of every step, as soon as its prompt is done."""
-    runner = _runner(config, "text_to_image", generator, scorer)
-    samples = [Sample(i, p) for i, p in zip(ids or [f"prompt{n:03d}" for n in range(len(prompts))], prompts)]
-    out, payloads, by_id = Path(out_dir), {}, {s.id: s for s in samples}
-
-    def write(result: SampleResult) -> None:
-        sample = by_id[result.sample_id]
-        images = _save_steps(result, lambda text: runner.scorer.image_of(sample, text), out / sample.id)
-        payloads[sample.id] = {"prompt": sample.media, "best_prompt": result.caption, "images": images,
-                               **result_to_dict(result)}
-        _write(out / sample.id, payloads[sample.id])
-
-    _failed(runner.run(samples, progress, on_done=write))
-    return [payloads[s.id] for s in samples]
+                      generator: Generator | None = None, scorer=None, progress: bool = True) -> list[dict]:
+    """Rewrite each prompt with MILS (samples ``prompt000``...); a dict per prompt with ``prompt``,
+    ``best_prompt`` and the best image of every step (``images``)."""
+    dataset = DatasetConfig(kind="prompts", args={"prompts": list(prompts)})
+    samples = [Sample(f"prompt{n:03d}", p) for n, p in enumerate(prompts)]
+    _, results = _run(config, "text_to_image", dataset, samples, out_dir, generator, scorer, progress)
+    return [{"prompt": s.media, "best_prompt": r["caption"], **r} for s, r in zip(samples, results)]
 
 
 def run_style_transfer(config: RunConfig, content: str | Path, style: str | Path, out_dir: str | Path,
                        generator: Generator | None = None, scorer=None, progress: bool = True) -> dict:
     """Find the edit instruction that moves ``content`` towards ``style``'s look."""
-    runner = _runner(config, "style_transfer", generator, scorer)
-    sample = Sample(f"{Path(content).stem}+{Path(style).stem}", {"content": str(content), "style": str(style)})
-    run = runner.run([sample], progress)
-    _failed(run)
-    result, folder = run.results[0], Path(out_dir)
-    images = _save_steps(result, lambda text: runner.scorer.image_of(sample, text), folder)
-    payload = {"content": str(content), "style": str(style), "best_instruction": result.caption,
-               "images": images, "edits_rendered": runner.scorer.images_made, **result_to_dict(result)}
-    _write(folder, payload)
-    return payload
+    content, style = Path(content), Path(style)
+    dataset = DatasetConfig(kind="style_pairs", args={"content": str(content), "style": str(style)})
+    samples = [Sample(f"{content.stem}+{style.stem}", {"content": content, "style": style})]
+    runner, results = _run(config, "style_transfer", dataset, samples, out_dir, generator, scorer, progress)
+    return {"content": str(content), "style": str(style), "best_instruction": results[0]["caption"],
+            "edits_rendered": runner.scorer.images_made, **results[0]}

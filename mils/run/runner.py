@@ -20,8 +20,9 @@ from mils.components.plan import RunPlan
 from mils.config.run_config import RunConfig
 from mils.engine.loop import LoopOptions, Optimiser, PhaseTimer, SampleResult
 from mils.engine.schedule import run_async
-from mils.media import MediaError, media_problem
-from mils.protocols import Generator, Sample, Scorer
+from mils.media import MediaError, sample_media_problem
+from mils.protocols import Generator, ImageMaker, Sample, Scorer
+from mils.storage.results import ResultStore
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,8 @@ def check_media(samples: Sequence[Sample]) -> tuple[list[Sample], dict[str, str]
     so one bad file never costs the batch it would have run in)."""
     good, bad = [], {}
     for sample in samples:
-        problem = media_problem(sample.media) if isinstance(sample.media, Path) else None
-        if problem:  # in-memory media (not a Path) has nothing to read
+        problem = sample_media_problem(sample.media)
+        if problem:
             bad[sample.id] = problem
         else:
             good.append(sample)
@@ -145,6 +146,29 @@ class TaskRunner:
         return RunnerOutput(results, failed, dict(self.timer.seconds), self.bank, self.config)
 
 
+def run_into_folder(runner: TaskRunner, samples: Sequence[Sample], folder: Path | None = None, progress: bool = False,
+                    reporter=None, checked: bool = False) -> RunnerOutput:
+    """Run the samples that ``folder`` (default: the plan's results folder) has no result for into
+    it: each result written as soon as its sample finishes, with its step images for a task whose
+    candidates become images (written first: a result on disk has its images), each failure
+    recorded. Every run of the suite writes through here (a benchmark's shards, the image tasks)."""
+    store = ResultStore(folder or runner.plan.results_dir, runner.plan.scorer.record)
+    todo = [s for s in samples if not store.has(s.id)]
+    by_id = {s.id: s for s in todo}
+    images = runner.plan.task.images and isinstance(runner.scorer, ImageMaker)
+
+    def done(result: SampleResult) -> None:
+        if images:
+            sample = by_id[result.sample_id]
+            store.write_images(result, lambda text: runner.scorer.image_of(sample, text))
+        store.write(result)
+
+    run = runner.run(todo, progress, reporter=reporter, on_done=done, checked=checked)
+    for sample_id, error in run.failed.items():
+        store.write_failure(sample_id, error)
+    return run
+
+
 def _free_gpu_cache() -> None:
     import torch
 
@@ -166,4 +190,4 @@ def loop_overhead(timings: dict[str, float]) -> float:
     return float(np.clip((total - model_time) / total, 0, 1)) if total else float("nan")
 
 
-__all__ = ["RunnerOutput", "TaskRunner", "LoopOptions", "check_media"]
+__all__ = ["RunnerOutput", "TaskRunner", "LoopOptions", "check_media", "run_into_folder"]

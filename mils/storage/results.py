@@ -12,11 +12,11 @@ import json
 import math
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from mils.engine.records import SampleResult, StepCost, StepRecord, StepTrace, Value
 from mils.errors import InputError, StorageError
-from mils.files import content_hash, own_folder, write_atomic
+from mils.files import content_hash, own_folder, write_atomic, written
 from mils.storage.run_folder import RunFolder, read_result_file
 
 if TYPE_CHECKING:
@@ -255,6 +255,22 @@ class ResultStore:
             payload["scorer"] = self.scorer
         _write_atomic(RunFolder(self.directory).samples / _file_name(result.sample_id), payload)
         (RunFolder(self.directory).failed / _file_name(result.sample_id)).unlink(missing_ok=True)
+
+    def write_images(self, result: SampleResult, image_of: Callable[[str], Any]) -> list[Path]:
+        """The best candidate's image of every step (``image_of(text)``: a PIL image, made by the
+        scorer that rendered or edited it) as ``images/<id>/stepNN.png``; written before the result,
+        so a sample on disk has its images."""
+        folder = own_folder(RunFolder(self.directory).step_images(result.sample_id), base=self.directory)
+        paths = []
+        for record in result.history:
+            path = folder / RunFolder.step_image(record.step)
+            try:
+                written(path, lambda buffer, text=record.best: image_of(text).save(buffer, "PNG"))
+            except OSError as err:
+                raise StorageError(f"could not write {path} ({err.strerror or err}); the results written before "
+                                   "are intact: free some space and rerun to go on") from err
+            paths.append(path)
+        return paths
 
     def write_failure(self, sample_id: str, error: str) -> None:
         _write_atomic(RunFolder(self.directory).failed / _file_name(sample_id), {"sample_id": sample_id, "error": error})

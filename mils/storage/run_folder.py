@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mils.errors import InputError
-from mils.files import write_atomic
+from mils.files import content_hash, write_atomic
 
 MAX_RESULT_BYTES = 256 * 2**20
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class RunFolder:
     """A results folder's layout: every file name the suite reads or writes there, in one place.
 
     ``samples/<id>.json`` (one result per sample), ``failed/<id>.json`` (why a sample was dropped),
+    ``images/<id>/stepNN.png`` (a task whose candidates become images: the best of every step),
     ``config.json`` (the run's config), ``run.json`` (its record: flows/record.py), ``media.json``
     (the sealed media folder), ``metrics/`` (the metric cache), ``mlflow.json`` (the MLflow ids a
     rerun reuses), ``sweep_runs.json`` (the sweep variants read off this folder), ``pipeline.json``
@@ -51,6 +52,7 @@ class RunFolder:
 
     samples = property(lambda self: self.root / "samples")
     failed = property(lambda self: self.root / "failed")
+    images = property(lambda self: self.root / "images")
     config = property(lambda self: self.root / "config.json")
     record = property(lambda self: self.root / "run.json")
     media = property(lambda self: self.root / "media.json")
@@ -60,6 +62,14 @@ class RunFolder:
     pipeline = property(lambda self: self.root / "pipeline.json")
     lock = property(lambda self: self.root / ".lock")
     viewer_index = property(lambda self: self.root / ".viewer_index.json")
+
+    def step_images(self, sample_id: str) -> Path:
+        """The folder of a sample's step images (named by a hash of its id, as its result file is)."""
+        return self.images / content_hash(sample_id, 20)
+
+    @staticmethod
+    def step_image(step: int) -> str:
+        return f"step{step:02d}.png"
 
 
 def write_media_root(results_dir: Path, samples: list) -> None:

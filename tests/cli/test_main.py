@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from cli import main as cli_main
@@ -55,25 +57,25 @@ def test_demo_uses_the_tuned_settings_unless_told_otherwise():
     assert demo_config(parser.parse_args(["demo", "--profile", "paper", "--bank", "b.txt"])).loop.keep == 50
 
 
-def test_t2i_without_prompts_rewrites_the_configs_drawbench_prompts(monkeypatch, tmp_path, capsys):
+def test_t2i_is_the_benchmark_flow_over_the_configs_drawbench_prompts_or_those_given(monkeypatch, tmp_path, capsys):
     (tmp_path / "DrawBench.csv").write_text("Prompts,Category\nA red colored car.,Colors\n,Empty\nA cube on a ball.,Positional\n")
     config = tmp_path / "t2i.yaml"
     config.write_text(f"profile: paper\ntask: text_to_image\ndataset:\n  kind: drawbench\n"
                       f"  args: {{csv_path: {tmp_path / 'DrawBench.csv'}}}\n")
-    seen = {}
-
-    def fake_run(config, prompts, out, ids=None):
-        seen.update(prompts=prompts, ids=ids, task=config.task)
-        return []
-    monkeypatch.setattr("mils.run.image_tasks.run_text_to_image", fake_run)
+    seen = []
+    monkeypatch.setattr("cli.run.run_and_report", lambda config: seen.append(config) or 0)
     assert cli_main.main(["t2i", "--config", str(config), "--out", str(tmp_path / "out")]) == 0
-    assert seen == {"prompts": ["A red colored car.", "A cube on a ball."], "ids": ["drawbench-000", "drawbench-002"],
-                    "task": "text_to_image"}
-    seen.clear()  # prompts given on the command line, beside the meta-prompt choice (--prompts)
-    assert cli_main.main(["t2i", "a red cat", "two boats", "--profile", "paper", "--prompts", "official", "--out", str(tmp_path / "o")]) == 0
-    assert seen == {"prompts": ["a red cat", "two boats"], "ids": None, "task": "text_to_image"}
-    assert cli_main.main(["t2i", "--profile", "paper"]) == 2
-    assert "give prompts, or a --config whose dataset is drawbench" in capsys.readouterr().err
+    from evaluation.datasets import config_dataset
+
+    drawn = config_dataset(seen[0].dataset).samples  # the samples the flow gets: each prompt is its sample's text
+    assert [(s.id, s.as_sample().media) for s in drawn] == [("drawbench-000", "A red colored car."),
+                                                             ("drawbench-002", "A cube on a ball.")]
+    assert seen[0].task == "text_to_image" and seen[0].results_dir().parent == tmp_path / "out"
+    # prompts given on the command line, beside the meta-prompt choice (--prompts)
+    assert cli_main.main(["t2i", "a red cat", "two boats", "--profile", "paper", "--prompts", "official"]) == 0
+    assert seen[1].dataset.kind == "prompts" and seen[1].prompts == "official"
+    assert [s.as_sample().media for s in config_dataset(seen[1].dataset).samples] == ["a red cat", "two boats"]
+    assert seen[1].results_dir().parent == Path(seen[1].output_dir) and seen[1].metrics == ()
 
 
 def test_prefects_temporary_server_gets_time_to_start_and_a_failure_is_one_line(monkeypatch, capsys):

@@ -4,6 +4,7 @@ import pytest
 from PIL import Image
 
 from evaluation import datasets
+from mils.errors import InputError, MissingInputError
 from tests.conftest import write_audio, write_video
 
 
@@ -87,7 +88,28 @@ def test_drawbench(tmp_path):
     (tmp_path / "db.csv").write_text('Prompts,Category\n"A red cube, on a blue sphere",Colors\n,Empty\nA cat,Animals\n')
     data = datasets.drawbench(tmp_path / "db.csv")
     assert [s.meta["prompt"] for s in data.samples] == ["A red cube, on a blue sphere", "A cat"]
-    assert data.samples[0].media is None and data.samples[0].meta["category"] == "Colors"
+    # the prompt is the sample's text (what text-to-image rewrites and scores its images against)
+    assert data.samples[0].as_sample().media == "A red cube, on a blue sphere" and data.samples[0].meta["category"] == "Colors"
+
+
+def test_style_pairs_is_every_content_with_every_style_and_names_an_unreadable_one(tmp_path):
+    for name in ("c1.jpg", "c2.png"):
+        _image(tmp_path / "content" / name)
+    _image(tmp_path / "style.jpg")
+    (tmp_path / "content" / "c3.jpg").write_bytes(b"not an image")
+    data = datasets.style_pairs(tmp_path / "content", tmp_path / "style.jpg")
+    assert [s.id for s in data.samples] == ["c1+style", "c2+style"]
+    assert data.samples[0].as_sample().media == {"content": tmp_path / "content" / "c1.jpg", "style": tmp_path / "style.jpg"}
+    assert dict(data.skipped)["c3+style"].startswith("content: unreadable image")
+    with pytest.raises(MissingInputError, match="style image not found"):
+        datasets.style_pairs(tmp_path / "content", tmp_path / "nope.jpg")
+
+
+def test_prompts_given_in_a_config_are_samples_in_order():
+    data = datasets.prompts(["a red cat", "  ", "two boats"])
+    assert [(s.id, s.as_sample().media) for s in data.samples] == [("prompt000", "a red cat"), ("prompt002", "two boats")]
+    with pytest.raises(InputError, match="every prompt given is empty"):
+        datasets.prompts([""])
 
 
 def test_media_folder_with_json_references_and_subsample(tmp_path):

@@ -1,6 +1,7 @@
 """Every MILS task end to end on tiny real-class models (fake LLM unless the test is about the LLM)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,8 @@ from mils.components.plan import plan_run
 from mils.config.run_config import build_config
 from mils.protocols import Sample
 from mils.run.runner import TaskRunner
+from mils.storage.results import ResultStore
+from mils.storage.run_folder import RunFolder
 from tests.conftest import write_audio, write_video
 
 
@@ -74,12 +77,14 @@ def test_text_to_image(tmp_path, tiny_sd_dir, tiny_pickscore_dir, fake_generator
     assert config.bank.builtin == "none"
     results = run_text_to_image(config, ["a red cat on a sofa", "two boats on a river"], tmp_path / "out",
                                 generator=fake_generator)
+    folder = RunFolder(results[0]["results_dir"])  # a normal results folder under out/, named by config and prompts
+    assert folder.root.parent == tmp_path / "out" and json.loads(folder.config.read_text())["task"] == "text_to_image"
     for n, result in enumerate(results):
-        folder = tmp_path / "out" / f"prompt{n:03d}"
+        assert result["sample_id"] == f"prompt{n:03d}"
         assert result["history"][0]["best"] == result["prompt"]  # step 0: the original prompt
         assert [p.split("/")[-1] for p in result["images"]] == ["step00.png", "step01.png", "step02.png"]
-        assert all((folder / f"step0{i}.png").is_file() for i in range(3))
-        assert json.loads((folder / "result.json").read_text())["best_prompt"] == result["best_prompt"]
+        assert all(Path(p).is_file() and Path(p).parent == folder.step_images(result["sample_id"]) for p in result["images"])
+        assert ResultStore(folder.root).results([result["sample_id"]])[0].caption == result["best_prompt"]
         scores = [h["best_score"] for h in result["history"]]
         assert scores == sorted(scores)
         # the ledger counts renders: step 0 renders the prompt, each step its new candidates
@@ -101,7 +106,8 @@ def test_style_transfer(tmp_path, tiny_pix2pix_dir, photo_dir, fake_generator):
     totals = [h["best_score"] for h in result["history"]]
     assert totals == sorted(totals, reverse=True)  # both distances are minimised
     assert all(len(value) == 2 for _, value in result["kept"])  # (style, content) pairs
-    assert (tmp_path / "style" / "step02.png").is_file() and (tmp_path / "style" / "result.json").is_file()
+    folder = RunFolder(result["results_dir"])
+    assert (folder.step_images("chelsea+coffee") / "step02.png").is_file() and ResultStore(folder.root).has("chelsea+coffee")
     unique = 4 + sum(h["new_unique"] for h in result["history"][1:])
     assert result["edits_rendered"] == unique  # kept instructions were never edited again
     assert sum(c["renders"] for c in result["cost"]) == pytest.approx(unique)  # the ledger counts each edit
@@ -126,11 +132,12 @@ def test_cross_modal_arithmetic(tmp_path, bank_file, tiny_clip_name, tiny_clap_d
     for name in ("image_caption.txt", "audio_caption.txt", "combined_prompt.txt", "arithmetic.json"):
         assert (out / name).is_file(), name
     assert summary["combined_prompt"] == (out / "combined_prompt.txt").read_text().strip()
-    assert (out / "text_to_image" / "prompt000" / "step01.png").is_file()
+    (folder,) = (out / "text_to_image").iterdir()  # the image stage's results folder
+    assert (RunFolder(folder).step_images("prompt000") / "step01.png").is_file()
     # each stage starts from the one before: the image stage rewrote the combined prompt, whose
     # inputs are the two captioning runs' results
-    t2i = json.loads((out / "text_to_image" / "prompt000" / "result.json").read_text())
-    assert t2i["prompt"] == summary["combined_prompt"] and t2i["best_prompt"] == summary["final_prompt"]
+    (t2i,) = ResultStore(folder).results()
+    assert t2i.history[0].best == summary["combined_prompt"] and t2i.caption == summary["final_prompt"]
     torch.manual_seed(0)  # the same random tiny CLIP as the arithmetic run built first
     alone = TaskRunner(plan_run(image_cfg), generator=fake_generator).run([Sample.from_path(photo_dir / "chelsea.jpg")],
                                                                  progress=False)
