@@ -28,11 +28,13 @@ sys.path.insert(0, str(ROOT))
 def runs(config_path: str) -> list[tuple[dict, Path]]:
     """(swept point, results folder) of each variant, where `mils sweep` wrote it."""
     from flows.sweep import expand_sweep, sweep_name, variant_config
+    from mils.components.plan import plan_run
+    from mils.storage.run_folder import RunFolder
 
     _, variants = expand_sweep(config_path)
-    found = [(point, variant_config(config, sweep_name(config_path), point, per_variant=True).results_dir())
+    found = [(point, plan_run(variant_config(config, sweep_name(config_path), point, per_variant=True)).results_dir)
              for point, config in variants]
-    missing = [str(folder) for _, folder in found if not (folder / "samples").is_dir()]
+    missing = [str(folder) for _, folder in found if not RunFolder(folder).samples.is_dir()]
     if missing:
         raise SystemExit(f"{len(missing)} runs of {config_path} are missing (e.g. {missing[0]}): "
                          f"run `mils sweep {config_path}` first")

@@ -61,10 +61,12 @@ def run_and_report(config) -> int:
     """Run (or resume) ``config`` through the benchmark flow, then print its record, write its
     report.html and say how to open it in MLflow: every verb that runs a benchmark (run, t2i, style)."""
     from flows.benchmark import run_benchmark
+    from mils.components.plan import plan_run
     from mils.storage.run_folder import ensure_unlocked
 
-    ensure_unlocked(config.results_dir())  # a second start of the same run: one line, no flow
-    with stop_on_signals(_resume_hint(config)):
+    folder = plan_run(config).results_dir
+    ensure_unlocked(folder)  # a second start of the same run: one line, no flow
+    with stop_on_signals(_resume_hint(folder)):
         outcome = run_benchmark(config)
     _print_benchmark(outcome)
     _write_html_report(Path(outcome.results_dir))
@@ -72,8 +74,8 @@ def run_and_report(config) -> int:
     return 1 if outcome.failures else 0
 
 
-def _resume_hint(config) -> str:
-    return (f"the samples finished so far are kept in {config.results_dir()}; run the same command again to "
+def _resume_hint(folder: Path) -> str:
+    return (f"the samples finished so far are kept in {folder}; run the same command again to "
             "resume (only the unfinished samples are computed)")
 
 
@@ -94,17 +96,10 @@ def demo_config(args: argparse.Namespace):
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from flows.benchmark import run_benchmark
-
     config = demo_config(args)
     print(f"MILS demo: the {config.profile!r} profile on the bundled sample photos ({args.out}) "
           f"through the Prefect benchmark flow, tracked in MLflow")
-    with stop_on_signals(_resume_hint(config)):
-        outcome = run_benchmark(config)
-    _print_benchmark(outcome)
-    _write_html_report(Path(outcome.results_dir))
-    _print_mlflow_hint(config.tracking, outcome.mlflow.get("view"))
-    return 1 if outcome.failures else 0
+    return run_and_report(config)
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:

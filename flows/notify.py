@@ -180,12 +180,13 @@ def provenance_changes(before_run: str, now_run: str) -> dict[str, tuple[str | N
     return {k: (before.get(k), now.get(k)) for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)}
 
 
-def regression_message(config, vs_previous: dict[str, Any], follows: str, parent_id: str) -> dict[str, Any]:
+def regression_message(plan, vs_previous: dict[str, Any], follows: str, parent_id: str) -> dict[str, Any]:
     """The alert for a rerun tagged ``mils.regression``: the metrics that moved, with their paired
     delta and interval, and what changed since the previous rerun."""
     from prefect.runtime import flow_run
 
+    config = plan.config
     return {"event": "regression", "pipeline": config.name, "metrics": vs_previous["deltas"],
             "changed": provenance_changes(follows, parent_id), "previous_run": follows, "run": parent_id,
-            "results_dir": str(config.results_dir()), "mlflow": f"{config.tracking.uri} (run {parent_id})",
+            "results_dir": str(plan.results_dir), "mlflow": f"{config.tracking.uri} (run {parent_id})",
             "prefect": prefect_run_url(flow_run.root_flow_run_id or flow_run.id) if flow_run.id else None}

@@ -166,7 +166,7 @@ def _variants(spec: PipelineSpec, config: RunConfig):
 
 
 def _sweep_stage(spec: PipelineSpec, config: RunConfig, variants, ledger: _Ledger) -> dict:
-    key = content_hash(json.dumps([spec.sweep, [c.result_key() for _, c in variants]]), 12)
+    key = content_hash(json.dumps([spec.sweep, [plan_run(c).key for _, c in variants]]), 12)
     if ledger.logged("sweep", key):
         return {"cached": True, "variants": len(variants), "parent_run_id": ledger.data.get("sweep_run_id"),
                 "dashboard": ledger.data.get("sweep_dashboard")}
@@ -245,7 +245,7 @@ def _frontier_stage(config: RunConfig, outcome: BenchmarkOutcome, variants, stag
     from evaluation.frontier import frontier
     from flows.tracking import log_frontier
 
-    folders = [outcome.results_dir] + [c.model_copy(update={"name": config.name}).results_dir() for _, c in variants]
+    folders = [outcome.results_dir] + [plan_run(c.model_copy(update={"name": config.name})).results_dir for _, c in variants]
     if "baseline" in stages:
         folders.append(Path(stages["baseline"]["results_dir"]))
     folders = [f for f in dict.fromkeys(folders) if RunFolder(f).samples.is_dir()]
@@ -302,7 +302,7 @@ def pipeline_stages(config_path: str, fresh: bool = False) -> dict[str, Any]:
             stages["vs_previous"] = _vs_previous_stage(follows, outcome, ledger)
             if stages["vs_previous"].get("regression") and spec.notify:
                 stages["vs_previous"]["undelivered"] = send(spec.notify, regression_message(
-                    config, stages["vs_previous"], follows, parent.info.run_id))
+                    plan, stages["vs_previous"], follows, parent.info.run_id))
         if config.bank.seed_captions:
             stages["vs_seed"] = _vs_seed_stage(config, outcome, ledger)
         variants = _variants(spec, config) if spec.sweep else []

@@ -83,7 +83,8 @@ def truncate(outcome: BenchmarkOutcome, steps: int) -> list[SampleResult]:
 
 
 def _group_key(config: RunConfig) -> str:
-    return config.model_copy(update={"loop": config.loop.model_copy(update={"steps": 0}), "name": ""}).result_key()
+    """Variants that differ only in ``loop.steps`` share one optimisation run (the longest's)."""
+    return plan_run(config.model_copy(update={"loop": config.loop.model_copy(update={"steps": 0})})).key
 
 
 def _score(results: list[SampleResult], references: dict[str, list[str]], config: RunConfig,
@@ -108,10 +109,10 @@ def variant_config(config: RunConfig, results_name: str, point: dict[str, Any], 
     """``config`` writing to its variant's folder; one this suite named ``sweep-keep5`` before sweeps took
     their config's name is resumed where it is."""
     named = config.model_copy(update={"name": variant_folder_name(results_name, point, per_variant)})
-    if per_variant and not named.results_dir().exists():
+    if per_variant and not plan_run(named).results_dir.exists():
         old = "-".join(["sweep", *(f"{k.split('.')[-1]}{v}" for k, v in point.items() if k != STEPS_KEY)])
         legacy = config.model_copy(update={"name": re.sub(r"[^\w.=+-]", "_", old)[:150]})
-        if legacy.results_dir().is_dir():
+        if plan_run(legacy).results_dir.is_dir():
             return legacy
     return named
 
@@ -157,7 +158,7 @@ def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, dat
                 child_id = created_run(parent.info.experiment_id, config.name, started, parent.info.run_id)
                 with mlflow.start_run(run_id=child_id, nested=True) as child:  # its duration: the optimisation's
                     mlflow.log_params({f"sweep.{k}": str(v) for k, v in point.items()})
-                    logged = log_config_run(config, config.result_key(), results, outcome.failures, reports,
+                    logged = log_config_run(config, plan_run(config).key, results, outcome.failures, reports,
                                             {"mils.kind": "config", "dataset_hash": dataset_hash(outcome),
                                              "mils.results_dir": str(outcome.results_dir),
                                              "derived_from_steps": str(outcome.config.loop.steps)},

@@ -139,3 +139,18 @@ def test_only_the_run_folder_spells_a_results_folder_file_name():
                          if isinstance(node, ast.Constant) and node.value in RESULTS_FILES
                          and (where, node.value) not in MLFLOW_ARTIFACTS]
     assert offences == []
+
+
+def test_only_the_plan_works_out_a_result_key_or_a_results_folder():
+    """Issue 50, item 4: the result key and the results folder come from the plan (plan_run) alone;
+    no flow, task or command hashes a config itself (four did: sweep, pipeline, notify, the CLI)."""
+    offences = []
+    for room in ("mils", "flows", "tasks", "cli", "evaluation", "human_eval", "benchmarks", "examples"):
+        for path in (ROOT / room).rglob("*.py"):
+            where = str(path.relative_to(ROOT))
+            if where == "mils/components/plan.py":
+                continue
+            offences += [f"{where}:{node.lineno}" for node in ast.walk(ast.parse(path.read_text()))
+                         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                         and node.func.attr == "result_key"]
+    assert offences == []

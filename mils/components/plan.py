@@ -112,7 +112,7 @@ def plan_run(config: RunConfig) -> RunPlan:
     generator = _generator_plan(config, cache_dir)
     scorer = _scorer_plan(config.scorer, effective, config.plugins, config.cache_dir)
     return RunPlan(
-        config=config, task=get_task(config.task), key=key, results_dir=config.results_dir(key),
+        config=config, task=get_task(config.task), key=key, results_dir=Path(config.output_dir) / f"{config.name}-{key}",
         generator=generator, scorer=scorer,
         bank=BankPlan(config.bank, generated_bank_path(config, cache_dir) if config.bank.generate else None,
                       cache_dir / "banks", config.generator.model, config.batch_size),

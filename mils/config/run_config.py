@@ -254,10 +254,6 @@ class RunConfig(_Frozen):
         payload = json.dumps(dumped, sort_keys=True, default=str)
         return content_hash(payload, 12)
 
-    def results_dir(self, key: str | None = None) -> Path:
-        """``output_dir/<name>-<result key>`` (``key``: the result key, when it is computed already)."""
-        return Path(self.output_dir) / f"{self.name}-{key or self.result_key()}"
-
     def flat(self) -> dict[str, str]:
         """Dotted key -> value, for MLflow params."""
         out: dict[str, str] = {}

@@ -110,15 +110,14 @@ class TaskRunner:
             second, failed_second = self._run_halving(batch[len(batch) // 2 :], progress, on_done)
             return first + second, {**failed_first, **failed_second}
 
-    def run(self, samples: Sequence[Sample], progress: bool = True, reporter=None, on_done=None,
-            checked: bool = False) -> RunnerOutput:
+    def run(self, samples: Sequence[Sample], progress: bool = True, reporter=None, on_done=None) -> RunnerOutput:
         """Cut ``samples`` into batches (one batch under the async schedule) and run them.
         ``reporter``: instead of a terminal bar, any object with tqdm's ``update(n)`` and
         ``set_postfix(step=, best=)`` (the orchestration layer logs steps with it). ``on_done``:
         called with each result as soon as its sample finishes (the async schedule runs the whole
-        list as one batch, so the results folder gets each one then, not at the end). ``checked``:
-        the caller has checked the samples' media already (the flow does, once, before sharding)."""
-        good, failed = (list(samples), {}) if checked else check_media(samples)
+        list as one batch, so the results folder gets each one then, not at the end). Each sample's
+        media is checked first: one that cannot be read fails alone, before any batch is cut."""
+        good, failed = check_media(samples)
         if self.seeds_alone:  # nothing to start from without a seed caption
             for sample in [s for s in good if not self.seeds.get(s.id)]:
                 failed[sample.id] = (f"no caption for {sample.id} in {self.plan.bank.config.seed_captions} (bank: builtin "
@@ -147,11 +146,12 @@ class TaskRunner:
 
 
 def run_into_folder(runner: TaskRunner, samples: Sequence[Sample], folder: Path | None = None, progress: bool = False,
-                    reporter=None, checked: bool = False) -> RunnerOutput:
+                    reporter=None) -> RunnerOutput:
     """Run the samples that ``folder`` (default: the plan's results folder) has no result for into
-    it: each result written as soon as its sample finishes, with its step images for a task whose
-    candidates become images (written first: a result on disk has its images), each failure
-    recorded. Every run of the suite writes through here (a benchmark's shards, the image tasks)."""
+    it: each sample's media checked, each result written as soon as its sample finishes, with its
+    step images for a task whose candidates become images (written first: a result on disk has its
+    images), each failure recorded. Every run of the suite writes through here (a benchmark's
+    shards, `mils caption`, the image tasks)."""
     store = ResultStore(folder or runner.plan.results_dir, runner.plan.scorer.record)
     todo = [s for s in samples if not store.has(s.id)]
     by_id = {s.id: s for s in todo}
@@ -163,7 +163,7 @@ def run_into_folder(runner: TaskRunner, samples: Sequence[Sample], folder: Path 
             store.write_images(result, lambda text: runner.scorer.image_of(sample, text))
         store.write(result)
 
-    run = runner.run(todo, progress, reporter=reporter, on_done=done, checked=checked)
+    run = runner.run(todo, progress, reporter=reporter, on_done=done)
     for sample_id, error in run.failed.items():
         store.write_failure(sample_id, error)
     return run

@@ -66,16 +66,17 @@ def test_t2i_is_the_benchmark_flow_over_the_configs_drawbench_prompts_or_those_g
     monkeypatch.setattr("cli.run.run_and_report", lambda config: seen.append(config) or 0)
     assert cli_main.main(["t2i", "--config", str(config), "--out", str(tmp_path / "out")]) == 0
     from evaluation.datasets import config_dataset
+    from mils.components.plan import plan_run
 
     drawn = config_dataset(seen[0].dataset).samples  # the samples the flow gets: each prompt is its sample's text
     assert [(s.id, s.as_sample().media) for s in drawn] == [("drawbench-000", "A red colored car."),
                                                              ("drawbench-002", "A cube on a ball.")]
-    assert seen[0].task == "text_to_image" and seen[0].results_dir().parent == tmp_path / "out"
+    assert seen[0].task == "text_to_image" and plan_run(seen[0]).results_dir.parent == tmp_path / "out"
     # prompts given on the command line, beside the meta-prompt choice (--prompts)
     assert cli_main.main(["t2i", "a red cat", "two boats", "--profile", "paper", "--prompts", "official"]) == 0
     assert seen[1].dataset.kind == "prompts" and seen[1].prompts == "official"
     assert [s.as_sample().media for s in config_dataset(seen[1].dataset).samples] == ["a red cat", "two boats"]
-    assert seen[1].results_dir().parent == Path(seen[1].output_dir) and seen[1].metrics == ()
+    assert plan_run(seen[1]).results_dir.parent == Path(seen[1].output_dir) and seen[1].metrics == ()
 
 
 def test_prefects_temporary_server_gets_time_to_start_and_a_failure_is_one_line(monkeypatch, capsys):

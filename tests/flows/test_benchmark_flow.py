@@ -10,6 +10,7 @@ import mlflow
 import pytest
 
 from flows.benchmark import run_benchmark
+from mils.components.plan import plan_run
 from mils.config.run_config import load_config
 from mils.storage.results import ResultStore
 from tests.flows.conftest import TARGETS
@@ -116,10 +117,10 @@ def test_a_second_run_of_a_config_being_run_is_refused_and_changes_nothing(flow_
     from mils.storage.run_folder import folder_lock
 
     config = load_config(flow_config()[0])
-    with folder_lock(config.results_dir()):  # the first run, still writing
+    with folder_lock(plan_run(config).results_dir):  # the first run, still writing
         with pytest.raises(InputError, match=f"another run \\(pid {os.getpid()}\\) is writing"):
             run_benchmark(config)
-    assert not (config.results_dir() / "samples").exists() or not any((config.results_dir() / "samples").iterdir())
+    assert not (plan_run(config).results_dir / "samples").exists() or not any((plan_run(config).results_dir / "samples").iterdir())
     assert run_benchmark(config).counts["computed"] == len(TARGETS)  # the lock went with its holder
 
 
@@ -128,7 +129,7 @@ def test_killed_run_resumes_to_the_same_results_without_duplicates(flow_config, 
     path, _ = flow_config("killed.yaml", plugins=["tests.fakes", "tests.kill_points"], batch_size=1,
                           runner__shard_size=1)
     config = load_config(path)
-    samples_dir = config.results_dir() / "samples"
+    samples_dir = plan_run(config).results_dir / "samples"
     proc = subprocess.Popen([sys.executable, "-m", "cli", "run", str(path)], cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={**os.environ, "MILS_KILL_AT": "second-sample"},
                             start_new_session=True)
@@ -148,7 +149,7 @@ def test_killed_run_resumes_to_the_same_results_without_duplicates(flow_config, 
     assert all(after[name] == mtime for name, mtime in survivors.items())  # finished ones not recomputed
 
     fresh = run_benchmark(config.model_copy(update={"output_dir": str(tmp_path / "uninterrupted")}))
-    assert _results(fresh.results_dir) == _results(config.results_dir())
+    assert _results(fresh.results_dir) == _results(plan_run(config).results_dir)
 
 
 def test_dask_run_equals_thread_run(flow_config, repo_on_pythonpath, tmp_path):
@@ -231,11 +232,11 @@ def test_starting_a_run_that_is_running_is_one_line_before_any_flow(flow_config,
     path = flow_config()[0]
     config = load_config(path)
     monkeypatch.setattr(flows.benchmark, "benchmark_flow", lambda *a, **k: pytest.fail("a flow started"))
-    with folder_lock(config.results_dir()):
+    with folder_lock(plan_run(config).results_dir):
         assert main(["run", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"another run (pid {os.getpid()}) is writing" in err
-    lock = config.results_dir() / ".lock"
+    lock = plan_run(config).results_dir / ".lock"
     lock.unlink()
     lock.mkdir()  # an odd .lock: a folder
     assert main(["run", str(path)]) == 2

@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from flows.benchmark import run_benchmark
+from mils.components.plan import plan_run
 from mils.config.run_config import load_config
 from mils.storage.results import ResultStore
 from tests.flows.conftest import ROOT, TARGETS
@@ -70,7 +71,7 @@ def test_an_existing_cluster_reports_to_the_flows_server_and_scores_as_threads_d
     threads = run_benchmark(on_cluster.model_copy(update={
         "runner": on_cluster.runner.model_copy(update={"kind": "threads", "address": None}),
         "output_dir": str(tmp_path / "thread-runs")}))
-    assert _results(on_cluster.results_dir()) == _results(threads.results_dir)  # every score, to the last bit
+    assert _results(plan_run(on_cluster).results_dir) == _results(threads.results_dir)  # every score, to the last bit
 
     with sqlite3.connect(tmp_path / "flow-home" / "prefect.db") as db:
         shards = db.execute("select count(*) from task_run where name like 'optimise-shard%'").fetchone()[0]

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from flows.benchmark import run_benchmark
+from mils.components.plan import plan_run
 from mils.config.run_config import load_config
 from mils.storage.results import ResultStore
 from tests.flows.conftest import TARGETS
@@ -43,9 +44,9 @@ def test_a_worker_killed_mid_shard_is_replaced_and_the_shard_finishes(flow_confi
     outcome = run_benchmark(config)
     assert (tmp_path / "died").exists(), "a worker process should have been killed"
     assert outcome.counts["done"] == len(TARGETS) and len(outcome.failures) == 1  # only the broken image
-    files = list((config.results_dir() / "samples").glob("*.json"))
+    files = list((plan_run(config).results_dir / "samples").glob("*.json"))
     assert len(files) == len(TARGETS)  # one file per sample: nothing duplicated
-    assert _results(config.results_dir()) == _fault_free(config, tmp_path)
+    assert _results(plan_run(config).results_dir) == _fault_free(config, tmp_path)
 
 
 def test_a_shard_whose_worker_always_dies_is_recorded_failed_and_a_rerun_completes(flow_config, repo_on_pythonpath,
@@ -63,9 +64,9 @@ def test_a_shard_whose_worker_always_dies_is_recorded_failed_and_a_rerun_complet
     threads = config.runner.model_copy(update={"kind": "threads", "workers": None})
     rerun = run_benchmark(config.model_copy(update={"runner": threads}))
     assert rerun.counts["done"] == len(TARGETS) and rerun.counts["resumed"] == outcome.counts["done"]
-    assert len(list((config.results_dir() / "samples").glob("*.json"))) == len(TARGETS)
+    assert len(list((plan_run(config).results_dir / "samples").glob("*.json"))) == len(TARGETS)
     assert not set(lost) & set(rerun.failures)
-    assert _results(config.results_dir()) == _fault_free(config, tmp_path)
+    assert _results(plan_run(config).results_dir) == _fault_free(config, tmp_path)
 
 
 @pytest.mark.parametrize("point", ["bank-write", "generated-bank", "metrics", "mlflow"])
@@ -90,7 +91,7 @@ def test_a_sigkill_at_a_critical_write_is_survived_by_the_rerun(point, flow_conf
 
     outcome = run_benchmark(config)  # the rerun, without the kill
     assert outcome.counts["done"] == len(TARGETS)
-    assert _results(config.results_dir()) == _fault_free(config, tmp_path)
+    assert _results(plan_run(config).results_dir) == _fault_free(config, tmp_path)
     caches = list((tmp_path / "cache").rglob("bank-*.npy"))
     assert len(caches) == 1 and np.load(caches[0]).shape[0] > 100  # whole, and the half file is gone
     assert len(outcome.reports["final"].per_sample) == len(TARGETS)  # metrics over every sample, resumed ones too

@@ -11,6 +11,7 @@ import psutil
 import pytest
 
 from flows.benchmark import run_benchmark
+from mils.components.plan import plan_run
 from mils.config.run_config import load_config
 from mils.storage.results import ResultStore
 from tests.flows.conftest import TARGETS
@@ -38,7 +39,7 @@ def test_a_signal_stops_the_run_at_once_keeps_the_finished_samples_and_its_serve
     # one sample per batch, 1 s an LLM call, 3 steps: a sample takes ~3 s, the run ~20 s
     path, _ = flow_config(generator__options={"delay": 1.0}, batch_size=1)
     config = load_config(path)
-    samples_dir = config.results_dir() / "samples"
+    samples_dir = plan_run(config).results_dir / "samples"
     log_path = tmp_path / "run.log"
     with open(log_path, "wb") as log:
         run = _start(path, tmp_path, log)
@@ -60,8 +61,8 @@ def test_a_signal_stops_the_run_at_once_keeps_the_finished_samples_and_its_serve
     assert alive == [], "every process the run started is stopped"
     assert took < 15, f"{took:.1f} s from the signal to the exit"
     out = log_path.read_text()
-    assert f"{config.results_dir()}; run the same command again to resume" in out
-    kept = ResultStore(config.results_dir()).results()
+    assert f"{plan_run(config).results_dir}; run the same command again to resume" in out
+    kept = ResultStore(plan_run(config).results_dir).results()
     assert 1 <= len(kept) < len(TARGETS)  # finished samples are whole files
     print(f"{how}: exit {code} {took:.1f} s after the signal, {len(kept)} of {len(TARGETS)} samples kept")
     rerun = run_benchmark(config)  # resumes: only the rest is computed

@@ -4,6 +4,7 @@ import yaml
 
 from flows.report import sweep_report
 from flows.sweep import expand_sweep, run_sweep
+from mils.components.plan import plan_run
 
 
 def test_sweep_creates_one_child_per_config_and_shares_step_runs(flow_config, tmp_path):
@@ -81,9 +82,9 @@ def test_a_sweep_resumes_a_folder_an_earlier_version_named(flow_config, tmp_path
     path.write_text(yaml.safe_dump(raw))
     (point, config), = expand_sweep(path)[1]
     assert variant_config(config, "fake", point, True).name == "fake-keep=2"
-    legacy = config.model_copy(update={"name": "sweep-keep2"}).results_dir()
+    legacy = plan_run(config.model_copy(update={"name": "sweep-keep2"})).results_dir
     legacy.mkdir(parents=True)
-    assert variant_config(config, "fake", point, True).results_dir() == legacy
+    assert plan_run(variant_config(config, "fake", point, True)).results_dir == legacy
     assert variant_config(config, "fake", point, False).name == "fake"  # a pipeline's variants keep its name
 
 
