@@ -127,30 +127,26 @@ MLFLOW_ARTIFACTS = {("flows/tracking.py", "config.json"), ("flows/report.py", "c
                     ("flows/pipeline.py", "pipeline.json")}  # names inside an MLflow run, not a results folder
 
 
+HOUSE = ("mils", "flows", "tasks", "cli", "evaluation", "human_eval", "benchmarks", "examples")
+
+
+def house_nodes(but: str) -> list[tuple[str, ast.AST]]:
+    """(file, node) for every syntax node of the house's modules, the module ``but`` apart."""
+    return [(where, node) for room in HOUSE for path in (ROOT / room).rglob("*.py")
+            if (where := str(path.relative_to(ROOT))) != but for node in ast.walk(ast.parse(path.read_text()))]
+
+
 def test_only_the_run_folder_spells_a_results_folder_file_name():
     """RunFolder (mils/storage/run_folder.py) owns every name in a results folder: a rename is one line."""
-    offences = []
-    for room in ("mils", "flows", "tasks", "cli", "evaluation", "human_eval", "benchmarks", "examples"):
-        for path in (ROOT / room).rglob("*.py"):
-            where = str(path.relative_to(ROOT))
-            if where == "mils/storage/run_folder.py":
-                continue
-            offences += [f"{where}:{node.lineno} {node.value}" for node in ast.walk(ast.parse(path.read_text()))
-                         if isinstance(node, ast.Constant) and node.value in RESULTS_FILES
-                         and (where, node.value) not in MLFLOW_ARTIFACTS]
+    offences = [f"{where}:{node.lineno} {node.value}" for where, node in house_nodes("mils/storage/run_folder.py")
+                if isinstance(node, ast.Constant) and node.value in RESULTS_FILES
+                and (where, node.value) not in MLFLOW_ARTIFACTS]
     assert offences == []
 
 
 def test_only_the_plan_works_out_a_result_key_or_a_results_folder():
     """Issue 50, item 4: the result key and the results folder come from the plan (plan_run) alone;
     no flow, task or command hashes a config itself (four did: sweep, pipeline, notify, the CLI)."""
-    offences = []
-    for room in ("mils", "flows", "tasks", "cli", "evaluation", "human_eval", "benchmarks", "examples"):
-        for path in (ROOT / room).rglob("*.py"):
-            where = str(path.relative_to(ROOT))
-            if where == "mils/components/plan.py":
-                continue
-            offences += [f"{where}:{node.lineno}" for node in ast.walk(ast.parse(path.read_text()))
-                         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                         and node.func.attr == "result_key"]
+    offences = [f"{where}:{node.lineno}" for where, node in house_nodes("mils/components/plan.py")
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "result_key"]
     assert offences == []
