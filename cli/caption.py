@@ -84,7 +84,9 @@ def cmd_caption(args: argparse.Namespace) -> int:
 
 def _write_results(out: str | None, plan, run) -> Path:
     """The run as `mils run` leaves it: a results folder of one file per sample (and per failure),
-    the config and the media root, under ``out`` (default: a new dated folder in outputs/captions)."""
+    the config, the media root and the run's record, under ``out`` (default: a new dated folder in
+    outputs/captions)."""
+    from evaluation.run_record import build_record, write_record
     from mils.files import write_atomic
     from mils.storage.results import ResultStore
     from mils.storage.run_folder import write_media_root
@@ -97,6 +99,8 @@ def _write_results(out: str | None, plan, run) -> Path:
         store.write(result)
     for sample_id, error in run.failed.items():
         store.write_failure(sample_id, error)
+    write_record(build_record(plan.config, plan.key, folder, run.results, run.failed, {},
+                              run.timings.get("loop_total", 0.0), {"computed": len(run.results)}, {}, "caption"))
     return folder
 
 

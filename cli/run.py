@@ -15,7 +15,7 @@ from mils.errors import InputError, MilsError
 
 
 def _print_benchmark(record) -> None:
-    """The run record (:class:`flows.record.RunRecord`) as tables: nothing is read back or recomputed."""
+    """The run record (:class:`evaluation.run_record.RunRecord`) as tables: nothing is read back or recomputed."""
     from evaluation.run_report import console_table, headline_sentence
     from mils.engine.cost import cost_line
 

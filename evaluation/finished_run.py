@@ -2,23 +2,22 @@
 official export and the judging export read (the viewer reads leniently on its own, to show a
 broken folder's problems instead of stopping at the first).
 
-The folder's layout is :class:`mils.storage.run_folder.RunFolder`'s; ``run.json`` is the record the
-benchmark flow wrote (flows/record.py); a folder without it (``mils caption``, a sweep variant, a
-VLM baseline) reads the same, with no recorded metrics."""
+The folder's layout is :class:`mils.storage.run_folder.RunFolder`'s; ``run.json`` is the run's record
+(:mod:`evaluation.run_record`, read by its one reader); a folder without it (written by an older
+version) reads the same, with no recorded metrics."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
+from evaluation.run_record import RunRecord, read_record
 from mils.config.run_config import RunConfig, read_run_config
 from mils.engine.records import SampleResult
 from mils.errors import InputError, MissingInputError
 from mils.storage.results import ResultStore, direction
-from mils.storage.run_folder import MAX_RESULT_BYTES, RunFolder
+from mils.storage.run_folder import RunFolder
 
 
 @dataclass(frozen=True)
@@ -42,20 +41,9 @@ class FinishedRun:
         return read_run_config(self.folder) if RunFolder(self.folder).config.is_file() else None
 
     @cached_property
-    def record(self) -> dict[str, Any]:
-        """``run.json`` as the flow wrote it (NaN where a metric had none); {} when the folder has none."""
-        path = RunFolder(self.folder).record
-        if not path.is_file():  # a pipe planted under the name is no record either: never opened
-            return {}
-        if path.stat().st_size > MAX_RESULT_BYTES:
-            raise InputError(f"{path} is {path.stat().st_size:,} bytes: no run record is that large")
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, OSError, RecursionError) as err:
-            raise InputError(f"cannot read run record {path}: {err}") from None
-        if not isinstance(record, dict):
-            raise InputError(f"{path} is not a run record (a JSON object)")
-        return record
+    def record(self) -> RunRecord | None:
+        """``run.json``, typed (:func:`evaluation.run_record.read_record`); None when the folder has none."""
+        return read_record(self.folder)
 
     def results(self, summary: bool = False, require: bool = True) -> list[SampleResult]:
         """Every finished sample; ``require``: none at all is an InputError naming the folder."""
@@ -70,11 +58,8 @@ class FinishedRun:
     @property
     def final_metrics(self) -> dict[str, float]:
         """The recorded corpus metrics of the final captions, x100 as printed (empty without run.json)."""
-        final = self.record.get("reports", {}).get("final", {}).get("corpus", {})
-        if not isinstance(final, dict) or not all(isinstance(v, dict) and isinstance(v.get("value"), (int, float))
-                                                  for v in final.values()):
-            raise InputError(f"{RunFolder(self.folder).record}: reports.final.corpus is not {{metric: {{value: number}}}}")
-        return {name: 100 * value["value"] for name, value in final.items()}
+        final = self.record.reports.get("final") if self.record else None
+        return {name: 100 * estimate.value for name, estimate in final.corpus.items()} if final else {}
 
     @cached_property
     def cached_reports(self) -> list:

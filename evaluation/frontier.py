@@ -25,6 +25,7 @@ import pandas as pd
 
 from mils.errors import InputError
 from mils.files import own_folder, save_figure, written
+from mils.storage.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 # settings that never change a sample's result: left out of a point's name
@@ -92,7 +93,7 @@ def _row(point: _Run, common: set[str]) -> dict:
 
     shared = [r for r in point.results if r.sample_id in common]
     cost = run_cost(shared, 0.0)
-    captioner = point.folder / "captioner.json"  # a VLM baseline written as a run (evaluation/vlm_baseline.py)
+    captioner = RunFolder(point.folder).captioner  # a VLM baseline written as a run (evaluation/vlm_baseline.py)
     strategy = (f"vlm:{json.loads(captioner.read_text())['captioner']}" if captioner.is_file()
                 else point.run.config.loop.strategy)
     row = {"run": point.folder.name, "strategy": strategy, "seed": point.run.config.loop.seed,

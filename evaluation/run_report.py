@@ -50,17 +50,15 @@ def headline_sentence(record: dict[str, Any]) -> str:
 def folder_headline(folder: Path, problems: list[tuple[Path, str]]) -> str:
     """The headline sentence of a results folder's record (empty without one; an unreadable record is
     added to ``problems``, as the viewer lists them)."""
+    from evaluation.run_record import read_record
     from mils.errors import InputError
-    from mils.storage.run_folder import RunFolder, read_result_file
+    from mils.storage.run_folder import RunFolder
 
-    path = RunFolder(folder).record
-    if not path.is_file():
-        return ""
     try:
-        record = read_result_file(path)
-        return headline_sentence(record) if isinstance(record, dict) else ""
-    except (InputError, KeyError, TypeError, ValueError) as err:
-        problems.append((path, f"unreadable run record: {err}"))
+        record = read_record(folder)
+        return headline_sentence(record.as_dict()) if record else ""
+    except InputError as err:
+        problems.append((RunFolder(folder).record, f"unreadable run record: {err}"))
         return ""
 
 
@@ -189,7 +187,7 @@ def run_report_html(folder: str | Path, references: dict[str, list[str]] | None 
     from mils.storage.run_folder import trusted_media_root
 
     run = FinishedRun.open(folder)
-    results, record = run.results(), run.record
+    results, record = run.results(), run.record.as_dict() if run.record else {}
     higher = run.higher_is_better(results)
     sign = 1.0 if higher else -1.0
     changes = sorted(((sign * (r.score - r.initial.best_score), r) for r in results), key=lambda c: c[0])

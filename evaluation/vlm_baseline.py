@@ -15,6 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from evaluation.datasets import config_dataset
+from evaluation.run_record import build_record, write_record
 from mils.components.build import build_scorer
 from mils.components.plan import plan_scorer
 from mils.config.run_config import RunConfig
@@ -48,10 +49,10 @@ def run_baseline(config: RunConfig, captioner: str, options: dict[str, Any], bat
     ``data``: the config's dataset when the caller has it loaded already."""
     import mils.components.vlm_captioners  # noqa: F401  (registers the captioners)
 
-    folder = baseline_dir(config, captioner, options)
+    folder, started = baseline_dir(config, captioner, options), time.perf_counter()
     store = ResultStore(folder)
     write_atomic(RunFolder(folder).config, config.model_dump_json(indent=2))
-    write_atomic(folder / "captioner.json", json.dumps({"captioner": captioner, "options": options}, indent=2))
+    write_atomic(RunFolder(folder).captioner, json.dumps({"captioner": captioner, "options": options}, indent=2))
     data = data if data is not None else config_dataset(config.dataset)
     write_media_root(folder, [s.as_sample() for s in data.samples])
     good, failed = check_media([s.as_sample() for s in data.samples if not store.has(s.id)])
@@ -74,7 +75,10 @@ def run_baseline(config: RunConfig, captioner: str, options: dict[str, Any], bat
         shares = [llm * t / sum(tokens) for t in tokens] if sum(tokens) else [llm / len(batch)] * len(batch)
         for sample, caption, score, u, seconds in zip(batch, captions, scores, usage, shares):
             store.write(_result(sample, caption, score, u, seconds, scoring))
-    captions = {r.sample_id: r.caption for r in store.results()}
-    write_atomic(folder / "captions.json", json.dumps(captions, indent=2, ensure_ascii=False))
-    return {"results_dir": str(folder), "captions": str(folder / "captions.json"), "done": len(captions),
+    results = store.results()
+    captions = {r.sample_id: r.caption for r in results}
+    write_atomic(RunFolder(folder).captions, json.dumps(captions, indent=2, ensure_ascii=False))
+    write_record(build_record(config, folder.name.rsplit("-", 1)[-1], folder, results, store.failures(), {},
+                              time.perf_counter() - started, {**data.counts(), "computed": len(good)}, {}, "baseline"))
+    return {"results_dir": str(folder), "captions": str(RunFolder(folder).captions), "done": len(captions),
             "failed": store.failures()}

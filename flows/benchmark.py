@@ -10,7 +10,6 @@ import json
 import logging
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,10 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from evaluation.caption_metrics import MetricReport
 from evaluation.datasets import Dataset
+from evaluation.run_record import RunRecord, write_record
 from evaluation.run_report import headline_sentence
 from flows.dashboard import share_runs_view
-from flows.record import BenchmarkOutcome, RunRecord, run_record
+from flows.record import BenchmarkOutcome, run_record
 from flows.runners import run_flow
 from flows.tracking import created_run, end_orphans, git_revision, log_config_run, package_versions, start_tracking
 from mils.components.plan import RunPlan, plan_run
@@ -159,10 +159,7 @@ def benchmark_flow(config: RunConfig) -> RunRecord:
     started = time.time()
     plan = plan_run(config)  # the only place a benchmark run resolves its config
     outcome = optimise_config(plan)
-    counts = {**(outcome.counts or {}), "done": len(outcome.results), "failed": len(outcome.failures),
-              "computed": sum(s["computed"] for s in outcome.shard_stats),
-              "resumed": sum(s["resumed"] for s in outcome.shard_stats)}
-    record = run_record(outcome, counts, {"git_revision": git_revision(), **package_versions()})
+    record = run_record(outcome, {"git_revision": git_revision(), **package_versions()})
     experiment_id = start_tracking(config.tracking)
     previous = _tracked_run_ids(outcome.results_dir)
     state = {"dataset_hash": dataset_hash(outcome), "done": len(outcome.results), "failed": len(outcome.failures),
@@ -191,10 +188,8 @@ def benchmark_flow(config: RunConfig) -> RunRecord:
                                                                      "state": state}))
         view = share_runs_view(mlflow.MlflowClient(), parent.info.experiment_id, parent.info.run_id,
                                primary_metric=primary_metric(config.metrics))
-    record = replace(record, mlflow={"parent": parent.info.run_id, "child": child_id,
-                                     "tracking_uri": config.tracking.uri, "view": view})
-    write_atomic(RunFolder(outcome.results_dir).record, json.dumps(record.as_dict(), indent=2, default=str))
-    return record
+    return write_record(record, {"parent": parent.info.run_id, "child": child_id, "tracking_uri": config.tracking.uri,
+                                 "view": view})
 
 
 def run_benchmark(config: RunConfig) -> RunRecord:

@@ -22,10 +22,11 @@ from prefect import flow, get_run_logger
 
 from evaluation.caption_metrics import MetricReport
 from evaluation.datasets import check_dataset
+from evaluation.run_record import recorded_kind, write_record
 from flows.benchmark import dataset_hash, optimise_config
-from flows.record import BenchmarkOutcome
+from flows.record import BenchmarkOutcome, run_record
 from flows.runners import run_flow
-from flows.tracking import created_run, log_config_run
+from flows.tracking import created_run, git_revision, log_config_run, package_versions
 from mils.components.plan import plan_run
 from mils.config.run_config import RunConfig, build_config, read_yaml, set_dotted
 from mils.engine.records import SampleResult
@@ -141,7 +142,7 @@ def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, dat
     data = data if data is not None else load_dataset_task(base.dataset)
     references = data.references()
     start_tracking(base.tracking)
-    rows = []
+    rows, provenance = [], {"git_revision": git_revision(), **package_versions()}
     with mlflow.start_run(run_name=f"sweep {title}", nested=mlflow.active_run() is not None) as parent:
         mlflow.set_tags({"mils.kind": "sweep", "sweep.keys": ",".join(grid)})
         mlflow.log_dict({"grid": grid}, "sweep.json")
@@ -171,6 +172,9 @@ def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, dat
             write_atomic(RunFolder(outcome.results_dir).sweep_runs, json.dumps(
                 {"sweep": title, "parent_run_id": parent.info.run_id, "tracking_uri": base.tracking.uri,
                  "variants": linked}, indent=2))
+            if per_variant or recorded_kind(outcome.results_dir) != "benchmark":  # a pipeline's base run keeps its own
+                write_record(run_record(outcome, provenance, kind="sweep"),
+                             {"parent": parent.info.run_id, "variants": linked, "tracking_uri": base.tracking.uri})
         dashboard = log_sweep_summary(grid, rows, title)
     return {"parent_run_id": parent.info.run_id, "variants": len(variants), "optimisation_runs": len(groups),
             "tracking_uri": base.tracking.uri, "dashboard": dashboard}

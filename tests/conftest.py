@@ -207,3 +207,20 @@ def load_counts(monkeypatch):
     monkeypatch.setattr(models, "_MODELS", {})
     monkeypatch.setattr(models, "_RUNNERS", {})
     return counts
+
+
+def write_run_record(folder: Path, **parts) -> Path:
+    """A run.json as the suite writes one (a real config, the result key, the folder) with ``parts``
+    (score_gain, gain, reports, cost...) in place: what a test of a reader of records starts from."""
+    from mils.config.run_config import build_config
+
+    record = {"version": 1, "kind": "benchmark", "result_key": "0123456789ab", "results_dir": str(folder),
+              "config": build_config("offline", {"name": "demo"}).model_dump(mode="json"), **parts}
+    path = Path(folder) / "run.json"
+    path.write_text(json.dumps(record))
+    return path
+
+
+def paired(a: float, b: float, low: float, high: float, p_not_better: float = 0.1, n: int = 6) -> dict:
+    """A paired delta as a record keeps it (evaluation.paired.PairedDelta.as_dict)."""
+    return {"a": a, "b": b, "delta": b - a, "low": low, "high": high, "p_not_better": p_not_better, "n": n}

@@ -122,7 +122,7 @@ def test_mils_rooms_import_only_the_foundation_and_earlier_rooms():
 
 
 RESULTS_FILES = {"config.json", "run.json", "media.json", "mlflow.json", "sweep_runs.json", "pipeline.json", ".lock",
-                 ".viewer_index.json"}
+                 ".viewer_index.json", "captioner.json", "captions.json"}
 MLFLOW_ARTIFACTS = {("flows/tracking.py", "config.json"), ("flows/report.py", "config.json"),
                     ("flows/pipeline.py", "pipeline.json")}  # names inside an MLflow run, not a results folder
 

@@ -343,11 +343,17 @@ def read_run_config(path: str | Path) -> RunConfig:
     path = RunFolder(path).config if path.is_dir() else path
     if not path.exists():
         raise MissingInputError(f"{path} not found")
+    return config_read_back(read_result_file(path), str(path))
+
+
+def config_read_back(raw: Any, source: str) -> RunConfig:
+    """A config a run wrote (its config.json, its record's): a plugin's task or metric it names is kept
+    though the plugin is not imported here; anything else wrong is one InputError naming ``source``."""
     try:
-        return RunConfig.model_validate(read_result_file(path), context={"read_back": True})
+        return RunConfig.model_validate(raw, context={"read_back": True})
     except ValidationError as err:
         first = err.errors()[0]
-        raise InputError(f"{path} is not a run config this suite can read ({len(err.errors())} problems; first: "
+        raise InputError(f"{source} is not a run config this suite can read ({len(err.errors())} problems; first: "
                          f"{'.'.join(map(str, first['loc'])) or 'config'}: {first['msg']})") from None
 
 

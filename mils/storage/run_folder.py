@@ -45,7 +45,8 @@ class RunFolder:
     ``config.json`` (the run's config), ``run.json`` (its record: flows/record.py), ``media.json``
     (the sealed media folder), ``metrics/`` (the metric cache), ``mlflow.json`` (the MLflow ids a
     rerun reuses), ``sweep_runs.json`` (the sweep variants read off this folder), ``pipeline.json``
-    (a pipeline's ledger), ``.lock`` (one writer at a time), ``.viewer_index.json`` (mils view)."""
+    (a pipeline's ledger), ``captioner.json`` and ``captions.json`` (a VLM baseline's), ``.lock`` (one
+    writer at a time), ``.viewer_index.json`` (mils view)."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -60,6 +61,8 @@ class RunFolder:
     mlflow = property(lambda self: self.root / "mlflow.json")
     sweep_runs = property(lambda self: self.root / "sweep_runs.json")
     pipeline = property(lambda self: self.root / "pipeline.json")
+    captioner = property(lambda self: self.root / "captioner.json")  # a VLM baseline's captioner and options
+    captions = property(lambda self: self.root / "captions.json")  # a VLM baseline's captions, by sample id
     lock = property(lambda self: self.root / ".lock")
     viewer_index = property(lambda self: self.root / ".viewer_index.json")
 

@@ -8,6 +8,7 @@ import pytest
 
 from cli.main import main
 from mils.errors import InputError
+from tests.conftest import write_run_record
 
 
 def test_a_sweep_of_a_million_variants_is_refused_before_any_is_built(monkeypatch):
@@ -92,10 +93,12 @@ def test_a_planted_or_malformed_run_record_is_one_line_or_nothing(tmp_path):
     os.mkfifo(tmp_path / "run.json")
     assert FinishedRun.open(tmp_path).final_metrics == {}
     os.remove(tmp_path / "run.json")
-    (tmp_path / "run.json").write_text(json.dumps({"reports": {"final": {"corpus": {"CIDEr": 3}}}}))
-    with pytest.raises(InputError, match=r"run.json: reports.final.corpus is not"):
+    write_run_record(tmp_path, reports={"final": {"corpus": {"CIDEr": 3}}})
+    with pytest.raises(InputError, match=r"run.json is not a run record this suite can read \(TypeError"):
         FinishedRun.open(tmp_path).final_metrics  # noqa: B018
-    (tmp_path / "run.json").write_text('{"reports": {"final": {"corpus": {"CIDEr": {"value": NaN}}}}}')
+    path = write_run_record(tmp_path, reports={"final": {"corpus": {"CIDEr": {"value": 0.123456, "ci_low": 0.4,
+                                                                              "ci_high": 0.6}}}})
+    path.write_text(path.read_text().replace("0.123456", "NaN"))  # as the flow writes a metric with no value
     assert str(FinishedRun.open(tmp_path).final_metrics) == "{'CIDEr': nan}"
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
+from tests.conftest import paired, write_run_record
 from tests.human_eval.test_viewer import run_dir  # noqa: F401  (the fixture: photos as media, sealed)
 
 
@@ -11,13 +10,9 @@ def test_the_report_is_one_static_page_with_the_headline_the_curves_and_the_extr
     from evaluation.run_report import SHOWN, write_run_report
 
     folder, results = run_dir
-    record = {"config": {"name": "demo"}, "score_gain": {"wins": 4, "ties": 1, "losses": 1, "a": 0.7, "b": 0.741,
-                                                         "delta": 0.041, "low": 0.0, "high": 0.122,
-                                                         "p_not_better": 0.1},
-              "gain": {"CIDEr": {"a": 0.20, "b": 0.25, "delta": 0.05, "low": -0.01, "high": 0.11,
-                                 "p_not_better": 0.2}},
-              "cost": {"generated_tokens": 3412.0, "samples": 8.0}}
-    (folder / "run.json").write_text(json.dumps(record))
+    write_run_record(folder, score_gain={"wins": 4, "ties": 1, "losses": 1, **paired(0.7, 0.741, 0.0, 0.122)},
+                     gain={"CIDEr": paired(0.20, 0.25, -0.01, 0.11, p_not_better=0.2)},
+                     cost={"generated_tokens": 3412.0, "samples": 8.0})
     best = max(results, key=lambda r: r.score - r.initial.best_score).sample_id  # shown among the most improved
     page = write_run_report(folder, references={best: ["a <b>bold</b> reference"]}).read_text()
     assert "raised the optimised score on 4 of 6 samples (mean change +0.041, 95% interval [+0.000, +0.122])" in page

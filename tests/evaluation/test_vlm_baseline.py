@@ -29,6 +29,11 @@ def test_baseline_run_is_a_one_step_run_the_suite_reads(tmp_path, photo_dir, tin
     side = system_from_path(outcome["results_dir"])
     assert side.predictions == {r.sample_id: r.caption for r in results} and side.config is not None
     assert len(RunIndex(outcome["results_dir"]).rows) == 4  # three captions and the failure
+    from evaluation.run_record import read_record  # its record, read back typed (issue 50, item 3)
+
+    record = read_record(outcome["results_dir"])
+    assert record.kind == "baseline" and record.counts["done"] == 3 and list(record.failures) == ["broken.jpg"]
+    assert {s.sample_id: s.caption for s in record.samples} == side.predictions
 
     class Refuses:  # a rerun finds every sample done and captions nothing
         def caption(self, images):

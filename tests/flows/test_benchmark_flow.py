@@ -70,6 +70,10 @@ def test_benchmark_logs_per_step_metrics_and_records_bad_samples(flow_config):
     written = json.loads((outcome.results_dir / "run.json").read_text())
     assert written["version"] == 1 and written["mlflow"]["child"] == child.info.run_id
     assert written["counts"] == outcome.counts and written["provenance"]["git_revision"] == child.data.tags["git_revision"]
+    # read back by the one reader, typed: the same record (NaN where a metric has none, as written)
+    from evaluation.run_record import read_record
+
+    assert json.dumps(read_record(outcome.results_dir).as_dict()) == json.dumps(outcome.as_dict())
 
 
 def test_the_cli_formats_the_record_without_reading_the_results_back(flow_config, capsys):
@@ -212,7 +216,7 @@ def test_a_results_folder_written_before_the_rooms_opens_and_resumes(tmp_path):
     folder = tmp_path / "runs" / "fake-5761315fca45"
     shutil.copytree(old, folder)
     run = FinishedRun.open(folder, need_config=True)
-    assert run.config.result_key() == "5761315fca45" == run.record["result_key"]
+    assert run.config.result_key() == "5761315fca45" == run.record.result_key
     assert len(run.results()) == 3 and run.final_metrics["CIDEr"] == pytest.approx(170.2930032023685)
     config = run.config.model_copy(update={"output_dir": str(tmp_path / "runs"), "cache_dir": str(tmp_path / "cache"),
                                            "tracking": run.config.tracking.model_copy(

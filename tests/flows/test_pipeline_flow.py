@@ -9,6 +9,7 @@ import yaml
 
 from flows.pipeline import pipeline_flow, read_pipeline
 from mils.run import model_cache as models
+from mils.storage.run_folder import RunFolder
 from tests.flows.conftest import TARGETS
 
 
@@ -186,7 +187,7 @@ def test_a_captioner_then_mils_seeded_by_it_in_one_pipeline(tmp_path, tiny_clip_
     path.write_text(yaml.safe_dump(raw))
     stages = pipeline_flow(str(path))["stages"]
     assert stages["baseline"]["done"] == 3 and stages["baseline"]["failed"] == 0
-    vlm = json.loads((Path(stages["baseline"]["results_dir"]) / "captions.json").read_text())
+    vlm = json.loads(RunFolder(stages["baseline"]["results_dir"]).captions.read_text())
     results = ResultStore(pipeline_flow(str(path))["results_dir"]).results()
     assert len(results) == 3 and all(r.cost[0].candidates_scored == 3 + 1 for r in results)  # bank + the VLM's
     assert stages["vs_seed"]["n"] == 3

@@ -2,6 +2,7 @@ import mlflow
 import pytest
 import yaml
 
+from evaluation.run_record import read_record
 from flows.report import sweep_report
 from flows.sweep import expand_sweep, run_sweep
 from mils.components.plan import plan_run
@@ -37,6 +38,9 @@ def test_sweep_creates_one_child_per_config_and_shares_step_runs(flow_config, tm
         linked = json.loads((folder / "sweep_runs.json").read_text())
         assert linked["parent_run_id"] == outcome["parent_run_id"] and len(linked["variants"]) == 2
         assert all(by_id[run_id].data.tags["mils.results_dir"] == str(folder) for run_id in linked["variants"].values())
+        record = read_record(folder)  # each optimisation's record (issue 50, item 3): the longest variant's
+        assert (record.kind, record.config.loop.steps, record.mlflow["variants"]) == ("sweep", 3, linked["variants"])
+        assert record.counts["done"] == len(record.samples) > 0 and "final" in record.reports
     for child in children:  # a variant's run lasts as long as its optimisation did (not the 1 s of logging it)
         first_sample = min(f.stat().st_mtime for f in Path(child.data.tags["mils.results_dir"]).glob("samples/*.json"))
         assert child.info.start_time / 1000 <= first_sample

@@ -11,7 +11,7 @@ from mils.protocols import Sample
 from mils.storage.results import ResultStore, result_to_dict
 from mils.storage.run_folder import write_media_root
 from tests.browser import launch_chromium, served
-from tests.conftest import local_client
+from tests.conftest import local_client, paired, write_run_record
 from tests.mils.test_loop import make_optimiser
 
 
@@ -185,8 +185,7 @@ def test_the_viewer_shows_the_runs_headline_and_filters_the_most_hurt(run_dir):
     import json
 
     folder, results = run_dir
-    (folder / "run.json").write_text(json.dumps({"score_gain": {"wins": 4, "ties": 1, "losses": 1, "delta": 0.041,
-                                                                "low": 0.0, "high": 0.122}}))
+    write_run_record(folder, score_gain={"wins": 4, "ties": 1, "losses": 1, **paired(0.7, 0.741, 0.0, 0.122)})
     for n, path in enumerate(sorted((folder / "samples").glob("*.json"))[:2]):  # two samples made worse
         raw = json.loads(path.read_text())
         raw["history"][-1]["best_score"] = raw["history"][0]["best_score"] - 0.1 * (n + 1)

@@ -110,6 +110,11 @@ def test_cli_caption_json_offline_profile(tmp_path, photo_dir, capsys):
     index = RunIndex(out)
     assert index.page()["total"] == 2 and not index.problems and index.config["scorer"]["name"] == "concept"
     assert system_from_path(str(out)).predictions == {str(cat): result["caption"]}
+    from evaluation.run_record import read_record  # its record, read back typed (issue 50, item 3)
+
+    record = read_record(out)
+    assert (record.kind, record.failures, record.counts["done"]) == ("caption", {str(broken): lines[1]["error"]}, 1)
+    assert record.samples[0].caption == result["caption"] and record.score_gain.wins + record.score_gain.ties == 1
 
 
 def test_a_reporter_sees_every_step(tmp_path, bank_file, fake_generator, fake_scorer, text_samples):
