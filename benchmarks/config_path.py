@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.benchmark import run_benchmark
-    from mils.components.plan import RunPlan
-    from mils.config.run_config import RunConfig, build_config
+    from mils.components import RunPlan
+    from mils.config import RunConfig, build_config
     from tests.fakes import WORDS
 
     with tempfile.TemporaryDirectory() as tmp, prefect_test_harness(server_startup_timeout=120):

@@ -93,11 +93,8 @@ def run_schedule(schedule: str, a, url: str) -> dict:
     import httpx
 
     from benchmarks.gpu_models import synthetic
-    from mils.engine.loop import LoopOptions, Optimiser
-    from mils.engine.prompts import get_template
-    from mils.engine.sampling import SamplingOptions
-    from mils.engine.schedule import run_async
-    from mils.generators.openai_api import OpenAIGenerator
+    from mils.engine import LoopOptions, Optimiser, SamplingOptions, get_template, run_async
+    from mils.generators import OpenAIGenerator
     from mils.protocols import Sample
 
     generator = OpenAIGenerator(url, "sim", SamplingOptions(max_new_tokens=a.reply_tokens), max_concurrency=a.in_flight)

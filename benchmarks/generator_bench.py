@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def prompts(n: int) -> list[str]:
-    from mils.engine.prompts import get_template
+    from mils.engine import get_template
 
     template = get_template("image_captioning")
     kept = [(f"a photo of a {w}.", 0.5 - i / 100) for i, w in enumerate("cat dog boat tree car bird".split())]
@@ -56,9 +56,8 @@ def main() -> None:
     parser.add_argument("--out", default="outputs/bench/generator_bench.json")
     parser.add_argument("--ours-only", action="store_true", help="skip transformers' generate (vllm_bench.py)")
     args = parser.parse_args()
-    from mils.components.build import build_generator
-    from mils.components.plan import plan_run
-    from mils.config.run_config import build_config
+    from mils.components import build_generator, plan_run
+    from mils.config import build_config
 
     config = build_config("offline", {"generator": {"max_new_tokens": args.new_tokens}})
     generator = build_generator(plan_run(config).generator)

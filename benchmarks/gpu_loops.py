@@ -18,7 +18,7 @@ COCO_TEST = 5000
 def official_pattern(model, tok, scorer, a, bank: list[str], device: str) -> dict:
     """The MILS code's loop: per sample the whole bank is encoded again; replies in lockstep chunks
     of 16 through ``generate``; every step re-scores the whole pool (kept + new)."""
-    from mils.engine.prompts import get_template
+    from mils.engine import get_template
 
     n = a.official_samples
     template = get_template("image_captioning")
@@ -62,15 +62,14 @@ def loop_rows(model, prompt_tokens: int, a) -> tuple[int, int]:
     """Rows our loop decodes at once at the loop's shapes: the decode loop's own sizing function
     (KV slots, activations, the device's total memory less the weights and what the scorer beside
     it takes), capped at the largest decode batch measured. Returns (rows used, rows that fit)."""
-    from mils.generators.decode import SCORER_GIB, DecodeOptions, rows_that_fit
+    from mils.generators import SCORER_GIB, DecodeOptions, rows_that_fit
 
     fit = rows_that_fit(model, prompt_tokens, a.new_tokens, DecodeOptions(reserved_gib=SCORER_GIB))
     return min(fit, max(a.batches)), fit
 
 
 def our_loop(generator, scorer, a, bank: list[str], device: str, name: str, samples: int) -> dict:
-    from mils.engine.loop import LoopOptions, Optimiser
-    from mils.engine.prompts import get_template
+    from mils.engine import LoopOptions, Optimiser, get_template
     from mils.protocols import Sample
 
     wrapped = SyntheticReplies(generator, a.requested, device)

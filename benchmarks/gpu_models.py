@@ -55,10 +55,10 @@ def tokenizer(folder: str | None = None, word_level: bool = False):
     if folder:
         return AutoTokenizer.from_pretrained(folder)
     try:
-        from mils.config.profiles import SMOLLM2_GGUF
-        from mils.generators.transformers_llm import _package_file
+        from mils.config import SMOLLM2_GGUF
+        from mils.generators import package_file
 
-        path = _package_file(SMOLLM2_GGUF)
+        path = package_file(SMOLLM2_GGUF)
         return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     except Exception as err:  # noqa: BLE001  (no package, no gguf: said in one line below)
         raise NoTokenizer(f"SmolLM2's tokenizer is not available ({str(err).splitlines()[0][:200]}): run "
@@ -181,7 +181,7 @@ def reset_peak(device: str) -> None:
 
 def paper_prompts(n: int, keep: int, requested: int) -> list[str]:
     """The paper's image prompt with ``keep`` kept captions (1,083 SmolLM2 tokens at 50)."""
-    from mils.engine.prompts import get_template
+    from mils.engine import get_template
 
     template = get_template("image_captioning")
     return [template.render([(t, 0.3 - j / 1000) for j, t in enumerate(synthetic(keep, i))], requested)
@@ -190,9 +190,8 @@ def paper_prompts(n: int, keep: int, requested: int) -> list[str]:
 
 def ours_generator(model, tok, new_tokens: int, **decode):
     """Our decoding loop at the paper profile's sampling, every reply exactly ``new_tokens`` long."""
-    from mils.engine.sampling import SamplingOptions
-    from mils.generators.decode import DecodeOptions
-    from mils.generators.transformers_llm import TransformersGenerator
+    from mils.engine import SamplingOptions
+    from mils.generators import DecodeOptions, TransformersGenerator
 
     sampling = SamplingOptions(max_new_tokens=new_tokens, temperature=0.5, top_p=0.9, top_k=50, rng="counter")
     gen = TransformersGenerator(model, tok, sampling, DecodeOptions(**decode))

@@ -27,8 +27,12 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from torch.overrides import TorchFunctionMode  # noqa: E402
 
-from mils.generators.decode import BatchDecoder, CudaGraphs, DecodeOptions  # noqa: E402
-from mils.generators.sampler import TokenSampler  # noqa: E402
+from mils.generators import (  # noqa: E402
+    BatchDecoder,
+    CudaGraphs,
+    DecodeOptions,
+    TokenSampler,  # noqa: E402
+)
 
 ROWS, PAD = 8, 0
 

@@ -35,10 +35,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from evaluation.sample_set import export
-    from mils.components.plan import plan_run
-    from mils.config.run_config import build_config
+    from mils.components import plan_run
+    from mils.config import build_config
     from mils.protocols import Sample
-    from mils.run.runner import TaskRunner
+    from mils.run import TaskRunner
 
     bank = {"path": args.bank, "builtin": None} if Path(args.bank).is_file() else {"builtin": "imagenet-templates"}
     if "path" not in bank:

@@ -51,7 +51,7 @@ def write_config(n: int, folder: Path) -> Path:
 def run_once(config_path: Path) -> dict:
     """One benchmark run in this process (call in a fresh process)."""
     import flows.benchmark as benchmark
-    from mils.config.run_config import load_config
+    from mils.config import load_config
     from tests import fakes
 
     logged = {"seconds": 0.0}

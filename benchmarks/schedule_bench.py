@@ -31,10 +31,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import mils.generators  # noqa: F401
-    from mils.config.profiles import SMOLLM2_GGUF
-    from mils.engine.loop import LoopOptions, Optimiser
-    from mils.engine.prompts import get_template
-    from mils.engine.schedule import run_async
+    from mils.config import SMOLLM2_GGUF
+    from mils.engine import LoopOptions, Optimiser, get_template, run_async
     from mils.protocols import Sample
     from mils.registry import create
     from tests.fakes import WORDS, fake_scorer_factory

@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 def runs(config_path: str) -> list[tuple[dict, Path]]:
     """(swept point, results folder) of each variant, where `mils sweep` wrote it."""
     from flows.sweep import expand_sweep, sweep_name, variant_config
-    from mils.components.plan import plan_run
-    from mils.storage.run_folder import RunFolder
+    from mils.components import plan_run
+    from mils.storage import RunFolder
 
     _, variants = expand_sweep(config_path)
     found = [(point, plan_run(variant_config(config, sweep_name(config_path), point, per_variant=True)).results_dir)
@@ -46,10 +46,9 @@ def measure(point: dict, folder: Path, scorers: dict) -> tuple[dict, dict[str, f
     ``scorers``: the scorers loaded so far, by their config (each is loaded once)."""
     from evaluation.finished_run import FinishedRun
     from evaluation.rescore import rescore
-    from mils.components.build import build_scorer
-    from mils.components.plan import plan_scorer
-    from mils.config.run_config import ScorerConfig
-    from mils.engine.loop import spent
+    from mils.components import build_scorer, plan_scorer
+    from mils.config import ScorerConfig
+    from mils.engine import spent
 
     run = FinishedRun.open(folder, need_config=True)
     config, results = run.config, run.results()

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def synthetic_result(n: int, steps: int, rng: random.Random):
-    from mils.engine.records import SampleResult, StepCost, StepRecord, StepTrace
+    from mils.engine import SampleResult, StepCost, StepRecord, StepTrace
 
     words = "a photo of cat dog boat tree red blue small large on the sofa in park river with man".split()
 
@@ -51,7 +51,7 @@ def main() -> None:
     from fastapi.testclient import TestClient
 
     from human_eval.viewer import RunIndex, create_app
-    from mils.storage.results import ResultStore
+    from mils.storage import ResultStore
 
     folder = Path(tempfile.mkdtemp(prefix="mils-viewer-bench-"))
     try:

@@ -27,7 +27,7 @@ def vllm_side(batches: list[int], new_tokens: int) -> list[dict]:
     from vllm import SamplingParams
 
     import mils.generators  # noqa: F401
-    from mils.config.profiles import SMOLLM2_GGUF
+    from mils.config import SMOLLM2_GGUF
     from mils.registry import create
 
     start = time.perf_counter()

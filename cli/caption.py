@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from cli.common import add_run_options, make_config, print_table
-from mils.components.plan import plan_run
-from mils.config.task_specs import captioning_task
+from mils.components import plan_run
+from mils.config import captioning_task
 from mils.errors import InputError
 from mils.protocols import Closable, Sample
-from mils.storage.run_folder import RunFolder
+from mils.storage import RunFolder
 
 
 def _result_json(path: str, result) -> dict[str, Any]:
@@ -36,7 +36,7 @@ def _result_json(path: str, result) -> dict[str, Any]:
 
 def cmd_caption(args: argparse.Namespace) -> int:
     from mils.media import MediaError, modality_of
-    from mils.run.runner import TaskRunner, loop_overhead
+    from mils.run import TaskRunner, loop_overhead
 
     paths = list(args.paths)
     modalities = {args.modality} if args.modality else set()
@@ -88,8 +88,7 @@ def _write_results(out: str | None, plan, run) -> Path:
     outputs/captions)."""
     from evaluation.run_record import build_record, write_record
     from mils.files import write_atomic
-    from mils.storage.results import ResultStore
-    from mils.storage.run_folder import write_media_root
+    from mils.storage import ResultStore, write_media_root
 
     folder = Path(out) if out else Path("outputs/captions") / time.strftime("%Y%m%d-%H%M%S")
     store = ResultStore(folder, plan.scorer.record)
@@ -108,7 +107,7 @@ def _benchmark_of(config, dataset: dict | None, out: str | None):
     """An image task's config as the benchmark flow runs it: its dataset (the inputs given on the
     command line, else the config's) and its results under ``out`` (else the config's output_dir)."""
     from evaluation.datasets import check_dataset
-    from mils.config.run_config import DatasetConfig
+    from mils.config import DatasetConfig
 
     if dataset is not None:
         config = config.model_copy(update={"dataset": DatasetConfig(**dataset)})
@@ -135,7 +134,7 @@ def cmd_style(args: argparse.Namespace) -> int:
 
 
 def cmd_arithmetic(args: argparse.Namespace) -> int:
-    from mils.run.arithmetic import run_arithmetic
+    from mils.run import run_arithmetic
 
     configs = [make_config(args, task=t) for t in ("image_captioning", "audio_captioning", "text_to_image")]
     with contextlib.redirect_stdout(sys.stderr):

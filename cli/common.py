@@ -35,9 +35,7 @@ def loop_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def make_config(args: argparse.Namespace, task: str | None = None):
     from evaluation.datasets import check_dataset
-    from mils.config.profiles import offline_gap
-    from mils.config.run_config import build_config, load_config
-    from mils.config.task_specs import get_task
+    from mils.config import build_config, get_task, load_config, offline_gap
 
     overrides = loop_overrides(args)
     if getattr(args, "tracking_uri", None):
@@ -48,7 +46,7 @@ def make_config(args: argparse.Namespace, task: str | None = None):
     if options:
         overrides["scorer"] = {"options": options}
     if args.config:
-        from mils.config.foreign import check_foreign
+        from mils.config import check_foreign
 
         trust, mine = getattr(args, "trust_config", False), getattr(args, "mine", False)
         config = load_config(args.config, overrides, vet=lambda raw: check_foreign(args.config, raw, trust, mine))

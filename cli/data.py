@@ -46,15 +46,15 @@ def cmd_data_list(args: argparse.Namespace) -> int:
 def cmd_bank(args: argparse.Namespace) -> int:
     from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
-    from mils.components.bank import (
+    from mils.components import (
         AUDIO_BANK_PROMPT,
         BANK_PROMPT,
+        build_generator,
         generate_bank,
+        plan_run,
         read_labels,
         save_bank,
     )
-    from mils.components.build import build_generator
-    from mils.components.plan import plan_run
 
     if args.modality == "audio" and not args.labels:
         raise InputError("an audio bank needs --labels (AudioSet class_labels_indices.csv or one label per line)")
@@ -73,16 +73,16 @@ def cmd_bank(args: argparse.Namespace) -> int:
 def cmd_cache(args: argparse.Namespace) -> int:
     import sqlite3
 
-    from mils.components.response_cache import FILE, ResponseCache
+    from mils.components import CACHE_FILE, ResponseCache
 
     folder = Path(args.cache_dir).expanduser()
-    if not (folder / FILE).is_file():
-        print(f"no response cache in {folder} (a run writes {FILE} there when its generator's cache is on)")
+    if not (folder / CACHE_FILE).is_file():
+        print(f"no response cache in {folder} (a run writes {CACHE_FILE} there when its generator's cache is on)")
         return 0
     try:
         return _cache_command(args, ResponseCache(folder))
     except sqlite3.Error as err:
-        raise InputError(f"{folder / FILE} is not a response cache this suite can read ({err}): move it away; a run "
+        raise InputError(f"{folder / CACHE_FILE} is not a response cache this suite can read ({err}): move it away; a run "
                          "writes a new one") from None
 
 

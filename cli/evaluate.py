@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from cli.common import read_json_arg
-from mils.config.metrics import CAPTION_METRICS
+from mils.config import CAPTION_METRICS
 from mils.errors import InputError, MilsError, MissingInputError
 
 
@@ -102,7 +102,7 @@ ROW_NAMED = ("clotho", "drawbench")  # the official scripts name these samples' 
 
 def cmd_rescore(args: argparse.Namespace) -> int:
     from evaluation.rescore import rescore
-    from mils.config.run_config import ScorerConfig
+    from mils.config import ScorerConfig
 
     spec = args.scorer.strip()
     try:
@@ -123,7 +123,7 @@ def cmd_frontier(args: argparse.Namespace) -> int:
     folders = [_run_folder(r, args.tracking_uri) for r in args.runs]
     table = frontier(folders, Path(args.out))
     from flows.tracking import log_frontier
-    from mils.config.run_config import TrackingConfig, read_run_config
+    from mils.config import TrackingConfig, read_run_config
 
     first = read_run_config(folders[0]).tracking
     # the store comes from the command line, never from a folder (which could name anyone's server)
@@ -162,7 +162,7 @@ def cmd_view(args: argparse.Namespace) -> int:
     from human_eval.viewer import RunIndex, create_app
     from human_eval.web_safety import is_loopback
     from mils.registry import import_plugins
-    from mils.storage.run_folder import RunFolder
+    from mils.storage import RunFolder
 
     folder = _run_folder(args.run, args.tracking_uri)
     references = None
@@ -236,9 +236,9 @@ def _print_pope(metrics: dict) -> None:
 
 def cmd_pope_run(args: argparse.Namespace) -> int:
     """POPE's questions put to a captioner, scored; with --instances, CHAIR on its captions too."""
+    import mils.components.vlm_captioners  # noqa: F401  (registers the captioners)
     from evaluation.chair import chair
     from evaluation.pope import ask, load_instances, load_pope_file, pope_metrics
-    from mils.components import vlm_captioners  # noqa: F401  (registers the captioners)
     from mils.media import load_image
     from mils.registry import create
 

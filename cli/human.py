@@ -27,7 +27,7 @@ def cmd_human_export(args: argparse.Namespace) -> int:
 def cmd_human_ingest(args: argparse.Namespace) -> int:
     from human_eval.ingest import ingest, log_to_mlflow, report_text
     from mils.files import write_atomic
-    from mils.storage.results import finite_or_null
+    from mils.storage import finite_or_null
 
     batch = Path(args.batch)
     result = ingest(args.results, batch / "key.json", seed=args.seed)
@@ -46,7 +46,7 @@ def cmd_human_ingest(args: argparse.Namespace) -> int:
 def _sealed_run_id(batch: Path) -> str | None:
     """The MLflow run key.json names, when an export of this user's sealed it: a batch from elsewhere
     does not choose the run that judgements are written into (``--mlflow-run-id`` does)."""
-    from mils.storage.run_folder import sealed
+    from mils.storage import sealed
 
     key = json.loads((batch / "key.json").read_text())
     run_id = key.get("mlflow_run_id") if isinstance(key, dict) else None

@@ -10,14 +10,14 @@ from pathlib import Path
 
 from cli.common import add_run_options, add_trust_options, make_config, print_table, read_json_arg
 from cli.signals import stop_on_signals
-from mils.config.metrics import primary_metric
+from mils.config import primary_metric
 from mils.errors import InputError, MilsError
 
 
 def _print_benchmark(record) -> None:
     """The run record (:class:`evaluation.run_record.RunRecord`) as tables: nothing is read back or recomputed."""
     from evaluation.run_report import console_table, headline_sentence
-    from mils.engine.cost import cost_line
+    from mils.engine import cost_line
 
     print()
     print_table([(Path(s.sample_id).name, s.initial, s.initial_score, s.caption, s.score) for s in record.samples])
@@ -61,8 +61,8 @@ def run_and_report(config) -> int:
     """Run (or resume) ``config`` through the benchmark flow, then print its record, write its
     report.html and say how to open it in MLflow: every verb that runs a benchmark (run, t2i, style)."""
     from flows.benchmark import run_benchmark
-    from mils.components.plan import plan_run
-    from mils.storage.run_folder import ensure_unlocked
+    from mils.components import plan_run
+    from mils.storage import ensure_unlocked
 
     folder = plan_run(config).results_dir
     ensure_unlocked(folder)  # a second start of the same run: one line, no flow
@@ -81,8 +81,7 @@ def _resume_hint(folder: Path) -> str:
 
 def demo_config(args: argparse.Namespace):
     """The demo's run config: the offline profile with its DEMO_SETTINGS, on the bundled photos."""
-    from mils.config.profiles import DEMO_SETTINGS
-    from mils.config.run_config import RunConfig
+    from mils.config import DEMO_SETTINGS, RunConfig
 
     config = make_config(args)
     if args.profile == "offline" and not args.config:  # flags given by the user still win
@@ -155,8 +154,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from evaluation.caption_metrics import caption_metrics, format_table
     from evaluation.datasets import config_dataset
     from evaluation.vlm_baseline import run_baseline
-    from mils.engine.cost import cost_line, run_cost
-    from mils.storage.results import ResultStore
+    from mils.engine import cost_line, run_cost
+    from mils.storage import ResultStore
 
     config = make_config(args)
     options = {k: v for k, v in (("model", args.model), ("prompt", args.prompt)) if v is not None}
@@ -196,7 +195,7 @@ def _write_html_report(folder: Path, dataset=None) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from flows.report import require_store, sweep_report
     from mils.registry import import_plugins
-    from mils.storage.run_folder import RunFolder
+    from mils.storage import RunFolder
 
     if RunFolder(args.run_id).samples.is_dir():  # a results folder: its static HTML report
         import_plugins(args.plugins)  # a plugin's dataset, for the references: only the modules named here

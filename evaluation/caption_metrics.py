@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.bootstrap import DEFAULT_RESAMPLES, Estimate, bootstrap, bootstrap_columns, bootstrap_mean
-from mils.config.metrics import CAPTION_METRICS, METRICS, metric_names
+from mils.config import CAPTION_METRICS, METRICS, metric_names
 from mils.errors import ComponentError, InputError, StorageError
 from mils.files import content_hash, own_folder, write_atomic, written
 

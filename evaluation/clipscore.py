@@ -18,7 +18,7 @@ import pandas as pd
 from evaluation.bootstrap import Estimate, bootstrap_mean
 from mils.errors import InputError
 from mils.protocols import Sample, Scorer
-from mils.scorers.weights import unit_rows
+from mils.scorers import unit_rows
 
 W = 2.5
 PREFIX = "A photo depicts "

@@ -13,11 +13,10 @@ from pathlib import Path
 
 from evaluation.caption_metrics import MetricReport, cached_caption_metrics
 from evaluation.paired import PairedDelta, ScoreComparison, gain_table, paired_metrics, paired_scores
-from mils.config.metrics import VERDICTS
-from mils.config.run_config import RunConfig
+from mils.config import VERDICTS, RunConfig
 from mils.errors import InputError, MissingInputError
 from mils.files import read_json
-from mils.storage.run_folder import RunFolder
+from mils.storage import RunFolder
 
 log = logging.getLogger(__name__)
 

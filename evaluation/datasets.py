@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from mils.config.run_config import DatasetConfig
+from mils.config import DatasetConfig
 from mils.errors import InputError, MissingInputError
 from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, media_problem, sample_media_problem
 from mils.protocols import Sample
@@ -388,7 +388,7 @@ def folder_dataset(cfg: DatasetConfig, folder: str | Path, instead: str) -> Data
 def folder_references(folder: str | Path, instead: str) -> dict[str, list[str]]:
     """Each sample's references, from the dataset a finished run's config.json names (the texts only:
     no media is checked); an InputError ending with ``instead`` when it does not load."""
-    from mils.config.run_config import read_run_config
+    from mils.config import read_run_config
 
     data = folder_dataset(read_run_config(folder).dataset, folder, instead)
     return {s.id: list(s.references) for s in data.rows}

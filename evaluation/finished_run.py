@@ -13,11 +13,10 @@ from functools import cached_property
 from pathlib import Path
 
 from evaluation.run_record import RunRecord, read_record
-from mils.config.run_config import RunConfig, read_run_config
-from mils.engine.records import SampleResult
+from mils.config import RunConfig, read_run_config
+from mils.engine import SampleResult
 from mils.errors import InputError, MissingInputError
-from mils.storage.results import ResultStore, direction
-from mils.storage.run_folder import RunFolder
+from mils.storage import ResultStore, RunFolder, direction
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import pandas as pd
 
 from mils.errors import InputError
 from mils.files import own_folder, save_figure, written
-from mils.storage.run_folder import RunFolder
+from mils.storage import RunFolder
 
 log = logging.getLogger(__name__)
 # settings that never change a sample's result: left out of a point's name
@@ -89,7 +89,7 @@ def _reference_metrics(point: _Run, common: set[str]) -> dict[str, float]:
 
 
 def _row(point: _Run, common: set[str]) -> dict:
-    from mils.engine.cost import run_cost
+    from mils.engine import run_cost
 
     shared = [r for r in point.results if r.sample_id in common]
     cost = run_cost(shared, 0.0)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mils.engine.records import SampleResult
+from mils.engine import SampleResult
 from mils.errors import InputError, MissingInputError
 from mils.files import own_folder, write_atomic
 

@@ -16,9 +16,9 @@ import pandas as pd
 
 from evaluation.bootstrap import DEFAULT_RESAMPLES, resample_chunks
 from evaluation.caption_metrics import METEOR_STATS, MetricReport, _bleu_from_stats, bleu_from_table, meteor_from_stats
-from mils.config.metrics import higher_is_better as metric_direction
+from mils.config import higher_is_better as metric_direction
 from mils.errors import InputError
-from mils.storage.results import direction
+from mils.storage import direction
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mils.config.metrics import higher_is_better, primary_metric
+from mils.config import higher_is_better, primary_metric
 
 LOW, HIGH = " low", " high"
 
@@ -90,7 +90,7 @@ def _better(header: str) -> str | None:
 
 
 def _metric_names() -> set[str]:
-    from mils.config.metrics import METRICS
+    from mils.config import METRICS
 
     return {r for m in METRICS.values() for r in m.reports}
 

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from evaluation.finished_run import FinishedRun
-from mils.config.run_config import ScorerConfig
-from mils.engine.records import SampleResult
+from mils.config import ScorerConfig
+from mils.engine import SampleResult
 from mils.errors import InputError
 from mils.files import content_hash, own_folder, save_figure, write_atomic, written
 
@@ -33,8 +33,7 @@ def rescore(folder: str | Path, scorer_cfg: ScorerConfig, metrics: tuple[str, ..
     runs rescored by one model). ``plugins``: modules to import for a plugin's scorer, from the user
     (never from the folder's config.json: a folder from elsewhere must not choose what code runs)."""
     from evaluation.datasets import folder_dataset
-    from mils.components.build import build_scorer
-    from mils.components.plan import plan_scorer
+    from mils.components import build_scorer, plan_scorer
     from mils.registry import import_plugins
 
     folder = Path(folder)

@@ -14,13 +14,11 @@ from typing import Any
 from evaluation.bootstrap import Estimate
 from evaluation.caption_metrics import MetricReport
 from evaluation.paired import PairedDelta, ScoreComparison, run_gain
-from mils.config.run_config import RunConfig, config_read_back
-from mils.engine.cost import run_cost
-from mils.engine.records import SampleResult
+from mils.config import RunConfig, config_read_back
+from mils.engine import SampleResult, run_cost
 from mils.errors import InputError
 from mils.files import write_atomic
-from mils.storage.results import direction
-from mils.storage.run_folder import MAX_RESULT_BYTES, RunFolder
+from mils.storage import MAX_RESULT_BYTES, RunFolder, direction
 
 RUN_RECORD_VERSION = 1
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mils.config.metrics import headline
+from mils.config import headline
 from mils.files import write_atomic
 
 SHOWN = 3  # most improved and most hurt samples
@@ -52,7 +52,7 @@ def folder_headline(folder: Path, problems: list[tuple[Path, str]]) -> str:
     added to ``problems``, as the viewer lists them)."""
     from evaluation.run_record import read_record
     from mils.errors import InputError
-    from mils.storage.run_folder import RunFolder
+    from mils.storage import RunFolder
 
     try:
         record = read_record(folder)
@@ -184,7 +184,7 @@ def html_table(header, rows) -> str:
 def run_report_html(folder: str | Path, references: dict[str, list[str]] | None = None) -> str:
     """The report of a finished run (its results, and its record when there is one)."""
     from evaluation.finished_run import FinishedRun
-    from mils.storage.run_folder import trusted_media_root
+    from mils.storage import trusted_media_root
 
     run = FinishedRun.open(folder)
     results, record = run.results(), run.record.as_dict() if run.record else {}

@@ -16,17 +16,15 @@ from tqdm.auto import tqdm
 
 from evaluation.datasets import config_dataset
 from evaluation.run_record import build_record, write_record
-from mils.components.build import build_scorer
-from mils.components.plan import plan_scorer
-from mils.config.run_config import RunConfig
-from mils.engine.records import SampleResult, StepCost, StepRecord, StepTrace
+from mils.components import build_scorer, plan_scorer
+from mils.config import RunConfig
+from mils.engine import SampleResult, StepCost, StepRecord, StepTrace
 from mils.files import content_hash, write_atomic
 from mils.media import load_image
 from mils.protocols import usage_of
 from mils.registry import create
-from mils.run.runner import check_media
-from mils.storage.results import ResultStore
-from mils.storage.run_folder import RunFolder, write_media_root
+from mils.run import check_media
+from mils.storage import ResultStore, RunFolder, write_media_root
 
 
 def baseline_dir(config: RunConfig, captioner: str, options: dict[str, Any]) -> Path:

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from evaluation.datasets import Dataset, EvalSample
-from mils.config.metrics import Metric, register_metric
-from mils.config.task_specs import TaskSpec, register_task
+from mils.config import Metric, TaskSpec, register_metric, register_task
 from mils.protocols import Sample
 from mils.registry import register
 

@@ -26,14 +26,12 @@ from flows.dashboard import share_runs_view
 from flows.record import BenchmarkOutcome, run_record
 from flows.runners import run_flow
 from flows.tracking import created_run, end_orphans, git_revision, log_config_run, package_versions, start_tracking
-from mils.components.plan import RunPlan, plan_run
-from mils.config.metrics import primary_metric
-from mils.config.run_config import RunConfig
-from mils.engine.progress import shared_bar
+from mils.components import RunPlan, plan_run
+from mils.config import RunConfig, primary_metric
+from mils.engine import shared_bar
 from mils.files import content_hash, write_atomic
-from mils.run.runner import check_media
-from mils.storage.results import ResultStore
-from mils.storage.run_folder import RunFolder, folder_lock, write_media_root
+from mils.run import check_media
+from mils.storage import ResultStore, RunFolder, folder_lock, write_media_root
 from tasks.benchmark import (
     load_dataset_task,
     metrics_task,

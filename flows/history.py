@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from mils.config.metrics import HEADLINE
+from mils.config import HEADLINE
 from mils.errors import InputError
 
 

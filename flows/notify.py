@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from mils.config.run_config import read_yaml
+from mils.config import read_yaml
 from mils.errors import InputError
 
 log = logging.getLogger(__name__)

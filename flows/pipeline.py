@@ -31,13 +31,12 @@ from flows.runners import run_flow
 from flows.sweep import run_variants, sweep_variants
 from flows.tracking import end_orphans, log_config_run, start_tracking
 from human_eval.protocol import BatchSettings
-from mils.components.plan import RunPlan, plan_run
-from mils.config.metrics import VERDICTS
-from mils.config.run_config import RunConfig, build_config, read_yaml
+from mils.components import RunPlan, plan_run
+from mils.config import VERDICTS, RunConfig, build_config, read_yaml
 from mils.errors import InputError
 from mils.files import content_hash, write_atomic
 from mils.registry import checked_options
-from mils.storage.run_folder import RunFolder
+from mils.storage import RunFolder
 from tasks.benchmark import generate_bank_task
 from tasks.judging import judging_task
 
@@ -208,7 +207,7 @@ def _vs_seed_stage(config: RunConfig, outcome: BenchmarkOutcome, ledger: _Ledger
 
     from evaluation.compare import System, compare, references_for, system_from_path
     from evaluation.paired import gain_metrics
-    from mils.components.build import load_seed_captions
+    from mils.components import load_seed_captions
 
     if not config.metrics:
         return {"skipped": "no metrics configured"}

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from mils.config.metrics import primary_metric
+from mils.config import primary_metric
 
 
 def rows_primary_metric(rows: list[dict[str, Any]]) -> str | None:

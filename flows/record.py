@@ -15,9 +15,9 @@ from typing import Any
 
 from evaluation.caption_metrics import MetricReport
 from evaluation.run_record import RunRecord, build_record
-from mils.components.plan import RunPlan
-from mils.config.run_config import RunConfig
-from mils.engine.records import SampleResult
+from mils.components import RunPlan
+from mils.config import RunConfig
+from mils.engine import SampleResult
 
 
 @dataclass

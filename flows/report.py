@@ -86,7 +86,7 @@ def sweep_report(run_id: str, tracking_uri: str, out: Path | None = None, full: 
 def sweep_headline(table: pd.DataFrame) -> str:
     """One sentence: how many variants, which is best on the headline metric and which gains most."""
     from evaluation.paper_table import setting_names
-    from mils.config.metrics import higher_is_better, primary_metric
+    from mils.config import higher_is_better, primary_metric
 
     names = setting_names(table)
 
@@ -111,7 +111,7 @@ def sweep_headline(table: pd.DataFrame) -> str:
 def _page_columns(table: pd.DataFrame, header: list[str], lines: list[list[str]]) -> tuple[list[str], list[list[str]]]:
     """The console table's headline columns for the page (settings by their short names, the headline metric)."""
     from evaluation.paper_table import setting_names
-    from mils.config.metrics import primary_metric
+    from mils.config import primary_metric
 
     names = setting_names(table)
     metric = primary_metric(h.removesuffix(" [95% CI]") for h in header if h.endswith(" [95% CI]") and h[0] != "Δ")
@@ -153,7 +153,7 @@ def side_from_mlflow(run_id: str, tracking_uri: str):
     import mlflow
 
     from evaluation.compare import System
-    from mils.config.run_config import RunConfig
+    from mils.config import RunConfig
 
     client = mlflow.tracking.MlflowClient(tracking_uri)
     try:

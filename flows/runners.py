@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from mils.config.run_config import RunnerConfig
+from mils.config import RunnerConfig
 from mils.errors import InputError
 
 

@@ -27,12 +27,12 @@ from flows.benchmark import dataset_hash, optimise_config
 from flows.record import BenchmarkOutcome, run_record
 from flows.runners import run_flow
 from flows.tracking import created_run, git_revision, log_config_run, package_versions
-from mils.components.plan import plan_run
-from mils.config.run_config import RunConfig, build_config, read_yaml, set_dotted
-from mils.engine.records import SampleResult
+from mils.components import plan_run
+from mils.config import RunConfig, build_config, read_yaml, set_dotted
+from mils.engine import SampleResult
 from mils.errors import InputError
 from mils.files import write_atomic
-from mils.storage.run_folder import RunFolder
+from mils.storage import RunFolder
 from tasks.benchmark import load_dataset_task, metrics_task
 
 STEPS_KEY = "loop.steps"

@@ -18,11 +18,10 @@ import pandas as pd
 from evaluation.caption_metrics import MetricReport
 from evaluation.paired import gain_metrics, run_gain
 from flows.plots import plot_quality_vs_cost
-from mils.config.run_config import RunConfig, TrackingConfig
-from mils.engine.cost import run_cost, step_costs
-from mils.engine.records import SampleResult
+from mils.config import RunConfig, TrackingConfig
+from mils.engine import SampleResult, run_cost, step_costs
 from mils.files import content_hash, save_figure, write_atomic
-from mils.storage.results import direction
+from mils.storage import direction
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 

@@ -21,7 +21,7 @@ from human_eval.protocol import CAPTION_AXES, IMAGE_AXES, Axis
 from mils.errors import InputError, MissingInputError
 from mils.files import content_hash, own_folder, real_folder, write_atomic, written
 from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS
-from mils.storage.run_folder import RunFolder, seal
+from mils.storage import RunFolder, seal
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def load_system(path: str | Path, stage: str = "final") -> dict[str, Entry]:
 def _recorded_media_root(folder: Path) -> list[Path]:
     """The dataset folder a run of this user recorded in ``media.json`` (none when absent, unreadable
     or not sealed by this user: mils.storage.results.trusted_media_root)."""
-    from mils.storage.run_folder import trusted_media_root
+    from mils.storage import trusted_media_root
 
     root, untrusted = trusted_media_root(folder)
     if untrusted:

@@ -26,13 +26,19 @@ from tqdm.auto import tqdm
 
 from evaluation.finished_run import FinishedRun
 from evaluation.run_report import folder_headline
-from mils.engine.parsing import annotate_reply
-from mils.engine.records import SampleResult
+from mils.engine import SampleResult, annotate_reply
 from mils.errors import InputError, MissingInputError
 from mils.files import write_atomic
 from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, media_problem, modality_of
-from mils.storage.results import ResultStore, finite_or_null, result_from_dict, without_heavy
-from mils.storage.run_folder import RunFolder, read_result_file, trusted_media_root
+from mils.storage import (
+    ResultStore,
+    RunFolder,
+    finite_or_null,
+    read_result_file,
+    result_from_dict,
+    trusted_media_root,
+    without_heavy,
+)
 
 PAGE_SIZE_MAX = 500
 SORTS = ("id", "step0", "final", "delta", "gain")  # "gain": the improvement, whichever way the scorer points
@@ -204,8 +210,7 @@ def _image_task_files(folder: Path, problems: list[tuple[Path, str]]) -> list[tu
 
 
 def _checked_media(path: Path) -> str | None:
-    """:func:`media_problem` once per file version (a 12000 x 12000 image took 3 s and 430 MB to
-    decode, on every request)."""
+    """:func:`media_problem` once per file version (a 12000 x 12000 image: 3 s and 430 MB a request)."""
     stat = path.stat()
     return _media_problem_of(path, stat.st_size, stat.st_mtime_ns)
 
@@ -217,17 +222,14 @@ def _media_problem_of(path: Path, size: int, mtime_ns: int) -> str | None:
 
 def _config(folder: Path, problems: list[tuple[Path, str]]) -> dict[str, Any]:
     path = RunFolder(folder).config
-    if not path.is_file():
-        return {}
     try:
-        config = orjson.loads(path.read_bytes())
-    except (orjson.JSONDecodeError, OSError) as err:
+        config = read_result_file(path) if path.is_file() else {}
+    except InputError as err:
         problems.append((path, f"unreadable run config: {err}"))
         return {}
     if not isinstance(config, dict):
         problems.append((path, "the run config is not a JSON object"))
-        return {}
-    return config
+    return config if isinstance(config, dict) else {}
 
 
 def _text(value: Any) -> str:
@@ -264,10 +266,9 @@ INDEX_BYTES_PER_FILE = 64 * 1024  # a cached row is ~1 KB: its caption, scores a
 
 
 def _summaries(folder: Path, problems: list[tuple[Path, str]]) -> list[Row]:
-    """One row per ``samples/*.json``. Reading 5,000 full results takes seconds, so the rows are
-    kept in ``.viewer_index.json`` beside them, keyed by each file's size and modification time:
-    a later open (or a resumed run) reads only the files that changed. A file that cannot be read
-    is listed in ``problems``; the others are shown."""
+    """One row per ``samples/*.json``, kept in ``.viewer_index.json`` (5,000 full results take seconds
+    to read) keyed by each file's size and time: a later open reads only the files that changed. A
+    file that cannot be read is listed in ``problems``; the others are shown."""
     cache_path = RunFolder(folder).viewer_index
     files = sorted(RunFolder(folder).samples.glob("*.json"))
     try:  # a cache far larger than its rows can be (a folder from elsewhere: 6 GB) is not read, but rebuilt

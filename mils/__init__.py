@@ -12,33 +12,18 @@ results folder, the atomic writer); ``protocols`` (what a generator and a scorer
 
 from __future__ import annotations
 
-import importlib
+from mils.exports import lazy
 
-_WHERE = {
-    # the optimisation
-    "Optimiser": "mils.engine.loop", "LoopOptions": "mils.engine.loop", "run_async": "mils.engine.schedule",
-    "SampleResult": "mils.engine.records", "StepRecord": "mils.engine.records",
-    # what a component is, and how one is named
-    "Sample": "mils.protocols", "Generator": "mils.protocols", "Scorer": "mils.protocols", "Reply": "mils.protocols",
-    "register": "mils.registry", "create": "mils.registry", "import_plugins": "mils.registry",
-    # a run's settings, and running them
-    "RunConfig": "mils.config.run_config", "build_config": "mils.config.run_config", "load_config": "mils.config.run_config",
-    "RunPlan": "mils.components.plan", "plan_run": "mils.components.plan", "TaskRunner": "mils.run.runner",
-    # what a run leaves behind
-    "ResultStore": "mils.storage.results", "RunFolder": "mils.storage.run_folder", "read_run_config": "mils.config.run_config",
-    # errors a user can meet (one line each)
-    "MilsError": "mils.errors", "InputError": "mils.errors", "MissingInputError": "mils.errors",
-}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'mils' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, __all__ = lazy(__name__, {  # the public names, by module
+    "mils.engine.loop": "Optimiser LoopOptions",
+    "mils.engine.schedule": "run_async",
+    "mils.engine.records": "SampleResult StepRecord",
+    "mils.protocols": "Sample Generator Scorer Reply",
+    "mils.registry": "register create import_plugins",
+    "mils.config.run_config": "RunConfig build_config load_config read_run_config",
+    "mils.components.plan": "RunPlan plan_run",
+    "mils.run.runner": "TaskRunner",
+    "mils.storage.results": "ResultStore",
+    "mils.storage.run_folder": "RunFolder",
+    "mils.errors": "MilsError InputError MissingInputError",
+})

@@ -10,16 +10,13 @@ from prefect import get_run_logger, task
 
 from evaluation.caption_metrics import MetricReport, cached_caption_metrics
 from evaluation.datasets import Dataset, config_dataset
-from mils.components.build import ensure_generated_bank
-from mils.components.plan import RunPlan
-from mils.config.run_config import DatasetConfig
-from mils.engine.cost import peak_memory_mb
-from mils.engine.progress import advance
+from mils.components import RunPlan, ensure_generated_bank
+from mils.config import DatasetConfig
+from mils.engine import advance, peak_memory_mb
 from mils.errors import InputError, MilsError
 from mils.protocols import Sample
-from mils.run.model_cache import model_lock, models_for, runner_for
-from mils.run.runner import run_into_folder
-from mils.storage.results import ResultStore
+from mils.run import model_lock, models_for, run_into_folder, runner_for
+from mils.storage import ResultStore
 
 
 @task(name="load-dataset")

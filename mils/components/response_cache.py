@@ -20,7 +20,7 @@ from mils.errors import StorageError
 from mils.files import content_hash
 from mils.protocols import Closable, Reply, TokenUsage
 
-FILE = "responses.sqlite"
+CACHE_FILE = "responses.sqlite"
 _SCHEMA = """CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY, model TEXT NOT NULL, created REAL NOT NULL, reply TEXT NOT NULL,
     prompt_tokens INTEGER, generated_tokens INTEGER, reasoning_tokens INTEGER NOT NULL DEFAULT 0,
@@ -35,7 +35,7 @@ class ResponseCache:
     """The cache in ``folder``; safe to share between threads and processes."""
 
     def __init__(self, folder: str | Path) -> None:
-        self.path = Path(folder).expanduser() / FILE
+        self.path = Path(folder).expanduser() / CACHE_FILE
         self._local = threading.local()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,2 +1,14 @@
 """A run's settings: the run config and its reader (``run_config``), the named profiles (``profiles``), and
 the tasks with what each needs (``task_specs``)."""
+
+from mils.exports import lazy
+
+__getattr__, __dir__, __all__ = lazy(__name__, {  # the public names, by module
+    "mils.config.foreign": "check_foreign",
+    "mils.config.metrics": "CAPTION_METRICS HEADLINE METRICS Metric VERDICTS headline higher_is_better "
+        "metric_names primary_metric register_metric",
+    "mils.config.profiles": "DEMO_SETTINGS SMOLLM2_GGUF offline_gap",
+    "mils.config.run_config": "DatasetConfig RunConfig RunnerConfig ScorerConfig TrackingConfig build_config "
+        "config_read_back load_config read_run_config read_yaml set_dotted",
+    "mils.config.task_specs": "TaskSpec captioning_task get_task register_task",
+})

@@ -1,3 +1,16 @@
 """The optimisation itself: the loop (``loop``, lockstep) and its async schedule (``schedule``), the prompt
 and its meta-prompts (``prompts``, ``official_prompts``), reading replies (``parsing``), sampling settings,
 seeds, a sample's budget and cost ledger (``budget``, ``cost``), what a sample records (``records``), progress."""
+
+from mils.exports import lazy
+
+__getattr__, __dir__, __all__ = lazy(__name__, {  # the public names, by module
+    "mils.engine.cost": "cost_line peak_memory_mb run_cost step_costs",
+    "mils.engine.loop": "LoopOptions Optimiser spent",
+    "mils.engine.parsing": "annotate_reply",
+    "mils.engine.progress": "advance shared_bar",
+    "mils.engine.prompts": "get_template",
+    "mils.engine.records": "SampleResult StepCost StepRecord StepTrace",
+    "mils.engine.sampling": "SamplingOptions",
+    "mils.engine.schedule": "run_async",
+})

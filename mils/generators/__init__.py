@@ -102,4 +102,13 @@ def openai_generator(model: str, cache_dir: str | Path, base_url: str, api_key_e
                            max_concurrency, max_retries, timeout, reasoning_tag=reasoning_tag)
 
 
-__all__ = ["SamplingOptions", "TransformersGenerator", "transformers_generator", "vllm_generator"]
+from mils.exports import lazy  # noqa: E402
+
+__getattr__, __dir__, __all__ = lazy(__name__, {  # the public names, by module
+    "mils.generators": "transformers_generator vllm_generator",  # defined above
+    "mils.engine.sampling": "SamplingOptions",
+    "mils.generators.decode": "BatchDecoder CudaGraphs DecodeOptions SCORER_GIB rows_that_fit",
+    "mils.generators.openai_api": "OpenAIGenerator",
+    "mils.generators.sampler": "TokenSampler",
+    "mils.generators.transformers_llm": "TransformersGenerator package_file",
+})

@@ -51,7 +51,7 @@ def _convert_gguf(gguf_path: Path, target: Path) -> None:
     tmp.rename(target)
 
 
-def _package_file(spec: str) -> Path:
+def package_file(spec: str) -> Path:
     """``pypi:package/file`` -> the file inside the installed package."""
     package, _, name = spec.removeprefix("pypi:").partition("/")
     found = importlib.util.find_spec(package)
@@ -65,7 +65,7 @@ def resolve_model_dir(model: str, cache_dir: str | Path) -> str:
 
     ``pypi:package/file.gguf`` names a model file shipped inside an installed package.
     """
-    path = _package_file(model) if model.startswith("pypi:") else Path(model)
+    path = package_file(model) if model.startswith("pypi:") else Path(model)
     if path.suffix == ".gguf":
         if not path.is_file():
             raise MissingInputError(f"GGUF model file not found: {path}")

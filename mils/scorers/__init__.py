@@ -18,3 +18,9 @@ __all__ = [
     "StyleTransferScorer", "TextToImageScorer", "concept_scorer", "open_clip_scorer", "pickscore_t2i_scorer",
     "style_transfer_scorer", "video_frames_scorer", "xclip_scorer",
 ]
+
+from mils.exports import lazy
+
+__getattr__, __dir__, __all__ = lazy(__name__, {  # the public names, by module
+    "mils.scorers.weights": "unit_rows",
+})

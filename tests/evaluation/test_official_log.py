@@ -12,7 +12,7 @@ from evaluation.official_log import export_official, read_official_logs
 from mils.engine.records import SampleResult, StepRecord, StepTrace
 from mils.errors import InputError
 from mils.storage.results import ResultStore
-from tests.mils.test_loop import make_optimiser
+from tests.mils.engine.test_loop import make_optimiser
 
 
 def official_caption(log: str, index_to_choose: int = -1) -> str:

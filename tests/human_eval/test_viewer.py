@@ -12,7 +12,7 @@ from mils.storage.results import ResultStore, result_to_dict
 from mils.storage.run_folder import write_media_root
 from tests.browser import launch_chromium, served
 from tests.conftest import local_client, paired, write_run_record
-from tests.mils.test_loop import make_optimiser
+from tests.mils.engine.test_loop import make_optimiser
 
 
 @pytest.fixture

@@ -53,7 +53,7 @@ def test_torch_computes_with_the_same_threads_in_a_worker_process_as_in_the_flow
              "print(before, torch.get_num_threads())\n")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # what Dask's nanny gives its workers
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300,
-                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__)))))
     assert out.returncode == 0, out.stderr[-2000:]
     before, after = map(int, out.stdout.split())
     assert before == 1 and after == intra_op_threads()

@@ -9,7 +9,7 @@ from mils.engine.loop import spent
 from mils.errors import InputError
 from mils.storage.results import ResultStore
 from tests.fakes import FakeGenerator
-from tests.mils.test_loop import make_optimiser
+from tests.mils.engine.test_loop import make_optimiser
 
 
 class Recording(FakeGenerator):

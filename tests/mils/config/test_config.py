@@ -56,7 +56,7 @@ def test_shipped_configs_are_valid():
 
     from flows.sweep import expand_sweep
 
-    folder = Path(__file__).resolve().parents[2] / "configs"
+    folder = Path(__file__).resolve().parents[3] / "configs"
     files = sorted(folder.glob("*.yaml"))
     assert files
     for path in files:
@@ -140,7 +140,7 @@ def test_a_config_brings_its_plugins_to_the_process_that_unpickles_it(tmp_path):
     check = ("import pickle, sys; from mils import registry; before = 'fake' in registry.known('generator'); "
              f"config = pickle.loads(open({str(tmp_path / 'config.pkl')!r}, 'rb').read()); "
              "print(before, 'fake' in registry.known('generator'), 'tests.fakes' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=Path(__file__).parents[3])
     assert out.stdout.split() == ["False", "True", "True"], out.stderr
 
 

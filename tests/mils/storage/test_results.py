@@ -49,7 +49,7 @@ def test_a_corrupt_or_foreign_result_file_is_named(tmp_path):
 
 def test_trace_is_stored_with_each_text_once_and_old_files_open_without_it(fake_generator, fake_scorer, fake_bank,
                                                                           text_samples):
-    from tests.mils.test_loop import make_optimiser
+    from tests.mils.engine.test_loop import make_optimiser
 
     results = make_optimiser(fake_generator, fake_scorer, fake_bank, steps=3, keep=4, requested=5).run(text_samples)
     for r in results:

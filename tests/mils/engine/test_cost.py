@@ -4,7 +4,7 @@ import pytest
 
 from mils.engine.cost import run_cost, step_costs
 from mils.engine.loop import SampleResult, StepCost, StepRecord, _shares
-from tests.mils.test_loop import make_optimiser
+from tests.mils.engine.test_loop import make_optimiser
 
 
 def test_shares_split_a_batch_by_weight_or_equally():

@@ -13,7 +13,7 @@ from mils.media import MediaError, media_problem
 from mils.protocols import Sample
 from mils.run.runner import TaskRunner, check_media
 from mils.storage.results import ResultStore, result_from_dict
-from tests.mils.test_loop import make_optimiser
+from tests.mils.engine.test_loop import make_optimiser
 
 
 def test_a_truncated_jpeg_and_a_zero_frame_wav_are_found_up_front(photo_dir, tmp_path):
