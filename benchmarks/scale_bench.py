@@ -40,7 +40,7 @@ def write_config(n: int, folder: Path) -> Path:
            "bank": {"path": str(bank), "builtin": None},
            "loop": {"steps": 2, "keep": 10, "requested": 10, "seed": 0},
            "dataset": {"kind": "fake_text_sized", "args": {"n": n}},
-           "metrics": ["BLEU", "CIDEr"], "batch_size": 16, "runner": {"shard_size": 1000},
+           "metrics": ["BLEU", "CIDEr"], "batch_size": 16, "executor": {"shard_size": 1000},
            "tracking": {"uri": f"sqlite:///{folder / 'mlruns.db'}", "experiment": "scale"},
            "output_dir": str(folder / "runs"), "cache_dir": str(folder / "cache")}
     path = folder / f"scale{n}.yaml"

@@ -29,7 +29,7 @@ from mils.storage import RunFolder
 
 log = logging.getLogger(__name__)
 # settings that never change a sample's result: left out of a point's name
-NOT_SCIENCE = ("name", "metrics", "batch_size", "runner.", "schedule", "in_flight", "score_batch", "score_wait",
+NOT_SCIENCE = ("name", "metrics", "batch_size", "executor.", "runner.", "schedule", "in_flight", "score_batch", "score_wait",
                "tracking.", "output_dir", "cache_dir", "plugins", "generator.cache", "generator.price")
 LABEL_VALUE_CHARS = 24
 

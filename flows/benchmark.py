@@ -23,8 +23,8 @@ from evaluation.datasets import Dataset
 from evaluation.run_record import RunRecord, write_record
 from evaluation.run_report import headline_sentence
 from flows.dashboard import share_runs_view
+from flows.executors import run_flow
 from flows.record import BenchmarkOutcome, run_record
-from flows.runners import run_flow
 from flows.tracking import created_run, end_orphans, git_revision, log_config_run, package_versions, start_tracking
 from mils.components import RunPlan, plan_run
 from mils.config import RunConfig, primary_metric
@@ -57,11 +57,11 @@ def _optimise(plan: RunPlan, data: Dataset | None) -> BenchmarkOutcome:
     data = data if data is not None else load_dataset_task(config.dataset)
     samples = [s.as_sample() for s in data.samples]
     write_media_root(results_dir, samples)
-    shard_size = config.runner.shard_size
+    shard_size = config.executor.shard_size
     todo, unreadable = check_media([s for s in samples if not store.has(s.id)])
     for sample_id, error in [*data.skipped, *unreadable.items()]:  # recorded in failed/ without loading any model
         store.write_failure(sample_id, error)
-    if config.schedule == "async" and config.runner.kind == "threads":  # one process takes one shard at a time:
+    if config.schedule == "async" and config.executor.kind == "threads":  # one process takes one shard at a time:
         shard_size = max(len(todo), 1)  # a single one keeps the engine fed from the first sample to the last
     shards = [todo[i : i + shard_size] for i in range(0, len(todo), shard_size)]
     already = len(samples) - len(todo) - len(unreadable)
@@ -192,4 +192,4 @@ def benchmark_flow(config: RunConfig) -> RunRecord:
 
 def run_benchmark(config: RunConfig) -> RunRecord:
     """Run the benchmark flow on the task runner the config asks for."""
-    return run_flow(benchmark_flow, config.runner, config)
+    return run_flow(benchmark_flow, config.executor, config)

@@ -23,11 +23,11 @@ from prefect import flow, get_run_logger
 
 from evaluation.datasets import check_dataset
 from flows.benchmark import dataset_hash, optimise_config
+from flows.executors import run_flow
 from flows.history import log_history
 from flows.notify import Webhook, on_failure, read_notify, regression_message, send
 from flows.record import BenchmarkOutcome
 from flows.retention import prune_dated
-from flows.runners import run_flow
 from flows.sweep import run_variants, sweep_variants
 from flows.tracking import end_orphans, log_config_run, start_tracking
 from human_eval.protocol import BatchSettings
@@ -335,4 +335,4 @@ def pipeline_flow(config_path: str, fresh: bool = False) -> dict[str, Any]:
     a flag), so a deployment can carry them; the config is read at run time, and the stages run on
     the task runner it names."""
     spec = read_pipeline(config_path)  # fail here, with the file's name, before any stage starts
-    return run_flow(pipeline_stages, spec.config.runner, str(Path(config_path).resolve()), fresh)
+    return run_flow(pipeline_stages, spec.config.executor, str(Path(config_path).resolve()), fresh)

@@ -24,8 +24,8 @@ from evaluation.caption_metrics import MetricReport
 from evaluation.datasets import check_dataset
 from evaluation.run_record import recorded_kind, write_record
 from flows.benchmark import dataset_hash, optimise_config
+from flows.executors import run_flow
 from flows.record import BenchmarkOutcome, run_record
-from flows.runners import run_flow
 from flows.tracking import created_run, git_revision, log_config_run, package_versions
 from mils.components import plan_run
 from mils.config import RunConfig, build_config, read_yaml, set_dotted

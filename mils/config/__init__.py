@@ -8,7 +8,7 @@ __getattr__, __dir__, __all__ = lazy(__name__, {  # the public names, by module
     "mils.config.metrics": "CAPTION_METRICS HEADLINE METRICS Metric VERDICTS headline higher_is_better "
         "metric_names primary_metric register_metric",
     "mils.config.profiles": "DEMO_SETTINGS SMOLLM2_GGUF offline_gap",
-    "mils.config.run_config": "DatasetConfig RunConfig RunnerConfig ScorerConfig TrackingConfig build_config "
+    "mils.config.run_config": "DatasetConfig RunConfig ExecutorConfig ScorerConfig TrackingConfig build_config "
         "config_read_back load_config read_run_config read_yaml set_dotted",
     "mils.config.task_specs": "TaskSpec captioning_task get_task register_task",
 })

@@ -12,7 +12,8 @@ from typing import Any
 from mils.errors import InputError
 
 # dotted paths into a raw config; a generator option is the user's when its name says connect or credential
-USER_SETTINGS = ("plugins", "tracking.uri", "runner.address", "output_dir", "cache_dir")
+# (``runner.address``: the executor's address as configs written before the rename spell it)
+USER_SETTINGS = ("plugins", "tracking.uri", "executor.address", "runner.address", "output_dir", "cache_dir")
 USER_GENERATOR_OPTIONS = ("base_url", "api_key_env", "server", "served_name")
 ACCEPT = ("--trust-config (use them as written: you trust the folder's author), or --mine (rerun its science "
           "with your own settings: these left at your defaults and flags)")

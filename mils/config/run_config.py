@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from mils.config.metrics import DEFAULT_METRICS, metric_names
 from mils.engine.loop import LoopOptions
@@ -114,8 +123,9 @@ class TrackingConfig(_Frozen):
     experiment: str = "mils"
 
 
-class RunnerConfig(_Frozen):
-    """Where shards run. Never changes results: a sample's result depends only on its own seeds.
+class ExecutorConfig(_Frozen):
+    """Where shards run (the Prefect task runner of the flow; "runner" alone is :class:`TaskRunner`'s
+    word). Never changes results: a sample's result depends only on its own seeds.
 
     ``threads``: in this process, one shard at a time (one copy of the models, one batch on the
     accelerator at a time). ``dask``: a local cluster of worker processes, one per GPU by default
@@ -128,10 +138,10 @@ class RunnerConfig(_Frozen):
     shard_size: int = Field(8, ge=1)
 
     @model_validator(mode="after")
-    def _parallelism_is_real(self) -> "RunnerConfig":
+    def _parallelism_is_real(self) -> "ExecutorConfig":
         if self.kind == "threads" and (self.workers or 1) > 1:
             raise InputError(
-                f"runner.workers={self.workers} with kind 'threads' would give no parallelism: the threads "
+                f"executor.workers={self.workers} with kind 'threads' would give no parallelism: the threads "
                 "share one copy of the models and take turns on it (measured: 2 threads took as long as 1). "
                 "Raise batch_size to use the accelerator better, or use kind 'dask' for one worker "
                 "process per GPU")
@@ -178,7 +188,8 @@ class RunConfig(_Frozen):
     cache_dir: str = Field(default_factory=lambda: os.environ.get("MILS_CACHE_DIR", "~/.cache/mils"))
     output_dir: str = "outputs/runs"
     tracking: TrackingConfig = TrackingConfig()
-    runner: RunnerConfig = RunnerConfig()
+    # where shards run; a config written before the rename says ``runner:`` (still read)
+    executor: ExecutorConfig = Field(ExecutorConfig(), validation_alias=AliasChoices("executor", "runner"))
 
     @model_validator(mode="after")
     def _budget_above_one_request(self) -> "RunConfig":
@@ -237,7 +248,7 @@ class RunConfig(_Frozen):
         return Path(self.cache_dir).expanduser()
 
     def result_key(self) -> str:
-        """Hash of everything that can change a sample's result (not batch size, runner, tracking,
+        """Hash of everything that can change a sample's result (not batch size, executor, tracking,
         metrics or paths): two configs with the same key produce the same per-sample results."""
         fields = {"task", "plugins", "generator", "scorer", "bank", "loop", "dataset", "prompts"}
         dumped = self.model_dump(include=fields, exclude={"generator": {"cache", "price"}})  # change no reply

@@ -39,7 +39,7 @@ INTRA_OP_THREADS = "MILS_INTRA_OP_THREADS"
 
 
 def intra_op_threads() -> int:
-    """The CPU threads torch computes with, the same in every runner: the cores this process may use
+    """The CPU threads torch computes with, the same in every executor: the cores this process may use
     (``MILS_INTRA_OP_THREADS`` overrides). A Dask worker starts with OMP_NUM_THREADS=1 and the flow's
     process with every core; float32 reductions split another way give scores that differ in the
     7th digit, and a near-tie can flip a kept caption."""

@@ -37,7 +37,7 @@ def flow_config(tmp_path):
             "dataset": {"kind": "fake_text", "args": {"targets": TARGETS, "broken": [str(tmp_path / "broken.jpg")]}},
             "metrics": ["BLEU", "CIDEr"],
             "batch_size": 2,
-            "runner": {"shard_size": 2},
+            "executor": {"shard_size": 2},
             "tracking": {"uri": f"sqlite:///{tmp_path / 'mlruns.db'}", "experiment": "test"},
             "output_dir": str(tmp_path / "runs"),
             "cache_dir": str(tmp_path / "cache"),

@@ -131,7 +131,7 @@ def test_a_second_run_of_a_config_being_run_is_refused_and_changes_nothing(flow_
 def test_killed_run_resumes_to_the_same_results_without_duplicates(flow_config, repo_on_pythonpath, tmp_path):
     # one sample per batch and shard; the run kills itself (SIGKILL) after its second sample is written
     path, _ = flow_config("killed.yaml", plugins=["tests.fakes", "tests.kill_points"], batch_size=1,
-                          runner__shard_size=1)
+                          executor__shard_size=1)
     config = load_config(path)
     samples_dir = plan_run(config).results_dir / "samples"
     proc = subprocess.Popen([sys.executable, "-m", "cli", "run", str(path)], cwd=tmp_path, stdout=subprocess.DEVNULL,
@@ -157,10 +157,10 @@ def test_killed_run_resumes_to_the_same_results_without_duplicates(flow_config, 
 
 
 def test_dask_run_equals_thread_run(flow_config, repo_on_pythonpath, tmp_path):
-    path, _ = flow_config("dask.yaml", runner={"kind": "dask", "workers": 2, "shard_size": 2})
+    path, _ = flow_config("dask.yaml", executor={"kind": "dask", "workers": 2, "shard_size": 2})
     dask_config = load_config(path)
     threads = run_benchmark(dask_config.model_copy(update={
-        "runner": dask_config.runner.model_copy(update={"kind": "threads", "workers": None}), "output_dir": str(tmp_path / "threads")}))
+        "executor": dask_config.executor.model_copy(update={"kind": "threads", "workers": None}), "output_dir": str(tmp_path / "threads")}))
     dask = run_benchmark(dask_config)
     assert Path(dask.results_dir) != Path(threads.results_dir)
     assert _results(dask.results_dir) == _results(threads.results_dir)

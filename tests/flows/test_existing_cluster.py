@@ -1,6 +1,6 @@
 """An existing Dask cluster, as the README documents it: `dask scheduler` and two `dask worker`
 processes on loopback (each with a Prefect home of its own, as on another machine), `mils run` with
-``runner: {kind: dask, address: ...}`` and no Prefect server configured. The workers report their
+``executor: {kind: dask, address: ...}`` and no Prefect server configured. The workers report their
 task runs to the flow's server, start none of their own, and score exactly as threads do."""
 
 from __future__ import annotations
@@ -62,14 +62,14 @@ def _env(prefect_home: Path) -> dict[str, str]:
 def test_an_existing_cluster_reports_to_the_flows_server_and_scores_as_threads_do(cluster, flow_config, tmp_path):
     address, workers = cluster
     path, _ = flow_config("cluster.yaml", scorer={"name": "fake_wide"}, output_dir=str(tmp_path / "cluster-runs"),
-                          runner={"kind": "dask", "address": address, "shard_size": 2})
+                          executor={"kind": "dask", "address": address, "shard_size": 2})
     helpers = [child for worker in workers for child in psutil.Process(worker.pid).children(recursive=True)]
     run = subprocess.run([str(BIN / "mils"), "run", str(path)], env=_env(tmp_path / "flow-home"), cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 1 and "(6 computed, 0 resumed" in run.stdout, run.stdout + run.stderr  # 1: a broken sample
     on_cluster = load_config(path)
     threads = run_benchmark(on_cluster.model_copy(update={
-        "runner": on_cluster.runner.model_copy(update={"kind": "threads", "address": None}),
+        "executor": on_cluster.executor.model_copy(update={"kind": "threads", "address": None}),
         "output_dir": str(tmp_path / "thread-runs")}))
     assert _results(plan_run(on_cluster).results_dir) == _results(threads.results_dir)  # every score, to the last bit
 
@@ -88,13 +88,13 @@ def test_an_existing_cluster_reports_to_the_flows_server_and_scores_as_threads_d
 def test_a_cluster_on_another_machine_needs_a_server_its_workers_can_reach(flow_config):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.runners import workers_report_here
-    from mils.config.run_config import RunnerConfig
+    from flows.executors import workers_report_here
+    from mils.config.run_config import ExecutorConfig
     from mils.errors import InputError
 
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
         with pytest.raises(InputError, match="10.0.0.5:8786 is another machine.*PREFECT_API_URL"):
-            with workers_report_here(RunnerConfig(kind="dask", address="tcp://10.0.0.5:8786")):
+            with workers_report_here(ExecutorConfig(kind="dask", address="tcp://10.0.0.5:8786")):
                 pass
-    with workers_report_here(RunnerConfig(kind="dask", address="tcp://10.0.0.5:8786")):
+    with workers_report_here(ExecutorConfig(kind="dask", address="tcp://10.0.0.5:8786")):
         pass  # a server is configured (the test harness's): Prefect sends its address to the workers

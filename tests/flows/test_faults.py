@@ -27,7 +27,7 @@ def _fault_free(config, tmp_path) -> dict:
     return _results(run_benchmark(config.model_copy(update={
         "output_dir": str(tmp_path / "fault-free"), "cache_dir": str(tmp_path / "fault-free-cache"),
         "tracking": config.tracking.model_copy(update={"uri": f"sqlite:///{tmp_path / 'fault-free.db'}"}),
-        "runner": config.runner.model_copy(update={"kind": "threads", "workers": None})})).results_dir)
+        "executor": config.executor.model_copy(update={"kind": "threads", "workers": None})})).results_dir)
 
 
 def _dying_generator(tmp_path, flag: str, once: bool) -> dict:
@@ -39,7 +39,7 @@ def _dying_generator(tmp_path, flag: str, once: bool) -> dict:
 
 def test_a_worker_killed_mid_shard_is_replaced_and_the_shard_finishes(flow_config, repo_on_pythonpath, tmp_path):
     path, _ = flow_config("dask.yaml", generator=_dying_generator(tmp_path, "died", once=True), batch_size=1,
-                          runner={"kind": "dask", "workers": 2, "shard_size": 3})
+                          executor={"kind": "dask", "workers": 2, "shard_size": 3})
     config = load_config(path)
     outcome = run_benchmark(config)
     assert (tmp_path / "died").exists(), "a worker process should have been killed"
@@ -52,7 +52,7 @@ def test_a_worker_killed_mid_shard_is_replaced_and_the_shard_finishes(flow_confi
 def test_a_shard_whose_worker_always_dies_is_recorded_failed_and_a_rerun_completes(flow_config, repo_on_pythonpath,
                                                                                   tmp_path):
     path, _ = flow_config("dask.yaml", generator=_dying_generator(tmp_path, "fixed", once=False), batch_size=1,
-                          runner={"kind": "dask", "workers": 2, "shard_size": 3})
+                          executor={"kind": "dask", "workers": 2, "shard_size": 3})
     config = load_config(path)
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):  # give up on the first death
         outcome = run_benchmark(config)
@@ -61,8 +61,8 @@ def test_a_shard_whose_worker_always_dies_is_recorded_failed_and_a_rerun_complet
     assert all("rerun" in reason for reason in lost.values())
 
     (tmp_path / "fixed").touch()  # the cause is gone: the same config's rerun retries what failed
-    threads = config.runner.model_copy(update={"kind": "threads", "workers": None})
-    rerun = run_benchmark(config.model_copy(update={"runner": threads}))
+    threads = config.executor.model_copy(update={"kind": "threads", "workers": None})
+    rerun = run_benchmark(config.model_copy(update={"executor": threads}))
     assert rerun.counts["done"] == len(TARGETS) and rerun.counts["resumed"] == outcome.counts["done"]
     assert len(list((plan_run(config).results_dir / "samples").glob("*.json"))) == len(TARGETS)
     assert not set(lost) & set(rerun.failures)
@@ -94,7 +94,7 @@ def test_a_sigkill_at_a_critical_write_is_survived_by_the_rerun(point, flow_conf
     assert _results(plan_run(config).results_dir) == _fault_free(config, tmp_path)
     caches = list((tmp_path / "cache").rglob("bank-*.npy"))
     assert len(caches) == 1 and np.load(caches[0]).shape[0] > 100  # whole, and the half file is gone
-    assert len(outcome.reports["final"].per_sample) == len(TARGETS)  # metrics over every sample, resumed ones too
+    assert outcome.reports["final"].n_samples == len(TARGETS)  # metrics over every sample, resumed ones too
 
     client = mlflow.tracking.MlflowClient(config.tracking.uri)
     experiment = client.get_experiment_by_name(raw["tracking"]["experiment"]).experiment_id

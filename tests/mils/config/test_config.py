@@ -155,3 +155,16 @@ def test_a_folders_config_at_the_default_settings_chooses_nothing_of_the_users()
     raw["tracking"]["uri"] = "sqlite:////elsewhere/mlruns.db"
     raw["plugins"] = ["their_module"]
     assert user_settings(raw) == {"plugins": ["their_module"], "tracking.uri": "sqlite:////elsewhere/mlruns.db"}
+
+
+def test_a_config_written_before_the_executor_was_named_so_still_reads():
+    """Issue 50, item 5: "runner" is the TaskRunner's word; where shards run is ``executor:``, and a
+    config (or a results folder's config.json) that says ``runner:`` reads as before, its address
+    still the user's to choose, never a folder's."""
+    from mils.config.foreign import user_settings
+
+    config = build_config("offline", {"runner": {"kind": "dask", "workers": 2, "shard_size": 3}})
+    assert (config.executor.kind, config.executor.workers, config.executor.shard_size) == ("dask", 2, 3)
+    assert "runner" not in config.model_dump() and config.model_dump()["executor"]["workers"] == 2
+    assert user_settings({"runner": {"address": "tcp://10.0.0.5:8786"}}) == {"runner.address": "tcp://10.0.0.5:8786"}
+    assert user_settings({"executor": {"address": "tcp://10.0.0.5:8786"}}) == {"executor.address": "tcp://10.0.0.5:8786"}

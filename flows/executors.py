@@ -1,4 +1,4 @@
-"""Task runner from the config: threads in this process, or Dask (a local cluster or an address).
+"""The flow's task runner, from the config's ``executor``: threads here, or Dask (a local cluster or an address).
 
 A local Dask cluster gets one single-threaded worker process per GPU, each pinned to its own
 device: dask-cuda's ``LocalCUDACluster`` when it is installed, else a cluster whose worker ``i``
@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from mils.config import RunnerConfig
+from mils.config import ExecutorConfig
 from mils.errors import InputError
 
 
@@ -48,9 +48,9 @@ def pinned_cluster(n_workers: int, n_gpus: int):
                        scheduler={"cls": Scheduler, "options": {"dashboard_address": None, "host": "127.0.0.1"}})
 
 
-def local_cluster_plan(runner: RunnerConfig, n_gpus: int, have_dask_cuda: bool) -> tuple[Any, dict[str, Any]]:
+def local_cluster_plan(executor: ExecutorConfig, n_gpus: int, have_dask_cuda: bool) -> tuple[Any, dict[str, Any]]:
     """(cluster class, its keyword arguments) for a local Dask cluster on a machine with ``n_gpus``."""
-    n_workers = runner.workers or max(n_gpus, 1)
+    n_workers = executor.workers or max(n_gpus, 1)
     if n_gpus and have_dask_cuda:
         devices = ",".join(str(i % n_gpus) for i in range(n_workers))
         return "dask_cuda.LocalCUDACluster", {"CUDA_VISIBLE_DEVICES": devices, "n_workers": n_workers,
@@ -61,28 +61,28 @@ def local_cluster_plan(runner: RunnerConfig, n_gpus: int, have_dask_cuda: bool) 
                                         "dashboard_address": None}
 
 
-def make_task_runner(runner: RunnerConfig):
-    if runner.kind == "threads":
+def make_task_runner(executor: ExecutorConfig):
+    if executor.kind == "threads":
         from prefect.task_runners import ThreadPoolTaskRunner
 
         return ThreadPoolTaskRunner(max_workers=1)
     from prefect_dask import DaskTaskRunner  # a dependency of the suite (pyproject.toml)
 
-    if runner.address:
-        return DaskTaskRunner(address=runner.address)
-    cluster_class, kwargs = local_cluster_plan(runner, gpu_count(), importlib.util.find_spec("dask_cuda") is not None)
+    if executor.address:
+        return DaskTaskRunner(address=executor.address)
+    cluster_class, kwargs = local_cluster_plan(executor, gpu_count(), importlib.util.find_spec("dask_cuda") is not None)
     return DaskTaskRunner(cluster_class=cluster_class, cluster_kwargs=kwargs)
 
 
-def run_flow(flow_fn, runner: RunnerConfig, *args: Any) -> Any:
-    """Call the Prefect flow ``flow_fn(*args)`` on the task runner ``runner`` names."""
-    task_runner = make_task_runner(runner)
-    with workers_report_here(runner):
+def run_flow(flow_fn, executor: ExecutorConfig, *args: Any) -> Any:
+    """Call the Prefect flow ``flow_fn(*args)`` on the task runner ``executor`` names."""
+    task_runner = make_task_runner(executor)
+    with workers_report_here(executor):
         return flow_fn.with_options(task_runner=task_runner)(*args)
 
 
 @contextmanager
-def workers_report_here(runner: RunnerConfig) -> Iterator[None]:
+def workers_report_here(executor: ExecutorConfig) -> Iterator[None]:
     """Dask workers report their task runs to the flow's Prefect API. With no ``PREFECT_API_URL`` each
     worker would start a temporary server of its own: task runs lost in a throwaway database per worker,
     and a server left running when its worker stops. So the flow starts its temporary server first and
@@ -90,12 +90,12 @@ def workers_report_here(runner: RunnerConfig) -> Iterator[None]:
     loopback: a cluster elsewhere needs a server its workers can reach, and this says so."""
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE, temporary_settings
 
-    if runner.kind != "dask" or PREFECT_API_URL.value() or not PREFECT_SERVER_ALLOW_EPHEMERAL_MODE.value():
+    if executor.kind != "dask" or PREFECT_API_URL.value() or not PREFECT_SERVER_ALLOW_EPHEMERAL_MODE.value():
         yield
         return
-    if runner.address and not _on_loopback(runner.address):
+    if executor.address and not _on_loopback(executor.address):
         raise InputError(
-            f"runner.address {runner.address} is another machine: its workers cannot report to this run's temporary "
+            f"executor.address {executor.address} is another machine: its workers cannot report to this run's temporary "
             "Prefect server (on 127.0.0.1). Start one they can reach (`prefect server start --host 0.0.0.0`) and set "
             "PREFECT_API_URL=http://THIS_HOST:4200/api here")
     from prefect.server.api.server import SubprocessASGIServer
