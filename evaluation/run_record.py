@@ -146,13 +146,13 @@ def build_record(config: RunConfig, result_key: str, results_dir: Path, results:
                  provenance: dict[str, str], kind: str = "benchmark", worker_peak_mb: float | None = None) -> RunRecord:
     """The record of a finished run (its MLflow ids come later): the paired gain and the cost computed
     here, once. ``result_key``/``results_dir``: the plan's (a baseline's: its own folder's)."""
-    gain, score_gain = run_gain(results, reports, seed=config.loop.seed) if results else ({}, None)
+    gain, score_gain = run_gain(results, reports, seed=config.loop.seed)
     price = config.generator.price.model_dump() if config.generator.price else None
-    cost = run_cost(results, seconds, counts.get("original"), worker_peak_mb, price) if results else {}
+    cost = run_cost(results, seconds, counts.get("original"), worker_peak_mb, price)
     counts = {**counts, "done": len(results), "failed": len(failures)}
     return RunRecord(config, result_key, Path(results_dir), tuple(SampleLine.of(r) for r in results), failures, counts,
                      {stage: RecordedReport.of(r) for stage, r in reports.items()}, gain, score_gain, cost,
-                     direction(results) if results else True, provenance, {}, seconds, kind)
+                     direction(results), provenance, {}, seconds, kind)
 
 
 def write_record(record: RunRecord, mlflow: dict[str, Any] | None = None) -> RunRecord:

@@ -235,4 +235,4 @@ def sweep_flow(config_path: str) -> dict[str, Any]:
 
 def run_sweep(config_path: str) -> dict[str, Any]:
     _, variants = expand_sweep(config_path)
-    return run_flow(sweep_flow, variants[0][1].runner, config_path)
+    return run_flow(sweep_flow, variants[0][1].executor, config_path)
