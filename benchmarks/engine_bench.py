@@ -93,7 +93,8 @@ def run_schedule(schedule: str, a, url: str) -> dict:
     import httpx
 
     from benchmarks.gpu_models import synthetic
-    from mils.engine import LoopOptions, Optimiser, SamplingOptions, get_template, run_async
+    from mils.config import get_task
+    from mils.engine import LoopOptions, Optimiser, SamplingOptions, run_async
     from mils.generators import OpenAIGenerator
     from mils.protocols import Sample
 
@@ -101,7 +102,7 @@ def run_schedule(schedule: str, a, url: str) -> dict:
     scorer = GpuLikeScorer(a.speedup, a.score_call_ms, a.score_text_us)
     bank = synthetic(a.bank, 0)
     options = LoopOptions(steps=a.steps, keep=a.keep, requested=a.requested, seed=0)
-    optimiser = Optimiser(generator, scorer, get_template("image_captioning"), bank, scorer.embed_texts(bank), options)
+    optimiser = Optimiser(generator, scorer, get_task("image_captioning").template, bank, scorer.embed_texts(bank), options)
     samples = [Sample(f"s{i}", None) for i in range(a.samples)]
     before = httpx.get(url + "/stats").json()
     scorer.seconds = 0.0

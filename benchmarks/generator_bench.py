@@ -19,9 +19,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def prompts(n: int) -> list[str]:
-    from mils.engine import get_template
+    from mils.config import get_task
 
-    template = get_template("image_captioning")
+    template = get_task("image_captioning").template
     kept = [(f"a photo of a {w}.", 0.5 - i / 100) for i, w in enumerate("cat dog boat tree car bird".split())]
     return [template.render(kept[: 3 + i % 4], 10) for i in range(n)]
 

@@ -18,10 +18,10 @@ COCO_TEST = 5000
 def official_pattern(model, tok, scorer, a, bank: list[str], device: str) -> dict:
     """The MILS code's loop: per sample the whole bank is encoded again; replies in lockstep chunks
     of 16 through ``generate``; every step re-scores the whole pool (kept + new)."""
-    from mils.engine import get_template
+    from mils.config import get_task
 
     n = a.official_samples
-    template = get_template("image_captioning")
+    template = get_task("image_captioning").template
     llm = step_scoring = 0.0
     tokens = 0
     t = time.perf_counter()
@@ -69,7 +69,8 @@ def loop_rows(model, prompt_tokens: int, a) -> tuple[int, int]:
 
 
 def our_loop(generator, scorer, a, bank: list[str], device: str, name: str, samples: int) -> dict:
-    from mils.engine import LoopOptions, Optimiser, get_template
+    from mils.config import get_task
+    from mils.engine import LoopOptions, Optimiser
     from mils.protocols import Sample
 
     wrapped = SyntheticReplies(generator, a.requested, device)
@@ -78,7 +79,7 @@ def our_loop(generator, scorer, a, bank: list[str], device: str, name: str, samp
     sync(device)
     bank_seconds = time.perf_counter() - start
     options = LoopOptions(steps=a.steps, keep=a.keep, requested=a.requested, max_words=None, seed=0)
-    optimiser = Optimiser(wrapped, scorer, get_template("image_captioning"), bank, bank_emb, options)
+    optimiser = Optimiser(wrapped, scorer, get_task("image_captioning").template, bank, bank_emb, options)
     optimiser.run([Sample(f"s{i}", None) for i in range(samples)])
     sync(device)
     wall = time.perf_counter() - start - bank_seconds

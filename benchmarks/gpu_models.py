@@ -181,9 +181,9 @@ def reset_peak(device: str) -> None:
 
 def paper_prompts(n: int, keep: int, requested: int) -> list[str]:
     """The paper's image prompt with ``keep`` kept captions (1,083 SmolLM2 tokens at 50)."""
-    from mils.engine import get_template
+    from mils.config import get_task
 
-    template = get_template("image_captioning")
+    template = get_task("image_captioning").template
     return [template.render([(t, 0.3 - j / 1000) for j, t in enumerate(synthetic(keep, i))], requested)
             for i in range(n)]
 

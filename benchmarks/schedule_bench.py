@@ -31,8 +31,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import mils.generators  # noqa: F401
-    from mils.config import SMOLLM2_GGUF
-    from mils.engine import LoopOptions, Optimiser, get_template, run_async
+    from mils.config import SMOLLM2_GGUF, get_task
+    from mils.engine import LoopOptions, Optimiser, run_async
     from mils.protocols import Sample
     from mils.registry import create
     from tests.fakes import WORDS, fake_scorer_factory
@@ -47,7 +47,7 @@ def main() -> None:
                for i in range(args.samples)]
 
     def optimiser():
-        return Optimiser(generator, scorer, get_template("image_captioning"), bank, scorer.embed_texts(bank),
+        return Optimiser(generator, scorer, get_task("image_captioning").template, bank, scorer.embed_texts(bank),
                          LoopOptions(steps=2, keep=10, requested=10, seed=0))
 
     modes = {"lockstep, batches of 8": lambda o: o.run_batched(samples, 8),

@@ -1,5 +1,5 @@
-"""`mils caption | arithmetic`: run MILS directly on files (no Prefect, no MLflow); `mils t2i | style`:
-the image tasks on inputs given here, through the benchmark flow (a results folder, MLflow, resume)."""
+"""`mils caption | arithmetic`: run MILS directly on files (no Prefect, no MLflow). A task's own verb (`mils
+t2i`, `mils style`) comes from its spec: cli/task_verbs.py."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from cli.common import add_run_options, make_config, print_table
+from cli.task_verbs import add_model_flags
 from mils.components import plan_run
-from mils.config import captioning_task
+from mils.config import captioning_task, get_task
 from mils.errors import InputError
 from mils.protocols import Closable, Sample
 from mils.storage import RunFolder
@@ -103,36 +104,6 @@ def _write_results(out: str | None, plan, run) -> Path:
     return folder
 
 
-def _benchmark_of(config, dataset: dict | None, out: str | None):
-    """An image task's config as the benchmark flow runs it: its dataset (the inputs given on the
-    command line, else the config's) and its results under ``out`` (else the config's output_dir)."""
-    from evaluation.datasets import check_dataset
-    from mils.config import DatasetConfig
-
-    if dataset is not None:
-        config = config.model_copy(update={"dataset": DatasetConfig(**dataset)})
-        check_dataset(config.dataset, paths=True)
-    return config.model_copy(update={"output_dir": out}) if out else config
-
-
-def cmd_t2i(args: argparse.Namespace) -> int:
-    from cli.run import run_and_report
-
-    config = make_config(args, task="text_to_image")
-    given = {"kind": "prompts", "args": {"prompts": list(args.texts)}} if args.texts else None
-    if given is None and config.dataset.kind not in ("drawbench", "prompts"):
-        raise InputError("give prompts, or a --config whose dataset is drawbench (configs/paper/text_to_image.yaml)")
-    return run_and_report(_benchmark_of(config, given, args.out))
-
-
-def cmd_style(args: argparse.Namespace) -> int:
-    from cli.run import run_and_report
-
-    config = make_config(args, task="style_transfer")
-    given = {"kind": "style_pairs", "args": {"content": args.content, "style": args.style}}
-    return run_and_report(_benchmark_of(config, given, args.out))
-
-
 def cmd_arithmetic(args: argparse.Namespace) -> int:
     from mils.run import run_arithmetic
 
@@ -142,14 +113,6 @@ def cmd_arithmetic(args: argparse.Namespace) -> int:
     for key in ("image_caption", "audio_caption", "combined_prompt", "final_prompt", "final_image"):
         print(f"{key:>16}: {summary[key]}")
     return 0
-
-
-def _add_t2i_flags(parser: argparse.ArgumentParser) -> None:
-    """The text-to-image models (the t2i command and arithmetic's last stage)."""
-    parser.add_argument("--pipeline", help="diffusers pipeline id or local directory (paper: FLUX.1-schnell)")
-    parser.add_argument("--reward", help="PickScore model id or local directory")
-    parser.add_argument("--reward-processor",
-                        help="its processor (PickScore uses laion/CLIP-ViT-H-14-laion2B-s32B-b79K)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -162,22 +125,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_run_options(caption)
     caption.set_defaults(func=cmd_caption)
 
-    t2i = sub.add_parser("t2i", help="text-to-image prompt rewriting (LLM + diffusion + PickScore), as `mils run`")
-    # not dest 'prompts': that is --prompts, the meta-prompt choice every command takes
-    t2i.add_argument("texts", nargs="*", metavar="PROMPT", help="default: the prompts of the --config's drawbench dataset")
-    _add_t2i_flags(t2i)
-    t2i.add_argument("--out", help="the folder its results folder goes in (default: the config's output_dir)")
-    add_run_options(t2i)
-    t2i.set_defaults(func=cmd_t2i)
-
-    style = sub.add_parser("style", help="style transfer: find the edit instruction (InstructPix2Pix + VGG), as `mils run`")
-    style.add_argument("content", help="the content image (or a folder of them: every pair is a sample)")
-    style.add_argument("style", help="the style image (or a folder of them)")
-    style.add_argument("--editor", help="InstructPix2Pix pipeline id or local directory")
-    style.add_argument("--out", help="the folder its results folder goes in (default: the config's output_dir)")
-    add_run_options(style)
-    style.set_defaults(func=cmd_style)
-
     arithmetic = sub.add_parser("arithmetic", help="image + audio -> text -> combined prompt -> image")
     arithmetic.add_argument("image")
     arithmetic.add_argument("audio")
@@ -185,7 +132,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     arithmetic.add_argument("--combine-prompt", help="a text file with the prompt that combines the two captions, "
                             "slots {image_caption} and {audio_caption} (the paper's Appendix B prompt; default: this "
                             "suite's own)")
-    _add_t2i_flags(arithmetic)
+    add_model_flags(arithmetic, get_task("text_to_image"))  # its last stage's models
     arithmetic.add_argument("--out", default="outputs/arithmetic")
     add_run_options(arithmetic)
     arithmetic.set_defaults(func=cmd_arithmetic)

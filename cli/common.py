@@ -38,6 +38,8 @@ def make_config(args: argparse.Namespace, task: str | None = None):
     from mils.config import build_config, get_task, load_config, offline_gap
 
     overrides = loop_overrides(args)
+    if getattr(args, "plugin", None):  # `mils --plugin MODULE ...`: the run imports it wherever it runs
+        overrides["plugins"] = list(args.plugin)
     if getattr(args, "tracking_uri", None):
         overrides["tracking"] = {"uri": args.tracking_uri}
     flags = get_task(task).scorer_flags if task else {}

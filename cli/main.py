@@ -18,16 +18,19 @@ from typing import Sequence
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from cli import caption, data, evaluate, human, run  # noqa: E402
+from cli import caption, data, evaluate, human, run, task_verbs  # noqa: E402
 from mils.errors import MilsError  # noqa: E402
 from mils.layout import check_layout  # noqa: E402
+from mils.registry import import_plugins  # noqa: E402
 
-GROUPS = (caption, run, data, evaluate, human)
+GROUPS = (caption, task_verbs, run, data, evaluate, human)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mils", description="MILS: training-free multimodal test-time optimisation")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more; tracebacks for every error")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE", help="import MODULE first (again "
+                        "for each): its tasks, their verbs and its components, e.g. --plugin examples.visual_qa")
     sub = parser.add_subparsers(dest="command", required=True)
     for group in GROUPS:
         group.register(sub)
@@ -36,7 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse(argv: Sequence[str] | None):
     """The arguments; an unknown flag is reported with the usage of the (sub)command it was given to,
-    not with the list of every command."""
+    not with the list of every command. The plugins named by --plugin are imported first: a plugin's task
+    brings its verb."""
+    pre = argparse.ArgumentParser(prog="mils", add_help=False, allow_abbrev=False)
+    pre.add_argument("--plugin", action="append", default=[], metavar="MODULE")
+    try:
+        import_plugins(pre.parse_known_args(argv)[0].plugin)
+    except MilsError as err:
+        pre.error(str(err))
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:

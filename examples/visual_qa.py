@@ -6,18 +6,20 @@ the LLM is asked the question with the scored answers and writes new ones; an ac
 the final answer against the references. Run it from the repository root:
 
     PYTHONPATH=. .venv/bin/mils run examples/visual_qa.yaml
+    PYTHONPATH=. .venv/bin/mils --plugin examples.visual_qa vqa photo.jpg "What animal is this?" --answer cat
 
-(``plugins: [examples.visual_qa]`` in the YAML imports this module before the task is resolved.)
+(``plugins: [examples.visual_qa]`` in the YAML, or ``--plugin``, imports this module before the task is
+resolved; its spec's command is the ``vqa`` verb.)
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from evaluation.datasets import Dataset, EvalSample
-from mils.config import Metric, TaskSpec, register_metric, register_task
+from mils.config import CommandInput, Metric, TaskCommand, TaskSpec, register_metric, register_task
 from mils.protocols import Sample
 from mils.registry import register
 
@@ -56,10 +58,21 @@ def answer_accuracy(prediction: str, references: Sequence[str]) -> float:
     return float(any(f" {_words(r)} " in said for r in references if _words(r)))
 
 
+def asked(inputs: Mapping[str, Any], configured: str) -> dict[str, Any]:
+    """`mils vqa IMAGE QUESTION [--answer A]`: one image and its question as the run's dataset."""
+    return {"kind": "visual_qa_asked", "args": {"image": inputs["image"], "question": inputs["question"],
+                                                "answers": list(inputs["answer"] or [])}}
+
+
+VQA = TaskCommand("visual question answering on an image (examples/visual_qa.py), as `mils run`",
+                  (CommandInput("image", "the image"), CommandInput("question", "the question, quoted"),
+                   CommandInput("--answer", "an accepted answer, for the accuracy (again for each)", many=True)),
+                  asked)
+
 register_metric(Metric("answer_accuracy", score=answer_accuracy))
 register_task(TaskSpec(
-    "visual_qa", "image", "run", "a fixed answer vocabulary (ANSWERS)", prompt=PROMPT, slots=question_slot,
-    candidates=answer_vocabulary, bank=False,
+    "visual_qa", "image", "vqa", "a fixed answer vocabulary (ANSWERS)", prompt=PROMPT, slots=question_slot,
+    candidates=answer_vocabulary, bank=False, command=VQA,
     defaults={"metrics": ["answer_accuracy"], "loop": {"steps": 2, "keep": 5, "requested": 5, "max_words": 8}}))
 
 QUESTIONS = {  # scikit-image's bundled photos, each with a question and its accepted answers
@@ -79,3 +92,10 @@ def visual_qa_photos() -> Dataset:
     rows = [EvalSample(Path(name).stem, folder / name, answers, meta={"question": question})
             for name, (question, answers) in QUESTIONS.items()]
     return Dataset("visual_qa_photos", rows)
+
+
+@register("dataset", "visual_qa_asked")
+def visual_qa_asked(image: Path, question: str, answers: Sequence[str] = ()) -> Dataset:
+    """One image and a question given on the command line (``answers``: the accepted ones, if any)."""
+    return Dataset("visual_qa_asked", [EvalSample(Path(image).stem, Path(image), tuple(answers),
+                                                  meta={"question": question})], need_references=False)

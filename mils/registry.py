@@ -118,7 +118,7 @@ def import_plugins(modules: Sequence[str]) -> None:
         try:
             importlib.import_module(module)
         except ImportError as err:
-            raise MissingDependencyError(f"cannot import plugin module {module!r} named in the config: {err}") from err
+            raise MissingDependencyError(f"cannot import plugin module {module!r} (a config's plugins, or --plugin): {err}") from err
 
 
 def validation_problem(error: dict, root) -> str:

@@ -24,7 +24,7 @@ from mils.config.checks import check_components, scorer_options
 from mils.config.run_config import BankConfig, RunConfig, ScorerConfig
 from mils.config.task_specs import TaskSpec, get_task
 from mils.engine.loop import LoopOptions
-from mils.engine.prompts import PromptTemplate, template_for
+from mils.engine.prompts import PromptTemplate
 from mils.engine.sampling import SamplingOptions, without_later_defaults
 from mils.files import content_hash
 from mils.protocols import Workload
@@ -108,11 +108,12 @@ class RunPlan:
 def plan_run(config: RunConfig) -> RunPlan:
     """Check ``config``'s components and resolve it (see the module's docstring)."""
     effective = check_components(config)  # the plugins' components registered, every option checked
-    cache_dir, key, template = config.cache_path(), config.result_key(), template_for(config.task, config.prompts)
+    task = get_task(config.task)
+    cache_dir, key, template = config.cache_path(), config.result_key(), task.template_for(config.prompts)
     generator = _generator_plan(config, cache_dir)
     scorer = _scorer_plan(config.scorer, effective, config.plugins, config.cache_dir)
     return RunPlan(
-        config=config, task=get_task(config.task), key=key, results_dir=Path(config.output_dir) / f"{config.name}-{key}",
+        config=config, task=task, key=key, results_dir=Path(config.output_dir) / f"{config.name}-{key}",
         generator=generator, scorer=scorer,
         bank=BankPlan(config.bank, generated_bank_path(config, cache_dir) if config.bank.generate else None,
                       cache_dir / "banks", config.generator.model, config.batch_size),

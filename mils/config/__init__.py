@@ -1,5 +1,5 @@
 """A run's settings: the run config and its reader (``run_config``), the named profiles (``profiles``), and
-the tasks with what each needs (``task_specs``)."""
+what a task is (``task_specs``) and the built-in tasks, one module each (``tasks``)."""
 
 from mils.exports import lazy
 
@@ -10,5 +10,5 @@ __getattr__, __dir__, __all__ = lazy(__name__, {  # the public names, by module
     "mils.config.profiles": "DEMO_SETTINGS SMOLLM2_GGUF offline_gap",
     "mils.config.run_config": "DatasetConfig RunConfig ExecutorConfig ScorerConfig TrackingConfig build_config "
         "config_read_back load_config read_run_config read_yaml set_dotted",
-    "mils.config.task_specs": "TaskSpec captioning_task get_task register_task",
+    "mils.config.task_specs": "CommandInput TaskCommand TaskSpec captioning_task get_task register_task task_names",
 })

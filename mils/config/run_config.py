@@ -256,9 +256,9 @@ class RunConfig(_Frozen):
             if (dumped[section].get(key) if section else dumped.get(key)) == default:
                 del (dumped[section] if section else dumped)[key]
         if dumped.get("prompts"):  # a folder: the text, not the path, changes results
-            from mils.engine.prompts import prompt_text
+            from mils.config.task_specs import get_task
 
-            dumped["prompts"] = content_hash(prompt_text(self.task, self.prompts), None)
+            dumped["prompts"] = content_hash(get_task(self.task).prompt_text(self.prompts), None)
         if dumped["bank"].get("seed_captions"):  # the file's content, not its path, changes results
             path = Path(dumped["bank"]["seed_captions"]).expanduser()
             dumped["bank"]["seed_captions"] = content_hash(path.read_bytes(), None) if path.is_file() else str(path)
@@ -318,9 +318,9 @@ def build_config(profile: str, overrides: dict[str, Any] | None = None, task: st
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {validation_problem(e, RunConfig)}" for e in err.errors())
         raise InputError(f"invalid run configuration (profile {profile!r}): {problems}") from err
     if config.prompts not in ("suite", "official"):  # a --prompts folder missing a file fails now, before models load
-        from mils.engine.prompts import prompt_text
+        from mils.config.task_specs import get_task
 
-        prompt_text(config.task, config.prompts)
+        get_task(config.task).prompt_text(config.prompts)
     from mils.config.checks import check_components
 
     check_components(config)

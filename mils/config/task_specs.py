@@ -1,6 +1,5 @@
-"""One place lists the MILS tasks: each spec carries its modality, meta-prompt, initial candidates,
-what the offline profile lacks for it, and how the CLI reaches it (the settings a task changes in a
-profile live with the profile: :mod:`mils.config.profiles`).
+"""What a MILS task is (:class:`TaskSpec`) and the registry of tasks. Each built-in task is one module of
+:mod:`mils.config.tasks`; a plugin adds one with :func:`register_task` (examples/visual_qa.py).
 
 Prompts, profiles, the config and the CLI all read this registry; an unknown task name gets the
 registry's did-you-mean error.
@@ -8,12 +7,45 @@ registry's did-you-mean error.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 from mils.engine.prompts import PromptTemplate, get_template
+from mils.errors import InputError, MissingInputError
 from mils.protocols import Sample
 from mils.registry import get_factory, known, register
+
+
+@dataclass(frozen=True)
+class CommandInput:
+    """An input of a task's command: a positional argument (``image``), or an option (``--answer``; ``many``:
+    given again for each). ``many``: one or more; ``optional``: may be left out (an option always may)."""
+
+    name: str
+    help: str
+    many: bool = False
+    optional: bool = False
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        """The key its value has in the ``inputs`` a command's ``dataset`` gets (``--answer``: ``answer``)."""
+        return self.name.lstrip("-").replace("-", "_")
+
+
+@dataclass(frozen=True)
+class TaskCommand:
+    """The ``mils VERB INPUTS...`` that runs a task on inputs given on the command line, through the
+    benchmark flow (a results folder, MLflow, resume). ``dataset(inputs, configured)`` turns the positional
+    inputs (by ``dest``) into the run's dataset (``{"kind", "args"}``), or None to keep the config's dataset
+    (whose kind is ``configured``); it raises an InputError for inputs it cannot run."""
+
+    help: str
+    inputs: tuple[CommandInput, ...]
+    dataset: Callable[[Mapping[str, Any], str], dict[str, Any] | None]
+    flags: dict[str, str] = field(default_factory=dict)  # its models' flags (TaskSpec.scorer_flags) -> help
 
 
 @dataclass(frozen=True)
@@ -22,7 +54,7 @@ class TaskSpec:
 
     name: str
     modality: str  # what a sample is: image, video, audio, text (a prompt) or image pair
-    verb: str  # the CLI command that runs it
+    verb: str  # the CLI command that runs it (its own `command`, else `caption` or `run`)
     initial: str  # where the initial candidates come from
     offline_gap: str | None = None  # what the offline profile lacks (None: runs as is)
     scorer_flags: dict[str, str] = field(default_factory=dict)  # CLI flag -> scorer option
@@ -31,11 +63,15 @@ class TaskSpec:
     sample_slot: str | None = None
     # a task's own meta-prompt ({descriptions}, {requested_number} and its slots), registered under its name
     prompt: str | None = None
+    official: str | None = None  # the official MILS code's prompt (``prompts: official``), byte for byte
+    official_file: str | None = None  # its file name in the MILS repository's prompts/ (``--prompts DIR``)
     slots: Callable[[Sample], dict[str, str]] | None = None  # meta-prompt slots a sample fills (its fields)
     candidates: Callable[[Sample], Sequence[str]] | None = None  # a sample's own initial candidates, beside the bank
-    defaults: dict[str, Any] = field(default_factory=dict)  # its settings in a profile that does not list it
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)  # its settings in each named profile
+    defaults: dict[str, Any] = field(default_factory=dict)  # its settings in a profile it does not name
     bank: bool = True  # False: a sample's own candidates are all its initial candidates (no bank is read)
     images: bool = False  # its candidates become images (rendered, edited): each step's best is kept in images/
+    command: TaskCommand | None = None  # its own `mils VERB` (None: reached by `mils run`, or `mils caption`)
 
     @property
     def template(self) -> PromptTemplate:
@@ -54,6 +90,28 @@ class TaskSpec:
         own = [sample.media] if self.sample_slot else []
         return own + list(self.candidates(sample) if self.candidates else [])
 
+    def prompt_text(self, prompts: str = "suite") -> str | None:
+        """The text ``prompts`` gives this task: None for this suite's own template (``suite``), the
+        official MILS prompt (``official``), or the official file read from a folder (a path)."""
+        if prompts == "suite":
+            return None
+        if self.official is None or self.official_file is None:
+            having = [n for n in task_names() if get_task(n).official is not None]
+            raise InputError(f"no official prompt for task {self.name!r}; tasks with one: {', '.join(having)}")
+        if prompts == "official":
+            return self.official
+        path = Path(prompts).expanduser() / self.official_file
+        if not path.is_file():
+            files = [get_task(n).official_file for n in task_names() if get_task(n).official_file]
+            raise MissingInputError(f"prompt file for {self.name} not found: {path} (a --prompts folder holds files "
+                                    f"named as in the MILS repository: {', '.join(files)})")
+        return path.read_text(encoding="utf-8")
+
+    def template_for(self, prompts: str = "suite") -> PromptTemplate:
+        """The meta-prompt a run of this task uses (``prompts``: see :meth:`prompt_text`)."""
+        text = self.prompt_text(prompts)
+        return self.template if text is None else PromptTemplate(self.name, text, official=True)
+
 
 def register_task(spec: TaskSpec) -> TaskSpec:
     """Make ``spec`` a task configs can name (``task: NAME``), with its own meta-prompt when it has one."""
@@ -63,31 +121,14 @@ def register_task(spec: TaskSpec) -> TaskSpec:
     return spec
 
 
-TASKS = (
-    TaskSpec("image_captioning", "image", "caption", "the image caption bank"),
-    TaskSpec("video_captioning", "video", "caption", "the image caption bank"),
-    TaskSpec("audio_captioning", "audio", "caption", "the audio caption bank (audio_descriptions_per_class_405_v2.txt)",
-             offline_gap="an audio-text model (CLAP); give one with --scorer-model DIR (a saved ClapModel)",
-             scorer_flags={"scorer_model": "model"}),
-    TaskSpec("text_to_image", "text", "t2i", "the prompt itself",
-             offline_gap="diffusion and PickScore weights; give --pipeline DIR and --reward DIR",
-             scorer_flags={"pipeline": "pipeline", "reward": "reward", "reward_processor": "reward_processor"},
-             sample_slot="init_description", images=True),
-    TaskSpec("style_transfer", "image pair", "style", "the edit-instruction bank (pix2pix_descriptions.txt)",
-             offline_gap="an InstructPix2Pix pipeline; give --editor DIR",
-             scorer_flags={"editor": "editor"}, images=True),
-)
-
-for _spec in TASKS:
-    register_task(_spec)
-
-
 def get_task(name: str) -> TaskSpec:
     """The spec of task ``name`` (an unknown name lists the known ones and the closest match)."""
+    importlib.import_module("mils.config.tasks")  # the built-in tasks register on first use
     return get_factory("task", name)()
 
 
 def task_names() -> list[str]:
+    importlib.import_module("mils.config.tasks")
     return known("task")
 
 

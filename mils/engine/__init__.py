@@ -1,6 +1,6 @@
-"""The optimisation itself: the loop (``loop``, lockstep) and its async schedule (``schedule``), the prompt
-and its meta-prompts (``prompts``, ``official_prompts``), reading replies (``parsing``), sampling settings,
-seeds, a sample's budget and cost ledger (``budget``, ``cost``), what a sample records (``records``), progress."""
+"""The optimisation itself: the loop (``loop``, lockstep) and its async schedule (``schedule``), how a
+meta-prompt is filled (``prompts``; each task's own is in mils/config/tasks/), reading replies (``parsing``),
+sampling settings, seeds, a sample's budget and cost ledger (``budget``, ``cost``), what a sample records (``records``), progress."""
 
 from mils.exports import lazy
 
@@ -9,7 +9,7 @@ __getattr__, __dir__, __all__ = lazy(__name__, {  # the public names, by module
     "mils.engine.loop": "LoopOptions Optimiser spent",
     "mils.engine.parsing": "annotate_reply",
     "mils.engine.progress": "advance shared_bar",
-    "mils.engine.prompts": "get_template",
+    "mils.engine.prompts": "PromptTemplate",
     "mils.engine.records": "SampleResult StepCost StepRecord StepTrace",
     "mils.engine.sampling": "SamplingOptions",
     "mils.engine.schedule": "run_async",

@@ -1,4 +1,6 @@
-"""The MILS meta-prompts.
+"""The MILS meta-prompts: how one is filled (:class:`PromptTemplate`), the captioning wording the three
+captioning tasks share, the cross-modal combine prompt. A task's own prompt lives in its module
+(:mod:`mils.config.tasks`) and is registered under the task's name.
 
 Each template carries the same instructions as the prompts released with the paper
 (Ashutosh et al., 2025, ``prompts/*.txt``): what to produce, the scored examples best-first,
@@ -10,12 +12,10 @@ tasks with two scores (style transfer) write ``0.123, 0.456: text``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 from mils.engine.records import Value
-from mils.errors import InputError, MissingInputError
-from mils.registry import get_factory, register
+from mils.registry import get_factory
 
 _CAPTIONING = """You need to provide a short {medium} description.
 I am providing to you a list of short {medium} descriptions and scores.
@@ -27,30 +27,6 @@ Generate additional {{requested_number}} short {medium} descriptions that you th
 Be concrete and try to find elements that are unique to this {medium}.
 You can introduce new elements to the descriptions, combine unique elements and objects from provided descriptions to form new descriptions, rephrase individual descriptions, drop elements, or simplify descriptions.
 Be creative and don't be afraid to come up with erroneous descriptions. Put each description in a different line, with a counter at the beginning (e.g. "1. ..."), and try to keep them {length}.
-"""
-
-_TEXT_TO_IMAGE = """You need to expand and rephrase the provided description for image generation to make the best image, by maximizing the image score:
-
-The description is: {init_description}
-
-Here are some example rephrases and the corresponding image scores:
-
-{descriptions}
-
-Generate additional {requested_number} descriptions that will maximize the score. Be concrete and come up with different descriptions with various guesses for the possible way to rephrase and expand it, in a way that will maximize the score.
-You can introduce new elements to the descriptions, combine unique elements and phrasings from provided descriptions to form new ones, drop description parts, or simplify them.
-Be creative and don't be afraid to come up with erroneous descriptions. Put each description in a different line, with a counter at the beginning (e.g. "1. ..."), and keep them short (less than 77 words).
-"""
-
-_STYLE_TRANSFER = """You need to generate instructions for image editing that minimize a pair of scores:
-
-I am providing you a list of example editing instructions and their pairs of scores.
-
-{descriptions}
-
-Generate additional {requested_number} editing instructions. Be concrete and come up with different instructions with various guesses for the possible edits that will minimize both of the scores.
-You can introduce new styles to the instructions, combine unique styles and textures from provided instructions to form new instructions, rephrase individual instructions, drop instruction parts, or simplify them.
-Be creative and don't be afraid to come up with erroneous editing instructions. Put each instruction in a different line, with a counter at the beginning (e.g. "1. ..."), and keep them short (less than 50 words).
 """
 
 _COMBINE = """You are given a description of an image and a description of a sound.
@@ -92,26 +68,10 @@ def format_score(score: Value) -> str:
     return f"{float(score):.3f}"
 
 
-def _captioning(medium: str, length: str) -> str:
+def captioning_prompt(medium: str, length: str) -> str:
+    """The captioning meta-prompt for a ``medium`` (image, video, audio), its captions kept ``length``."""
     return _CAPTIONING.format(medium=medium, length=length)
 
-
-TEMPLATES = {
-    "image_captioning": PromptTemplate(
-        "image_captioning", _captioning("image", "very short (up to 10 words)")
-    ),
-    "video_captioning": PromptTemplate(
-        "video_captioning", _captioning("video", "short up to 20-25 words")
-    ),
-    "audio_captioning": PromptTemplate(
-        "audio_captioning", _captioning("audio", "short (under 20 words)")
-    ),
-    "text_to_image": PromptTemplate("text_to_image", _TEXT_TO_IMAGE),
-    "style_transfer": PromptTemplate("style_transfer", _STYLE_TRANSFER),
-}
-
-for _name, _template in TEMPLATES.items():
-    register("prompt", _name)(lambda _t=_template: _t)
 
 COMBINE_PROMPT = _COMBINE
 """The cross-modal arithmetic prompt: ``{image_description}`` and ``{audio_description}``."""
@@ -120,28 +80,3 @@ COMBINE_PROMPT = _COMBINE
 def get_template(name: str) -> PromptTemplate:
     """The template registered as ``name`` (unknown names list the known ones)."""
     return get_factory("prompt", name)()
-
-
-def prompt_text(task: str, prompts: str = "suite") -> str | None:
-    """The text ``prompts`` gives ``task``: None for this suite's own template (``suite``), the
-    official MILS prompt (``official``), or the official file name read from a folder (a path)."""
-    from mils.engine.official_prompts import OFFICIAL_FILES, OFFICIAL_PROMPTS
-
-    if prompts == "suite":
-        return None
-    if task not in OFFICIAL_FILES:
-        raise InputError(f"no official prompt for task {task!r}; it has: {', '.join(OFFICIAL_FILES)}")
-    if prompts == "official":
-        return OFFICIAL_PROMPTS[task]
-    path = Path(prompts).expanduser() / OFFICIAL_FILES[task]
-    if not path.is_file():
-        raise MissingInputError(f"prompt file for {task} not found: {path} (a --prompts folder holds files named as "
-                                f"in the MILS repository: {', '.join(OFFICIAL_FILES.values())})")
-    return path.read_text(encoding="utf-8")
-
-
-def template_for(task: str, prompts: str = "suite") -> PromptTemplate:
-    """The meta-prompt a run uses for ``task`` (``prompts``: see :func:`prompt_text`)."""
-    base = get_template(task)
-    text = prompt_text(task, prompts)
-    return base if text is None else PromptTemplate(task, text, official=True)

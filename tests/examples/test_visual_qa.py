@@ -97,3 +97,24 @@ def test_a_folder_of_an_unknown_task_reads_back_but_a_new_config_naming_it_is_re
     assert config.task == "someone_elses_task" and config.metrics == ("their_metric",)
     with pytest.raises(UnknownComponentError, match="someone_elses_task"):
         RunConfig.model_validate(raw)
+
+
+def test_the_plugins_task_brings_its_own_verb(tmp_path):
+    """Issue 50: a spec's command is a `mils` verb (`--plugin` imports the plugin before the parser is built):
+    the image and question given become the run's one sample, the plugin is in the run's config."""
+    import json
+
+    photo = Path(__import__("skimage").__file__).parent / "data" / "chelsea.png"
+    out = _mils("--plugin", "examples.visual_qa", "vqa", str(photo), "What animal is in the picture?",
+                "--answer", "cat", "--answer", "kitten", "--steps", "1", "--out", str(tmp_path / "runs"), cwd=tmp_path)  # MLflow: ./mlruns.db
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "(1 computed, 0 resumed" in out.stdout and "answer_accuracy" in out.stdout
+    folder, = (tmp_path / "runs").iterdir()
+    config = json.loads((folder / "config.json").read_text())
+    assert config["plugins"] == ["examples.visual_qa"] and config["task"] == "visual_qa"
+    assert config["dataset"]["args"]["answers"] == ["cat", "kitten"]
+    missing = _mils("--plugin", "examples.visual_qa", "vqa", "nothere.png", "What?", cwd=tmp_path)
+    assert missing.returncode == 2 and "dataset.args.image: nothere.png not found" in missing.stderr
+    unknown = _mils("--plugin", "examples.no_such_plugin", "vqa", "x.png", "What?", cwd=tmp_path)
+    assert unknown.returncode == 2 and "cannot import plugin module 'examples.no_such_plugin'" in unknown.stderr
+    assert "invalid choice: 'vqa'" in _mils("vqa", "x.png", "What?", cwd=tmp_path).stderr  # no plugin, no verb

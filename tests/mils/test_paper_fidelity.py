@@ -9,15 +9,20 @@ import pytest
 
 from evaluation.datasets import Dataset, EvalSample
 from mils.config.run_config import build_config
+from mils.config.task_specs import get_task
+from mils.config.tasks import BUILTIN
 from mils.engine.loop import LoopOptions, Optimiser
-from mils.engine.official_prompts import OFFICIAL_FILES, OFFICIAL_PROMPTS
 from mils.engine.parsing import parse_candidates, parse_official
-from mils.engine.prompts import template_for
 from mils.errors import MissingInputError
 from mils.media import load_audio, spread_windows
 from tests.conftest import NO_RELEASE, RELEASE
 
 RELEASE_PROMPTS = RELEASE / "prompts"
+OFFICIAL = sorted(task for task in BUILTIN if get_task(task).official)  # every built-in task has the official prompt
+
+
+def template_for(task: str, prompts: str = "suite"):
+    return get_task(task).template_for(prompts)
 LLAMA_REPLY = """Here are 5 new image descriptions:
 
 1. A dog running on a sandy beach (at sunset)
@@ -82,7 +87,7 @@ def test_the_1k_subset_is_the_official_draw():
     assert {s.id for s in data.subsample(1000, 2024).samples} != set(official)  # the numpy draw differs
 
 
-@pytest.mark.parametrize("task", sorted(OFFICIAL_FILES))
+@pytest.mark.parametrize("task", OFFICIAL)
 def test_the_paper_prompts_hash_as_the_official_files(task):
     """Runs everywhere: the SHA-256 of each file of facebookresearch/MILS@2843135 prompts/ (checked
     against the repository and the release copy) is shipped with the tests."""
@@ -90,16 +95,16 @@ def test_the_paper_prompts_hash_as_the_official_files(task):
     import json
 
     shipped = json.loads((Path(__file__).parent / "data" / "official_prompt_sha256.json").read_text())
-    assert hashlib.sha256(OFFICIAL_PROMPTS[task].encode()).hexdigest() == shipped[task]
+    assert hashlib.sha256(get_task(task).official.encode()).hexdigest() == shipped[task]
     assert hashlib.sha256(template_for(task, "official").text.encode()).hexdigest() == shipped[task]
 
 
 @pytest.mark.skipif(not RELEASE_PROMPTS.is_dir(), reason=f"{NO_RELEASE}; their hashes are checked by "
                     "test_the_paper_prompts_hash_as_the_official_files")
-@pytest.mark.parametrize("task", sorted(OFFICIAL_FILES))
+@pytest.mark.parametrize("task", OFFICIAL)
 def test_the_paper_prompts_are_the_official_files_byte_for_byte(task):
-    official = (RELEASE_PROMPTS / OFFICIAL_FILES[task]).read_bytes()
-    assert OFFICIAL_PROMPTS[task].encode() == official
+    official = (RELEASE_PROMPTS / get_task(task).official_file).read_bytes()
+    assert get_task(task).official.encode() == official
     assert template_for(task, "official").text.encode() == official
     assert template_for(task, str(RELEASE_PROMPTS)).text.encode() == official  # --prompts DIR
 

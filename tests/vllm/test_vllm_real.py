@@ -9,13 +9,13 @@ import pytest
 vllm = pytest.importorskip("vllm")
 
 from mils.config.profiles import SMOLLM2_GGUF  # noqa: E402
+from mils.config.task_specs import get_task  # noqa: E402
 from mils.engine.loop import LoopOptions, Optimiser  # noqa: E402
 from mils.engine.parsing import parse_candidates  # noqa: E402
-from mils.engine.prompts import get_template  # noqa: E402
 from mils.protocols import Sample, whole_lines  # noqa: E402
 from mils.registry import create  # noqa: E402
 
-PROMPTS = [get_template("image_captioning").render([("a photo of a cat", 0.31), ("a photo of a dog", 0.22)], 5),
+PROMPTS = [get_task("image_captioning").template.render([("a photo of a cat", 0.31), ("a photo of a dog", 0.22)], 5),
            "Write two short captions of a beach photo, numbered.", "Say hello.", "Name three colours, numbered."]
 
 
@@ -62,7 +62,7 @@ def test_a_run_on_vllm_gives_results_and_a_cost_ledger(generator):
     scorer = FakeScorer()
     bank = [f"a photo of a {a} {b}" for a in WORDS[:6] for b in WORDS[6:12]]
     samples = [Sample("s0", "red cat on a sofa"), Sample("s1", "a boat on a river")]
-    optimiser = Optimiser(generator, scorer, get_template("image_captioning"), bank, scorer.embed_texts(bank),
+    optimiser = Optimiser(generator, scorer, get_task("image_captioning").template, bank, scorer.embed_texts(bank),
                           LoopOptions(steps=2, keep=5, requested=5, seed=0))
     results = optimiser.run(samples)
     assert [r.sample_id for r in results] == ["s0", "s1"]

@@ -2,7 +2,10 @@ import pytest
 
 from mils.config.profiles import task_defaults
 from mils.config.run_config import build_config
-from mils.config.task_specs import TASKS, get_task, task_names
+from mils.config.task_specs import get_task, task_names
+from mils.config.tasks import BUILTIN
+
+TASKS = [get_task(name) for name in BUILTIN]
 
 
 @pytest.mark.parametrize("spec", TASKS, ids=lambda s: s.name)
@@ -19,6 +22,23 @@ def test_every_task_has_a_prompt_valid_profiles_and_a_cli_verb(spec):
     assert spec.verb in verbs
     for flag in spec.scorer_flags:  # the CLI flags the task reads exist on its command
         assert any(flag == a.dest for a in verbs[spec.verb]._actions)
+    if spec.command:  # its own verb is built from its spec: its inputs and its models' flags
+        dests = {a.dest for a in verbs[spec.verb]._actions}
+        assert {i.dest for i in spec.command.inputs} | set(spec.command.flags) <= dests
+
+
+def test_each_built_in_task_is_one_module_with_its_prompts_and_profile_settings():
+    """Issue 50: a built-in task is its module (mils/config/tasks/NAME.py): spec, prompts, profile sections."""
+    import importlib
+
+    for name in BUILTIN:
+        module = importlib.import_module(f"mils.config.tasks.{name}")
+        assert module.SPEC is get_task(name) and module.SPEC.official == module.OFFICIAL
+    assert task_defaults("paper", "audio_captioning")["loop"]["steps"] == 19  # from the task's module
+    assert task_defaults("offline", "image_captioning") == {}  # the profile's base as it is
+    first = task_defaults("offline", "style_transfer")
+    first["loop"]["steps"] = 99  # a caller's change stays its own
+    assert task_defaults("offline", "style_transfer")["loop"]["steps"] == 3
 
 
 def test_unknown_task_names_the_closest():

@@ -5,8 +5,8 @@ import threading
 import pytest
 
 from mils.components.plan import plan_run
+from mils.config.task_specs import get_task
 from mils.engine.loop import LoopOptions, Optimiser
-from mils.engine.prompts import get_template
 from mils.engine.schedule import run_async
 from mils.engine.seeding import derive_seed
 from mils.errors import InputError
@@ -20,7 +20,7 @@ class ConcurrentFake(FakeGenerator):
 
 
 def optimiser(generator, scorer, bank, **options):
-    return Optimiser(generator, scorer, get_template("image_captioning"), bank, scorer.embed_texts(bank),
+    return Optimiser(generator, scorer, get_task("image_captioning").template, bank, scorer.embed_texts(bank),
                      LoopOptions(**{"steps": 4, "keep": 5, "requested": 5, "seed": 3, **options}))
 
 

@@ -3,9 +3,9 @@ import re
 import numpy as np
 import pytest
 
+from mils.config.task_specs import get_task
 from mils.engine.loop import LoopOptions, Optimiser
 from mils.engine.parsing import normalise
-from mils.engine.prompts import get_template
 from mils.protocols import Sample
 from tests.fakes import FakeGenerator
 
@@ -13,7 +13,7 @@ from tests.fakes import FakeGenerator
 def make_optimiser(generator, scorer, bank, **options):
     emb = scorer.embed_texts(bank)
     scorer.texts_embedded.clear()
-    return Optimiser(generator, scorer, get_template("image_captioning"), bank, emb, LoopOptions(**options))
+    return Optimiser(generator, scorer, get_task("image_captioning").template, bank, emb, LoopOptions(**options))
 
 
 def test_best_score_never_decreases_and_improves(fake_generator, fake_scorer, fake_bank, text_samples):
@@ -168,7 +168,7 @@ def test_invalid_options_name_the_value(options, message):
 
 def test_bank_and_embeddings_must_match(fake_generator, fake_scorer, fake_bank):
     with pytest.raises(ValueError, match="embeddings"):
-        Optimiser(fake_generator, fake_scorer, get_template("image_captioning"), fake_bank,
+        Optimiser(fake_generator, fake_scorer, get_task("image_captioning").template, fake_bank,
                   np.zeros((3, 64)), LoopOptions())
 
 
@@ -210,7 +210,7 @@ class RecordingGenerator:
 
 def test_candidate_scorer_with_two_objectives_per_sample_start_and_prompt_extras(text_samples):
     scorer, generator = TwoObjectiveScorer(), RecordingGenerator()
-    opt = Optimiser(generator, scorer, get_template("text_to_image"), [], None,
+    opt = Optimiser(generator, scorer, get_task("text_to_image").template, [], None,
                     LoopOptions(steps=3, keep=3, requested=4, seed=2),
                     initial_texts=lambda s: [s.media.split()[0], "something else"],
                     prompt_extra=lambda s: {"init_description": s.media})
@@ -227,7 +227,7 @@ def test_candidate_scorer_with_two_objectives_per_sample_start_and_prompt_extras
 
 def test_scorer_must_follow_a_protocol(fake_generator):
     with pytest.raises(TypeError, match="neither"):
-        Optimiser(fake_generator, object(), get_template("image_captioning"), [], None, LoopOptions())
+        Optimiser(fake_generator, object(), get_task("image_captioning").template, [], None, LoopOptions())
 
 
 def test_a_file_s_seeds_come_from_its_content_never_from_its_folder(tmp_path, photo_dir, fake_generator, fake_scorer,

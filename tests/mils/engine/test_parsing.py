@@ -70,9 +70,9 @@ def test_normalise_ignores_case_spacing_and_edge_punctuation(a, b):
 
 
 def _prompt() -> str:
-    from mils.engine.prompts import get_template
+    from mils.config.task_specs import get_task
 
-    return get_template("image_captioning").render([("a photo of a tiger cat.", 0.553)], 10)
+    return get_task("image_captioning").template.render([("a photo of a tiger cat.", 0.553)], 10)
 
 
 @pytest.mark.parametrize("junk", [
@@ -164,9 +164,9 @@ def test_the_official_cleanup_is_transformers_own_rules_and_the_paper_profile_ap
     from transformers import PreTrainedTokenizerBase
 
     from mils.config.run_config import build_config
+    from mils.config.task_specs import get_task
     from mils.engine.loop import LoopOptions, Optimiser
     from mils.engine.parsing import official_cleanup
-    from mils.engine.prompts import get_template
     from mils.protocols import Sample
     from tests.fakes import FakeGenerator
 
@@ -181,7 +181,7 @@ def test_the_official_cleanup_is_transformers_own_rules_and_the_paper_profile_ap
             return ["1. a red cat , on a sofa .\n2. a dog 's ball"] * len(prompts)
 
     def first_candidates(cleanup):
-        opt = Optimiser(Spaced(), fake_scorer, get_template("image_captioning"), fake_bank,
+        opt = Optimiser(Spaced(), fake_scorer, get_task("image_captioning").template, fake_bank,
                         fake_scorer.embed_texts(fake_bank), LoopOptions(steps=1, keep=3, requested=2, cleanup=cleanup,
                                                                          max_words=None))
         return opt.run([Sample("s", "red cat sofa")])[0]

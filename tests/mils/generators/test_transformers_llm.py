@@ -2,14 +2,14 @@
 
 import pytest
 
-from mils.engine.prompts import get_template
+from mils.config.task_specs import get_task
 from mils.engine.sampling import SamplingOptions
 from mils.generators.transformers_llm import resolve_model_dir
 
 pytestmark = pytest.mark.slow
 
-PROMPT = get_template("image_captioning").render([("a cat on a sofa", 0.31), ("a dog in a park", 0.2)], 5)
-OTHER = get_template("image_captioning").render([("a red car", 0.4)], 5)
+PROMPT = get_task("image_captioning").template.render([("a cat on a sofa", 0.31), ("a dog in a park", 0.2)], 5)
+OTHER = get_task("image_captioning").template.render([("a red car", 0.4)], 5)
 
 
 def test_replies_are_batch_independent_and_seeded(smollm2):

@@ -9,6 +9,7 @@ import torch
 
 from mils.components.plan import plan_run
 from mils.config.run_config import build_config
+from mils.config.task_specs import get_task
 from mils.protocols import Sample
 from mils.run.runner import TaskRunner
 from mils.storage.results import ResultStore
@@ -59,13 +60,7 @@ def test_audio_captioning(tmp_path, bank_file, tiny_clap_dir, fake_generator):
     samples = [Sample.from_path(c) for c in clips] + [Sample("bad", tmp_path / "bad.wav")]
     run = TaskRunner(plan_run(config), generator=fake_generator).run(samples, progress=False)
     assert len(run.results) == 2 and list(run.failed) == ["bad"] and "bad.wav" in run.failed["bad"]
-    assert config.loop.keep == 3 and "short audio descriptions" in get_template_text("audio_captioning")
-
-
-def get_template_text(name):
-    from mils.engine.prompts import get_template
-
-    return get_template(name).text
+    assert config.loop.keep == 3 and "short audio descriptions" in get_task("audio_captioning").template.text
 
 
 def test_text_to_image(tmp_path, tiny_sd_dir, tiny_pickscore_dir, fake_generator):
