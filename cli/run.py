@@ -108,12 +108,12 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     check_dataset(read_pipeline(args.config).config.dataset, paths=True)  # one line before any flow starts
     with stop_on_signals("finished samples are kept; run the same command again to resume"):
         summary = pipeline_flow(args.config, fresh=args.fresh)
-    print(f"\npipeline {args.config}: MLflow parent run {summary['parent_run_id']} ({summary['tracking_uri']})")
-    for stage, info in summary["stages"].items():
+    print(f"\npipeline {args.config}: MLflow parent run {summary.parent_run_id} ({summary.tracking_uri})")
+    for stage, info in summary.stages.items():
         print(f"  {stage:>12}: {_stage_line(info)}")
-    print(f"results: {summary['results_dir']}")
-    _print_mlflow_hint(read_pipeline(args.config).config.tracking, summary["stages"].get("sweep", {}).get("dashboard"))
-    return 1 if summary["stages"]["optimise"]["failed"] else 0
+    print(f"results: {summary.results_dir}")
+    _print_mlflow_hint(read_pipeline(args.config).config.tracking, summary.stages.get("sweep", {}).get("dashboard"))
+    return 1 if summary.stages["optimise"]["failed"] else 0
 
 
 def _stage_line(info) -> str:
@@ -141,12 +141,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     check_dataset(expand_sweep(args.config)[1][0][1].dataset, paths=True)  # one line before any flow starts
     with stop_on_signals("finished samples of every variant are kept; run the same command again to resume"):
         outcome = run_sweep(args.config)
-    print(f"\n{outcome['variants']} variants from {outcome['optimisation_runs']} optimisation runs")
+    print(f"\n{outcome.variants} variants from {outcome.optimisation_runs} optimisation runs")
     _, variants = expand_sweep(args.config)
-    out = Path(variants[0][1].output_dir) / f"{sweep_name(args.config)}-report-{outcome['parent_run_id'][:8]}"
-    print(sweep_report(outcome["parent_run_id"], outcome["tracking_uri"], out))
-    print(f"again later: mils report {outcome['parent_run_id']} --tracking-uri {outcome['tracking_uri']}")
-    _print_mlflow_hint(variants[0][1].tracking, outcome["dashboard"])
+    out = Path(variants[0][1].output_dir) / f"{sweep_name(args.config)}-report-{outcome.parent_run_id[:8]}"
+    print(sweep_report(outcome.parent_run_id, outcome.tracking_uri, out))
+    print(f"again later: mils report {outcome.parent_run_id} --tracking-uri {outcome.tracking_uri}")
+    _print_mlflow_hint(variants[0][1].tracking, outcome.dashboard)
     return 0
 
 

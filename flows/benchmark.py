@@ -6,7 +6,6 @@ config's result key; running the same config again resumes where a crash or kill
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -143,8 +142,7 @@ def _finished(run_id: str | None) -> bool:
 
 
 def _tracked_run_ids(results_dir: Path) -> dict[str, Any]:
-    path = RunFolder(results_dir).mlflow
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return RunFolder(results_dir).read_ledger("mlflow")
 
 
 @flow(name="mils-benchmark")
@@ -166,7 +164,7 @@ def benchmark_flow(config: RunConfig) -> RunRecord:
     with mlflow.start_run(run_id=parent_id) as parent:
         mlflow.set_tag("mils.kind", "benchmark")
         # at once, so that a rerun after a kill during logging reopens this parent instead of adding one
-        write_atomic(RunFolder(outcome.results_dir).mlflow, json.dumps({"parent": parent.info.run_id}))
+        RunFolder(outcome.results_dir).write_ledger("mlflow", {"parent": parent.info.run_id})
         end_orphans(parent.info.run_id)  # a killed earlier attempt's half-logged child
         child_id = previous.get("child") if previous.get("state") == state and _finished(previous.get("child")) else None
         if child_id is None:  # a finished run whose results have not changed is not logged twice
@@ -182,8 +180,8 @@ def benchmark_flow(config: RunConfig) -> RunRecord:
         note = headline_sentence(record.as_dict())
         for run_id in (parent.info.run_id, child_id):
             mlflow.MlflowClient().set_tag(run_id, "mlflow.note.content", note)
-        write_atomic(RunFolder(outcome.results_dir).mlflow, json.dumps({"parent": parent.info.run_id, "child": child_id,
-                                                                     "state": state}))
+        RunFolder(outcome.results_dir).write_ledger("mlflow", {"parent": parent.info.run_id, "child": child_id,
+                                                               "state": state})
         view = share_runs_view(mlflow.MlflowClient(), parent.info.experiment_id, parent.info.run_id,
                                primary_metric=primary_metric(config.metrics))
     return write_record(record, {"parent": parent.info.run_id, "child": child_id, "tracking_uri": config.tracking.uri,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from human_eval.protocol import BatchSettings
 from mils.components import RunPlan, plan_run
 from mils.config import VERDICTS, RunConfig, build_config, read_yaml
 from mils.errors import InputError
-from mils.files import content_hash, write_atomic
+from mils.files import content_hash
 from mils.registry import checked_options
 from mils.storage import RunFolder
 from tasks.benchmark import generate_bank_task
@@ -108,19 +108,39 @@ def previous_run(spec: PipelineSpec, exclude: str) -> str | None:
     return next((r.info.run_id for r in runs if r.info.run_id != exclude), None)
 
 
+@dataclass(frozen=True)
+class PipelineOutcome:
+    """What a pipeline run leaves behind: its MLflow parent run, its results folder, the run it follows (a
+    scheduled rerun's previous), and each stage's summary by name (bank, optimise, vs_previous, vs_seed, sweep,
+    frontier, judging: plain data, logged as the parent run's ``pipeline.json``)."""
+
+    parent_run_id: str
+    results_dir: str
+    follows: str | None
+    tracking_uri: str
+    stages: dict[str, Any]
+    removed: tuple[str, ...] = ()  # dated results folders the retention removed
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 class _Ledger:
     """``RESULTS/pipeline.json``: the parent MLflow run and which stage outputs it already holds."""
 
     def __init__(self, results_dir: Path) -> None:
-        self.path = RunFolder(results_dir).pipeline
-        self.data = json.loads(self.path.read_text()) if self.path.is_file() else {"logged": {}}
+        self.folder = RunFolder(results_dir)
+        self.data = self.folder.read_ledger("pipeline") or {"logged": {}}
 
     def logged(self, stage: str, key: str) -> bool:
         return self.data["logged"].get(stage) == key
 
     def mark(self, stage: str, key: str) -> None:
         self.data["logged"][stage] = key
-        write_atomic(self.path, json.dumps(self.data, indent=2))
+        self.save()
+
+    def save(self) -> None:
+        self.folder.write_ledger("pipeline", self.data)
 
 
 def _bank_stage(plan: RunPlan, ledger: _Ledger) -> dict[str, Any]:
@@ -170,10 +190,10 @@ def _sweep_stage(spec: PipelineSpec, config: RunConfig, variants, ledger: _Ledge
         return {"cached": True, "variants": len(variants), "parent_run_id": ledger.data.get("sweep_run_id"),
                 "dashboard": ledger.data.get("sweep_dashboard")}
     summary = run_variants(spec.sweep, variants, config.name, per_variant=False)
-    ledger.data["sweep_run_id"] = summary["parent_run_id"]
-    ledger.data["sweep_dashboard"] = summary["dashboard"]
+    ledger.data["sweep_run_id"] = summary.parent_run_id
+    ledger.data["sweep_dashboard"] = summary.dashboard
     ledger.mark("sweep", key)
-    return {"cached": False, **summary}
+    return {"cached": False, **summary.as_dict()}
 
 
 def _vs_previous_stage(follows: str, outcome: BenchmarkOutcome, ledger: _Ledger) -> dict[str, Any]:
@@ -272,7 +292,7 @@ def _judging_stage(spec: PipelineSpec, outcome: BenchmarkOutcome, parent_run_id:
 
 
 @flow(name="mils-pipeline-stages")
-def pipeline_stages(config_path: str, fresh: bool = False) -> dict[str, Any]:
+def pipeline_stages(config_path: str, fresh: bool = False) -> PipelineOutcome:
     """The stages, on the task runner the config asks for (see :func:`pipeline_flow`)."""
     import mlflow
 
@@ -311,12 +331,11 @@ def pipeline_stages(config_path: str, fresh: bool = False) -> dict[str, Any]:
             stages["frontier"] = _frontier_stage(config, outcome, variants, stages, ledger)
         if spec.judging is not None:
             stages["judging"] = _judging_stage(spec, outcome, parent.info.run_id, ledger)
-        summary = {"parent_run_id": parent.info.run_id, "results_dir": str(results_dir), "follows": follows,
-                   "tracking_uri": config.tracking.uri, "stages": stages}
+        summary = PipelineOutcome(parent.info.run_id, str(results_dir), follows, config.tracking.uri, stages)
         if not ledger.logged("summary", json.dumps(stages, sort_keys=True, default=str)):
-            mlflow.log_dict(summary, "pipeline.json")
+            mlflow.log_dict(summary.as_dict(), "pipeline.json")
             ledger.mark("summary", json.dumps(stages, sort_keys=True, default=str))
-    write_atomic(ledger.path, json.dumps(ledger.data, indent=2))
+    ledger.save()
     if fresh:  # the newest rerun's MLflow run shows the whole history (a plot that fails never fails the run)
         try:
             log_history(config.tracking.uri, config.tracking.experiment, spec.key(), f"{config.name}: reruns")
@@ -324,13 +343,13 @@ def pipeline_stages(config_path: str, fresh: bool = False) -> dict[str, Any]:
             logger.warning("history not logged: %s", err)
     if fresh and spec.retention:
         removed = prune_dated(Path(spec.config.output_dir), spec.retention, results_dir.parent)
-        summary["removed"] = [str(p) for p in removed]
+        summary = replace(summary, removed=tuple(str(p) for p in removed))
     logger.info("pipeline %s done: %s", config.name, json.dumps(stages, default=str)[:500])
     return summary
 
 
 @flow(name="mils-pipeline", on_failure=[on_failure], on_crashed=[on_failure])
-def pipeline_flow(config_path: str, fresh: bool = False) -> dict[str, Any]:
+def pipeline_flow(config_path: str, fresh: bool = False) -> PipelineOutcome:
     """What ``mils pipeline`` and a scheduled deployment run. Parameters are plain data (a path and
     a flag), so a deployment can carry them; the config is read at run time, and the stages run on
     the task runner it names."""

@@ -3,21 +3,23 @@ folder a regression involves."""
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
 from typing import Any
+
+from mils.errors import MilsError
+from mils.storage import RunFolder
 
 log = logging.getLogger(__name__)
 
 
 def _ledgers(dated: Path) -> list[dict[str, Any]]:
     out = []
-    for path in dated.glob("*/pipeline.json"):
+    for folder in (p for p in dated.iterdir() if p.is_dir()):
         try:
-            out.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
+            out.append(RunFolder(folder).read_ledger("pipeline"))
+        except (OSError, MilsError):
             out.append({"regression": True})  # unreadable: keep the folder, a person should look
     return out
 

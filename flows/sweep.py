@@ -8,12 +8,13 @@ long run does the same work with the same seeds as the last step of a k-step run
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-import json
 import math
 import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,6 @@ from mils.components import plan_run
 from mils.config import RunConfig, build_config, read_yaml, set_dotted
 from mils.engine import SampleResult
 from mils.errors import InputError
-from mils.files import write_atomic
 from mils.storage import RunFolder
 from tasks.benchmark import load_dataset_task, metrics_task
 
@@ -123,8 +123,23 @@ def sweep_name(path: str | Path) -> str:
     return str(read_yaml(path).get("name") or "sweep")
 
 
+@dataclass(frozen=True)
+class SweepOutcome:
+    """What a sweep leaves behind: its MLflow parent run (the dashboard's), how many variants it compared and
+    how many optimisation runs they were read off (each variant's own record is in its results folder)."""
+
+    parent_run_id: str
+    variants: int
+    optimisation_runs: int
+    tracking_uri: str
+    dashboard: str | None  # the MLflow UI link to its comparison view
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
 def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, data=None,
-                 per_variant: bool = True) -> dict[str, Any]:
+                 per_variant: bool = True) -> SweepOutcome:
     """Optimise and score every variant inside the current flow; an MLflow run ``sweep TITLE``
     (nested under the active run, if any) with one child per variant and the comparison plot.
     Results go to ``TITLE-<settings>-<result key>``; a pipeline's (``per_variant`` False) to
@@ -169,15 +184,14 @@ def run_variants(grid: dict[str, list[Any]], variants: Variants, title: str, dat
                              "final": reports.get("final"), "step0": reports.get("step0")})
                 linked[config.name] = child.info.run_id
             # the other way round: from the folder to the MLflow runs read off it (mils.results_dir: run -> folder)
-            write_atomic(RunFolder(outcome.results_dir).sweep_runs, json.dumps(
-                {"sweep": title, "parent_run_id": parent.info.run_id, "tracking_uri": base.tracking.uri,
-                 "variants": linked}, indent=2))
+            RunFolder(outcome.results_dir).write_ledger("sweep_runs", {
+                "sweep": title, "parent_run_id": parent.info.run_id, "tracking_uri": base.tracking.uri,
+                "variants": linked})
             if per_variant or recorded_kind(outcome.results_dir) != "benchmark":  # a pipeline's base run keeps its own
                 write_record(run_record(outcome, provenance, kind="sweep"),
                              {"parent": parent.info.run_id, "variants": linked, "tracking_uri": base.tracking.uri})
         dashboard = log_sweep_summary(grid, rows, title)
-    return {"parent_run_id": parent.info.run_id, "variants": len(variants), "optimisation_runs": len(groups),
-            "tracking_uri": base.tracking.uri, "dashboard": dashboard}
+    return SweepOutcome(parent.info.run_id, len(variants), len(groups), base.tracking.uri, dashboard)
 
 
 def comparison_table(grid: dict[str, list[Any]], rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -228,11 +242,11 @@ def log_sweep_summary(grid: dict[str, list[Any]], rows: list[dict[str, Any]], ti
 
 
 @flow(name="mils-sweep")
-def sweep_flow(config_path: str) -> dict[str, Any]:
+def sweep_flow(config_path: str) -> SweepOutcome:
     grid, variants = expand_sweep(config_path)
     return run_variants(grid, variants, sweep_name(config_path))
 
 
-def run_sweep(config_path: str) -> dict[str, Any]:
+def run_sweep(config_path: str) -> SweepOutcome:
     _, variants = expand_sweep(config_path)
     return run_flow(sweep_flow, variants[0][1].executor, config_path)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mils.errors import InputError
-from mils.files import content_hash, write_atomic
+from mils.files import content_hash, read_json, write_atomic
 
 MAX_RESULT_BYTES = 256 * 2**20
 log = logging.getLogger(__name__)
@@ -73,6 +73,29 @@ class RunFolder:
     @staticmethod
     def step_image(step: int) -> str:
         return f"step{step:02d}.png"
+
+    def read_ledger(self, name: str) -> dict[str, Any]:
+        """A ledger's content (``mlflow``, ``sweep_runs``, ``pipeline``): {} while the folder has none. One
+        that is not a JSON object is an InputError naming the file (the folder may not be yours)."""
+        path = self._ledger(name)
+        if not path.is_file():
+            return {}
+        data = read_json(path, f"the results folder's {name} ledger")
+        if not isinstance(data, dict):
+            raise InputError(f"the results folder's {name} ledger {path} is not a JSON object")
+        return data
+
+    def write_ledger(self, name: str, data: dict[str, Any]) -> None:
+        """Replace a ledger (written atomically: a new file, never through a link that was there)."""
+        write_atomic(self._ledger(name), json.dumps(data, indent=2))
+
+    def _ledger(self, name: str) -> Path:
+        if name not in LEDGERS:
+            raise ValueError(f"no ledger {name!r}; a results folder has {', '.join(LEDGERS)}")
+        return getattr(self, name)
+
+
+LEDGERS = ("mlflow", "sweep_runs", "pipeline")  # the JSON a run's owners keep in its folder (RunFolder.read_ledger)
 
 
 def write_media_root(results_dir: Path, samples: list) -> None:

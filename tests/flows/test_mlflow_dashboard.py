@@ -72,15 +72,15 @@ def test_sweep_dashboard_shows_the_variants_their_swept_values_and_metrics(sweep
     from playwright.sync_api import expect, sync_playwright
 
     outcome, raw = sweep
-    assert outcome["dashboard"].startswith(UI)
+    assert outcome.dashboard.startswith(UI)
     client = mlflow.tracking.MlflowClient(raw["tracking"]["uri"])
-    children = client.search_runs([client.get_run(outcome["parent_run_id"]).info.experiment_id],
-                                  f"tags.mlflow.parentRunId = '{outcome['parent_run_id']}'")
+    children = client.search_runs([client.get_run(outcome.parent_run_id).info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'")
     assert len(children) == 4
     with sync_playwright() as p:
         browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1800, "height": 1000})
-        page.goto(outcome["dashboard"].replace(UI, mlflow_ui))
+        page.goto(outcome.dashboard.replace(UI, mlflow_ui))
         for child in children:  # every variant is a row of its own, not hidden under the parent
             expect(page.get_by_role("link", name=child.info.run_name, exact=True)).to_be_visible(timeout=60_000)
         for column in ("params.`sweep.loop.keep`", "params.`sweep.loop.steps`", "metrics.`by_step/best`",

@@ -16,13 +16,13 @@ def test_sweep_creates_one_child_per_config_and_shares_step_runs(flow_config, tm
     assert len(variants) == 4 and variants[0][1].loop.steps == 1 and variants[0][1].loop.keep == 2
 
     outcome = run_sweep(str(path))
-    assert outcome["variants"] == 4
-    assert outcome["optimisation_runs"] == 2  # steps variants are read off one 3-step run per keep
+    assert outcome.variants == 4
+    assert outcome.optimisation_runs == 2  # steps variants are read off one 3-step run per keep
 
     client = mlflow.tracking.MlflowClient(raw["tracking"]["uri"])
-    parent = client.get_run(outcome["parent_run_id"])
+    parent = client.get_run(outcome.parent_run_id)
     children = client.search_runs([parent.info.experiment_id],
-                                  f"tags.mlflow.parentRunId = '{outcome['parent_run_id']}'")
+                                  f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'")
     assert len(children) == 4
     points = sorted((c.data.params["sweep.loop.steps"], c.data.params["sweep.loop.keep"]) for c in children)
     assert points == [("1", "2"), ("1", "4"), ("3", "2"), ("3", "4")]
@@ -36,7 +36,7 @@ def test_sweep_creates_one_child_per_config_and_shares_step_runs(flow_config, tm
     by_id = {c.info.run_id: c for c in children}
     for folder in folders:
         linked = json.loads((folder / "sweep_runs.json").read_text())
-        assert linked["parent_run_id"] == outcome["parent_run_id"] and len(linked["variants"]) == 2
+        assert linked["parent_run_id"] == outcome.parent_run_id and len(linked["variants"]) == 2
         assert all(by_id[run_id].data.tags["mils.results_dir"] == str(folder) for run_id in linked["variants"].values())
         record = read_record(folder)  # each optimisation's record (issue 50, item 3): the longest variant's
         assert (record.kind, record.config.loop.steps, record.mlflow["variants"]) == ("sweep", 3, linked["variants"])
@@ -49,7 +49,7 @@ def test_sweep_creates_one_child_per_config_and_shares_step_runs(flow_config, tm
         assert sorted(m.step for m in history) == list(range(steps + 1))
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"sweep_comparison.png", "quality_vs_cost.png", "sweep_table.json"} <= artifacts
-    table = mlflow.load_table("sweep_table.json", run_ids=[outcome["parent_run_id"]])
+    table = mlflow.load_table("sweep_table.json", run_ids=[outcome.parent_run_id])
     by_id = {c.info.run_id: c for c in children}
     assert sorted(table["run_id"]) == sorted(by_id)
     for row in table.to_dict("records"):
@@ -59,7 +59,7 @@ def test_sweep_creates_one_child_per_config_and_shares_step_runs(flow_config, tm
         assert row["score/final"] == pytest.approx(child.data.metrics["by_step/best"])  # the last step's best
         assert row["cost/generated_tokens"] > 0
 
-    report = sweep_report(outcome["parent_run_id"], raw["tracking"]["uri"], tmp_path / "report")
+    report = sweep_report(outcome.parent_run_id, raw["tracking"]["uri"], tmp_path / "report")
     assert "sweep.loop.steps" in report and "CIDEr [95% CI]" in report and len(report.splitlines()) == 2 + 4 + 1 + 1
     import pandas as pd
 
@@ -72,7 +72,7 @@ def test_sweep_creates_one_child_per_config_and_shares_step_runs(flow_config, tm
     header = tex.split(r"\toprule")[1].split(r"\\")[0]
     assert {"steps", "keep", "CIDEr", r"$\Delta$ score", "tokens / sample"} <= {h.strip() for h in header.split("&")}, header
     assert "Δ score [95% CI]" in report and "tokens/sample" in report  # the console table has them too
-    assert "sweep." not in tex and outcome["parent_run_id"] not in tex.split("\n", 1)[1]  # only in the comment
+    assert "sweep." not in tex and outcome.parent_run_id not in tex.split("\n", 1)[1]  # only in the comment
     page = (tmp_path / "report" / "report.html").read_text()  # one page to share: the headline, the table, the plots
     assert "<title>MILS sweep fake</title>" in page and "4 variants; best CIDEr: " in page
     assert page.count("data:image/png;base64,") == 2 and page.count("<tr>") == 1 + 4
