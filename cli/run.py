@@ -17,7 +17,7 @@ from mils.errors import InputError, MilsError
 def _print_benchmark(record) -> None:
     """The run record (:class:`evaluation.run_record.RunRecord`) as tables: nothing is read back or recomputed."""
     from evaluation.run_report import console_table, headline_sentence
-    from mils.engine import cost_line
+    from mils.engine import cost_line, strategy_title
 
     print()
     print_table([(Path(s.sample_id).name, s.initial, s.initial_score, s.caption, s.score) for s in record.samples])
@@ -30,7 +30,8 @@ def _print_benchmark(record) -> None:
     print(console_table(record.as_dict()))
     primary = primary_metric(record.gain) if record.gain else None
     if primary:
-        print(record.gain[primary].verdict(primary).replace("B ", "MILS final ", 1))
+        who = strategy_title(record.config.loop.strategy)
+        print(record.gain[primary].verdict(primary).replace("B ", f"{who} final ", 1))
     print("\n" + cost_line(record.cost))
     print(f"\nresults: {record.results_dir}  ({record.counts['computed']} computed, "
           f"{record.counts['resumed']} resumed, {record.seconds:.0f}s; {record.status}; run.json: the record)")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from mils.config import headline
+from mils.engine import strategy_title
 from mils.files import write_atomic
 
 SHOWN = 3  # most improved and most hurt samples
@@ -34,7 +35,8 @@ def headline_sentence(record: dict[str, Any]) -> str:
     gain = record.get("score_gain") or {}
     n = sum(int(gain.get(k, 0)) for k in ("wins", "ties", "losses"))
     if n:
-        parts.append(f"MILS raised the optimised score on {gain['wins']} of {n} samples (mean change "
+        who = strategy_title(((record.get("config") or {}).get("loop") or {}).get("strategy", "mils"))
+        parts.append(f"{who} raised the optimised score on {gain['wins']} of {n} samples (mean change "
                      f"{gain['delta']:+.3f}, 95% interval [{gain['low']:+.3f}, {gain['high']:+.3f}])")
     metric = next(iter(headline(record.get("gain") or {})), None)
     if metric:

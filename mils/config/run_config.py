@@ -154,7 +154,7 @@ _ADDED_LATER = (("bank", "generate", None), ("bank", "seed_captions", None), ("l
                 ("loop", "dedup", "normalised"), ("dataset", "sampler", "numpy"), ("", "prompts", "suite"),
                 ("loop", "exploration_style", "suite"), ("bank", "subsample_sampler", "numpy"),
                 ("bank", "dedup", "normalised"), ("loop", "ties", "kept_first"), ("loop", "strategy", "mils"),
-                ("loop", "budget", None), ("loop", "cleanup", "none"),
+                ("loop", "strategy_options", {}), ("loop", "budget", None), ("loop", "cleanup", "none"),
                 *(("generator", key, default) for key, default in SAMPLING_ADDED_LATER.items()))
 
 

@@ -1,6 +1,7 @@
 """The optimisation itself: the loop (``loop``, lockstep) and its async schedule (``schedule``), how a
 meta-prompt is filled (``prompts``; each task's own is in mils/config/tasks/), reading replies (``parsing``),
-sampling settings, seeds, a sample's budget and cost ledger (``budget``, ``cost``), what a sample records (``records``), progress."""
+how a strategy spends a sample's steps (``strategy``; MILS's peers in ``strategies/``), sampling settings,
+seeds, a sample's budget and cost ledger (``budget``, ``cost``), what a sample records (``records``), progress."""
 
 from mils.exports import lazy
 
@@ -13,4 +14,5 @@ __getattr__, __dir__, __all__ = lazy(__name__, {  # the public names, by module
     "mils.engine.records": "SampleResult StepCost StepRecord StepTrace",
     "mils.engine.sampling": "SamplingOptions",
     "mils.engine.schedule": "run_async",
+    "mils.engine.strategy": "Listing PromptView Strategy get_strategy strategy_title",
 })

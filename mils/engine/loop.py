@@ -12,17 +12,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mils.engine.budget import Budget, spent  # noqa: F401  (re-exported)
 from mils.engine.parsing import dedup_key, official_cleanup, parse_candidates, parse_official
+from mils.engine.progress import PhaseTimer  # noqa: F401  (re-exported)
 from mils.engine.prompts import PromptTemplate
 from mils.engine.records import (  # noqa: F401  (re-exported: the loop's results)
     TRACE_KEPT,
@@ -35,6 +34,7 @@ from mils.engine.records import (  # noqa: F401  (re-exported: the loop's result
     aggregate,
 )
 from mils.engine.seeding import derive_seed
+from mils.engine.strategy import PromptView, get_strategy
 from mils.errors import ComponentError, InputError
 from mils.protocols import CandidateScorer, Generator, Rendering, Sample, Scorer, usage_of, whole_lines
 
@@ -62,14 +62,18 @@ class LoopOptions(BaseModel):
     # which of two equal scores wins a step: kept_first (the one already kept) or new_first (the new
     # candidate: the MILS code puts the new ones first in the pool and its sort is stable)
     ties: Literal["kept_first", "new_first"] = "kept_first"
-    # mils: the loop; best_of_n: every step asks again from the first prompt (the bank's top-K, no
-    # feedback), seeded per step, best kept; retrieval: step 0 only (the bank's best)
-    strategy: Literal["mils", "best_of_n", "retrieval"] = "mils"
+    strategy: str = "mils"  # mils, best_of_n, retrieval, opro...: mils/engine/strategy.py, strategies/
+    strategy_options: dict[str, Any] = Field(default_factory=dict)
     budget: Budget | None = None  # stop each sample at this spend (steps stays the upper bound)
+
+    @model_validator(mode="after")
+    def _strategy_is_known(self) -> "LoopOptions":
+        get_strategy(self.strategy, self.strategy_options)  # an unknown name or option fails here, before any model
+        return self
 
     @property
     def effective_steps(self) -> int:
-        return 0 if self.strategy == "retrieval" else self.steps
+        return get_strategy(self.strategy, self.strategy_options).steps(self.steps)
 
 
 def _log_empty_replies(arrivals: Sequence[Arrival], empty: Sequence[bool], steps: int) -> None:
@@ -117,23 +121,6 @@ class Arrival:
     llm_seconds: float
 
 
-class PhaseTimer:
-    """Wall-clock seconds per named phase (for the benchmark's breakdown)."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-        self._lock = threading.Lock()  # samples may advance in threads (mils/engine/schedule.py)
-
-    @contextmanager
-    def __call__(self, phase: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            with self._lock:
-                self.seconds[phase] += time.perf_counter() - start
-
-
 class Optimiser:
     """Runs MILS for batches of samples with one generator, one scorer and one bank."""
 
@@ -163,6 +150,7 @@ class Optimiser:
         self.bank_texts, self.bank_emb = list(bank_texts), bank_emb
         self._bank_set = set(self.bank_texts)
         self.options = options
+        self.strategy = get_strategy(options.strategy, options.strategy_options)
         self.timer = timer or PhaseTimer()
         self.initial_texts, self.prompt_extra, self.extra_initial = initial_texts, prompt_extra, extra_initial
         self._two_tower = isinstance(scorer, Scorer)
@@ -297,8 +285,9 @@ class Optimiser:
     def request(self, state: _State, step: int) -> tuple[str, int]:
         """The prompt and seed of ``state``'s request at ``step``."""
         opts = self.options
-        prompt = self.template.render((state.first if opts.strategy == "best_of_n" else None) or state.shown
-                                      or state.kept, opts.requested,
+        listing = self.strategy.listing(PromptView(state.kept, state.shown, state.first or state.shown or state.kept,
+                                                   self.scorer.higher_is_better))
+        prompt = self.template.render(listing.scored, opts.requested, listing.score_text,
                                       **(self.prompt_extra(state.sample) if self.prompt_extra else {}))
         return prompt, derive_seed(opts.seed, state.sample.seed_id, step, "generate")
 

@@ -1,11 +1,13 @@
 """A run's progress in sample-steps, shared between the flow's progress bar and the shard tasks
 running in the same process: a bar that moved only when a whole shard finished sat at 0/8 for
 minutes, then jumped to 8/8. Tasks in other processes (Dask workers) find no bar here; the flow
-then advances its bar when their shards finish."""
+then advances its bar when their shards finish. And where a run's wall-clock seconds go (:class:`PhaseTimer`)."""
 
 from __future__ import annotations
 
 import threading
+import time
+from collections import defaultdict
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -30,3 +32,20 @@ def advance(key: str, n: int) -> None:
         bar = _BARS.get(key)
         if bar is not None:
             bar.update(n)
+
+
+class PhaseTimer:
+    """Wall-clock seconds per named phase (for the benchmark's breakdown)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()  # samples may advance in threads (mils/engine/schedule.py)
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.seconds[phase] += time.perf_counter() - start

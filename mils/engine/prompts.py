@@ -12,7 +12,7 @@ tasks with two scores (style transfer) write ``0.123, 0.456: text``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from mils.engine.records import Value
 from mils.registry import get_factory
@@ -47,18 +47,21 @@ class PromptTemplate:
     official: bool = False  # filled as the MILS code fills its prompt files (see render)
 
     def render(
-        self, scored: Sequence[tuple[str, Value]], requested: int, **extra: str
+        self, scored: Sequence[tuple[str, Value]], requested: int,
+        score_text: Callable[[Value], str] | None = None, **extra: str
     ) -> str:
-        """Fill the template; ``scored`` is ordered best-first by the caller. An official
-        template is filled the MILS code's way: every example line ends in a newline and the
-        slots are replaced as plain text (so other braces in a prompt file are left alone)."""
+        """Fill the template; ``scored`` is in the order written (best first, unless the strategy says
+        otherwise), each score written by ``score_text`` (default: 3 decimals). An official template is
+        filled the MILS code's way: every example line ends in a newline and the slots are replaced as
+        plain text (so other braces in a prompt file are left alone)."""
+        write = score_text or format_score
         if self.official:
-            lines = "".join(f"{format_score(score)}: {text}\n" for text, score in scored)
+            lines = "".join(f"{write(score)}: {text}\n" for text, score in scored)
             out = self.text.replace("{descriptions}", lines).replace("{requested_number}", str(requested))
             for key, value in extra.items():
                 out = out.replace("{" + key + "}", value)
             return out
-        lines = "\n".join(f"{format_score(score)}: {text}" for text, score in scored)
+        lines = "\n".join(f"{write(score)}: {text}" for text, score in scored)
         return self.text.format(descriptions=lines, requested_number=requested, **extra)
 
 

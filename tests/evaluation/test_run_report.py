@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import paired, write_run_record
 from tests.human_eval.test_viewer import run_dir  # noqa: F401  (the fixture: photos as media, sealed)
 
@@ -33,3 +35,13 @@ def test_a_folder_without_a_record_still_gets_a_report(run_dir):  # noqa: F811
     folder, _ = run_dir
     page = run_report_html(folder)
     assert "no run record" in page and "best score by step" in page
+
+
+@pytest.mark.parametrize("strategy, who", [("mils", "MILS"), ("opro", "OPRO"), ("best_of_n", "best-of-N"),
+                                           ("a_plugins_own", "a_plugins_own")])
+def test_the_headline_names_the_strategy_that_ran(strategy, who):
+    from evaluation.run_report import headline_sentence
+
+    record = {"score_gain": {"wins": 2, "ties": 1, "losses": 0, "delta": 0.01, "low": 0.0, "high": 0.02},
+              "config": {"loop": {"strategy": strategy}}}
+    assert headline_sentence(record).startswith(f"{who} raised the optimised score on 2 of 3 samples")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from mils.config.run_config import build_config
@@ -37,6 +39,71 @@ def test_best_of_n_asks_every_step_from_the_first_prompt_with_new_seeds(fake_sco
         assert [h.best_score for h in r.history] == sorted(h.best_score for h in r.history)
 
 
+def _listed(prompt: str) -> list[tuple[str, str]]:
+    """The prompt's scored example lines, as (score, text), in the order written."""
+    return [tuple(line.split(": ", 1)) for line in prompt.splitlines() if re.match(r"^[0-9.]+: ", line)]
+
+
+def test_opro_writes_its_history_ascending_with_whole_number_scores(fake_scorer, fake_bank, text_samples):
+    """OPRO's prompt: the best last, scores bucketed 0-100 over those listed, at most `shown` of the kept set."""
+    gen = Recording()
+    results = make_optimiser(gen, fake_scorer, fake_bank, steps=2, keep=12, requested=5, strategy="opro",
+                             strategy_options={"shown": 10}).run(text_samples[:2])
+    for prompt, result in zip(gen.prompts[1], results):  # step 2: after one step of feedback
+        listed = _listed(prompt)
+        scores = [int(score) for score, _ in listed]
+        assert len(listed) == 10 and scores == sorted(scores) and scores[-1] == 100 and min(scores) >= 0
+        assert listed[-1][1] == result.history[1].best  # the best of the kept set, written last
+    mils = Recording()
+    make_optimiser(mils, fake_scorer, fake_bank, steps=2, keep=6, requested=5).run(text_samples[:2])
+    decimals = [float(score) for score, _ in _listed(mils.prompts[1][0])]
+    assert decimals == sorted(decimals, reverse=True) and len(decimals) == 6  # MILS: best first, 3 decimals
+
+
+def test_opro_buckets_scores_over_those_listed_and_pairs_each_score_on_its_own():
+    from mils.engine.strategies.opro import Opro
+    from mils.engine.strategy import PromptView
+
+    kept = [("best", 0.31), ("mid", 0.27), ("low", 0.26), ("worst", 0.21)]
+    listing = Opro().listing(PromptView(kept, None, kept, higher_is_better=True))
+    assert [(listing.score_text(v), t) for t, v in listing.scored] == [("0", "worst"), ("50", "low"), ("60", "mid"),
+                                                                      ("100", "best")]
+    coarse = Opro(buckets=4, order="descending").listing(PromptView(kept, None, kept, higher_is_better=True))
+    assert [coarse.score_text(v) for _, v in coarse.scored] == ["100", "50", "50", "0"]  # 0.6 and 0.5: level 2 of 4
+
+    kept = [("a", (0.1, 2.0)), ("b", (0.2, 1.0)), ("c", (0.3, 3.0))]
+    listing = Opro(buckets=10).listing(PromptView(kept, None, kept, higher_is_better=False))
+    assert [t for t, _ in listing.scored] == ["c", "b", "a"]
+    assert [listing.score_text(v) for _, v in listing.scored] == ["100, 100", "50, 0", "0, 50"]
+
+
+def test_a_strategy_and_its_options_are_checked_when_the_config_is_read():
+    with pytest.raises(KeyError, match="Did you mean 'opro'"):
+        build_config("offline", {"loop": {"strategy": "oprp"}})
+    with pytest.raises(InputError, match="loop.strategy_options.ordr: .*did you mean 'order'"):
+        build_config("offline", {"loop": {"strategy": "opro", "strategy_options": {"ordr": "ascending"}}})
+    with pytest.raises(InputError, match="'ascending'.*not 'random'"):
+        build_config("offline", {"loop": {"strategy": "opro", "strategy_options": {"order": "random"}}})
+    assert build_config("offline", {"loop": {"strategy": "opro"}}).loop.effective_steps == 3
+
+
+def test_a_new_strategy_is_one_registered_class(monkeypatch, fake_scorer, fake_bank, text_samples):
+    """The extension point: a strategy a plugin adds needs its own class alone (here: the kept set worst first)."""
+    from mils import registry
+    from mils.engine import Listing, Strategy
+
+    class WorstFirst(Strategy):
+        def listing(self, view):
+            return Listing(view.kept[::-1])
+
+    monkeypatch.setitem(registry._FACTORIES, ("strategy", "worst_first"), WorstFirst)
+    gen = Recording()
+    make_optimiser(gen, fake_scorer, fake_bank, steps=2, keep=4, requested=5, strategy="worst_first").run(
+        text_samples[:1])
+    scores = [float(score) for score, _ in _listed(gen.prompts[1][0])]
+    assert scores == sorted(scores) and len(scores) == 4
+
+
 def test_retrieval_is_step_zero_alone(fake_generator, fake_scorer, fake_bank, text_samples):
     results = make_optimiser(fake_generator, fake_scorer, fake_bank, steps=5, keep=4, requested=5,
                              strategy="retrieval").run(text_samples)
@@ -47,7 +114,7 @@ def test_retrieval_is_step_zero_alone(fake_generator, fake_scorer, fake_bank, te
 def test_a_budget_stops_every_strategy_at_the_same_spend_within_one_request(fake_scorer, fake_bank, text_samples,
                                                                             kind, limit):
     budget = {kind: limit}
-    for strategy in ("mils", "best_of_n"):
+    for strategy in ("mils", "best_of_n", "opro"):
         for r in make_optimiser(FakeGenerator(), fake_scorer, fake_bank, steps=50, keep=4, requested=5,
                                 strategy=strategy, budget=budget).run(text_samples):
             steps = [c for c in r.cost if c.step > 0]

@@ -1,0 +1,68 @@
+"""How the loop spends a sample's steps: the strategy extension point (``loop.strategy``).
+
+The loop (mils/engine/loop.py) does the work every strategy shares: step 0 over the initial candidates,
+one request per active sample per step, parsing, scoring, the kept set, the ledger and the budget stop. A
+:class:`Strategy` decides what differs between the training-free methods compared here: how many steps a
+sample takes and what each step's prompt lists (which scored candidates, in what order, their scores
+written how). MILS is the base class; each other strategy is one module of :mod:`mils.engine.strategies`,
+registered by name, and a plugin adds one the same way (``@register("strategy", NAME)``). A strategy's
+options are ``loop.strategy_options``, checked against its constructor when the config is read, before any
+model loads.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from mils.engine.records import Value
+from mils.registry import checked_options, create, get_factory, known, register
+
+Scored = list[tuple[str, Value]]
+
+
+@dataclass(frozen=True)
+class PromptView:
+    """What a sample's next prompt may list: ``kept`` (its top-K, best first), ``shown`` (the explored set the
+    official exploration shows instead, or None), ``first`` (what step 1's prompt listed)."""
+
+    kept: Scored
+    shown: Scored | None
+    first: Scored
+    higher_is_better: bool
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A prompt's scored examples in the order written, and how a score is written (None: 3 decimals)."""
+
+    scored: Scored
+    score_text: Callable[[Value], str] | None = None
+
+
+@register("strategy", "mils")
+class Strategy:
+    """MILS (Ashutosh et al., 2025): every step's prompt lists the sample's kept set (or the explored set the
+    official exploration shows), best first, scores with 3 decimals; the LLM's new candidates join the pool."""
+
+    title = "MILS"  # how a report names it
+
+    def steps(self, steps: int) -> int:
+        """How many generation steps a sample takes when ``loop.steps`` is ``steps`` (a budget may stop it sooner)."""
+        return steps
+
+    def listing(self, view: PromptView) -> Listing:
+        return Listing(view.shown or view.kept)
+
+
+def strategy_title(name: str) -> str:
+    """How a report names strategy ``name`` (its own name where this process does not know it: a plugin's)."""
+    importlib.import_module("mils.engine.strategies")
+    return getattr(get_factory("strategy", name), "title", name) if name in known("strategy") else name
+
+
+def get_strategy(name: str, options: dict[str, Any] | None = None) -> Strategy:
+    """The strategy ``name`` built with its options (an unknown name or option is an InputError)."""
+    importlib.import_module("mils.engine.strategies")  # the built-in strategies register on first use
+    return create("strategy", name, **checked_options("strategy", name, dict(options or {}), "loop.strategy_options"))
