@@ -1,4 +1,5 @@
-"""`mils data get | list` (benchmark downloads) and `mils bank` (an initial bank with the LLM)."""
+"""`mils data get | list` (benchmark downloads), `mils bank` (an initial bank with the LLM), `mils memory` (a
+caption memory from corpora) and `mils cache` (the LLM response cache)."""
 
 from __future__ import annotations
 
@@ -107,6 +108,17 @@ def _cache_command(args: argparse.Namespace, cache) -> int:
     return 0
 
 
+def cmd_memory(args: argparse.Namespace) -> int:
+    from mils.components import build_memory, save_bank
+
+    memory = build_memory(args.corpora, args.size, args.seed)
+    path = save_bank(memory, args.out)
+    print(f"{len(memory)} captions from {len(args.corpora)} corpus file(s) in {path} (and {path.name}.provenance.json)")
+    print(f"a run retrieves from it with `bank: {{path: {path}}}`; the memory strategy: `loop: {{strategy: "
+          "memory_concepts}` (it is embedded once, then cached like any bank)")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="download benchmark data").add_subparsers(dest="data_command", required=True)
     data_get = data.add_parser("get", help="download, verify and unpack what a dataset loader needs (resumable)")
@@ -128,6 +140,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     bank.add_argument("--labels", help="class names: a text file, or AudioSet's class_labels_indices.csv")
     add_run_options(bank)
     bank.set_defaults(func=cmd_bank)
+
+    memory = sub.add_parser("memory", help="a caption memory from caption corpora (CC3M .tsv, COCO .json, .txt, .csv)")
+    memory.add_argument("corpora", nargs="+", help="corpus files: .txt (a caption per line), .tsv (CC3M: caption, url), "
+                        ".csv (a caption column), .json (COCO captions, or a list)")
+    memory.add_argument("--out", required=True, help="the memory's text file (a caption per line, as a bank)")
+    memory.add_argument("--size", type=int, help="a random subset of this many captions")
+    memory.add_argument("--seed", type=int, default=0, help="the subset's seed")
+    memory.set_defaults(func=cmd_memory)
 
     cache = sub.add_parser("cache", help="the LLM response cache: what it holds, and pruning it").add_subparsers(
         dest="cache_command", required=True)

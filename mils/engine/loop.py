@@ -285,10 +285,9 @@ class Optimiser:
     def request(self, state: _State, step: int) -> tuple[str, int]:
         """The prompt and seed of ``state``'s request at ``step``."""
         opts = self.options
-        listing = self.strategy.listing(PromptView(state.kept, state.shown, state.first or state.shown or state.kept,
-                                                   self.scorer.higher_is_better))
-        prompt = self.template.render(listing.scored, opts.requested, listing.score_text,
-                                      **(self.prompt_extra(state.sample) if self.prompt_extra else {}))
+        view = PromptView(state.kept, state.shown, state.first or state.shown or state.kept, self.scorer.higher_is_better)
+        prompt = self.strategy.prompt(view, self.template, opts.requested,
+                                      self.prompt_extra(state.sample) if self.prompt_extra else {})
         return prompt, derive_seed(opts.seed, state.sample.seed_id, step, "generate")
 
     def step(self, states: list[_State], step: int) -> None:

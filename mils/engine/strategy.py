@@ -3,8 +3,8 @@
 The loop (mils/engine/loop.py) does the work every strategy shares: step 0 over the initial candidates,
 one request per active sample per step, parsing, scoring, the kept set, the ledger and the budget stop. A
 :class:`Strategy` decides what differs between the training-free methods compared here: how many steps a
-sample takes and what each step's prompt lists (which scored candidates, in what order, their scores
-written how). MILS is the base class; each other strategy is one module of :mod:`mils.engine.strategies`,
+sample takes and what each step's prompt says (which scored candidates it lists, in what order, their
+scores written how; or a wording of its own). MILS is the base class; each other strategy is one module of :mod:`mils.engine.strategies`,
 registered by name, and a plugin adds one the same way (``@register("strategy", NAME)``). A strategy's
 options are ``loop.strategy_options``, checked against its constructor when the config is read, before any
 model loads.
@@ -16,6 +16,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from mils.engine.prompts import PromptTemplate
 from mils.engine.records import Value
 from mils.registry import checked_options, create, get_factory, known, register
 
@@ -54,6 +55,12 @@ class Strategy:
 
     def listing(self, view: PromptView) -> Listing:
         return Listing(view.shown or view.kept)
+
+    def prompt(self, view: PromptView, template: PromptTemplate, requested: int, extra: dict[str, str]) -> str:
+        """A step's prompt: the task's meta-prompt filled with :meth:`listing` (a strategy with its own
+        wording, e.g. a concept prompt, writes it here)."""
+        listing = self.listing(view)
+        return template.render(listing.scored, requested, listing.score_text, **extra)
 
 
 def strategy_title(name: str) -> str:

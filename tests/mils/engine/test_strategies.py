@@ -145,3 +145,29 @@ def test_a_budget_below_one_request_is_refused_and_a_match_reads_the_runs_ledger
         build_config("offline", {"loop": {"match": {"run": str(tmp_path / "legacy")}}})
     with pytest.raises(InputError, match="is not a results folder"):
         build_config("offline", {"loop": {"match": {"run": str(tmp_path / "nowhere")}}})
+
+
+def test_the_memory_strategy_prompts_with_the_concepts_of_the_memorys_top_k(fake_scorer, text_samples):
+    """MeaCap-style: step 0 retrieves the memory's top-K; step 1's prompt gives the key concepts of the top
+    `retrieved` of them (no scored captions), and only theirs."""
+    from mils.engine.strategies.memory_concepts import key_concepts
+
+    memory = ["red cat sofa", "cat sofa cushion", "red barn field", "sofa lamp room", "blue boat lake", "dog park"]
+    gen = Recording()
+    results = make_optimiser(gen, fake_scorer, memory, steps=1, keep=4, requested=5, strategy="memory_concepts",
+                             strategy_options={"retrieved": 2, "concepts": 4}).run(text_samples[:1])
+    step0 = results[0].trace[0].kept  # the retrieved top-K, best first
+    retrieved = [text for text, _ in step0[:2]]
+    assert retrieved[0] == "red cat sofa"  # the memory's best for "red cat on sofa"
+    prompt = gen.prompts[0][0]
+    line = next(line for line in prompt.splitlines() if "key concepts:" in line)
+    concepts = line.split("key concepts: ", 1)[1].rstrip(".").split(", ")
+    assert concepts == key_concepts(retrieved, 4) and set(concepts) <= set(" ".join(retrieved).split())
+    assert "0." not in prompt and "lake" not in prompt  # no scored captions, nothing from below the top 2
+
+
+def test_key_concepts_weigh_a_word_by_the_rank_of_the_captions_that_use_it():
+    from mils.engine.strategies.memory_concepts import key_concepts
+
+    texts = ["A photo of a dog on a beach", "Close-up image of a dog with a ball", "Waves on a beach at sunset"]
+    assert key_concepts(texts, 4) == ["dog", "beach", "ball", "waves"]  # dog 1.5, beach 1.33, ball 0.5, waves 0.33
