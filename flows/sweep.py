@@ -41,13 +41,16 @@ STEPS_KEY = "loop.steps"
 Variants = list[tuple[dict[str, Any], RunConfig]]
 
 
+PIPELINE_SECTIONS = ("judging", "baseline", "frontier", "notify", "retention")  # flows/pipeline.py's, not a run's
+
+
 def expand_sweep(path: str | Path) -> tuple[dict[str, list[Any]], Variants]:
-    """The sweep grid of a YAML file and one validated config per grid point (a pipeline's
-    ``judging:`` section, if any, is not part of the variants)."""
+    """The sweep grid of a YAML file and one validated config per grid point (a pipeline's own
+    sections, if any, are not part of the variants: `mils sweep` runs a pipeline YAML's sweep)."""
     raw = read_yaml(path)
     grid = raw.pop("sweep", None)
-    raw.pop("judging", None)
-    raw.pop("baseline", None)
+    for key in PIPELINE_SECTIONS:
+        raw.pop(key, None)
     if not isinstance(grid, dict) or not grid or not all(isinstance(v, list) and v for v in grid.values()):
         raise InputError(f"{path} needs a 'sweep' mapping of dotted keys to non-empty lists, "
                          "e.g. sweep: {loop.steps: [1, 5, 10]}")

@@ -202,14 +202,15 @@ def test_a_captioner_then_mils_seeded_by_it_in_one_pipeline(tmp_path, tiny_clip_
 
 def test_a_frontier_stage_puts_the_run_and_its_sweep_variants_on_one_frontier(flow_config):
     path, raw = flow_config("frontier.yaml")
-    raw.update({"sweep": {"loop.strategy": ["mils", "best_of_n", "retrieval"]}, "judging": False, "frontier": True})
+    strategies = ["mils", "best_of_n", "opro", "memory_concepts", "retrieval"]  # every strategy (issue 51)
+    raw.update({"sweep": {"loop.strategy": strategies}, "judging": False, "frontier": True})
     path.write_text(yaml.safe_dump(raw))
     summary = pipeline_flow(str(path))
     stage = summary.stages["frontier"]
-    assert stage["runs"] == 3 and not stage["cached"]  # the mils variant is the run itself: one point
+    assert stage["runs"] == 5 and not stage["cached"]  # the mils variant is the run itself: one point
     table = pd.read_csv(stage["table"])
-    assert list(table["strategy"]) == ["mils", "best_of_n", "retrieval"]
-    assert table["run"].iloc[2] in stage["pareto"]  # retrieval costs nothing: nothing beats it on cost
+    assert list(table["strategy"]) == strategies
+    assert table["run"].iloc[4] in stage["pareto"]  # retrieval costs nothing: nothing beats it on cost
     client = mlflow.tracking.MlflowClient(raw["tracking"]["uri"])
     logged = client.get_run(stage["run_id"])
     assert logged.data.tags["mils.kind"] == "frontier"
