@@ -181,7 +181,11 @@ class Optimiser:
 
     def _chosen(self, pool: Callable[[int], tuple[str, Value]], scores: np.ndarray, sample_id: str,
                 step: int) -> tuple[list[tuple[str, Value]], list[tuple[str, Value]] | None]:
-        """The kept and shown (text, value) lists of :meth:`_select`; ``pool(i)`` is candidate i."""
+        """The kept and shown (text, value) lists of :meth:`_select` (or the strategy's own kept set);
+        ``pool(i)`` is candidate i."""
+        own = self.strategy.kept(pool, scores, self.options.keep, self._sign > 0)
+        if own is not None:
+            return [pool(i) for i in own], None
         kept, shown = self._select(scores, sample_id, step)
         return [pool(i) for i in kept], None if shown is None else [pool(i) for i in shown]
 
@@ -320,9 +324,9 @@ class Optimiser:
                 # the official parser reads a cut reply whole, as the MILS code does (its last line counts
                 # when it has a counter); the robust one drops the half-written line
                 tidy = official_cleanup if opts.cleanup == "official" else str
-                found = (parse_official(tidy(str(reply))) if opts.parser == "official"
-                         else parse_candidates(tidy(whole_lines(reply)), max_words=opts.max_words, prompt=a.prompt,
-                                               key=self._key))
+                text = self.strategy.reply(tidy(str(reply) if opts.parser == "official" else whole_lines(reply)))
+                found = (parse_official(text) if opts.parser == "official"
+                         else parse_candidates(text, max_words=opts.max_words, prompt=a.prompt, key=self._key))
                 fresh = [t for t in found if self._key(t) not in state.seen]
                 state.seen.update(self._key(t) for t in fresh)
                 new_per_state.append((fresh, not found))

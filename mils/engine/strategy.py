@@ -3,8 +3,8 @@
 The loop (mils/engine/loop.py) does the work every strategy shares: step 0 over the initial candidates,
 one request per active sample per step, parsing, scoring, the kept set, the ledger and the budget stop. A
 :class:`Strategy` decides what differs between the training-free methods compared here: how many steps a
-sample takes and what each step's prompt says (which scored candidates it lists, in what order, their
-scores written how; or a wording of its own). MILS is the base class; each other strategy is one module of :mod:`mils.engine.strategies`,
+sample takes, what it keeps (the top-K, or e.g. a Pareto pool) and what each step's prompt says (which scored
+candidates it lists, in what order, their scores written how; or a wording of its own). MILS is the base class; each other strategy is one module of :mod:`mils.engine.strategies`,
 registered by name, and a plugin adds one the same way (``@register("strategy", NAME)``). A strategy's
 options are ``loop.strategy_options``, checked against its constructor when the config is read, before any
 model loads.
@@ -15,6 +15,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
+
+import numpy as np
 
 from mils.engine.prompts import PromptTemplate
 from mils.engine.records import Value
@@ -56,11 +58,26 @@ class Strategy:
     def listing(self, view: PromptView) -> Listing:
         return Listing(view.shown or view.kept)
 
+    def kept(self, pool: Callable[[int], tuple[str, Value]], scores: np.ndarray, keep: int,
+             higher_is_better: bool) -> list[int] | None:
+        """The candidates a sample keeps, best first, as indices of ``pool`` (``scores``: each one's aggregate
+        score); None: the loop's top-K (with its exploration)."""
+        return None
+
+    def reply(self, text: str) -> str:
+        """A reply as the parser gets it (a strategy whose prompt asks for more than candidates drops that here)."""
+        return text
+
     def prompt(self, view: PromptView, template: PromptTemplate, requested: int, extra: dict[str, str]) -> str:
         """A step's prompt: the task's meta-prompt filled with :meth:`listing` (a strategy with its own
         wording, e.g. a concept prompt, writes it here)."""
         listing = self.listing(view)
         return template.render(listing.scored, requested, listing.score_text, **extra)
+
+
+def medium_of(template: PromptTemplate) -> str:
+    """What a captioning task's samples are (image, video, audio), for a strategy's own wording; else "sample"."""
+    return template.name.split("_")[0] if template.name.endswith("_captioning") else "sample"
 
 
 def strategy_title(name: str) -> str:

@@ -16,7 +16,7 @@ import re
 from collections import defaultdict
 
 from mils.engine.prompts import PromptTemplate
-from mils.engine.strategy import PromptView, Strategy
+from mils.engine.strategy import PromptView, Strategy, medium_of
 from mils.registry import register
 
 PROMPT = """You need to provide a short {medium} description.
@@ -54,5 +54,4 @@ class MemoryConcepts(Strategy):
 
     def prompt(self, view: PromptView, template: PromptTemplate, requested: int, extra: dict[str, str]) -> str:
         top = [text for text, _ in view.kept[: self.retrieved]]  # the kept set is best first
-        medium = template.name.split("_")[0] if template.name.endswith("_captioning") else "sample"
-        return PROMPT.format(medium=medium, concepts=", ".join(key_concepts(top, self.concepts)), requested=requested)
+        return PROMPT.format(medium=medium_of(template), concepts=", ".join(key_concepts(top, self.concepts)), requested=requested)

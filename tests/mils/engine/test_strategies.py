@@ -114,7 +114,7 @@ def test_retrieval_is_step_zero_alone(fake_generator, fake_scorer, fake_bank, te
 def test_a_budget_stops_every_strategy_at_the_same_spend_within_one_request(fake_scorer, fake_bank, text_samples,
                                                                             kind, limit):
     budget = {kind: limit}
-    for strategy in ("mils", "best_of_n", "opro"):
+    for strategy in ("mils", "best_of_n", "opro", "memory_concepts", "gepa"):
         for r in make_optimiser(FakeGenerator(), fake_scorer, fake_bank, steps=50, keep=4, requested=5,
                                 strategy=strategy, budget=budget).run(text_samples):
             steps = [c for c in r.cost if c.step > 0]
@@ -171,3 +171,54 @@ def test_key_concepts_weigh_a_word_by_the_rank_of_the_captions_that_use_it():
 
     texts = ["A photo of a dog on a beach", "Close-up image of a dog with a ball", "Waves on a beach at sunset"]
     assert key_concepts(texts, 4) == ["dog", "beach", "ball", "waves"]  # dog 1.5, beach 1.33, ball 0.5, waves 0.33
+
+
+def test_gepa_keeps_a_pareto_pool_over_score_and_length_with_the_best_score_first():
+    import numpy as np
+
+    from mils.engine.strategies.gepa import Gepa, dominates
+
+    pool = [("a cat", 0.5), ("a red cat on a sofa", 0.8), ("a long red cat sitting on a big sofa", 0.7),
+            ("a cat on a sofa", 0.6), ("cat", 0.3)]
+    scores = np.array([v for _, v in pool])
+    kept = Gepa().kept(pool.__getitem__, scores, 5, higher_is_better=True)
+    assert [pool[i][0] for i in kept] == ["a red cat on a sofa", "a cat on a sofa", "a cat", "cat",
+                                          "a long red cat sitting on a big sofa"]  # the dominated one last
+    assert Gepa().kept(pool.__getitem__, scores, 3, True) == kept[:3]
+    assert Gepa(brevity=False).kept(pool.__getitem__, scores, 3, True) == [1, 2, 3]  # one objective: the top-K
+    assert dominates((0.8, -6.0), (0.7, -9.0)) and not dominates((0.8, -6.0), (0.6, -5.0))
+
+
+def test_gepas_reflection_is_never_a_candidate():
+    """SmolLM2's replies to the GEPA prompt (seen on the bundled photos): reflections on lines of their own,
+    numbered, or quoted; only the other lines are candidates."""
+    from mils.engine.parsing import parse_candidates
+    from mils.engine.strategies.gepa import Gepa
+
+    reply = ('Reflection: "The best-scoring attempts share a photo of a missile."\n\n'
+             '1. Reflections: Reflections: 1.\n"Reflection: Reflections on the beauty of the world."\n'
+             '2. a rocket on the launch pad\n3. a missile at dawn')
+    assert parse_candidates(Gepa().reply(reply)) == ["a rocket on the launch pad", "a missile at dawn"]
+    assert parse_candidates(Gepa().reply("Reflection: A photo of a machine.\nReflection: A photo.")) == []
+
+
+def test_gepa_in_the_loop_reflects_on_its_pool_and_keeps_it_pareto_optimal(fake_scorer, fake_bank, text_samples):
+    from mils.engine.strategies.gepa import Gepa, dominates
+
+    gen = Recording()
+    results = make_optimiser(gen, fake_scorer, fake_bank, steps=3, keep=6, requested=5, strategy="gepa").run(
+        text_samples[:2])
+    prompt = gen.prompts[1][0]
+    assert 'starts with "Reflection:"' in prompt and " words: " in prompt and "fewer is better" in prompt
+    from mils.config.task_specs import get_task
+    from mils.engine.strategy import PromptView
+
+    kept = [("a cat", 0.5)]
+    quiet = Gepa(reflect=False).prompt(PromptView(kept, None, kept, True), get_task("image_captioning").template, 5, {})
+    assert "Reflection" not in quiet and "score 0.500, 2 words: a cat\n\nWrite 5 new descriptions" in quiet
+    for r in results:
+        points = [Gepa().objectives(t, v, True) for t, v in r.kept]
+        dominated = [any(dominates(q, p) for q in points) for p in points]
+        assert r.kept[0][1] == max(v for _, v in r.kept)  # the scorer's best first: the run's caption
+        assert dominated[1:] == sorted(dominated[1:])  # then the Pareto pool, then the dominated rest
+        assert [h.best_score for h in r.history] == sorted(h.best_score for h in r.history)
