@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -44,6 +44,19 @@ class Generator(Protocol):
     """
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]: ...
+
+
+Guide = Callable[[Sequence[str]], Sequence[float]]  # a sample's scores of partial lines, larger is better
+
+
+@runtime_checkable
+class GuidedGenerator(Generator, Protocol):
+    """A generator whose decoding a scorer can steer token by token (an in-process backend): at every token
+    the ``width`` likeliest next tokens are scored by the prompt's guide (the line being written, each
+    continuation) and one is drawn from their log-probabilities plus ``weight`` x the standardised scores."""
+
+    def generate_guided(self, prompts: Sequence[str], seeds: Sequence[int], guides: Sequence[Guide],
+                        width: int, weight: float) -> list[str]: ...
 
 
 @runtime_checkable

@@ -205,6 +205,19 @@ class RunConfig(_Frozen):
                              f"loop.requested {self.loop.requested} candidates scored)")
         return self
 
+    @model_validator(mode="after")
+    def _strategy_runs_here(self) -> "RunConfig":
+        """A strategy that steers the decoding needs an in-process backend, in lockstep: refused before models load."""
+        from mils.engine import get_strategy
+
+        needs = get_strategy(self.loop.strategy, self.loop.strategy_options).needs
+        if "lockstep" in needs and self.schedule != "lockstep":
+            raise ValueError(f"loop.strategy {self.loop.strategy} runs in lockstep: set schedule: lockstep")
+        if "transformers" in needs and self.generator.backend != "transformers":
+            raise ValueError(f"loop.strategy {self.loop.strategy} steers an in-process decode: generator.backend "
+                             f"transformers, not {self.generator.backend}")
+        return self
+
     @field_validator("name")
     @classmethod
     def _plain_name(cls, name: str) -> str:

@@ -286,6 +286,16 @@ class Optimiser:
             offset += len(ts)
         return out
 
+    def _guide(self, state: _State) -> Callable[[Sequence[str]], list[float]]:
+        """The sample's scores of texts, larger better (what a guided decode steers by; two-tower scorers)."""
+        def guide(texts: Sequence[str]) -> list[float]:
+            if not self._two_tower:
+                raise ComponentError(f"guided decoding scores partial texts: {type(self.scorer).__name__} "
+                                     "renders or edits per text (a two-tower scorer is needed)")
+            values = self._score([state.sample], [state.embedding], [list(texts)])[0]
+            return [self._sign * aggregate(v) for v in values]
+        return guide
+
     def request(self, state: _State, step: int) -> tuple[str, int]:
         """The prompt and seed of ``state``'s request at ``step``."""
         opts = self.options
@@ -303,7 +313,7 @@ class Optimiser:
             prompts, seeds = map(list, zip(*(self.request(s, step) for s in active)))
         start = time.perf_counter()
         with self.timer("generation"):
-            replies = self.generator.generate(prompts, seeds)
+            replies = self.strategy.generate(self.generator, prompts, seeds, [self._guide(s) for s in active])
         llm_seconds = time.perf_counter() - start
         if len(replies) != len(active):
             raise ComponentError(f"generator returned {len(replies)} replies for {len(active)} prompts")

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from mils.engine.prompts import PromptTemplate
 from mils.engine.records import Value
+from mils.protocols import Generator, Guide
 from mils.registry import checked_options, create, get_factory, known, register
 
 Scored = list[tuple[str, Value]]
@@ -50,6 +51,7 @@ class Strategy:
     official exploration shows), best first, scores with 3 decimals; the LLM's new candidates join the pool."""
 
     title = "MILS"  # how a report names it
+    needs: frozenset[str] = frozenset()  # what it runs on only: "lockstep", "transformers", "two-tower scorer"
 
     def steps(self, steps: int) -> int:
         """How many generation steps a sample takes when ``loop.steps`` is ``steps`` (a budget may stop it sooner)."""
@@ -63,6 +65,12 @@ class Strategy:
         """The candidates a sample keeps, best first, as indices of ``pool`` (``scores``: each one's aggregate
         score); None: the loop's top-K (with its exploration)."""
         return None
+
+    def generate(self, generator: Generator, prompts: Sequence[str], seeds: Sequence[int],
+                 guides: Sequence[Guide]) -> list[str]:
+        """A step's replies (``guides[i]``: prompt i's sample's scores of partial lines, for a strategy that
+        steers the decoding itself)."""
+        return generator.generate(prompts, seeds)
 
     def reply(self, text: str) -> str:
         """A reply as the parser gets it (a strategy whose prompt asks for more than candidates drops that here)."""

@@ -21,7 +21,7 @@ from mils.errors import InputError, MissingInputError
 from mils.files import content_hash
 from mils.generators.decode import BatchDecoder, DecodeOptions, rows_that_fit
 from mils.generators.sampler import TokenSampler
-from mils.protocols import Reply, TokenUsage
+from mils.protocols import Guide, Reply, TokenUsage
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,20 @@ class TransformersGenerator:
                                          self.decode, self._keeps_logits)
             self._decoder_key = key
         return self._decoder
+
+    def generate_guided(self, prompts: Sequence[str], seeds: Sequence[int], guides: Sequence[Guide],
+                        width: int, weight: float) -> list[Reply]:
+        """Each prompt decoded alone, its scorer steering every token (mils/generators/guided.py)."""
+        from mils.generators.guided import guided_reply
+
+        replies = []
+        for prompt, seed, guide in zip(prompts, seeds, guides, strict=True):
+            chat = self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                      add_generation_prompt=True)
+            ids = self.tokenizer(chat, return_tensors="pt", add_special_tokens=False).input_ids.to(self.model.device)
+            replies.append(guided_reply(self.model, self.tokenizer, ids, guide, seed, self.eos_ids,
+                                        self.sampling.max_new_tokens, width, weight, self.sampling.temperature))
+        return replies
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[Reply]:
         if len(prompts) != len(seeds):

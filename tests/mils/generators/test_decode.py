@@ -17,19 +17,6 @@ PROMPTS = ["a man sitting on a red car near the beach", "the dog", "a small bird
            "two cats", "a train on the street of a small town"]
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from benchmarks.gpu_models import word_tokenizer
-
-    tok = word_tokenizer()
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
-    return LlamaForCausalLM(config).eval(), tok
-
-
 def generator(tiny, rng="counter", new=12, **decode) -> TransformersGenerator:
     model, tok = tiny
     gen = TransformersGenerator(model, tok, SamplingOptions(max_new_tokens=new, rng=rng, temperature=1.0, top_p=0.95),
