@@ -3,11 +3,12 @@
 The loop (mils/engine/loop.py) does the work every strategy shares: step 0 over the initial candidates,
 one request per active sample per step, parsing, scoring, the kept set, the ledger and the budget stop. A
 :class:`Strategy` decides what differs between the training-free methods compared here: how many steps a
-sample takes, what it keeps (the top-K, or e.g. a Pareto pool) and what each step's prompt says (which scored
-candidates it lists, in what order, their scores written how; or a wording of its own). MILS is the base class; each other strategy is one module of :mod:`mils.engine.strategies`,
-registered by name, and a plugin adds one the same way (``@register("strategy", NAME)``). A strategy's
-options are ``loop.strategy_options``, checked against its constructor when the config is read, before any
-model loads.
+sample takes, what it keeps (the top-K, or e.g. a Pareto pool), what each step's prompt says (which scored
+candidates it lists, in what order, their scores written how; or a wording of its own), how a step's replies
+are made (a strategy may steer the decoding) and how a reply is cleaned before parsing. MILS is the base class;
+each other strategy is one module of :mod:`mils.engine.strategies`, registered by name, and a plugin adds one
+the same way (``@register("strategy", NAME)``). A strategy's options are ``loop.strategy_options``, checked
+against its constructor when the config is read, before any model loads.
 """
 
 from __future__ import annotations
