@@ -130,8 +130,13 @@ def cmd_frontier(args: argparse.Namespace) -> int:
     run_id = log_frontier(table, Path(args.out), TrackingConfig(uri=args.log_to or args.tracking_uri,
                                                                 experiment=first.experiment))
     from evaluation.frontier import console_table
+    from evaluation.frontier_seeds import console_seeds
 
     print(console_table(table))
+    seeds = table.attrs.get("over_seeds")
+    if seeds is not None:
+        print(f"\nover seeds, one point per setting ({Path(args.out)}/frontier_seeds.csv, frontier_seeds.png):\n"
+              f"{console_seeds(seeds)}")
     print(f"\n{Path(args.out)}/frontier.csv, frontier.png (deltas: the optimised score vs the first run, paired); "
           f"MLflow run {run_id}")
     return 0

@@ -9,7 +9,9 @@ those captions, else NaN (``<metric> n`` says over how many samples each value i
 tokens, LLM seconds and model-seconds per sample from its ledger. Every run is compared with the
 first, paired on the shared samples (the optimised score's mean delta and 95% interval). Points
 that no other point beats on both cost and quality are marked Pareto-optimal. A point is named by
-the settings that change results in which the runs differ. Writes ``frontier.csv`` and ``frontier.png``.
+the settings that change results in which the runs differ. Writes ``frontier.csv`` and ``frontier.png``;
+runs that differ in their seed are also one point per setting (mean over seeds, a delta paired on seed and
+sample: evaluation/frontier_seeds.py).
 """
 
 from __future__ import annotations
@@ -150,6 +152,13 @@ def frontier(folders: Sequence[str | Path], out: str | Path, seed: int = 0) -> p
     own_folder(folder)
     written(folder / "frontier.csv", lambda b: table.to_csv(b, index=False))
     _plot(table, folder / "frontier.png")
+    from evaluation.frontier_seeds import over_seeds, write_seeds
+
+    seeds = over_seeds(table, [p.settings for p in points], [{k: p.scores[k] for k in common} for p in points],
+                       points[0].higher, seed)
+    if seeds is not None:
+        write_seeds(seeds, folder)
+    table.attrs["over_seeds"] = seeds  # one point per setting when the runs differ in their seed, else None
     return table
 
 
@@ -167,14 +176,20 @@ def console_table(table: pd.DataFrame) -> str:
                                       "all the runs have; metrics x100)"
 
 
-def _plot(table: pd.DataFrame, path: Path) -> None:
+def panels(table: pd.DataFrame, width: float = 4.5, height: float = 4.2):
+    """A figure with one panel per judge the table has (the optimised score, the held-out one, CIDEr)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     judges = [c for c in ("optimised", "held_out", "CIDEr") if c in table and table[c].notna().any()]
-    fig, axes = plt.subplots(1, len(judges), figsize=(4.5 * len(judges), 4.2), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(1, len(judges), figsize=(width * len(judges), height), squeeze=False, layout="constrained")
+    return judges, fig, axes
+
+
+def _plot(table: pd.DataFrame, path: Path) -> None:
+    judges, fig, axes = panels(table)
     x = table["generated_tokens_per_sample"].fillna(0.0)
     for ax, judge in zip(axes[0], judges):
         for strategy, group in table.groupby("strategy", sort=False):  # one colour per strategy

@@ -276,12 +276,18 @@ def log_frontier(table: pd.DataFrame, folder: Path, tracking: TrackingConfig) ->
     start_tracking(tracking)
     with mlflow.start_run(run_name=f"frontier of {len(table)} runs", nested=mlflow.active_run() is not None) as run:
         mlflow.set_tags({"mils.kind": "frontier", "mils.frontier_runs": ",".join(table["run"])})
+        def log_point(name: str, row: pd.Series, keys: Sequence[str]) -> None:
+            prefix = re.sub(r"[^\w.\- /]", "_", name)[:200]
+            mlflow.log_metrics({f"{prefix}/{k}": float(row[k]) for k in keys if k in row and pd.notna(row[k])})
+
         for n, row in table.iterrows():  # named by what differs between the runs (evaluation/frontier.py labels)
-            prefix = re.sub(r"[^\w.\- /]", "_", str(row.get("label") or f"{row['strategy']}_{n}"))[:200]
-            mlflow.log_metrics({f"{prefix}/{k}": float(row[k]) for k in ("optimised", "held_out", "CIDEr",
-                                                                          "generated_tokens_per_sample",
-                                                                          "delta_vs_first", "pareto")
-                                if k in row and pd.notna(row[k])})
-        for name in ("frontier.csv", "frontier.png"):
-            mlflow.log_artifact(str(folder / name))
+            log_point(str(row.get("label") or f"{row['strategy']}_{n}"), row, ("optimised", "held_out", "CIDEr",
+                      "generated_tokens_per_sample", "delta_vs_first", "pareto"))
+        seeds = table.attrs.get("over_seeds")
+        for _, row in seeds.iterrows() if seeds is not None else ():  # one point per setting, over its seeds
+            log_point(f"seeds/{row['setting']}", row, ("optimised", "optimised sd", "held_out", "CIDEr", "CIDEr sd",
+                      "generated_tokens_per_sample", "delta_vs_first", "delta_low", "delta_high", "seeds", "pareto"))
+        for name in ("frontier.csv", "frontier.png", "frontier_seeds.csv", "frontier_seeds.png"):
+            if name.startswith("frontier.") or table.attrs.get("over_seeds") is not None:  # seeds: when written
+                mlflow.log_artifact(str(folder / name))
     return run.info.run_id

@@ -34,7 +34,7 @@ from mils.engine.records import (  # noqa: F401  (re-exported: the loop's result
     aggregate,
 )
 from mils.engine.seeding import derive_seed
-from mils.engine.strategy import PromptView, get_strategy
+from mils.engine.strategy import PromptView, ScorerGuide, get_strategy
 from mils.errors import ComponentError, InputError
 from mils.protocols import CandidateScorer, Generator, Rendering, Sample, Scorer, usage_of, whole_lines
 
@@ -119,6 +119,7 @@ class Arrival:
     prompt: str
     reply: str
     llm_seconds: float
+    guide: ScorerGuide | None = None  # a guided decode's scorer forwards: the sample's, counted as scorer work
 
 
 class Optimiser:
@@ -286,7 +287,7 @@ class Optimiser:
             offset += len(ts)
         return out
 
-    def _guide(self, state: _State) -> Callable[[Sequence[str]], list[float]]:
+    def _guide(self, state: _State) -> ScorerGuide:
         """The sample's scores of texts, larger better (what a guided decode steers by; two-tower scorers)."""
         def guide(texts: Sequence[str]) -> list[float]:
             if not self._two_tower:
@@ -294,7 +295,7 @@ class Optimiser:
                                      "renders or edits per text (a two-tower scorer is needed)")
             values = self._score([state.sample], [state.embedding], [list(texts)])[0]
             return [self._sign * aggregate(v) for v in values]
-        return guide
+        return ScorerGuide(guide)
 
     def request(self, state: _State, step: int) -> tuple[str, int]:
         """The prompt and seed of ``state``'s request at ``step``."""
@@ -311,15 +312,15 @@ class Optimiser:
             return
         with self.timer("other"):
             prompts, seeds = map(list, zip(*(self.request(s, step) for s in active)))
-        start = time.perf_counter()
+        start, guides = time.perf_counter(), [self._guide(s) for s in active]
         with self.timer("generation"):
-            replies = self.strategy.generate(self.generator, prompts, seeds, [self._guide(s) for s in active])
-        llm_seconds = time.perf_counter() - start
+            replies = self.strategy.generate(self.generator, prompts, seeds, guides)
+        llm_seconds = time.perf_counter() - start - sum(g.seconds for g in guides)  # the guides' are scorer time
         if len(replies) != len(active):
             raise ComponentError(f"generator returned {len(replies)} replies for {len(active)} prompts")
         usage = [usage_of(r) for r in replies]
         shares = _shares(llm_seconds, [u.generated if u else 0 for u in usage])
-        self.finish([Arrival(s, step, p, r, t) for s, p, r, t in zip(active, prompts, replies, shares)])
+        self.finish([Arrival(*a) for a in zip(active, [step] * len(active), prompts, replies, shares, guides)])
 
     def finish(self, arrivals: Sequence[Arrival]) -> None:
         """Parse the replies, score every new candidate in one scorer call, update each state:
@@ -348,10 +349,11 @@ class Optimiser:
         scorer_seconds, renders = _shares(seconds, counts), _shares(made, counts)
         with self.timer("other"):
             for n, (a, (fresh, empty), new_values) in enumerate(zip(arrivals, new_per_state, values)):
-                state, step, u = a.state, a.step, usage_of(a.reply)
+                state, step, u, g = a.state, a.step, usage_of(a.reply), a.guide
                 cached = u is not None and u.cached
-                state.cost.append(StepCost(step, u.prompt if u else None, u.generated if u else None,
-                                           a.llm_seconds, len(fresh), scorer_seconds[n], renders[n],
+                state.cost.append(StepCost(step, u.prompt if u else None, u.generated if u else None, a.llm_seconds,
+                                           len(fresh) + (g.texts if g else 0),
+                                           scorer_seconds[n] + (g.seconds if g else 0.0), renders[n],
                                            u.prompt if cached else 0, u.generated if cached else 0,
                                            u.reasoning if u else 0))
                 scored = list(zip(fresh, new_values))

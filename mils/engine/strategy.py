@@ -14,6 +14,7 @@ against its constructor when the config is read, before any model loads.
 from __future__ import annotations
 
 import importlib
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -25,6 +26,21 @@ from mils.protocols import Generator, Guide
 from mils.registry import checked_options, create, get_factory, known, register
 
 Scored = list[tuple[str, Value]]
+
+
+class ScorerGuide:
+    """A sample's scores of partial texts, larger better (what a guided decode steers by), counted: the
+    texts it scored and the seconds it took are the step's scorer forwards, not LLM time, in the ledger."""
+
+    def __init__(self, score: Callable[[Sequence[str]], list[float]]) -> None:
+        self._score, self.texts, self.seconds = score, 0, 0.0
+
+    def __call__(self, texts: Sequence[str]) -> list[float]:
+        start = time.perf_counter()
+        values = self._score(texts)
+        self.seconds += time.perf_counter() - start
+        self.texts += len(texts)
+        return values
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@ LLM's token choices during one decode, instead of ranking whole candidates after
 with the model's KV cache: at every token the ``width`` likeliest next tokens each extend the line being
 written (its list counter left out), the guide scores those lines for the prompt's sample, and the next token
 is drawn (seeded) from softmax(log-probability + ``weight`` x the standardised scores). ``width`` x the reply's
-tokens text forwards of the scorer: they run inside the LLM call, so the ledger's LLM seconds include them."""
+tokens text forwards of the scorer: the ledger counts them as the sample's scorer forwards (candidates scored,
+scorer seconds) and takes their seconds out of the LLM's (mils/engine/strategy.py: ScorerGuide)."""
 
 from __future__ import annotations
 

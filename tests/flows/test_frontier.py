@@ -147,3 +147,47 @@ def test_a_frontier_reads_the_metrics_a_sweep_folder_computed(flow_config, tmp_p
     record.unlink()  # as a sweep variant's folder: no record, only the metrics cache
     table = frontier([r.results_dir for r in runs], tmp_path / "frontier")
     assert table["CIDEr"].iloc[1] == pytest.approx(100 * recorded)
+
+
+def test_runs_that_differ_in_their_seed_are_one_point_per_setting(flow_config, tmp_path, capsys):
+    """Two settings x two seeds: the means over seeds, their spread, and the delta paired on (seed, sample)
+    against the first setting's run of the same seed; the terminal, the csv, the plot and MLflow have them."""
+    import numpy as np
+
+    from evaluation.frontier import frontier
+    from evaluation.frontier_seeds import two_way_interval
+
+    small = {"backend": "fake", "model": "fake", "max_new_tokens": 30}
+    runs = {}
+    for steps in (1, 2):
+        for seed in (0, 1):
+            path, _ = flow_config(f"s{steps}-{seed}.yaml", generator=small,
+                                  loop={"steps": steps, "keep": 4, "requested": 5, "seed": seed})
+            runs[steps, seed] = run_benchmark(load_config(path))
+    order = [runs[1, 0], runs[1, 1], runs[2, 0], runs[2, 1]]
+    table = frontier([r.results_dir for r in order], tmp_path / "frontier")
+    seeds = table.attrs["over_seeds"]
+    assert list(seeds["seeds"]) == [2, 2] and list(seeds["setting"]) == ["steps=1", "steps=2"], seeds["setting"]
+    assert seeds["optimised"].iloc[1] == pytest.approx(table["optimised"].iloc[2:].mean())
+    assert seeds["optimised sd"].iloc[1] == pytest.approx(table["optimised"].iloc[2:].std())
+    by_seed = [np.mean([b.score - a.score for a, b in zip(runs[1, s].samples, runs[2, s].samples)]) for s in (0, 1)]
+    assert seeds["delta_vs_first"].iloc[1] == pytest.approx(np.mean(by_seed))  # paired on the seed and the sample
+    assert seeds["delta_vs_first"].iloc[0] == 0 and seeds["delta_low"].iloc[0] == seeds["delta_high"].iloc[0] == 0
+    assert (tmp_path / "frontier" / "frontier_seeds.csv").is_file() and (tmp_path / "frontier" / "frontier_seeds.png").is_file()
+    one_seed = frontier([runs[1, 0].results_dir, runs[2, 0].results_dir], tmp_path / "one")
+    assert one_seed.attrs["over_seeds"] is None and not (tmp_path / "one" / "frontier_seeds.csv").exists()
+    # the interval counts the seed's luck: differences that change only from seed to seed are not certain
+    low, high = two_way_interval(np.array([[1.0] * 8, [3.0] * 8]))
+    assert low < 2.0 < high and two_way_interval(np.full((2, 8), 2.0)) == (2.0, 2.0)
+
+    assert main(["frontier", *[str(r.results_dir) for r in order], "--out", str(tmp_path / "cli"),
+                 "--tracking-uri", f"sqlite:///{tmp_path}/mlruns.db"]) == 0
+    printed = capsys.readouterr().out
+    assert "over seeds, one point per setting" in printed and "± " in printed
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns.db")
+    logged = mlflow.search_runs(search_all_experiments=True, filter_string="tags.`mils.kind` = 'frontier'")
+    assert any(c.startswith("metrics.seeds/steps_2/optimised") for c in logged.columns), [c for c in logged.columns if "metrics" in c]
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(logged["run_id"].iloc[0])}
+    assert {"frontier.csv", "frontier_seeds.csv", "frontier_seeds.png"} <= artifacts

@@ -55,6 +55,9 @@ def test_the_guided_strategy_steers_the_loop_and_is_refused_where_it_cannot(tiny
     results = make_optimiser(tiny_generator, fake_scorer, fake_bank[:20], steps=1, keep=3, requested=3,
                              strategy="guided", strategy_options={"width": 4}).run(text_samples[:2])
     assert all(len(r.history) == 2 and r.cost[1].generated_tokens > 0 for r in results)
+    # the guide's forwards (width texts per token) are the sample's scorer work in the ledger, not LLM time
+    assert all(r.cost[1].candidates_scored >= 4 * r.cost[1].generated_tokens > 0 and r.cost[1].scorer_seconds > 0
+               for r in results)
     with pytest.raises(ComponentError, match="has none"):
         make_optimiser(FakeGenerator(), fake_scorer, fake_bank, steps=1, strategy="guided").run(text_samples[:1])
     with pytest.raises(InputError, match="runs in lockstep"):
