@@ -180,11 +180,11 @@ class Optimiser:
             return order[:k].tolist(), top.tolist() + rest[picked].tolist()
         return top.tolist() + rest[np.sort(picked)].tolist(), None
 
-    def _chosen(self, pool: Callable[[int], tuple[str, Value]], scores: np.ndarray, sample_id: str,
-                step: int) -> tuple[list[tuple[str, Value]], list[tuple[str, Value]] | None]:
+    def _chosen(self, pool: Callable[[int], tuple[str, Value]], scores: np.ndarray, sample_id: str, step: int,
+                first: list | None = None) -> tuple[list[tuple[str, Value]], list[tuple[str, Value]] | None]:
         """The kept and shown (text, value) lists of :meth:`_select` (or the strategy's own kept set);
-        ``pool(i)`` is candidate i."""
-        own = self.strategy.kept(pool, scores, self.options.keep, self._sign > 0)
+        ``pool(i)`` is candidate i; ``first``: what the sample's step 1 listed (None at step 0)."""
+        own = self.strategy.kept(pool, scores, self.options.keep, self._sign > 0, first)
         if own is not None:
             return [pool(i) for i in own], None
         kept, shown = self._select(scores, sample_id, step)
@@ -360,7 +360,7 @@ class Optimiser:
                 before = {t for t, _ in state.kept}
                 pool = scored + state.kept if opts.ties == "new_first" else state.kept + scored
                 state.kept, state.shown = self._chosen(pool.__getitem__, np.array([aggregate(v) for _, v in pool]),
-                                                       state.sample.seed_id, step)
+                                                       state.sample.seed_id, step, state.first)
                 self._record(state, step, len(fresh), empty, scored)
                 state.unchanged = state.unchanged + 1 if {t for t, _ in state.kept} == before else 0
                 if opts.patience is not None and state.unchanged >= opts.patience:

@@ -78,9 +78,10 @@ class Strategy:
         return Listing(view.shown or view.kept)
 
     def kept(self, pool: Callable[[int], tuple[str, Value]], scores: np.ndarray, keep: int,
-             higher_is_better: bool) -> list[int] | None:
+             higher_is_better: bool, first: Scored | None = None) -> list[int] | None:
         """The candidates a sample keeps, best first, as indices of ``pool`` (``scores``: each one's aggregate
-        score); None: the loop's top-K (with its exploration)."""
+        score; ``first``: what the sample's step 1 listed, its initial top-K: None at step 0); None: the loop's
+        top-K (with its exploration)."""
         return None
 
     def generate(self, generator: Generator, prompts: Sequence[str], seeds: Sequence[int],

@@ -21,7 +21,7 @@ import numpy as np
 
 from mils.engine.prompts import PromptTemplate, format_score
 from mils.engine.records import Value
-from mils.engine.strategy import PromptView, Strategy, medium_of
+from mils.engine.strategy import PromptView, Scored, Strategy, medium_of
 from mils.registry import register
 
 PROMPT = """You are improving short {medium} descriptions. Each attempt below is scored on {objectives}; none of them is best on everything at once:
@@ -58,7 +58,7 @@ class Gepa(Strategy):
         return scores + ((-float(len(text.split())),) if self.brevity else ())
 
     def kept(self, pool: Callable[[int], tuple[str, Value]], scores: np.ndarray, keep: int,
-             higher_is_better: bool) -> list[int]:
+             higher_is_better: bool, first: Scored | None = None) -> list[int]:
         order = np.argsort(-scores if higher_is_better else scores, kind="stable").tolist()
         top = order[: self.pool]
         points = {i: self.objectives(*pool(i), higher_is_better) for i in top}

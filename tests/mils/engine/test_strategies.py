@@ -166,6 +166,63 @@ def test_the_memory_strategy_prompts_with_the_concepts_of_the_memorys_top_k(fake
     assert "0." not in prompt and "lake" not in prompt  # no scored captions, nothing from below the top 2
 
 
+class WordsEncoder:
+    """A sentence embedder of bag-of-words vectors (a stand-in for MiniLM: shared words, similar texts)."""
+
+    def encode(self, texts, normalize_embeddings=True, show_progress_bar=False):
+        import zlib
+
+        import numpy as np
+
+        rows = np.full((len(texts), 256), 1e-6)
+        for row, text in zip(rows, texts):
+            for word in text.split():
+                row[zlib.crc32(word.encode()) % 256] += 1
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_the_memory_strategy_fuses_the_score_with_the_similarity_to_its_retrieved_captions(monkeypatch, fake_scorer,
+                                                                                            text_samples):
+    """MeaCap's ranking: fusion 1 keeps by the text-text similarity to the memory's retrieved top alone, 0 by the
+    scorer alone; step 0 (the retrieval itself) is never fused; the weight is checked when the config is read."""
+    import numpy as np
+
+    from mils.engine.strategies import memory_concepts
+    from mils.engine.strategies.memory_concepts import MemoryConcepts
+
+    monkeypatch.setattr(memory_concepts, "sentence_encoder", lambda name: WordsEncoder())
+    texts, scores = ["blue boat lake", "cat sofa", "red cat sofa", "lake"], np.array([0.9, 0.5, 0.4, 0.8])
+    first = [("red cat sofa", 0.7), ("cat sofa cushion", 0.6)]
+    pool = [(t, float(v)) for t, v in zip(texts, scores)].__getitem__
+    assert MemoryConcepts(retrieved=2, fusion=1.0).kept(pool, scores, 4, True, first)[:2] == [2, 1]  # the cat texts
+    assert MemoryConcepts(retrieved=2, fusion=0.0).kept(pool, scores, 4, True, first) is None  # the loop's top-K
+    assert MemoryConcepts(retrieved=2, fusion=1.0).kept(pool, scores, 4, True, None) is None  # step 0
+    assert MemoryConcepts(retrieved=2, fusion=0.2).kept(pool, scores, 4, True, first)[0] == 0  # the score still leads
+    with pytest.raises(InputError, match="fusion is a weight from 0 to 1"):
+        build_config("offline", {"loop": {"strategy": "memory_concepts", "strategy_options": {"fusion": 1.5}}})
+
+    memory = ["red cat sofa", "cat sofa cushion", "red barn field", "sofa lamp room", "blue boat lake", "dog park"]
+    fused = make_optimiser(FakeGenerator(), fake_scorer, memory, steps=2, keep=4, requested=5, strategy="memory_concepts",
+                           strategy_options={"retrieved": 2, "fusion": 1.0}).run(text_samples[:1])[0]
+    plain = make_optimiser(FakeGenerator(), fake_scorer, memory, steps=2, keep=4, requested=5, strategy="memory_concepts",
+                           strategy_options={"retrieved": 2}).run(text_samples[:1])[0]
+    retrieved = [text for text, _ in fused.trace[0].kept[:2]]
+    encoder = WordsEncoder()
+    closeness = [float((encoder.encode([t]) @ encoder.encode(retrieved).T).mean()) for t, _ in fused.kept]
+    assert all(a >= b - 1e-6 for a, b in zip(closeness, closeness[1:]))  # kept by the similarity to the retrieved
+    assert [t for t, _ in fused.kept] != [t for t, _ in plain.kept]
+    assert plain.score >= fused.score and [v for _, v in plain.kept] == sorted([v for _, v in plain.kept], reverse=True)
+
+
+def test_the_packaged_sentence_embedder_finds_the_paraphrase():
+    """The fusion's real embedder loads offline (all-MiniLM-L6-v2 from its PyPI package)."""
+    from mils.engine.strategies.memory_concepts import sentence_encoder
+
+    vectors = sentence_encoder("all-MiniLM-L6-v2").encode(["a cat on a sofa", "a kitten lying on a couch",
+                                                           "a boat on a lake"], normalize_embeddings=True)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+
+
 def test_key_concepts_weigh_a_word_by_the_rank_of_the_captions_that_use_it():
     from mils.engine.strategies.memory_concepts import key_concepts
 
