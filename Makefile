@@ -68,6 +68,7 @@ bench: setup
 	$(PY) benchmarks/viewer_bench.py
 	$(PY) benchmarks/judge_load.py
 	$(PY) benchmarks/scale_bench.py
+	$(PY) benchmarks/index_bench.py
 	$(MAKE) vllm
 	$(VLLM_VENV)/bin/python benchmarks/vllm_bench.py
 	$(PY) benchmarks/schedule_bench.py

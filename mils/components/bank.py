@@ -194,16 +194,22 @@ def generate_bank(
     return Bank(dedup(texts), provenance)
 
 
+def bank_cache_file(scorer: Scorer, bank: Bank, cache_dir: str | Path | None) -> Path | None:
+    """Where the bank's embeddings under ``scorer`` are cached (keyed by the scorer's weights and the bank's text)."""
+    if cache_dir is None:
+        return None
+    return Path(cache_dir) / f"bank-{content_hash(f'{scorer.fingerprint()}|{bank.content_hash()}', 24)}.npy"
+
+
 def bank_embeddings(
-    scorer: Scorer, bank: Bank, cache_dir: str | Path | None, chunk: int = 256
+    scorer: Scorer, bank: Bank, cache_dir: str | Path | None, chunk: int = 256, mapped: bool = False
 ) -> np.ndarray:
-    """Text embeddings of the whole bank, from the disk cache when present."""
-    cache_file = None
-    if cache_dir is not None:
-        key = content_hash(f"{scorer.fingerprint()}|{bank.content_hash()}", 24)
-        cache_file = Path(cache_dir) / f"bank-{key}.npy"
+    """Text embeddings of the whole bank, from the disk cache when present (``mapped``: read from the disk as
+    rows are used, for a memory whose vector index reads only each sample's shortlist)."""
+    cache_file = bank_cache_file(scorer, bank, cache_dir)
+    if cache_file is not None:
         if cache_file.is_file():
-            emb = np.load(cache_file)
+            emb = np.load(cache_file, mmap_mode="r" if mapped else None)
             if emb.shape[0] == len(bank):
                 return emb
             log.warning("ignoring stale bank cache %s (%d rows, bank has %d)", cache_file, emb.shape[0], len(bank))

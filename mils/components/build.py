@@ -15,6 +15,7 @@ from mils.components.bank import (
     AUDIO_BANK_PROMPT,
     BANK_PROMPT,
     Bank,
+    bank_cache_file,
     bank_embeddings,
     generate_bank,
     load_bank,
@@ -24,6 +25,7 @@ from mils.components.bank import (
     save_bank,
     template_bank,
 )
+from mils.components.bank_index import BankIndex, build_index
 from mils.components.plan import BankPlan, GeneratorPlan, RunPlan, ScorerPlan
 from mils.config.profiles import IMAGENET_TEMPLATES
 from mils.engine.loop import PhaseTimer
@@ -124,6 +126,7 @@ class Components:
     bank_emb: np.ndarray | None
     seeds: dict[str, list[str]] | None = None
     seeds_alone: bool = False
+    bank_index: BankIndex | None = None  # bank.index hnsw: each sample's step-0 shortlist
 
 
 def build_components(plan: RunPlan, generator: Generator | None = None, scorer: Scorer | CandidateScorer | None = None,
@@ -147,6 +150,10 @@ def build_components(plan: RunPlan, generator: Generator | None = None, scorer: 
     bank = build_bank(plan.bank, generator)
     if not isinstance(scorer, Scorer):  # a CandidateScorer scores the bank with each sample, at step 0
         return Components(generator, scorer, bank, None, seeds)
+    indexed = plan.bank.config.index == "hnsw"
     with timer("bank_encoding"):
-        bank_emb = bank_embeddings(scorer, bank, plan.bank.embeddings_dir)
-    return Components(generator, scorer, bank, bank_emb, seeds)
+        bank_emb = bank_embeddings(scorer, bank, plan.bank.embeddings_dir, mapped=indexed)
+        cache = bank_cache_file(scorer, bank, plan.bank.embeddings_dir)
+        index = build_index(bank_emb, plan.bank.config.shortlist, cache and cache.with_suffix(".hnsw.faiss")) \
+            if indexed else None
+    return Components(generator, scorer, bank, bank_emb, seeds, bank_index=index)

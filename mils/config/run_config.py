@@ -65,13 +65,12 @@ class ScorerConfig(_Frozen):
 
 
 class BankRecipe(_Frozen):
-    """An initial bank made after the paper's method (this suite's prompts: docs/paper_differences.md
-    row 32): the run's LLM writes ``per_class`` captions for each
-    class (ImageNet's 1000, or the names in ``labels``: a text file or AudioSet's CSV)."""
+    """An initial bank made after the paper's method (this suite's prompts: docs/paper_differences.md row 32): the
+    run's LLM writes ``per_class`` captions for each class (ImageNet's 1000, or the names in ``labels``)."""
 
     per_class: int = Field(50, ge=1)
     classes: int | None = Field(None, ge=1)  # only the first N classes (quick runs)
-    labels: str | None = None
+    labels: str | None = None  # class names: a text file or AudioSet's CSV
     modality: Literal["image", "audio"] = "image"
     seed: int = 0
 
@@ -90,6 +89,8 @@ class BankConfig(_Frozen):
     # JSON sample id -> caption (or list): another captioner's output, scored beside the bank at
     # step 0 so MILS refines it; with builtin 'none' the sample starts from these alone
     seed_captions: str | None = None
+    index: Literal["exact", "hnsw"] = "exact"  # hnsw: step 0 scores a shortlist (mils/components/bank_index.py)
+    shortlist: int = Field(1000, ge=1)
 
     @model_validator(mode="after")
     def _one_source(self) -> "BankConfig":
@@ -148,14 +149,13 @@ class ExecutorConfig(_Frozen):
         return self
 
 
-# settings added after results existed: (section, field, default); left out of the result key at
-# their default, so runs made before they existed resume
+# settings added after results existed: (section, field, default); left out of the result key at their default
 _ADDED_LATER = (("bank", "generate", None), ("bank", "seed_captions", None), ("loop", "parser", "robust"),
                 ("loop", "dedup", "normalised"), ("dataset", "sampler", "numpy"), ("", "prompts", "suite"),
-                ("loop", "exploration_style", "suite"), ("bank", "subsample_sampler", "numpy"),
+                ("loop", "exploration_style", "suite"), ("bank", "subsample_sampler", "numpy"), ("bank", "index", "exact"),
                 ("bank", "dedup", "normalised"), ("loop", "ties", "kept_first"), ("loop", "strategy", "mils"),
                 ("loop", "strategy_options", {}), ("loop", "budget", None), ("loop", "cleanup", "none"),
-                *(("generator", key, default) for key, default in SAMPLING_ADDED_LATER.items()))
+                ("bank", "shortlist", 1000), *(("generator", key, default) for key, default in SAMPLING_ADDED_LATER.items()))
 
 
 class RunConfig(_Frozen):

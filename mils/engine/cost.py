@@ -19,6 +19,12 @@ COLUMNS = ("prompt_tokens", "generated_tokens", "llm_seconds", "candidates_score
            "cached_prompt_tokens", "cached_generated_tokens", "reasoning_tokens")
 
 
+def shares(total: float, weights: Sequence[float]) -> list[float]:
+    """``total`` split in proportion to ``weights`` (equally when they are all zero)."""
+    weight = float(sum(weights))
+    return [total * w / weight for w in weights] if weight > 0 else [total / max(len(weights), 1)] * len(weights)
+
+
 def step_costs(results: Sequence[SampleResult]) -> pd.DataFrame:
     """Totals over samples per step (rows: step 0..N); token columns are NaN when not counted."""
     rows = [{"step": c.step, **{k: getattr(c, k) for k in COLUMNS}} for r in results for c in r.cost]

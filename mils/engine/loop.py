@@ -20,8 +20,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mils.engine.budget import Budget, spent  # noqa: F401  (re-exported)
+from mils.engine.cost import shares
 from mils.engine.parsing import dedup_key, official_cleanup, parse_candidates, parse_official
-from mils.engine.progress import PhaseTimer  # noqa: F401  (re-exported)
+from mils.engine.progress import PhaseTimer, log_empty_replies  # noqa: F401  (PhaseTimer re-exported)
 from mils.engine.prompts import PromptTemplate
 from mils.engine.records import (  # noqa: F401  (re-exported: the loop's results)
     TRACE_KEPT,
@@ -76,24 +77,6 @@ class LoopOptions(BaseModel):
         return get_strategy(self.strategy, self.strategy_options).steps(self.steps)
 
 
-def _log_empty_replies(arrivals: Sequence[Arrival], empty: Sequence[bool], steps: int) -> None:
-    """One line per step (not one per reply): how many replies had no usable line (their samples keep
-    the previous top-K; each sample's record marks the step)."""
-    by_step: dict[int, list[bool]] = {}
-    for a, e in zip(arrivals, empty):
-        by_step.setdefault(a.step, []).append(e)
-    for step, flags in sorted(by_step.items()):
-        if any(flags):
-            log.warning("step %d/%d: %d of %d replies had no usable line (those samples keep their top-K)", step, steps,
-                        sum(flags), len(flags))
-
-
-def _shares(total: float, weights: Sequence[float]) -> list[float]:
-    """``total`` split in proportion to ``weights`` (equally when they are all zero)."""
-    weight = float(sum(weights))
-    return [total * w / weight for w in weights] if weight > 0 else [total / max(len(weights), 1)] * len(weights)
-
-
 @dataclass
 class _State:
     sample: Sample
@@ -137,18 +120,20 @@ class Optimiser:
         initial_texts: Callable[[Sample], Sequence[str]] | None = None,
         prompt_extra: Callable[[Sample], dict[str, str]] | None = None,
         extra_initial: Callable[[Sample], Sequence[str]] | None = None,
+        bank_index: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         """``bank_emb`` (two-tower scorers): the bank's cached text embeddings; without it the
         initial candidates (``initial_texts(sample)``, else the bank) are scored like new ones.
         ``extra_initial(sample)``: texts scored beside the bank at step 0 (e.g. a captioner's
-        caption of that sample, which MILS then refines)."""
+        caption of that sample, which MILS then refines). ``bank_index(sample_emb)``: the bank rows
+        step 0 scores for a sample (its shortlist; None: every row)."""
         if bank_emb is not None and len(bank_texts) != len(bank_emb):
             raise InputError(f"bank has {len(bank_texts)} texts but {len(bank_emb)} embeddings")
         if not isinstance(scorer, (Scorer, CandidateScorer)):
             raise TypeError(f"{type(scorer).__name__} is neither a two-tower Scorer nor a CandidateScorer")
         self.generator, self.scorer, self.template = generator, scorer, template
         self._key = dedup_key(options.dedup)
-        self.bank_texts, self.bank_emb = list(bank_texts), bank_emb
+        self.bank_texts, self.bank_emb, self.bank_index = list(bank_texts), bank_emb, bank_index
         self._bank_set = set(self.bank_texts)
         self.options = options
         self.strategy = get_strategy(options.strategy, options.strategy_options)
@@ -222,7 +207,7 @@ class Optimiser:
                                        sample.seed_id, 0) for sample, ts, vs in zip(samples, texts, values)]
             means = [float(np.mean([aggregate(v) for v in vs])) if vs else None for vs in values]
         seconds = (time.perf_counter() - start) / max(len(samples), 1)
-        renders = _shares(self._images_made() - made, scored)
+        renders = shares(self._images_made() - made, scored)
         for sample, (kept, shown), emb, n, r, mean in zip(samples, kept_lists, sample_emb, scored, renders, means):
             state = _State(sample, kept, {self._key(t) for t, _ in kept + (shown or [])}, emb, shown,
                            first=list(shown or kept))
@@ -236,17 +221,19 @@ class Optimiser:
         kept/shown lists, the candidates scored and their mean score, per sample."""
         with self.timer("bank_scoring"):
             # row by row, like candidate scoring: a sample's scores never depend on its batch
-            sims = [np.asarray(self.scorer.similarity(e[None], self.bank_emb))[0] for e in sample_emb]
+            rows = [self.bank_index(e) if self.bank_index else np.arange(len(self.bank_texts)) for e in sample_emb]
+            sims = [np.asarray(self.scorer.similarity(e[None], self.bank_emb[r] if self.bank_index else self.bank_emb))[0]
+                    for e, r in zip(sample_emb, rows)]
             extras = [[t for t in dict.fromkeys(self.extra_initial(s)) if t not in self._bank_set]
                       if self.extra_initial else [] for s in samples]
             extra_values = self._score(samples, sample_emb, extras)
         kept_lists, means = [], []
-        for s, row, texts, values in zip(samples, sims, extras, extra_values):
+        for s, row, texts, values, at in zip(samples, sims, extras, extra_values, rows):
             scores = np.concatenate([row, np.asarray(values, np.float32)]) if texts else row
             n = len(row)
             means.append(float(np.mean(scores)))
-            kept_lists.append(self._chosen(lambda i, texts=texts, scores=scores, n=n: (
-                texts[i - n] if i >= n else self.bank_texts[i], float(scores[i])), scores, s.seed_id, 0))
+            kept_lists.append(self._chosen(lambda i, texts=texts, scores=scores, n=n, at=at: (
+                texts[i - n] if i >= n else self.bank_texts[at[i]], float(scores[i])), scores, s.seed_id, 0))
         return kept_lists, [len(self.bank_texts) + len(texts) for texts in extras], means
 
     def _images_made(self) -> int:
@@ -319,8 +306,8 @@ class Optimiser:
         if len(replies) != len(active):
             raise ComponentError(f"generator returned {len(replies)} replies for {len(active)} prompts")
         usage = [usage_of(r) for r in replies]
-        shares = _shares(llm_seconds, [u.generated if u else 0 for u in usage])
-        self.finish([Arrival(*a) for a in zip(active, [step] * len(active), prompts, replies, shares, guides)])
+        charged = shares(llm_seconds, [u.generated if u else 0 for u in usage])
+        self.finish([Arrival(*a) for a in zip(active, [step] * len(active), prompts, replies, charged, guides)])
 
     def finish(self, arrivals: Sequence[Arrival]) -> None:
         """Parse the replies, score every new candidate in one scorer call, update each state:
@@ -344,9 +331,9 @@ class Optimiser:
         values, seconds, made = self._score_timed([a.state.sample for a in arrivals],
                                                   [a.state.embedding for a in arrivals],
                                                   [fresh for fresh, _ in new_per_state])
-        _log_empty_replies(arrivals, [empty for _, empty in new_per_state], opts.steps)
+        log_empty_replies([a.step for a in arrivals], [empty for _, empty in new_per_state], opts.steps)
         counts = [len(fresh) for fresh, _ in new_per_state]
-        scorer_seconds, renders = _shares(seconds, counts), _shares(made, counts)
+        scorer_seconds, renders = shares(seconds, counts), shares(made, counts)
         with self.timer("other"):
             for n, (a, (fresh, empty), new_values) in enumerate(zip(arrivals, new_per_state, values)):
                 state, step, u, g = a.state, a.step, usage_of(a.reply), a.guide

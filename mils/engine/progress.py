@@ -5,14 +5,17 @@ then advances its bar when their shards finish. And where a run's wall-clock sec
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Sequence
 
 _BARS: dict[str, object] = {}
 _LOCK = threading.Lock()
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -49,3 +52,15 @@ class PhaseTimer:
         finally:
             with self._lock:
                 self.seconds[phase] += time.perf_counter() - start
+
+
+def log_empty_replies(steps_of: Sequence[int], empty: Sequence[bool], steps: int) -> None:
+    """One line per step (not one per reply): how many replies had no usable line (their samples keep
+    the previous top-K; each sample's record marks the step). ``steps_of``: each reply's step."""
+    by_step: dict[int, list[bool]] = {}
+    for step, e in zip(steps_of, empty):
+        by_step.setdefault(step, []).append(e)
+    for step, flags in sorted(by_step.items()):
+        if any(flags):
+            log.warning("step %d/%d: %d of %d replies had no usable line (those samples keep their top-K)", step, steps,
+                        sum(flags), len(flags))

@@ -57,7 +57,7 @@ class TaskRunner:
         self.timer = PhaseTimer()
         parts = build_components(plan, generator, scorer, self.timer)
         self.generator, self.scorer, self.bank, self.bank_emb = parts.generator, parts.scorer, parts.bank, parts.bank_emb
-        self.seeds, self.seeds_alone = parts.seeds, parts.seeds_alone
+        self.seeds, self.seeds_alone, self.bank_index = parts.seeds, parts.seeds_alone, parts.bank_index
         self.set_loop(plan)
 
     def set_loop(self, plan: RunPlan) -> None:
@@ -74,7 +74,7 @@ class TaskRunner:
         self.optimiser = Optimiser(
             self.generator, self.scorer, plan.template, self.bank.texts if self.bank else (), self.bank_emb,
             plan.loop, self.timer, initial_texts=initial, extra_initial=beside_bank,
-            prompt_extra=spec.sample_slots if spec.sample_slot or spec.slots else None,
+            prompt_extra=spec.sample_slots if spec.sample_slot or spec.slots else None, bank_index=self.bank_index,
         )
 
     @property

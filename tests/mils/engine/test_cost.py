@@ -3,7 +3,8 @@ import math
 import pytest
 
 from mils.engine.cost import run_cost, step_costs
-from mils.engine.loop import SampleResult, StepCost, StepRecord, _shares
+from mils.engine.cost import shares as _shares
+from mils.engine.loop import SampleResult, StepCost, StepRecord
 from tests.mils.engine.test_loop import make_optimiser
 
 
