@@ -44,7 +44,8 @@ def over_seeds(table: pd.DataFrame, settings: Sequence[Mapping[str, str]], score
         return None
     keys = [json.dumps({k: v for k, v in s.items() if k != SEED}, sort_keys=True) for s in settings]
     groups = {key: [i for i, k in enumerate(keys) if k == key] for key in dict.fromkeys(keys)}
-    names = labels([json.loads(key) for key in groups]) if len(groups) > 1 else ["all runs"]
+    common = [{k: v for k, v in settings[members[0]].items() if k != SEED} for members in groups.values()]
+    names = labels(common) if len(groups) > 1 else ["all runs"]  # in the config's order of settings
     first = {settings[i].get(SEED): scores[i] for i in next(iter(groups.values()))}
     rows = []
     for name, members in zip(names, groups.values()):
