@@ -1,5 +1,5 @@
 """Scorers, registered by name: open_clip, concept, video_frames, xclip, clap, imagebind,
-pickscore_t2i, style_transfer."""
+pickscore_t2i, style_transfer, with_judge (a scorer and a judge as two objectives)."""
 
 from mils.scorers.audio import ClapScorer, clap_scorer
 from mils.scorers.concept import ConceptScorer, concept_scorer
@@ -12,11 +12,12 @@ from mils.scorers.video import (
     video_frames_scorer,
     xclip_scorer,
 )
+from mils.scorers.with_judge import WithJudge, with_judge_scorer
 
 __all__ = [
     "ClapScorer", "ConceptScorer", "FrameAveragingScorer", "OpenClipScorer", "XClipScorer", "clap_scorer",
     "StyleTransferScorer", "TextToImageScorer", "concept_scorer", "open_clip_scorer", "pickscore_t2i_scorer",
-    "style_transfer_scorer", "video_frames_scorer", "xclip_scorer",
+    "style_transfer_scorer", "video_frames_scorer", "xclip_scorer", "WithJudge", "with_judge_scorer",
 ]
 
 from mils.exports import lazy

@@ -83,13 +83,17 @@ def candidate_scorer(request, tmp_path, photo_dir):
                                  reward=str(request.getfixturevalue("tiny_pickscore_dir")), steps=2, guidance=None,
                                  size=32, device="cpu")
         return scorer, [Sample("p0", "a red cat on a sofa"), Sample("p1", "two boats on a river")]
+    if request.param == "with_judge":  # two tiny CLIPs of different random weights: a scorer and a judge
+        tiny = {"name": "open_clip", "options": _open_clip(request.getfixturevalue("tiny_clip_name"))}
+        scorer = registry.create("scorer", "with_judge", main_scorer=tiny, judge_scorer=tiny, judge_weight=0.5)
+        return scorer, [Sample.from_path(p) for p in sorted(photo_dir.glob("*.jpg"))[:2]]
     scorer = registry.create("scorer", "style_transfer", editor=str(request.getfixturevalue("tiny_pix2pix_dir")),
                              steps=2, device="cpu", vgg_size=64, size=64)
     photos = sorted(photo_dir.glob("*.jpg"))
     return scorer, [Sample(f"s{i}", {"content": str(photos[i]), "style": str(photos[-1 - i])}) for i in range(2)]
 
 
-@pytest.mark.parametrize("candidate_scorer", ["pickscore_t2i", "style_transfer"], indirect=True)
+@pytest.mark.parametrize("candidate_scorer", ["pickscore_t2i", "style_transfer", "with_judge"], indirect=True)
 def test_candidate_scorer_contract(candidate_scorer):
     scorer, samples = candidate_scorer
     assert isinstance(scorer, CandidateScorer)
@@ -238,7 +242,7 @@ def test_every_registered_component_is_under_contract():
     import mils.generators  # noqa: F401
     import mils.scorers  # noqa: F401
 
-    scorers = {p if isinstance(p, str) else p.values[0] for p in TWO_TOWER} | {"pickscore_t2i", "style_transfer"}
+    scorers = {p if isinstance(p, str) else p.values[0] for p in TWO_TOWER} | {"pickscore_t2i", "style_transfer", "with_judge"}
     def ours(kind):  # registered by the package, not by test plugins
         return {n for n in registry.known(kind) if registry.get_factory(kind, n).__module__.startswith("mils.")}
 
