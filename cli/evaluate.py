@@ -127,8 +127,7 @@ def cmd_frontier(args: argparse.Namespace) -> int:
 
     first = read_run_config(folders[0]).tracking
     # the store comes from the command line, never from a folder (which could name anyone's server)
-    run_id = log_frontier(table, Path(args.out), TrackingConfig(uri=args.log_to or args.tracking_uri,
-                                                                experiment=first.experiment))
+    run_id = log_frontier(table, TrackingConfig(uri=args.log_to or args.tracking_uri, experiment=first.experiment))
     from evaluation.frontier import console_table
     from evaluation.frontier_seeds import console_seeds
 

@@ -156,9 +156,9 @@ def frontier(folders: Sequence[str | Path], out: str | Path, seed: int = 0) -> p
 
     seeds = over_seeds(table, [p.settings for p in points], [{k: p.scores[k] for k in common} for p in points],
                        points[0].higher, seed)
-    if seeds is not None:
-        write_seeds(seeds, folder)
     table.attrs["over_seeds"] = seeds  # one point per setting when the runs differ in their seed, else None
+    table.attrs["files"] = [folder / "frontier.csv", folder / "frontier.png",
+                            *(write_seeds(seeds, folder) if seeds is not None else [])]  # what MLflow logs
     return table
 
 

@@ -69,9 +69,11 @@ def over_seeds(table: pd.DataFrame, settings: Sequence[Mapping[str, str]], score
     return out
 
 
-def write_seeds(seeds: pd.DataFrame, folder: Path) -> None:
+def write_seeds(seeds: pd.DataFrame, folder: Path) -> list[Path]:
+    """``frontier_seeds.csv`` and ``frontier_seeds.png`` in ``folder``; returns their paths."""
     written(folder / "frontier_seeds.csv", lambda b: seeds.to_csv(b, index=False))
     _plot(seeds, folder / "frontier_seeds.png")
+    return [folder / "frontier_seeds.csv", folder / "frontier_seeds.png"]
 
 
 def console_seeds(seeds: pd.DataFrame) -> str:

@@ -275,7 +275,7 @@ def _frontier_stage(config: RunConfig, outcome: BenchmarkOutcome, variants, stag
         return {"cached": True, "runs": len(folders), "run_id": ledger.data.get("frontier_run_id")}
     out = outcome.results_dir / "frontier"
     table = frontier(folders, out)
-    ledger.data["frontier_run_id"] = log_frontier(table, out, config.tracking)
+    ledger.data["frontier_run_id"] = log_frontier(table, config.tracking)
     ledger.mark("frontier", key)
     return {"cached": False, "runs": len(folders), "run_id": ledger.data["frontier_run_id"], "table": str(out / "frontier.csv"),
             "pareto": [row["run"] for _, row in table.iterrows() if row["pareto"]]}

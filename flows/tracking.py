@@ -268,7 +268,7 @@ def log_config_run(
     return {"curves": curves, "costs": costs, "cost": totals, "metrics": metrics}
 
 
-def log_frontier(table: pd.DataFrame, folder: Path, tracking: TrackingConfig) -> str:
+def log_frontier(table: pd.DataFrame, tracking: TrackingConfig) -> str:
     """A frontier (evaluation/frontier.py) as its own MLflow run (``mils.kind: frontier``): one metric
     set per point (``<strategy>_<n>/optimised`` ...), the table and the plot. Returns the run id."""
     import mlflow
@@ -287,7 +287,6 @@ def log_frontier(table: pd.DataFrame, folder: Path, tracking: TrackingConfig) ->
         for _, row in seeds.iterrows() if seeds is not None else ():  # one point per setting, over its seeds
             log_point(f"seeds/{row['setting']}", row, ("optimised", "optimised sd", "held_out", "CIDEr", "CIDEr sd",
                       "generated_tokens_per_sample", "delta_vs_first", "delta_low", "delta_high", "seeds", "pareto"))
-        for name in ("frontier.csv", "frontier.png", "frontier_seeds.csv", "frontier_seeds.png"):
-            if name.startswith("frontier.") or table.attrs.get("over_seeds") is not None:  # seeds: when written
-                mlflow.log_artifact(str(folder / name))
+        for path in table.attrs["files"]:  # what evaluation/frontier.py wrote
+            mlflow.log_artifact(str(path))
     return run.info.run_id

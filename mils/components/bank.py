@@ -202,11 +202,10 @@ def bank_cache_file(scorer: Scorer, bank: Bank, cache_dir: str | Path | None) ->
 
 
 def bank_embeddings(
-    scorer: Scorer, bank: Bank, cache_dir: str | Path | None, chunk: int = 256, mapped: bool = False
+    scorer: Scorer, bank: Bank, cache_file: Path | None, chunk: int = 256, mapped: bool = False
 ) -> np.ndarray:
-    """Text embeddings of the whole bank, from the disk cache when present (``mapped``: read from the disk as
-    rows are used, for a memory whose vector index reads only each sample's shortlist)."""
-    cache_file = bank_cache_file(scorer, bank, cache_dir)
+    """Text embeddings of the whole bank, from ``cache_file`` (:func:`bank_cache_file`) when present (``mapped``:
+    read from the disk as rows are used, for a memory whose vector index reads only each sample's shortlist)."""
     if cache_file is not None:
         if cache_file.is_file():
             emb = np.load(cache_file, mmap_mode="r" if mapped else None)

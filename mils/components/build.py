@@ -152,8 +152,8 @@ def build_components(plan: RunPlan, generator: Generator | None = None, scorer: 
         return Components(generator, scorer, bank, None, seeds)
     indexed = plan.bank.config.index == "hnsw"
     with timer("bank_encoding"):
-        bank_emb = bank_embeddings(scorer, bank, plan.bank.embeddings_dir, mapped=indexed)
-        cache = bank_cache_file(scorer, bank, plan.bank.embeddings_dir)
+        cache = bank_cache_file(scorer, bank, plan.bank.embeddings_dir)  # the bank's hash: once (a second at 3M)
+        bank_emb = bank_embeddings(scorer, bank, cache, mapped=indexed)
         index = build_index(bank_emb, plan.bank.config.shortlist, cache and cache.with_suffix(".hnsw.faiss")) \
             if indexed else None
     return Components(generator, scorer, bank, bank_emb, seeds, bank_index=index)

@@ -43,6 +43,12 @@ class ScorerGuide:
         return values
 
 
+def standardised(values: np.ndarray) -> np.ndarray:
+    """``values`` as z-scores (all zeros where they do not vary): how a strategy weighs two criteria."""
+    spread = float(np.std(values))
+    return (values - np.mean(values)) / spread if spread > 0 else np.zeros_like(values, dtype=float)
+
+
 @dataclass(frozen=True)
 class PromptView:
     """What a sample's next prompt may list: ``kept`` (its top-K, best first), ``shown`` (the explored set the

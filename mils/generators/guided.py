@@ -13,6 +13,7 @@ import re
 import numpy as np
 import torch
 
+from mils.engine.strategy import standardised
 from mils.protocols import Guide, Reply, TokenUsage
 
 COUNTER = re.compile(r"^\s*(?:\d+[.)]|[-*])\s*")
@@ -25,9 +26,7 @@ def current_line(text: str) -> str:
 
 def steered(scores: np.ndarray, logprobs: np.ndarray, weight: float) -> np.ndarray:
     """The draw's probabilities: softmax(log-probability + weight x standardised guide scores)."""
-    spread = float(scores.std())
-    z = (scores - scores.mean()) / spread if spread > 0 else np.zeros_like(scores)
-    logits = logprobs + weight * z
+    logits = logprobs + weight * standardised(scores)
     p = np.exp(logits - logits.max())
     return p / p.sum()
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from mils.engine.prompts import PromptTemplate
 from mils.engine.records import Value
-from mils.engine.strategy import PromptView, Scored, Strategy, medium_of
+from mils.engine.strategy import PromptView, Scored, Strategy, medium_of, standardised
 from mils.errors import InputError, require
 from mils.registry import register
 
@@ -90,11 +90,6 @@ class MemoryConcepts(Strategy):
     def prompt(self, view: PromptView, template: PromptTemplate, requested: int, extra: dict[str, str]) -> str:
         top = [text for text, _ in view.kept[: self.retrieved]]  # the kept set is best first
         return PROMPT.format(medium=medium_of(template), concepts=", ".join(key_concepts(top, self.concepts)), requested=requested)
-
-
-def standardised(values: np.ndarray) -> np.ndarray:
-    spread = float(np.std(values))
-    return (values - np.mean(values)) / spread if spread > 0 else np.zeros_like(values, dtype=float)
 
 
 def sentence_encoder(name: str):

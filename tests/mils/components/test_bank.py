@@ -6,6 +6,7 @@ import pytest
 
 from mils.components.bank import (
     Bank,
+    bank_cache_file,
     bank_embeddings,
     generate_bank,
     load_bank,
@@ -57,13 +58,14 @@ def test_template_bank_and_subsample():
 
 def test_bank_is_embedded_once_and_cached_on_disk(tmp_path, fake_scorer, fake_bank):
     bank = Bank(tuple(fake_bank))
-    first = bank_embeddings(fake_scorer, bank, tmp_path, chunk=64)
+    first = bank_embeddings(fake_scorer, bank, bank_cache_file(fake_scorer, bank, tmp_path), chunk=64)
     assert len(fake_scorer.texts_embedded) == len(bank)
-    second = bank_embeddings(fake_scorer, bank, tmp_path)
+    second = bank_embeddings(fake_scorer, bank, bank_cache_file(fake_scorer, bank, tmp_path))
     assert len(fake_scorer.texts_embedded) == len(bank)  # served from the cache
     np.testing.assert_array_equal(first, second)
     # a different bank (content hash) is a different cache entry
-    bank_embeddings(fake_scorer, bank.subsample(10, seed=1), tmp_path)
+    other = bank.subsample(10, seed=1)
+    bank_embeddings(fake_scorer, other, bank_cache_file(fake_scorer, other, tmp_path))
     assert len(fake_scorer.texts_embedded) == len(bank) + 10
     assert len(list(tmp_path.glob("bank-*.npy"))) == 2
 
