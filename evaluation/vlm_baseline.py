@@ -18,7 +18,7 @@ from evaluation.datasets import config_dataset
 from evaluation.run_record import build_record, write_record
 from mils.components import build_scorer, plan_scorer
 from mils.config import RunConfig
-from mils.engine import SampleResult, StepCost, StepRecord, StepTrace
+from mils.engine import SampleResult, StepCost, StepRecord, StepTrace, shares
 from mils.files import content_hash, write_atomic
 from mils.media import load_image
 from mils.protocols import usage_of
@@ -27,10 +27,14 @@ from mils.run import check_media
 from mils.storage import ResultStore, RunFolder, write_media_root
 
 
+def baseline_key(config: RunConfig, captioner: str, options: dict[str, Any]) -> str:
+    """What a baseline run's results depend on: the captioner, its options, the scorer, the dataset."""
+    return content_hash(json.dumps([captioner, options, config.scorer.model_dump(), config.dataset.model_dump()],
+                                   sort_keys=True, default=str).encode(), 12)
+
+
 def baseline_dir(config: RunConfig, captioner: str, options: dict[str, Any]) -> Path:
-    key = content_hash(json.dumps([captioner, options, config.scorer.model_dump(), config.dataset.model_dump()],
-                                    sort_keys=True, default=str).encode(), 12)
-    return Path(config.output_dir) / f"baseline-{captioner}-{key}"
+    return Path(config.output_dir) / f"baseline-{captioner}-{baseline_key(config, captioner, options)}"
 
 
 def _result(sample, caption: str, score: float, usage, llm_seconds: float, scorer_seconds: float) -> SampleResult:
@@ -70,13 +74,12 @@ def run_baseline(config: RunConfig, captioner: str, options: dict[str, Any], bat
         scoring = (time.perf_counter() - begin) / len(batch)
         usage = [usage_of(c) for c in captions]  # a plugin's captioner may return plain strings: None
         tokens = [u.generated if u else 0 for u in usage]  # the batch's time shared by generated tokens
-        shares = [llm * t / sum(tokens) for t in tokens] if sum(tokens) else [llm / len(batch)] * len(batch)
-        for sample, caption, score, u, seconds in zip(batch, captions, scores, usage, shares):
+        for sample, caption, score, u, seconds in zip(batch, captions, scores, usage, shares(llm, tokens)):
             store.write(_result(sample, caption, score, u, seconds, scoring))
     results = store.results()
     captions = {r.sample_id: r.caption for r in results}
     write_atomic(RunFolder(folder).captions, json.dumps(captions, indent=2, ensure_ascii=False))
-    write_record(build_record(config, folder.name.rsplit("-", 1)[-1], folder, results, store.failures(), {},
+    write_record(build_record(config, baseline_key(config, captioner, options), folder, results, store.failures(), {},
                               time.perf_counter() - started, {**data.counts(), "computed": len(good)}, {}, "baseline"))
     return {"results_dir": str(folder), "captions": str(RunFolder(folder).captions), "done": len(captions),
             "failed": store.failures()}

@@ -6,7 +6,7 @@ seeds, a sample's budget and cost ledger (``budget``, ``cost``), what a sample r
 from mils.exports import lazy
 
 __getattr__, __dir__, __all__ = lazy(__name__, {  # the public names, by module
-    "mils.engine.cost": "cost_line peak_memory_mb run_cost step_costs",
+    "mils.engine.cost": "cost_line peak_memory_mb run_cost shares step_costs",
     "mils.engine.loop": "LoopOptions Optimiser spent",
     "mils.engine.parsing": "annotate_reply",
     "mils.engine.progress": "advance shared_bar",

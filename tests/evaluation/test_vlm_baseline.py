@@ -9,7 +9,7 @@ pytestmark = pytest.mark.slow
 
 def test_baseline_run_is_a_one_step_run_the_suite_reads(tmp_path, photo_dir, tiny_clip_name):
     from evaluation.compare import system_from_path
-    from evaluation.vlm_baseline import run_baseline
+    from evaluation.vlm_baseline import baseline_key, run_baseline
     from human_eval.viewer import RunIndex
     from mils.storage.results import ResultStore
     from tests.tiny_models import tiny_blip2
@@ -33,6 +33,7 @@ def test_baseline_run_is_a_one_step_run_the_suite_reads(tmp_path, photo_dir, tin
 
     record = read_record(outcome["results_dir"])
     assert record.kind == "baseline" and record.counts["done"] == 3 and list(record.failures) == ["broken.jpg"]
+    assert record.result_key == baseline_key(config, "blip2", options)  # what the results depend on, not a name
     assert {s.sample_id: s.caption for s in record.samples} == side.predictions
 
     class Refuses:  # a rerun finds every sample done and captions nothing
