@@ -77,7 +77,7 @@ def optimise_shard_task(plan: RunPlan, samples: Sequence[Sample]) -> dict[str, A
         runner = runner_for(plan)
         runner.timer.seconds.clear()
         log = StepLog(get_run_logger(), plan.loop.steps, todo[0].id, str(plan.results_dir)) if todo else None
-        run = run_into_folder(runner, todo, reporter=log)  # media checked, results and failures written
+        run = run_into_folder(runner, todo, reporter=log, checked=True)  # media: the flow checked it; results written
         timings, failed = dict(runner.timer.seconds), run.failed
     if failed:
         get_run_logger().warning("shard: %d samples failed: %s", len(failed), list(failed.items())[:3])

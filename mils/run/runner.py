@@ -110,14 +110,16 @@ class TaskRunner:
             second, failed_second = self._run_halving(batch[len(batch) // 2 :], progress, on_done)
             return first + second, {**failed_first, **failed_second}
 
-    def run(self, samples: Sequence[Sample], progress: bool = True, reporter=None, on_done=None) -> RunnerOutput:
+    def run(self, samples: Sequence[Sample], progress: bool = True, reporter=None, on_done=None,
+            checked: bool = False) -> RunnerOutput:
         """Cut ``samples`` into batches (one batch under the async schedule) and run them.
         ``reporter``: instead of a terminal bar, any object with tqdm's ``update(n)`` and
         ``set_postfix(step=, best=)`` (the orchestration layer logs steps with it). ``on_done``:
         called with each result as soon as its sample finishes (the async schedule runs the whole
         list as one batch, so the results folder gets each one then, not at the end). Each sample's
-        media is checked first: one that cannot be read fails alone, before any batch is cut."""
-        good, failed = check_media(samples)
+        media is checked first (``checked``: the caller did, e.g. a benchmark's flow before it cut the shards):
+        one that cannot be read fails alone, before any batch is cut."""
+        good, failed = (list(samples), {}) if checked else check_media(samples)
         if self.seeds_alone:  # nothing to start from without a seed caption
             for sample in [s for s in good if not self.seeds.get(s.id)]:
                 failed[sample.id] = (f"no caption for {sample.id} in {self.plan.bank.config.seed_captions} (bank: builtin "
@@ -146,9 +148,9 @@ class TaskRunner:
 
 
 def run_into_folder(runner: TaskRunner, samples: Sequence[Sample], folder: Path | None = None, progress: bool = False,
-                    reporter=None) -> RunnerOutput:
+                    reporter=None, checked: bool = False) -> RunnerOutput:
     """Run the samples that ``folder`` (default: the plan's results folder) has no result for into
-    it: each sample's media checked, each result written as soon as its sample finishes, with its
+    it: each sample's media checked (unless ``checked``), each result written as soon as its sample finishes, with its
     step images for a task whose candidates become images (written first: a result on disk has its
     images), each failure recorded. Every run of the suite writes through here (a benchmark's
     shards, `mils caption`, the image tasks)."""
@@ -163,7 +165,7 @@ def run_into_folder(runner: TaskRunner, samples: Sequence[Sample], folder: Path 
             store.write_images(result, lambda text: runner.scorer.image_of(sample, text))
         store.write(result)
 
-    run = runner.run(todo, progress, reporter=reporter, on_done=done)
+    run = runner.run(todo, progress, reporter=reporter, on_done=done, checked=checked)
     for sample_id, error in run.failed.items():
         store.write_failure(sample_id, error)
     return run

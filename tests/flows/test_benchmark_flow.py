@@ -32,6 +32,18 @@ def test_a_benchmark_run_resolves_its_config_once(flow_config, monkeypatch):
     assert json.loads((record.results_dir / "run.json").read_text())["result_key"] == record.result_key
 
 
+def test_a_benchmark_run_checks_each_sample_media_once(flow_config, monkeypatch):
+    """The flow checks the media before it cuts shards (an image is decoded whole): the shards do not again."""
+    import mils.run.runner as runner
+
+    checked = []
+    problem = runner.sample_media_problem
+    monkeypatch.setattr(runner, "sample_media_problem", lambda media: checked.append(str(media)) or problem(media))
+    outcome = run_benchmark(load_config(flow_config()[0]))
+    assert outcome.counts["done"] == len(TARGETS) and len(outcome.failures) == 1
+    assert len(checked) == len(set(checked)) == len(TARGETS) + 1  # every sample once, the broken one included
+
+
 def test_benchmark_logs_per_step_metrics_and_records_bad_samples(flow_config):
     path, raw = flow_config()
     config = load_config(path)
