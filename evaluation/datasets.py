@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from mils.config import DatasetConfig
+from mils.config import DatasetConfig, pair_id, prompt_id
 from mils.errors import InputError, MissingInputError
 from mils.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, media_problem, sample_media_problem
 from mils.protocols import Sample
@@ -270,7 +270,7 @@ def prompts(prompts: list[str]) -> Dataset:
     """Prompts given in the config (`mils t2i "a red cat" ...`): ``prompt000``, ``prompt001``... in order."""
     if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
         raise InputError("dataset prompts: args.prompts is a list of texts")
-    rows = [(f"prompt{n:03d}", p, [], {"prompt": p}) for n, p in enumerate(prompts) if p.strip()]
+    rows = [(prompt_id(n), p, [], {"prompt": p}) for n, p in enumerate(prompts) if p.strip()]
     if not rows:
         raise InputError("dataset prompts: every prompt given is empty")
     return _collect("prompts", rows, None, need_references=False)
@@ -286,7 +286,7 @@ def style_pairs(content: str | Path, style: str | Path) -> Dataset:
             return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
         return [_require_file(path, what)]
 
-    rows = [(f"{c.stem}+{s.stem}", {"content": c, "style": s}, [], {}) for c in images(content, "content image")
+    rows = [(pair_id(c, s), {"content": c, "style": s}, [], {}) for c in images(content, "content image")
             for s in images(style, "style image")]
     if not rows:
         raise InputError(f"dataset style_pairs: no images in {content} or {style}")

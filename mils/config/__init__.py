@@ -11,4 +11,6 @@ __getattr__, __dir__, __all__ = lazy(__name__, {  # the public names, by module
     "mils.config.run_config": "DatasetConfig RunConfig ExecutorConfig ScorerConfig TrackingConfig build_config "
         "config_read_back load_config read_run_config read_yaml set_dotted",
     "mils.config.task_specs": "CommandInput TaskCommand TaskSpec captioning_task get_task register_task task_names",
+    "mils.config.tasks.style_transfer": "pair_id",
+    "mils.config.tasks.text_to_image": "prompt_id",
 })

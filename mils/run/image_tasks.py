@@ -16,6 +16,8 @@ from typing import Any, Sequence
 from mils.components.build import build_scorer
 from mils.components.plan import plan_run
 from mils.config.run_config import DatasetConfig, RunConfig
+from mils.config.tasks.style_transfer import pair_id
+from mils.config.tasks.text_to_image import prompt_id
 from mils.errors import ComponentError, InputError
 from mils.files import write_atomic
 from mils.protocols import Generator, ImageMaker, Sample
@@ -60,7 +62,7 @@ def run_text_to_image(config: RunConfig, prompts: Sequence[str], out_dir: str | 
     """Rewrite each prompt with MILS (samples ``prompt000``...); a dict per prompt with ``prompt``,
     ``best_prompt`` and the best image of every step (``images``)."""
     dataset = DatasetConfig(kind="prompts", args={"prompts": list(prompts)})
-    samples = [Sample(f"prompt{n:03d}", p) for n, p in enumerate(prompts)]
+    samples = [Sample(prompt_id(n), p) for n, p in enumerate(prompts)]
     _, results = _run(config, "text_to_image", dataset, samples, out_dir, generator, scorer, progress)
     return [{"prompt": s.media, "best_prompt": r["caption"], **r} for s, r in zip(samples, results)]
 
@@ -70,7 +72,7 @@ def run_style_transfer(config: RunConfig, content: str | Path, style: str | Path
     """Find the edit instruction that moves ``content`` towards ``style``'s look."""
     content, style = Path(content), Path(style)
     dataset = DatasetConfig(kind="style_pairs", args={"content": str(content), "style": str(style)})
-    samples = [Sample(f"{content.stem}+{style.stem}", {"content": content, "style": style})]
+    samples = [Sample(pair_id(content, style), {"content": content, "style": style})]
     runner, results = _run(config, "style_transfer", dataset, samples, out_dir, generator, scorer, progress)
     return {"content": str(content), "style": str(style), "best_instruction": results[0]["caption"],
             "edits_rendered": runner.scorer.images_made, **results[0]}

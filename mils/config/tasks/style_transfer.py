@@ -4,6 +4,7 @@ sample is a (content, style) pair."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 from mils.config.profiles import SMALL_LOOP
@@ -32,6 +33,11 @@ OFFICIAL = "\n".join([
     'Be creative and don\'t be afraid to come up with erroneous editing instructions. Put each instruction in a different line, with a counter at the beginning (e.g. "1. ..."), and keep them short (less than 50 words).',
     '',
 ])
+
+
+def pair_id(content: Path, style: Path) -> str:
+    """The sample id of a (content, style) pair (the ``style_pairs`` dataset's and the in-process run's)."""
+    return f"{content.stem}+{style.stem}"
 
 
 def given_pair(inputs: Mapping[str, Any], configured: str) -> dict[str, Any]:

@@ -38,6 +38,11 @@ OFFICIAL = "\n".join([
 ])
 
 
+def prompt_id(n: int) -> str:
+    """The sample id of the ``n``-th prompt given (the ``prompts`` dataset's and `mils t2i`'s in-process run's)."""
+    return f"prompt{n:03d}"
+
+
 def given_prompts(inputs: Mapping[str, Any], configured: str) -> dict[str, Any] | None:
     """`mils t2i PROMPT...`: the prompts given, else the config's own prompts (DrawBench)."""
     if inputs["texts"]:
