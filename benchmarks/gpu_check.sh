@@ -28,6 +28,7 @@ setup() {  # runs in this shell (not in a pipeline's subshell), so its PYTHONPAT
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 || echo "nvidia-smi: none"
   if ls "$KIT"/wheels/*.whl >/dev/null 2>&1; then
     SITE=$(mktemp -d)
+    trap 'rm -rf "$SITE"' EXIT  # the carried wheels' install (25 MB): gone when the check ends
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" "$KIT"/wheels/*.whl \
       || { echo "installing the carried wheels from $KIT/wheels failed"; return 1; }
     export PYTHONPATH="$SITE"

@@ -13,9 +13,12 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 if "MILS_CONFIG_DIR" not in os.environ:  # the key that seals media.json: the tests' own, not the user's
+    import atexit
+    import shutil
     import tempfile
 
     os.environ["MILS_CONFIG_DIR"] = tempfile.mkdtemp(prefix="mils-test-config-")
+    atexit.register(shutil.rmtree, os.environ["MILS_CONFIG_DIR"], ignore_errors=True)  # no folder left per session
 
 # the MILS release data (banks, prompts; ../shared/data beside the checkout, or MILS_SHARED_DATA): the
 # tests that compare against it byte for byte are skipped, with this reason printed (-rs), where it is absent
